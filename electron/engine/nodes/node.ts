@@ -1,0 +1,64 @@
+// A place chunks are delivered to: a local folder, or a remote node agent over HTTP.
+import type { Readable } from 'node:stream';
+import type { Checksum } from '../../../shared/types.ts';
+
+export interface ChunkMeta {
+  id: string;
+  file: string;
+  index: number;
+  offset: number;
+  size: number;
+  /** Source version marker (ETag / generation / size+mtime) the chunk was read from. */
+  sourceEtag?: string;
+}
+
+export interface StoredChunk extends ChunkMeta {
+  checksum: Checksum;
+  /** Where the node keeps it: a file path for folder nodes, a URL path for agents. */
+  location: string;
+}
+
+export interface NodeProbe {
+  ok: boolean;
+  latencyMs: number;
+  full?: boolean;
+  freeBytes?: number;
+  chunkCount?: number;
+  bytesHeld?: number;
+  error?: string;
+}
+
+export type NodeErrorCode = 'unreachable' | 'unauthorized' | 'full' | 'checksum_mismatch' | 'conflict' | 'timeout' | 'io' | 'not_found';
+
+export class NodeError extends Error {
+  readonly code: NodeErrorCode;
+  readonly nodeId: string;
+
+  constructor(nodeId: string, code: NodeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NodeError';
+    this.nodeId = nodeId;
+    this.code = code;
+  }
+}
+
+export interface NodeTarget {
+  readonly id: string;
+  readonly kind: 'folder' | 'agent';
+  /** Folder path or agent URL, for display. */
+  readonly location: string;
+
+  probe(signal?: AbortSignal): Promise<NodeProbe>;
+  /** The stored chunk with this id, if the node holds a complete copy. */
+  find(chunkId: string, signal?: AbortSignal): Promise<StoredChunk | undefined>;
+  /**
+   * Streams `data` to the node. `checksum` resolves when the sender has hashed the last byte; the node keeps
+   * the chunk only if the bytes it received hash to it (temp name, then atomic rename). Same id and checksum
+   * again is a success; same id with another checksum replaces the stale copy for folder nodes and is a
+   * conflict for agents unless the sender says it replaces a changed source.
+   */
+  write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk>;
+  read(chunkId: string, signal?: AbortSignal): Promise<Readable>;
+  list(signal?: AbortSignal): AsyncIterable<StoredChunk>;
+  close(): Promise<void>;
+}

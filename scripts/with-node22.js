@@ -1,0 +1,24 @@
+// Runs a package binary (e.g. `vitest run`) or a .ts script under Node >= 22.18.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { node22Path } from '../bin/node22.js';
+
+const [command, ...args] = process.argv.slice(2);
+if (!command) {
+  process.stderr.write('usage: node scripts/with-node22.js <package-bin | script.ts> [args...]\n');
+  process.exit(2);
+}
+
+function resolveEntry(name) {
+  if (/\.(ts|js|mjs)$/.test(name)) return name;
+  const require = createRequire(import.meta.url);
+  const pkgJson = require.resolve(`${name}/package.json`);
+  const pkg = JSON.parse(readFileSync(pkgJson, 'utf8'));
+  const bin = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin[name];
+  return join(dirname(pkgJson), bin);
+}
+
+const result = spawnSync(node22Path(), [resolveEntry(command), ...args], { stdio: 'inherit' });
+process.exit(result.status ?? 1);

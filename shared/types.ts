@@ -1,0 +1,129 @@
+// Domain models shared by the engine, the CLI and the renderer: detection, chunks, manifests, progress events.
+import type { ChecksumAlgorithm, CloudName, IngestConfig } from './config/types.ts';
+
+export type DetectionSignal = 'env' | 'flag' | 'dmi' | 'metadata' | 'default';
+
+export interface ProbeOutcome {
+  cloud: Exclude<CloudName, 'local'>;
+  endpoint: string;
+  ok: boolean;
+  detail: string;
+  elapsedMs: number;
+}
+
+export interface DetectionResult {
+  cloud: CloudName;
+  signal: DetectionSignal;
+  /** Human-readable reason, e.g. "sys_vendor is 'Amazon EC2'". */
+  detail: string;
+  elapsedMs: number;
+  probes: ProbeOutcome[];
+}
+
+export interface Checksum {
+  algorithm: ChecksumAlgorithm;
+  hex: string;
+}
+
+export type ChunkState = 'queued' | 'reading' | 'sending' | 'verified' | 'retried' | 'failed' | 'moved' | 'skipped';
+
+export interface ChunkCopy {
+  nodeId: string;
+  /** Where the node keeps it: a file path for folder nodes, a URL path for agents. */
+  location: string;
+}
+
+export interface ManifestChunk {
+  id: string;
+  file: string;
+  index: number;
+  offset: number;
+  size: number;
+  checksum: string;
+  /** First copy's node; kept for readers of the original manifest shape. */
+  node: string;
+  path: string;
+  copies: ChunkCopy[];
+  attempts: number;
+  /** Nodes this chunk was moved away from after they failed. */
+  movedFrom: string[];
+  skipped: boolean;
+}
+
+export interface ManifestFile {
+  key: string;
+  size: number;
+  /** Source version marker (ETag, generation, or size+mtime for local files). */
+  etag?: string;
+  /**
+   * Whole-file checksum. For a file of one chunk it is that chunk's checksum (a plain md5/sha256 of the file).
+   * For more chunks it is the composite `hash(concat(chunk digests))-N`, as S3 does for multipart ETags.
+   */
+  checksum: string;
+  chunkCount: number;
+  status: 'complete' | 'failed';
+  error?: string;
+  /** Which store-provided checksum was checked, if any (e.g. "s3-etag-md5", "gcs-crc32c"). */
+  sourceChecksum?: { kind: string; value: string; matched: boolean };
+}
+
+export interface NodeSummary {
+  id: string;
+  kind: 'folder' | 'agent';
+  location: string;
+  chunks: number;
+  bytes: number;
+  healthy: boolean;
+}
+
+export interface Manifest {
+  version: 1;
+  runId: string;
+  startedAt: string;
+  finishedAt: string;
+  status: 'complete' | 'partial' | 'failed' | 'cancelled';
+  cloud: CloudName;
+  detection: DetectionResult;
+  source: { kind: string; location: string; endpoint?: string };
+  checksumAlgorithm: ChecksumAlgorithm;
+  chunkSize: number;
+  config: IngestConfig;
+  configPath: string;
+  files: ManifestFile[];
+  chunks: ManifestChunk[];
+  nodes: NodeSummary[];
+  totals: { files: number; chunks: number; bytes: number; retries: number; replacements: number; skipped: number };
+}
+
+export type NodeHealthState = 'healthy' | 'suspect' | 'unhealthy' | 'full';
+
+export interface NodeStatus {
+  id: string;
+  kind: 'folder' | 'agent';
+  location: string;
+  state: NodeHealthState;
+  latencyMs?: number;
+  freeBytes?: number;
+  chunkCount?: number;
+  bytesHeld?: number;
+  error?: string;
+  checkedAt: string;
+}
+
+/** Events the engine emits while ingesting; the CLI and the app fold them into progress views. */
+export type IngestEvent =
+  | {
+      type: 'run-started';
+      runId: string;
+      files: number;
+      chunks: number;
+      bytes: number;
+      nodes: NodeStatus[];
+      source: { kind: string; location: string; endpoint?: string };
+    }
+  | { type: 'chunk'; id: string; file: string; index: number; size: number; state: ChunkState; nodeId?: string; attempt: number; error?: string }
+  | { type: 'bytes'; nodeId: string; bytes: number }
+  | { type: 'node'; status: NodeStatus }
+  | { type: 'file'; key: string; status: 'complete' | 'failed'; error?: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'run-finished'; runId: string; status: Manifest['status']; manifestPath: string; elapsedMs: number; bytes: number };
