@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the storage tests and the sources benchmark need, on a fresh Debian machine as root.
+# Idempotent and quiet. Called by .ci/run; safe to run by hand.
+#   - .venv/ with gcp-storage-emulator (the GCS emulator; no usable one ships on npm)
+#   - rclone (Debian), for `npm run bench:sources` only: a failure here is tolerated
+# s3rver and Azurite come from npm (devDependencies), nothing to do for them here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'install-emulators: %s\n' "$*"; }
+
+need_apt=()
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  need_apt+=(python3-venv)
+fi
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+if ((${#need_apt[@]})); then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/gcp-storage-emulator ]; then
+  log "creating .venv with gcp-storage-emulator"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/pip install --quiet --disable-pip-version-check gcp-storage-emulator
+fi
+.venv/bin/gcp-storage-emulator --help >/dev/null
+log "gcp-storage-emulator ready (.venv/bin/gcp-storage-emulator)"
+
+if ! command -v rclone >/dev/null 2>&1; then
+  log "apt-get install rclone (benchmark only)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }; then
+    log "warning: rclone could not be installed; npm run bench:sources will skip the rclone comparison"
+  fi
+fi
+exit 0

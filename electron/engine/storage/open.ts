@@ -1,0 +1,64 @@
+// Picks the store for the detected cloud from the config: a local folder (simulation or `local`), or the real store.
+import type { CloudName, DataSourceConfig } from '../../../shared/config/types.ts';
+import type { LoadedConfig } from '../config.ts';
+import { retryPolicyFromConfig } from '../retry.ts';
+import { Bucket } from './bucket.ts';
+import type { StorageDriver } from './driver.ts';
+import { LocalDriver } from './local.ts';
+import { S3Driver } from './s3.ts';
+import { GcsDriver } from './gcs.ts';
+import { AzureBlobDriver } from './azure.ts';
+import { DriverConditionError } from './cloud-common.ts';
+
+export class SourceSelectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceSelectionError';
+  }
+}
+
+export function sourceConfigFor(loaded: LoadedConfig, cloud: CloudName): DataSourceConfig {
+  const source = loaded.config.data_sources[cloud];
+  if (source) return source;
+  const configured = Object.keys(loaded.config.data_sources);
+  throw new SourceSelectionError(
+    `The detected cloud is ${cloud}, but ${loaded.path} has no data_sources.${cloud} entry (configured: ${configured.join(', ') || 'none'}).` +
+      ` Fix: choose one with CLOUD_PROVIDER=<cloud> or --cloud <cloud>` +
+      (cloud === 'local' ? ', or add data_sources.local: { type: "local", path: "./test_data/local_sample" }.' : `, or add a data_sources.${cloud} entry.`),
+  );
+}
+
+export function openDriver(loaded: LoadedConfig, cloud: CloudName): StorageDriver {
+  const source = sourceConfigFor(loaded, cloud);
+  if (source.type === 'local') return new LocalDriver(loaded.resolve(source.path ?? '.'));
+  if (loaded.config.use_local_simulation) {
+    if (!source.local_simulation) {
+      throw new SourceSelectionError(`use_local_simulation is true but data_sources.${cloud} has no local_simulation folder in ${loaded.path}. Fix: add local_simulation: "./test_data/${cloud}_simulation", or set use_local_simulation: false to read the real store.`);
+    }
+    return new LocalDriver(loaded.resolve(source.local_simulation));
+  }
+  return openCloudDriver(cloud, source);
+}
+
+function openCloudDriver(cloud: CloudName, source: DataSourceConfig): StorageDriver {
+  // Credentials come from each SDK's own chain (env, profiles, identities), never from the YAML.
+  try {
+    switch (source.type) {
+      case 's3':
+        return new S3Driver(source);
+      case 'gcs':
+        return new GcsDriver(source);
+      case 'blob':
+        return new AzureBlobDriver(source);
+      default:
+        throw new SourceSelectionError(`data_sources.${cloud} has type ${source.type}, which has no cloud store. Fix: use s3, gcs or blob, or set use_local_simulation: true.`);
+    }
+  } catch (error) {
+    if (error instanceof DriverConditionError) throw new SourceSelectionError(`data_sources.${cloud}: ${error.message}`);
+    throw error;
+  }
+}
+
+export function openSource(loaded: LoadedConfig, cloud: CloudName): Bucket {
+  return new Bucket(openDriver(loaded, cloud), retryPolicyFromConfig(loaded.config.ingestion));
+}
