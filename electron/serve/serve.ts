@@ -1,0 +1,210 @@
+// Browser mode: serves the built renderer on loopback and the app's typed API over a WebSocket, for headless hosts
+// and the end-to-end tests. A random token is part of every URL: without it neither the page, its assets nor the
+// socket answer. Every socket message is checked with the same validators Electron main uses.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
+import { parseRequestFrame, ValidationError } from '../../shared/ipc/validators.ts';
+import { createHost } from '../host/host.ts';
+import type { EngineHost } from '../host/host.ts';
+
+const PROJECT_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+
+export interface ServeOptions {
+  configPath: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  host?: string;
+  /** The built renderer (vite build output). */
+  distDir?: string;
+  token?: string;
+  batchMs?: number;
+}
+
+export interface Served {
+  url: string;
+  port: number;
+  token: string;
+  host: EngineHost;
+  close(): Promise<void>;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+/** The page's Content-Security-Policy in serve mode: only this origin's scripts, no framing, sockets only back home. */
+export function serveCsp(origin: string): string {
+  const ws = origin.replace(/^http/, 'ws');
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    `connect-src 'self' ${ws}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "object-src 'none'",
+  ].join('; ');
+}
+
+function sameToken(given: string, token: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** `/<token>/rest` → `rest`, or undefined when the token is missing or wrong. */
+export function stripToken(pathname: string, token: string): string | undefined {
+  const match = /^\/([^/]+)(\/.*)?$/.exec(pathname);
+  if (!match?.[1] || !sameToken(match[1], token)) return undefined;
+  return match[2] ?? '';
+}
+
+export async function startServe(options: ServeOptions): Promise<Served> {
+  const token = options.token ?? randomBytes(24).toString('base64url');
+  const bindHost = options.host ?? '127.0.0.1';
+  const distDir = resolve(options.distDir ?? resolve(PROJECT_ROOT, 'dist/renderer'));
+  try {
+    await stat(resolve(distDir, 'index.html'));
+  } catch {
+    throw new Error(`No built renderer at ${distDir}. Fix: run "npm run build:renderer" first.`);
+  }
+  const host = createHost({ configPath: options.configPath, ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}) });
+  let origin = '';
+
+  const server = createServer((req, res) => {
+    void servePage(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500).end('internal error');
+    });
+  });
+
+  async function servePage(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const common = {
+      'Cache-Control': 'no-store',
+      'Referrer-Policy': 'no-referrer',
+      'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'DENY',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, common).end();
+      return;
+    }
+    const url = new URL(req.url ?? '/', origin);
+    const rest = stripToken(url.pathname, token);
+    if (rest === undefined) {
+      res.writeHead(404, { ...common, 'Content-Type': 'text/plain' }).end('Not found. Open the URL printed by "npm run serve" (it carries the access token).');
+      return;
+    }
+    if (rest === '') {
+      res.writeHead(302, { ...common, Location: `/${token}/` }).end();
+      return;
+    }
+    const relativePath = decodeURIComponent(rest === '/' ? '/index.html' : rest);
+    const file = resolve(distDir, `.${relativePath}`);
+    if (!file.startsWith(distDir + sep) || relativePath.includes('\0')) {
+      res.writeHead(404, common).end();
+      return;
+    }
+    let size: number;
+    try {
+      const info = await stat(file);
+      if (!info.isFile()) throw new Error('not a file');
+      size = info.size;
+    } catch {
+      res.writeHead(404, { ...common, 'Content-Type': 'text/plain' }).end('Not found');
+      return;
+    }
+    res.writeHead(200, {
+      ...common,
+      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'Content-Length': size,
+      'Content-Security-Policy': serveCsp(origin),
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    createReadStream(file).pipe(res);
+  }
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 2 * 1024 * 1024,
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', origin);
+    const rest = stripToken(url.pathname, token);
+    // A page from another origin could open a socket to loopback; only our own page may.
+    if (rest !== '/api' || req.headers.origin !== origin) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  wss.on('connection', (ws: WebSocket) => {
+    const unsubscribe = host.subscribe((event, payload) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ event, payload }));
+    });
+    ws.on('close', unsubscribe);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        ws.send(JSON.stringify({ id: -1, envelope: { ok: false, error: { code: 'invalid_request', message: 'Refused: binary frames are not part of the API.' } } }));
+        return;
+      }
+      let frame;
+      try {
+        frame = parseRequestFrame(data.toString());
+      } catch (error) {
+        const message = error instanceof ValidationError ? error.message : 'bad message';
+        ws.send(JSON.stringify({ id: -1, envelope: { ok: false, error: { code: 'invalid_request', message: `Refused: ${message}.` } } }));
+        return;
+      }
+      void host.call(frame.channel, frame.payload).then((envelope) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ id: frame.id, envelope }));
+      });
+    });
+  });
+
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, bindHost, () => resolveListen());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = bindHost.includes(':') ? `[${bindHost}]` : bindHost;
+  origin = `http://${shownHost}:${port}`;
+
+  return {
+    url: `${origin}/${token}/`,
+    port,
+    token,
+    host,
+    async close() {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await host.close();
+    },
+  };
+}

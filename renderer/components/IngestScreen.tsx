@@ -1,0 +1,125 @@
+// Ingest: pattern, start, cancel; overall progress; per-node bars; the distribution picture; the chunk view.
+import { useMemo } from 'react';
+import { useShallow } from 'zustand/react/shallow';
+import { validateConfigText } from '../../shared/config/validate.ts';
+import type { ChunkState } from '../../shared/types.ts';
+import { formatBytes, formatDuration, formatRate } from '../format.ts';
+import { useApp } from '../store/context.tsx';
+import { countStates, ingestFigures } from '../store/selectors.ts';
+import { DistributionMap } from './DistributionMap.tsx';
+import { VirtualList } from './VirtualList.tsx';
+
+const STATES: ChunkState[] = ['queued', 'reading', 'sending', 'verified', 'retried', 'failed', 'moved', 'skipped'];
+
+export function IngestScreen() {
+  const pattern = useApp((s) => s.ingest.pattern);
+  const setPattern = useApp((s) => s.setPattern);
+  const start = useApp((s) => s.startIngest);
+  const cancel = useApp((s) => s.cancelIngest);
+  const starting = useApp((s) => s.ingest.starting);
+  const error = useApp((s) => s.ingest.error);
+  const meta = useApp((s) => s.ingest.meta);
+  const chunks = useApp((s) => s.ingest.chunks);
+  const logs = useApp((s) => s.ingest.logs);
+  const saved = useApp((s) => s.config.saved);
+  const fileName = useApp((s) => s.config.fileName);
+  const filePattern = useMemo(() => validateConfigText(saved, fileName || 'config').config?.ingestion.file_pattern ?? '**', [saved, fileName]);
+  const statusIds = useApp(useShallow((s) => s.nodes.statuses.map((n) => n.id)));
+
+  const figures = ingestFigures(meta);
+  const counts = useMemo(() => countStates(chunks), [chunks]);
+  const nodeIds = useMemo(() => {
+    const ids = new Set<string>(meta?.nodes.map((n) => n.id) ?? statusIds);
+    for (const id of Object.keys(meta?.nodeBytes ?? {})) ids.add(id);
+    return [...ids];
+  }, [meta, statusIds]);
+
+  return (
+    <section className="screen" aria-labelledby="ingest-title">
+      <header className="screen-head">
+        <div>
+          <h1 id="ingest-title">Ingest</h1>
+          <p className="muted">Splits every matching object into chunks, places them on healthy nodes, and verifies each copy.</p>
+        </div>
+      </header>
+      <form className="card ingest-controls" onSubmit={(e) => { e.preventDefault(); void start(); }}>
+        <label className="grow">
+          File pattern
+          <input value={pattern} onChange={(e) => setPattern(e.target.value)} placeholder={`${filePattern} (from config)`} aria-label="File pattern" disabled={figures.running} />
+        </label>
+        <button type="submit" className="primary" disabled={starting || figures.running}>{starting ? 'Starting…' : 'Start ingest'}</button>
+        <button type="button" className="danger" onClick={() => void cancel()} disabled={!figures.running}>Cancel</button>
+      </form>
+      {error && <p className="banner error" role="alert">{error}</p>}
+      {meta?.error && <p className="banner error" role="alert">{meta.error}</p>}
+
+      <div className="card overall" data-testid="overall">
+        <div className="overall-head">
+          <span className={`phase phase-${meta?.phase ?? 'idle'}`} data-testid="phase">{meta?.phase ?? 'idle'}</span>
+          <strong className="percent" data-testid="percent">{figures.percent.toFixed(figures.percent >= 100 || figures.percent === 0 ? 0 : 1)}%</strong>
+        </div>
+        <div className="bar big" role="progressbar" aria-label="Overall progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(figures.percent)}>
+          <div style={{ width: `${figures.percent}%` }} />
+        </div>
+        <dl className="figures wide">
+          <div><dt>Bytes</dt><dd>{formatBytes(meta?.bytesDone ?? 0)} / {formatBytes(meta?.totals.bytes ?? 0)}</dd></div>
+          <div><dt>Speed</dt><dd>{formatRate(figures.bytesPerSecond)}</dd></div>
+          <div><dt>ETA</dt><dd>{figures.running ? formatDuration(figures.etaSeconds) : '—'}</dd></div>
+          <div><dt>Elapsed</dt><dd>{formatDuration((meta?.elapsedMs ?? 0) / 1000)}</dd></div>
+          <div><dt>Chunks</dt><dd data-testid="chunks-done">{meta?.chunksDone ?? 0} / {meta?.totals.chunks ?? 0}</dd></div>
+          <div><dt>Files</dt><dd>{meta?.totals.files ?? 0}</dd></div>
+          <div><dt>Retries</dt><dd>{meta?.retries ?? 0}</dd></div>
+          <div><dt>Failed</dt><dd className={meta?.chunksFailed ? 'bad' : ''}>{meta?.chunksFailed ?? 0}</dd></div>
+        </dl>
+        {meta?.manifestPath && <p className="muted small mono">Manifest: {meta.manifestPath}</p>}
+      </div>
+
+      <div className="card">
+        <h2>Distribution across nodes</h2>
+        <DistributionMap
+          chunks={chunks}
+          nodeIds={nodeIds}
+          figures={(id) => {
+            const state = meta?.nodes.find((n) => n.id === id)?.state;
+            return { bytes: meta?.nodeBytes[id] ?? 0, chunks: meta?.nodeChunks[id] ?? 0, ...(state ? { state } : {}) };
+          }}
+        />
+      </div>
+        <div className="card">
+          <h2>Chunks</h2>
+          <ul className="state-counts">
+            {STATES.map((st) => (
+              <li key={st} className={`chunk-state ${st}`}>{st} <b>{counts[st]}</b></li>
+            ))}
+          </ul>
+          <div className="vhead chunk-cols"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
+          <VirtualList
+            count={chunks.length}
+            rowHeight={26}
+            height={360}
+            label="Chunks"
+            testId="chunk-list"
+            renderRow={(i) => {
+              const c = chunks[i];
+              if (!c) return <span className="muted">…</span>;
+              return (
+                <div className="chunk-cols" title={c.error ?? c.id}>
+                  <span className="muted">{i + 1}</span>
+                  <span className="mono ellipsis">{c.id}</span>
+                  <span>{formatBytes(c.size)}</span>
+                  <span><span className={`chunk-state ${c.state}`}>{c.state}</span></span>
+                  <span className="ellipsis">{c.nodeId ?? '—'}</span>
+                  <span>{c.attempt}</span>
+                </div>
+              );
+            }}
+          />
+          {logs.length > 0 && (
+            <ul className="logs" aria-label="Log">
+              {logs.slice(-8).map((l, i) => <li key={i} className={l.level}>{l.message}</li>)}
+            </ul>
+          )}
+        </div>
+    </section>
+  );
+}

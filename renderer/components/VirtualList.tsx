@@ -1,0 +1,45 @@
+// A windowed list: however many rows there are, the DOM holds only the visible ones plus a small overscan.
+import { useCallback, useLayoutEffect, useRef, useState } from 'react';
+import type { ReactNode } from 'react';
+
+export interface VirtualListProps {
+  count: number;
+  rowHeight: number;
+  /** Viewport height in px. */
+  height: number;
+  overscan?: number;
+  renderRow: (index: number) => ReactNode;
+  label: string;
+  testId?: string;
+}
+
+export function visibleRange(scrollTop: number, height: number, rowHeight: number, count: number, overscan: number): [number, number] {
+  const first = Math.max(0, Math.floor(scrollTop / rowHeight) - overscan);
+  const last = Math.min(count, Math.ceil((scrollTop + height) / rowHeight) + overscan);
+  return [first, Math.max(first, last)];
+}
+
+export function VirtualList({ count, rowHeight, height, overscan = 6, renderRow, label, testId }: VirtualListProps) {
+  const [scrollTop, setScrollTop] = useState(0);
+  const ref = useRef<HTMLDivElement>(null);
+  const onScroll = useCallback(() => setScrollTop(ref.current?.scrollTop ?? 0), []);
+  // When the list shrinks under the scroll position, pull back to the end.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (el && el.scrollTop > Math.max(0, count * rowHeight - height)) setScrollTop(el.scrollTop);
+  }, [count, rowHeight, height]);
+  const [first, last] = visibleRange(scrollTop, height, rowHeight, count, overscan);
+  const rows: ReactNode[] = [];
+  for (let i = first; i < last; i += 1) {
+    rows.push(
+      <div key={i} role="row" aria-rowindex={i + 1} className="vrow" style={{ top: i * rowHeight, height: rowHeight }}>
+        {renderRow(i)}
+      </div>,
+    );
+  }
+  return (
+    <div ref={ref} className="vlist" style={{ height }} onScroll={onScroll} role="table" aria-label={label} aria-rowcount={count} data-testid={testId} tabIndex={0}>
+      <div style={{ height: count * rowHeight, position: 'relative' }}>{rows}</div>
+    </div>
+  );
+}

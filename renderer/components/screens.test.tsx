@@ -1,0 +1,90 @@
+// @vitest-environment jsdom
+import { act, cleanup, fireEvent, render, screen, within } from '@testing-library/react';
+import type { ReactNode } from 'react';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
+import { StoreProvider } from '../store/context.tsx';
+import type { AppStore } from '../store/store.ts';
+import { batch, offlineStore } from '../test-support.ts';
+import { ConfigScreen } from './ConfigScreen.tsx';
+import { IngestScreen } from './IngestScreen.tsx';
+import { groupByNode, layoutCells } from './DistributionMap.tsx';
+
+afterEach(cleanup);
+
+const GOOD = `data_sources:
+  local: { type: "local", path: "./src" }
+ingestion:
+  chunk_size_mb: 1
+`;
+
+function show(store: AppStore, ui: ReactNode) {
+  return render(<StoreProvider store={store}>{ui}</StoreProvider>);
+}
+
+describe('ConfigScreen', () => {
+  it('lists each problem with its line and blocks saving until the text is valid', () => {
+    const store = offlineStore();
+    store.getState().applySnapshot({ path: '/x/config/data_sources.yml', fileName: 'config/data_sources.yml', text: GOOD, diagnostics: [] });
+    show(store, <ConfigScreen />);
+    expect(screen.getByTestId('config-status').textContent).toBe('valid · saved');
+    expect(screen.queryByTestId('diagnostic')).toBeNull();
+    expect((screen.getByRole('button', { name: 'Save' }) as HTMLButtonElement).disabled).toBe(true);
+
+    act(() => store.getState().setDraft(GOOD.replace('chunk_size_mb: 1', 'chunk_size_mb: zero')));
+    const problem = screen.getByTestId('diagnostic');
+    expect(problem.getAttribute('data-line')).toBe('4');
+    expect(within(problem).getByText(/Line 4:/)).toBeTruthy();
+    expect(problem.textContent).toContain('ingestion.chunk_size_mb');
+    expect(problem.textContent).toContain('Fix:');
+    expect(screen.getByTestId('config-status').textContent).toBe('1 error');
+    expect((screen.getByRole('button', { name: 'Save' }) as HTMLButtonElement).disabled).toBe(true);
+
+    act(() => store.getState().setDraft(`${GOOD}# a comment\n`));
+    expect(screen.queryByTestId('diagnostic')).toBeNull();
+    expect(screen.getByTestId('config-status').textContent).toBe('valid · unsaved');
+    expect((screen.getByRole('button', { name: 'Save' }) as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it('shows why a save failed', async () => {
+    const store = offlineStore();
+    store.getState().applySnapshot({ path: '/x/c.yml', fileName: 'c.yml', text: GOOD, diagnostics: [] });
+    show(store, <ConfigScreen />);
+    act(() => store.getState().setDraft(`${GOOD}# edit\n`));
+    await act(async () => {
+      fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    });
+    expect(screen.getByRole('alert').textContent).toBe('not connected to the engine');
+  });
+});
+
+describe('IngestScreen', () => {
+  const chunk = (seq: number, state: ChunkUpdate['state']): ChunkUpdate => ({ seq, id: `big.bin_chunk_${seq}`, file: seq % 3 ? 'big.bin' : 'other.bin', index: seq, size: 1024, state, nodeId: `node-${seq % 4}`, attempt: 1 });
+
+  it('shows 100,000 chunks with a bounded DOM, overall figures and every node', () => {
+    const store = offlineStore();
+    const chunks = Array.from({ length: 100_000 }, (_, i) => chunk(i, i < 60_000 ? 'verified' : 'queued'));
+    store.getState().applyProgress(
+      batch({ totals: { files: 2, chunks: 100_000, bytes: 100_000 * 1024 }, chunksDone: 60_000, bytesDone: 60_000 * 1024, elapsedMs: 10_000, chunks, nodeBytes: { 'node-0': 1, 'node-1': 2, 'node-2': 3, 'node-3': 4 } }),
+    );
+    const { container } = show(store, <IngestScreen />);
+    expect(screen.getByTestId('percent').textContent).toBe('60.0%');
+    expect(screen.getByTestId('chunks-done').textContent).toBe('60000 / 100000');
+    const list = screen.getByTestId('chunk-list');
+    expect(list.getAttribute('aria-rowcount')).toBe('100000');
+    expect(within(list).getAllByRole('row').length).toBeLessThanOrEqual(30);
+    expect(container.querySelectorAll('*').length).toBeLessThan(1500);
+    for (let n = 0; n < 4; n += 1) expect(screen.getByTestId(`dist-node-${n}`).getAttribute('data-chunks')).toBe('25000');
+    expect((screen.getByRole('button', { name: 'Start ingest' }) as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByRole('button', { name: 'Cancel' }) as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it('lays out distribution cells for any count', () => {
+    expect(layoutCells(6)).toMatchObject({ cell: 16 });
+    const big = layoutCells(100_000);
+    expect(big.cell).toBe(1);
+    expect(big.perRow * Math.floor(big.height / big.cell)).toBeGreaterThanOrEqual(36_000);
+    const groups = groupByNode([chunk(0, 'verified'), undefined, chunk(5, 'failed')], ['node-0', 'node-9']);
+    expect([...groups.keys()]).toEqual(['node-0', 'node-9', 'node-1']);
+  });
+});

@@ -1,0 +1,34 @@
+// Derived views of the state, computed on read and never stored.
+import type { ChunkState } from '../../shared/types.ts';
+import type { AppState, IngestMeta } from './types.ts';
+
+export const selectDirty = (s: AppState): boolean => s.config.draft !== s.config.saved;
+
+export interface IngestFigures {
+  percent: number;
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+  running: boolean;
+}
+
+export function ingestFigures(meta: IngestMeta | null): IngestFigures {
+  if (!meta) return { percent: 0, bytesPerSecond: 0, etaSeconds: null, running: false };
+  const running = meta.phase === 'starting' || meta.phase === 'running';
+  const { chunks, bytes } = meta.totals;
+  const byChunks = chunks > 0 ? meta.chunksDone / chunks : 0;
+  const byBytes = bytes > 0 ? Math.min(1, meta.bytesDone / bytes) : 0;
+  let percent = Math.max(byChunks, running ? Math.min(byBytes, 0.99) : byBytes) * 100;
+  if (meta.phase === 'finished' && meta.chunksFailed === 0) percent = 100;
+  percent = Math.min(100, percent);
+  const seconds = meta.elapsedMs / 1000;
+  const bytesPerSecond = seconds > 0 ? meta.bytesDone / seconds : 0;
+  const remaining = Math.max(0, bytes - meta.bytesDone);
+  const etaSeconds = running && bytesPerSecond > 0 ? remaining / bytesPerSecond : null;
+  return { percent, bytesPerSecond, etaSeconds, running };
+}
+
+export function countStates(chunks: readonly ({ state: ChunkState } | undefined)[]): Record<ChunkState, number> {
+  const out: Record<ChunkState, number> = { queued: 0, reading: 0, sending: 0, verified: 0, retried: 0, failed: 0, moved: 0, skipped: 0 };
+  for (const c of chunks) if (c) out[c.state] += 1;
+  return out;
+}

@@ -1,0 +1,82 @@
+// @vitest-environment jsdom
+import { describe, expect, it } from 'vitest';
+import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
+import { batch, offlineStore } from '../test-support.ts';
+import { countStates, ingestFigures, selectDirty } from './selectors.ts';
+
+const chunk = (seq: number, state: ChunkUpdate['state'], nodeId = 'n1'): ChunkUpdate => ({ seq, id: `f_chunk_${seq}`, file: 'f', index: seq, size: 1000, state, nodeId, attempt: 1 });
+
+describe('config slice', () => {
+  it('tracks the draft against the saved text; dirtiness is derived, not stored', () => {
+    const store = offlineStore();
+    store.getState().applySnapshot({ path: '/p/c.yml', fileName: 'c.yml', text: 'a: 1\n', diagnostics: [] });
+    expect(selectDirty(store.getState())).toBe(false);
+    store.getState().setDraft('a: 2\n');
+    expect(selectDirty(store.getState())).toBe(true);
+    expect(store.getState().config.saved).toBe('a: 1\n');
+    expect('dirty' in store.getState().config).toBe(false);
+  });
+
+  it('shows the transport error where the action happened', async () => {
+    const store = offlineStore();
+    await store.getState().loadConfig();
+    expect(store.getState().config.error).toBe('not connected to the engine');
+    expect(store.getState().config.loading).toBe(false);
+    await store.getState().startIngest();
+    expect(store.getState().ingest.error).toBe('not connected to the engine');
+    expect(store.getState().ingest.starting).toBe(false);
+  });
+});
+
+describe('ingest slice', () => {
+  it('applies deltas by row, replaces rows on a full batch or a new run', () => {
+    const store = offlineStore();
+    store.getState().applyProgress(batch({ batch: 1, chunks: [chunk(0, 'reading'), chunk(1, 'queued')] }));
+    store.getState().applyProgress(batch({ batch: 2, chunks: [chunk(1, 'verified'), chunk(2, 'sending', 'n2')], bytesDone: 2000, chunksDone: 1 }));
+    let s = store.getState().ingest;
+    expect(s.chunks.map((c) => c?.state)).toEqual(['reading', 'verified', 'sending']);
+    expect(s.meta?.bytesDone).toBe(2000);
+    expect('chunks' in (s.meta ?? {})).toBe(false);
+
+    store.getState().applyProgress(batch({ batch: 3, full: true, chunks: [chunk(0, 'verified')] }));
+    expect(store.getState().ingest.chunks.map((c) => c?.state)).toEqual(['verified']);
+
+    store.getState().applyProgress(batch({ runId: 'run-2', batch: 1, chunks: [chunk(0, 'queued')] }));
+    s = store.getState().ingest;
+    expect(s.meta?.runId).toBe('run-2');
+    expect(s.chunks.map((c) => c?.state)).toEqual(['queued']);
+  });
+
+  it('keeps a bounded log', () => {
+    const store = offlineStore();
+    for (let i = 0; i < 30; i += 1) {
+      store.getState().applyProgress(batch({ batch: i + 1, logs: Array.from({ length: 10 }, (_, j) => ({ level: 'info' as const, message: `m${i}-${j}` })) }));
+    }
+    const logs = store.getState().ingest.logs;
+    expect(logs).toHaveLength(200);
+    expect(logs.at(-1)?.message).toBe('m29-9');
+  });
+
+  it('folds 100,000 chunk updates', () => {
+    const store = offlineStore();
+    const updates = Array.from({ length: 100_000 }, (_, i) => chunk(i, i % 2 ? 'verified' : 'sending'));
+    store.getState().applyProgress(batch({ totals: { files: 1, chunks: 100_000, bytes: 1e8 }, chunks: updates }));
+    expect(store.getState().ingest.chunks).toHaveLength(100_000);
+    expect(countStates(store.getState().ingest.chunks)).toMatchObject({ verified: 50_000, sending: 50_000, failed: 0 });
+  });
+});
+
+describe('ingest figures (derived)', () => {
+  it('computes percent, speed and ETA from the counters', () => {
+    const s = offlineStore();
+    s.getState().applyProgress(batch({ bytesDone: 1000, chunksDone: 1, elapsedMs: 2000, totals: { files: 1, chunks: 4, bytes: 4000 } }));
+    const f = ingestFigures(s.getState().ingest.meta);
+    expect(f.percent).toBe(25);
+    expect(f.bytesPerSecond).toBe(500);
+    expect(f.etaSeconds).toBe(6);
+    expect(f.running).toBe(true);
+    expect(ingestFigures(null)).toEqual({ percent: 0, bytesPerSecond: 0, etaSeconds: null, running: false });
+    s.getState().applyProgress(batch({ batch: 2, phase: 'finished', bytesDone: 4000, chunksDone: 4 }));
+    expect(ingestFigures(s.getState().ingest.meta)).toMatchObject({ percent: 100, etaSeconds: null, running: false });
+  });
+});

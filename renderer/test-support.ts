@@ -1,0 +1,41 @@
+// For renderer unit tests: a store on a transport that is not connected to any host (every call fails with
+// "not connected"). Tests that need the engine use the real host (test/ipc/host.test.ts, e2e/).
+import { EVENT_CHANNELS, eventMethodName, REQUEST_CHANNELS } from '../shared/ipc/contract.ts';
+import type { WireApi } from '../shared/ipc/contract.ts';
+import type { IngestProgress } from '../shared/ipc/contract.ts';
+import { unwrap } from './api/unwrap.ts';
+import { createAppStore } from './store/store.ts';
+import type { AppStore } from './store/store.ts';
+
+export function disconnectedWire(): WireApi {
+  const api: Record<string, unknown> = {};
+  for (const c of REQUEST_CHANNELS) api[c] = async () => ({ ok: false, error: { code: 'failed', message: 'not connected to the engine' } });
+  for (const e of EVENT_CHANNELS) api[eventMethodName(e)] = () => () => undefined;
+  return api as WireApi;
+}
+
+export function offlineStore(): AppStore {
+  return createAppStore(unwrap(disconnectedWire()));
+}
+
+export function batch(over: Partial<IngestProgress>): IngestProgress {
+  return {
+    runId: 'run-1',
+    phase: 'running',
+    batch: 1,
+    full: false,
+    startedAt: 0,
+    elapsedMs: 1000,
+    totals: { files: 1, chunks: 4, bytes: 4000 },
+    bytesDone: 0,
+    chunksDone: 0,
+    chunksFailed: 0,
+    retries: 0,
+    nodeBytes: {},
+    nodeChunks: {},
+    nodes: [],
+    chunks: [],
+    logs: [],
+    ...over,
+  };
+}

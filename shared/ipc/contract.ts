@@ -1,0 +1,235 @@
+// The one IPC contract between the app's renderer and the engine host (Electron main, or `npm run serve`).
+// Each request channel maps to its request and response; each event channel to its payload. Main, preload,
+// serve mode and the renderer all derive their types from these two maps, and `validators.ts` checks every
+// request at runtime. Nothing here carries a credential: configs name environment variables, never secrets.
+import type { CloudName, NodeConfig } from '../config/types.ts';
+import type { Diagnostic } from '../config/validate.ts';
+import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus } from '../types.ts';
+
+export interface ConfigSnapshot {
+  /** Absolute path of the YAML file the host edits. */
+  path: string;
+  /** Name used in diagnostics (relative to the host's working folder when possible). */
+  fileName: string;
+  text: string;
+  diagnostics: Diagnostic[];
+}
+
+export interface SaveResult {
+  saved: boolean;
+  snapshot: ConfigSnapshot;
+}
+
+export interface DetectionView {
+  result: DetectionResult;
+  /** The cloud the user chose instead of the detected one, if any. */
+  override: CloudName | null;
+  /** What an ingest would use: the override, or else the detected cloud. */
+  effective: CloudName;
+}
+
+export interface ManifestEntry {
+  runId: string;
+  path: string;
+  startedAt: string;
+  status: string;
+}
+
+/** One chunk's latest state inside a progress batch. `seq` is its row in the chunk view, assigned by the host in first-seen order. */
+export interface ChunkUpdate {
+  seq: number;
+  id: string;
+  file: string;
+  index: number;
+  size: number;
+  state: ChunkState;
+  nodeId?: string;
+  attempt: number;
+  error?: string;
+}
+
+export type IngestPhase = 'idle' | 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
+
+/**
+ * Progress folded by the host and sent at most ~10 times a second, however many chunks move.
+ * Counters are absolute (a late subscriber catches up from one batch); chunk updates are deltas since the last batch.
+ */
+export interface IngestProgress {
+  runId: string;
+  phase: IngestPhase;
+  /** Batch number within the run; a renderer that misses one asks for a full `ingestSnapshot`. */
+  batch: number;
+  /** True for a batch that carries every chunk seen so far (the renderer replaces its chunk rows). */
+  full: boolean;
+  startedAt: number;
+  elapsedMs: number;
+  totals: { files: number; chunks: number; bytes: number };
+  bytesDone: number;
+  chunksDone: number;
+  chunksFailed: number;
+  retries: number;
+  nodeBytes: Record<string, number>;
+  nodeChunks: Record<string, number>;
+  nodes: NodeStatus[];
+  chunks: ChunkUpdate[];
+  logs: { level: 'info' | 'warn' | 'error'; message: string }[];
+  manifestPath?: string;
+  error?: string;
+}
+
+export interface VerifyProblem {
+  chunkId: string;
+  nodeId: string;
+  reason: 'missing' | 'checksum_mismatch' | 'unreadable';
+  detail: string;
+}
+
+export interface VerifyResult {
+  manifestPath: string;
+  /** The node verified, or null for all nodes. */
+  nodeId: string | null;
+  checked: number;
+  ok: number;
+  problems: VerifyProblem[];
+  unrecoverable: string[];
+}
+
+export interface ReassembleResult {
+  key: string;
+  outPath: string;
+  bytes: number;
+  expected: string;
+  actual: string;
+  matched: boolean;
+  md5Hex: string;
+}
+
+export interface TaskProgress {
+  task: 'verify' | 'reassemble';
+  done: number;
+  total: number;
+}
+
+/** Request channels: renderer → host, answered once. */
+export interface Requests {
+  /** Reads the config file from disk (the Reload button) and validates it. */
+  loadConfig: { req: Record<string, never>; res: ConfigSnapshot };
+  /** Validates, then writes atomically (temp file + rename) exactly the text given, comments included. Refuses text with errors. */
+  saveConfig: { req: { text: string }; res: SaveResult };
+  /** Runs cloud detection again, or sets/clears the override (`override: null` clears it). */
+  detectCloud: { req: { override?: CloudName | null }; res: DetectionView };
+  /** Probes every node: state, latency, free space, chunks and bytes held. */
+  probeNodes: { req: Record<string, never>; res: NodeStatus[] };
+  /** Adds a node (no `originalId`) or replaces the node `originalId`, written back into the YAML keeping comments. */
+  upsertNode: { req: { node: NodeConfig; originalId?: string }; res: ConfigSnapshot };
+  removeNode: { req: { id: string }; res: ConfigSnapshot };
+  startIngest: { req: { pattern?: string }; res: { runId: string } };
+  cancelIngest: { req: Record<string, never>; res: { cancelled: boolean } };
+  /** The current run's full state (every chunk seen so far), or null when no run happened yet. */
+  ingestSnapshot: { req: Record<string, never>; res: IngestProgress | null };
+  listManifests: { req: Record<string, never>; res: ManifestEntry[] };
+  openManifest: { req: { path: string }; res: Manifest };
+  verify: { req: { manifestPath: string; nodeId?: string }; res: VerifyResult };
+  reassemble: { req: { manifestPath: string; key: string; outPath: string }; res: ReassembleResult };
+  /** Cancels a running verify or reassemble. */
+  cancelTask: { req: { task: 'verify' | 'reassemble' }; res: { cancelled: boolean } };
+}
+
+/** Event channels: host → renderer. */
+export interface Events {
+  ingestProgress: IngestProgress;
+  taskProgress: TaskProgress;
+  /** Node states as the host last saw them (after a probe or during an ingest). */
+  nodeStatus: NodeStatus[];
+}
+
+export type RequestChannel = keyof Requests;
+export type EventChannel = keyof Events;
+export type Req<C extends RequestChannel> = Requests[C]['req'];
+export type Res<C extends RequestChannel> = Requests[C]['res'];
+
+export const REQUEST_CHANNELS = [
+  'loadConfig',
+  'saveConfig',
+  'detectCloud',
+  'probeNodes',
+  'upsertNode',
+  'removeNode',
+  'startIngest',
+  'cancelIngest',
+  'ingestSnapshot',
+  'listManifests',
+  'openManifest',
+  'verify',
+  'reassemble',
+  'cancelTask',
+] as const satisfies readonly RequestChannel[];
+
+export const EVENT_CHANNELS = ['ingestProgress', 'taskProgress', 'nodeStatus'] as const satisfies readonly EventChannel[];
+
+// Compile-time check that the lists above name every channel of the maps.
+type Missing<All, Listed> = Exclude<All, Listed>;
+const _allRequests: Missing<RequestChannel, (typeof REQUEST_CHANNELS)[number]> extends never ? true : never = true;
+const _allEvents: Missing<EventChannel, (typeof EVENT_CHANNELS)[number]> extends never ? true : never = true;
+void _allRequests;
+void _allEvents;
+
+export function isRequestChannel(name: unknown): name is RequestChannel {
+  return typeof name === 'string' && (REQUEST_CHANNELS as readonly string[]).includes(name);
+}
+
+export function isEventChannel(name: unknown): name is EventChannel {
+  return typeof name === 'string' && (EVENT_CHANNELS as readonly string[]).includes(name);
+}
+
+/** The Electron IPC channel name for a contract channel. */
+export function ipcChannel(name: RequestChannel | EventChannel): string {
+  return `cloud-ingest:${name}`;
+}
+
+type Unsubscribe = () => void;
+
+type EventMethods = {
+  [E in EventChannel as `on${Capitalize<E>}`]: (listener: (payload: Events[E]) => void) => Unsubscribe;
+};
+
+/**
+ * The transport surface: `window.api` from the Electron preload, or the WebSocket client in serve mode.
+ * Answers are envelopes because errors thrown across contextBridge lose everything but their message.
+ */
+export type WireApi = {
+  [C in RequestChannel]: (req: Req<C>) => Promise<Envelope<Res<C>>>;
+} & EventMethods;
+
+/** What the renderer's code calls: the wire API with envelopes unwrapped (failures throw ApiError). */
+export type Api = {
+  [C in RequestChannel]: (req: Req<C>) => Promise<Res<C>>;
+} & EventMethods;
+
+export function eventMethodName<E extends EventChannel>(name: E): `on${Capitalize<E>}` {
+  return `on${name.charAt(0).toUpperCase()}${name.slice(1)}` as `on${Capitalize<E>}`;
+}
+
+/** Errors cross the boundary as plain data, so the renderer can show them where they happen. */
+export interface ApiErrorData {
+  code: 'invalid_request' | 'unknown_channel' | 'forbidden' | 'busy' | 'not_found' | 'config_invalid' | 'failed';
+  message: string;
+  diagnostics?: Diagnostic[];
+}
+
+export class ApiError extends Error {
+  readonly code: ApiErrorData['code'];
+  readonly diagnostics?: Diagnostic[];
+
+  constructor(data: ApiErrorData) {
+    super(data.message);
+    this.name = 'ApiError';
+    this.code = data.code;
+    if (data.diagnostics) this.diagnostics = data.diagnostics;
+  }
+}
+
+/** Wire envelope for IPC responses: Electron's invoke loses custom error fields, so errors travel as data. */
+export type Envelope<T> = { ok: true; value: T } | { ok: false; error: ApiErrorData };
+
+export const NODE_STATES: readonly NodeHealthState[] = ['healthy', 'suspect', 'unhealthy', 'full'];

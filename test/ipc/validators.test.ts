@@ -1,0 +1,106 @@
+// The IPC contract's runtime checks: every malformed renderer payload and every unknown channel is refused.
+import { describe, expect, it } from 'vitest';
+import { EVENT_CHANNELS, eventMethodName, REQUEST_CHANNELS } from '../../shared/ipc/contract.ts';
+import { parseRequestFrame, requestValidators, validateRequest, ValidationError } from '../../shared/ipc/validators.ts';
+import { checkRequest } from '../../electron/host/host.ts';
+
+describe('request validators', () => {
+  it('has a validator for every request channel', () => {
+    expect(Object.keys(requestValidators).sort()).toEqual([...REQUEST_CHANNELS].sort());
+  });
+
+  it('accepts well-formed payloads', () => {
+    expect(validateRequest('loadConfig', {})).toEqual({});
+    expect(validateRequest('saveConfig', { text: 'a: 1\n' })).toEqual({ text: 'a: 1\n' });
+    expect(validateRequest('detectCloud', { override: null })).toEqual({ override: null });
+    expect(validateRequest('detectCloud', { override: 'gcp' })).toEqual({ override: 'gcp' });
+    expect(validateRequest('upsertNode', { node: { id: 'n1', path: './x' }, originalId: 'n0' })).toEqual({ node: { id: 'n1', path: './x' }, originalId: 'n0' });
+    expect(validateRequest('upsertNode', { node: { id: 'n2', url: 'http://127.0.0.1:7070', token_env: 'N2_TOKEN' } })).toBeTruthy();
+    expect(validateRequest('startIngest', { pattern: '**/*.bin' })).toEqual({ pattern: '**/*.bin' });
+    expect(validateRequest('reassemble', { manifestPath: 'm.json', key: 'a/b.bin', outPath: '/tmp/x' })).toBeTruthy();
+    expect(validateRequest('cancelTask', { task: 'verify' })).toEqual({ task: 'verify' });
+  });
+
+  const malformed: [string, unknown, RegExp][] = [
+    ['loadConfig', undefined, /expected an object/],
+    ['loadConfig', null, /expected an object/],
+    ['loadConfig', [], /expected an object, got array/],
+    ['loadConfig', { extra: 1 }, /unknown field "extra"/],
+    ['saveConfig', {}, /saveConfig.text: required/],
+    ['saveConfig', { text: 42 }, /expected a string, got number/],
+    ['saveConfig', { text: 'x'.repeat(1024 * 1024 + 1) }, /longer than/],
+    ['saveConfig', { text: 'a\0b' }, /NUL/],
+    ['detectCloud', { override: 'mars' }, /one of aws, gcp, azure, local/],
+    ['upsertNode', { node: { id: '../etc', path: './x' } }, /node id/],
+    ['upsertNode', { node: { id: 'n', path: './x', url: 'http://127.0.0.1:1' } }, /exactly one of/],
+    ['upsertNode', { node: { id: 'n' } }, /exactly one of/],
+    ['upsertNode', { node: { id: 'n', url: 'file:///etc/passwd' } }, /http\(s\) URL/],
+    ['upsertNode', { node: { id: 'n', url: 'http://h:1', token_env: 'not a name' } }, /environment variable name/],
+    ['upsertNode', { node: { id: 'n', path: './x', token: 'secret' } }, /unknown field "token"/],
+    ['removeNode', { id: 7 }, /expected a node id/],
+    ['startIngest', { pattern: ['*'] }, /expected a string, got array/],
+    ['openManifest', { path: '' }, /must not be empty/],
+    ['verify', { manifestPath: 'm.json', nodeId: '' }, /must not be empty/],
+    ['reassemble', { manifestPath: 'm.json', key: 'k' }, /outPath: required/],
+    ['cancelTask', { task: 'ingest' }, /one of verify, reassemble/],
+  ];
+  it.each(malformed)('refuses %s with %j', (channel, payload, message) => {
+    expect(() => validateRequest(channel, payload)).toThrow(ValidationError);
+    expect(() => validateRequest(channel, payload)).toThrow(message);
+  });
+
+  it('refuses objects that are not plain (class instances, prototype tricks)', () => {
+    class Sneaky {
+      text = 'a';
+    }
+    expect(() => validateRequest('saveConfig', new Sneaky())).toThrow(/plain object/);
+    const polluted = JSON.parse('{"__proto__": {"admin": true}, "text": "a"}') as unknown;
+    expect(() => validateRequest('saveConfig', polluted)).toThrow(/unknown field "__proto__"/);
+  });
+
+  it('refuses unknown channels', () => {
+    expect(() => validateRequest('readFile', { path: '/etc/passwd' })).toThrow(/unknown channel "readFile"/);
+    expect(() => validateRequest('__proto__', {})).toThrow(/unknown channel/);
+    expect(() => validateRequest('toString', {})).toThrow(/unknown channel/);
+  });
+
+  it('returns a copy holding only the known fields', () => {
+    const input = { node: { id: 'n1', path: './x' } };
+    const out = validateRequest('upsertNode', input);
+    expect(out).toEqual(input);
+    expect(out.node).not.toBe(input.node);
+  });
+});
+
+describe('host-side check (shared by Electron main and serve mode)', () => {
+  it('turns refusals into data the renderer can show', () => {
+    expect(checkRequest('nope', {})).toEqual({ ok: false, error: { code: 'unknown_channel', message: 'Unknown channel "nope".' } });
+    const bad = checkRequest('saveConfig', { text: 1 });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error).toEqual({ code: 'invalid_request', message: 'Refused: saveConfig.text: expected a string, got number.' });
+    expect(checkRequest('loadConfig', {})).toEqual({ ok: true, payload: {} });
+  });
+});
+
+describe('WebSocket frames', () => {
+  it('parses a request frame', () => {
+    expect(parseRequestFrame('{"id":1,"channel":"loadConfig","payload":{}}')).toEqual({ id: 1, channel: 'loadConfig', payload: {} });
+  });
+  it.each([
+    ['not json', /not JSON/],
+    ['[]', /expected an object/],
+    ['{"channel":"loadConfig","payload":{}}', /message.id/],
+    ['{"id":-1,"channel":"loadConfig","payload":{}}', /message.id/],
+    ['{"id":1.5,"channel":"loadConfig","payload":{}}', /message.id/],
+    ['{"id":1,"payload":{}}', /message.channel/],
+    ['{"id":1,"channel":"loadConfig","payload":{},"extra":true}', /unknown field "extra"/],
+  ])('refuses %s', (raw, message) => {
+    expect(() => parseRequestFrame(raw)).toThrow(message);
+  });
+});
+
+describe('contract surface', () => {
+  it('derives one subscription method per event channel', () => {
+    expect(EVENT_CHANNELS.map(eventMethodName)).toEqual(['onIngestProgress', 'onTaskProgress', 'onNodeStatus']);
+  });
+});
