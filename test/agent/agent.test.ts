@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
@@ -266,6 +267,49 @@ describe('a running agent', () => {
     expect(seen).toEqual(all);
     expect(pages).toBeGreaterThan(3);
     expect(all.filter((id) => id.startsWith('page_'))).toEqual(['page_chunk_0', 'page_chunk_1', 'page_chunk_2', 'page_chunk_3', 'page_chunk_4']);
+  });
+
+  it('keeps at most maxSockets uploads open to one node, and serializes uploads of one id', async () => {
+    const slow = (size: number, block: number, delayMs: number) => {
+      const bytes = randomBytes(size);
+      let offset = 0;
+      const data = new Readable({
+        read() {
+          setTimeout(() => {
+            if (offset >= size) return void this.push(null);
+            this.push(bytes.subarray(offset, offset + block));
+            offset += block;
+          }, delayMs);
+        },
+      });
+      return { data, checksum: Promise.resolve({ algorithm: 'md5' as const, hex: md5(bytes) }), bytes };
+    };
+    let maxInFlight = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const res = await fetch(`${agent.url}/v1/health`, { headers: { authorization: `Bearer ${agent.token}` } });
+        maxInFlight = Math.max(maxInFlight, ((await res.json()) as { inFlight: number }).inFlight);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const writes = Array.from({ length: 6 }, (_, i) => {
+      const c = slow(2 * MiB, 128 * 1024, 10);
+      return node.write(meta(`bounded_chunk_${i}`, 2 * MiB), c.data, c.checksum);
+    });
+    await Promise.all(writes);
+    polling = false;
+    await poll;
+    expect(maxInFlight).toBe(2); // node was built with maxSockets: 2
+
+    const same = randomBytes(3 * MiB);
+    const [x, y] = [bufferChunk(same), bufferChunk(same)];
+    const wide = nodeFor(agent);
+    const both = await Promise.all([wide.write(meta('twice_chunk_0', same.length), x.data, x.checksum), wide.write(meta('twice_chunk_0', same.length), y.data, y.checksum)]);
+    expect(both.map((b) => b.checksum.hex)).toEqual([md5(same), md5(same)]);
+    const stored = agentLogs(agent).filter((l) => l.msg === 'chunk stored' && l.id === 'twice_chunk_0').map((l) => l.status);
+    expect(stored.sort()).toEqual(['created', 'exists']);
+    await wide.close();
   });
 
   it('logs structured JSON lines', () => {

@@ -78,6 +78,8 @@ export class AgentNode implements NodeTarget {
   private readonly probeTimeoutMs: number;
   private readonly transport: typeof http | typeof https;
   private readonly agent: http.Agent;
+  /** Health probes get their own connection, so a pool busy with uploads never makes a node look dead. */
+  private readonly probeAgent: http.Agent;
 
   constructor(options: AgentNodeOptions) {
     this.id = options.id;
@@ -105,6 +107,8 @@ export class AgentNode implements NodeTarget {
     const maxSockets = options.maxSockets ?? 8;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
     this.agent = base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    const probeOptions = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+    this.probeAgent = base.protocol === 'https:' ? new https.Agent(probeOptions) : new http.Agent(probeOptions);
   }
 
   // ---- NodeTarget ------------------------------------------------------------------------------------------
@@ -113,7 +117,7 @@ export class AgentNode implements NodeTarget {
     const started = performance.now();
     const elapsed = (): number => Math.round(performance.now() - started);
     try {
-      const res = await this.request('GET', HEALTH_PATH, { signal, timeoutMs: this.probeTimeoutMs, what: 'health probe' });
+      const res = await this.request('GET', HEALTH_PATH, { signal, timeoutMs: this.probeTimeoutMs, what: 'health probe', agent: this.probeAgent });
       const body = await readBody(res);
       if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, body, 'health probe');
       const health = parseJson<AgentHealth>(body);
@@ -143,6 +147,8 @@ export class AgentNode implements NodeTarget {
   }
 
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
+    // The digest is awaited only once the data has ended; a hasher that fails earlier must not go unhandled.
+    checksum.catch(() => undefined);
     try {
       const headers = this.headers();
       // A keep-alive socket the agent closed meanwhile fails before any byte of the body is sent; try a fresh one.
@@ -190,6 +196,7 @@ export class AgentNode implements NodeTarget {
 
   async close(): Promise<void> {
     this.agent.destroy();
+    this.probeAgent.destroy();
   }
 
   // ---- internals -------------------------------------------------------------------------------------------
@@ -222,7 +229,7 @@ export class AgentNode implements NodeTarget {
   }
 
   /** A request without a body; resolves with the response once its headers arrive. */
-  private request(method: string, path: string, o: { signal?: AbortSignal | undefined; timeoutMs: number; what: string }): Promise<IncomingMessage> {
+  private request(method: string, path: string, o: { signal?: AbortSignal | undefined; timeoutMs: number; what: string; agent?: http.Agent }): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       let headers: Record<string, string>;
       try {
@@ -235,11 +242,17 @@ export class AgentNode implements NodeTarget {
         reject(o.signal.reason);
         return;
       }
-      const req = this.transport.request({ ...this.urlFor(path), method, agent: this.agent, headers });
-      const timer = setTimeout(() => req.destroy(new StallError(`no answer within ${o.timeoutMs} ms`)), o.timeoutMs);
+      const req = this.transport.request({ ...this.urlFor(path), method, agent: o.agent ?? this.agent, headers });
+      // Counted from when a socket is assigned: waiting for a free one in this node's pool is not the node's fault.
+      let timer: NodeJS.Timeout | undefined;
+      let finished = false;
+      req.once('socket', () => {
+        if (!finished) timer = setTimeout(() => req.destroy(new StallError(`no answer within ${o.timeoutMs} ms`)), o.timeoutMs);
+      });
       const onAbort = (): void => void req.destroy(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
       o.signal?.addEventListener('abort', onAbort, { once: true });
       const done = (): void => {
+        finished = true;
         clearTimeout(timer);
         o.signal?.removeEventListener('abort', onAbort);
       };
@@ -362,7 +375,10 @@ export class AgentNode implements NodeTarget {
         else if (!bodyStarted && req.reusedSocket && STALE_SOCKET_CODES.has(error.code ?? '')) finish({ ok: 'stale-socket' });
         else finish({ error: this.transportError(error, `storing ${meta.id}`) });
       });
-      arm(stage);
+      // Waiting for a free socket in this node's pool is not the node's fault: the clock starts with the socket.
+      req.once('socket', () => {
+        if (!settled) arm(stage);
+      });
       req.flushHeaders();
     });
   }
