@@ -122,7 +122,7 @@ export type IngestEvent =
       source: { kind: string; location: string; endpoint?: string };
     }
   | { type: 'chunk'; id: string; file: string; index: number; size: number; state: ChunkState; nodeId?: string; attempt: number; error?: string }
-  | { type: 'bytes'; nodeId: string; bytes: number }
+  | { type: 'bytes'; chunkId: string; nodeId: string; bytes: number }
   | { type: 'node'; status: NodeStatus }
   | { type: 'file'; key: string; status: 'complete' | 'failed'; error?: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }

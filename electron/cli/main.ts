@@ -1,0 +1,248 @@
+// cloud-ingest: the engine, headless. Exit codes: see EXIT below and README.
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { formatDiagnostic } from '../../shared/config/validate.ts';
+import { ConfigError, loadConfig, PROJECT_ROOT } from '../engine/config.ts';
+import type { LoadedConfig } from '../engine/config.ts';
+import { detectCloud, DetectionError } from '../engine/detect/detect.ts';
+import { NoHealthyNodeError, runIngest } from '../engine/ingest.ts';
+import { latestManifestPath } from '../engine/manifest.ts';
+import { NodeError } from '../engine/nodes/node.ts';
+import { probeNodes } from '../engine/nodes/open.ts';
+import { reassembleFile, ReassembleError } from '../engine/reassemble.ts';
+import { StorageError } from '../engine/storage/driver.ts';
+import { openSource, SourceSelectionError } from '../engine/storage/open.ts';
+import { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
+import { verifyRun } from '../engine/verify.ts';
+import { formatBytes, ProgressView } from './progress.ts';
+
+export const EXIT = {
+  ok: 0,
+  /** The command ran but the data is not all right: failed files, verify problems, checksum mismatch. */
+  incomplete: 1,
+  /** Bad usage or bad config. */
+  usage: 2,
+  noHealthyNode: 3,
+  /** The source store failed: missing bucket, access denied, unreachable endpoint, bad credentials. */
+  source: 4,
+  cancelled: 130,
+} as const;
+
+class UsageError extends Error {}
+
+const COMMON = {
+  config: { type: 'string', short: 'c' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+const USAGE = `Usage: cloud-ingest <command> [options]
+
+Commands:
+  run          [--pattern GLOB] [--cloud C] [--json]   ingest the detected cloud's data source into the nodes
+  detect       [--cloud C] [--json]                    show the detected cloud, its evidence and the store used
+  nodes        [--json]                                probe every node and show its health
+  verify       [--manifest M] [--json]                 re-hash every received chunk against a manifest
+  reassemble   --file KEY --out PATH [--manifest M]    rebuild a file from its chunks and check it
+  make-test-data [--scale S] [--out DIR]               generate the original design's test files
+  agent        --port P --dir D [--token-env NAME]     run a node agent (see README)
+
+Every command takes --config FILE (default: config/data_sources.yml). verify and reassemble default to the latest run's manifest.
+Exit codes: 0 ok, 1 finished with failures, 2 usage or config error, 3 no healthy node, 4 source store error, 130 cancelled.`;
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: false, strict: true });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+}
+
+function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+function showWarnings(loaded: LoadedConfig): void {
+  for (const warning of loaded.warnings) process.stderr.write(`${formatDiagnostic(warning)}\n`);
+}
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { pattern: { type: 'string', short: 'p' }, cloud: { type: 'string' } });
+  const loaded = await loadConfig(values.config);
+  showWarnings(loaded);
+  const detection = await detectCloud(values.cloud ? { flag: values.cloud } : {});
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort(new Error('cancelled by the user'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const view = values.json ? undefined : new ProgressView();
+  if (!values.json) process.stderr.write(`Cloud: ${detection.cloud} (${detection.signal}: ${detection.detail}, ${detection.elapsedMs} ms)\n`);
+  try {
+    const { manifest, manifestPath } = await runIngest({
+      loaded,
+      detection,
+      ...(values.pattern ? { pattern: values.pattern } : {}),
+      signal: controller.signal,
+      ...(view ? { onEvent: (e) => view.handle(e) } : {}),
+    });
+    view?.stop();
+    const failed = manifest.files.filter((f) => f.status === 'failed');
+    const seconds = (Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt)) / 1000;
+    const summary = {
+      runId: manifest.runId,
+      status: manifest.status,
+      cloud: manifest.cloud,
+      source: manifest.source,
+      manifest: manifestPath,
+      files: manifest.totals.files,
+      failedFiles: failed.map((f) => ({ key: f.key, error: f.error })),
+      chunks: manifest.totals.chunks,
+      bytes: manifest.totals.bytes,
+      retries: manifest.totals.retries,
+      replacements: manifest.totals.replacements,
+      skipped: manifest.totals.skipped,
+      seconds,
+      nodes: manifest.nodes.map((n) => ({ id: n.id, chunks: n.chunks, bytes: n.bytes, healthy: n.healthy })),
+    };
+    const nodeLines = manifest.nodes.map((n) => `  ${n.id.padEnd(16)} ${String(n.chunks).padStart(6)} chunks  ${formatBytes(n.bytes).padStart(10)}${n.healthy ? '' : '  (unhealthy)'}`).join('\n');
+    const rate = seconds > 0 ? ` (${(manifest.totals.bytes / seconds / 1e6).toFixed(0)} MB/s)` : '';
+    print(values.json, summary, `${manifest.status}: ${manifest.totals.files} file(s), ${manifest.totals.chunks} chunk(s), ${formatBytes(manifest.totals.bytes)} in ${seconds.toFixed(2)} s${rate}; ${manifest.totals.retries} retries, ${manifest.totals.replacements} re-placements, ${manifest.totals.skipped} already present\n${nodeLines}\nmanifest: ${manifestPath}`);
+    if (manifest.status === 'cancelled') return EXIT.cancelled;
+    return failed.length > 0 ? EXIT.incomplete : EXIT.ok;
+  } finally {
+    view?.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function cmdDetect(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { cloud: { type: 'string' } });
+  const loaded = await loadConfig(values.config);
+  const detection = await detectCloud(values.cloud ? { flag: values.cloud } : {});
+  let store: { kind: string; location: string; endpoint?: string } | { error: string };
+  try {
+    const bucket = openSource(loaded, detection.cloud);
+    store = bucket.info;
+    await bucket.close();
+  } catch (error) {
+    store = { error: (error as Error).message };
+  }
+  const probes = detection.probes.map((p) => `  ${p.cloud.padEnd(6)} ${p.endpoint}: ${p.ok ? 'yes' : 'no'} — ${p.detail} (${p.elapsedMs} ms)`).join('\n');
+  const storeText = 'error' in store ? `store: not available — ${store.error}` : `store: ${store.kind} ${store.location}${store.endpoint ? ` (endpoint ${store.endpoint})` : ''}`;
+  print(values.json, { ...detection, store }, `cloud: ${detection.cloud}\nsignal: ${detection.signal} — ${detection.detail}\ntook: ${detection.elapsedMs} ms${probes ? `\nprobes:\n${probes}` : ''}\n${storeText}`);
+  return EXIT.ok;
+}
+
+async function cmdNodes(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {});
+  const loaded = await loadConfig(values.config);
+  const statuses = await probeNodes(loaded);
+  const lines = statuses.map((s) => {
+    const free = s.freeBytes !== undefined ? `free ${formatBytes(s.freeBytes)}` : '';
+    const held = s.chunkCount !== undefined ? `${s.chunkCount} chunks, ${formatBytes(s.bytesHeld ?? 0)}` : '';
+    return `${s.id.padEnd(16)} ${s.state.padEnd(9)} ${s.kind.padEnd(6)} ${String(s.latencyMs ?? '-').padStart(5)} ms  ${[free, held].filter(Boolean).join(', ')}  ${s.location}${s.error ? `\n${' '.repeat(17)}${s.error}` : ''}`;
+  });
+  print(values.json, statuses, lines.join('\n'));
+  return statuses.some((s) => s.state === 'healthy') ? EXIT.ok : EXIT.noHealthyNode;
+}
+
+async function manifestOrLatest(loaded: LoadedConfig, given: string | undefined): Promise<string> {
+  if (given) return given;
+  const latest = await latestManifestPath(loaded);
+  if (!latest) throw new UsageError('No run manifest found. Fix: run `cloud-ingest run` first, or pass --manifest PATH.');
+  return latest;
+}
+
+async function cmdVerify(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { manifest: { type: 'string', short: 'm' } });
+  const loaded = await loadConfig(values.config);
+  const manifestPath = await manifestOrLatest(loaded, values.manifest);
+  const report = await verifyRun({ loaded, manifestPath });
+  const problems = report.problems.map((p) => `  ${p.reason}: ${p.chunkId} on ${p.nodeId}: ${p.detail}`).join('\n');
+  const verdict = report.problems.length === 0 ? 'all chunks verified' : `${report.problems.length} problem(s), ${report.unrecoverable.length} chunk(s) with no good copy`;
+  print(values.json, report, `${report.ok}/${report.checked} chunk copies match the manifest: ${verdict}\nmanifest: ${manifestPath}${problems ? `\n${problems}` : ''}`);
+  return report.unrecoverable.length > 0 || report.problems.length > 0 ? EXIT.incomplete : EXIT.ok;
+}
+
+async function cmdReassemble(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { manifest: { type: 'string', short: 'm' }, file: { type: 'string', short: 'f' }, out: { type: 'string', short: 'o' } });
+  if (!values.file || !values.out) throw new UsageError('reassemble needs --file KEY and --out PATH.');
+  const loaded = await loadConfig(values.config);
+  const manifestPath = await manifestOrLatest(loaded, values.manifest);
+  const report = await reassembleFile({ loaded, manifestPath, key: values.file, outPath: values.out });
+  print(values.json, report, `${report.matched ? 'ok' : 'MISMATCH'}: ${report.key} → ${report.outPath} (${formatBytes(report.bytes)})\nchecksum: ${report.actual} (manifest ${report.expected})\nmd5: ${report.md5Hex}`);
+  return report.matched ? EXIT.ok : EXIT.incomplete;
+}
+
+async function cmdMakeTestData(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { scale: { type: 'string', default: '1' }, out: { type: 'string' } });
+  const scale = Number(values.scale);
+  if (!(scale > 0)) throw new UsageError(`--scale must be a number greater than 0, got "${values.scale}".`);
+  const root = values.out ?? join(PROJECT_ROOT, 'test_data');
+  for (const file of ORIGINAL_TEST_FILES) {
+    const path = join(root, file.folder, file.name);
+    const bytes = testFileBytes(file.mib, scale);
+    const made = await ensureDataFile(path, bytes, `${file.folder}/${file.name}`);
+    process.stderr.write(`${made ? 'made' : 'kept'} ${relative(process.cwd(), path) || path} (${formatBytes(bytes)})\n`);
+  }
+  return EXIT.ok;
+}
+
+async function cmdAgent(argv: string[]): Promise<number> {
+  const module = (await import('./agent.ts').catch(() => undefined)) as { runAgentCommand?: (argv: string[]) => Promise<number> } | undefined;
+  if (!module?.runAgentCommand) throw new UsageError('The node agent is not part of this build.');
+  return module.runAgentCommand(argv);
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  run: cmdRun,
+  detect: cmdDetect,
+  nodes: cmdNodes,
+  verify: cmdVerify,
+  reassemble: cmdReassemble,
+  'make-test-data': cmdMakeTestData,
+  agent: cmdAgent,
+};
+
+export function describeError(error: unknown): { code: number; message: string } {
+  if (error instanceof UsageError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof ConfigError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof DetectionError || error instanceof SourceSelectionError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof NoHealthyNodeError) return { code: EXIT.noHealthyNode, message: error.message };
+  if (error instanceof StorageError) return { code: EXIT.source, message: `${error.message}\nHint: ${error.hint}` };
+  if (error instanceof NodeError || error instanceof ReassembleError) return { code: EXIT.incomplete, message: error.message };
+  if (error instanceof Error && error.message === 'cancelled by the user') return { code: EXIT.cancelled, message: 'cancelled' };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: EXIT.incomplete, message: `${message}${process.env.CLOUD_INGEST_DEBUG ? `\n${(error as Error).stack ?? ''}` : '\n(set CLOUD_INGEST_DEBUG=1 for details)'}` };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    process.stderr.write(`Unknown command "${command}".\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await handler(rest);
+  } catch (error) {
+    const { code, message } = describeError(error);
+    process.stderr.write(`cloud-ingest ${command}: ${message}\n`);
+    return code;
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && /(cloud-ingest(\.js)?|cli[\\/]main\.ts)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  process.exitCode = await main(process.argv.slice(2));
+}

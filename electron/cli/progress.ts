@@ -1,0 +1,137 @@
+// Folds engine events into a live progress line on a TTY (≤ 10 redraws a second), or plain lines otherwise.
+import type { IngestEvent } from '../../shared/types.ts';
+
+const REDRAW_MS = 100;
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--';
+  if (seconds < 60) return `${Math.ceil(seconds)}s`;
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export class ProgressView {
+  private readonly out: NodeJS.WriteStream;
+  private readonly tty: boolean;
+  private totalBytes = 0;
+  private totalChunks = 0;
+  private doneBytes = 0;
+  private doneChunks = 0;
+  private readonly inFlight = new Map<string, number>();
+  private readonly perNode = new Map<string, number>();
+  private started = 0;
+  private lastDraw = 0;
+  private lastPlainPercent = -1;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(out: NodeJS.WriteStream = process.stderr) {
+    this.out = out;
+    this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+  }
+
+  handle(event: IngestEvent): void {
+    switch (event.type) {
+      case 'run-started':
+        this.started = performance.now();
+        this.totalBytes = event.bytes;
+        this.totalChunks = event.chunks;
+        for (const node of event.nodes) this.perNode.set(node.id, 0);
+        this.line(`Ingesting ${event.files} file(s), ${formatBytes(event.bytes)} in ${event.chunks} chunk(s) from ${event.source.kind} ${event.source.location}${event.source.endpoint ? ` via ${event.source.endpoint}` : ''} to ${event.nodes.filter((n) => n.state === 'healthy').length} healthy node(s)`);
+        if (this.tty) this.timer = setInterval(() => this.draw(), REDRAW_MS).unref();
+        break;
+      case 'bytes':
+        this.inFlight.set(event.chunkId, (this.inFlight.get(event.chunkId) ?? 0) + event.bytes);
+        break;
+      case 'chunk':
+        this.onChunk(event);
+        break;
+      case 'log':
+        this.line(`${event.level}: ${event.message}`);
+        break;
+      case 'file':
+        if (event.status === 'failed') this.line(`failed: ${event.key}: ${event.error ?? ''}`);
+        break;
+      case 'node':
+        if (event.status.state !== 'healthy' && this.started) this.line(`node ${event.status.id} is ${event.status.state}${event.status.error ? `: ${event.status.error}` : ''}`);
+        break;
+      case 'run-finished':
+        this.stop();
+        break;
+    }
+    if (!this.tty) this.plainProgress();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.tty) {
+      this.draw(true);
+      this.out.write('\n');
+    }
+  }
+
+  private onChunk(event: Extract<IngestEvent, { type: 'chunk' }>): void {
+    if (event.state === 'retried' || event.state === 'moved' || event.state === 'failed') {
+      this.inFlight.delete(event.id);
+      if (event.state !== 'failed') this.line(`${event.state}: ${event.id}${event.nodeId ? ` → ${event.nodeId}` : ''}${event.error ? ` (${event.error})` : ''}`);
+    }
+    if (event.state === 'verified' || event.state === 'skipped') {
+      this.inFlight.delete(event.id);
+      this.doneBytes += event.size;
+      this.doneChunks++;
+      if (event.nodeId) this.perNode.set(event.nodeId, (this.perNode.get(event.nodeId) ?? 0) + 1);
+    }
+  }
+
+  private progressBytes(): number {
+    let partial = 0;
+    for (const bytes of this.inFlight.values()) partial += bytes;
+    return Math.min(this.totalBytes, this.doneBytes + partial);
+  }
+
+  private summary(): string {
+    const bytes = this.progressBytes();
+    const seconds = (performance.now() - this.started) / 1000;
+    const rate = seconds > 0 ? bytes / seconds : 0;
+    const eta = rate > 0 ? (this.totalBytes - bytes) / rate : Infinity;
+    const percent = this.totalBytes > 0 ? Math.floor((bytes / this.totalBytes) * 100) : this.totalChunks === this.doneChunks ? 100 : 0;
+    const nodes = [...this.perNode].map(([id, n]) => `${id}:${n}`).join(' ');
+    return `${String(percent).padStart(3)}% ${formatBytes(bytes)}/${formatBytes(this.totalBytes)} ${(rate / 1e6).toFixed(0)} MB/s ETA ${formatDuration(eta)} chunks ${this.doneChunks}/${this.totalChunks} | ${nodes}`;
+  }
+
+  private draw(force = false): void {
+    const now = performance.now();
+    if (!force && now - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = now;
+    const width = 24;
+    const fraction = this.totalBytes > 0 ? this.progressBytes() / this.totalBytes : 1;
+    const filled = Math.round(fraction * width);
+    const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+    const columns = this.out.columns ?? 120;
+    this.out.write(`\r\x1b[2K${bar} ${this.summary()}`.slice(0, columns + 5));
+  }
+
+  private plainProgress(): void {
+    if (this.totalBytes === 0 && this.totalChunks === 0) return;
+    const percent = this.totalBytes > 0 ? Math.floor((this.doneBytes / this.totalBytes) * 10) * 10 : 100;
+    if (percent === this.lastPlainPercent) return;
+    this.lastPlainPercent = percent;
+    this.out.write(`${this.summary()}\n`);
+  }
+
+  private line(text: string): void {
+    if (this.tty) this.out.write(`\r\x1b[2K${text}\n`);
+    else this.out.write(`${text}\n`);
+  }
+}

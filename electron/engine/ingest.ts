@@ -1,0 +1,495 @@
+// The ingest run: list the source, plan chunks, stream each chunk once (read → hash → node), place it on
+// healthy nodes, retry transient failures, move chunks off nodes that fail, and write the manifest.
+import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { chunkSizeBytes } from '../../shared/config/types.ts';
+import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import { Placer } from '../../shared/placement.ts';
+import type { ChunkCopy, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
+import type { LoadedConfig } from './config.ts';
+import { sharedHashPool } from './hash/pool.ts';
+import type { HashPool } from './hash/pool.ts';
+import { newRunId, writeManifest } from './manifest.ts';
+import { NodeError } from './nodes/node.ts';
+import type { NodeTarget, StoredChunk } from './nodes/node.ts';
+import { openNodes } from './nodes/open.ts';
+import { NodeRegistry } from './nodes/registry.ts';
+import { backoffDelayMs, retryPolicyFromConfig, sleep } from './retry.ts';
+import type { RetryPolicy } from './retry.ts';
+import type { Bucket } from './storage/bucket.ts';
+import { StorageError } from './storage/driver.ts';
+import type { ObjectInfo } from './storage/driver.ts';
+import { openSource, sourceConfigFor } from './storage/open.ts';
+import { checkSourceChecksum } from './storage/source-checksum.ts';
+
+export interface IngestOptions {
+  loaded: LoadedConfig;
+  detection: DetectionResult;
+  pattern?: string;
+  signal?: AbortSignal;
+  onEvent?: (event: IngestEvent) => void;
+  /** Overrides for tests and embedding; normally built from the config. */
+  nodes?: NodeTarget[];
+  hashPool?: HashPool;
+}
+
+export interface IngestResult {
+  manifest: Manifest;
+  manifestPath: string;
+}
+
+export class NoHealthyNodeError extends Error {
+  readonly statuses: NodeStatus[];
+
+  constructor(statuses: NodeStatus[], context: string) {
+    const lines = statuses.map((s) => `  ${s.id} (${s.location}): ${s.state}${s.error ? ` — ${s.error}` : ''}`).join('\n');
+    super(`No healthy node ${context}.\n${lines}\nFix: check the nodes above (folders writable, agents running, tokens set), or add nodes to the config.`);
+    this.name = 'NoHealthyNodeError';
+    this.statuses = statuses;
+  }
+}
+
+export interface PlannedChunk {
+  id: string;
+  object: ObjectInfo;
+  index: number;
+  offset: number;
+  size: number;
+}
+
+/** Chunk i covers [i·size, min((i+1)·size, fileSize)). A zero-byte file has no chunks. */
+export function planChunks(objects: readonly ObjectInfo[], chunkSize: number): PlannedChunk[] {
+  const chunks: PlannedChunk[] = [];
+  for (const object of objects) {
+    const count = Math.ceil(object.size / chunkSize);
+    for (let index = 0; index < count; index++) {
+      const offset = index * chunkSize;
+      chunks.push({ id: `${object.key}_chunk_${index}`, object, index, offset, size: Math.min(chunkSize, object.size - offset) });
+    }
+  }
+  return chunks;
+}
+
+const EMPTY_DIGEST: Record<ChecksumAlgorithm, string> = {
+  md5: createHash('md5').digest('hex'),
+  sha256: createHash('sha256').digest('hex'),
+};
+
+/** One chunk: its own checksum. More: hash of the concatenated chunk digests, suffixed with the count (S3 multipart style). */
+export function fileChecksum(algorithm: ChecksumAlgorithm, chunkDigests: readonly string[]): string {
+  if (chunkDigests.length === 0) return EMPTY_DIGEST[algorithm];
+  if (chunkDigests.length === 1) return chunkDigests[0]!;
+  const hash = createHash(algorithm);
+  for (const digest of chunkDigests) hash.update(Buffer.from(digest, 'hex'));
+  return `${hash.digest('hex')}-${chunkDigests.length}`;
+}
+
+const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
+const PROGRESS_STEP_BYTES = 256 * 1024;
+
+class FileFailedError extends Error {}
+
+export async function runIngest(options: IngestOptions): Promise<IngestResult> {
+  const run = new IngestRun(options);
+  return run.execute();
+}
+
+class IngestRun {
+  private readonly o: IngestOptions;
+  private readonly loaded: LoadedConfig;
+  private readonly runId = newRunId();
+  private readonly startedAt = new Date();
+  private readonly chunkSize: number;
+  private readonly algorithm: ChecksumAlgorithm;
+  private readonly replicas: number;
+  private readonly retry: RetryPolicy;
+  private readonly placer: Placer;
+  private readonly pool: HashPool;
+  private readonly emit: (event: IngestEvent) => void;
+  private readonly registry: NodeRegistry;
+  private readonly fileErrors = new Map<string, string>();
+  private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
+  private bucket: Bucket | undefined;
+  private retries = 0;
+  private replacements = 0;
+  private fatal: Error | undefined;
+
+  constructor(options: IngestOptions) {
+    this.o = options;
+    this.loaded = options.loaded;
+    const ingestion = options.loaded.config.ingestion;
+    this.chunkSize = chunkSizeBytes(ingestion);
+    this.algorithm = ingestion.checksum;
+    this.replicas = ingestion.replicas;
+    this.retry = retryPolicyFromConfig(ingestion);
+    this.placer = new Placer(ingestion.placement);
+    this.pool = options.hashPool ?? sharedHashPool();
+    this.emit = options.onEvent ?? (() => undefined);
+    this.registry = new NodeRegistry(options.nodes ?? openNodes(options.loaded));
+    this.registry.on('change', (status) => this.emit({ type: 'node', status }));
+  }
+
+  async execute(): Promise<IngestResult> {
+    try {
+      return await this.executeInner();
+    } finally {
+      await this.registry.close();
+      await this.bucket?.close();
+    }
+  }
+
+  private async executeInner(): Promise<IngestResult> {
+    const { detection, signal } = this.o;
+    const source = sourceConfigFor(this.loaded, detection.cloud);
+    this.bucket = openSource(this.loaded, detection.cloud);
+    await this.registry.probeAll(signal);
+    if (this.registry.usable().length === 0) throw new NoHealthyNodeError(this.registry.statuses(), 'to deliver chunks to');
+    if (this.registry.usable().length < this.replicas) {
+      throw new NoHealthyNodeError(this.registry.statuses(), `for ${this.replicas} replicas (only ${this.registry.usable().length} healthy)`);
+    }
+    const pattern = this.o.pattern ?? this.loaded.config.ingestion.file_pattern;
+    const objects = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
+    const plan = planChunks(objects, this.chunkSize);
+    await this.indexExistingChunks();
+    this.emit({
+      type: 'run-started',
+      runId: this.runId,
+      files: objects.length,
+      chunks: plan.length,
+      bytes: objects.reduce((sum, o) => sum + o.size, 0),
+      nodes: this.registry.statuses(),
+      source: this.bucket.info,
+    });
+    for (const chunk of plan) this.emitChunk(chunk, 'queued', 0);
+
+    const delivered = await this.deliverAll(plan);
+    const files = await this.summarizeFiles(objects, plan, delivered);
+    const status: Manifest['status'] = signal?.aborted ? 'cancelled' : this.fatal ? 'failed' : files.some((f) => f.status === 'failed') ? 'partial' : 'complete';
+    const manifest = this.buildManifest(status, files, delivered);
+    const manifestPath = await writeManifest(this.loaded, manifest);
+    this.emit({ type: 'run-finished', runId: this.runId, status, manifestPath, elapsedMs: Date.now() - this.startedAt.getTime(), bytes: manifest.totals.bytes });
+    if (this.fatal) throw this.fatal;
+    return { manifest, manifestPath };
+  }
+
+  private async indexExistingChunks(): Promise<void> {
+    for (const node of this.registry.usable()) {
+      for await (const stored of node.list(this.o.signal)) {
+        const copies = this.existing.get(stored.id) ?? [];
+        copies.push({ nodeId: node.id, stored });
+        this.existing.set(stored.id, copies);
+      }
+    }
+  }
+
+  /** Runs chunk deliveries with bounded concurrency, in plan order. */
+  private async deliverAll(plan: PlannedChunk[]): Promise<(ManifestChunk | undefined)[]> {
+    const results: (ManifestChunk | undefined)[] = new Array(plan.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < plan.length && !this.fatal && !this.o.signal?.aborted) {
+        const i = next++;
+        const chunk = plan[i]!;
+        if (this.fileErrors.has(chunk.object.key)) continue;
+        try {
+          results[i] = await this.deliver(chunk);
+        } catch (error) {
+          this.onChunkFailed(chunk, error);
+        }
+      }
+    };
+    const width = Math.max(1, Math.min(this.loaded.config.ingestion.max_concurrent_chunks, plan.length));
+    await Promise.all(Array.from({ length: width }, worker));
+    return results;
+  }
+
+  private onChunkFailed(chunk: PlannedChunk, error: unknown): void {
+    if (this.o.signal?.aborted) return;
+    if (error instanceof NoHealthyNodeError) {
+      this.fatal ??= error;
+      return;
+    }
+    const message = error instanceof StorageError ? `${error.message} (${error.hint})` : error instanceof Error ? error.message : String(error);
+    if (!this.fileErrors.has(chunk.object.key)) {
+      this.fileErrors.set(chunk.object.key, message);
+      this.emit({ type: 'file', key: chunk.object.key, status: 'failed', error: message });
+    }
+    this.emitChunk(chunk, 'failed', 0, undefined, message);
+  }
+
+  private reusableCopies(chunk: PlannedChunk): (ChunkCopy & { checksum: string })[] {
+    const usable = new Set(this.registry.usable().map((n) => n.id));
+    const etag = chunk.object.etag;
+    return (this.existing.get(chunk.id) ?? [])
+      .filter(({ nodeId, stored: s }) => usable.has(nodeId) && etag !== undefined && s.sourceEtag === etag && s.size === chunk.size && s.offset === chunk.offset && s.checksum.algorithm === this.algorithm)
+      .map(({ nodeId, stored }) => ({ nodeId, location: stored.location, checksum: stored.checksum.hex }))
+      .slice(0, this.replicas);
+  }
+
+  private async deliver(chunk: PlannedChunk): Promise<ManifestChunk> {
+    const reused = this.reusableCopies(chunk);
+    const checksumOf = new Map<string, string>();
+    const copies: ChunkCopy[] = reused.map(({ nodeId, location, checksum }) => {
+      checksumOf.set(nodeId, checksum);
+      this.placer.record(nodeId, chunk.size);
+      return { nodeId, location };
+    });
+    const skipped = copies.length >= this.replicas;
+    let attempts = 0;
+    const movedFrom: string[] = [];
+    const nodeFailures = new Map<string, number>();
+    let sourceFailures = 0;
+
+    let targets = skipped ? [] : this.choose(chunk, copies.map((c) => c.nodeId), this.replicas - copies.length);
+    while (targets.length > 0) {
+      attempts++;
+      const outcome = await this.attempt(chunk, targets, attempts);
+      const nextTargets: string[] = [];
+      let mustWait = false;
+      for (const nodeId of targets) {
+        const stored = outcome.stored.get(nodeId);
+        if (stored) {
+          copies.push({ nodeId, location: stored.location });
+          checksumOf.set(nodeId, stored.checksum.hex);
+          continue;
+        }
+        const nodeError = outcome.nodeErrors.get(nodeId);
+        if (!nodeError) {
+          nextTargets.push(nodeId); // the source failed; same node next time
+          continue;
+        }
+        const failures = (nodeFailures.get(nodeId) ?? 0) + 1;
+        nodeFailures.set(nodeId, failures);
+        const code = nodeError instanceof NodeError ? nodeError.code : 'io';
+        if (failures <= this.retry.retries && !MOVE_AT_ONCE.has(code)) {
+          this.retries++;
+          mustWait = true;
+          this.emitChunk(chunk, 'retried', attempts, nodeId, errorText(nodeError));
+          nextTargets.push(nodeId);
+          continue;
+        }
+        this.placer.release(nodeId, chunk.size);
+        this.registry.markFailed(nodeId, nodeError);
+        movedFrom.push(nodeId);
+        this.replacements++;
+        this.emit({ type: 'log', level: 'warn', message: `node ${nodeId} failed (${errorText(nodeError)}); moving its chunks to other nodes` });
+        const replacement = this.choose(chunk, [...copies.map((c) => c.nodeId), ...nextTargets, ...movedFrom], 1);
+        this.emitChunk(chunk, 'moved', attempts, replacement[0], errorText(nodeError));
+        nextTargets.push(...replacement);
+      }
+      if (outcome.sourceError) {
+        sourceFailures++;
+        const retryable = outcome.sourceError instanceof StorageError && outcome.sourceError.retryable;
+        if (!retryable || sourceFailures > this.retry.retries) {
+          for (const nodeId of nextTargets) this.placer.release(nodeId, chunk.size);
+          throw outcome.sourceError;
+        }
+        this.retries++;
+        mustWait = true;
+        this.emitChunk(chunk, 'retried', attempts, undefined, errorText(outcome.sourceError));
+      }
+      if (mustWait) await sleep(backoffDelayMs(this.retry, Math.max(sourceFailures, ...nodeFailures.values(), 1)), this.o.signal);
+      targets = nextTargets;
+    }
+
+    const checksum = checksumOf.get(copies[0]!.nodeId)!;
+    this.emitChunk(chunk, skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
+    return {
+      id: chunk.id,
+      file: chunk.object.key,
+      index: chunk.index,
+      offset: chunk.offset,
+      size: chunk.size,
+      checksum,
+      node: copies[0]!.nodeId,
+      path: copies[0]!.location,
+      copies,
+      attempts,
+      movedFrom,
+      skipped,
+    };
+  }
+
+  private choose(chunk: PlannedChunk, exclude: string[], count: number): string[] {
+    const excluded = new Set(exclude);
+    const candidates = this.registry.usable().filter((n) => !excluded.has(n.id));
+    if (candidates.length === 0) throw new NoHealthyNodeError(this.registry.statuses(), `left for chunk ${chunk.id}`);
+    return this.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id })), count);
+  }
+
+  /** One read of the chunk, hashed once and streamed to every target at the same time. */
+  private async attempt(chunk: PlannedChunk, targets: string[], attempt: number): Promise<{ stored: Map<string, StoredChunk>; nodeErrors: Map<string, unknown>; sourceError?: unknown }> {
+    const stored = new Map<string, StoredChunk>();
+    const nodeErrors = new Map<string, unknown>();
+    const signal = this.o.signal;
+    this.emitChunk(chunk, 'reading', attempt, targets[0]);
+    let source: Readable;
+    try {
+      source = await this.bucket!.read(chunk.object, { offset: chunk.offset, length: chunk.size }, signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      return { stored, nodeErrors, sourceError: error };
+    }
+    const tap = this.pool.tap(this.algorithm);
+    let pending = 0;
+    tap.onBytes = (bytes) => {
+      pending += bytes;
+      if (pending < PROGRESS_STEP_BYTES) return;
+      for (const nodeId of targets) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: pending });
+      pending = 0;
+    };
+    tap.once('end', () => {
+      if (pending > 0) for (const nodeId of targets) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: pending });
+    });
+    source.on('error', (error) => tap.destroy(error));
+    source.pipe(tap);
+    this.emitChunk(chunk, 'sending', attempt, targets[0]);
+    const branches = targets.length === 1 ? [tap] : tee(tap, targets.length);
+    const meta = { id: chunk.id, file: chunk.object.key, index: chunk.index, offset: chunk.offset, size: chunk.size, ...(chunk.object.etag ? { sourceEtag: chunk.object.etag } : {}) };
+    let sourceError: unknown;
+    await Promise.all(
+      targets.map(async (nodeId, i) => {
+        const node = this.registry.get(nodeId)!;
+        try {
+          stored.set(nodeId, await node.write(meta, branches[i]!, tap.digest, signal));
+        } catch (error) {
+          if (signal?.aborted) return;
+          if (error instanceof StorageError) sourceError = error;
+          else nodeErrors.set(nodeId, error);
+        }
+      }),
+    );
+    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
+    return { stored, nodeErrors, ...(sourceError ? { sourceError } : {}) };
+  }
+
+  private async summarizeFiles(objects: ObjectInfo[], plan: PlannedChunk[], delivered: (ManifestChunk | undefined)[]): Promise<ManifestFile[]> {
+    const byFile = new Map<string, ManifestChunk[]>();
+    plan.forEach((chunk, i) => {
+      const list = byFile.get(chunk.object.key) ?? [];
+      const done = delivered[i];
+      if (done) list.push(done);
+      byFile.set(chunk.object.key, list);
+    });
+    const files: ManifestFile[] = [];
+    for (const object of objects) {
+      const chunks = byFile.get(object.key) ?? [];
+      const chunkCount = Math.ceil(object.size / this.chunkSize);
+      const error = this.fileErrors.get(object.key) ?? (chunks.length < chunkCount ? 'not all chunks were delivered' : undefined);
+      const file: ManifestFile = {
+        key: object.key,
+        size: object.size,
+        ...(object.etag ? { etag: object.etag } : {}),
+        checksum: fileChecksum(this.algorithm, chunks.map((c) => c.checksum)),
+        chunkCount,
+        status: error ? 'failed' : 'complete',
+        ...(error ? { error } : {}),
+      };
+      if (!error && !this.o.signal?.aborted) await this.checkSource(file, object, chunks);
+      if (!this.fileErrors.has(object.key) && !this.o.signal?.aborted) this.emit({ type: 'file', key: object.key, status: file.status, ...(file.error ? { error: file.error } : {}) });
+      files.push(file);
+    }
+    return files;
+  }
+
+  private async checkSource(file: ManifestFile, object: ObjectInfo, chunks: ManifestChunk[]): Promise<void> {
+    try {
+      const result = await checkSourceChecksum({
+        object,
+        chunks: chunks.map((c) => ({ id: c.id, checksum: c.checksum })),
+        algorithm: this.algorithm,
+        pool: this.pool,
+        readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
+        ...(this.o.signal ? { signal: this.o.signal } : {}),
+      });
+      if (!result) return;
+      file.sourceChecksum = result;
+      if (!result.matched) {
+        file.status = 'failed';
+        file.error = `the delivered bytes do not match the store's ${result.kind} checksum ${result.value}`;
+      }
+    } catch (error) {
+      file.status = 'failed';
+      file.error = `could not check the store's checksum: ${errorText(error)}`;
+    }
+  }
+
+  private async readAnyCopy(chunk: ManifestChunk): Promise<Readable> {
+    let lastError: unknown;
+    for (const copy of chunk.copies) {
+      try {
+        return await this.registry.get(copy.nodeId)!.read(chunk.id, this.o.signal);
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError ?? new Error(`no copy of ${chunk.id}`);
+  }
+
+  private buildManifest(status: Manifest['status'], files: ManifestFile[], delivered: (ManifestChunk | undefined)[]): Manifest {
+    const chunks = delivered.filter((c): c is ManifestChunk => c !== undefined);
+    const nodes: NodeSummary[] = this.registry.statuses().map((s) => {
+      const held = chunks.filter((c) => c.copies.some((copy) => copy.nodeId === s.id));
+      return { id: s.id, kind: s.kind, location: s.location, chunks: held.length, bytes: held.reduce((sum, c) => sum + c.size, 0), healthy: s.state === 'healthy' };
+    });
+    return {
+      version: 1,
+      runId: this.runId,
+      startedAt: this.startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      status,
+      cloud: this.o.detection.cloud,
+      detection: this.o.detection,
+      source: this.bucket!.info,
+      checksumAlgorithm: this.algorithm,
+      chunkSize: this.chunkSize,
+      config: this.loaded.config,
+      configPath: this.loaded.path,
+      files,
+      chunks,
+      nodes,
+      totals: {
+        files: files.length,
+        chunks: chunks.length,
+        bytes: chunks.reduce((sum, c) => sum + c.size, 0),
+        retries: this.retries,
+        replacements: this.replacements,
+        skipped: chunks.filter((c) => c.skipped).length,
+      },
+    };
+  }
+
+  private emitChunk(chunk: PlannedChunk, state: Extract<IngestEvent, { type: 'chunk' }>['state'], attempt: number, nodeId?: string, error?: string): void {
+    this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Splits one stream into `n` with shared backpressure; a branch whose consumer fails is dropped, not waited for. */
+function tee(source: Readable, n: number): Readable[] {
+  const branches = Array.from({ length: n }, () => new PassThrough({ highWaterMark: 1024 * 1024 }));
+  let waiting = 0;
+  source.on('data', (data: Buffer) => {
+    for (const branch of branches) {
+      if (branch.destroyed || branch.writableEnded) continue;
+      if (!branch.write(data)) {
+        waiting++;
+        branch.once('drain', resume);
+        branch.once('close', resume);
+      }
+    }
+    if (waiting > 0) source.pause();
+  });
+  function resume(this: PassThrough): void {
+    this.off('drain', resume);
+    this.off('close', resume);
+    if (--waiting === 0) source.resume();
+  }
+  source.on('end', () => branches.forEach((b) => b.end()));
+  source.on('error', (error) => branches.forEach((b) => b.destroy(error)));
+  return branches;
+}

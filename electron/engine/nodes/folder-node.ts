@@ -1,0 +1,131 @@
+// A node that is a local folder. Chunks are written to .tmp/ and renamed into place only when complete
+// and their checksum is known; the metadata sidecar is written last, so a chunk without it does not exist.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import type { Checksum } from '../../../shared/types.ts';
+import { chunkFileName } from './safe-name.ts';
+import { NodeError } from './node.ts';
+import type { ChunkMeta, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
+
+const CHUNK_EXT = '.chunk';
+const META_EXT = '.chunk.json';
+
+export class FolderNode implements NodeTarget {
+  readonly id: string;
+  readonly kind = 'folder' as const;
+  readonly location: string;
+  private ready: Promise<void> | undefined;
+
+  constructor(id: string, dir: string) {
+    this.id = id;
+    this.location = dir;
+  }
+
+  async probe(): Promise<NodeProbe> {
+    const started = performance.now();
+    try {
+      await this.ensureDir();
+      const fs = await statfs(this.location);
+      return { ok: true, latencyMs: Math.round(performance.now() - started), freeBytes: fs.bavail * fs.bsize };
+    } catch (error) {
+      this.ready = undefined;
+      return { ok: false, latencyMs: Math.round(performance.now() - started), error: this.describe(error) };
+    }
+  }
+
+  async find(chunkId: string): Promise<StoredChunk | undefined> {
+    const name = chunkFileName(chunkId);
+    try {
+      const meta = JSON.parse(await readFile(join(this.location, name + META_EXT), 'utf8')) as StoredChunk;
+      const size = (await stat(join(this.location, name + CHUNK_EXT))).size;
+      return meta.id === chunkId && size === meta.size ? meta : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
+    await this.ensureDir().catch((error: unknown) => {
+      throw new NodeError(this.id, 'io', `node ${this.id}: cannot use folder ${this.location}: ${this.describe(error)}`, { cause: error });
+    });
+    const name = chunkFileName(meta.id);
+    const temp = join(this.location, '.tmp', `${name}.${randomBytes(6).toString('hex')}.part`);
+    const finalPath = join(this.location, name + CHUNK_EXT);
+    const metaPath = join(this.location, name + META_EXT);
+    let writeError: unknown;
+    const file = createWriteStream(temp, { highWaterMark: 1024 * 1024 });
+    file.on('error', (error) => (writeError ??= error));
+    try {
+      await pipeline(data, file, signal ? { signal } : {});
+      const digest = await checksum;
+      const stored: StoredChunk = { ...meta, checksum: digest, location: finalPath };
+      // The sidecar goes first so a crash never leaves new bytes described by an old checksum.
+      await rm(metaPath, { force: true });
+      await rename(temp, finalPath);
+      const metaTemp = `${temp}.json`;
+      await writeFile(metaTemp, JSON.stringify(stored));
+      await rename(metaTemp, metaPath);
+      return stored;
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      if (writeError === undefined && !isOwnFsError(error)) throw error; // the source's error, not ours
+      const cause = writeError ?? error;
+      const code = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'full' : 'io';
+      throw new NodeError(this.id, code, `node ${this.id}: writing ${meta.id} failed: ${this.describe(cause)}`, { cause });
+    }
+  }
+
+  async read(chunkId: string): Promise<Readable> {
+    const path = join(this.location, chunkFileName(chunkId) + CHUNK_EXT);
+    try {
+      await stat(path);
+    } catch (error) {
+      throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`, { cause: error });
+    }
+    return createReadStream(path, { highWaterMark: 1024 * 1024 });
+  }
+
+  async *list(): AsyncIterable<StoredChunk> {
+    let names: string[];
+    try {
+      names = await readdir(this.location);
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      if (!name.endsWith(META_EXT)) continue;
+      try {
+        yield JSON.parse(await readFile(join(this.location, name), 'utf8')) as StoredChunk;
+      } catch {
+        // a sidecar being replaced right now; it is listed on the next call
+      }
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  private ensureDir(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(join(this.location, '.tmp'), { recursive: true });
+      const stats = await stat(this.location);
+      if (!stats.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    })();
+    return this.ready;
+  }
+
+  private describe(error: unknown): string {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') return `${this.location} is not a folder`;
+    if (code === 'EACCES' || code === 'EPERM') return `no permission to write to ${this.location}`;
+    if (code === 'ENOSPC') return `the disk holding ${this.location} is full`;
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+function isOwnFsError(error: unknown): boolean {
+  return typeof (error as NodeJS.ErrnoException).syscall === 'string' && ['rename', 'open', 'write', 'unlink', 'mkdir'].includes((error as NodeJS.ErrnoException).syscall ?? '');
+}

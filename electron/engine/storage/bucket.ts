@@ -1,0 +1,144 @@
+// The portable wrapper every driver sits behind: glob filtering, key order, exact-length reads,
+// version checks between reads, clear errors, and retries for metadata calls. Written once.
+import { Transform } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
+import picomatch from 'picomatch';
+import { withRetries } from '../retry.ts';
+import type { RetryPolicy } from '../retry.ts';
+import { StorageError } from './driver.ts';
+import type { ByteRange, ObjectInfo, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
+
+const HINTS: Record<StorageErrorCode, string> = {
+  not_found: 'the object is gone; it may have been deleted during the ingest.',
+  bucket_not_found: 'check the bucket/container name in data_sources and the region or endpoint.',
+  permission_denied: 'the credentials in use may not read this bucket; grant read and list access.',
+  unauthenticated: "the credentials are missing, wrong or expired; refresh them in the SDK's usual place (env, profile, identity).",
+  unreachable: 'the endpoint did not answer; check endpoint, network and that the service is running.',
+  precondition_failed: 'the object changed while it was being ingested; run again once it is stable.',
+  transient: 'a temporary failure; it was retried.',
+  invalid_argument: 'a bad request; check prefix and pattern.',
+  unknown: 'see the cause above.',
+};
+
+export function matcherFor(pattern: string): (key: string) => boolean {
+  // A pattern without a slash matches the file name at any depth (`*.bin`); with one, the whole key.
+  const isMatch = picomatch(pattern, { dot: true, basename: !pattern.includes('/') });
+  return (key) => isMatch(key);
+}
+
+export class Bucket {
+  readonly driver: StorageDriver;
+  private readonly retry: RetryPolicy;
+
+  constructor(driver: StorageDriver, retry: RetryPolicy) {
+    this.driver = driver;
+    this.retry = retry;
+  }
+
+  get info(): SourceInfo {
+    return this.driver.info;
+  }
+
+  /** Every object under `prefix` whose key (relative to the prefix) matches `pattern`, in key order. */
+  async list(options: { pattern: string; prefix?: string; signal?: AbortSignal }): Promise<ObjectInfo[]> {
+    const prefix = options.prefix ?? '';
+    const matches = matcherFor(options.pattern);
+    const byKey = new Map<string, ObjectInfo>();
+    let token: string | undefined;
+    do {
+      const page = await this.call('list', undefined, () => this.driver.listPage(prefix, token, options.signal), options.signal);
+      for (const object of page.objects) {
+        if (matches(object.key.slice(prefix.length))) byKey.set(object.key, object);
+      }
+      token = page.nextPageToken;
+    } while (token);
+    return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  stat(key: string, signal?: AbortSignal): Promise<ObjectInfo> {
+    return this.call('stat', key, () => this.driver.stat(key, signal), signal);
+  }
+
+  /**
+   * Exactly `range.length` bytes of the version `expectedEtag` names. A short or long stream, or a read that
+   * sees another version, fails with precondition_failed: two versions are never stitched together.
+   * Not retried here: the engine retries whole chunk attempts, since a stream can also fail halfway.
+   */
+  async read(object: ObjectInfo, range: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    let result;
+    try {
+      result = await this.driver.read(object.key, range, { ...(object.etag ? { ifMatch: object.etag } : {}), ...(signal ? { signal } : {}) });
+    } catch (error) {
+      throw this.wrap(error, 'read', object.key);
+    }
+    if (object.etag && result.etag && normalizeEtag(result.etag) !== normalizeEtag(object.etag)) {
+      result.stream.destroy();
+      throw this.wrap(new StorageError({ code: 'precondition_failed', store: this.info.kind, bucket: this.info.bucket, key: object.key, message: `${object.key} changed since it was listed (version ${object.etag} → ${result.etag})`, hint: HINTS.precondition_failed }), 'read', object.key);
+    }
+    const checked = result.stream.pipe(new ExactLength(range.length, () => this.wrap(new StorageError({ code: 'precondition_failed', store: this.info.kind, bucket: this.info.bucket, key: object.key, message: `${object.key} returned a different number of bytes than listed (it grew or shrank)`, hint: HINTS.precondition_failed }), 'read', object.key)));
+    result.stream.on('error', (error) => checked.destroy(this.wrap(error, 'read', object.key)));
+    return checked;
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+
+  /** Turns any driver error into a StorageError that names the store, the bucket and a hint. */
+  wrap(error: unknown, operation: string, key?: string): StorageError {
+    if (error instanceof StorageError && error.message.includes(this.info.bucket)) return error;
+    const code = error instanceof StorageError ? error.code : this.driver.errorCode(error);
+    const detail = error instanceof Error ? error.message : String(error);
+    const what = key ? `${operation} ${key}` : operation;
+    return new StorageError({
+      code,
+      store: this.info.kind,
+      bucket: this.info.bucket,
+      ...(key ? { key } : {}),
+      message: `${this.info.kind} ${this.info.location}${this.info.endpoint ? ` (endpoint ${this.info.endpoint})` : ''}: ${what} failed: ${detail}`,
+      hint: error instanceof StorageError && error.hint ? error.hint : HINTS[code],
+      cause: error,
+    });
+  }
+
+  private call<T>(operation: string, key: string | undefined, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetries(
+      async () => {
+        try {
+          return await fn();
+        } catch (error) {
+          throw this.wrap(error, operation, key);
+        }
+      },
+      this.retry,
+      { isRetryable: (e) => e instanceof StorageError && e.retryable, ...(signal ? { signal } : {}) },
+    );
+  }
+}
+
+function normalizeEtag(etag: string): string {
+  return etag.replace(/^W\//, '').replace(/"/g, '');
+}
+
+/** Passes bytes through and fails the stream if it ends short of, or runs past, the expected length. */
+class ExactLength extends Transform {
+  private seen = 0;
+  private readonly expected: number;
+  private readonly failure: () => Error;
+
+  constructor(expected: number, failure: () => Error) {
+    super();
+    this.expected = expected;
+    this.failure = failure;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.expected) return callback(this.failure());
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.seen === this.expected ? null : this.failure());
+  }
+}

@@ -1,0 +1,174 @@
+// Checks a delivered file against the checksum its store keeps for the whole object, when it keeps one.
+//
+// Which store checksum is checked, best first:
+//   1. MD5 — S3 ETag of a single-part upload (not SSE-KMS/SSE-C), GCS md5Hash, Azure Content-MD5.
+//      Free when the run's algorithm is md5 and the file is one chunk (the chunk's md5 is the file's);
+//      otherwise the delivered chunks are read back in order through one md5 hasher.
+//   2. SHA-256 — S3 ChecksumSHA256 (full-object). Free for one chunk when the run uses sha256.
+//   3. CRC32C — GCS crc32c (also on composite objects), S3 ChecksumCRC32C (full-object). Computed
+//      over the delivered chunks read back (slicing-by-8, ~1 GB/s). Per-chunk CRC32Cs could be
+//      combined without a read-back, but the engine's chunk checksums are md5/sha256, so there is
+//      nothing to combine.
+// The manifest records which one was checked: kind is `<store>-<what>` (e.g. s3-etag-md5,
+// gcs-md5, gcs-crc32c, azure-content-md5, s3-sha256) when the store is known, else just the algorithm.
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
+import type { ManifestFile } from '../../../shared/types.ts';
+import type { HashPool } from '../hash/pool.ts';
+import type { ObjectInfo, SourceInfo } from './driver.ts';
+
+export interface SourceChecksumInput {
+  object: ObjectInfo;
+  /** The file's chunks in order, with their checksums. */
+  chunks: { id: string; checksum: string }[];
+  algorithm: ChecksumAlgorithm;
+  pool: HashPool;
+  /** Reads a delivered chunk back (from any good copy). */
+  readChunk: (chunkId: string) => Promise<Readable>;
+  signal?: AbortSignal;
+  /** The store the object came from; names the checksum kind in the manifest. */
+  store?: SourceInfo['kind'];
+}
+
+export type SourceChecksumKind = 'md5' | 'sha256' | 'crc32c';
+
+export interface SourceChecksumPlan {
+  algorithm: SourceChecksumKind;
+  /** As the manifest shows it: md5/sha256 in hex, crc32c in base64 (the stores' own form). */
+  value: string;
+  kind: string;
+}
+
+const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+function kindName(store: SourceInfo['kind'] | undefined, algorithm: SourceChecksumKind): string {
+  switch (store) {
+    case 's3':
+      return algorithm === 'md5' ? 's3-etag-md5' : `s3-${algorithm}`;
+    case 'gcs':
+      return `gcs-${algorithm}`;
+    case 'azure':
+      return algorithm === 'md5' ? 'azure-content-md5' : `azure-${algorithm}`;
+    default:
+      return algorithm;
+  }
+}
+
+/** Which store checksum to check for this object, or undefined when the store keeps none usable. */
+export function planSourceChecksum(object: ObjectInfo, store?: SourceInfo['kind']): SourceChecksumPlan | undefined {
+  const sums = object.checksums;
+  if (!sums) return undefined;
+  const md5 = object.multipart ? undefined : sums.md5Hex?.toLowerCase();
+  if (md5 && /^[0-9a-f]{32}$/.test(md5)) return { algorithm: 'md5', value: md5, kind: kindName(store, 'md5') };
+  if (sums.sha256Base64) {
+    const hex = Buffer.from(sums.sha256Base64, 'base64').toString('hex');
+    if (hex.length === 64) return { algorithm: 'sha256', value: hex, kind: kindName(store, 'sha256') };
+  }
+  if (sums.crc32cBase64 && Buffer.from(sums.crc32cBase64, 'base64').length === 4) {
+    return { algorithm: 'crc32c', value: sums.crc32cBase64, kind: kindName(store, 'crc32c') };
+  }
+  return undefined;
+}
+
+/** undefined when the store keeps no usable whole-object checksum. */
+export async function checkSourceChecksum(input: SourceChecksumInput): Promise<ManifestFile['sourceChecksum']> {
+  const plan = planSourceChecksum(input.object, input.store);
+  if (!plan) return undefined;
+  const { kind, value } = plan;
+  // One chunk hashed with the same algorithm: its checksum is the file's, nothing to read back.
+  if (input.chunks.length <= 1 && plan.algorithm === input.algorithm) {
+    const actual = input.chunks[0]?.checksum ?? (plan.algorithm === 'md5' ? EMPTY_MD5 : EMPTY_SHA256);
+    return { kind, value, matched: actual.toLowerCase() === value };
+  }
+  const actual = await digestChunks(input, plan.algorithm);
+  return { kind, value, matched: actual === value };
+}
+
+async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksumKind): Promise<string> {
+  if (algorithm === 'crc32c') {
+    const crc = new Crc32c();
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        crc.update(chunk);
+        done();
+      },
+    });
+    for (const chunk of input.chunks) {
+      const stream = await input.readChunk(chunk.id);
+      await pipeline(stream, sink, { end: false, ...(input.signal ? { signal: input.signal } : {}) });
+    }
+    return crc.base64();
+  }
+  const tap = input.pool.tap(algorithm);
+  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+  const drained = pipeline(tap, sink);
+  for (const chunk of input.chunks) {
+    const stream = await input.readChunk(chunk.id);
+    await pipeline(stream, tap, { end: false, ...(input.signal ? { signal: input.signal } : {}) });
+  }
+  tap.end();
+  await drained;
+  return (await tap.digest).hex;
+}
+
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8.
+const TABLES: Int32Array[] = (() => {
+  const tables = Array.from({ length: 8 }, () => new Int32Array(256));
+  const t0 = tables[0] as Int32Array;
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t0[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t0[n] as number;
+    for (let k = 1; k < 8; k++) {
+      c = (t0[c & 0xff] as number) ^ (c >>> 8);
+      (tables[k] as Int32Array)[n] = c;
+    }
+  }
+  return tables;
+})();
+
+export class Crc32c {
+  private crc = 0xffffffff | 0;
+
+  update(data: Uint8Array): this {
+    const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array];
+    let crc = this.crc;
+    let i = 0;
+    const n = data.length;
+    const end8 = n - (n % 8);
+    while (i < end8) {
+      const a = crc ^ ((data[i] as number) | ((data[i + 1] as number) << 8) | ((data[i + 2] as number) << 16) | ((data[i + 3] as number) << 24));
+      crc =
+        (t7[a & 0xff] as number) ^
+        (t6[(a >>> 8) & 0xff] as number) ^
+        (t5[(a >>> 16) & 0xff] as number) ^
+        (t4[a >>> 24] as number) ^
+        (t3[data[i + 4] as number] as number) ^
+        (t2[data[i + 5] as number] as number) ^
+        (t1[data[i + 6] as number] as number) ^
+        (t0[data[i + 7] as number] as number);
+      i += 8;
+    }
+    while (i < n) crc = (t0[(crc ^ (data[i++] as number)) & 0xff] as number) ^ (crc >>> 8);
+    this.crc = crc;
+    return this;
+  }
+
+  /** The value as an unsigned 32-bit integer. */
+  value(): number {
+    return (this.crc ^ 0xffffffff) >>> 0;
+  }
+
+  /** Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use. */
+  base64(): string {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(this.value());
+    return b.toString('base64');
+  }
+}

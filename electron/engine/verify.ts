@@ -1,0 +1,80 @@
+// Re-hashes every received chunk copy against the manifest.
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ManifestChunk } from '../../shared/types.ts';
+import type { LoadedConfig } from './config.ts';
+import { sharedHashPool } from './hash/pool.ts';
+import type { HashPool } from './hash/pool.ts';
+import { readManifest } from './manifest.ts';
+import type { NodeTarget } from './nodes/node.ts';
+import { nodesForManifest } from './nodes/for-manifest.ts';
+
+export interface VerifyProblem {
+  chunkId: string;
+  nodeId: string;
+  reason: 'missing' | 'checksum_mismatch' | 'unreadable';
+  detail: string;
+}
+
+export interface VerifyReport {
+  manifestPath: string;
+  checked: number;
+  ok: number;
+  problems: VerifyProblem[];
+  /** Chunk ids with no good copy anywhere. */
+  unrecoverable: string[];
+}
+
+export async function hashStream(pool: HashPool, algorithm: 'md5' | 'sha256', stream: NodeJS.ReadableStream, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
+  const tap = pool.tap(algorithm);
+  await pipeline(stream, tap, new Writable({ write: (_c, _e, done) => done() }), signal ? { signal } : {});
+  return { hex: (await tap.digest).hex, bytes: tap.bytes };
+}
+
+export async function verifyCopy(node: NodeTarget | undefined, chunk: ManifestChunk, algorithm: 'md5' | 'sha256', pool: HashPool, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
+  if (!node) return { chunkId: chunk.id, nodeId: '?', reason: 'unreadable', detail: 'the node is not in the config any more' };
+  let stream;
+  try {
+    stream = await node.read(chunk.id, signal);
+  } catch (error) {
+    return { chunkId: chunk.id, nodeId: node.id, reason: 'missing', detail: error instanceof Error ? error.message : String(error) };
+  }
+  try {
+    const { hex, bytes } = await hashStream(pool, algorithm, stream, signal);
+    if (hex === chunk.checksum && bytes === chunk.size) return undefined;
+    return { chunkId: chunk.id, nodeId: node.id, reason: 'checksum_mismatch', detail: `expected ${chunk.checksum} (${chunk.size} bytes), found ${hex} (${bytes} bytes)` };
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    return { chunkId: chunk.id, nodeId: node.id, reason: 'unreadable', detail: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: string; signal?: AbortSignal; onProgress?: (done: number, total: number) => void; pool?: HashPool }): Promise<VerifyReport> {
+  const manifest = await readManifest(options.manifestPath);
+  const nodes = nodesForManifest(options.loaded, manifest);
+  const pool = options.pool ?? sharedHashPool();
+  const copies = manifest.chunks.flatMap((chunk) => chunk.copies.map((copy) => ({ chunk, nodeId: copy.nodeId })));
+  const problems: VerifyProblem[] = [];
+  const bad = new Map<string, number>();
+  let done = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < copies.length) {
+      const { chunk, nodeId } = copies[next++]!;
+      const problem = await verifyCopy(nodes.get(nodeId), chunk, manifest.checksumAlgorithm, pool, options.signal);
+      if (problem) {
+        problems.push({ ...problem, nodeId });
+        bad.set(chunk.id, (bad.get(chunk.id) ?? 0) + 1);
+      }
+      options.onProgress?.(++done, copies.length);
+    }
+  };
+  const width = Math.max(1, Math.min(options.loaded.config.ingestion.max_concurrent_chunks, copies.length));
+  try {
+    await Promise.all(Array.from({ length: width }, worker));
+  } finally {
+    await Promise.all([...nodes.values()].map((n) => n.close()));
+  }
+  const unrecoverable = manifest.chunks.filter((c) => (bad.get(c.id) ?? 0) >= c.copies.length).map((c) => c.id);
+  return { manifestPath: options.manifestPath, checked: copies.length, ok: copies.length - problems.length, problems, unrecoverable };
+}
