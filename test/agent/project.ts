@@ -43,6 +43,7 @@ export async function makeProject(o: {
   replicas?: number;
   concurrency?: number;
   retries?: number;
+  placement?: 'balanced' | 'round_robin';
 }): Promise<LoadedConfig> {
   const root = await tempDir('ci-project-');
   await mkdir(join(root, 'config'), { recursive: true });
@@ -57,6 +58,7 @@ export async function makeProject(o: {
     `  retry_attempts: ${o.retries ?? 1}`,
     '  retry_delay_seconds: 0.1',
     '  checksum: md5',
+    `  placement: ${o.placement ?? 'balanced'}`,
     `  replicas: ${o.replicas ?? 1}`,
     `  manifest_dir: "${join(root, 'manifests')}"`,
     'use_local_simulation: false',
