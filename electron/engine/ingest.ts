@@ -88,7 +88,6 @@ export function fileChecksum(algorithm: ChecksumAlgorithm, chunkDigests: readonl
 const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
 const PROGRESS_STEP_BYTES = 256 * 1024;
 
-class FileFailedError extends Error {}
 
 export async function runIngest(options: IngestOptions): Promise<IngestResult> {
   const run = new IngestRun(options);

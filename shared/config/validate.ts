@@ -355,7 +355,7 @@ export function validateConfigText(text: string, fileName: string): ValidationRe
   const c = new Checker(fileName, lines);
   if (doc.errors.length > 0) {
     for (const err of doc.errors) {
-      const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
+      const pos = lines.linePos(err.pos[0]);
       const message = err.message.split('\n')[0] ?? err.message;
       c.diagnostics.push({ severity: 'error', file: fileName, line: pos.line, column: pos.col, key: '', message: `YAML syntax error: ${message}`, fix: yamlFix(err.code) });
     }

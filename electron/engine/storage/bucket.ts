@@ -23,7 +23,8 @@ const HINTS: Record<StorageErrorCode, string> = {
 export function matcherFor(pattern: string): (key: string) => boolean {
   // A pattern without a slash matches the file name at any depth (`*.bin`); with one, the whole key.
   const isMatch = picomatch(pattern, { dot: true, basename: !pattern.includes('/') });
-  return (key) => isMatch(key);
+  // Glob regexes do not match line breaks; a key may hold one, and `*` should still cover it.
+  return (key) => isMatch(key.replace(/[\r\n]/g, '\uFFFD'));
 }
 
 export class Bucket {

@@ -1,0 +1,211 @@
+// The original design's scenarios, made real: real files, real folder nodes, real failures on disk.
+import { rmSync } from 'node:fs';
+import { link, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
+import { chunkFileName } from '../../electron/engine/nodes/safe-name.ts';
+import { reassembleFile } from '../../electron/engine/reassemble.ts';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { verifyRun } from '../../electron/engine/verify.ts';
+import type { IngestEvent } from '../../shared/types.ts';
+import { detection, md5OfRange, MIB, nodesYaml, ORIGINAL_YAML, tempProject, writeConfig } from './fixtures.ts';
+
+let big: string;
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ci-big-'));
+  big = join(dir, 'training_data_150mb.bin');
+  await ensureDataFile(big, 150 * MIB, 'big');
+});
+
+async function folderNodes(root: string, count: number): Promise<{ id: string; path: string }[]> {
+  return Array.from({ length: count }, (_, i) => ({ id: `node-${i + 1}`, path: `./nodes/node-${i + 1}` }));
+}
+
+async function smallProject(files: Record<string, number>, options: { nodes?: number; chunkMb?: number; placement?: string; extraIngestion?: string } = {}) {
+  const root = await tempProject();
+  const data = join(root, 'data');
+  for (const [name, size] of Object.entries(files)) await ensureDataFile(join(data, name), size, name);
+  await mkdir(data, { recursive: true });
+  const nodes = await folderNodes(root, options.nodes ?? 3);
+  const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion:\n  chunk_size_mb: ${options.chunkMb ?? 1}\n  max_concurrent_chunks: 4\n  retry_attempts: 2\n  retry_delay_seconds: 0.05\n  placement: ${options.placement ?? 'balanced'}\n${options.extraIngestion ?? ''}${nodesYaml(nodes)}`;
+  return { root, data, nodes, loaded: await writeConfig(root, yaml) };
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
+  }
+  return out;
+}
+
+describe('ingest from the cloud simulations', () => {
+  it.each(['gcp', 'aws'] as const)('a 150 MiB file from the %s simulation gives 2 chunks (100 + 50 MiB) with correct MD5s', async (cloud) => {
+    const root = await tempProject();
+    const folder = cloud === 'gcp' ? 'gcp_gcs_simulation' : 'aws_s3_simulation';
+    await mkdir(join(root, 'test_data', folder), { recursive: true });
+    await link(big, join(root, 'test_data', folder, 'training_data_150mb.bin'));
+    const nodes = [{ id: 'a', path: './received_chunks/a' }, { id: 'b', path: './received_chunks/b' }];
+    const loaded = await writeConfig(root, ORIGINAL_YAML + nodesYaml(nodes));
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection(cloud) });
+
+    expect(manifest.status).toBe('complete');
+    expect(manifest.cloud).toBe(cloud);
+    expect(manifest.source.location).toBe(join(root, 'test_data', folder));
+    expect(manifest.chunks.map((c) => [c.id, c.offset, c.size])).toEqual([
+      ['training_data_150mb.bin_chunk_0', 0, 100 * MIB],
+      ['training_data_150mb.bin_chunk_1', 100 * MIB, 50 * MIB],
+    ]);
+    for (const chunk of manifest.chunks) {
+      expect(chunk.checksum).toBe(await md5OfRange(big, chunk.offset, chunk.size));
+      expect(await md5OfRange(chunk.path, 0, chunk.size)).toBe(chunk.checksum);
+      expect(chunk.path.startsWith(join(root, 'received_chunks', chunk.node))).toBe(true);
+    }
+    // Two chunks over two nodes: one each.
+    expect(new Set(manifest.chunks.map((c) => c.node))).toEqual(new Set(['a', 'b']));
+    expect(manifestPath.startsWith(join(root, 'received_chunks', 'manifests'))).toBe(true);
+
+    const out = join(root, 'rebuilt.bin');
+    const report = await reassembleFile({ loaded, manifestPath, key: 'training_data_150mb.bin', outPath: out });
+    expect(report.matched).toBe(true);
+    expect(report.md5Hex).toBe(await md5OfRange(big, 0, 150 * MIB));
+    expect((await stat(out)).size).toBe(150 * MIB);
+  });
+});
+
+describe('placement', () => {
+  const files = { 'a.bin': 5 * MIB + 17, 'b.bin': 3 * MIB, 'c.bin': 700_000, 'd/e.bin': 4 * MIB + 1, 'd/f.bin': 2 * MIB - 5 };
+
+  it('balanced: every healthy node gets chunks and max − min bytes stays within one chunk', async () => {
+    const { loaded } = await smallProject(files, { nodes: 3 });
+    const { manifest } = await runIngest({ loaded, detection: detection('local') });
+    const bytes = manifest.nodes.map((n) => n.bytes);
+    expect(manifest.nodes.every((n) => n.chunks > 0)).toBe(true);
+    expect(Math.max(...bytes) - Math.min(...bytes)).toBeLessThanOrEqual(MIB);
+    expect(bytes.reduce((a, b) => a + b, 0)).toBe(Object.values(files).reduce((a, b) => a + b, 0));
+  });
+
+  it('round_robin reproduces the original: chunk i goes to node i mod n', async () => {
+    const { loaded } = await smallProject(files, { nodes: 3, placement: 'round_robin' });
+    const { manifest } = await runIngest({ loaded, detection: detection('local') });
+    manifest.chunks.forEach((chunk, i) => expect(chunk.node).toBe(`node-${(i % 3) + 1}`));
+  });
+});
+
+describe('unhealthy nodes and failures', () => {
+  it('an unhealthy node gets nothing and the run still succeeds', async () => {
+    const { root, loaded } = await smallProject({ 'x.bin': 3 * MIB }, { nodes: 3 });
+    await mkdir(join(root, 'nodes'), { recursive: true });
+    await writeFile(join(root, 'nodes', 'node-2'), 'this is a file, not a folder');
+    const { manifest } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    expect(manifest.nodes.find((n) => n.id === 'node-2')).toMatchObject({ healthy: false, chunks: 0 });
+    expect(manifest.chunks.every((c) => c.node !== 'node-2')).toBe(true);
+  });
+
+  it('a transient delivery failure is retried and the run succeeds', async () => {
+    const { root, loaded } = await smallProject({ 'x.bin': 2 * MIB }, { nodes: 1 });
+    // The final name of chunk 0 is taken by a non-empty folder, so the rename fails; the folder is cleared
+    // as soon as the engine reports the failure, before its backoff ends.
+    const blocker = join(root, 'nodes', 'node-1', `${chunkFileName('x.bin_chunk_0')}.chunk`);
+    await mkdir(join(blocker, 'in-the-way'), { recursive: true });
+    const events: IngestEvent[] = [];
+    const onEvent = (e: IngestEvent): void => {
+      events.push(e);
+      if (e.type === 'chunk' && e.state === 'retried') rmSync(blocker, { recursive: true, force: true });
+    };
+    const { manifest } = await runIngest({ loaded, detection: detection('local'), onEvent });
+    expect(manifest.status).toBe('complete');
+    const chunk0 = manifest.chunks.find((c) => c.index === 0)!;
+    expect(chunk0.attempts).toBeGreaterThanOrEqual(2);
+    expect(manifest.totals.retries).toBeGreaterThanOrEqual(1);
+    expect(events.some((e) => e.type === 'chunk' && e.state === 'retried' && e.id === 'x.bin_chunk_0')).toBe(true);
+    expect(await md5OfRange(chunk0.path, 0, chunk0.size)).toBe(chunk0.checksum);
+  });
+
+  it('a node that keeps failing is marked unhealthy and its chunk moves to another node', async () => {
+    const { root, loaded } = await smallProject({ 'x.bin': 2 * MIB }, { nodes: 2 });
+    const blocker = join(root, 'nodes', 'node-1', `${chunkFileName('x.bin_chunk_0')}.chunk`);
+    await mkdir(join(blocker, 'in-the-way'), { recursive: true });
+    const { manifest } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    const chunk0 = manifest.chunks.find((c) => c.index === 0)!;
+    expect(chunk0.node).toBe('node-2');
+    expect(chunk0.movedFrom).toEqual(['node-1']);
+    expect(manifest.totals.replacements).toBe(1);
+    expect(manifest.nodes.find((n) => n.id === 'node-1')!.healthy).toBe(false);
+  });
+
+  it('no healthy node is a clear error', async () => {
+    const { root, loaded } = await smallProject({ 'x.bin': 1000 }, { nodes: 2 });
+    await mkdir(join(root, 'nodes'), { recursive: true });
+    await writeFile(join(root, 'nodes', 'node-1'), '');
+    await writeFile(join(root, 'nodes', 'node-2'), '');
+    const run = runIngest({ loaded, detection: detection('local') });
+    await expect(run).rejects.toBeInstanceOf(NoHealthyNodeError);
+    await expect(runIngest({ loaded, detection: detection('local') })).rejects.toThrow(/No healthy node[\s\S]*node-1 .*is not a folder/);
+  });
+});
+
+describe('keys, files and re-runs', () => {
+  it('hostile file names stay inside the node folders and reassemble byte-exact', async () => {
+    const names = ['..x', ' lead space', '-rf', 'uni✓code ünï.bin', 'new\nline', 'back\\slash', '%41', 'dir/..y'];
+    const { root, loaded, data } = await smallProject(Object.fromEntries(names.map((n, i) => [n, 1000 + i])), { nodes: 2 });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.files.map((f) => f.key).sort()).toEqual([...names].sort());
+    const nodeFiles = await filesUnder(join(root, 'nodes'));
+    for (const file of nodeFiles) expect(relative(join(root, 'nodes'), file).startsWith('..')).toBe(false);
+    expect(nodeFiles.filter((f) => f.endsWith('.chunk'))).toHaveLength(names.length);
+    const outDir = await mkdtemp(join(tmpdir(), 'ci-out-'));
+    for (const [i, name] of names.entries()) {
+      const report = await reassembleFile({ loaded, manifestPath, key: name, outPath: join(outDir, `f${i}`) });
+      expect(report.matched).toBe(true);
+      expect(await readFile(join(outDir, `f${i}`))).toEqual(await readFile(join(data, name)));
+    }
+  });
+
+  it('a zero-byte file has no chunks, is recorded, and reassembles to an empty file', async () => {
+    const { root, loaded } = await smallProject({ 'empty.bin': 0, 'one.bin': 10 }, { nodes: 2 });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.files.find((f) => f.key === 'empty.bin')).toMatchObject({ size: 0, chunkCount: 0, checksum: 'd41d8cd98f00b204e9800998ecf8427e', status: 'complete' });
+    expect(manifest.chunks.filter((c) => c.file === 'empty.bin')).toEqual([]);
+    const report = await reassembleFile({ loaded, manifestPath, key: 'empty.bin', outPath: join(root, 'empty.out') });
+    expect(report).toMatchObject({ matched: true, bytes: 0 });
+    expect((await stat(join(root, 'empty.out'))).size).toBe(0);
+  });
+
+  it('the file pattern really filters, and symlinks cannot escape the source folder', async () => {
+    const { loaded, data } = await smallProject({ 'keep/a.bin': 100, 'keep/b.txt': 100, 'c.bin': 100 }, { nodes: 1 });
+    const outside = await mkdtemp(join(tmpdir(), 'ci-outside-'));
+    await writeFile(join(outside, 'secret.bin'), 'not yours');
+    await symlink(join(outside, 'secret.bin'), join(data, 'escape.bin'));
+    await symlink(data, join(data, 'keep', 'loop')); // a directory loop
+    const all = await runIngest({ loaded, detection: detection('local') });
+    expect(all.manifest.files.map((f) => f.key)).toEqual(['c.bin', 'keep/a.bin', 'keep/b.txt']);
+    const bins = await runIngest({ loaded, detection: detection('local'), pattern: '*.bin' });
+    expect(bins.manifest.files.map((f) => f.key)).toEqual(['c.bin', 'keep/a.bin']);
+    const nested = await runIngest({ loaded, detection: detection('local'), pattern: 'keep/**' });
+    expect(nested.manifest.files.map((f) => f.key)).toEqual(['keep/a.bin', 'keep/b.txt']);
+  });
+
+  it('ingesting the same data again skips chunks already present, and verify catches a damaged chunk', async () => {
+    const { loaded } = await smallProject({ 'a.bin': 3 * MIB }, { nodes: 2 });
+    const first = await runIngest({ loaded, detection: detection('local') });
+    expect(first.manifest.totals.skipped).toBe(0);
+    const second = await runIngest({ loaded, detection: detection('local') });
+    expect(second.manifest.totals.skipped).toBe(3);
+    expect(second.manifest.chunks.map((c) => [c.id, c.node, c.checksum])).toEqual(first.manifest.chunks.map((c) => [c.id, c.node, c.checksum]));
+    expect((await verifyRun({ loaded, manifestPath: second.manifestPath })).problems).toEqual([]);
+
+    const victim = second.manifest.chunks[1]!;
+    const bytes = await readFile(victim.path);
+    bytes[12345] = bytes[12345]! ^ 0xff;
+    await writeFile(victim.path, bytes);
+    const report = await verifyRun({ loaded, manifestPath: second.manifestPath });
+    expect(report.problems).toEqual([expect.objectContaining({ chunkId: victim.id, nodeId: victim.node, reason: 'checksum_mismatch' })]);
+    expect(report.unrecoverable).toEqual([victim.id]);
+  });
+});
