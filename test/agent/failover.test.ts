@@ -176,6 +176,52 @@ describe('ingest into node agents', () => {
     await proxy.close();
   });
 
+  it('a node that dies and comes back mid-run receives new work again', async () => {
+    // Many small chunks keep the run going long enough for the registry's probes (2 s) and cool-down (5 s);
+    // the run is cancelled as soon as the restarted node has taken a chunk.
+    const source = await makeSource([{ name: 'many.bin', bytes: 200 * MiB }]);
+    const agents = await agentsWithEnv(2);
+    const loaded = await makeProject({ source: source.dir, nodes: agentNodes(agents), chunkMb: 1 / 64, concurrency: 2 });
+    const controller = new AbortController();
+    let verified = 0;
+    let phase: 'before' | 'down' | 'back' = 'before';
+    let restarted: AgentProcess | undefined;
+    const a2States: string[] = [];
+    const afterReturn: string[] = [];
+    const result = await runIngest({
+      loaded,
+      detection: LOCAL_DETECTION,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'node' && e.status.id === 'a2' && a2States.at(-1) !== e.status.state) a2States.push(e.status.state);
+        if (e.type !== 'chunk' || e.state !== 'verified') return;
+        if (phase === 'back' && e.nodeId === 'a2') {
+          afterReturn.push(e.id);
+          if (afterReturn.length >= 3) controller.abort(new Error('enough'));
+        }
+        if (phase === 'before' && ++verified === 30) {
+          phase = 'down';
+          void (async () => {
+            await agents[1]!.kill('SIGKILL');
+            restarted = await spawnAgent({ dir: agents[1]!.dir, port: agents[1]!.port, token: agents[1]!.token! });
+            phase = 'back';
+          })();
+        }
+      },
+    });
+    expect(result.manifest.status).toBe('cancelled');
+    expect(afterReturn.length).toBeGreaterThanOrEqual(3);
+    expect(a2States).toEqual(expect.arrayContaining(['healthy', 'unhealthy']));
+    expect(a2States.at(-1)).toBe('healthy');
+    expect(a2States.indexOf('unhealthy')).toBeLessThan(a2States.lastIndexOf('healthy'));
+    const a2 = new AgentNode({ id: 'a2', url: restarted!.url, tokenEnv: 'A2_TOKEN' });
+    for (const id of afterReturn) {
+      const entry = result.manifest.chunks.find((c) => c.id === id);
+      expect((await a2.find(id))?.checksum.hex).toBe(entry?.checksum);
+    }
+    await a2.close();
+  });
+
   it('a node with a wrong or missing token is reported by name, and the run goes on without it', async () => {
     const source = await makeSource([{ name: 't.bin', bytes: 12 * MiB }]);
     const agents = await agentsWithEnv(3);
