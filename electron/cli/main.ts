@@ -123,7 +123,7 @@ async function cmdDetect(argv: string[]): Promise<number> {
   const detection = await detectCloud(values.cloud ? { flag: values.cloud } : {});
   let store: { kind: string; location: string; endpoint?: string } | { error: string };
   try {
-    const bucket = openSource(loaded, detection.cloud);
+    const bucket = await openSource(loaded, detection.cloud);
     store = bucket.info;
     await bucket.close();
   } catch (error) {

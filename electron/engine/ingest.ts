@@ -141,7 +141,7 @@ class IngestRun {
   private async executeInner(): Promise<IngestResult> {
     const { detection, signal } = this.o;
     const source = sourceConfigFor(this.loaded, detection.cloud);
-    this.bucket = openSource(this.loaded, detection.cloud);
+    this.bucket = await openSource(this.loaded, detection.cloud);
     await this.registry.probeAll(signal);
     if (this.registry.usable().length === 0) throw new NoHealthyNodeError(this.registry.statuses(), 'to deliver chunks to');
     if (this.registry.usable().length < this.replicas) {

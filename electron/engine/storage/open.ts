@@ -5,9 +5,6 @@ import { retryPolicyFromConfig } from '../retry.ts';
 import { Bucket } from './bucket.ts';
 import type { StorageDriver } from './driver.ts';
 import { LocalDriver } from './local.ts';
-import { S3Driver } from './s3.ts';
-import { GcsDriver } from './gcs.ts';
-import { AzureBlobDriver } from './azure.ts';
 import { DriverConditionError } from './cloud-common.ts';
 
 export class SourceSelectionError extends Error {
@@ -28,7 +25,7 @@ export function sourceConfigFor(loaded: LoadedConfig, cloud: CloudName): DataSou
   );
 }
 
-export function openDriver(loaded: LoadedConfig, cloud: CloudName): StorageDriver {
+export async function openDriver(loaded: LoadedConfig, cloud: CloudName): Promise<StorageDriver> {
   const source = sourceConfigFor(loaded, cloud);
   if (source.type === 'local') return new LocalDriver(loaded.resolve(source.path ?? '.'));
   if (loaded.config.use_local_simulation) {
@@ -40,16 +37,17 @@ export function openDriver(loaded: LoadedConfig, cloud: CloudName): StorageDrive
   return openCloudDriver(cloud, source);
 }
 
-function openCloudDriver(cloud: CloudName, source: DataSourceConfig): StorageDriver {
+/** Each SDK is loaded only when its store is used: together they cost seconds and ~100 MB at start-up. */
+async function openCloudDriver(cloud: CloudName, source: DataSourceConfig): Promise<StorageDriver> {
   // Credentials come from each SDK's own chain (env, profiles, identities), never from the YAML.
   try {
     switch (source.type) {
       case 's3':
-        return new S3Driver(source);
+        return new (await import('./s3.ts')).S3Driver(source);
       case 'gcs':
-        return new GcsDriver(source);
+        return new (await import('./gcs.ts')).GcsDriver(source);
       case 'blob':
-        return new AzureBlobDriver(source);
+        return new (await import('./azure.ts')).AzureBlobDriver(source);
       default:
         throw new SourceSelectionError(`data_sources.${cloud} has type ${source.type}, which has no cloud store. Fix: use s3, gcs or blob, or set use_local_simulation: true.`);
     }
@@ -59,6 +57,6 @@ function openCloudDriver(cloud: CloudName, source: DataSourceConfig): StorageDri
   }
 }
 
-export function openSource(loaded: LoadedConfig, cloud: CloudName): Bucket {
-  return new Bucket(openDriver(loaded, cloud), retryPolicyFromConfig(loaded.config.ingestion));
+export async function openSource(loaded: LoadedConfig, cloud: CloudName): Promise<Bucket> {
+  return new Bucket(await openDriver(loaded, cloud), retryPolicyFromConfig(loaded.config.ingestion));
 }
