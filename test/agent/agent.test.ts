@@ -1,7 +1,7 @@
 // The node agent as a real process: auth, streamed uploads with trailer checksums, idempotency, limits,
 // path safety, and shutdown. The client side is the engine's AgentNode.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,17 @@ describe('starting the agent', () => {
     const probe = await new AgentNode({ id: 'open', url: agent.url }).probe();
     expect(probe.ok).toBe(true);
     await agent.kill('SIGTERM');
+  });
+
+  it('refuses a folder another agent is using, and frees it on exit', async () => {
+    const first = await spawnAgent();
+    const second = await runCli(['agent', '--port', '0', '--dir', first.dir, '--token-env', 'X_TOKEN'], { X_TOKEN: 'y'.repeat(32) });
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain(`another agent (pid ${first.proc.pid}) is using`);
+    expect((await first.kill('SIGTERM')).code).toBe(0);
+    expect(await readdir(first.dir)).not.toContain('.agent.lock');
+    const third = await spawnAgent({ dir: first.dir });
+    await third.kill('SIGTERM');
   });
 
   it('binds to loopback by default', async () => {
@@ -239,7 +250,7 @@ describe('a running agent', () => {
     }
     const parent = join(agent.dir, '..');
     expect((await readdir(parent)).filter((n) => /escape|passwd|^b_chunk/.test(n))).toEqual([]);
-    for (const name of await readdir(agent.dir)) expect(name === '.incoming' || /\.chunk(\.json)?$/.test(name)).toBe(true);
+    for (const name of await readdir(agent.dir)) expect(name === '.incoming' || name === '.agent.lock' || /\.chunk(\.json)?$/.test(name)).toBe(true);
     // Control characters are refused outright.
     const res = await fetch(`${agent.url}/v1/chunks/${encodeURIComponent('bad\nid')}/meta`, { headers: { authorization: `Bearer ${agent.token}` } });
     expect(res.status).toBe(400);
@@ -310,6 +321,22 @@ describe('a running agent', () => {
     const stored = agentLogs(agent).filter((l) => l.msg === 'chunk stored' && l.id === 'twice_chunk_0').map((l) => l.status);
     expect(stored.sort()).toEqual(['created', 'exists']);
     await wide.close();
+  });
+
+  it('reports chunks damaged behind its back instead of sending half of them', async () => {
+    for (const id of ['deleted_chunk_0', 'truncated_chunk_0']) {
+      const c = randomChunk(MiB);
+      await node.write(meta(id, MiB), c.data, c.checksum);
+    }
+    await rm(join(agent.dir, 'deleted_chunk_0.chunk'));
+    await expectNodeError(node.read('deleted_chunk_0'), 'not_found');
+    await truncate(join(agent.dir, 'truncated_chunk_0.chunk'), 1000);
+    const back = await hashStream(await node.read('truncated_chunk_0'));
+    expect(back.bytes).toBe(1000);
+    expect(back.hex).not.toBe((await node.find('truncated_chunk_0'))?.checksum.hex);
+    const head = await fetch(`${agent.url}/v1/chunks/truncated_chunk_0`, { method: 'HEAD', headers: { authorization: `Bearer ${agent.token}` } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('x-chunk-checksum')).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('logs structured JSON lines', () => {

@@ -2,8 +2,8 @@
 // One streaming pass per upload: the body goes to a temp file while it is counted and hashed; the sender declares
 // the checksum in an HTTP trailer once it has hashed the last byte; the file is renamed into place only if they match.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -191,21 +191,34 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   async function download(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     const meta = store.get(id);
     if (!meta) throw new HttpFailure(404, 'not_found', `no chunk ${JSON.stringify(id)} on this agent`);
-    res.writeHead(200, {
-      'content-type': 'application/octet-stream',
-      'content-length': meta.size,
-      ...chunkHeaders(meta),
-      ...(draining ? { connection: 'close' } : {}),
-    });
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
+    // Open before answering, so a data file deleted or truncated behind the agent's back is reported, not half-sent.
+    let handle;
+    try {
+      handle = await open(store.dataPath(id), 'r');
+    } catch (err) {
+      log.log('error', 'chunk data missing on disk', { id, error: (err as Error).message });
+      throw new HttpFailure(404, 'not_found', `chunk ${JSON.stringify(id)} is listed but its data file is missing on the agent`);
     }
     try {
-      await pipeline(createReadStream(store.dataPath(id)), res);
+      const { size } = await handle.stat();
+      if (size !== meta.size) log.log('error', 'chunk data has the wrong size on disk', { id, size, expected: meta.size });
+      // The bytes actually held are sent (with their real length): a reader's checksum check then tells it is damaged.
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': size,
+        ...chunkHeaders(meta),
+        ...(draining ? { connection: 'close' } : {}),
+      });
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      await pipeline(handle.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 }), res);
     } catch (err) {
       log.log('warn', 'download interrupted', { id, error: (err as Error).message });
       res.destroy();
+    } finally {
+      await handle.close().catch(() => {});
     }
   }
 
@@ -400,13 +413,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.log('info', 'agent listening', {
@@ -440,6 +458,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }
     server.closeAllConnections();
     await closed;
+    await store.close();
     log.log('info', 'agent stopped', {});
   }
 

@@ -12,6 +12,7 @@ import type { AgentChunkMeta } from './protocol.ts';
 const INCOMING = '.incoming';
 const DATA_SUFFIX = '.chunk';
 const META_SUFFIX = '.chunk.json';
+const LOCK = '.agent.lock';
 
 export type CommitOutcome = { status: 'created' | 'exists' | 'replaced'; chunk: AgentChunkMeta } | { status: 'conflict'; existing: AgentChunkMeta };
 
@@ -35,6 +36,7 @@ export class ChunkStore {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Size of the last upload refused for lack of space; the agent reports itself full until that much is free. */
   private refusedSize = 0;
+  private locked = false;
 
   constructor(dir: string, options: ChunkStoreOptions, log: AgentLogger) {
     this.dir = resolve(dir);
@@ -47,6 +49,7 @@ export class ChunkStore {
   /** Creates the folders, removes temp files a killed agent left behind, and indexes the stored chunks. */
   async open(): Promise<void> {
     await mkdir(this.incomingDir, { recursive: true });
+    await this.lock();
     const leftovers = await readdir(this.incomingDir);
     for (const name of leftovers) await rm(join(this.incomingDir, name), { force: true, recursive: true });
     if (leftovers.length > 0) this.log.log('info', 'removed unfinished uploads', { count: leftovers.length });
@@ -67,6 +70,36 @@ export class ChunkStore {
       }
     }
     this.log.log('info', 'store opened', { chunks: this.index.size, bytesHeld: this.held, skipped });
+  }
+
+  /** Releases the folder for another agent. */
+  async close(): Promise<void> {
+    if (this.locked) await unlink(join(this.dir, LOCK)).catch(() => {});
+    this.locked = false;
+  }
+
+  /**
+   * One agent per folder: a second one would delete the first one's uploads in progress at start-up and keep its
+   * own counts. The lock holds the owner's pid; a lock whose process is gone (SIGKILL, crash) is taken over.
+   */
+  private async lock(): Promise<void> {
+    const path = join(this.dir, LOCK);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`another agent (pid ${pid}) is using ${this.dir}; give each agent its own --dir (if no agent is running, delete ${path})`);
+      }
+      this.log.log('warn', 'taking over a stale lock', { previousPid: pid || null });
+      await unlink(path).catch(() => {});
+    }
+    throw new Error(`cannot lock ${this.dir}: ${path} keeps reappearing`);
   }
 
   get chunkCount(): number {
@@ -210,4 +243,13 @@ export class ChunkStore {
 
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
