@@ -1,0 +1,20 @@
+// `npm test` needs a GCS emulator (Python venv) and Debian's Chromium. Installs them on first run when it can
+// (root on Debian), or says exactly what to run. CI installs them in .ci/run before this is reached.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const steps = [
+  { ready: () => existsSync('.venv/bin/gcp-storage-emulator'), script: '.ci/install-emulators.sh', what: 'the storage emulators' },
+  { ready: () => existsSync('/usr/bin/chromium'), script: '.ci/install-browser.sh', what: "Debian's Chromium" },
+];
+
+for (const step of steps) {
+  if (step.ready()) continue;
+  if (process.getuid?.() !== 0) {
+    process.stderr.write(`npm test needs ${step.what}. Fix: run \`sudo bash ${step.script}\` once, then npm test again.\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`Installing ${step.what} (first run): bash ${step.script}\n`);
+  const result = spawnSync('bash', [step.script], { stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
