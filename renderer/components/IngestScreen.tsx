@@ -1,5 +1,5 @@
 // Ingest: pattern, start, cancel; overall progress; per-node bars; the distribution picture; the chunk view.
-import { useMemo } from 'react';
+import { useMemo, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ChunkState } from '../../shared/types.ts';
@@ -26,6 +26,8 @@ export function IngestScreen() {
   const filePattern = useMemo(() => validateConfigText(saved, fileName || 'config').config?.ingestion.file_pattern ?? '**', [saved, fileName]);
   const statusIds = useApp(useShallow((s) => s.nodes.statuses.map((n) => n.id)));
 
+  const [show, setShow] = useState<ChunkState | 'all'>('all');
+  const rows = useMemo(() => (show === 'all' ? chunks : chunks.filter((c) => c?.state === show)), [chunks, show]);
   const figures = ingestFigures(meta);
   const counts = useMemo(() => countStates(chunks), [chunks]);
   const nodeIds = useMemo(() => {
@@ -87,24 +89,29 @@ export function IngestScreen() {
       </div>
         <div className="card">
           <h2>Chunks</h2>
-          <ul className="state-counts">
+          <div className="state-counts" role="group" aria-label="Show chunks">
+            <button type="button" className={`chunk-state all${show === 'all' ? ' selected' : ''}`} aria-pressed={show === 'all'} onClick={() => setShow('all')}>
+              all <b>{chunks.length}</b>
+            </button>
             {STATES.map((st) => (
-              <li key={st} className={`chunk-state ${st}`}>{st} <b>{counts[st]}</b></li>
+              <button key={st} type="button" className={`chunk-state ${st}${show === st ? ' selected' : ''}`} aria-pressed={show === st} onClick={() => setShow(show === st ? 'all' : st)}>
+                {st} <b>{counts[st]}</b>
+              </button>
             ))}
-          </ul>
+          </div>
           <div className="vhead chunk-cols"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
           <VirtualList
-            count={chunks.length}
+            count={rows.length}
             rowHeight={26}
             height={360}
             label="Chunks"
             testId="chunk-list"
             renderRow={(i) => {
-              const c = chunks[i];
+              const c = rows[i];
               if (!c) return <span className="muted">…</span>;
               return (
                 <div className="chunk-cols" title={c.error ?? c.id}>
-                  <span className="muted">{i + 1}</span>
+                  <span className="muted">{c.seq + 1}</span>
                   <span className="mono ellipsis">{c.id}</span>
                   <span>{formatBytes(c.size)}</span>
                   <span><span className={`chunk-state ${c.state}`}>{c.state}</span></span>

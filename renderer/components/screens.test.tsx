@@ -79,6 +79,23 @@ describe('IngestScreen', () => {
     expect((screen.getByRole('button', { name: 'Cancel' }) as HTMLButtonElement).disabled).toBe(false);
   });
 
+  it('filters the chunk view by state', () => {
+    const store = offlineStore();
+    const chunks = Array.from({ length: 1000 }, (_, i) => chunk(i, i % 100 === 0 ? 'failed' : 'verified'));
+    store.getState().applyProgress(batch({ totals: { files: 2, chunks: 1000, bytes: 1000 * 1024 }, chunks, chunksFailed: 10 }));
+    show(store, <IngestScreen />);
+    const list = screen.getByTestId('chunk-list');
+    expect(list.getAttribute('aria-rowcount')).toBe('1000');
+    fireEvent.click(screen.getByRole('button', { name: 'failed 10' }));
+    expect(list.getAttribute('aria-rowcount')).toBe('10');
+    const texts = within(list).getAllByRole('row').map((r) => r.textContent ?? '');
+    expect(texts).toHaveLength(10);
+    expect(texts[1]).toContain('big.bin_chunk_100');
+    expect(texts.every((t) => t.includes('failed') && !t.includes('verified'))).toBe(true);
+    fireEvent.click(screen.getByRole('button', { name: 'all 1000' }));
+    expect(list.getAttribute('aria-rowcount')).toBe('1000');
+  });
+
   it('lays out distribution cells for any count', () => {
     expect(layoutCells(6)).toMatchObject({ cell: 16 });
     const big = layoutCells(100_000);
