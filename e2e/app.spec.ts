@@ -128,3 +128,28 @@ test('received chunks: verify all, reassemble a file and see its checksum match'
   expect(await md5(out)).toBe(await md5(join(workspace.dir, 'test_data', 'aws_s3_simulation', key)));
   await shoot(page, 'received', testInfo.project.name);
 });
+
+test('nodes: show what each node holds after the ingest; add a node through the form and remove it again', async ({ page, workspace }, testInfo) => {
+  await go(page, 'Nodes');
+  for (const id of NODE_IDS) {
+    await expect(page.getByTestId(`node-${id}`).locator('dd').nth(2)).not.toHaveText(/^(0|—)$/);
+  }
+  await page.getByRole('button', { name: 'Add node' }).click();
+  const form = page.getByRole('form', { name: 'Add node' });
+  await form.getByLabel('Id', { exact: true }).fill('node-d');
+  await form.getByRole('textbox', { name: 'Folder' }).fill('./nodes/node-d');
+  await form.getByRole('button', { name: 'Save node' }).click();
+  await expect(page.getByTestId('node-node-d')).toHaveAttribute('data-state', 'healthy');
+  let text = readFileSync(workspace.configPath, 'utf8');
+  expect(text).toMatch(/id: node-d/);
+  expect(text).toContain('(edited in the app)');
+  expect(text).toContain('# Cloud Ingest configuration.');
+  await shoot(page, 'nodes-after-ingest', testInfo.project.name);
+
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByTestId('node-node-d').getByRole('button', { name: 'Remove' }).click();
+  await expect(page.getByTestId('node-node-d')).toHaveCount(0);
+  text = readFileSync(workspace.configPath, 'utf8');
+  expect(text).not.toContain('node-d');
+  expect(text).toContain('(edited in the app)');
+});

@@ -78,6 +78,7 @@ export function YamlEditor({ value, fileName, onChange }: YamlEditorProps) {
         extensions: [
           basicSetup,
           yaml(),
+          EditorView.lineWrapping,
           lintGutter(),
           linter((v) => toEditorDiagnostics(v.state, validateConfigText(v.state.doc.toString(), fileName).diagnostics), { delay: 150 }),
           lineMarks(fileName),
