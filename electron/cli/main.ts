@@ -7,7 +7,8 @@ import { ConfigError, loadConfig, PROJECT_ROOT } from '../engine/config.ts';
 import type { LoadedConfig } from '../engine/config.ts';
 import { detectCloud, DetectionError } from '../engine/detect/detect.ts';
 import { NoHealthyNodeError, runIngest } from '../engine/ingest.ts';
-import { latestManifestPath } from '../engine/manifest.ts';
+import { listResumableRuns, ResumeError } from '../engine/journal.ts';
+import { latestManifestPath, listManifests } from '../engine/manifest.ts';
 import { NodeError } from '../engine/nodes/node.ts';
 import { probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile, ReassembleError } from '../engine/reassemble.ts';
@@ -40,7 +41,9 @@ const COMMON = {
 const USAGE = `Usage: cloud-ingest <command> [options]
 
 Commands:
-  run          [--pattern GLOB] [--cloud C] [--json]   ingest the detected cloud's data source into the nodes
+  run          [--pattern GLOB] [--cloud C] [--resume RUN_ID|latest] [--json]
+                                                      ingest the detected cloud's data source into the nodes
+  runs         [--json]                                list past runs and unfinished ones that can be resumed
   detect       [--cloud C] [--json]                    show the detected cloud, its evidence and the store used
   nodes        [--json]                                probe every node and show its health
   verify       [--manifest M] [--json]                 re-hash every received chunk against a manifest
@@ -68,9 +71,11 @@ function showWarnings(loaded: LoadedConfig): void {
 }
 
 async function cmdRun(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { pattern: { type: 'string', short: 'p' }, cloud: { type: 'string' } });
+  const { values } = parse(argv, { pattern: { type: 'string', short: 'p' }, cloud: { type: 'string' }, resume: { type: 'string' } });
   const loaded = await loadConfig(values.config);
   showWarnings(loaded);
+  const resume = values.resume === 'latest' ? (await listResumableRuns(loaded)).at(-1)?.runId : values.resume;
+  if (values.resume === 'latest' && !resume) throw new UsageError('There is no unfinished run to resume. Fix: see `cloud-ingest runs`.');
   const detection = await detectCloud(values.cloud ? { flag: values.cloud } : {});
   const controller = new AbortController();
   const onSignal = (): void => controller.abort(new Error('cancelled by the user'));
@@ -83,6 +88,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       loaded,
       detection,
       ...(values.pattern ? { pattern: values.pattern } : {}),
+      ...(resume ? { resume } : {}),
       signal: controller.signal,
       ...(view ? { onEvent: (e) => view.handle(e) } : {}),
     });
@@ -115,6 +121,19 @@ async function cmdRun(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function cmdRuns(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {});
+  const loaded = await loadConfig(values.config);
+  const [finished, resumable] = await Promise.all([listManifests(loaded), listResumableRuns(loaded)]);
+  const lines = [
+    ...finished.map((m) => `${m.runId}  ${m.status.padEnd(9)}  ${m.path}`),
+    ...resumable.filter((r) => !finished.some((m) => m.runId === r.runId)).map((r) => `${r.runId}  ${'killed'.padEnd(9)}  ${r.chunksDone} chunk(s) delivered; continue with: cloud-ingest run --resume ${r.runId}`),
+  ];
+  const resumeHint = resumable.length ? `\nunfinished: ${resumable.map((r) => r.runId).join(', ')} (cloud-ingest run --resume RUN_ID)` : '';
+  print(values.json, { runs: finished, resumable }, lines.length ? `${lines.join('\n')}${resumeHint}` : 'no runs yet');
+  return EXIT.ok;
 }
 
 async function cmdDetect(argv: string[]): Promise<number> {
@@ -198,6 +217,7 @@ async function cmdAgent(argv: string[]): Promise<number> {
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: cmdRun,
+  runs: cmdRuns,
   detect: cmdDetect,
   nodes: cmdNodes,
   verify: cmdVerify,
@@ -209,7 +229,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 export function describeError(error: unknown): { code: number; message: string } {
   if (error instanceof UsageError) return { code: EXIT.usage, message: error.message };
   if (error instanceof ConfigError) return { code: EXIT.usage, message: error.message };
-  if (error instanceof DetectionError || error instanceof SourceSelectionError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError) return { code: EXIT.usage, message: error.message };
   if (error instanceof NoHealthyNodeError) return { code: EXIT.noHealthyNode, message: error.message };
   if (error instanceof StorageError) return { code: EXIT.source, message: `${error.message}\nHint: ${error.hint}` };
   if (error instanceof NodeError || error instanceof ReassembleError) return { code: EXIT.incomplete, message: error.message };

@@ -10,7 +10,10 @@ import type { ChunkCopy, DetectionResult, IngestEvent, Manifest, ManifestChunk, 
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
-import { newRunId, writeManifest } from './manifest.ts';
+import { JournalWriter, journalPath, readJournal, ResumeError } from './journal.ts';
+import type { JournalState } from './journal.ts';
+import { manifestDir, newRunId, writeManifest } from './manifest.ts';
+import { mkdir } from 'node:fs/promises';
 import { NodeError } from './nodes/node.ts';
 import type { NodeTarget, StoredChunk } from './nodes/node.ts';
 import { openNodes } from './nodes/open.ts';
@@ -29,6 +32,8 @@ export interface IngestOptions {
   pattern?: string;
   signal?: AbortSignal;
   onEvent?: (event: IngestEvent) => void;
+  /** Continue this run from its journal: chunks it already delivered are neither read nor sent again. */
+  resume?: string;
   /** Overrides for tests and embedding; normally built from the config. */
   nodes?: NodeTarget[];
   hashPool?: HashPool;
@@ -97,8 +102,10 @@ export async function runIngest(options: IngestOptions): Promise<IngestResult> {
 class IngestRun {
   private readonly o: IngestOptions;
   private readonly loaded: LoadedConfig;
-  private readonly runId = newRunId();
-  private readonly startedAt = new Date();
+  private runId = newRunId();
+  private startedAt = new Date();
+  private journal: JournalWriter | undefined;
+  private resumed: JournalState | undefined;
   private readonly chunkSize: number;
   private readonly algorithm: ChecksumAlgorithm;
   private readonly replicas: number;
@@ -108,6 +115,7 @@ class IngestRun {
   private readonly emit: (event: IngestEvent) => void;
   private readonly registry: NodeRegistry;
   private readonly fileErrors = new Map<string, string>();
+  private readonly changedFiles = new Set<string>();
   private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
   private bucket: Bucket | undefined;
   private retries = 0;
@@ -133,6 +141,7 @@ class IngestRun {
     try {
       return await this.executeInner();
     } finally {
+      await this.journal?.close().catch(() => undefined);
       await this.registry.close();
       await this.bucket?.close();
     }
@@ -147,7 +156,7 @@ class IngestRun {
     if (this.registry.usable().length < this.replicas) {
       throw new NoHealthyNodeError(this.registry.statuses(), `for ${this.replicas} replicas (only ${this.registry.usable().length} healthy)`);
     }
-    const pattern = this.o.pattern ?? this.loaded.config.ingestion.file_pattern;
+    const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
     const objects = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
     const plan = planChunks(objects, this.chunkSize);
     await this.indexExistingChunks();
@@ -167,9 +176,51 @@ class IngestRun {
     const status: Manifest['status'] = signal?.aborted ? 'cancelled' : this.fatal ? 'failed' : files.some((f) => f.status === 'failed') ? 'partial' : 'complete';
     const manifest = this.buildManifest(status, files, delivered);
     const manifestPath = await writeManifest(this.loaded, manifest);
+    this.journal?.append({ type: 'end', at: manifest.finishedAt, status });
     this.emit({ type: 'run-finished', runId: this.runId, status, manifestPath, elapsedMs: Date.now() - this.startedAt.getTime(), bytes: manifest.totals.bytes });
     if (this.fatal) throw this.fatal;
     return { manifest, manifestPath };
+  }
+
+  /** Starts this run's journal, or reads the one being resumed; returns the file pattern the run uses. */
+  private async openJournal(pattern: string): Promise<string> {
+    await mkdir(manifestDir(this.loaded), { recursive: true });
+    if (!this.o.resume) {
+      this.journal = await JournalWriter.open(journalPath(this.loaded, this.runId));
+      this.journal.append({ type: 'start', version: 1, runId: this.runId, startedAt: this.startedAt.toISOString(), cloud: this.o.detection.cloud, detection: this.o.detection, pattern, chunkSize: this.chunkSize, algorithm: this.algorithm, configPath: this.loaded.path });
+      return pattern;
+    }
+    const state = await readJournal(journalPath(this.loaded, this.o.resume));
+    const { start } = state;
+    if (start.chunkSize !== this.chunkSize || start.algorithm !== this.algorithm) {
+      throw new ResumeError(`Run ${start.runId} used ${start.chunkSize}-byte chunks and ${start.algorithm}; the config now says ${this.chunkSize} and ${this.algorithm}. Fix: resume with the config the run started with, or start a new run.`);
+    }
+    if (start.cloud !== this.o.detection.cloud) {
+      throw new ResumeError(`Run ${start.runId} ingested from ${start.cloud}, but the cloud now is ${this.o.detection.cloud}. Fix: resume with CLOUD_PROVIDER=${start.cloud} or --cloud ${start.cloud}.`);
+    }
+    this.resumed = state;
+    this.runId = start.runId;
+    this.startedAt = new Date(start.startedAt);
+    this.journal = await JournalWriter.open(journalPath(this.loaded, this.runId));
+    this.journal.append({ type: 'resume', at: new Date().toISOString() });
+    this.emit({ type: 'log', level: 'info', message: `resuming run ${start.runId}: ${state.chunks.size} chunk(s) already delivered` });
+    return start.pattern;
+  }
+
+  /** A chunk the resumed run already delivered from the same source version, if any. */
+  private journaled(chunk: PlannedChunk): ManifestChunk | undefined {
+    const entry = this.resumed?.chunks.get(chunk.id);
+    if (!entry) return undefined;
+    const same = entry.etag === chunk.object.etag && entry.chunk.offset === chunk.offset && entry.chunk.size === chunk.size;
+    if (!same) {
+      if (!this.changedFiles.has(chunk.object.key)) {
+        this.changedFiles.add(chunk.object.key);
+        this.emit({ type: 'log', level: 'warn', message: `${chunk.object.key} changed since run ${this.runId} started (version ${entry.etag ?? '?'} → ${chunk.object.etag ?? '?'}); reading it again` });
+      }
+      return undefined;
+    }
+    const usable = new Set(this.registry.usable().map((n) => n.id));
+    return entry.chunk.copies.every((c) => usable.has(c.nodeId)) ? entry.chunk : undefined;
   }
 
   private async indexExistingChunks(): Promise<void> {
@@ -192,7 +243,15 @@ class IngestRun {
         const chunk = plan[i]!;
         if (this.fileErrors.has(chunk.object.key)) continue;
         try {
+          const done = this.journaled(chunk);
+          if (done) {
+            for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
+            this.emitChunk(chunk, 'skipped', 0, done.node);
+            results[i] = done;
+            continue;
+          }
           results[i] = await this.deliver(chunk);
+          this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: results[i]! });
         } catch (error) {
           this.onChunkFailed(chunk, error);
         }

@@ -1,0 +1,131 @@
+// The run journal: one JSON line per event worth surviving a crash (the run's start, each chunk once it is on
+// its nodes). Appended through one file handle, so kill -9 keeps every line the kernel has; a torn last line is
+// ignored when the journal is read back. `run --resume RUN_ID` rebuilds the run's state from it.
+import { open, readdir, readFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
+import type { DetectionResult, ManifestChunk } from '../../shared/types.ts';
+import type { LoadedConfig } from './config.ts';
+import { manifestDir } from './manifest.ts';
+
+export interface JournalStart {
+  type: 'start';
+  version: 1;
+  runId: string;
+  startedAt: string;
+  cloud: CloudName;
+  detection: DetectionResult;
+  pattern: string;
+  chunkSize: number;
+  algorithm: ChecksumAlgorithm;
+  configPath: string;
+}
+
+export type JournalEntry =
+  | JournalStart
+  | { type: 'resume'; at: string }
+  /** `etag` is the source version the chunk was read from. */
+  | { type: 'chunk'; etag?: string; chunk: ManifestChunk }
+  | { type: 'end'; at: string; status: string };
+
+export interface JournalState {
+  start: JournalStart;
+  /** Latest entry per chunk id. */
+  chunks: Map<string, { etag?: string; chunk: ManifestChunk }>;
+  ended?: string;
+}
+
+export class ResumeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ResumeError';
+  }
+}
+
+export function journalPath(loaded: LoadedConfig, runId: string): string {
+  return join(manifestDir(loaded), `${runId}.journal.jsonl`);
+}
+
+export class JournalWriter {
+  private readonly handle: FileHandle;
+  private chain: Promise<unknown> = Promise.resolve();
+  private failed: unknown;
+
+  private constructor(handle: FileHandle) {
+    this.handle = handle;
+  }
+
+  static async open(path: string): Promise<JournalWriter> {
+    return new JournalWriter(await open(path, 'a'));
+  }
+
+  /** Ordered and not awaited on the hot path; `close` waits for every line. */
+  append(entry: JournalEntry): void {
+    const line = `${JSON.stringify(entry)}\n`;
+    this.chain = this.chain.then(() => this.handle.write(line)).catch((error: unknown) => (this.failed ??= error));
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    await this.handle.close();
+    if (this.failed) throw this.failed;
+  }
+}
+
+export async function readJournal(path: string): Promise<JournalState> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new ResumeError(`There is no journal at ${path}. Fix: pass a run id from \`cloud-ingest runs\` (or the manifest folder), with the same --config as the run.`);
+  }
+  let start: JournalStart | undefined;
+  let ended: string | undefined;
+  const chunks = new Map<string, { etag?: string; chunk: ManifestChunk }>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let entry: JournalEntry;
+    try {
+      entry = JSON.parse(line) as JournalEntry;
+    } catch {
+      continue; // a line torn by a crash: its chunk is simply redone
+    }
+    if (entry.type === 'start') start = entry;
+    else if (entry.type === 'chunk') chunks.set(entry.chunk.id, { ...(entry.etag ? { etag: entry.etag } : {}), chunk: entry.chunk });
+    else if (entry.type === 'end') ended = entry.status;
+    else if (entry.type === 'resume') ended = undefined;
+  }
+  if (!start) throw new ResumeError(`${path} is not a Cloud Ingest journal (no start line). Fix: pass the run id of a run this config started.`);
+  return { start, chunks, ...(ended ? { ended } : {}) };
+}
+
+export interface ResumableRun {
+  runId: string;
+  startedAt: string;
+  chunksDone: number;
+  /** The status of its last end line, if it ended (cancelled / partial / failed); absent when it was killed. */
+  lastStatus?: string;
+}
+
+/** Runs that can be continued: journals whose last attempt did not complete. */
+export async function listResumableRuns(loaded: LoadedConfig): Promise<ResumableRun[]> {
+  const dir = manifestDir(loaded);
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.journal.jsonl')).sort();
+  } catch {
+    return [];
+  }
+  const runs: ResumableRun[] = [];
+  for (const name of names) {
+    try {
+      const state = await readJournal(join(dir, name));
+      if (state.ended === 'complete') continue;
+      runs.push({ runId: state.start.runId, startedAt: state.start.startedAt, chunksDone: state.chunks.size, ...(state.ended ? { lastStatus: state.ended } : {}) });
+    } catch {
+      // unreadable: not offered
+    }
+  }
+  return runs;
+}
