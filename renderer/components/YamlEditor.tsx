@@ -11,12 +11,32 @@ import type { Diagnostic as CmDiagnostic } from '@codemirror/lint';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
 
+/** Length of the YAML token at the start of `rest`: a quoted string, a flow collection's key/value, or a plain scalar. */
+export function tokenLength(rest: string): number {
+  const quote = rest[0];
+  if (quote === '"' || quote === "'") {
+    const end = rest.indexOf(quote, 1);
+    return end > 0 ? end + 1 : rest.length;
+  }
+  if (quote === '{' || quote === '[') {
+    let depth = 0;
+    for (let i = 0; i < rest.length; i += 1) {
+      if (rest[i] === '{' || rest[i] === '[') depth += 1;
+      else if ((rest[i] === '}' || rest[i] === ']') && --depth === 0) return i + 1;
+    }
+    return rest.length;
+  }
+  const match = /^[^,}\]#]*/.exec(rest);
+  const length = (match?.[0] ?? '').trimEnd().length;
+  return Math.max(1, Math.min(length || rest.length, rest.length));
+}
+
 export function toEditorDiagnostics(state: EditorState, diagnostics: Diagnostic[]): CmDiagnostic[] {
   const doc = state.doc;
   return diagnostics.map((d) => {
     const line = doc.line(Math.min(Math.max(1, d.line), doc.lines));
     const from = Math.min(line.from + Math.max(0, d.column - 1), line.to);
-    const to = from < line.to ? line.to : Math.min(from + 1, doc.length);
+    const to = from < line.to ? from + tokenLength(line.text.slice(from - line.from)) : Math.min(from + 1, doc.length);
     return {
       from,
       to: Math.max(from, to),

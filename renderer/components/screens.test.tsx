@@ -105,3 +105,14 @@ describe('IngestScreen', () => {
     expect([...groups.keys()]).toEqual(['node-0', 'node-9', 'node-1']);
   });
 });
+
+describe('editor diagnostics', () => {
+  it('underlines just the offending token', async () => {
+    const { tokenLength } = await import('./YamlEditor.tsx');
+    expect(tokenLength('"lots", max_concurrent_chunks: 10 }')).toBe(6);
+    expect(tokenLength('-3, retry: 1 }')).toBe(2);
+    expect(tokenLength('abc   # comment')).toBe(3);
+    expect(tokenLength('{ type: s3 }')).toBe(12);
+    expect(tokenLength('x')).toBe(1);
+  });
+});
