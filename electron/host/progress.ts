@@ -24,6 +24,8 @@ export class ProgressFolder {
   /** Every chunk seen, by id; `seq` is its row. */
   private readonly chunks = new Map<string, ChunkUpdate>();
   private readonly dirty = new Set<string>();
+  /** `chunkId \0 nodeId` of every verified copy, so replicas count once per node. */
+  private readonly verifiedCopies = new Set<string>();
   private logs: IngestProgress['logs'] = [];
   private manifestPath: string | undefined;
   private error: string | undefined;
@@ -60,8 +62,12 @@ export class ProgressFolder {
         if (e.state === 'retried') this.retries += 1;
         this.chunksDone += Number(isDone(row.state)) - Number(prev !== undefined && isDone(prev.state));
         this.chunksFailed += Number(row.state === 'failed') - Number(prev?.state === 'failed');
-        if (e.state === 'verified' && prev?.state !== 'verified' && row.nodeId !== undefined) {
-          this.nodeChunks.set(row.nodeId, (this.nodeChunks.get(row.nodeId) ?? 0) + 1);
+        if (e.state === 'verified' && row.nodeId !== undefined) {
+          const copy = `${e.id}\0${row.nodeId}`;
+          if (!this.verifiedCopies.has(copy)) {
+            this.verifiedCopies.add(copy);
+            this.nodeChunks.set(row.nodeId, (this.nodeChunks.get(row.nodeId) ?? 0) + 1);
+          }
         }
         this.chunks.set(e.id, row);
         this.dirty.add(e.id);

@@ -1,0 +1,80 @@
+// The host's progress folding: however many engine events arrive between two flushes, one batch goes out,
+// with each chunk once (its latest state) and absolute counters.
+import { describe, expect, it } from 'vitest';
+import { ProgressFolder } from '../../electron/host/progress.ts';
+import type { IngestEvent } from '../../shared/types.ts';
+
+const started: IngestEvent = { type: 'run-started', runId: 'r', files: 1, chunks: 10_000, bytes: 10_000_000, nodes: [], source: { kind: 'local', location: '/src' } };
+const chunk = (i: number, state: 'queued' | 'reading' | 'sending' | 'verified' | 'retried' | 'failed', nodeId = `n${i % 3}`): IngestEvent => ({ type: 'chunk', id: `f_chunk_${i}`, file: 'f', index: i, size: 1000, state, nodeId, attempt: 1 });
+
+describe('ProgressFolder', () => {
+  it('folds 40,000 events into one batch holding each chunk once, in its latest state', () => {
+    const folder = new ProgressFolder('app-run');
+    folder.apply(started);
+    for (let i = 0; i < 10_000; i += 1) {
+      folder.apply(chunk(i, 'queued'));
+      folder.apply(chunk(i, 'reading'));
+      folder.apply({ type: 'bytes', chunkId: `f_chunk_${i}`, nodeId: `n${i % 3}`, bytes: 1000 });
+      folder.apply(chunk(i, i === 7 ? 'failed' : 'verified'));
+    }
+    const batch = folder.flush()!;
+    expect(batch.batch).toBe(1);
+    expect(batch.phase).toBe('running');
+    expect(batch.chunks).toHaveLength(10_000);
+    expect(new Set(batch.chunks.map((c) => c.seq)).size).toBe(10_000);
+    expect(batch.chunks[7]).toMatchObject({ seq: 7, state: 'failed' });
+    expect(batch.chunksDone).toBe(9_999);
+    expect(batch.chunksFailed).toBe(1);
+    expect(batch.bytesDone).toBe(10_000_000);
+    expect(batch.nodeBytes).toEqual({ n0: 3_334_000, n1: 3_333_000, n2: 3_333_000 });
+    expect(batch.nodeChunks.n1).toBe(3_332); // chunk 7 (on n1) failed
+    expect(batch.nodeChunks.n0! + batch.nodeChunks.n1! + batch.nodeChunks.n2!).toBe(9_999);
+    expect(folder.flush()).toBeUndefined();
+  });
+
+  it('sends only what changed since the last batch, keeping each chunk’s row', () => {
+    const folder = new ProgressFolder('app-run');
+    folder.apply(started);
+    folder.apply(chunk(0, 'reading'));
+    folder.apply(chunk(1, 'reading'));
+    expect(folder.flush()!.chunks.map((c) => c.seq)).toEqual([0, 1]);
+    folder.apply(chunk(1, 'retried'));
+    folder.apply(chunk(1, 'verified', 'n2'));
+    const second = folder.flush()!;
+    expect(second.batch).toBe(2);
+    expect(second.chunks).toEqual([expect.objectContaining({ seq: 1, state: 'verified', nodeId: 'n2' })]);
+    expect(second.retries).toBe(1);
+    const full = folder.snapshot();
+    expect(full.full).toBe(true);
+    expect(full.chunks.map((c) => [c.seq, c.state])).toEqual([
+      [0, 'reading'],
+      [1, 'verified'],
+    ]);
+  });
+
+  it('counts a chunk once per node that verified a copy (replicas)', () => {
+    const folder = new ProgressFolder('replicas');
+    folder.apply(started);
+    folder.apply(chunk(0, 'verified', 'n1'));
+    folder.apply(chunk(0, 'verified', 'n2'));
+    folder.apply(chunk(0, 'verified', 'n2'));
+    expect(folder.flush()!.nodeChunks).toEqual({ n1: 1, n2: 1 });
+  });
+
+  it('ends with the run, or with the error that stopped it', () => {
+    const ok = new ProgressFolder('a');
+    ok.apply(started);
+    ok.apply({ type: 'run-finished', runId: 'r', status: 'complete', manifestPath: '/m.json', elapsedMs: 5, bytes: 0 });
+    expect(ok.ended).toBe(true);
+    expect(ok.flush()).toMatchObject({ phase: 'finished', manifestPath: '/m.json' });
+
+    const failed = new ProgressFolder('b');
+    failed.fail('No healthy node. Fix: start a node.', false);
+    expect(failed.flush()).toMatchObject({ phase: 'failed', error: 'No healthy node. Fix: start a node.', logs: [{ level: 'error', message: 'No healthy node. Fix: start a node.' }] });
+
+    const cancelled = new ProgressFolder('c');
+    cancelled.apply(started);
+    cancelled.fail('cancelled by the user', true);
+    expect(cancelled.flush()!.phase).toBe('cancelled');
+  });
+});
