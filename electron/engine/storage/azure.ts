@@ -10,6 +10,7 @@
 // Retries: `retryOptions.maxTries: 1` on the pipeline and `maxRetryRequests: 0` on downloads (the
 // SDK otherwise resumes broken download streams itself); the engine's retry layer retries.
 // Versions: the ETag; ranged downloads carry If-Match, and the store answers 412 when it changed.
+import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { BlobItem, ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
@@ -162,7 +163,18 @@ export class AzureBlobDriver implements StorageDriver {
           `Azure returned ${res.contentLength} bytes for ${key} range ${range.offset}+${range.length}: the range runs past the end of the blob`,
         );
       }
-      return { stream: body, etag: quoteEtag(res.etag) };
+      // The SDK reports a connection closed mid-body as an AbortError; unless the run was cancelled it is
+      // a dropped connection, worth another try.
+      const out = new PassThrough();
+      body.on('error', (error: unknown) => {
+        const dropped = !signal?.aborted && isAbortError(error);
+        out.destroy(dropped ? new DriverConditionError('transient', `the connection closed while reading ${key} (${range.offset}+${range.length})`, error) : (error as Error));
+      });
+      out.once('close', () => {
+        if (!body.destroyed) body.destroy();
+      });
+      body.pipe(out);
+      return { stream: out, etag: quoteEtag(res.etag) };
     } catch (error) {
       throw tagOp(error, 'read');
     }
@@ -214,6 +226,8 @@ export function azureErrorCode(error: unknown): StorageErrorCode {
     const message = typeof e.message === 'string' ? e.message : '';
     // Azurite (and Azure for some SAS errors) answers a bad signature with AuthorizationFailure.
     if (/failed to authenticate the request|Signature (did not match|fields not well formed)|token (is )?expired/i.test(message)) return 'unauthenticated';
+    // The SDK's download stream, when the connection ends before the range is complete.
+    if (/received less data than required/i.test(message)) return 'transient';
     // DefaultAzureCredential refuses to send a bearer token over plain http.
     if (/Bearer token authentication is not permitted/i.test(message)) return 'unauthenticated';
     const details = e.details as { errorCode?: unknown } | undefined;

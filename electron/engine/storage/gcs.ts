@@ -10,10 +10,10 @@
 // Versions: the object's generation is its version marker. Ranged reads are pinned to the generation
 // seen in the listing (`?generation=`), so a real GCS answers 404 once that version is replaced.
 // Stores that ignore the pin and send no x-goog-generation header (emulators) are checked by reading
-// the object's metadata after the response headers arrived: the bytes were produced before that
-// moment, so an unchanged generation then proves they came from the expected version.
+// the object's metadata once the body has arrived: the bytes were produced before that moment, so an
+// unchanged generation then proves they came from the expected version (the stream fails otherwise).
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, pipeline } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { Storage } from '@google-cloud/storage';
 import type { File, FileMetadata } from '@google-cloud/storage';
@@ -37,6 +37,21 @@ function objectInfo(key: string, meta: FileMetadata): ObjectInfo {
   return info;
 }
 
+/**
+ * The SDK lets STORAGE_EMULATOR_HOST (read once, in its constructor) override even an explicit
+ * apiEndpoint; an endpoint written in the source config is the more specific choice, so it wins.
+ */
+function withoutEmulatorHost<T>(build: () => T): T {
+  const saved = process.env.STORAGE_EMULATOR_HOST;
+  if (saved === undefined) return build();
+  delete process.env.STORAGE_EMULATOR_HOST;
+  try {
+    return build();
+  } finally {
+    process.env.STORAGE_EMULATOR_HOST = saved;
+  }
+}
+
 export class GcsDriver implements StorageDriver {
   readonly info: SourceInfo;
   private readonly storage: Storage;
@@ -50,11 +65,12 @@ export class GcsDriver implements StorageDriver {
     this.pageSize = Math.min(Math.max(options.pageSize ?? 1000, 1), 5000);
     const endpoint = source.endpoint || undefined;
     const plainHttp = endpoint?.startsWith('http:') ?? false;
-    this.storage = new Storage({
+    const storageOptions = {
       ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: !plainHttp } : {}),
       ...(env.GOOGLE_CLOUD_PROJECT ? { projectId: env.GOOGLE_CLOUD_PROJECT } : {}),
       retryOptions: { autoRetry: false, maxRetries: 0 },
-    });
+    };
+    this.storage = endpoint ? withoutEmulatorHost(() => new Storage(storageOptions)) : new Storage(storageOptions);
     const shown = redactEndpoint(endpoint ?? env.STORAGE_EMULATOR_HOST);
     this.info = { kind: 'gcs', bucket: this.bucketName, location: location('gs', this.bucketName, source.prefix), ...(shown ? { endpoint: shown } : {}) };
   }
@@ -101,7 +117,28 @@ export class GcsDriver implements StorageDriver {
         validation: false,
         decompress: false,
       });
-      const out = new PassThrough();
+      // When the store sends no x-goog-generation header (emulators), the version is checked once the
+      // whole body has arrived: a metadata read then still showing the expected generation proves the
+      // bytes came from it (generations only move forward). Not before: a single-threaded emulator
+      // would be busy writing this body and never answer.
+      let checkAtEnd = false;
+      const out = new Transform({
+        transform: (chunk: Buffer, _enc, done) => done(null, chunk),
+        flush: (done) => {
+          if (!checkAtEnd) return done();
+          this.stat(key, signal).then(
+            (now) => {
+              try {
+                this.checkVersion(key, ifMatch, now.etag);
+                done();
+              } catch (error) {
+                done(error as Error);
+              }
+            },
+            (error: unknown) => done(tagOp(error, 'read') as Error),
+          );
+        },
+      });
       const onAbort = () => sdkStream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
       signal?.addEventListener('abort', onAbort, { once: true });
       const response = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -114,8 +151,8 @@ export class GcsDriver implements StorageDriver {
       });
       try {
         const header = response.headers['x-goog-generation'];
-        let etag = typeof header === 'string' ? header : undefined;
-        if (etag === undefined) etag = (await this.stat(key, signal)).etag;
+        const etag = typeof header === 'string' ? header : undefined;
+        if (etag === undefined) checkAtEnd = ifMatch !== undefined;
         this.checkVersion(key, ifMatch, etag);
         const length = Number(response.headers['content-length']);
         if (Number.isFinite(length) && length !== range.length) {
@@ -124,7 +161,7 @@ export class GcsDriver implements StorageDriver {
             `GCS returned ${length} bytes for ${key} range ${range.offset}+${range.length}: the range runs past the end of the object`,
           );
         }
-        return { stream: out as Readable, etag };
+        return { stream: out as Readable, ...(etag !== undefined ? { etag } : {}) };
       } catch (error) {
         sdkStream.destroy();
         out.destroy();
@@ -169,8 +206,8 @@ export function gcsErrorCode(error: unknown): StorageErrorCode {
   if (status === undefined) {
     const net = networkErrorCode(error);
     if (net) return net;
-    // google-auth-library: no ADC found, or a token could not be refreshed.
-    if (/default credentials|invalid_grant|Could not refresh access token|invalid_client|unauthorized_client/i.test(message)) return 'unauthenticated';
+    // google-auth-library: no ADC found, an unreadable credential file, or a token that could not be refreshed.
+    if (/default credentials|credential file|GOOGLE_APPLICATION_CREDENTIALS|invalid_grant|Could not refresh access token|invalid_client|unauthorized_client/i.test(message)) return 'unauthenticated';
     return 'unknown';
   }
   if (status === 404) {

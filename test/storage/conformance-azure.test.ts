@@ -1,0 +1,4 @@
+// Driver conformance against Azure Blob (Azurite).
+import { defineConformanceSuite } from './conformance.ts';
+
+defineConformanceSuite('azure');

@@ -1,0 +1,37 @@
+// Test data made here, streamed to disk: random bytes with their MD5 known.
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+
+export const MiB = 1024 * 1024;
+
+/** Writes `size` random bytes to `path` in 4 MiB blocks; returns their MD5 (hex). */
+export async function makeRandomFile(path: string, size: number): Promise<string> {
+  const md5 = createHash('md5');
+  const out = createWriteStream(path);
+  for (let written = 0; written < size; ) {
+    const block = randomBytes(Math.min(4 * MiB, size - written));
+    md5.update(block);
+    written += block.length;
+    if (!out.write(block)) await new Promise<void>((res) => out.once('drain', () => res()));
+  }
+  out.end();
+  await finished(out);
+  return md5.digest('hex');
+}
+
+/** Hashes a stream; returns md5 hex and the byte count. */
+export async function md5OfStream(stream: Readable): Promise<{ md5: string; bytes: number }> {
+  const h = createHash('md5');
+  let bytes = 0;
+  for await (const chunk of stream) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { md5: h.digest('hex'), bytes };
+}
+
+export function md5(data: Buffer | string): string {
+  return createHash('md5').update(data).digest('hex');
+}
