@@ -7,7 +7,8 @@ import { StoreProvider } from './store/context.tsx';
 import { bridgeEvents, createAppStore } from './store/store.ts';
 import './styles.css';
 
-const api = connectApi();
+// After a lost serve-mode connection comes back, catch up on a run that went on meanwhile.
+const api = connectApi(() => void store.getState().loadIngestSnapshot());
 const store = createAppStore(api);
 bridgeEvents(api, store);
 

@@ -17,6 +17,9 @@ const location: AppLocation = devUrl
   ? { kind: 'dev', url: devUrl }
   : { kind: 'file', url: pathToFileURL(resolve(projectRoot, 'dist/renderer/index.html')).href };
 
+/** The only files the window may load: the built renderer's folder. */
+const rendererFiles = `${pathToFileURL(resolve(projectRoot, 'dist/renderer')).href}/`;
+
 function configPathFromArgs(argv: string[]): string {
   const at = argv.indexOf('--config');
   const given = at >= 0 ? argv[at + 1] : process.env.CLOUD_INGEST_CONFIG;
@@ -36,7 +39,10 @@ function harden(): void {
   // No remote content: every request other than the app's own files (or the dev server) is cancelled.
   session.defaultSession.webRequest.onBeforeRequest((details, callback) => {
     const url = details.url;
-    const ok = url.startsWith('file:') || url.startsWith('devtools:') || (devUrl !== undefined && (url.startsWith(devUrl) || url.startsWith(devUrl.replace(/^http/, 'ws'))));
+    const ok =
+      url.startsWith(rendererFiles) ||
+      url.startsWith('devtools:') ||
+      (devUrl !== undefined && (url.startsWith(devUrl) || url.startsWith(devUrl.replace(/^http/, 'ws'))));
     callback({ cancel: !ok });
   });
   app.on('web-contents-created', (_event, contents) => {

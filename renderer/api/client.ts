@@ -10,6 +10,6 @@ declare global {
   }
 }
 
-export function connectApi(): Api {
-  return unwrap(window.api ?? createWsApi(socketUrl(window.location)));
+export function connectApi(onReconnect?: () => void): Api {
+  return unwrap(window.api ?? createWsApi(socketUrl(window.location), WebSocket, onReconnect));
 }

@@ -10,13 +10,15 @@ export function socketUrl(location: { protocol: string; host: string; pathname: 
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${base}api`;
 }
 
-export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSocket): WireApi {
+/** `onReconnect` runs after the socket comes back, so the app can re-read state it may have missed. */
+export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSocket, onReconnect?: () => void): WireApi {
   const pending = new Map<number, (e: Envelope<unknown>) => void>();
   const listeners = new Map<EventChannel, Set<Listener>>();
   const queue: string[] = [];
   let nextId = 1;
   let socket: WebSocket | undefined;
   let retryMs = 250;
+  let opened = false;
 
   const connect = (): void => {
     const ws = new WebSocketImpl(url);
@@ -24,6 +26,8 @@ export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSo
     ws.onopen = () => {
       retryMs = 250;
       for (const frame of queue.splice(0)) ws.send(frame);
+      if (opened) onReconnect?.();
+      opened = true;
     };
     ws.onmessage = (message: MessageEvent) => {
       let data: unknown;
