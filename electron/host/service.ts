@@ -167,7 +167,7 @@ export class EngineService {
 
     ingestSnapshot: async () => this.ingest?.folder.snapshot() ?? null,
 
-    listManifests: async () => listManifests(await loadConfig(this.configPath)),
+    listManifests: async () => (await listManifests(await loadConfig(this.configPath))).sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.path.localeCompare(a.path)),
 
     openManifest: async ({ path }) => {
       const loaded = await loadConfig(this.configPath);

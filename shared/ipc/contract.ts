@@ -127,6 +127,7 @@ export interface Requests {
   cancelIngest: { req: Record<string, never>; res: { cancelled: boolean } };
   /** The current run's full state (every chunk seen so far), or null when no run happened yet. */
   ingestSnapshot: { req: Record<string, never>; res: IngestProgress | null };
+  /** Past runs, newest first. */
   listManifests: { req: Record<string, never>; res: ManifestEntry[] };
   openManifest: { req: { path: string }; res: Manifest };
   verify: { req: { manifestPath: string; nodeId?: string }; res: VerifyResult };

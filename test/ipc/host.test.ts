@@ -179,10 +179,13 @@ describe('app host', () => {
     await store.getState().listManifests();
     const { manifests, manifest } = store.getState().received;
     expect(manifests.length).toBeGreaterThanOrEqual(1);
-    expect(manifest?.files.map((f) => f.key).sort()).toEqual(['a.bin', 'c.txt', 'sub/b.bin']);
+    const started = manifests.map((m) => m.startedAt);
+    expect(started).toEqual([...started].sort().reverse()); // newest first
+    expect(manifest?.runId).toBe(manifests[0]?.runId);
     const complete = manifests.find((m) => m.status === 'complete');
     expect(complete).toBeDefined();
     await store.getState().openManifest(complete!.path);
+    expect(store.getState().received.manifest?.files.map((f) => f.key).sort()).toEqual(['a.bin', 'c.txt', 'sub/b.bin']);
 
     await store.getState().verify();
     expect(store.getState().received.verify).toMatchObject({ nodeId: null, checked: 6, ok: 6, problems: [] });
