@@ -13,7 +13,7 @@ export function electronBuildOptions(): BuildOptions[] {
     {
       ...common,
       // worker.mjs: the engine's hashing pool resolves ./worker<ext> next to its own (bundled) module.
-      entryPoints: { main: 'electron/main/main.ts', 'engine-worker': 'electron/host/engine-worker.ts', worker: 'electron/engine/hash/worker.ts' },
+      entryPoints: { main: 'electron/main/main.ts', 'engine-worker': 'electron/host/engine-worker.ts', worker: 'electron/engine/hash/worker.js' },
       outdir: 'dist/electron',
       outExtension: { '.js': '.mjs' },
       format: 'esm',

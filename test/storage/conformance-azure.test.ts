@@ -1,4 +1,0 @@
-// Driver conformance against Azure Blob (Azurite).
-import { defineConformanceSuite } from './conformance.ts';
-
-defineConformanceSuite('azure');

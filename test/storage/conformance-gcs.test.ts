@@ -1,4 +1,0 @@
-// Driver conformance against GCS (gcp-storage-emulator).
-import { defineConformanceSuite } from './conformance.ts';
-
-defineConformanceSuite('gcs');

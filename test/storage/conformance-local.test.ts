@@ -1,4 +1,0 @@
-// Driver conformance against a local folder.
-import { defineConformanceSuite } from './conformance.ts';
-
-defineConformanceSuite('local');
