@@ -1,0 +1,418 @@
+// The fault suite's common ground: seeded randomness, throwaway projects (source folder, nodes, config), the
+// engine CLI as a child process that can be SIGKILLed, and an audit that judges a finished run on its own:
+// it re-hashes the source and the bytes in the node folders directly (folder nodes and agent folders alike),
+// never trusting the manifest's or the engine's word.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { loadConfig } from '../../electron/engine/config.ts';
+import type { LoadedConfig } from '../../electron/engine/config.ts';
+import { reassembleFile } from '../../electron/engine/reassemble.ts';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { verifyRun } from '../../electron/engine/verify.ts';
+import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import type { Manifest } from '../../shared/types.ts';
+import { CLI, REPO_ROOT } from '../helpers/agents.ts';
+
+export const MiB = 1024 * 1024;
+
+// ---- seeded randomness ---------------------------------------------------------------------------------------
+
+/** A small deterministic PRNG (mulberry32) seeded from any text: the same seed gives the same trial. */
+export function rng(seed: string): () => number {
+  let a = createHash('sha256').update(seed).digest().readUInt32LE(0);
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function pick<T>(random: () => number, items: readonly T[]): T {
+  return items[Math.floor(random() * items.length)]!;
+}
+
+// ---- temp folders ------------------------------------------------------------------------------------------
+
+const temps: string[] = [];
+
+export async function tempRoot(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
+export async function removeTemps(): Promise<void> {
+  await Promise.all(temps.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+}
+
+// ---- source data ---------------------------------------------------------------------------------------------
+
+export interface SourceFile {
+  key: string;
+  size: number;
+  /** Local path of the bytes (the source folder itself, or what was uploaded to an emulator). */
+  path: string;
+  md5: string;
+}
+
+export async function md5OfFile(path: string, start?: number, length?: number): Promise<string> {
+  const hash = createHash('md5');
+  if (length === 0) return hash.digest('hex');
+  const range = start !== undefined && length !== undefined ? { start, end: start + length - 1 } : {};
+  for await (const part of createReadStream(path, { highWaterMark: MiB, ...range })) hash.update(part as Buffer);
+  return hash.digest('hex');
+}
+
+async function hashFile(path: string, algorithm: ChecksumAlgorithm, start?: number, length?: number): Promise<string> {
+  const hash = createHash(algorithm);
+  if (length === 0) return hash.digest('hex');
+  const range = start !== undefined && length !== undefined ? { start, end: start + length - 1 } : {};
+  for await (const part of createReadStream(path, { highWaterMark: MiB, ...range })) hash.update(part as Buffer);
+  return hash.digest('hex');
+}
+
+/** Deterministic files under `dir` (keys may hold folders); `seed` makes their bytes differ between scenarios. */
+export async function makeFiles(dir: string, files: { key: string; size: number }[], seed: string): Promise<SourceFile[]> {
+  const out: SourceFile[] = [];
+  for (const f of files) {
+    const path = join(dir, ...f.key.split('/'));
+    await mkdir(dirname(path), { recursive: true });
+    if (f.size === 0) await writeFile(path, '');
+    else await ensureDataFile(path, f.size, `${seed}/${f.key}`);
+    out.push({ key: f.key, size: f.size, path, md5: await md5OfFile(path) });
+  }
+  return out;
+}
+
+/** A mixed set: several chunks, a last chunk of odd size, one byte, nothing at all, a nested key. */
+export function mixedFiles(totalMiB: number): { key: string; size: number }[] {
+  const big = Math.max(2, Math.floor(totalMiB * 0.45));
+  const mid = Math.max(1, Math.floor(totalMiB * 0.35));
+  const small = Math.max(1, totalMiB - big - mid);
+  return [
+    { key: 'shard-a.bin', size: big * MiB },
+    { key: 'shard-b.bin', size: mid * MiB + 12_345 },
+    { key: 'nested/dir/shard-c.bin', size: small * MiB - 777 },
+    { key: 'one-byte.bin', size: 1 },
+    { key: 'empty.bin', size: 0 },
+  ];
+}
+
+// ---- projects --------------------------------------------------------------------------------------------------
+
+export type NodeSpec = { id: string; path: string } | { id: string; url: string; tokenEnv?: string; dir: string };
+
+export interface Project {
+  root: string;
+  configPath: string;
+  loaded: LoadedConfig;
+  manifestDir: string;
+  /** node id → the folder its chunks are kept in (a folder node's path, or an agent's --dir). */
+  nodeDirs: Map<string, string>;
+  replicas: number;
+  chunkSize: number;
+}
+
+export interface ProjectOptions {
+  /** YAML for the data_sources mapping's entries, e.g. `  local: { type: local, path: "/x" }`. */
+  sourceYaml: string;
+  useLocalSimulation?: boolean;
+  nodes: NodeSpec[];
+  chunkMb: number;
+  replicas?: number;
+  concurrency?: number;
+  retries?: number;
+  retryDelaySeconds?: number;
+  placement?: 'balanced' | 'round_robin';
+}
+
+export async function makeProject(o: ProjectOptions): Promise<Project> {
+  const root = await tempRoot('ci-faults-project-');
+  await mkdir(join(root, 'config'), { recursive: true });
+  const manifestDir = join(root, 'manifests');
+  const nodeLine = (n: NodeSpec): string =>
+    'path' in n ? `  - { id: ${n.id}, path: ${JSON.stringify(n.path)} }` : `  - { id: ${n.id}, url: ${JSON.stringify(n.url)}${n.tokenEnv ? `, token_env: ${n.tokenEnv}` : ''} }`;
+  const yaml = [
+    'data_sources:',
+    o.sourceYaml,
+    'ingestion:',
+    `  chunk_size_mb: ${o.chunkMb}`,
+    `  max_concurrent_chunks: ${o.concurrency ?? 4}`,
+    `  retry_attempts: ${o.retries ?? 3}`,
+    `  retry_delay_seconds: ${o.retryDelaySeconds ?? 0.05}`,
+    '  checksum: md5',
+    `  placement: ${o.placement ?? 'balanced'}`,
+    `  replicas: ${o.replicas ?? 1}`,
+    `  manifest_dir: ${JSON.stringify(manifestDir)}`,
+    `use_local_simulation: ${o.useLocalSimulation ?? false}`,
+    'nodes:',
+    ...o.nodes.map(nodeLine),
+    '',
+  ].join('\n');
+  const configPath = join(root, 'config', 'data_sources.yml');
+  await writeFile(configPath, yaml);
+  const loaded = await loadConfig(configPath);
+  const nodeDirs = new Map(o.nodes.map((n) => [n.id, 'path' in n ? n.path : n.dir] as const));
+  return { root, configPath, loaded, manifestDir, nodeDirs, replicas: o.replicas ?? 1, chunkSize: Math.round(o.chunkMb * MiB) };
+}
+
+export function localSourceYaml(dir: string): string {
+  return `  local: { type: local, path: ${JSON.stringify(dir)} }`;
+}
+
+// ---- the CLI as a child --------------------------------------------------------------------------------------
+
+export interface CliChild {
+  proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliChild {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Runs the CLI to the end (killed after `timeoutMs`, which fails the caller). */
+export async function runCliToEnd(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const child = spawnCli(args, env);
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), timeoutMs);
+  const result = await child.exited;
+  clearTimeout(timer);
+  if (result.signal === 'SIGKILL') throw new Error(`cloud-ingest ${args.join(' ')} did not finish within ${timeoutMs} ms\n${child.stderr()}`);
+  return { ...result, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+/** A stack trace in front of a user: `    at fn (file:line)` frames or node:internal paths. */
+export function hasStackTrace(text: string): boolean {
+  return /^\s+at .+[(:]\S*\d+(:\d+)?\)?\s*$/m.test(text) || text.includes('node:internal');
+}
+
+// ---- what is on the nodes ------------------------------------------------------------------------------------
+
+export interface CanonicalCopy {
+  nodeId: string;
+  id: string;
+  dataPath: string;
+  /** Size and checksum the sidecar claims. */
+  size: number;
+  checksum: string;
+}
+
+/** Every chunk a node folder shows as complete: a `.chunk.json` sidecar (with its id) next to a `.chunk` file. */
+export async function canonicalCopies(nodeDirs: Map<string, string>): Promise<CanonicalCopy[]> {
+  const copies: CanonicalCopy[] = [];
+  for (const [nodeId, dir] of nodeDirs) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.endsWith('.chunk.json')) continue;
+      let meta: { id?: unknown; size?: unknown; checksum?: { hex?: unknown } };
+      try {
+        meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as typeof meta;
+      } catch {
+        continue; // a sidecar half written by a killed writer is not a claim of completeness
+      }
+      if (typeof meta.id !== 'string' || typeof meta.size !== 'number' || typeof meta.checksum?.hex !== 'string') continue;
+      copies.push({ nodeId, id: meta.id, dataPath: join(dir, name.slice(0, -'.json'.length)), size: meta.size, checksum: meta.checksum.hex });
+    }
+  }
+  return copies;
+}
+
+/** Unfinished upload files the nodes keep aside (folder `.tmp/`, agent `.incoming/`). */
+export async function partialFiles(nodeDirs: Map<string, string>): Promise<number> {
+  let count = 0;
+  for (const dir of nodeDirs.values()) {
+    for (const sub of ['.tmp', '.incoming']) {
+      try {
+        count += (await readdir(join(dir, sub))).length;
+      } catch {
+        // none
+      }
+    }
+  }
+  return count;
+}
+
+// ---- the audit -------------------------------------------------------------------------------------------------
+
+export interface AuditResult {
+  /** Chunks the source calls for. */
+  chunks: number;
+  /** Chunks with no good copy among those the manifest lists (or missing from the manifest). */
+  lost: string[];
+  /** Chunk ids the manifest lists twice, or with more copies than `replicas` (or one node twice). */
+  duplicates: string[];
+  /** Copies a node shows as complete whose bytes do not match their own sidecar. */
+  torn: string[];
+  /** Complete copies on nodes that the manifest does not list (space wasted, not data at risk). */
+  orphans: number;
+  /** Anything else wrong with the manifest: wrong offsets, sizes, checksums, file entries. */
+  problems: string[];
+}
+
+/**
+ * Judges a run against the source and the node folders, independently of the engine: the expected chunks come
+ * from the source files' sizes, their checksums from hashing the source ranges, and a copy is good only if the
+ * bytes in the node's folder hash to that.
+ */
+export async function auditRun(o: { manifest: Manifest; files: SourceFile[]; chunkSize: number; replicas: number; nodeDirs: Map<string, string> }): Promise<AuditResult> {
+  const { manifest } = o;
+  const algorithm = manifest.checksumAlgorithm;
+  const problems: string[] = [];
+  const lost: string[] = [];
+  const duplicates = new Set<string>();
+  const torn: string[] = [];
+
+  const listed = new Map<string, Manifest['chunks'][number]>();
+  for (const chunk of manifest.chunks) {
+    if (listed.has(chunk.id)) duplicates.add(chunk.id);
+    listed.set(chunk.id, chunk);
+    const nodes = chunk.copies.map((c) => c.nodeId);
+    if (nodes.length > o.replicas || new Set(nodes).size !== nodes.length) duplicates.add(chunk.id);
+  }
+
+  const onNodes = await canonicalCopies(o.nodeDirs);
+  const byId = new Map<string, CanonicalCopy[]>();
+  for (const copy of onNodes) {
+    const list = byId.get(copy.id) ?? [];
+    list.push(copy);
+    byId.set(copy.id, list);
+  }
+  // Hash every complete-looking copy once: torn ones are reported whatever the manifest says.
+  const actual = new Map<CanonicalCopy, string>();
+  for (const copy of onNodes) {
+    let size = -1;
+    try {
+      size = (await stat(copy.dataPath)).size;
+    } catch {
+      // gone
+    }
+    const hex = size === copy.size ? await hashFile(copy.dataPath, algorithm) : `size ${size}`;
+    actual.set(copy, hex);
+    if (hex !== copy.checksum) torn.push(`${copy.id} on ${copy.nodeId}`);
+  }
+
+  const expectedIds = new Set<string>();
+  let chunks = 0;
+  for (const file of o.files) {
+    const count = Math.ceil(file.size / o.chunkSize);
+    const entry = manifest.files.find((f) => f.key === file.key);
+    if (!entry) problems.push(`${file.key} is not in the manifest`);
+    else {
+      if (entry.size !== file.size) problems.push(`${file.key}: manifest size ${entry.size}, source ${file.size}`);
+      if (entry.status !== 'complete') problems.push(`${file.key}: manifest status ${entry.status} (${entry.error ?? ''})`);
+      if (entry.chunkCount !== count) problems.push(`${file.key}: manifest chunkCount ${entry.chunkCount}, expected ${count}`);
+    }
+    for (let index = 0; index < count; index++) {
+      chunks++;
+      const id = `${file.key}_chunk_${index}`;
+      expectedIds.add(id);
+      const offset = index * o.chunkSize;
+      const size = Math.min(o.chunkSize, file.size - offset);
+      const want = await hashFile(file.path, algorithm, offset, size);
+      const chunk = listed.get(id);
+      if (!chunk) {
+        lost.push(`${id} (not in the manifest)`);
+        continue;
+      }
+      if (chunk.offset !== offset || chunk.size !== size || chunk.checksum !== want) {
+        problems.push(`${id}: manifest says offset ${chunk.offset} size ${chunk.size} checksum ${chunk.checksum}; source has ${offset} ${size} ${want}`);
+      }
+      const good = chunk.copies.filter((listedCopy) => {
+        const copy = (byId.get(id) ?? []).find((c) => c.nodeId === listedCopy.nodeId);
+        return copy !== undefined && copy.size === size && actual.get(copy) === want;
+      });
+      if (good.length === 0) lost.push(id);
+    }
+  }
+  for (const id of listed.keys()) if (!expectedIds.has(id)) problems.push(`the manifest lists ${id}, which the source does not call for`);
+
+  let orphans = 0;
+  for (const copy of onNodes) {
+    const chunk = listed.get(copy.id);
+    if (!chunk || !chunk.copies.some((c) => c.nodeId === copy.nodeId)) orphans++;
+  }
+  return { chunks, lost, duplicates: [...duplicates], torn, orphans, problems };
+}
+
+/** verify (the engine's) and a byte-exact reassembly of every file, compared with the source's own MD5. */
+export async function verifyAndReassemble(o: { loaded: LoadedConfig; manifestPath: string; files: SourceFile[] }): Promise<string[]> {
+  const problems: string[] = [];
+  const report = await verifyRun({ loaded: o.loaded, manifestPath: o.manifestPath });
+  for (const p of report.problems) problems.push(`verify: ${p.reason}: ${p.chunkId} on ${p.nodeId}: ${p.detail}`);
+  const out = await tempRoot('ci-faults-out-');
+  for (const [i, file] of o.files.entries()) {
+    const outPath = join(out, `file-${i}`);
+    try {
+      const r = await reassembleFile({ loaded: o.loaded, manifestPath: o.manifestPath, key: file.key, outPath });
+      if (!r.matched) problems.push(`reassemble ${file.key}: checksum ${r.actual}, manifest ${r.expected}`);
+      const md5 = await md5OfFile(outPath);
+      const size = (await stat(outPath)).size;
+      if (md5 !== file.md5 || size !== file.size) problems.push(`reassemble ${file.key}: ${size} bytes md5 ${md5}, source ${file.size} bytes md5 ${file.md5}`);
+    } catch (error) {
+      problems.push(`reassemble ${file.key}: ${(error as Error).message}`);
+    }
+  }
+  await rm(out, { recursive: true, force: true });
+  return problems;
+}
+
+// ---- results ---------------------------------------------------------------------------------------------------
+
+export interface ScenarioRow {
+  scenario: string;
+  trials: number;
+  chunks: number;
+  retries: number;
+  replacements: number;
+  lost: number;
+  duplicates: number;
+  seconds: number;
+  /** Everything that went wrong besides lost/duplicates: each a sentence naming trial and chunk. */
+  failures: string[];
+  /** Measurements worth reporting that are not columns (orphans, cancel latency, faults injected...). */
+  notes: string[];
+}
+
+export function emptyRow(scenario: string): ScenarioRow {
+  return { scenario, trials: 0, chunks: 0, retries: 0, replacements: 0, lost: 0, duplicates: 0, seconds: 0, failures: [], notes: [] };
+}
+
+/** Adds one finished trial: manifest counters, the audit, and verify/reassemble problems. */
+export function addTrial(row: ScenarioRow, label: string, manifest: Manifest, audit: AuditResult, checkProblems: string[]): void {
+  row.trials++;
+  row.chunks += audit.chunks;
+  row.retries += manifest.totals.retries;
+  row.replacements += manifest.totals.replacements;
+  row.lost += audit.lost.length;
+  row.duplicates += audit.duplicates.length;
+  if (manifest.status !== 'complete') row.failures.push(`${label}: manifest status ${manifest.status}`);
+  for (const id of audit.lost) row.failures.push(`${label}: lost ${id}`);
+  for (const id of audit.duplicates) row.failures.push(`${label}: duplicate ${id}`);
+  for (const t of audit.torn) row.failures.push(`${label}: a node shows ${t} as complete but its bytes do not match its sidecar`);
+  for (const p of [...audit.problems, ...checkProblems]) row.failures.push(`${label}: ${p}`);
+}
+
+export function markdownTable(rows: ScenarioRow[]): string {
+  const header = '| scenario | trials | chunks | retries | re-placements | lost | duplicates | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|';
+  const lines = rows.map((r) => `| ${r.scenario} | ${r.trials} | ${r.chunks} | ${r.retries} | ${r.replacements} | ${r.lost} | ${r.duplicates} | ${r.seconds.toFixed(1)} |`);
+  return [header, ...lines].join('\n');
+}
