@@ -8,7 +8,7 @@ import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import { Placer } from '../../shared/placement.ts';
 import type { ChunkCopy, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
-import { sharedHashPool } from './hash/pool.ts';
+import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { JournalWriter, journalPath, readJournal, ResumeError } from './journal.ts';
 import type { JournalState } from './journal.ts';
@@ -382,6 +382,10 @@ class IngestRun {
     const nodeErrors = new Map<string, unknown>();
     const signal = this.o.signal;
     this.emitChunk(chunk, 'reading', attempt, targets[0]);
+    if (targets.length === 1) {
+      const copied = await this.attemptLocalCopy(chunk, targets[0]!, attempt);
+      if (copied) return copied;
+    }
     let source: Readable;
     try {
       source = await this.bucket!.read(chunk.object, { offset: chunk.offset, length: chunk.size }, signal);
@@ -420,6 +424,36 @@ class IngestRun {
     );
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
     return { stored, nodeErrors, ...(sourceError ? { sourceError } : {}) };
+  }
+
+  /**
+   * The fast path for a local file going to a node that can copy local files (a folder node on this machine):
+   * read, hash and write happen on a hashing thread with one reused block. undefined when it does not apply.
+   */
+  private async attemptLocalCopy(chunk: PlannedChunk, nodeId: string, attempt: number): Promise<{ stored: Map<string, StoredChunk>; nodeErrors: Map<string, unknown>; sourceError?: unknown } | undefined> {
+    const node = this.registry.get(nodeId)!;
+    if (!node.writeFromFile) return undefined;
+    const stored = new Map<string, StoredChunk>();
+    const nodeErrors = new Map<string, unknown>();
+    const signal = this.o.signal;
+    let path: string | undefined;
+    try {
+      path = await this.bucket!.localFile(chunk.object);
+    } catch (error) {
+      return { stored, nodeErrors, sourceError: error };
+    }
+    if (!path) return undefined;
+    this.emitChunk(chunk, 'sending', attempt, nodeId);
+    const meta = { id: chunk.id, file: chunk.object.key, index: chunk.index, offset: chunk.offset, size: chunk.size, ...(chunk.object.etag ? { sourceEtag: chunk.object.etag } : {}) };
+    const range = { path, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) };
+    try {
+      stored.set(nodeId, await node.writeFromFile(meta, range, { pool: this.pool, algorithm: this.algorithm, ...(signal ? { signal } : {}), onBytes: (bytes) => this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes }) }));
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
+      if (error instanceof FileCopyError) return { stored, nodeErrors, sourceError: this.bucket!.copyError(error, chunk.object.key) };
+      nodeErrors.set(nodeId, error);
+    }
+    return { stored, nodeErrors };
   }
 
   private async summarizeFiles(objects: ObjectInfo[], plan: PlannedChunk[], delivered: (ManifestChunk | undefined)[]): Promise<ManifestFile[]> {

@@ -1,6 +1,6 @@
 // The original design's scenarios, made real: real files, real folder nodes, real failures on disk.
 import { rmSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -147,6 +147,23 @@ describe('unhealthy nodes and failures', () => {
     const run = runIngest({ loaded, detection: detection('local') });
     await expect(run).rejects.toBeInstanceOf(NoHealthyNodeError);
     await expect(runIngest({ loaded, detection: detection('local') })).rejects.toThrow(/No healthy node[\s\S]*node-1 .*is not a folder/);
+  });
+});
+
+describe('replicas', () => {
+  it('replicas: 2 puts each chunk on two distinct nodes, read once; any good copy reassembles', async () => {
+    const { root, loaded, data } = await smallProject({ 'r.bin': 5 * MIB + 1 }, { nodes: 3, extraIngestion: '  replicas: 2\n' });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    for (const chunk of manifest.chunks) {
+      expect(new Set(chunk.copies.map((c) => c.nodeId)).size).toBe(2);
+      for (const copy of chunk.copies) expect(await md5OfRange(copy.location, 0, chunk.size)).toBe(chunk.checksum);
+    }
+    expect((await verifyRun({ loaded, manifestPath })).problems).toEqual([]);
+    await rm(join(root, 'nodes', 'node-1'), { recursive: true });
+    const report = await reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: join(root, 'r.out') });
+    expect(report.matched).toBe(true);
+    expect(await readFile(join(root, 'r.out'))).toEqual(await readFile(join(data, 'r.bin')));
   });
 });
 

@@ -10,20 +10,46 @@ import { Worker } from 'node:worker_threads';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum } from '../../../shared/types.ts';
 
-const BLOCK_BYTES = 512 * 1024;
+const BLOCK_BYTES = 256 * 1024;
 const BLOCKS_IN_FLIGHT = 3;
 
-type Reply = { op: 'ack'; id: number; buffer: ArrayBuffer } | { op: 'digest'; id: number; hex: string };
+type Reply =
+  | { op: 'ack'; id: number; buffer: ArrayBuffer }
+  | { op: 'digest'; id: number; hex: string }
+  | { op: 'progress'; id: number; bytes: number }
+  | { op: 'copied'; id: number; hex: string }
+  | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' };
+
+export interface FileCopyJob {
+  algorithm: ChecksumAlgorithm;
+  source: string;
+  offset: number;
+  length: number;
+  /** The source version (see localEtag); the copy fails if the file is another version before or after. */
+  etag?: string;
+  target: string;
+}
+
+/** A copy made on a hashing thread failed; `code` is CHANGED, CANCELLED, or an errno code. */
+export class FileCopyError extends Error {
+  readonly code: string;
+  /** Which file failed: the source being read, or the target being written. */
+  readonly side: 'source' | 'target';
+
+  constructor(code: string, message: string, side: 'source' | 'target') {
+    super(message);
+    this.name = 'FileCopyError';
+    this.code = code;
+    this.side = side;
+  }
+}
 
 interface Slot {
   worker: Worker;
   open: number;
 }
 
-interface Pending {
-  onAck: (buffer: ArrayBuffer) => void;
-  onDigest: (hex: string) => void;
-}
+type Pending = (reply: Reply) => void;
 
 export class HashPool {
   private readonly slots: Slot[];
@@ -31,10 +57,12 @@ export class HashPool {
   private nextId = 1;
 
   constructor(size: number = Math.max(1, availableParallelism())) {
-    const ext = extname(fileURLToPath(import.meta.url));
-    const url = new URL(`./worker${ext}`, import.meta.url);
+    // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
+    const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
+    const url = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
     this.slots = Array.from({ length: size }, () => {
-      const worker = new Worker(url);
+      // Hashing allocates almost nothing on the JS heap (blocks are transferred), so a small heap is plenty.
+      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
       worker.on('message', (reply: Reply) => this.onReply(reply));
       worker.unref(); // after the listener, which would ref it again
       return { worker, open: 0 };
@@ -50,13 +78,41 @@ export class HashPool {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
+  /**
+   * Copies a byte range of a local file to `target` while hashing it, entirely on a hashing thread with one
+   * reused block: no bytes cross threads and nothing is left for the garbage collector. For local folder
+   * sources delivering to local folder nodes.
+   */
+  copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<Checksum> {
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    return new Promise<Checksum>((resolve, reject) => {
+      const { id, slot } = this.claim((reply) => {
+        if (reply.op === 'progress') return options.onBytes?.(reply.bytes);
+        if (reply.op !== 'copied' && reply.op !== 'copyFailed') return;
+        options.signal?.removeEventListener('abort', onAbort);
+        this.release(id, slot);
+        if (reply.op === 'copied') resolve({ algorithm: job.algorithm, hex: reply.hex });
+        else reject(new FileCopyError(reply.code, reply.message, reply.side));
+      });
+      const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+      if (options.signal?.aborted) onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      slot.worker.postMessage({ op: 'copy', id, cancel, ...job });
+    });
+  }
+
   /** @internal */
-  openHasher(algorithm: ChecksumAlgorithm, handlers: Pending): { id: number; slot: Slot } {
+  openHasher(algorithm: ChecksumAlgorithm, onReply: Pending): { id: number; slot: Slot } {
+    const claimed = this.claim(onReply);
+    claimed.slot.worker.postMessage({ op: 'open', id: claimed.id, algorithm });
+    return claimed;
+  }
+
+  private claim(onReply: Pending): { id: number; slot: Slot } {
     const slot = this.slots.reduce((a, b) => (b.open < a.open ? b : a));
     if (slot.open++ === 0) slot.worker.ref();
     const id = this.nextId++;
-    this.pending.set(id, handlers);
-    slot.worker.postMessage({ op: 'open', id, algorithm });
+    this.pending.set(id, onReply);
     return { id, slot };
   }
 
@@ -67,10 +123,7 @@ export class HashPool {
   }
 
   private onReply(reply: Reply): void {
-    const handlers = this.pending.get(reply.id);
-    if (!handlers) return;
-    if (reply.op === 'ack') handlers.onAck(reply.buffer);
-    else handlers.onDigest(reply.hex);
+    this.pending.get(reply.id)?.(reply);
   }
 }
 
@@ -102,18 +155,17 @@ export class HashTap extends Transform {
       this.rejectDigest = reject;
     });
     this.digest.catch(() => undefined);
-    const opened = pool.openHasher(algorithm, {
-      onAck: (buffer) => {
+    const opened = pool.openHasher(algorithm, (reply) => {
+      if (reply.op === 'ack') {
         this.inFlight--;
-        this.free.push(buffer);
+        this.free.push(reply.buffer);
         const resume = this.waiting;
         this.waiting = undefined;
         resume?.();
-      },
-      onDigest: (hex) => {
+      } else if (reply.op === 'digest') {
         this.release();
-        this.resolveDigest({ algorithm, hex });
-      },
+        this.resolveDigest({ algorithm, hex: reply.hex });
+      }
     });
     this.id = opened.id;
     this.slot = opened.slot;

@@ -1,28 +1,104 @@
-// Hashing off the calling thread. Only node: imports, so Node runs this file directly.
+// @ts-check
+// Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
+// would load Node's type stripper into every hashing thread, ~10 MB each.
 import { createHash } from 'node:crypto';
-import type { Hash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
-type Message =
-  | { op: 'open'; id: number; algorithm: string }
-  | { op: 'update'; id: number; buffer: ArrayBuffer; length: number }
-  | { op: 'digest'; id: number };
+const COPY_BLOCK = 1024 * 1024;
+const PROGRESS_EVERY = 8 * COPY_BLOCK;
+/** One block, reused for every copy this thread makes. */
+const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
-const hashes = new Map<number, Hash>();
+/**
+ * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array }} CopyJob
+ * @typedef {{ op: 'open', id: number, algorithm: string }
+ *   | { op: 'update', id: number, buffer: ArrayBuffer, length: number }
+ *   | { op: 'digest', id: number }
+ *   | ({ op: 'copy' } & CopyJob)} Message
+ */
+
+/** Same formula as localEtag() in storage/local.ts: size, mtime in µs, inode. */
+function etagOf(/** @type {import('node:fs').Stats} */ stats) {
+  return `${stats.size}-${Math.floor(stats.mtimeMs * 1000)}-${stats.ino}`;
+}
+
+/**
+ * Runs a write-side operation, marking its errors as the target's (the node's) rather than the source's.
+ * @template T
+ * @param {() => T} operation
+ * @returns {T}
+ */
+function onTarget(operation) {
+  try {
+    return operation();
+  } catch (error) {
+    throw Object.assign(/** @type {Error} */ (error), { side: 'target' });
+  }
+}
+
+/**
+ * Reads [offset, offset+length) of `source`, hashing it and writing it to `target`, one reused block at a time.
+ * Fails if the source is not the version `etag` names, before or after, or ends early.
+ * @param {CopyJob} job
+ */
+function copy(job) {
+  const hash = createHash(job.algorithm);
+  const input = openSync(job.source, 'r');
+  let output;
+  try {
+    if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
+    output = onTarget(() => openSync(job.target, 'w'));
+    let done = 0;
+    let reported = 0;
+    while (done < job.length) {
+      if (Atomics.load(job.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+      const n = readSync(input, block, 0, Math.min(COPY_BLOCK, job.length - done), job.offset + done);
+      if (n === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
+      const bytes = block.subarray(0, n);
+      hash.update(bytes);
+      const out = output;
+      onTarget(() => {
+        for (let written = 0; written < n; ) written += writeSync(out, bytes, written, n - written);
+      });
+      done += n;
+      if (done - reported >= PROGRESS_EVERY) {
+        port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
+        reported = done;
+      }
+    }
+    if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
+    port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
+    return hash.digest('hex');
+  } finally {
+    closeSync(input);
+    if (output !== undefined) closeSync(output);
+  }
+}
+
+/** @type {Map<number, import('node:crypto').Hash>} */
+const hashes = new Map();
 const port = parentPort;
 if (!port) throw new Error('hash worker must run in a worker thread');
 
-port.on('message', (message: Message) => {
+port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open':
       hashes.set(message.id, createHash(message.algorithm));
       break;
-    case 'update': {
+    case 'update':
       hashes.get(message.id)?.update(new Uint8Array(message.buffer, 0, message.length));
       // The buffer goes back to the sender for reuse: no allocation per block.
       port.postMessage({ op: 'ack', id: message.id, buffer: message.buffer }, [message.buffer]);
       break;
-    }
+    case 'copy':
+      try {
+        port.postMessage({ op: 'copied', id: message.id, hex: copy(message) });
+      } catch (error) {
+        const { code, message: text, side } = /** @type {NodeJS.ErrnoException & { side?: string }} */ (error);
+        port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source' });
+      }
+      break;
     case 'digest': {
       const hash = hashes.get(message.id);
       hashes.delete(message.id);

@@ -6,10 +6,13 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
+import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum } from '../../../shared/types.ts';
+import { FileCopyError } from '../hash/pool.ts';
+import type { HashPool } from '../hash/pool.ts';
 import { chunkFileName } from './safe-name.ts';
 import { NodeError } from './node.ts';
-import type { ChunkMeta, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
+import type { ChunkMeta, LocalRange, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
 
 const CHUNK_EXT = '.chunk';
 const META_EXT = '.chunk.json';
@@ -49,34 +52,58 @@ export class FolderNode implements NodeTarget {
   }
 
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
-    await this.ensureDir().catch((error: unknown) => {
-      throw new NodeError(this.id, 'io', `node ${this.id}: cannot use folder ${this.location}: ${this.describe(error)}`, { cause: error });
-    });
-    const name = chunkFileName(meta.id);
-    const temp = join(this.location, '.tmp', `${name}.${randomBytes(6).toString('hex')}.part`);
-    const finalPath = join(this.location, name + CHUNK_EXT);
-    const metaPath = join(this.location, name + META_EXT);
+    const temp = await this.tempFor(meta);
     let writeError: unknown;
-    const file = createWriteStream(temp, { highWaterMark: 1024 * 1024 });
+    const file = createWriteStream(temp, { highWaterMark: 256 * 1024 });
     file.on('error', (error) => (writeError ??= error));
     try {
       await pipeline(data, file, signal ? { signal } : {});
-      const digest = await checksum;
-      const stored: StoredChunk = { ...meta, checksum: digest, location: finalPath };
-      // The sidecar goes first so a crash never leaves new bytes described by an old checksum.
-      await rm(metaPath, { force: true });
-      await rename(temp, finalPath);
-      const metaTemp = `${temp}.json`;
-      await writeFile(metaTemp, JSON.stringify(stored));
-      await rename(metaTemp, metaPath);
-      return stored;
+      return await this.commit(meta, temp, await checksum);
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       if (writeError === undefined && !isOwnFsError(error)) throw error; // the source's error, not ours
-      const cause = writeError ?? error;
-      const code = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'full' : 'io';
-      throw new NodeError(this.id, code, `node ${this.id}: writing ${meta.id} failed: ${this.describe(cause)}`, { cause });
+      throw this.writeFailed(meta, writeError ?? error);
     }
+  }
+
+  async writeFromFile(meta: ChunkMeta, file: LocalRange, options: { pool: HashPool; algorithm: ChecksumAlgorithm; signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<StoredChunk> {
+    const temp = await this.tempFor(meta);
+    try {
+      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, ...(file.etag ? { etag: file.etag } : {}) };
+      const digest = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
+      return await this.commit(meta, temp, digest);
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      if (error instanceof FileCopyError && error.side === 'source') throw error;
+      throw this.writeFailed(meta, error);
+    }
+  }
+
+  private async tempFor(meta: ChunkMeta): Promise<string> {
+    await this.ensureDir().catch((error: unknown) => {
+      throw new NodeError(this.id, 'io', `node ${this.id}: cannot use folder ${this.location}: ${this.describe(error)}`, { cause: error });
+    });
+    return join(this.location, '.tmp', `${chunkFileName(meta.id)}.${randomBytes(6).toString('hex')}.part`);
+  }
+
+  /** Complete bytes in `temp` become the chunk: rename into place, then the sidecar that makes it exist. */
+  private async commit(meta: ChunkMeta, temp: string, digest: Checksum): Promise<StoredChunk> {
+    const name = chunkFileName(meta.id);
+    const finalPath = join(this.location, name + CHUNK_EXT);
+    const metaPath = join(this.location, name + META_EXT);
+    const stored: StoredChunk = { ...meta, checksum: digest, location: finalPath };
+    // The old sidecar goes first so a crash never leaves new bytes described by an old checksum.
+    await rm(metaPath, { force: true });
+    await rename(temp, finalPath);
+    const metaTemp = `${temp}.json`;
+    await writeFile(metaTemp, JSON.stringify(stored));
+    await rename(metaTemp, metaPath);
+    return stored;
+  }
+
+  private writeFailed(meta: ChunkMeta, cause: unknown): NodeError {
+    const code = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'full' : 'io';
+    return new NodeError(this.id, code, `node ${this.id}: writing ${meta.id} failed: ${this.describe(cause)}`, { cause });
   }
 
   async read(chunkId: string): Promise<Readable> {

@@ -1,6 +1,8 @@
 // A place chunks are delivered to: a local folder, or a remote node agent over HTTP.
 import type { Readable } from 'node:stream';
+import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum } from '../../../shared/types.ts';
+import type { HashPool } from '../hash/pool.ts';
 
 export interface ChunkMeta {
   id: string;
@@ -16,6 +18,13 @@ export interface StoredChunk extends ChunkMeta {
   checksum: Checksum;
   /** Where the node keeps it: a file path for folder nodes, a URL path for agents. */
   location: string;
+}
+
+export interface LocalRange {
+  path: string;
+  offset: number;
+  length: number;
+  etag?: string;
 }
 
 export interface NodeProbe {
@@ -58,6 +67,11 @@ export interface NodeTarget {
    * conflict for agents unless the sender says it replaces a changed source.
    */
   write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk>;
+  /**
+   * Optional: store a byte range of a local file, copied and hashed on a hashing thread (see HashPool.copyFile).
+   * Source-side failures reject with the pool's FileCopyError (side 'source'); the node's own with NodeError.
+   */
+  writeFromFile?(meta: ChunkMeta, file: LocalRange, options: { pool: HashPool; algorithm: ChecksumAlgorithm; signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<StoredChunk>;
   read(chunkId: string, signal?: AbortSignal): Promise<Readable>;
   list(signal?: AbortSignal): AsyncIterable<StoredChunk>;
   close(): Promise<void>;

@@ -81,6 +81,24 @@ export class Bucket {
     return checked;
   }
 
+  /** The local file behind an object, when the driver has one (see StorageDriver.localPath). */
+  async localFile(object: ObjectInfo): Promise<string | undefined> {
+    if (!this.driver.localPath) return undefined;
+    try {
+      return await this.driver.localPath(object.key);
+    } catch (error) {
+      throw this.wrap(error, 'read', object.key);
+    }
+  }
+
+  /** Turns a failed local copy's source-side error into the same StorageError a streamed read would give. */
+  copyError(error: { code: string; message: string }, key: string): StorageError {
+    if (error.code === 'CHANGED') {
+      return this.wrap(new StorageError({ code: 'precondition_failed', store: this.info.kind, bucket: this.info.bucket, key, message: `${key}: ${error.message}`, hint: HINTS.precondition_failed }), 'read', key);
+    }
+    return this.wrap(error, 'read', key);
+  }
+
   close(): Promise<void> {
     return this.driver.close();
   }

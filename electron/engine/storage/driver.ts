@@ -58,6 +58,11 @@ export interface StorageDriver {
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo>;
   /** A stream of exactly `range.length` bytes from `range.offset`. `ifMatch` makes the read conditional on the version. */
   read(key: string, range: ByteRange, options: { ifMatch?: string; signal?: AbortSignal }): Promise<ReadResult>;
+  /**
+   * Optional: the local file behind a key, for drivers whose objects are files on this machine. Lets a node on the
+   * same machine copy the bytes on a hashing thread instead of streaming them through JavaScript.
+   */
+  localPath?(key: string): Promise<string>;
   /** Maps a provider error to a portable code; the wrapper decides wording and whether to retry. */
   errorCode(error: unknown): StorageErrorCode;
   close(): Promise<void>;

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { StorageError } from './driver.ts';
 import type { ByteRange, ListPage, ObjectInfo, ReadResult, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
 
-const READ_BUFFER_BYTES = 1024 * 1024;
+const READ_BUFFER_BYTES = 256 * 1024;
 
 export function localEtag(stats: Pick<Stats, 'size' | 'mtimeMs' | 'ino'>): string {
   return `${stats.size}-${Math.floor(stats.mtimeMs * 1000)}-${stats.ino}`;
@@ -56,6 +56,10 @@ export class LocalDriver implements StorageDriver {
       await handle.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  localPath(key: string): Promise<string> {
+    return this.resolveInside(key);
   }
 
   errorCode(error: unknown): StorageErrorCode {
