@@ -127,3 +127,32 @@ export type IngestEvent =
   | { type: 'file'; key: string; status: 'complete' | 'failed'; error?: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'run-finished'; runId: string; status: Manifest['status']; manifestPath: string; elapsedMs: number; bytes: number };
+
+export interface VerifyProblem {
+  chunkId: string;
+  nodeId: string;
+  reason: 'missing' | 'checksum_mismatch' | 'unreadable';
+  detail: string;
+}
+
+export interface VerifyReport {
+  manifestPath: string;
+  checked: number;
+  ok: number;
+  problems: VerifyProblem[];
+  /** Chunk ids with no good copy anywhere. */
+  unrecoverable: string[];
+}
+
+export interface ReassembleReport {
+  key: string;
+  outPath: string;
+  bytes: number;
+  /** Whole-file checksum from the manifest. */
+  expected: string;
+  /** The same checksum computed from the bytes written. */
+  actual: string;
+  matched: boolean;
+  /** Plain MD5 of the output, comparable with `md5sum`. */
+  md5Hex: string;
+}

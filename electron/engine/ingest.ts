@@ -373,7 +373,7 @@ class IngestRun {
     const excluded = new Set(exclude);
     const candidates = this.registry.usable().filter((n) => !excluded.has(n.id));
     if (candidates.length === 0) throw new NoHealthyNodeError(this.registry.statuses(), `left for chunk ${chunk.id}`);
-    return this.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id })), count);
+    return this.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: this.registry.weight(n.id) })), count);
   }
 
   /** One read of the chunk, hashed once and streamed to every target at the same time. */
@@ -405,6 +405,7 @@ class IngestRun {
       if (pending > 0) for (const nodeId of targets) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: pending });
     });
     source.on('error', (error) => tap.destroy(error));
+    tap.once('close', () => source.destroyed || source.destroy()); // a failed node write must not leave the source open
     source.pipe(tap);
     this.emitChunk(chunk, 'sending', attempt, targets[0]);
     const branches = targets.length === 1 ? [tap] : tee(tap, targets.length);

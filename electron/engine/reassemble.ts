@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Manifest, ManifestChunk } from '../../shared/types.ts';
+import type { Manifest, ManifestChunk, ReassembleReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
@@ -15,18 +15,7 @@ import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
 import { hashStream } from './verify.ts';
 
-export interface ReassembleReport {
-  key: string;
-  outPath: string;
-  bytes: number;
-  /** Whole-file checksum from the manifest. */
-  expected: string;
-  /** The same checksum computed from the bytes written. */
-  actual: string;
-  matched: boolean;
-  /** Plain MD5 of the output, comparable with `md5sum`. */
-  md5Hex: string;
-}
+export type { ReassembleReport } from '../../shared/types.ts';
 
 export class ReassembleError extends Error {
   constructor(message: string) {

@@ -1,7 +1,7 @@
 // Re-hashes every received chunk copy against the manifest.
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ManifestChunk } from '../../shared/types.ts';
+import type { ManifestChunk, VerifyProblem, VerifyReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
@@ -9,21 +9,7 @@ import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
 
-export interface VerifyProblem {
-  chunkId: string;
-  nodeId: string;
-  reason: 'missing' | 'checksum_mismatch' | 'unreadable';
-  detail: string;
-}
-
-export interface VerifyReport {
-  manifestPath: string;
-  checked: number;
-  ok: number;
-  problems: VerifyProblem[];
-  /** Chunk ids with no good copy anywhere. */
-  unrecoverable: string[];
-}
+export type { VerifyProblem, VerifyReport } from '../../shared/types.ts';
 
 export async function hashStream(pool: HashPool, algorithm: 'md5' | 'sha256', stream: NodeJS.ReadableStream, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
   const tap = pool.tap(algorithm);

@@ -4,7 +4,7 @@
 // request at runtime. Nothing here carries a credential: configs name environment variables, never secrets.
 import type { CloudName, NodeConfig } from '../config/types.ts';
 import type { Diagnostic } from '../config/validate.ts';
-import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus } from '../types.ts';
+import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, VerifyReport } from '../types.ts';
 
 export interface ConfigSnapshot {
   /** Absolute path of the YAML file the host edits. */
@@ -77,32 +77,15 @@ export interface IngestProgress {
   error?: string;
 }
 
-export interface VerifyProblem {
-  chunkId: string;
-  nodeId: string;
-  reason: 'missing' | 'checksum_mismatch' | 'unreadable';
-  detail: string;
-}
+export type { VerifyProblem } from '../types.ts';
 
-export interface VerifyResult {
-  manifestPath: string;
+/** A verify report, narrowed to one node when `nodeId` is set. */
+export interface VerifyResult extends VerifyReport {
   /** The node verified, or null for all nodes. */
   nodeId: string | null;
-  checked: number;
-  ok: number;
-  problems: VerifyProblem[];
-  unrecoverable: string[];
 }
 
-export interface ReassembleResult {
-  key: string;
-  outPath: string;
-  bytes: number;
-  expected: string;
-  actual: string;
-  matched: boolean;
-  md5Hex: string;
-}
+export type ReassembleResult = ReassembleReport;
 
 export interface TaskProgress {
   task: 'verify' | 'reassemble';
