@@ -29,6 +29,8 @@ export interface FaultPlan {
   first?: number;
   /** Seed mixed into the hash so different runs pick different requests. */
   seed?: string;
+  /** Awaited before each request is handled (faulted or forwarded): lets a test act at an exact point. */
+  before?: (req: IncomingMessage) => Promise<void> | void;
 }
 
 export interface FaultProxy {
@@ -124,6 +126,16 @@ export async function startFaultProxy(target: { host: string; port: number }, in
 
   const server: Server = createServer((req, res) => {
     state.requests++;
+    const before = plan?.before;
+    if (!before) return handle(req, res);
+    req.pause();
+    Promise.resolve(before(req)).then(
+      () => handle(req, res),
+      () => req.socket.destroy(),
+    );
+  });
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     const kind = choose(req);
     const range = rangeOf(req);
     if (kind) state.faults.push({ kind, method: req.method ?? '', path: req.url ?? '', ...(range ? { range } : {}) });
@@ -141,7 +153,7 @@ export async function startFaultProxy(target: { host: string; port: number }, in
       return;
     }
     forward(req, res, kind);
-  });
+  }
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

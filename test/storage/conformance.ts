@@ -1,7 +1,8 @@
 // The driver conformance suite: the same scenarios against every store (local folder, S3 on s3rver,
 // GCS on gcp-storage-emulator, Azure Blob on Azurite), through the driver and the portable Bucket
 // wrapper the engine uses. Each store gets its own test file (so two run in parallel) that calls
-// defineConformanceSuite(kind); the emulator is started once per file.
+// defineSourceSuites(kind, ...): the emulator is started and seeded once per file.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,33 +51,73 @@ async function runConcurrently<T>(items: T[], limit: number, fn: (item: T) => Pr
   );
 }
 
-export function defineConformanceSuite(kind: StoreKind): void {
-  describe(`storage driver conformance: ${kind}`, () => {
+/** What every suite in a store's test file shares: the running store and the objects seeded once. */
+export interface SourceContext {
+  kind: StoreKind;
+  store: StoreFixture;
+  dir: string;
+  /** Local copy of big/150mib.bin and its MD5. */
+  bigFile: string;
+  bigMd5: string;
+}
+
+export const BIG_KEY = 'big/150mib.bin';
+export const EMPTY_KEY = 'empty/zero.bin';
+export const UNICODE_KEYS = ['keys/nested/a/b/c/deep.bin', 'keys/données/日本語/ファイル ü.txt', 'keys/with space/plus+and%percent.txt', 'keys/emoji/🚀.bin'];
+export const MANY_KEYS = Array.from({ length: 2500 }, (_, i) => `many/part-${String(i).padStart(5, '0')}.${i % 2 === 0 ? 'csv' : 'bin'}`);
+export const contentOf = (key: string): Buffer => Buffer.from(`content of ${key}`);
+
+/**
+ * One describe per store: starts it and seeds the shared objects once (a 150 MiB object, a 0-byte one,
+ * nested and unicode keys, 2,500 small objects), then runs the driver conformance suite and the
+ * suites passed in (the engine-level ingest suite) against it.
+ */
+export function defineSourceSuites(kind: StoreKind, ...more: ((ctx: SourceContext) => void)[]): void {
+  describe(`${kind} source`, () => {
+    const ctx = { kind } as SourceContext;
+
+    beforeAll(async () => {
+      ctx.dir = await mkdtemp(join(tmpdir(), `ci-src-${kind}-`));
+      ctx.store = await startStore(kind);
+      ctx.bigFile = join(ctx.dir, 'big.bin');
+      ctx.bigMd5 = await makeRandomFile(ctx.bigFile, 150 * MiB);
+      await ctx.store.put(BIG_KEY, { file: ctx.bigFile });
+      await ctx.store.put(EMPTY_KEY, Buffer.alloc(0));
+      for (const key of UNICODE_KEYS) await ctx.store.put(key, contentOf(key));
+      await runConcurrently(MANY_KEYS, ctx.store.concurrency, (key) => ctx.store.put(key, Buffer.from(key)));
+    });
+
+    afterAll(async () => {
+      await ctx.store?.stop();
+      if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+    });
+
+    defineConformanceSuite(ctx);
+    for (const define of more) define(ctx);
+  });
+}
+
+function defineConformanceSuite(ctx: SourceContext): void {
+  const kind = ctx.kind;
+  describe('driver conformance', () => {
     let store: StoreFixture;
     let driver: StorageDriver;
     let bucket: Bucket;
-    let dir: string;
 
-    beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), `ci-conf-${kind}-`));
-      store = await startStore(kind);
+    beforeAll(() => {
+      store = ctx.store;
       driver = store.driver({ pageSize: 1000 });
       bucket = new Bucket(driver, RETRY);
     });
 
     afterAll(async () => {
       await driver?.close();
-      await store?.stop();
-      if (dir) await rm(dir, { recursive: true, force: true });
     });
 
     it('reads a 150 MiB object as two 100 MiB ranged reads, pinned to its version, matching the store checksum', async () => {
-      const file = join(dir, 'big.bin');
       const size = 150 * MiB;
-      const expected = await makeRandomFile(file, size);
-      await store.put('big/150mib.bin', { file });
-
-      const object = await bucket.stat('big/150mib.bin');
+      const expected = ctx.bigMd5;
+      const object = await bucket.stat(BIG_KEY);
       expect(object.size).toBe(size);
       expect(object.etag).toBeTruthy();
       const chunk = 100 * MiB;
@@ -92,7 +133,6 @@ export function defineConformanceSuite(kind: StoreKind): void {
       }
       expect(parts.map((p) => p.bytes)).toEqual([100 * MiB, 50 * MiB]);
       // Whole-file MD5 from a second pass through the wrapper (exact-length checked), chunk by chunk.
-      const { createHash } = await import('node:crypto');
       const whole = createHash('md5');
       for (const range of ranges) {
         for await (const b of await bucket.read(object, range)) whole.update(b as Buffer);
@@ -111,7 +151,6 @@ export function defineConformanceSuite(kind: StoreKind): void {
     });
 
     it('lists, stats and reads a 0-byte object', async () => {
-      await store.put('empty/zero.bin', Buffer.alloc(0));
       const listed = await bucket.list({ pattern: '**', prefix: 'empty/' });
       expect(listed.map((o) => [o.key, o.size])).toEqual([['empty/zero.bin', 0]]);
       const object = await bucket.stat('empty/zero.bin');
@@ -122,8 +161,7 @@ export function defineConformanceSuite(kind: StoreKind): void {
     });
 
     it('keeps nested and unicode keys exactly', async () => {
-      const keys = ['keys/nested/a/b/c/deep.bin', 'keys/données/日本語/ファイル ü.txt', 'keys/with space/plus+and%percent.txt', 'keys/emoji/🚀.bin'];
-      for (const key of keys) await store.put(key, Buffer.from(`content of ${key}`));
+      const keys = UNICODE_KEYS;
       const listed = await bucket.list({ pattern: '**', prefix: 'keys/' });
       expect(listed.map((o) => o.key)).toEqual([...keys].sort());
       for (const object of listed) {
@@ -138,9 +176,6 @@ export function defineConformanceSuite(kind: StoreKind): void {
     });
 
     it('pages through 2,500 objects and filters them with a glob', async () => {
-      const keys = Array.from({ length: 2500 }, (_, i) => `many/part-${String(i).padStart(5, '0')}.${i % 2 === 0 ? 'csv' : 'bin'}`);
-      await runConcurrently(keys, store.concurrency, (key) => store.put(key, Buffer.from(key)));
-
       const { objects, pages } = await listAll(driver, 'many/');
       expect(new Set(objects.map((o) => o.key)).size).toBe(2500);
       expect(objects.length).toBe(2500);

@@ -1,6 +1,6 @@
 // Test data made here, streamed to disk: random bytes with their MD5 known.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 
@@ -34,4 +34,11 @@ export async function md5OfStream(stream: Readable): Promise<{ md5: string; byte
 
 export function md5(data: Buffer | string): string {
   return createHash('md5').update(data).digest('hex');
+}
+
+/** MD5 of `length` bytes of a local file from `start`. */
+export async function md5OfRange(path: string, start: number, length: number): Promise<string> {
+  const h = createHash('md5');
+  if (length > 0) for await (const part of createReadStream(path, { start, end: start + length - 1, highWaterMark: MiB })) h.update(part as Buffer);
+  return h.digest('hex');
 }

@@ -1,0 +1,5 @@
+// S3 on s3rver: driver conformance and engine-level ingest scenarios, one store start-up for both.
+import { defineSourceSuites } from './conformance.ts';
+import { defineIngestSuite } from './ingest-suite.ts';
+
+defineSourceSuites('s3', defineIngestSuite);
