@@ -54,13 +54,17 @@ export class FolderNode implements NodeTarget {
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
     const temp = await this.tempFor(meta);
     let writeError: unknown;
+    let sourceError: unknown;
     const file = createWriteStream(temp, { highWaterMark: 256 * 1024 });
     file.on('error', (error) => (writeError ??= error));
+    // pipeline() destroys the file stream with the source's error too: remember which side failed first.
+    data.once('error', (error) => (sourceError ??= writeError === undefined ? error : undefined));
     try {
       await pipeline(data, file, signal ? { signal } : {});
       return await this.commit(meta, temp, await checksum);
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
+      if (sourceError !== undefined) throw sourceError; // the source's error, not ours
       if (writeError === undefined && !isOwnFsError(error)) throw error; // the source's error, not ours
       throw this.writeFailed(meta, writeError ?? error);
     }
