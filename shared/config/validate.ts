@@ -4,6 +4,8 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode, Pair, YAMLMap } from 'yaml';
 import {
   CHECKSUM_ALGORITHMS,
+  chunkSizeBytes,
+  MIB,
   CLOUDS,
   INGESTION_DEFAULTS,
   PLACEMENT_STRATEGIES,
@@ -272,6 +274,11 @@ function checkIngestion(c: Checker, node: YamlNode | null | undefined): Ingestio
     else if (key === 'checksum') parsed = readEnum(c, value, path, CHECKSUM_ALGORITHMS);
     else if (key === 'placement') parsed = readEnum(c, value, path, PLACEMENT_STRATEGIES);
     else parsed = readString(c, value, path, key === 'file_pattern' ? '"**/*.bin"' : '"./runs"');
+    if (key === 'chunk_size_mb' && typeof parsed === 'number' && chunkSizeBytes({ chunk_size_mb: parsed }) < 1) {
+      // Rounds to 0 bytes: planning would never end.
+      c.error(value, path, `expected a chunk of at least one byte, got ${parsed} MiB (${parsed * MIB} bytes).`, 'set it to a number of megabytes, e.g. 100.', 'a number greater than 0');
+      parsed = undefined;
+    }
     if (parsed === undefined) ok = false;
     else (ingestion as unknown as Record<string, string | number>)[key] = parsed;
   }
