@@ -1,0 +1,225 @@
+// Benchmark: the engine pulling one 512 MiB object from each storage emulator into two local folder
+// nodes, against `rclone copy` of the same object from the same emulator to local disk.
+//
+//   npm run bench:sources            (all three emulators)
+//   npm run bench:sources -- s3 gcs  (a subset)
+//
+// Both sides read from the same emulator process on loopback with warm caches. The engine run is a
+// full `runIngest` with the default chunking (100 MiB chunks, up to 10 at once): ranged GETs, hashing,
+// writing to the nodes, the manifest, and the whole-file check against the store's MD5. rclone runs
+// with its defaults (multi-thread download, checksum check) configured through env only.
+// Not a test: it prints figures and never fails on them.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../electron/engine/config.ts';
+import { runIngest } from '../electron/engine/ingest.ts';
+import { AzureBlobDriver } from '../electron/engine/storage/azure.ts';
+import { GcsDriver } from '../electron/engine/storage/gcs.ts';
+import { S3Driver } from '../electron/engine/storage/s3.ts';
+import type { CloudName } from '../shared/config/types.ts';
+import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startEmulator } from '../test/helpers/emulators.ts';
+import type { Emulator, EmulatorKind } from '../test/helpers/emulators.ts';
+import { makeRandomFile } from '../test/storage/data.ts';
+
+const SIZE = 512 * 1024 * 1024;
+const BUCKET = 'bench-bucket';
+const KEY = 'bench/object-512mib.bin';
+const CLOUD: Record<EmulatorKind, CloudName> = { s3: 'aws', gcs: 'gcp', azure: 'azure' };
+
+interface Row {
+  kind: EmulatorKind;
+  readsMBps?: number;
+  engineMBps?: number;
+  rcloneMBps?: number;
+  note?: string;
+}
+
+const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
+
+function sourceYaml(kind: EmulatorKind): string {
+  switch (kind) {
+    case 's3':
+      return `{ type: "s3", bucket: "${BUCKET}", region: "us-east-1" }`;
+    case 'gcs':
+      return `{ type: "gcs", bucket: "${BUCKET}" }`;
+    case 'azure':
+      return `{ type: "blob", container: "${BUCKET}" }`;
+  }
+}
+
+async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<number> {
+  const root = join(work, `engine-${kind}`);
+  await mkdir(join(root, 'config'), { recursive: true });
+  const yaml = [
+    'data_sources:',
+    `  ${CLOUD[kind]}: ${sourceYaml(kind)}`,
+    'ingestion: { chunk_size_mb: 100, max_concurrent_chunks: 10, retry_attempts: 3, retry_delay_seconds: 1 }',
+    'use_local_simulation: false',
+    'nodes:',
+    '  - { id: node-a, path: "./nodes/a" }',
+    '  - { id: node-b, path: "./nodes/b" }',
+    '',
+  ].join('\n');
+  await writeFile(join(root, 'config', 'data_sources.yml'), yaml);
+  const loaded = await loadConfig(join(root, 'config', 'data_sources.yml'));
+  const saved = { ...process.env };
+  Object.assign(process.env, emulator.env);
+  try {
+    const start = performance.now();
+    const { manifest } = await runIngest({ loaded, detection: { cloud: CLOUD[kind], signal: 'flag', detail: 'bench', elapsedMs: 0, probes: [] } });
+    const ms = performance.now() - start;
+    const file = manifest.files[0];
+    if (manifest.status !== 'complete' || !file || file.size !== SIZE) throw new Error(`engine run on ${kind} ended ${manifest.status}: ${file?.error ?? 'no file'}`);
+    const check = file.sourceChecksum ? `, store ${file.sourceChecksum.kind} ${file.sourceChecksum.matched ? 'matched' : 'MISMATCH'}` : '';
+    console.log(`  engine: ${(ms / 1000).toFixed(2)} s, ${manifest.totals.chunks} chunks on ${manifest.nodes.length} nodes, ${manifest.totals.retries} retries${check}`);
+    return ms;
+  } finally {
+    for (const k of Object.keys(emulator.env)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
+}
+
+/** The source side alone: 8 parallel ranged GETs through the driver, bytes discarded. */
+async function driverReads(kind: EmulatorKind, emulator: Emulator): Promise<number> {
+  const saved = { ...process.env };
+  Object.assign(process.env, emulator.env);
+  try {
+    const driver =
+      kind === 's3'
+        ? new S3Driver({ type: 's3', bucket: BUCKET, region: 'us-east-1' })
+        : kind === 'gcs'
+          ? new GcsDriver({ type: 'gcs', bucket: BUCKET })
+          : new AzureBlobDriver({ type: 'blob', container: BUCKET });
+    try {
+      const object = await driver.stat(KEY);
+      const parts = 8;
+      const part = Math.ceil(SIZE / parts);
+      const start = performance.now();
+      await Promise.all(
+        Array.from({ length: parts }, async (_, i) => {
+          const read = await driver.read(KEY, { offset: i * part, length: Math.min(part, SIZE - i * part) }, { ...(object.etag ? { ifMatch: object.etag } : {}) });
+          for await (const _chunk of read.stream) {
+            // discard
+          }
+        }),
+      );
+      const ms = performance.now() - start;
+      console.log(`  driver reads: ${(ms / 1000).toFixed(2)} s (8 ranged GETs in parallel)`);
+      return ms;
+    } finally {
+      await driver.close();
+    }
+  } finally {
+    for (const k of Object.keys(emulator.env)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
+}
+
+function rcloneEnv(kind: EmulatorKind, emulator: Emulator): Record<string, string> {
+  switch (kind) {
+    case 's3':
+      return {
+        RCLONE_CONFIG_SRC_TYPE: 's3',
+        RCLONE_CONFIG_SRC_PROVIDER: 'Other',
+        RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
+        RCLONE_CONFIG_SRC_FORCE_PATH_STYLE: 'true',
+        RCLONE_CONFIG_SRC_ACCESS_KEY_ID: S3RVER_KEY,
+        RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY: S3RVER_KEY,
+        RCLONE_CONFIG_SRC_REGION: 'us-east-1',
+      };
+    case 'azure':
+      return {
+        RCLONE_CONFIG_SRC_TYPE: 'azureblob',
+        RCLONE_CONFIG_SRC_ACCOUNT: AZURITE_ACCOUNT,
+        RCLONE_CONFIG_SRC_KEY: AZURITE_KEY,
+        RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
+        RCLONE_CONFIG_SRC_USE_EMULATOR: 'true',
+      };
+    case 'gcs':
+      return {
+        RCLONE_CONFIG_SRC_TYPE: 'google cloud storage',
+        RCLONE_CONFIG_SRC_ANONYMOUS: 'true',
+        RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
+      };
+  }
+}
+
+async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<number | string> {
+  if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return 'rclone not installed (apt-get install rclone)';
+  const dest = join(work, `rclone-${kind}`);
+  await mkdir(dest, { recursive: true });
+  // rclone gets only its own config, none of the test process's cloud variables (AWS_CA_BUNDLE breaks it).
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...rcloneEnv(kind, emulator) };
+  const start = performance.now();
+  const result = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const child = spawn('rclone', ['copy', `src:${BUCKET}/${KEY}`, dest, '--retries', '1', '--low-level-retries', '1'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    child.on('close', (code) => resolve({ code, err }));
+  });
+  const ms = performance.now() - start;
+  if (result.code !== 0) return `rclone failed against this emulator: ${result.err.trim().split('\n').slice(-2).join(' | ')}`;
+  console.log(`  rclone: ${(ms / 1000).toFixed(2)} s`);
+  return ms;
+}
+
+async function benchOne(kind: EmulatorKind, file: string, work: string): Promise<Row> {
+  console.log(`\n${kind}: starting emulator and uploading 512 MiB`);
+  const emulator = await startEmulator(kind);
+  try {
+    await emulator.createBucket(BUCKET);
+    await emulator.put(BUCKET, KEY, { file });
+    const row: Row = { kind };
+    row.readsMBps = mbps(SIZE, await driverReads(kind, emulator));
+    row.engineMBps = mbps(SIZE, await engineRun(kind, emulator, work));
+    const r = await rcloneRun(kind, emulator, work);
+    if (typeof r === 'number') row.rcloneMBps = mbps(SIZE, r);
+    else row.note = r;
+    return row;
+  } finally {
+    await emulator.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2).filter((a): a is EmulatorKind => a === 's3' || a === 'gcs' || a === 'azure');
+  const kinds: EmulatorKind[] = wanted.length > 0 ? wanted : ['s3', 'gcs', 'azure'];
+  const work = await mkdtemp(join(tmpdir(), 'ci-bench-sources-'));
+  try {
+    const file = join(work, 'object.bin');
+    await makeRandomFile(file, SIZE);
+    const rows: Row[] = [];
+    for (const kind of kinds) {
+      try {
+        rows.push(await benchOne(kind, file, work));
+      } catch (error) {
+        rows.push({ kind, note: `failed: ${error instanceof Error ? error.message : String(error)}` });
+      }
+      // Each engine run leaves 512 MiB in its nodes and rclone 512 MiB more: clear them between emulators.
+      await rm(join(work, `engine-${kind}`), { recursive: true, force: true });
+      await rm(join(work, `rclone-${kind}`), { recursive: true, force: true });
+    }
+    console.log('\n512 MiB object, loopback emulator → local disk');
+    console.log('store   reads MB/s   engine MB/s   rclone MB/s   engine/rclone   reads/rclone');
+    for (const r of rows) {
+      const rd = r.readsMBps !== undefined ? r.readsMBps.toFixed(0).padStart(10) : '         -';
+      const e = r.engineMBps !== undefined ? r.engineMBps.toFixed(0).padStart(11) : '          -';
+      const c = r.rcloneMBps !== undefined ? r.rcloneMBps.toFixed(0).padStart(13) : '            -';
+      const ratio = r.engineMBps !== undefined && r.rcloneMBps !== undefined ? `${(r.engineMBps / r.rcloneMBps).toFixed(2)}x`.padStart(15) : '              -';
+      const rr = r.readsMBps !== undefined && r.rcloneMBps !== undefined ? `${(r.readsMBps / r.rcloneMBps).toFixed(2)}x`.padStart(15) : '              -';
+      console.log(`${r.kind.padEnd(6)}${rd}${e}${c}${ratio}${rr}${r.note ? `   (${r.note})` : ''}`);
+    }
+    console.log('reads: the driver alone, 8 ranged GETs at once, bytes discarded.');
+    console.log('engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, store MD5 checked).');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
