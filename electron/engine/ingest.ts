@@ -492,6 +492,7 @@ class IngestRun {
         object,
         chunks: chunks.map((c) => ({ id: c.id, checksum: c.checksum })),
         algorithm: this.algorithm,
+        store: this.bucket!.info.kind,
         pool: this.pool,
         readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
         ...(this.o.signal ? { signal: this.o.signal } : {}),
