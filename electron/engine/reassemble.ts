@@ -68,9 +68,11 @@ async function writeChunk(handle: Awaited<ReturnType<typeof open>>, chunk: Manif
       continue;
     }
     try {
+      // Open the copy before claiming a hashing thread: a tap that never runs would keep the process alive.
+      const source = await node.read(chunk.id, signal);
       const tap = pool.tap(manifest.checksumAlgorithm);
       const out = positionalWriter(handle, chunk.offset);
-      await pipeline(await node.read(chunk.id, signal), tap, out, signal ? { signal } : {});
+      await pipeline(source, tap, out, signal ? { signal } : {});
       const { hex } = await tap.digest;
       if (hex === chunk.checksum && tap.bytes === chunk.size) return hex;
       failures.push(`${copy.nodeId}: checksum ${hex} (${tap.bytes} bytes) instead of ${chunk.checksum}`);
