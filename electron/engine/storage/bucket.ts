@@ -78,6 +78,8 @@ export class Bucket {
     }
     const checked = result.stream.pipe(new ExactLength(range.length, () => this.wrap(new StorageError({ code: 'precondition_failed', store: this.info.kind, bucket: this.info.bucket, key: object.key, message: `${object.key} returned a different number of bytes than listed (it grew or shrank)`, hint: HINTS.precondition_failed }), 'read', object.key)));
     result.stream.on('error', (error) => checked.destroy(this.wrap(error, 'read', object.key)));
+    // pipe() does not pass a consumer's destroy upstream: close the store's stream (a file handle, a socket) too.
+    checked.once('close', () => result.stream.destroyed || result.stream.destroy());
     return checked;
   }
 
