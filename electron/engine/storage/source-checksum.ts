@@ -103,6 +103,7 @@ async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksu
     return crc.base64();
   }
   const tap = input.pool.tap(algorithm);
+  tap.setMaxListeners(0); // one short pipeline per chunk feeds the same tap
   const sink = new Writable({ write: (_chunk, _enc, done) => done() });
   const drained = pipeline(tap, sink);
   for (const chunk of input.chunks) {
