@@ -156,3 +156,13 @@ export interface ReassembleReport {
   /** Plain MD5 of the output, comparable with `md5sum`. */
   md5Hex: string;
 }
+
+/** A run that was cancelled or killed and can be continued (`run --resume RUN_ID`, Resume in the app). */
+export interface ResumableRun {
+  runId: string;
+  startedAt: string;
+  /** Chunks already on their nodes, per the run's journal. */
+  chunksDone: number;
+  /** The status of its last end line, if it ended (cancelled / partial / failed); absent when it was killed. */
+  lastStatus?: string;
+}

@@ -5,7 +5,7 @@ import { open, readdir, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
-import type { DetectionResult, ManifestChunk } from '../../shared/types.ts';
+import type { DetectionResult, ManifestChunk, ResumableRun } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { manifestDir } from './manifest.ts';
 
@@ -100,13 +100,7 @@ export async function readJournal(path: string): Promise<JournalState> {
   return { start, chunks, ...(ended ? { ended } : {}) };
 }
 
-export interface ResumableRun {
-  runId: string;
-  startedAt: string;
-  chunksDone: number;
-  /** The status of its last end line, if it ended (cancelled / partial / failed); absent when it was killed. */
-  lastStatus?: string;
-}
+export type { ResumableRun };
 
 /** Runs that can be continued: journals whose last attempt did not complete. */
 export async function listResumableRuns(loaded: LoadedConfig): Promise<ResumableRun[]> {

@@ -17,6 +17,7 @@ export class ProgressFolder {
   private readonly startedAt = Date.now();
   private totals = { files: 0, chunks: 0, bytes: 0 };
   private bytesDone = 0;
+  private bytesSkipped = 0;
   private retries = 0;
   private readonly nodeBytes = new Map<string, number>();
   private readonly nodeChunks = new Map<string, number>();
@@ -24,7 +25,7 @@ export class ProgressFolder {
   /** Every chunk seen, by id; `seq` is its row. */
   private readonly chunks = new Map<string, ChunkUpdate>();
   private readonly dirty = new Set<string>();
-  /** `chunkId \0 nodeId` of every verified copy, so replicas count once per node. */
+  /** `chunkId \0 nodeId` of every verified or skipped copy, so replicas count once per node. */
   private readonly verifiedCopies = new Set<string>();
   private logs: IngestProgress['logs'] = [];
   private manifestPath: string | undefined;
@@ -62,13 +63,18 @@ export class ProgressFolder {
         if (e.state === 'retried') this.retries += 1;
         this.chunksDone += Number(isDone(row.state)) - Number(prev !== undefined && isDone(prev.state));
         this.chunksFailed += Number(row.state === 'failed') - Number(prev?.state === 'failed');
-        if (e.state === 'verified' && row.nodeId !== undefined) {
+        if ((e.state === 'verified' || e.state === 'skipped') && row.nodeId !== undefined) {
           const copy = `${e.id}\0${row.nodeId}`;
           if (!this.verifiedCopies.has(copy)) {
             this.verifiedCopies.add(copy);
             this.nodeChunks.set(row.nodeId, (this.nodeChunks.get(row.nodeId) ?? 0) + 1);
+            if (e.state === 'skipped') {
+              // Already on the node from an earlier run: it holds these bytes though none moved now.
+              this.nodeBytes.set(row.nodeId, (this.nodeBytes.get(row.nodeId) ?? 0) + e.size);
+            }
           }
         }
+        if (e.state === 'skipped' && prev?.state !== 'skipped') this.bytesSkipped += e.size;
         this.chunks.set(e.id, row);
         this.dirty.add(e.id);
         break;
@@ -139,6 +145,7 @@ export class ProgressFolder {
       elapsedMs: (this.endedAt ?? Date.now()) - this.startedAt,
       totals: { ...this.totals },
       bytesDone: this.bytesDone,
+      bytesSkipped: this.bytesSkipped,
       chunksDone: this.chunksDone,
       chunksFailed: this.chunksFailed,
       retries: this.retries,

@@ -7,11 +7,12 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
-import type { DetectionResult, NodeStatus } from '../../shared/types.ts';
+import type { DetectionResult, NodeStatus, ResumableRun } from '../../shared/types.ts';
 import { ConfigError, effectiveNodes, loadConfig } from '../engine/config.ts';
 import type { LoadedConfig } from '../engine/config.ts';
 import { detectCloud } from '../engine/detect/detect.ts';
 import { runIngest } from '../engine/ingest.ts';
+import { journalPath, listResumableRuns, readJournal } from '../engine/journal.ts';
 import { listManifests, readManifest } from '../engine/manifest.ts';
 import { openNodes, probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile } from '../engine/reassemble.ts';
@@ -57,6 +58,11 @@ export class EngineService {
   /** Set while a start request loads the config, so two quick starts cannot both begin a run. */
   private starting = false;
   private ingest: { folder: ProgressFolder; abort: AbortController; timer: NodeJS.Timeout; done: Promise<void> } | undefined;
+  /**
+   * The run in progress as the engine names it (its journal): the id is known up front for a resume and from
+   * `run-started` otherwise; `since` covers the moment between the engine opening its journal and that event.
+   */
+  private active: { runId?: string; since: string } | undefined;
   private readonly tasks = new Map<'verify' | 'reassemble', AbortController>();
 
   constructor(options: ServiceOptions) {
@@ -120,7 +126,7 @@ export class EngineService {
       nodes.splice(at, 1);
     }),
 
-    startIngest: async ({ pattern }) => {
+    startIngest: async ({ pattern, resume }) => {
       if (this.starting || (this.ingest && !this.ingest.folder.ended)) {
         throw new HostError({ code: 'busy', message: 'An ingest is already running. Fix: wait for it to finish or cancel it.' });
       }
@@ -129,13 +135,17 @@ export class EngineService {
       let detection: DetectionResult;
       try {
         loaded = await loadConfig(this.configPath);
+        // A resume names a journal: refuse an unknown or finished run here, in the answer, not later in the run.
+        if (resume !== undefined) await checkResumable(loaded, resume);
         detection = this.effectiveDetection(await this.detected());
       } finally {
         this.starting = false;
       }
-      const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+      const runId = resume ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
       const folder = new ProgressFolder(runId);
       const abort = new AbortController();
+      const active: { runId?: string; since: string } = { ...(resume !== undefined ? { runId: resume } : {}), since: new Date().toISOString() };
+      this.active = active;
       const flush = (): void => {
         const batch = folder.flush();
         if (batch) this.emit('ingestProgress', batch);
@@ -145,12 +155,16 @@ export class EngineService {
         loaded,
         detection,
         signal: abort.signal,
-        onEvent: (e) => folder.apply(e),
-        ...(pattern ? { pattern } : {}),
+        onEvent: (e) => {
+          if (e.type === 'run-started') active.runId = e.runId;
+          folder.apply(e);
+        },
+        ...(resume !== undefined ? { resume } : pattern ? { pattern } : {}),
       }).then(
         () => undefined,
         (error: unknown) => folder.fail(toErrorData(error).message, abort.signal.aborted),
       ).finally(() => {
+        if (this.active === active) this.active = undefined;
         clearInterval(timer);
         flush();
       });
@@ -166,6 +180,18 @@ export class EngineService {
     },
 
     ingestSnapshot: async () => this.ingest?.folder.snapshot() ?? null,
+
+    listResumable: async () => {
+      // A run that just ended may still be closing its journal (the end line); wait, so it is listed as it ended.
+      if (this.ingest?.folder.ended) await this.ingest.done;
+      const runs = await listResumableRuns(await loadConfig(this.configPath));
+      // The run in progress has no end line yet, so its journal reads like a killed run: leave it out.
+      const active = this.active;
+      const isActive = (r: ResumableRun): boolean => active !== undefined && (active.runId !== undefined ? r.runId === active.runId : r.startedAt >= active.since);
+      return runs
+        .filter((r) => !isActive(r))
+        .sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.runId.localeCompare(a.runId));
+    },
 
     listManifests: async () => (await listManifests(await loadConfig(this.configPath))).sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.path.localeCompare(a.path)),
 
@@ -338,6 +364,14 @@ export class EngineService {
       last = now;
       this.emit('taskProgress', { task, done, total });
     };
+  }
+}
+
+/** Throws the engine's ResumeError for a run id with no journal, and a HostError for a run that already completed. */
+async function checkResumable(loaded: LoadedConfig, runId: string): Promise<void> {
+  const state = await readJournal(journalPath(loaded, runId));
+  if (state.ended === 'complete') {
+    throw new HostError({ code: 'invalid_request', message: `Run ${runId} already completed; there is nothing to resume. Fix: pick a run from the "Unfinished runs" list, or start a new ingest.` });
   }
 }
 

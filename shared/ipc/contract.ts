@@ -4,7 +4,7 @@
 // request at runtime. Nothing here carries a credential: configs name environment variables, never secrets.
 import type { CloudName, NodeConfig } from '../config/types.ts';
 import type { Diagnostic } from '../config/validate.ts';
-import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, VerifyReport } from '../types.ts';
+import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, ResumableRun, VerifyReport } from '../types.ts';
 
 export interface ConfigSnapshot {
   /** Absolute path of the YAML file the host edits. */
@@ -64,7 +64,10 @@ export interface IngestProgress {
   startedAt: number;
   elapsedMs: number;
   totals: { files: number; chunks: number; bytes: number };
+  /** Bytes sent to nodes in this run (what the speed is computed from). */
   bytesDone: number;
+  /** Bytes of chunks skipped because their nodes already hold them (a resumed run's earlier work, or a re-run). */
+  bytesSkipped: number;
   chunksDone: number;
   chunksFailed: number;
   retries: number;
@@ -77,7 +80,7 @@ export interface IngestProgress {
   error?: string;
 }
 
-export type { VerifyProblem } from '../types.ts';
+export type { ResumableRun, VerifyProblem } from '../types.ts';
 
 /** A verify report, narrowed to one node when `nodeId` is set. */
 export interface VerifyResult extends VerifyReport {
@@ -106,10 +109,16 @@ export interface Requests {
   /** Adds a node (no `originalId`) or replaces the node `originalId`, written back into the YAML keeping comments. */
   upsertNode: { req: { node: NodeConfig; originalId?: string }; res: ConfigSnapshot };
   removeNode: { req: { id: string }; res: ConfigSnapshot };
-  startIngest: { req: { pattern?: string }; res: { runId: string } };
+  /**
+   * Starts a run, or with `resume` continues a cancelled or killed run from its journal (chunks it already
+   * delivered are neither read nor sent again; the run keeps its id and pattern, so `pattern` is ignored).
+   */
+  startIngest: { req: { pattern?: string; resume?: string }; res: { runId: string } };
   cancelIngest: { req: Record<string, never>; res: { cancelled: boolean } };
   /** The current run's full state (every chunk seen so far), or null when no run happened yet. */
   ingestSnapshot: { req: Record<string, never>; res: IngestProgress | null };
+  /** Runs that were cancelled or killed and can be resumed, newest first (never the run in progress). */
+  listResumable: { req: Record<string, never>; res: ResumableRun[] };
   /** Past runs, newest first. */
   listManifests: { req: Record<string, never>; res: ManifestEntry[] };
   openManifest: { req: { path: string }; res: Manifest };
@@ -142,6 +151,7 @@ export const REQUEST_CHANNELS = [
   'startIngest',
   'cancelIngest',
   'ingestSnapshot',
+  'listResumable',
   'listManifests',
   'openManifest',
   'verify',

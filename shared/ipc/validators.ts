@@ -83,6 +83,8 @@ function object<S extends Shape>(shape: S): Check<FromShape<S>> {
 }
 
 const nodeId = str({ min: 1, max: 128, pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, what: 'a node id (letters, digits, ".", "_", "-")' });
+/** A run id as the engine makes them (`2025-01-02T03-04-05-678Z-a1b2c3`); no path separators, so it names a journal file and nothing else. */
+const runId = str({ min: 1, max: 128, pattern: /^[A-Za-z0-9._-]+$/, what: 'a run id (letters, digits, ".", "_", "-")' });
 const cloud: Check<CloudName> = oneOf(CLOUDS);
 const path = str({ min: 1 });
 const envName = str({ min: 1, max: 256, pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, what: 'an environment variable name' });
@@ -103,9 +105,10 @@ export const requestValidators: { [C in RequestChannel]: Check<Req<C>> } = {
   probeNodes: empty,
   upsertNode: object({ node: req(nodeConfig), originalId: opt(nodeId) }),
   removeNode: object({ id: req(nodeId) }),
-  startIngest: object({ pattern: opt(str({ max: 1024 })) }),
+  startIngest: object({ pattern: opt(str({ max: 1024 })), resume: opt(runId) }),
   cancelIngest: empty,
   ingestSnapshot: empty,
+  listResumable: empty,
   listManifests: empty,
   openManifest: object({ path: req(path) }),
   verify: object({ manifestPath: req(path), nodeId: opt(nodeId) }),

@@ -61,6 +61,24 @@ describe('ProgressFolder', () => {
     expect(folder.flush()!.nodeChunks).toEqual({ n1: 1, n2: 1 });
   });
 
+  it('counts chunks skipped because a node already holds them (a resumed run) apart from the bytes sent', () => {
+    const folder = new ProgressFolder('resumed');
+    folder.apply(started);
+    const skipped = (i: number): IngestEvent => ({ type: 'chunk', id: `f_chunk_${i}`, file: 'f', index: i, size: 1000, state: 'skipped', nodeId: 'n1', attempt: 0 });
+    folder.apply(skipped(0));
+    folder.apply(skipped(0));
+    folder.apply(skipped(1));
+    folder.apply(chunk(2, 'sending', 'n2'));
+    folder.apply({ type: 'bytes', chunkId: 'f_chunk_2', nodeId: 'n2', bytes: 1000 });
+    folder.apply(chunk(2, 'verified', 'n2'));
+    const batch = folder.flush()!;
+    expect(batch.chunksDone).toBe(3);
+    expect(batch.bytesDone).toBe(1000);
+    expect(batch.bytesSkipped).toBe(2000);
+    expect(batch.nodeChunks).toEqual({ n1: 2, n2: 1 });
+    expect(batch.nodeBytes).toEqual({ n1: 2000, n2: 1000 });
+  });
+
   it('ends with the run, or with the error that stopped it', () => {
     const ok = new ProgressFolder('a');
     ok.apply(started);

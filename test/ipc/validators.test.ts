@@ -17,6 +17,9 @@ describe('request validators', () => {
     expect(validateRequest('upsertNode', { node: { id: 'n1', path: './x' }, originalId: 'n0' })).toEqual({ node: { id: 'n1', path: './x' }, originalId: 'n0' });
     expect(validateRequest('upsertNode', { node: { id: 'n2', url: 'http://127.0.0.1:7070', token_env: 'N2_TOKEN' } })).toBeTruthy();
     expect(validateRequest('startIngest', { pattern: '**/*.bin' })).toEqual({ pattern: '**/*.bin' });
+    expect(validateRequest('startIngest', { resume: '2025-01-02T03-04-05-678Z-a1b2c3' })).toEqual({ resume: '2025-01-02T03-04-05-678Z-a1b2c3' });
+    expect(validateRequest('startIngest', { resume: 'r'.repeat(128) })).toEqual({ resume: 'r'.repeat(128) });
+    expect(validateRequest('listResumable', {})).toEqual({});
     expect(validateRequest('reassemble', { manifestPath: 'm.json', key: 'a/b.bin', outPath: '/tmp/x' })).toBeTruthy();
     expect(validateRequest('cancelTask', { task: 'verify' })).toEqual({ task: 'verify' });
   });
@@ -39,6 +42,19 @@ describe('request validators', () => {
     ['upsertNode', { node: { id: 'n', path: './x', token: 'secret' } }, /unknown field "token"/],
     ['removeNode', { id: 7 }, /expected a node id/],
     ['startIngest', { pattern: ['*'] }, /expected a string, got array/],
+    ['startIngest', { resume: '' }, /startIngest.resume: must not be empty/],
+    ['startIngest', { resume: 'r'.repeat(129) }, /startIngest.resume: longer than 128 characters/],
+    ['startIngest', { resume: '../../etc/passwd' }, /startIngest.resume: expected a run id/],
+    ['startIngest', { resume: 'runs/2025' }, /expected a run id/],
+    ['startIngest', { resume: 'C:\\runs' }, /expected a run id/],
+    ['startIngest', { resume: 'run id' }, /expected a run id/],
+    ['startIngest', { resume: 'run\nid' }, /expected a run id/],
+    ['startIngest', { resume: 'run\0' }, /NUL/],
+    ['startIngest', { resume: 'rün' }, /expected a run id/],
+    ['startIngest', { resume: 42 }, /expected a run id \(letters, digits, ".", "_", "-"\), got number/],
+    ['startIngest', { resume: null }, /expected a run id/],
+    ['listResumable', { runId: 'x' }, /unknown field "runId"/],
+    ['listResumable', null, /expected an object/],
     ['openManifest', { path: '' }, /must not be empty/],
     ['verify', { manifestPath: 'm.json', nodeId: '' }, /must not be empty/],
     ['reassemble', { manifestPath: 'm.json', key: 'k' }, /outPath: required/],
