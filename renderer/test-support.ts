@@ -28,6 +28,7 @@ export function batch(over: Partial<IngestProgress>): IngestProgress {
     elapsedMs: 1000,
     totals: { files: 1, chunks: 4, bytes: 4000 },
     bytesDone: 0,
+    bytesSkipped: 0,
     chunksDone: 0,
     chunksFailed: 0,
     retries: 0,

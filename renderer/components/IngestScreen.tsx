@@ -1,5 +1,6 @@
-// Ingest: pattern, start, cancel; overall progress; per-node bars; the distribution picture; the chunk view.
-import { useMemo, useState } from 'react';
+// Ingest: pattern, start, cancel; unfinished runs to resume; overall progress; per-node bars; the distribution
+// picture; the chunk view.
+import { useEffect, useMemo, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ChunkState } from '../../shared/types.ts';
@@ -54,6 +55,7 @@ export function IngestScreen() {
       </form>
       {error && <p className="banner error" role="alert">{error}</p>}
       {meta?.error && <p className="banner error" role="alert">{meta.error}</p>}
+      <ResumableRuns running={figures.running} busy={starting || figures.running} />
 
       <div className="card overall" data-testid="overall">
         <div className="overall-head">
@@ -64,7 +66,11 @@ export function IngestScreen() {
           <div style={{ width: `${figures.percent}%` }} />
         </div>
         <dl className="figures wide">
-          <div><dt>Bytes</dt><dd>{formatBytes(meta?.bytesDone ?? 0)} / {formatBytes(meta?.totals.bytes ?? 0)}</dd></div>
+          <div>
+            <dt>Bytes</dt>
+            <dd>{formatBytes((meta?.bytesDone ?? 0) + (meta?.bytesSkipped ?? 0))} / {formatBytes(meta?.totals.bytes ?? 0)}</dd>
+            {meta?.bytesSkipped ? <dd className="muted small" data-testid="bytes-skipped">{formatBytes(meta.bytesSkipped)} already on nodes</dd> : null}
+          </div>
           <div><dt>Speed</dt><dd>{formatRate(figures.bytesPerSecond)}</dd></div>
           <div><dt>ETA</dt><dd>{figures.running ? formatDuration(figures.etaSeconds) : '—'}</dd></div>
           <div><dt>Elapsed</dt><dd>{formatDuration((meta?.elapsedMs ?? 0) / 1000)}</dd></div>
@@ -129,4 +135,52 @@ export function IngestScreen() {
         </div>
     </section>
   );
+}
+
+/**
+ * Runs that were cancelled or killed, each with a Resume button. The list is read when the screen opens and
+ * again whenever no run is going (after one finishes, fails or is cancelled), so it never shows the live run.
+ */
+function ResumableRuns({ running, busy }: { running: boolean; busy: boolean }) {
+  const runs = useApp((s) => s.resumable.runs);
+  const error = useApp((s) => s.resumable.error);
+  const list = useApp((s) => s.listResumable);
+  const resume = useApp((s) => s.resumeIngest);
+  useEffect(() => {
+    if (!running) void list();
+  }, [running, list]);
+
+  if (runs.length === 0 && !error) return null;
+  return (
+    <div className="card resumable" data-testid="resumable">
+      <h2>Unfinished runs</h2>
+      {error && <p className="banner error" role="alert">{error}</p>}
+      {runs.length > 0 && (
+        <table className="resumable-runs" aria-label="Unfinished runs">
+          <thead>
+            <tr><th>Run</th><th>Started</th><th>Chunks delivered</th><th>Ended</th><th /></tr>
+          </thead>
+          <tbody>
+            {runs.map((r) => (
+              <tr key={r.runId} data-testid={`resumable-${r.runId}`} data-chunks={r.chunksDone}>
+                <td className="mono">{r.runId}</td>
+                <td>{formatStarted(r.startedAt)}</td>
+                <td className="num">{r.chunksDone}</td>
+                <td><span className={`phase phase-${r.lastStatus ?? 'killed'}`}>{r.lastStatus ?? 'killed'}</span></td>
+                <td className="act">
+                  <button type="button" className="primary" disabled={busy} onClick={() => void resume(r.runId)} aria-label={`Resume ${r.runId}`}>Resume</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p className="muted small">Resuming skips the chunks a run already delivered and keeps its run id, pattern and manifest.</p>
+    </div>
+  );
+}
+
+function formatStarted(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }

@@ -96,6 +96,33 @@ describe('IngestScreen', () => {
     expect(list.getAttribute('aria-rowcount')).toBe('1000');
   });
 
+  it('lists unfinished runs with how they ended, and offers Resume only while no run is going', async () => {
+    const store = offlineStore();
+    store.setState({
+      resumable: {
+        runs: [
+          { runId: 'run-b', startedAt: '2025-03-04T05:06:07.000Z', chunksDone: 42, lastStatus: 'cancelled' },
+          { runId: 'run-a', startedAt: '2025-03-03T05:06:07.000Z', chunksDone: 7 },
+        ],
+        error: null,
+      },
+    });
+    show(store, <IngestScreen />);
+    const table = screen.getByRole('table', { name: 'Unfinished runs' });
+    const rows = within(table).getAllByRole('row').slice(1).map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent));
+    expect(rows.map((r) => [r[0], r[2], r[3], r[4]])).toEqual([
+      ['run-b', '42', 'cancelled', 'Resume'],
+      ['run-a', '7', 'killed', 'Resume'],
+    ]);
+    expect(rows[0]?.[1]).toBe(new Date('2025-03-04T05:06:07.000Z').toLocaleString());
+    // Opening the screen asked the host for the list; offline, the card says why.
+    expect(await screen.findByText('not connected to the engine')).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Resume run-b' }).hasAttribute('disabled')).toBe(false);
+    act(() => store.getState().applyProgress(batch({ runId: 'run-c', phase: 'running' })));
+    expect(screen.getByRole('button', { name: 'Resume run-b' }).hasAttribute('disabled')).toBe(true);
+    expect(screen.getByRole('button', { name: 'Resume run-a' }).hasAttribute('disabled')).toBe(true);
+  });
+
   it('lays out distribution cells for any count', () => {
     expect(layoutCells(6)).toMatchObject({ cell: 16 });
     const big = layoutCells(100_000);

@@ -16,13 +16,15 @@ export function ingestFigures(meta: IngestMeta | null): IngestFigures {
   const running = meta.phase === 'starting' || meta.phase === 'running';
   const { chunks, bytes } = meta.totals;
   const byChunks = chunks > 0 ? meta.chunksDone / chunks : 0;
-  const byBytes = bytes > 0 ? Math.min(1, meta.bytesDone / bytes) : 0;
+  // Skipped chunks (already on their nodes) count towards completion, but not towards the speed.
+  const covered = meta.bytesDone + meta.bytesSkipped;
+  const byBytes = bytes > 0 ? Math.min(1, covered / bytes) : 0;
   let percent = Math.max(byChunks, running ? Math.min(byBytes, 0.99) : byBytes) * 100;
   if (meta.phase === 'finished' && meta.chunksFailed === 0) percent = 100;
   percent = Math.min(100, percent);
   const seconds = meta.elapsedMs / 1000;
   const bytesPerSecond = seconds > 0 ? meta.bytesDone / seconds : 0;
-  const remaining = Math.max(0, bytes - meta.bytesDone);
+  const remaining = Math.max(0, bytes - covered);
   const etaSeconds = running && bytesPerSecond > 0 ? remaining / bytesPerSecond : null;
   return { percent, bytesPerSecond, etaSeconds, running };
 }

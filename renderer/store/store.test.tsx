@@ -79,4 +79,24 @@ describe('ingest figures (derived)', () => {
     s.getState().applyProgress(batch({ batch: 2, phase: 'finished', bytesDone: 4000, chunksDone: 4 }));
     expect(ingestFigures(s.getState().ingest.meta)).toMatchObject({ percent: 100, etaSeconds: null, running: false });
   });
+
+  it('counts skipped bytes (a resumed run’s earlier work) towards completion and the ETA, not the speed', () => {
+    const s = offlineStore();
+    s.getState().applyProgress(batch({ bytesDone: 1000, bytesSkipped: 2000, chunksDone: 3, elapsedMs: 2000, totals: { files: 1, chunks: 8, bytes: 8000 } }));
+    const f = ingestFigures(s.getState().ingest.meta);
+    expect(f.percent).toBe(37.5);
+    expect(f.bytesPerSecond).toBe(500);
+    expect(f.etaSeconds).toBe(10);
+  });
+});
+
+describe('resumable runs', () => {
+  // The host's answers (real runs, unknown ids) are tested through the real host in test/ipc/resume.test.ts.
+  it('shows why the list or a resume failed, where each is shown', async () => {
+    const s = offlineStore();
+    await s.getState().listResumable();
+    expect(s.getState().resumable).toEqual({ runs: [], error: 'not connected to the engine' });
+    await s.getState().resumeIngest('r-9');
+    expect(s.getState().ingest).toMatchObject({ starting: false, error: 'not connected to the engine', meta: null });
+  });
 });

@@ -4,7 +4,7 @@ import { createStore } from 'zustand/vanilla';
 import type { StateCreator, StoreApi } from 'zustand/vanilla';
 import { ApiError } from '../../shared/ipc/contract.ts';
 import type { Api } from '../../shared/ipc/contract.ts';
-import type { AppState, ConfigSlice, IngestSlice, NodesSlice, ReceivedSlice, UiSlice } from './types.ts';
+import type { AppState, ConfigSlice, IngestSlice, NodesSlice, ReceivedSlice, ResumeSlice, UiSlice } from './types.ts';
 
 type Slice<T> = StateCreator<AppState, [], [], T>;
 
@@ -119,22 +119,28 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
   };
 };
 
-const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => ({
-  ingest: { pattern: '', meta: null, chunks: [], logs: [], starting: false, error: null },
-
-  setPattern: (pattern) => set((s) => ({ ingest: { ...s.ingest, pattern } })),
-
-  startIngest: async () => {
-    const pattern = get().ingest.pattern.trim();
+const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
+  const begin = async (req: { pattern?: string; resume?: string }): Promise<void> => {
     set((s) => ({ ingest: { ...s.ingest, starting: true, error: null, meta: null, chunks: [], logs: [] } }));
     try {
-      await api.startIngest(pattern ? { pattern } : {});
+      await api.startIngest(req);
     } catch (error) {
       set((s) => ({ ingest: { ...s.ingest, error: errorText(error) } }));
     } finally {
       set((s) => ({ ingest: { ...s.ingest, starting: false } }));
     }
+  };
+  return {
+  ingest: { pattern: '', meta: null, chunks: [], logs: [], starting: false, error: null },
+
+  setPattern: (pattern) => set((s) => ({ ingest: { ...s.ingest, pattern } })),
+
+  startIngest: () => {
+    const pattern = get().ingest.pattern.trim();
+    return begin(pattern ? { pattern } : {});
   },
+
+  resumeIngest: (runId) => begin({ resume: runId }),
 
   cancelIngest: async () => {
     try {
@@ -161,6 +167,20 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => ({
       if (snapshot) get().applyProgress(snapshot);
     } catch (error) {
       set((s) => ({ ingest: { ...s.ingest, error: errorText(error) } }));
+    }
+  },
+  };
+};
+
+const resumeSlice = (api: Api): Slice<ResumeSlice> => (set) => ({
+  resumable: { runs: [], error: null },
+
+  listResumable: async () => {
+    try {
+      const runs = await api.listResumable({});
+      set({ resumable: { runs, error: null } });
+    } catch (error) {
+      set((s) => ({ resumable: { ...s.resumable, error: errorText(error) } }));
     }
   },
 });
@@ -256,6 +276,7 @@ export function createAppStore(api: Api): AppStore {
     ...configSlice(api)(...a),
     ...nodesSlice(api)(...a),
     ...ingestSlice(api)(...a),
+    ...resumeSlice(api)(...a),
     ...receivedSlice(api)(...a),
   }));
 }

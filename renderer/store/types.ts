@@ -1,7 +1,7 @@
 // The app's state, one slice per screen plus navigation. Only source data lives here; everything computed from
 // it (dirty flags, rates, ETAs, per-node groupings) is derived in selectors or components.
 import type { NodeConfig } from '../../shared/config/types.ts';
-import type { ChunkUpdate, ConfigSnapshot, DetectionView, IngestProgress, ManifestEntry, ReassembleResult, TaskProgress, VerifyResult } from '../../shared/ipc/contract.ts';
+import type { ChunkUpdate, ConfigSnapshot, DetectionView, IngestProgress, ManifestEntry, ReassembleResult, ResumableRun, TaskProgress, VerifyResult } from '../../shared/ipc/contract.ts';
 import type { Manifest, NodeStatus } from '../../shared/types.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
 
@@ -57,9 +57,17 @@ export interface IngestSlice {
   };
   setPattern(pattern: string): void;
   startIngest(): Promise<void>;
+  /** Continues a cancelled or killed run; its progress arrives like a started run's. */
+  resumeIngest(runId: string): Promise<void>;
   cancelIngest(): Promise<void>;
   applyProgress(batch: IngestProgress): void;
   loadIngestSnapshot(): Promise<void>;
+}
+
+/** Unfinished runs (cancelled or killed) the Ingest screen offers to resume. */
+export interface ResumeSlice {
+  resumable: { runs: ResumableRun[]; error: string | null };
+  listResumable(): Promise<void>;
 }
 
 export interface ReceivedSlice {
@@ -85,4 +93,4 @@ export interface ReceivedSlice {
   setTaskProgress(progress: TaskProgress): void;
 }
 
-export type AppState = UiSlice & ConfigSlice & NodesSlice & IngestSlice & ReceivedSlice;
+export type AppState = UiSlice & ConfigSlice & NodesSlice & IngestSlice & ResumeSlice & ReceivedSlice;
