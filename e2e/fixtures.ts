@@ -50,14 +50,25 @@ export interface Workspace {
 
 export const NODE_IDS = ['node-a', 'node-b', 'node-c'];
 
-/** A temp project: config/data_sources.yml (the default config, 0.5 MiB chunks, three folder nodes) and test data. */
-export function makeWorkspace(): Workspace {
+/** Ingestion settings a spec's workspace overrides in the default config (a spec sets them with `test.use`). */
+export interface WorkspaceIngestion {
+  chunk_size_mb: number;
+  max_concurrent_chunks?: number;
+}
+
+export const DEFAULT_INGESTION: WorkspaceIngestion = { chunk_size_mb: 0.5 };
+
+/** A temp project: config/data_sources.yml (the default config, 0.5 MiB chunks unless told, three folder nodes) and test data. */
+export function makeWorkspace(ingestion: WorkspaceIngestion = DEFAULT_INGESTION): Workspace {
   const dir = mkdtempSync(join(tmpdir(), 'cloud-ingest-e2e-'));
   mkdirSync(join(dir, 'config'));
   const original = readFileSync(join(ROOT, 'config', 'data_sources.yml'), 'utf8');
-  const text = original
-    .replace(/chunk_size_mb:\s*\d+(\.\d+)?/, 'chunk_size_mb: 0.5')
-    .replace(/retry_delay_seconds:\s*\d+(\.\d+)?/, 'retry_delay_seconds: 0.2');
+  let text = original.replace(/retry_delay_seconds:\s*\d+(\.\d+)?/, 'retry_delay_seconds: 0.2');
+  for (const [key, value] of Object.entries(ingestion)) {
+    const setting = new RegExp(`${key}:\\s*\\d+(\\.\\d+)?`);
+    if (!setting.test(text)) throw new Error(`config/data_sources.yml has no ${key} to override`);
+    text = text.replace(setting, `${key}: ${value}`);
+  }
   const nodes = ['', '# Folder nodes of the end-to-end test.', 'nodes:', ...NODE_IDS.map((id) => `  - { id: ${id}, path: ./nodes/${id} }`), ''].join('\n');
   const configPath = join(dir, 'config', 'data_sources.yml');
   writeFileSync(configPath, `${text.trimEnd()}\n${nodes}`);
@@ -163,14 +174,14 @@ async function startElectronApp(ws: Workspace): Promise<RunningApp> {
 }
 
 export type AppMode = 'serve' | 'electron';
-type WorkerFixtures = { mode: AppMode; workspace: Workspace; app: RunningApp };
+type WorkerFixtures = { mode: AppMode; ingestion: WorkspaceIngestion; workspace: Workspace; app: RunningApp };
 
 export const test = base.extend<{ page: Page }, WorkerFixtures>({
   mode: ['serve', { scope: 'worker', option: true }],
+  ingestion: [DEFAULT_INGESTION, { scope: 'worker', option: true }],
   workspace: [
-    // eslint-disable-next-line no-empty-pattern -- Playwright fixtures must destructure their dependencies
-    async ({}, use) => {
-      const ws = makeWorkspace();
+    async ({ ingestion }, use) => {
+      const ws = makeWorkspace(ingestion);
       await use(ws);
       rmSync(ws.dir, { recursive: true, force: true });
     },
