@@ -34,6 +34,7 @@ export class ProgressView {
   private lastDraw = 0;
   private lastPlainPercent = -1;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(out: NodeJS.WriteStream = process.stderr) {
     this.out = out;
@@ -73,9 +74,11 @@ export class ProgressView {
   }
 
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    if (this.tty) {
+    if (this.tty && this.started) {
       this.draw(true);
       this.out.write('\n');
     }
