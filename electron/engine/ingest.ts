@@ -34,6 +34,8 @@ export interface IngestOptions {
   onEvent?: (event: IngestEvent) => void;
   /** Continue this run from its journal: chunks it already delivered are neither read nor sent again. */
   resume?: string;
+  /** The id of a new run (default: a fresh one), for callers that announce it before the run starts. */
+  runId?: string;
   /** Overrides for tests and embedding; normally built from the config. */
   nodes?: NodeTarget[];
   hashPool?: HashPool;
@@ -125,6 +127,7 @@ class IngestRun {
   constructor(options: IngestOptions) {
     this.o = options;
     this.loaded = options.loaded;
+    if (options.runId) this.runId = options.runId;
     const ingestion = options.loaded.config.ingestion;
     this.chunkSize = chunkSizeBytes(ingestion);
     this.algorithm = ingestion.checksum;

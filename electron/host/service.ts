@@ -13,7 +13,7 @@ import type { LoadedConfig } from '../engine/config.ts';
 import { detectCloud } from '../engine/detect/detect.ts';
 import { runIngest } from '../engine/ingest.ts';
 import { journalPath, listResumableRuns, readJournal } from '../engine/journal.ts';
-import { listManifests, readManifest } from '../engine/manifest.ts';
+import { listManifests, newRunId, readManifest } from '../engine/manifest.ts';
 import { openNodes, probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile } from '../engine/reassemble.ts';
 import { verifyRun } from '../engine/verify.ts';
@@ -141,7 +141,7 @@ export class EngineService {
       } finally {
         this.starting = false;
       }
-      const runId = resume ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+      const runId = resume ?? newRunId();
       const folder = new ProgressFolder(runId);
       const abort = new AbortController();
       const active: { runId?: string; since: string } = { ...(resume !== undefined ? { runId: resume } : {}), since: new Date().toISOString() };
@@ -159,7 +159,7 @@ export class EngineService {
           if (e.type === 'run-started') active.runId = e.runId;
           folder.apply(e);
         },
-        ...(resume !== undefined ? { resume } : pattern ? { pattern } : {}),
+        ...(resume !== undefined ? { resume } : { runId, ...(pattern ? { pattern } : {}) }),
       }).then(
         () => undefined,
         (error: unknown) => folder.fail(toErrorData(error).message, abort.signal.aborted),
