@@ -13,7 +13,13 @@ const sizes = [Number(values['size-mib']), ...(values['also-mib'] ? [Number(valu
 const repeat = Number(values.repeat);
 const root = join(PROJECT_ROOT, 'test_data', 'bench');
 
+/** Every contender starts with no dirty pages from the one before, or it would pay for their writeback. */
+function settle(): void {
+  execFileSync('sync');
+}
+
 function timeCommand(command: string, args: string[]): number {
+  settle();
   const started = performance.now();
   const result = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   if (result.status !== 0) throw new Error(`${command} failed`);
@@ -48,6 +54,7 @@ async function benchSize(mib: number): Promise<Record<string, string | number>> 
   for (let i = 0; i < repeat; i++) {
     await rm(join(project, 'nodes'), { recursive: true, force: true });
     await rm(join(project, 'received_chunks'), { recursive: true, force: true });
+    settle();
     const out = execFileSync(process.execPath, [join(PROJECT_ROOT, 'scripts', 'bench-ingest-child.ts'), config], { encoding: 'utf8' });
     ingests.push(JSON.parse(out.trim().split('\n').at(-1)!) as { seconds: number; bytes: number; status: string; maxRssBytes: number });
   }
