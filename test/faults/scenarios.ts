@@ -148,6 +148,7 @@ export function killAndResume(o: ScenarioOptions): Promise<ScenarioRow> {
   const row = emptyRow('1. engine SIGKILLed at a seeded point, then resumed');
   let killedBeforeJournal = 0;
   let finishedFirst = 0;
+  let earlierPoints = 0;
   let doubleKills = 0;
   let sourceChanges = 0;
   return timed(row, async () => {
@@ -155,19 +156,32 @@ export function killAndResume(o: ScenarioOptions): Promise<ScenarioRow> {
       const label = `kill trial ${trial} (seed ${o.seed})`;
       const random = rng(`${o.seed}/kill/${trial}`);
       const sourceDir = await tempRoot('ci-faults-src-');
-      let files = await makeFiles(sourceDir, mixedFiles(pick(random, [12, 16, 20])), `kill/${o.seed}/${trial}`);
-      const nodesRoot = await tempRoot('ci-faults-nodes-');
-      const nodes: NodeSpec[] = [1, 2, 3].map((n) => ({ id: `node-${n}`, path: join(nodesRoot, `node-${n}`) }));
+      let files = await makeFiles(sourceDir, mixedFiles(pick(random, [16, 24, 32])), `kill/${o.seed}/${trial}`);
       const replicas = random() < 0.5 ? 1 : 2;
-      const project = await makeProject({ sourceYaml: localSourceYaml(sourceDir), nodes, chunkMb: pick(random, [1, 2]), replicas, concurrency: pick(random, [2, 3, 4]) });
-      const totalCopies = files.reduce((s, f) => s + Math.ceil(f.size / project.chunkSize), 0) * replicas;
-      const config = ['--config', project.configPath, '--cloud', 'local'];
-      const point = (): KillPoint =>
-        random() < 0.15 ? { copies: 0, delayMs: Math.round(150 + random() * 1200) } : { copies: 1 + Math.floor(random() * 0.9 * totalCopies), delayMs: Math.round(random() * 25) };
+      const chunkMb = pick(random, [1, 2]);
+      const concurrency = pick(random, [2, 3, 4]);
+      const totalCopies = files.reduce((s, f) => s + Math.ceil(f.size / (chunkMb * MiB)), 0) * replicas;
+      let point: KillPoint =
+        random() < 0.15 ? { copies: 0, delayMs: Math.round(100 + random() * 700) } : { copies: 1 + Math.floor(random() * 0.9 * totalCopies), delayMs: Math.round(random() * 25) };
 
-      const first = await runAndKill(project, ['run', ...config, '--json'], point());
+      // A run that finishes before its kill point proves nothing: start over on fresh nodes with an earlier point.
+      let project!: Project;
+      let first!: Awaited<ReturnType<typeof runAndKill>>;
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const nodesRoot = await tempRoot('ci-faults-nodes-');
+        const nodes: NodeSpec[] = [1, 2, 3].map((n) => ({ id: `node-${n}`, path: join(nodesRoot, `node-${n}`) }));
+        project = await makeProject({ sourceYaml: localSourceYaml(sourceDir), nodes, chunkMb, replicas, concurrency });
+        first = await runAndKill(project, ['run', '--config', project.configPath, '--cloud', 'local', '--json'], point);
+        if (first.killed) break;
+        earlierPoints++;
+        point = point.copies > 0 ? { copies: Math.max(1, Math.floor(point.copies / 2)), delayMs: 0 } : { copies: 0, delayMs: Math.floor(point.delayMs / 2) };
+      }
+      const config = ['--config', project.configPath, '--cloud', 'local'];
       const outputs = [first.stdout + first.stderr];
-      if (!first.killed) finishedFirst++;
+      if (!first.killed) {
+        finishedFirst++;
+        row.failures.push(`${label}: the run finished before every kill point tried, so nothing was killed`);
+      }
       let journal = await findJournal(project.manifestDir);
       if (!journal) killedBeforeJournal++;
 
@@ -187,7 +201,6 @@ export function killAndResume(o: ScenarioOptions): Promise<ScenarioRow> {
         changedKey = victim.key;
         const newSize = victim.size + pick(random, [0, 1, -1000, 300_000]);
         await rm(victim.path);
-        files = files.map((f) => f);
         const [fresh] = await makeFiles(sourceDir, [{ key: victim.key, size: newSize }], `kill/${o.seed}/${trial}/changed`);
         files = files.map((f) => (f.key === victim.key ? fresh! : f));
         sourceChanges++;
@@ -234,7 +247,7 @@ export function killAndResume(o: ScenarioOptions): Promise<ScenarioRow> {
       if (partial > 0) row.notes.push(`${label}: ${partial} unfinished upload file(s) left in node temp folders`);
       o.log?.(`${label}: ${first.killed ? 'killed' : 'finished first'}${double ? ', killed again on resume' : ''}${changedKey ? `, ${changedKey} changed` : ''}; ${journal?.chunks.size ?? 0} chunk(s) journaled; ${manifest.totals.chunks} chunks, status ${manifest.status}`);
     }
-    row.notes.push(`${row.trials - finishedFirst} of ${row.trials} runs were killed before they finished; ${killedBeforeJournal} before the journal existed; ${doubleKills} killed again while resuming; ${sourceChanges} with a source file changed before the resume`);
+    row.notes.push(`${row.trials - finishedFirst} of ${row.trials} runs were killed before they finished (${earlierPoints} run(s) finished first and were started over with an earlier kill point); ${killedBeforeJournal} before the journal existed; ${doubleKills} killed again while resuming; ${sourceChanges} with a source file changed before the resume`);
   });
 }
 
