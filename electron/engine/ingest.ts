@@ -498,6 +498,7 @@ class IngestRun {
         store: this.bucket!.info.kind,
         pool: this.pool,
         readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
+        ...this.localChunkFiles(chunks),
         ...(this.o.signal ? { signal: this.o.signal } : {}),
       });
       if (!result) return;
@@ -510,6 +511,17 @@ class IngestRun {
       file.status = 'failed';
       file.error = `could not check the store's checksum: ${errorText(error)}`;
     }
+  }
+
+  /** The file of each chunk on a folder node, in order, when every chunk has one. */
+  private localChunkFiles(chunks: ManifestChunk[]): { localFiles?: string[] } {
+    const files: string[] = [];
+    for (const chunk of chunks) {
+      const copy = chunk.copies.find((c) => this.registry.get(c.nodeId)?.kind === 'folder');
+      if (!copy) return {};
+      files.push(copy.location);
+    }
+    return { localFiles: files };
   }
 
   private async readAnyCopy(chunk: ManifestChunk): Promise<Readable> {

@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum } from '../../../shared/types.ts';
 
-const BLOCK_BYTES = 256 * 1024;
-const BLOCKS_IN_FLIGHT = 3;
+const BLOCK_BYTES = 1024 * 1024;
+const BLOCKS_IN_FLIGHT = 2;
 
 type Reply =
   | { op: 'ack'; id: number; buffer: ArrayBuffer }
@@ -84,21 +84,31 @@ export class HashPool {
    * sources delivering to local folder nodes.
    */
   copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<Checksum> {
+    return this.runFileJob({ op: 'copy', ...job }, job.algorithm, options.signal, options.onBytes);
+  }
+
+  /** Runs a file job on the least busy thread; it checks `cancel` between blocks. */
+  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void): Promise<Checksum> {
     const cancel = new Int32Array(new SharedArrayBuffer(4));
     return new Promise<Checksum>((resolve, reject) => {
       const { id, slot } = this.claim((reply) => {
-        if (reply.op === 'progress') return options.onBytes?.(reply.bytes);
+        if (reply.op === 'progress') return onBytes?.(reply.bytes);
         if (reply.op !== 'copied' && reply.op !== 'copyFailed') return;
-        options.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
         this.release(id, slot);
-        if (reply.op === 'copied') resolve({ algorithm: job.algorithm, hex: reply.hex });
+        if (reply.op === 'copied') resolve({ algorithm, hex: reply.hex });
         else reject(new FileCopyError(reply.code, reply.message, reply.side));
       });
       const onAbort = (): void => void Atomics.store(cancel, 0, 1);
-      if (options.signal?.aborted) onAbort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      slot.worker.postMessage({ op: 'copy', id, cancel, ...job });
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      slot.worker.postMessage({ ...job, id, cancel });
     });
+  }
+
+  /** Hashes local files in order as one stream, on a hashing thread with its reused block. */
+  hashFiles(algorithm: ChecksumAlgorithm, paths: string[], signal?: AbortSignal): Promise<Checksum> {
+    return this.runFileJob({ op: 'hashFiles', algorithm, paths }, algorithm, signal);
   }
 
   /** @internal */

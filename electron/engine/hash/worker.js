@@ -15,7 +15,8 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  * @typedef {{ op: 'open', id: number, algorithm: string }
  *   | { op: 'update', id: number, buffer: ArrayBuffer, length: number }
  *   | { op: 'digest', id: number }
- *   | ({ op: 'copy' } & CopyJob)} Message
+ *   | ({ op: 'copy' } & CopyJob)
+ *   | { op: 'hashFiles', id: number, algorithm: string, paths: string[], cancel: Int32Array }} Message
  */
 
 /** Same formula as localEtag() in storage/local.ts: size, mtime in µs, inode. */
@@ -81,6 +82,26 @@ const hashes = new Map();
 const port = parentPort;
 if (!port) throw new Error('hash worker must run in a worker thread');
 
+/**
+ * Hashes whole files one after another, as one stream, with the reused block.
+ * @param {{ algorithm: string, paths: string[], cancel: Int32Array }} job
+ */
+function hashFiles(job) {
+  const hash = createHash(job.algorithm);
+  for (const path of job.paths) {
+    const input = openSync(path, 'r');
+    try {
+      for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; ) {
+        if (Atomics.load(job.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+        hash.update(block.subarray(0, n));
+      }
+    } finally {
+      closeSync(input);
+    }
+  }
+  return hash.digest('hex');
+}
+
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open':
@@ -97,6 +118,14 @@ port.on('message', (/** @type {Message} */ message) => {
       } catch (error) {
         const { code, message: text, side } = /** @type {NodeJS.ErrnoException & { side?: string }} */ (error);
         port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source' });
+      }
+      break;
+    case 'hashFiles':
+      try {
+        port.postMessage({ op: 'copied', id: message.id, hex: hashFiles(message) });
+      } catch (error) {
+        const { code, message: text } = /** @type {NodeJS.ErrnoException} */ (error);
+        port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: 'source' });
       }
       break;
     case 'digest': {

@@ -27,6 +27,8 @@ export interface SourceChecksumInput {
   pool: HashPool;
   /** Reads a delivered chunk back (from any good copy). */
   readChunk: (chunkId: string) => Promise<Readable>;
+  /** The chunks' files in order, when every chunk has a copy on a local folder node: hashed on a hashing thread. */
+  localFiles?: string[];
   signal?: AbortSignal;
   /** The store the object came from; names the checksum kind in the manifest. */
   store?: SourceInfo['kind'];
@@ -102,6 +104,7 @@ async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksu
     }
     return crc.base64();
   }
+  if (input.localFiles) return (await input.pool.hashFiles(algorithm, input.localFiles, input.signal)).hex;
   const tap = input.pool.tap(algorithm);
   tap.setMaxListeners(0); // one short pipeline per chunk feeds the same tap
   const sink = new Writable({ write: (_chunk, _enc, done) => done() });
