@@ -1,6 +1,6 @@
 // The original design's scenarios, made real: real files, real folder nodes, real failures on disk.
 import { rmSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -224,5 +224,19 @@ describe('keys, files and re-runs', () => {
     const report = await verifyRun({ loaded, manifestPath: second.manifestPath });
     expect(report.problems).toEqual([expect.objectContaining({ chunkId: victim.id, nodeId: victim.node, reason: 'checksum_mismatch' })]);
     expect(report.unrecoverable).toEqual([victim.id]);
+  });
+});
+
+describe('folder node housekeeping', () => {
+  it('removes temp files a killed writer abandoned, and keeps fresh ones', async () => {
+    const { root, loaded } = await smallProject({ 'x.bin': 100 }, { nodes: 1 });
+    const tmp = join(root, 'nodes', 'node-1', '.tmp');
+    await mkdir(tmp, { recursive: true });
+    await writeFile(join(tmp, 'old.part'), 'left by a killed run');
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    await utimes(join(tmp, 'old.part'), anHourAgo, anHourAgo);
+    await writeFile(join(tmp, 'fresh.part'), 'another run is writing this');
+    await runIngest({ loaded, detection: detection('local') });
+    expect((await readdir(tmp)).sort()).toEqual(['fresh.part']);
   });
 });

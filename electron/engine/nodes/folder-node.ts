@@ -16,6 +16,7 @@ import type { ChunkMeta, LocalRange, NodeProbe, NodeTarget, StoredChunk } from '
 
 const CHUNK_EXT = '.chunk';
 const META_EXT = '.chunk.json';
+const ABANDONED_AFTER_MS = 10 * 60 * 1000;
 
 export class FolderNode implements NodeTarget {
   readonly id: string;
@@ -144,8 +145,23 @@ export class FolderNode implements NodeTarget {
       await mkdir(join(this.location, '.tmp'), { recursive: true });
       const stats = await stat(this.location);
       if (!stats.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await this.removeAbandonedTemps();
     })();
     return this.ready;
+  }
+
+  /**
+   * A writer killed mid-chunk leaves its .part behind; nothing lists it, but it takes space. A live writer
+   * touches its file all the time, so one untouched for a while is abandoned (another run may share the folder).
+   */
+  private async removeAbandonedTemps(): Promise<void> {
+    const dir = join(this.location, '.tmp');
+    const cutoff = Date.now() - ABANDONED_AFTER_MS;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, name);
+      const stats = await stat(path).catch(() => undefined);
+      if (stats && stats.mtimeMs < cutoff) await rm(path, { force: true }).catch(() => undefined);
+    }
   }
 
   private describe(error: unknown): string {
