@@ -13,6 +13,7 @@ import { unwrap } from '../../renderer/api/unwrap.ts';
 import { bridgeEvents, createAppStore } from '../../renderer/store/store.ts';
 import type { AppStore } from '../../renderer/store/store.ts';
 import type { IngestProgress } from '../../shared/ipc/contract.ts';
+import { until } from '../helpers/until.ts';
 
 const CONFIG = `# App host test config: keep this comment.
 data_sources:
@@ -35,17 +36,6 @@ let host: EngineHost;
 let store: AppStore;
 const batches: IngestProgress[] = [];
 
-function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      if (check()) resolve();
-      else if (Date.now() - started > ms) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'app-host-'));

@@ -12,6 +12,9 @@ import { hostWireApi } from '../../electron/host/wire.ts';
 import { unwrap } from '../../renderer/api/unwrap.ts';
 import { bridgeEvents, createAppStore } from '../../renderer/store/store.ts';
 import type { AppStore } from '../../renderer/store/store.ts';
+import { until as untilEvery } from '../helpers/until.ts';
+
+const until = (check: () => boolean, what: string, ms = 60_000): Promise<void> => untilEvery(check, what, ms, 5);
 
 // 64 KiB chunks, two at a time: 3 × 6 MiB is 288 chunks, so a cancel after the first few lands mid-run.
 const CONFIG = `data_sources:
@@ -32,17 +35,6 @@ let dir: string;
 let host: EngineHost;
 let store: AppStore;
 
-function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      if (check()) resolve();
-      else if (Date.now() - started > ms) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 const ended = (): boolean => ['finished', 'failed', 'cancelled'].includes(store.getState().ingest.meta?.phase ?? '');
 
