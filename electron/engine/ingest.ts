@@ -1,10 +1,11 @@
 // The ingest run: list the source, plan chunks, stream each chunk once (read → hash → node), place it on
 // healthy nodes, retry transient failures, move chunks off nodes that fail, and write the manifest.
-import { createHash } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import { fileChecksum, planChunks } from './chunks.ts';
+import type { PlannedChunk } from './chunks.ts';
+import { tee } from './streams.ts';
 import { Placer } from '../../shared/placement.ts';
 import type { ChunkCopy, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
@@ -55,41 +56,6 @@ export class NoHealthyNodeError extends Error {
     this.name = 'NoHealthyNodeError';
     this.statuses = statuses;
   }
-}
-
-export interface PlannedChunk {
-  id: string;
-  object: ObjectInfo;
-  index: number;
-  offset: number;
-  size: number;
-}
-
-/** Chunk i covers [i·size, min((i+1)·size, fileSize)). A zero-byte file has no chunks. */
-export function planChunks(objects: readonly ObjectInfo[], chunkSize: number): PlannedChunk[] {
-  const chunks: PlannedChunk[] = [];
-  for (const object of objects) {
-    const count = Math.ceil(object.size / chunkSize);
-    for (let index = 0; index < count; index++) {
-      const offset = index * chunkSize;
-      chunks.push({ id: `${object.key}_chunk_${index}`, object, index, offset, size: Math.min(chunkSize, object.size - offset) });
-    }
-  }
-  return chunks;
-}
-
-const EMPTY_DIGEST: Record<ChecksumAlgorithm, string> = {
-  md5: createHash('md5').digest('hex'),
-  sha256: createHash('sha256').digest('hex'),
-};
-
-/** One chunk: its own checksum. More: hash of the concatenated chunk digests, suffixed with the count (S3 multipart style). */
-export function fileChecksum(algorithm: ChecksumAlgorithm, chunkDigests: readonly string[]): string {
-  if (chunkDigests.length === 0) return EMPTY_DIGEST[algorithm];
-  if (chunkDigests.length === 1) return chunkDigests[0]!;
-  const hash = createHash(algorithm);
-  for (const digest of chunkDigests) hash.update(Buffer.from(digest, 'hex'));
-  return `${hash.digest('hex')}-${chunkDigests.length}`;
 }
 
 const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
@@ -576,29 +542,4 @@ class IngestRun {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Splits one stream into `n` with shared backpressure; a branch whose consumer fails is dropped, not waited for. */
-function tee(source: Readable, n: number): Readable[] {
-  const branches = Array.from({ length: n }, () => new PassThrough({ highWaterMark: 1024 * 1024 }));
-  let waiting = 0;
-  source.on('data', (data: Buffer) => {
-    for (const branch of branches) {
-      if (branch.destroyed || branch.writableEnded) continue;
-      if (!branch.write(data)) {
-        waiting++;
-        branch.once('drain', resume);
-        branch.once('close', resume);
-      }
-    }
-    if (waiting > 0) source.pause();
-  });
-  function resume(this: PassThrough): void {
-    this.off('drain', resume);
-    this.off('close', resume);
-    if (--waiting === 0) source.resume();
-  }
-  source.on('end', () => branches.forEach((b) => b.end()));
-  source.on('error', (error) => branches.forEach((b) => b.destroy(error)));
-  return branches;
 }

@@ -9,7 +9,7 @@ import type { Manifest, ManifestChunk, ReassembleReport } from '../../shared/typ
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
-import { fileChecksum } from './ingest.ts';
+import { fileChecksum } from './chunks.ts';
 import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';

@@ -1,0 +1,39 @@
+// How files become chunks, and how a file's checksum follows from its chunks'. Pure functions of their inputs.
+import { createHash } from 'node:crypto';
+import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import type { ObjectInfo } from './storage/driver.ts';
+
+export interface PlannedChunk {
+  id: string;
+  object: ObjectInfo;
+  index: number;
+  offset: number;
+  size: number;
+}
+
+/** Chunk i covers [i·size, min((i+1)·size, fileSize)). A zero-byte file has no chunks. */
+export function planChunks(objects: readonly ObjectInfo[], chunkSize: number): PlannedChunk[] {
+  const chunks: PlannedChunk[] = [];
+  for (const object of objects) {
+    const count = Math.ceil(object.size / chunkSize);
+    for (let index = 0; index < count; index++) {
+      const offset = index * chunkSize;
+      chunks.push({ id: `${object.key}_chunk_${index}`, object, index, offset, size: Math.min(chunkSize, object.size - offset) });
+    }
+  }
+  return chunks;
+}
+
+const EMPTY_DIGEST: Record<ChecksumAlgorithm, string> = {
+  md5: createHash('md5').digest('hex'),
+  sha256: createHash('sha256').digest('hex'),
+};
+
+/** One chunk: its own checksum. More: hash of the concatenated chunk digests, suffixed with the count (S3 multipart style). */
+export function fileChecksum(algorithm: ChecksumAlgorithm, chunkDigests: readonly string[]): string {
+  if (chunkDigests.length === 0) return EMPTY_DIGEST[algorithm];
+  if (chunkDigests.length === 1) return chunkDigests[0]!;
+  const hash = createHash(algorithm);
+  for (const digest of chunkDigests) hash.update(Buffer.from(digest, 'hex'));
+  return `${hash.digest('hex')}-${chunkDigests.length}`;
+}
