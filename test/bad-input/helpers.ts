@@ -1,12 +1,12 @@
 // Bad-input fixtures: a whole project in one temp root (config, data, nodes, manifests), the CLI run as a child
 // with that root as its working directory, and a snapshot of the root's tree so a test can prove nothing was
 // written outside the node folders and the manifest folder.
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { expect } from 'vitest';
-import { CLI } from '../helpers/agents.ts';
+import { runCli } from '../helpers/agents.ts';
+import type { CliResult } from '../helpers/agents.ts';
 import { hasStackTrace } from '../faults/harness.ts';
 
 export { EXIT } from '../../electron/cli/main.ts';
@@ -52,32 +52,11 @@ export async function removeBadProjects(): Promise<void> {
   await Promise.all(roots.splice(0).map((r) => rm(r, { recursive: true, force: true })));
 }
 
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+export type { CliResult };
 
 /** Runs `cloud-ingest ...args` with `cwd` as working directory; never throws on a non-zero exit. */
 export function cli(args: string[], o: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...o.env };
-    delete env.CLOUD_INGEST_DEBUG;
-    const proc = spawn(process.execPath, [CLI, ...args], { cwd: o.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`cloud-ingest ${args.join(' ')} did not exit within ${o.timeoutMs ?? 60_000} ms\n${stderr}`));
-    }, o.timeoutMs ?? 60_000);
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runCli(args, o.env ?? {}, o.timeoutMs ?? 60_000, o.cwd);
 }
 
 /** The exit code is the documented one and nothing in front of the user looks like a crash. */

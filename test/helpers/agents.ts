@@ -52,10 +52,19 @@ export function newToken(): string {
   return randomBytes(24).toString('hex');
 }
 
-/** Runs the CLI with arguments and an environment; resolves with its exit code and output (no waiting for a URL). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `cloud-ingest ...args` as a child process; resolves with its exit and output, never throws on a non-zero exit. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000, cwd?: string): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+    delete merged.CLOUD_INGEST_DEBUG;
+    const proc = spawn(process.execPath, [CLI, ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -64,9 +73,9 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
       proc.kill('SIGKILL');
       reject(new Error(`cloud-ingest ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
-    proc.on('exit', (code) => {
+    proc.on('exit', (code, signal) => {
       clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
+      resolvePromise({ code, signal, stdout, stderr });
     });
   });
 }
