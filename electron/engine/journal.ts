@@ -1,13 +1,13 @@
 // The run journal: one JSON line per event worth surviving a crash (the run's start, each chunk once it is on
 // its nodes). Appended through one file handle, so kill -9 keeps every line the kernel has; a torn last line is
 // ignored when the journal is read back. `run --resume RUN_ID` rebuilds the run's state from it.
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult, ManifestChunk, ResumableRun } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
-import { manifestDir } from './manifest.ts';
+import { manifestDir, readRunFiles } from './manifest.ts';
 
 export interface JournalStart {
   type: 'start';
@@ -103,23 +103,10 @@ export async function readJournal(path: string): Promise<JournalState> {
 export type { ResumableRun };
 
 /** Runs that can be continued: journals whose last attempt did not complete. */
-export async function listResumableRuns(loaded: LoadedConfig): Promise<ResumableRun[]> {
-  const dir = manifestDir(loaded);
-  let names: string[];
-  try {
-    names = (await readdir(dir)).filter((n) => n.endsWith('.journal.jsonl')).sort();
-  } catch {
-    return [];
-  }
-  const runs: ResumableRun[] = [];
-  for (const name of names) {
-    try {
-      const state = await readJournal(join(dir, name));
-      if (state.ended === 'complete') continue;
-      runs.push({ runId: state.start.runId, startedAt: state.start.startedAt, chunksDone: state.chunks.size, ...(state.ended ? { lastStatus: state.ended } : {}) });
-    } catch {
-      // unreadable: not offered
-    }
-  }
-  return runs;
+export function listResumableRuns(loaded: LoadedConfig): Promise<ResumableRun[]> {
+  return readRunFiles(loaded, '.journal.jsonl', async (path) => {
+    const state = await readJournal(path);
+    if (state.ended === 'complete') return undefined;
+    return { runId: state.start.runId, startedAt: state.start.startedAt, chunksDone: state.chunks.size, ...(state.ended ? { lastStatus: state.ended } : {}) };
+  });
 }

@@ -54,24 +54,26 @@ export interface ManifestEntry {
   status: string;
 }
 
-export async function listManifests(loaded: LoadedConfig): Promise<ManifestEntry[]> {
+/**
+ * Reads every file in the manifest folder whose name ends with `suffix`, in name (= run id) order, keeping what
+ * `read` returns; files that cannot be read (not ours, or being written) are passed over.
+ */
+export async function readRunFiles<T>(loaded: LoadedConfig, suffix: string, read: (path: string) => Promise<T | undefined>): Promise<T[]> {
   const dir = manifestDir(loaded);
-  let names: string[];
-  try {
-    names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
-  } catch {
-    return [];
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const found: T[] = [];
+  for (const name of names.filter((n) => n.endsWith(suffix)).sort()) {
+    const value = await read(join(dir, name)).catch(() => undefined);
+    if (value !== undefined) found.push(value);
   }
-  const entries: ManifestEntry[] = [];
-  for (const name of names) {
-    try {
-      const m = await readManifest(join(dir, name));
-      entries.push({ runId: m.runId, path: join(dir, name), startedAt: m.startedAt, status: m.status });
-    } catch {
-      // not ours, or being written
-    }
-  }
-  return entries;
+  return found;
+}
+
+export function listManifests(loaded: LoadedConfig): Promise<ManifestEntry[]> {
+  return readRunFiles(loaded, '.json', async (path) => {
+    const m = await readManifest(path);
+    return { runId: m.runId, path, startedAt: m.startedAt, status: m.status };
+  });
 }
 
 export async function latestManifestPath(loaded: LoadedConfig): Promise<string | undefined> {
