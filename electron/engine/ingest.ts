@@ -16,7 +16,7 @@ import type { JournalState } from './journal.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
 import { NodeError } from './nodes/node.ts';
-import type { NodeTarget, StoredChunk } from './nodes/node.ts';
+import type { ChunkMeta, NodeTarget, StoredChunk } from './nodes/node.ts';
 import { openNodes } from './nodes/open.ts';
 import { NodeRegistry } from './nodes/registry.ts';
 import { backoffDelayMs, retryPolicyFromConfig, sleep } from './retry.ts';
@@ -25,7 +25,8 @@ import type { Bucket } from './storage/bucket.ts';
 import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
-import { checkSourceChecksum } from './storage/source-checksum.ts';
+import { checkSourceChecksum, SourceChecksumFollower } from './storage/source-checksum.ts';
+import type { ChunkBytes } from './storage/source-checksum.ts';
 
 export interface IngestOptions {
   loaded: LoadedConfig;
@@ -58,6 +59,12 @@ export class NoHealthyNodeError extends Error {
   }
 }
 
+interface AttemptOutcome {
+  stored: Map<string, StoredChunk>;
+  nodeErrors: Map<string, unknown>;
+  sourceError?: unknown;
+}
+
 const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
 const PROGRESS_STEP_BYTES = 256 * 1024;
 
@@ -85,6 +92,8 @@ class IngestRun {
   private readonly fileErrors = new Map<string, string>();
   private readonly changedFiles = new Set<string>();
   private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
+  /** Per file whose store checksum needs its bytes hashed again: hashes chunks in order as they arrive. */
+  private readonly followers = new Map<string, SourceChecksumFollower>();
   private bucket: Bucket | undefined;
   private retries = 0;
   private replacements = 0;
@@ -110,6 +119,7 @@ class IngestRun {
     try {
       return await this.executeInner();
     } finally {
+      for (const follower of this.followers.values()) follower.discard();
       await this.journal?.close().catch(() => undefined);
       await this.registry.close();
       await this.bucket?.close();
@@ -128,6 +138,7 @@ class IngestRun {
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
     const objects = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
     const plan = planChunks(objects, this.chunkSize);
+    this.startFollowers(objects);
     await this.indexExistingChunks();
     this.emit({
       type: 'run-started',
@@ -192,6 +203,23 @@ class IngestRun {
     return entry.chunk.copies.every((c) => usable.has(c.nodeId)) ? entry.chunk : undefined;
   }
 
+  private startFollowers(objects: ObjectInfo[]): void {
+    for (const object of objects) {
+      const follower = SourceChecksumFollower.for(object, this.bucket!.info.kind, Math.ceil(object.size / this.chunkSize), this.algorithm, this.pool, this.o.signal);
+      if (follower) this.followers.set(object.key, follower);
+    }
+  }
+
+  private chunkDone(chunk: PlannedChunk, done: ManifestChunk): void {
+    this.followers.get(chunk.object.key)?.add(chunk.index, this.bytesOf(done));
+  }
+
+  /** Where a delivered chunk can be read again: its file on a folder node if it has one, else any copy. */
+  private bytesOf(chunk: ManifestChunk): ChunkBytes {
+    const local = chunk.copies.find((c) => this.registry.get(c.nodeId)?.kind === 'folder');
+    return local ? { file: local.location } : { stream: () => this.readAnyCopy(chunk) };
+  }
+
   private async indexExistingChunks(): Promise<void> {
     for (const node of this.registry.usable()) {
       for await (const stored of node.list(this.o.signal)) {
@@ -217,10 +245,13 @@ class IngestRun {
             for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
             this.emitChunk(chunk, 'skipped', 0, done.node);
             results[i] = done;
+            this.chunkDone(chunk, done);
             continue;
           }
-          results[i] = await this.deliver(chunk);
-          this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: results[i]! });
+          const delivered = await this.deliver(chunk);
+          results[i] = delivered;
+          this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: delivered });
+          this.chunkDone(chunk, delivered);
         } catch (error) {
           this.onChunkFailed(chunk, error);
         }
@@ -238,6 +269,7 @@ class IngestRun {
       return;
     }
     const message = error instanceof StorageError ? `${error.message} (${error.hint})` : error instanceof Error ? error.message : String(error);
+    this.followers.get(chunk.object.key)?.discard();
     if (!this.fileErrors.has(chunk.object.key)) {
       this.fileErrors.set(chunk.object.key, message);
       this.emit({ type: 'file', key: chunk.object.key, status: 'failed', error: message });
@@ -346,7 +378,7 @@ class IngestRun {
   }
 
   /** One read of the chunk, hashed once and streamed to every target at the same time. */
-  private async attempt(chunk: PlannedChunk, targets: string[], attempt: number): Promise<{ stored: Map<string, StoredChunk>; nodeErrors: Map<string, unknown>; sourceError?: unknown }> {
+  private async attempt(chunk: PlannedChunk, targets: string[], attempt: number): Promise<AttemptOutcome> {
     const stored = new Map<string, StoredChunk>();
     const nodeErrors = new Map<string, unknown>();
     const signal = this.o.signal;
@@ -362,23 +394,18 @@ class IngestRun {
       if (signal?.aborted) throw error;
       return { stored, nodeErrors, sourceError: error };
     }
+    const first = this.registry.get(targets[0]!)!;
+    if (targets.length === 1 && first.writeHashing) return this.attemptHashingWrite(chunk, first, source, attempt);
+    const meta = chunkMeta(chunk);
+    const progress = this.progressFor(chunk, targets);
     const tap = this.pool.tap(this.algorithm);
-    let pending = 0;
-    tap.onBytes = (bytes) => {
-      pending += bytes;
-      if (pending < PROGRESS_STEP_BYTES) return;
-      for (const nodeId of targets) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: pending });
-      pending = 0;
-    };
-    tap.once('end', () => {
-      if (pending > 0) for (const nodeId of targets) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: pending });
-    });
+    tap.onBytes = progress.add;
+    tap.once('end', progress.flush);
     source.on('error', (error) => tap.destroy(error));
     tap.once('close', () => source.destroyed || source.destroy()); // a failed node write must not leave the source open
     source.pipe(tap);
     this.emitChunk(chunk, 'sending', attempt, targets[0]);
     const branches = targets.length === 1 ? [tap] : tee(tap, targets.length);
-    const meta = { id: chunk.id, file: chunk.object.key, index: chunk.index, offset: chunk.offset, size: chunk.size, ...(chunk.object.etag ? { sourceEtag: chunk.object.etag } : {}) };
     let sourceError: unknown;
     await Promise.all(
       targets.map(async (nodeId, i) => {
@@ -396,11 +423,45 @@ class IngestRun {
     return { stored, nodeErrors, ...(sourceError ? { sourceError } : {}) };
   }
 
+  /** One target that hashes and writes on a hashing thread (a folder node): the source goes straight to it. */
+  private async attemptHashingWrite(chunk: PlannedChunk, node: NodeTarget, source: Readable, attempt: number): Promise<AttemptOutcome> {
+    const stored = new Map<string, StoredChunk>();
+    const nodeErrors = new Map<string, unknown>();
+    const signal = this.o.signal;
+    const progress = this.progressFor(chunk, [node.id]);
+    this.emitChunk(chunk, 'sending', attempt, node.id);
+    try {
+      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, { pool: this.pool, algorithm: this.algorithm, onBytes: progress.add, ...(signal ? { signal } : {}) }));
+      progress.flush();
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
+      if (error instanceof StorageError) return { stored, nodeErrors, sourceError: error };
+      nodeErrors.set(node.id, error);
+    }
+    return { stored, nodeErrors };
+  }
+
+  /** Byte progress for one chunk attempt, reported to every target in steps of PROGRESS_STEP_BYTES. */
+  private progressFor(chunk: PlannedChunk, targets: string[]): { add: (bytes: number) => void; flush: () => void } {
+    let pending = 0;
+    const flush = (): void => {
+      if (pending > 0) for (const nodeId of targets) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: pending });
+      pending = 0;
+    };
+    return {
+      add: (bytes) => {
+        pending += bytes;
+        if (pending >= PROGRESS_STEP_BYTES) flush();
+      },
+      flush,
+    };
+  }
+
   /**
    * The fast path for a local file going to a node that can copy local files (a folder node on this machine):
    * read, hash and write happen on a hashing thread with one reused block. undefined when it does not apply.
    */
-  private async attemptLocalCopy(chunk: PlannedChunk, nodeId: string, attempt: number): Promise<{ stored: Map<string, StoredChunk>; nodeErrors: Map<string, unknown>; sourceError?: unknown } | undefined> {
+  private async attemptLocalCopy(chunk: PlannedChunk, nodeId: string, attempt: number): Promise<AttemptOutcome | undefined> {
     const node = this.registry.get(nodeId)!;
     if (!node.writeFromFile) return undefined;
     const stored = new Map<string, StoredChunk>();
@@ -414,7 +475,7 @@ class IngestRun {
     }
     if (!path) return undefined;
     this.emitChunk(chunk, 'sending', attempt, nodeId);
-    const meta = { id: chunk.id, file: chunk.object.key, index: chunk.index, offset: chunk.offset, size: chunk.size, ...(chunk.object.etag ? { sourceEtag: chunk.object.etag } : {}) };
+    const meta = chunkMeta(chunk);
     const range = { path, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) };
     try {
       stored.set(nodeId, await node.writeFromFile(meta, range, { pool: this.pool, algorithm: this.algorithm, ...(signal ? { signal } : {}), onBytes: (bytes) => this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes }) }));
@@ -457,6 +518,7 @@ class IngestRun {
 
   private async checkSource(file: ManifestFile, object: ObjectInfo, chunks: ManifestChunk[]): Promise<void> {
     try {
+      const computed = await this.followers.get(object.key)?.result();
       const result = await checkSourceChecksum({
         object,
         chunks: chunks.map((c) => ({ id: c.id, checksum: c.checksum })),
@@ -466,7 +528,7 @@ class IngestRun {
         readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
         ...this.localChunkFiles(chunks),
         ...(this.o.signal ? { signal: this.o.signal } : {}),
-      });
+      }, computed);
       if (!result) return;
       file.sourceChecksum = result;
       if (!result.matched) {
@@ -538,6 +600,10 @@ class IngestRun {
   private emitChunk(chunk: PlannedChunk, state: Extract<IngestEvent, { type: 'chunk' }>['state'], attempt: number, nodeId?: string, error?: string): void {
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
+}
+
+function chunkMeta(chunk: PlannedChunk): ChunkMeta {
+  return { id: chunk.id, file: chunk.object.key, index: chunk.index, offset: chunk.offset, size: chunk.size, ...(chunk.object.etag ? { sourceEtag: chunk.object.etag } : {}) };
 }
 
 function errorText(error: unknown): string {

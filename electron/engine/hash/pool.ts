@@ -2,7 +2,7 @@
 // (or on Electron's main thread). Streams are tapped: bytes are copied into reusable blocks that are
 // transferred to a worker and handed back, so memory stays at a few blocks per open hasher.
 import { availableParallelism } from 'node:os';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,9 @@ type Reply =
   | { op: 'digest'; id: number; hex: string }
   | { op: 'progress'; id: number; bytes: number }
   | { op: 'copied'; id: number; hex: string }
-  | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' };
+  | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
+  | { op: 'writeFailed'; id: number; code: string; message: string }
+  | { op: 'fileHashed'; id: number };
 
 export interface FileCopyJob {
   algorithm: ChecksumAlgorithm;
@@ -74,6 +76,11 @@ export class HashPool {
     return new HashTap(this, algorithm);
   }
 
+  /** A writable that hashes what it is given and writes it to `target` (created or truncated) on a hashing thread. */
+  fileSink(algorithm: ChecksumAlgorithm, target: string): FileSink {
+    return new FileSink(this, algorithm, target);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
@@ -106,15 +113,20 @@ export class HashPool {
     });
   }
 
+  /** One hash fed, in order, with local files (read on the hashing thread) and streams. */
+  sequence(algorithm: ChecksumAlgorithm): SequentialHash {
+    return new SequentialHash(this, algorithm);
+  }
+
   /** Hashes local files in order as one stream, on a hashing thread with its reused block. */
   hashFiles(algorithm: ChecksumAlgorithm, paths: string[], signal?: AbortSignal): Promise<Checksum> {
     return this.runFileJob({ op: 'hashFiles', algorithm, paths }, algorithm, signal);
   }
 
   /** @internal */
-  openHasher(algorithm: ChecksumAlgorithm, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
-    claimed.slot.worker.postMessage({ op: 'open', id: claimed.id, algorithm });
+    claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
   }
 
@@ -137,6 +149,65 @@ export class HashPool {
   }
 }
 
+/**
+ * The sending half of an open hasher: bytes are copied into blocks that are transferred to the hashing thread
+ * and handed back for reuse, with at most BLOCKS_IN_FLIGHT out at a time. Shared by HashTap and FileSink.
+ */
+class BlockSender {
+  private readonly worker: Worker;
+  private readonly id: number;
+  private readonly free: ArrayBuffer[] = [];
+  private inFlight = 0;
+  private block: Uint8Array | undefined;
+  private filled = 0;
+  private waiting: (() => void) | undefined;
+
+  constructor(worker: Worker, id: number) {
+    this.worker = worker;
+    this.id = id;
+  }
+
+  /** A block came back from the hashing thread. */
+  onAck(buffer: ArrayBuffer): void {
+    this.inFlight--;
+    this.free.push(buffer);
+    const resume = this.waiting;
+    this.waiting = undefined;
+    resume?.();
+  }
+
+  /** Copies `data` into blocks, sending each full one; calls `done` once all of it is taken (maybe later). */
+  absorb(data: Uint8Array, done: () => void, from = 0): void {
+    let offset = from;
+    while (offset < data.length) {
+      if (!this.block) {
+        if (this.inFlight >= BLOCKS_IN_FLIGHT) {
+          this.waiting = () => this.absorb(data, done, offset);
+          return;
+        }
+        this.block = new Uint8Array(this.free.pop() ?? new ArrayBuffer(BLOCK_BYTES));
+        this.filled = 0;
+      }
+      const n = Math.min(data.length - offset, this.block.length - this.filled);
+      this.block.set(data.subarray(offset, offset + n), this.filled);
+      this.filled += n;
+      offset += n;
+      if (this.filled === this.block.length) this.send();
+    }
+    done();
+  }
+
+  /** Sends the partly filled block, if any. */
+  send(): void {
+    if (!this.block || this.filled === 0) return;
+    const buffer = this.block.buffer as ArrayBuffer;
+    this.worker.postMessage({ op: 'update', id: this.id, buffer, length: this.filled }, [buffer]);
+    this.inFlight++;
+    this.block = undefined;
+    this.filled = 0;
+  }
+}
+
 export class HashTap extends Transform {
   readonly algorithm: ChecksumAlgorithm;
   readonly digest: Promise<Checksum>;
@@ -146,11 +217,7 @@ export class HashTap extends Transform {
   private readonly pool: HashPool;
   private readonly id: number;
   private readonly slot: Slot;
-  private readonly free: ArrayBuffer[] = [];
-  private inFlight = 0;
-  private block: Uint8Array | undefined;
-  private filled = 0;
-  private waiting: (() => void) | undefined;
+  private readonly sender: BlockSender;
   private resolveDigest!: (c: Checksum) => void;
   private rejectDigest!: (e: Error) => void;
   private released = false;
@@ -165,31 +232,27 @@ export class HashTap extends Transform {
       this.rejectDigest = reject;
     });
     this.digest.catch(() => undefined);
-    const opened = pool.openHasher(algorithm, (reply) => {
-      if (reply.op === 'ack') {
-        this.inFlight--;
-        this.free.push(reply.buffer);
-        const resume = this.waiting;
-        this.waiting = undefined;
-        resume?.();
-      } else if (reply.op === 'digest') {
+    const opened = pool.openHasher({ op: 'open', algorithm }, (reply) => {
+      if (reply.op === 'ack') this.sender.onAck(reply.buffer);
+      else if (reply.op === 'digest') {
         this.release();
         this.resolveDigest({ algorithm, hex: reply.hex });
       }
     });
     this.id = opened.id;
     this.slot = opened.slot;
+    this.sender = new BlockSender(opened.slot.worker, opened.id);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     this.onBytes?.(chunk.length);
     this.push(chunk);
-    this.absorb(chunk, 0, callback);
+    this.sender.absorb(chunk, callback);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.send();
+    this.sender.send();
     this.flushed = true;
     this.slot.worker.postMessage({ op: 'digest', id: this.id });
     callback();
@@ -205,34 +268,162 @@ export class HashTap extends Transform {
     callback(error);
   }
 
-  /** Copies `chunk` into blocks, sending each full block; waits when too many blocks are in flight. */
-  private absorb(chunk: Buffer, from: number, callback: TransformCallback): void {
-    let offset = from;
-    while (offset < chunk.length) {
-      if (!this.block) {
-        if (this.inFlight >= BLOCKS_IN_FLIGHT) {
-          this.waiting = () => this.absorb(chunk, offset, callback);
-          return;
-        }
-        this.block = new Uint8Array(this.free.pop() ?? new ArrayBuffer(BLOCK_BYTES));
-        this.filled = 0;
-      }
-      const n = Math.min(chunk.length - offset, this.block.length - this.filled);
-      this.block.set(chunk.subarray(offset, offset + n), this.filled);
-      this.filled += n;
-      offset += n;
-      if (this.filled === this.block.length) this.send();
-    }
-    callback();
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.pool.release(this.id, this.slot);
+  }
+}
+
+/**
+ * A writable end that hashes what it is given and writes it to a file, both on a hashing thread: the thread
+ * that receives the bytes makes one copy into a block and nothing else (no per-buffer write calls, no fs
+ * streams). `digest` resolves once the last byte is written and the file is closed. A failed write fails
+ * the stream with a FileCopyError (side 'target') as soon as the hashing thread reports it.
+ */
+export class FileSink extends Writable {
+  readonly digest: Promise<Checksum>;
+  onBytes: ((bytes: number) => void) | undefined;
+  private readonly pool: HashPool;
+  private readonly id: number;
+  private readonly slot: Slot;
+  private readonly sender: BlockSender;
+  private readonly algorithm: ChecksumAlgorithm;
+  private finishing: ((error?: Error | null) => void) | undefined;
+  private resolveDigest!: (c: Checksum) => void;
+  private rejectDigest!: (e: Error) => void;
+  private released = false;
+
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string) {
+    super();
+    this.pool = pool;
+    this.algorithm = algorithm;
+    this.digest = new Promise<Checksum>((resolve, reject) => {
+      this.resolveDigest = resolve;
+      this.rejectDigest = reject;
+    });
+    this.digest.catch(() => undefined);
+    const opened = pool.openHasher({ op: 'openFile', algorithm, target }, (reply) => {
+      if (reply.op === 'ack') this.sender.onAck(reply.buffer);
+      else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
+      else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
+    });
+    this.id = opened.id;
+    this.slot = opened.slot;
+    this.sender = new BlockSender(opened.slot.worker, opened.id);
   }
 
-  private send(): void {
-    if (!this.block || this.filled === 0) return;
-    const buffer = this.block.buffer as ArrayBuffer;
-    this.slot.worker.postMessage({ op: 'update', id: this.id, buffer, length: this.filled }, [buffer]);
-    this.inFlight++;
-    this.block = undefined;
-    this.filled = 0;
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.onBytes?.(chunk.length);
+    this.sender.absorb(chunk, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.sender.send();
+    this.finishing = callback;
+    this.slot.worker.postMessage({ op: 'closeFile', id: this.id });
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.released) {
+      this.rejectDigest(error ?? new Error('writing stopped before the end of the stream'));
+      this.slot.worker.postMessage({ op: 'abortFile', id: this.id });
+      this.release();
+    }
+    callback(error);
+  }
+
+  private settle(reply: Extract<Reply, { op: 'copied' | 'copyFailed' }>): void {
+    this.release();
+    const finishing = this.finishing;
+    this.finishing = undefined;
+    if (reply.op === 'copied') {
+      this.resolveDigest({ algorithm: this.algorithm, hex: reply.hex });
+      finishing?.();
+    } else {
+      const error = new FileCopyError(reply.code, reply.message, 'target');
+      this.rejectDigest(error);
+      finishing?.(error);
+    }
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.pool.release(this.id, this.slot);
+  }
+}
+
+/**
+ * One hash over several inputs given one at a time, in order: whole local files, which the hashing thread reads
+ * itself with its reused block, or streams, whose bytes go over in blocks as a HashTap's do. For checksums of
+ * a whole object computed from its chunks as they arrive.
+ */
+export class SequentialHash {
+  readonly algorithm: ChecksumAlgorithm;
+  private readonly pool: HashPool;
+  private readonly id: number;
+  private readonly slot: Slot;
+  private readonly sender: BlockSender;
+  private waiter: { resolve: (hex: string) => void; reject: (error: Error) => void } | undefined;
+  private released = false;
+
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm) {
+    this.pool = pool;
+    this.algorithm = algorithm;
+    const opened = pool.openHasher({ op: 'open', algorithm }, (reply) => {
+      if (reply.op === 'ack') return this.sender.onAck(reply.buffer);
+      const waiter = this.waiter;
+      this.waiter = undefined;
+      if (reply.op === 'fileHashed') waiter?.resolve('');
+      else if (reply.op === 'digest') waiter?.resolve(reply.hex);
+      else if (reply.op === 'copyFailed') waiter?.reject(new FileCopyError(reply.code, reply.message, 'source'));
+    });
+    this.id = opened.id;
+    this.slot = opened.slot;
+    this.sender = new BlockSender(opened.slot.worker, opened.id);
+  }
+
+  /** Adds the whole of a local file. */
+  async addFile(path: string, signal?: AbortSignal): Promise<void> {
+    this.sender.send();
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.ask({ op: 'hashFile', id: this.id, path, cancel });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Adds everything `stream` yields. */
+  async addStream(stream: AsyncIterable<Uint8Array>): Promise<void> {
+    for await (const data of stream) await new Promise<void>((resolve) => this.sender.absorb(data, resolve));
+  }
+
+  async digest(): Promise<Checksum> {
+    this.sender.send();
+    try {
+      return { algorithm: this.algorithm, hex: await this.ask({ op: 'digest', id: this.id }) };
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Stops hashing; the thread forgets the hash. */
+  discard(): void {
+    if (this.released) return;
+    this.slot.worker.postMessage({ op: 'digest', id: this.id });
+    this.release();
+  }
+
+  private ask(message: Record<string, unknown>): Promise<string> {
+    if (this.released) return Promise.reject(new Error('this hash was discarded'));
+    return new Promise<string>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.slot.worker.postMessage(message);
+    });
   }
 
   private release(): void {

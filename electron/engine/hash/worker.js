@@ -15,6 +15,10 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  * @typedef {{ op: 'open', id: number, algorithm: string }
  *   | { op: 'update', id: number, buffer: ArrayBuffer, length: number }
  *   | { op: 'digest', id: number }
+ *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
+ *   | { op: 'openFile', id: number, algorithm: string, target: string }
+ *   | { op: 'closeFile', id: number }
+ *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
  *   | { op: 'hashFiles', id: number, algorithm: string, paths: string[], cancel: Int32Array }} Message
  */
@@ -79,26 +83,74 @@ function copy(job) {
 
 /** @type {Map<number, import('node:crypto').Hash>} */
 const hashes = new Map();
+/**
+ * Open file sinks: bytes are hashed and written here. After a failed write, `failure` holds it and the rest is dropped.
+ * @type {Map<number, { hash: import('node:crypto').Hash, fd: number | undefined, failure?: { code: string, message: string } }>}
+ */
+const sinks = new Map();
+
+/** @param {unknown} error */
+function failureOf(error) {
+  const { code, message } = /** @type {NodeJS.ErrnoException} */ (error);
+  return { code: code ?? 'EIO', message };
+}
+
+/**
+ * @param {number} id
+ * @param {Uint8Array} bytes
+ */
+function writeToSink(id, bytes) {
+  const sink = sinks.get(id);
+  if (!sink || sink.failure || sink.fd === undefined) return;
+  const fd = sink.fd;
+  sink.hash.update(bytes);
+  try {
+    for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
+  } catch (error) {
+    sink.failure = failureOf(error);
+    closeQuietly(sink);
+    port?.postMessage({ op: 'writeFailed', id, ...sink.failure });
+  }
+}
+
+/** @param {{ fd: number | undefined }} sink */
+function closeQuietly(sink) {
+  if (sink.fd === undefined) return;
+  try {
+    closeSync(sink.fd);
+  } catch {
+    // already failed; the first error is the one reported
+  }
+  sink.fd = undefined;
+}
 const port = parentPort;
 if (!port) throw new Error('hash worker must run in a worker thread');
 
 /**
- * Hashes whole files one after another, as one stream, with the reused block.
+ * Feeds a whole file into `hash` with the reused block.
+ * @param {import('node:crypto').Hash} hash
+ * @param {string} path
+ * @param {Int32Array} cancel
+ */
+function hashFileInto(hash, path, cancel) {
+  const input = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; ) {
+      if (Atomics.load(cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+      hash.update(block.subarray(0, n));
+    }
+  } finally {
+    closeSync(input);
+  }
+}
+
+/**
+ * Hashes whole files one after another, as one stream.
  * @param {{ algorithm: string, paths: string[], cancel: Int32Array }} job
  */
 function hashFiles(job) {
   const hash = createHash(job.algorithm);
-  for (const path of job.paths) {
-    const input = openSync(path, 'r');
-    try {
-      for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; ) {
-        if (Atomics.load(job.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
-        hash.update(block.subarray(0, n));
-      }
-    } finally {
-      closeSync(input);
-    }
-  }
+  for (const path of job.paths) hashFileInto(hash, path, job.cancel);
   return hash.digest('hex');
 }
 
@@ -108,7 +160,8 @@ port.on('message', (/** @type {Message} */ message) => {
       hashes.set(message.id, createHash(message.algorithm));
       break;
     case 'update':
-      hashes.get(message.id)?.update(new Uint8Array(message.buffer, 0, message.length));
+      if (sinks.has(message.id)) writeToSink(message.id, new Uint8Array(message.buffer, 0, message.length));
+      else hashes.get(message.id)?.update(new Uint8Array(message.buffer, 0, message.length));
       // The buffer goes back to the sender for reuse: no allocation per block.
       port.postMessage({ op: 'ack', id: message.id, buffer: message.buffer }, [message.buffer]);
       break;
@@ -128,6 +181,45 @@ port.on('message', (/** @type {Message} */ message) => {
         port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: 'source' });
       }
       break;
+    case 'hashFile': {
+      const hash = hashes.get(message.id);
+      if (!hash) break;
+      try {
+        hashFileInto(hash, message.path, message.cancel);
+        port.postMessage({ op: 'fileHashed', id: message.id });
+      } catch (error) {
+        port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'source' });
+      }
+      break;
+    }
+    case 'openFile':
+      try {
+        sinks.set(message.id, { hash: createHash(message.algorithm), fd: openSync(message.target, 'w') });
+      } catch (error) {
+        const failure = failureOf(error);
+        sinks.set(message.id, { hash: createHash(message.algorithm), fd: undefined, failure });
+        port.postMessage({ op: 'writeFailed', id: message.id, ...failure });
+      }
+      break;
+    case 'closeFile': {
+      const sink = sinks.get(message.id);
+      sinks.delete(message.id);
+      if (!sink) break;
+      try {
+        if (sink.failure) throw Object.assign(new Error(sink.failure.message), { code: sink.failure.code });
+        if (sink.fd !== undefined) closeSync(sink.fd);
+        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex') });
+      } catch (error) {
+        port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
+      }
+      break;
+    }
+    case 'abortFile': {
+      const sink = sinks.get(message.id);
+      sinks.delete(message.id);
+      if (sink) closeQuietly(sink);
+      break;
+    }
     case 'digest': {
       const hash = hashes.get(message.id);
       hashes.delete(message.id);

@@ -6,13 +6,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
-import type { HashPool } from '../hash/pool.ts';
 import { chunkFileName } from './safe-name.ts';
 import { NodeError } from './node.ts';
-import type { ChunkMeta, LocalRange, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
+import type { ChunkMeta, HashingWriteOptions, LocalRange, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
 
 const CHUNK_EXT = '.chunk';
 const META_EXT = '.chunk.json';
@@ -71,7 +69,25 @@ export class FolderNode implements NodeTarget {
     }
   }
 
-  async writeFromFile(meta: ChunkMeta, file: LocalRange, options: { pool: HashPool; algorithm: ChecksumAlgorithm; signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<StoredChunk> {
+  async writeHashing(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk> {
+    const temp = await this.tempFor(meta);
+    const sink = options.pool.fileSink(options.algorithm, temp);
+    sink.onBytes = options.onBytes;
+    let sourceError: unknown;
+    // pipeline() also destroys the source with the sink's error: only an error of the source's own counts.
+    data.once('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
+    try {
+      await pipeline(data, sink, options.signal ? { signal: options.signal } : {});
+      return await this.commit(meta, temp, await sink.digest);
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      if (sourceError !== undefined) throw sourceError;
+      if (error instanceof FileCopyError || isOwnFsError(error)) throw this.writeFailed(meta, error);
+      throw error;
+    }
+  }
+
+  async writeFromFile(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk> {
     const temp = await this.tempFor(meta);
     try {
       const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, ...(file.etag ? { etag: file.etag } : {}) };

@@ -27,6 +27,13 @@ export interface LocalRange {
   etag?: string;
 }
 
+export interface HashingWriteOptions {
+  pool: HashPool;
+  algorithm: ChecksumAlgorithm;
+  signal?: AbortSignal;
+  onBytes?: (bytes: number) => void;
+}
+
 export interface NodeProbe {
   ok: boolean;
   latencyMs: number;
@@ -71,7 +78,12 @@ export interface NodeTarget {
    * Optional: store a byte range of a local file, copied and hashed on a hashing thread (see HashPool.copyFile).
    * Source-side failures reject with the pool's FileCopyError (side 'source'); the node's own with NodeError.
    */
-  writeFromFile?(meta: ChunkMeta, file: LocalRange, options: { pool: HashPool; algorithm: ChecksumAlgorithm; signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<StoredChunk>;
+  writeFromFile?(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk>;
+  /**
+   * Optional: store a stream, hashed and written on a hashing thread (see HashPool.fileSink), for nodes on this
+   * machine. `data`'s own errors reject as they are; the node's with NodeError.
+   */
+  writeHashing?(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk>;
   read(chunkId: string, signal?: AbortSignal): Promise<Readable>;
   list(signal?: AbortSignal): AsyncIterable<StoredChunk>;
   close(): Promise<void>;

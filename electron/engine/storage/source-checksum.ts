@@ -3,7 +3,8 @@
 // Which store checksum is checked, best first:
 //   1. MD5 — S3 ETag of a single-part upload (not SSE-KMS/SSE-C), GCS md5Hash, Azure Content-MD5.
 //      Free when the run's algorithm is md5 and the file is one chunk (the chunk's md5 is the file's);
-//      otherwise the delivered chunks are read back in order through one md5 hasher.
+//      otherwise the delivered chunks are hashed again, in order, while later chunks are still arriving
+//      (SourceChecksumFollower), or read back at the end when that could not be done.
 //   2. SHA-256 — S3 ChecksumSHA256 (full-object). Free for one chunk when the run uses sha256.
 //   3. CRC32C — GCS crc32c (also on composite objects), S3 ChecksumCRC32C (full-object). Computed
 //      over the delivered chunks read back (slicing-by-8, ~1 GB/s). Per-chunk CRC32Cs could be
@@ -16,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { ManifestFile } from '../../../shared/types.ts';
-import type { HashPool } from '../hash/pool.ts';
+import type { HashPool, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
 
 export interface SourceChecksumInput {
@@ -75,18 +76,96 @@ export function planSourceChecksum(object: ObjectInfo, store?: SourceInfo['kind'
   return undefined;
 }
 
-/** undefined when the store keeps no usable whole-object checksum. */
-export async function checkSourceChecksum(input: SourceChecksumInput): Promise<ManifestFile['sourceChecksum']> {
+/** Whether checking this plan needs the delivered bytes hashed again (it does unless one chunk's own checksum is it). */
+function needsRehash(plan: SourceChecksumPlan, chunkCount: number, algorithm: ChecksumAlgorithm): boolean {
+  return !(chunkCount <= 1 && plan.algorithm === algorithm);
+}
+
+/**
+ * undefined when the store keeps no usable whole-object checksum. `computed` is the file's digest already
+ * taken in the plan's algorithm (see SourceChecksumFollower); without it the chunks are read back now.
+ */
+export async function checkSourceChecksum(input: SourceChecksumInput, computed?: string): Promise<ManifestFile['sourceChecksum']> {
   const plan = planSourceChecksum(input.object, input.store);
   if (!plan) return undefined;
   const { kind, value } = plan;
   // One chunk hashed with the same algorithm: its checksum is the file's, nothing to read back.
-  if (input.chunks.length <= 1 && plan.algorithm === input.algorithm) {
+  if (!needsRehash(plan, input.chunks.length, input.algorithm)) {
     const actual = input.chunks[0]?.checksum ?? (plan.algorithm === 'md5' ? EMPTY_MD5 : EMPTY_SHA256);
     return { kind, value, matched: actual.toLowerCase() === value };
   }
-  const actual = await digestChunks(input, plan.algorithm);
+  const actual = computed ?? (await digestChunks(input, plan.algorithm));
   return { kind, value, matched: actual === value };
+}
+
+/** Where a delivered chunk's bytes can be read again: a local file (hashed on the hashing thread) or a stream. */
+export type ChunkBytes = { file: string } | { stream: () => Promise<Readable> };
+
+/**
+ * Hashes a file's delivered chunks in order while later chunks are still arriving, so the whole-object check
+ * costs no pass of its own at the end. Chunk i is hashed as soon as chunks 0..i are all delivered.
+ * MD5 and SHA-256 plans only (CRC32C is checked at the end, see digestChunks).
+ */
+export class SourceChecksumFollower {
+  private readonly arrived: (ChunkBytes | undefined)[];
+  private next = 0;
+  private hash: SequentialHash | undefined;
+  private work: Promise<void> = Promise.resolve();
+  private failed = false;
+  private readonly pool: HashPool;
+  private readonly algorithm: ChecksumAlgorithm;
+  private readonly signal: AbortSignal | undefined;
+
+  /** undefined when the object's check needs no follower (no store checksum, or one chunk says it all). */
+  static for(object: ObjectInfo, store: SourceInfo['kind'], chunkCount: number, runAlgorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): SourceChecksumFollower | undefined {
+    const plan = planSourceChecksum(object, store);
+    if (!plan || plan.algorithm === 'crc32c' || !needsRehash(plan, chunkCount, runAlgorithm)) return undefined;
+    return new SourceChecksumFollower(plan.algorithm, chunkCount, pool, signal);
+  }
+
+  private constructor(algorithm: ChecksumAlgorithm, chunkCount: number, pool: HashPool, signal?: AbortSignal) {
+    this.algorithm = algorithm;
+    this.arrived = new Array<ChunkBytes | undefined>(chunkCount);
+    this.pool = pool;
+    this.signal = signal;
+  }
+
+  /** Chunk `index` is delivered. */
+  add(index: number, bytes: ChunkBytes): void {
+    this.arrived[index] = bytes;
+    while (this.next < this.arrived.length && this.arrived[this.next]) {
+      const chunk = this.arrived[this.next]!;
+      this.arrived[this.next++] = undefined;
+      this.work = this.work.then(() => this.feed(chunk));
+    }
+  }
+
+  /** The digest of all chunks, or undefined if some chunk never arrived or could not be read. */
+  async result(): Promise<string | undefined> {
+    await this.work;
+    if (this.failed || this.next < this.arrived.length) {
+      this.discard();
+      return undefined;
+    }
+    this.hash ??= this.pool.sequence(this.algorithm);
+    return (await this.hash.digest()).hex;
+  }
+
+  discard(): void {
+    this.failed = true;
+    this.hash?.discard();
+  }
+
+  private async feed(chunk: ChunkBytes): Promise<void> {
+    if (this.failed) return;
+    try {
+      this.hash ??= this.pool.sequence(this.algorithm);
+      if ('file' in chunk) await this.hash.addFile(chunk.file, this.signal);
+      else await this.hash.addStream(await chunk.stream());
+    } catch {
+      this.discard(); // the check at the end reads the chunks back and reports what is wrong
+    }
+  }
 }
 
 async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksumKind): Promise<string> {

@@ -1,0 +1,166 @@
+// Streams hashed and written on a hashing thread (FileSink, FolderNode.writeHashing), and a file's checksum
+// taken from its chunks in order while they arrive (SequentialHash, SourceChecksumFollower).
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
+import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
+import { NodeError } from '../../electron/engine/nodes/node.ts';
+import { SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
+import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
+
+const pool = new HashPool(2);
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ci-hashing-writes-'));
+});
+afterAll(async () => {
+  await pool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const md5 = (data: Buffer): string => createHash('md5').update(data).digest('hex');
+
+/** Yields `data` in pieces of odd sizes, as a socket would. */
+function pieces(data: Buffer, size = 61_441): Readable {
+  let offset = 0;
+  return new Readable({
+    read() {
+      if (offset >= data.length) return void this.push(null);
+      this.push(data.subarray(offset, offset + size));
+      offset += size;
+    },
+  });
+}
+
+/** Yields `good` bytes, then fails as a dropped connection does. */
+function failingAfter(good: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= good) return void this.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+      const piece = randomBytes(Math.min(65_536, good - sent));
+      sent += piece.length;
+      this.push(piece);
+    },
+  });
+}
+
+describe('FileSink', () => {
+  it('writes exactly the bytes it is given and hashes them, across many blocks', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 12_345);
+    const target = join(dir, 'sink.bin');
+    const sink = pool.fileSink('md5', target);
+    let counted = 0;
+    sink.onBytes = (n) => (counted += n);
+    await pipeline(pieces(data), sink);
+    expect((await sink.digest).hex).toBe(md5(data));
+    expect((await readFile(target)).equals(data)).toBe(true);
+    expect(counted).toBe(data.length);
+  });
+
+  it('an empty stream gives an empty file and the empty digest', async () => {
+    const target = join(dir, 'empty.bin');
+    const sink = pool.fileSink('sha256', target);
+    await pipeline(Readable.from([]), sink);
+    expect((await sink.digest).hex).toBe(createHash('sha256').digest('hex'));
+    expect((await readFile(target)).length).toBe(0);
+  });
+
+  it('a target that cannot be written fails the stream with the errno, without reading the whole source', async () => {
+    const sink = pool.fileSink('md5', join(dir, 'no-such-folder', 'x.bin'));
+    let produced = 0;
+    const endless = new Readable({
+      read() {
+        produced += 65_536;
+        this.push(Buffer.alloc(65_536));
+      },
+    });
+    const error = await pipeline(endless, sink).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(FileCopyError);
+    expect(error).toMatchObject({ code: 'ENOENT', side: 'target' });
+    await expect(sink.digest).rejects.toThrow();
+    expect(produced).toBeLessThan(64 * 1024 * 1024);
+  });
+});
+
+describe('FolderNode.writeHashing', () => {
+  const meta = (id: string, size: number) => ({ id, file: 'f.bin', index: 0, offset: 0, size, sourceEtag: 'v1' });
+
+  it('stores the chunk under its name with the checksum of its bytes; nothing is left in .tmp', async () => {
+    const node = new FolderNode('n1', join(dir, 'node-1'));
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const stored = await node.writeHashing(meta('f.bin_chunk_0', data.length), pieces(data), { pool, algorithm: 'md5' });
+    expect(stored.checksum).toEqual({ algorithm: 'md5', hex: md5(data) });
+    expect((await readFile(stored.location)).equals(data)).toBe(true);
+    expect(await node.find('f.bin_chunk_0')).toMatchObject({ size: data.length, checksum: { hex: md5(data) } });
+    expect(await readdir(join(dir, 'node-1', '.tmp'))).toEqual([]);
+  });
+
+  it("a source that fails midway rejects with the source's own error, and leaves no chunk and no temp file", async () => {
+    const node = new FolderNode('n2', join(dir, 'node-2'));
+    const error = await node.writeHashing(meta('g.bin_chunk_0', 4 * 1024 * 1024), failingAfter(1024 * 1024), { pool, algorithm: 'md5' }).catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(NodeError);
+    expect(error).toMatchObject({ code: 'ECONNRESET' });
+    expect(await node.find('g.bin_chunk_0')).toBeUndefined();
+    expect(await readdir(join(dir, 'node-2', '.tmp'))).toEqual([]);
+  });
+
+  it("a folder that cannot take the chunk is the node's error (NodeError), naming the node", async () => {
+    const root = join(dir, 'node-3');
+    const node = new FolderNode('n3', root);
+    expect((await node.probe()).ok).toBe(true);
+    await rm(join(root, '.tmp'), { recursive: true });
+    await writeFile(join(root, '.tmp'), 'not a folder');
+    const error = await node.writeHashing(meta('h.bin_chunk_0', 1000), pieces(randomBytes(1000)), { pool, algorithm: 'md5' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NodeError);
+    expect((error as NodeError).code).toBe('io');
+    expect((error as NodeError).message).toMatch(/node n3: writing h\.bin_chunk_0 failed/);
+  });
+});
+
+describe('SourceChecksumFollower', () => {
+  const chunkSize = 1024 * 1024;
+  const data = randomBytes(4 * chunkSize + 999);
+  const chunks = Array.from({ length: 5 }, (_, i) => data.subarray(i * chunkSize, (i + 1) * chunkSize));
+  const object: ObjectInfo = { key: 'f.bin', size: data.length, etag: 'e', checksums: { md5Hex: md5(data) } };
+
+  async function chunkFiles(name: string): Promise<string[]> {
+    const paths = chunks.map((_, i) => join(dir, `${name}-${i}.chunk`));
+    await Promise.all(paths.map((p, i) => writeFile(p, chunks[i]!)));
+    return paths;
+  }
+
+  it('is only started when the check needs the bytes again', () => {
+    expect(SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)).toBeDefined();
+    // One chunk hashed with the store's algorithm already is the file's checksum.
+    expect(SourceChecksumFollower.for({ ...object, size: 10 }, 's3', 1, 'md5', pool)).toBeUndefined();
+    expect(SourceChecksumFollower.for({ ...object, size: 10 }, 's3', 1, 'sha256', pool)).toBeDefined();
+    expect(SourceChecksumFollower.for({ key: 'x', size: 10 }, 'local', 1, 'md5', pool)).toBeUndefined();
+  });
+
+  it('chunks arriving out of order, from files and from streams, give the MD5 of the whole object', async () => {
+    const paths = await chunkFiles('order');
+    const follower = SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)!;
+    for (const i of [3, 1, 4, 0, 2]) {
+      follower.add(i, i === 1 ? { stream: async () => pieces(chunks[1]!, 4096) } : { file: paths[i]! });
+    }
+    expect(await follower.result()).toBe(md5(data));
+  });
+
+  it('a chunk that never arrived, or cannot be read, gives no result (the check then reads everything back)', async () => {
+    const paths = await chunkFiles('gaps');
+    const missing = SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)!;
+    for (const i of [0, 1, 2, 4]) missing.add(i, { file: paths[i]! });
+    expect(await missing.result()).toBeUndefined();
+
+    const unreadable = SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)!;
+    paths.forEach((p, i) => unreadable.add(i, { file: i === 2 ? join(dir, 'gone.chunk') : p }));
+    expect(await unreadable.result()).toBeUndefined();
+  });
+});
