@@ -8,6 +8,8 @@
 // full `runIngest` with the default chunking (100 MiB chunks, up to 10 at once): ranged GETs, hashing,
 // writing to the nodes, the manifest, and the whole-file check against the store's MD5. rclone runs
 // with its defaults (multi-thread download, checksum check) configured through env only.
+// Writes on this VM stall now and then (a second or more of kernel time for the same 512 MiB), so each
+// side runs TRIALS times, alternating, after a `sync`; the best and the median of each are printed.
 // Not a test: it prints figures and never fails on them.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,16 +29,24 @@ const SIZE = 512 * 1024 * 1024;
 const BUCKET = 'bench-bucket';
 const KEY = 'bench/object-512mib.bin';
 const CLOUD: Record<EmulatorKind, CloudName> = { s3: 'aws', gcs: 'gcp', azure: 'azure' };
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 3);
 
 interface Row {
   kind: EmulatorKind;
   readsMBps?: number;
-  engineMBps?: number;
-  rcloneMBps?: number;
+  engineMs: number[];
+  rcloneMs: number[];
+  rcloneCheck?: string;
   note?: string;
 }
 
 const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
+
+function stats(ms: number[]): { best: number; median: number } | undefined {
+  if (ms.length === 0) return undefined;
+  const sorted = [...ms].sort((a, b) => a - b);
+  return { best: sorted[0]!, median: sorted[Math.floor((sorted.length - 1) / 2)]! };
+}
 
 function sourceYaml(kind: EmulatorKind): string {
   switch (kind) {
@@ -49,8 +59,8 @@ function sourceYaml(kind: EmulatorKind): string {
   }
 }
 
-async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<number> {
-  const root = join(work, `engine-${kind}`);
+async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string, trial: number): Promise<number> {
+  const root = join(work, `engine-${kind}-${trial}`);
   await mkdir(join(root, 'config'), { recursive: true });
   const yaml = [
     'data_sources:',
@@ -67,6 +77,7 @@ async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string): 
   const saved = { ...process.env };
   Object.assign(process.env, emulator.env);
   try {
+    spawnSync('sync');
     const start = performance.now();
     const { manifest } = await runIngest({ loaded, detection: { cloud: CLOUD[kind], signal: 'flag', detail: 'bench', elapsedMs: 0, probes: [] } });
     const ms = performance.now() - start;
@@ -76,6 +87,7 @@ async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string): 
     console.log(`  engine: ${(ms / 1000).toFixed(2)} s, ${manifest.totals.chunks} chunks on ${manifest.nodes.length} nodes, ${manifest.totals.retries} retries${check}`);
     return ms;
   } finally {
+    await rm(root, { recursive: true, force: true }); // a second run in the same place would skip every chunk
     for (const k of Object.keys(emulator.env)) {
       if (saved[k] === undefined) delete process.env[k];
       else process.env[k] = saved[k];
@@ -150,23 +162,29 @@ function rcloneEnv(kind: EmulatorKind, emulator: Emulator): Record<string, strin
   }
 }
 
-async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<number | string> {
+/** Elapsed ms and what rclone said of its own checksum check, or why it could not run. */
+async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<{ ms: number; check: string } | string> {
   if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return 'rclone not installed (apt-get install rclone)';
   const dest = join(work, `rclone-${kind}`);
+  await rm(dest, { recursive: true, force: true });
   await mkdir(dest, { recursive: true });
+  spawnSync('sync');
   // rclone gets only its own config, none of the test process's cloud variables (AWS_CA_BUNDLE breaks it).
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...rcloneEnv(kind, emulator) };
   const start = performance.now();
   const result = await new Promise<{ code: number | null; err: string }>((resolve) => {
-    const child = spawn('rclone', ['copy', `src:${BUCKET}/${KEY}`, dest, '--retries', '1', '--low-level-retries', '1'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('rclone', ['copy', `src:${BUCKET}/${KEY}`, dest, '--retries', '1', '--low-level-retries', '1', '-vv'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
     child.on('close', (code) => resolve({ code, err }));
   });
   const ms = performance.now() - start;
   if (result.code !== 0) return `rclone failed against this emulator: ${result.err.trim().split('\n').slice(-2).join(' | ')}`;
-  console.log(`  rclone: ${(ms / 1000).toFixed(2)} s`);
-  return ms;
+  // rclone -vv says "<file>: md5 = <hex> OK" after checking, or "Src hash empty - aborting Dst hash check".
+  const checked = /: (\w+) = [0-9a-f]+ OK/.exec(result.err);
+  const check = checked ? `${checked[1]} checked` : /Src hash empty/.test(result.err) ? 'no checksum check (store gave rclone none)' : 'checksum check not reported';
+  console.log(`  rclone: ${(ms / 1000).toFixed(2)} s, ${check}`);
+  return { ms, check };
 }
 
 async function benchOne(kind: EmulatorKind, file: string, work: string): Promise<Row> {
@@ -175,12 +193,18 @@ async function benchOne(kind: EmulatorKind, file: string, work: string): Promise
   try {
     await emulator.createBucket(BUCKET);
     await emulator.put(BUCKET, KEY, { file });
-    const row: Row = { kind };
+    const row: Row = { kind, engineMs: [], rcloneMs: [] };
     row.readsMBps = mbps(SIZE, await driverReads(kind, emulator));
-    row.engineMBps = mbps(SIZE, await engineRun(kind, emulator, work));
-    const r = await rcloneRun(kind, emulator, work);
-    if (typeof r === 'number') row.rcloneMBps = mbps(SIZE, r);
-    else row.note = r;
+    for (let trial = 0; trial < TRIALS; trial++) {
+      row.engineMs.push(await engineRun(kind, emulator, work, trial));
+      if (row.note) continue;
+      const r = await rcloneRun(kind, emulator, work);
+      if (typeof r === 'string') row.note = r;
+      else {
+        row.rcloneMs.push(r.ms);
+        row.rcloneCheck = r.check;
+      }
+    }
     return row;
   } finally {
     await emulator.stop();
@@ -199,21 +223,19 @@ async function main(): Promise<void> {
       try {
         rows.push(await benchOne(kind, file, work));
       } catch (error) {
-        rows.push({ kind, note: `failed: ${error instanceof Error ? error.message : String(error)}` });
+        rows.push({ kind, engineMs: [], rcloneMs: [], note: `failed: ${error instanceof Error ? error.message : String(error)}` });
       }
-      // Each engine run leaves 512 MiB in its nodes and rclone 512 MiB more: clear them between emulators.
-      await rm(join(work, `engine-${kind}`), { recursive: true, force: true });
       await rm(join(work, `rclone-${kind}`), { recursive: true, force: true });
     }
-    console.log('\n512 MiB object, loopback emulator → local disk');
-    console.log('store   reads MB/s   engine MB/s   rclone MB/s   engine/rclone   reads/rclone');
+    console.log(`\n512 MiB object, loopback emulator → local disk; MB/s best / median of ${TRIALS}`);
+    console.log('store   reads    engine best/median   rclone best/median   engine/rclone best, median');
     for (const r of rows) {
-      const rd = r.readsMBps !== undefined ? r.readsMBps.toFixed(0).padStart(10) : '         -';
-      const e = r.engineMBps !== undefined ? r.engineMBps.toFixed(0).padStart(11) : '          -';
-      const c = r.rcloneMBps !== undefined ? r.rcloneMBps.toFixed(0).padStart(13) : '            -';
-      const ratio = r.engineMBps !== undefined && r.rcloneMBps !== undefined ? `${(r.engineMBps / r.rcloneMBps).toFixed(2)}x`.padStart(15) : '              -';
-      const rr = r.readsMBps !== undefined && r.rcloneMBps !== undefined ? `${(r.readsMBps / r.rcloneMBps).toFixed(2)}x`.padStart(15) : '              -';
-      console.log(`${r.kind.padEnd(6)}${rd}${e}${c}${ratio}${rr}${r.note ? `   (${r.note})` : ''}`);
+      const e = stats(r.engineMs);
+      const c = stats(r.rcloneMs);
+      const rd = r.readsMBps !== undefined ? r.readsMBps.toFixed(0).padStart(6) : '     -';
+      const show = (x?: { best: number; median: number }) => (x ? `${mbps(SIZE, x.best).toFixed(0).padStart(10)} /${mbps(SIZE, x.median).toFixed(0).padStart(4)}` : '             -     ');
+      const ratio = e && c ? `${(c.best / e.best).toFixed(2)}x, ${(c.median / e.median).toFixed(2)}x`.padStart(18) : '                 -';
+      console.log(`${r.kind.padEnd(6)}${rd}  ${show(e)}       ${show(c)}   ${ratio}${r.note ? `   (${r.note})` : ''}${r.rcloneCheck ? `   rclone: ${r.rcloneCheck}` : ''}`);
     }
     console.log('reads: the driver alone, 8 ranged GETs at once, bytes discarded.');
     console.log('engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, store MD5 checked).');
