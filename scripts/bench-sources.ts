@@ -8,13 +8,13 @@
 // full `runIngest` with the default chunking (100 MiB chunks, up to 10 at once): ranged GETs, hashing,
 // writing to the nodes, the manifest, and the whole-file check against the store's MD5. rclone runs
 // with its defaults (multi-thread download, checksum check) configured through env only.
-// Writes on this VM stall now and then (a second or more of kernel time for the same 512 MiB), so each
-// side runs TRIALS times, alternating, after a `sync`; the best and the median of each are printed.
+// Each side runs TRIALS times, alternating, each time after settle() (see there: this VM makes whoever
+// writes into long-freed memory pay for it); the best and the median of each are printed.
 // Not a test: it prints figures and never fails on them.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { loadConfig } from '../electron/engine/config.ts';
 import { runIngest } from '../electron/engine/ingest.ts';
 import { AzureBlobDriver } from '../electron/engine/storage/azure.ts';
@@ -36,11 +36,31 @@ interface Row {
   readsMBps?: number;
   engineMs: number[];
   rcloneMs: number[];
+  /** rclone plus an md5sum of its copy, when rclone itself checked nothing. */
+  rcloneCheckedMs: number[];
   rcloneCheck?: string;
   note?: string;
 }
 
 const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
+
+/**
+ * This VM hands freed memory back to its host within seconds; the next writer then pays about a second of
+ * kernel time per 512 MiB to get it back. Before each contender: flush, then write and delete 1 GiB, so both
+ * start on the same warm pages.
+ */
+async function settle(work: string): Promise<void> {
+  spawnSync('sync');
+  const scratch = join(work, 'warm.bin');
+  const block = Buffer.alloc(4 * 1024 * 1024, 1);
+  const handle = await open(scratch, 'w');
+  try {
+    for (let i = 0; i < 256; i++) await handle.write(block);
+  } finally {
+    await handle.close();
+  }
+  await rm(scratch);
+}
 
 function stats(ms: number[]): { best: number; median: number } | undefined {
   if (ms.length === 0) return undefined;
@@ -77,14 +97,17 @@ async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string, t
   const saved = { ...process.env };
   Object.assign(process.env, emulator.env);
   try {
-    spawnSync('sync');
+    await settle(work);
+    const cpu = process.cpuUsage();
     const start = performance.now();
     const { manifest } = await runIngest({ loaded, detection: { cloud: CLOUD[kind], signal: 'flag', detail: 'bench', elapsedMs: 0, probes: [] } });
     const ms = performance.now() - start;
+    const used = process.cpuUsage(cpu);
     const file = manifest.files[0];
     if (manifest.status !== 'complete' || !file || file.size !== SIZE) throw new Error(`engine run on ${kind} ended ${manifest.status}: ${file?.error ?? 'no file'}`);
     const check = file.sourceChecksum ? `, store ${file.sourceChecksum.kind} ${file.sourceChecksum.matched ? 'matched' : 'MISMATCH'}` : '';
-    console.log(`  engine: ${(ms / 1000).toFixed(2)} s, ${manifest.totals.chunks} chunks on ${manifest.nodes.length} nodes, ${manifest.totals.retries} retries${check}`);
+    const cpuText = `cpu ${(used.user / 1e6).toFixed(2)} s user + ${(used.system / 1e6).toFixed(2)} s system`;
+    console.log(`  engine: ${(ms / 1000).toFixed(2)} s, ${cpuText}, ${manifest.totals.chunks} chunks on ${manifest.nodes.length} nodes, ${manifest.totals.retries} retries${check}`);
     return ms;
   } finally {
     await rm(root, { recursive: true, force: true }); // a second run in the same place would skip every chunk
@@ -162,13 +185,16 @@ function rcloneEnv(kind: EmulatorKind, emulator: Emulator): Record<string, strin
   }
 }
 
-/** Elapsed ms and what rclone said of its own checksum check, or why it could not run. */
-async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<{ ms: number; check: string } | string> {
+/**
+ * Elapsed ms and what rclone said of its own checksum check, or why it could not run. When rclone checked
+ * nothing, `checkedMs` adds an `md5sum` of its copy: the same work as the engine's whole-object check.
+ */
+async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<{ ms: number; check: string; checkedMs?: number } | string> {
   if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return 'rclone not installed (apt-get install rclone)';
   const dest = join(work, `rclone-${kind}`);
   await rm(dest, { recursive: true, force: true });
   await mkdir(dest, { recursive: true });
-  spawnSync('sync');
+  await settle(work);
   // rclone gets only its own config, none of the test process's cloud variables (AWS_CA_BUNDLE breaks it).
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...rcloneEnv(kind, emulator) };
   const start = performance.now();
@@ -179,12 +205,21 @@ async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): 
     child.on('close', (code) => resolve({ code, err }));
   });
   const ms = performance.now() - start;
-  if (result.code !== 0) return `rclone failed against this emulator: ${result.err.trim().split('\n').slice(-2).join(' | ')}`;
   // rclone -vv says "<file>: md5 = <hex> OK" after checking, or "Src hash empty - aborting Dst hash check".
   const checked = /: (\w+) = [0-9a-f]+ OK/.exec(result.err);
   const check = checked ? `${checked[1]} checked` : /Src hash empty/.test(result.err) ? 'no checksum check (store gave rclone none)' : 'checksum check not reported';
-  console.log(`  rclone: ${(ms / 1000).toFixed(2)} s, ${check}`);
-  return { ms, check };
+  let checkedMs: number | undefined;
+  if (result.code === 0 && !checked) {
+    const md5Start = performance.now();
+    spawnSync('md5sum', [join(dest, basename(KEY))], { stdio: 'ignore' });
+    checkedMs = ms + performance.now() - md5Start;
+  }
+  // Freed at once, as the engine's nodes are: see settle().
+  await rm(dest, { recursive: true, force: true });
+  if (result.code !== 0) return `rclone failed against this emulator: ${result.err.trim().split('\n').slice(-2).join(' | ')}`;
+  const plus = checkedMs !== undefined ? ` (${(checkedMs / 1000).toFixed(2)} s with an md5sum of its copy)` : '';
+  console.log(`  rclone: ${(ms / 1000).toFixed(2)} s, ${check}${plus}`);
+  return { ms, check, ...(checkedMs !== undefined ? { checkedMs } : {}) };
 }
 
 async function benchOne(kind: EmulatorKind, file: string, work: string): Promise<Row> {
@@ -193,7 +228,7 @@ async function benchOne(kind: EmulatorKind, file: string, work: string): Promise
   try {
     await emulator.createBucket(BUCKET);
     await emulator.put(BUCKET, KEY, { file });
-    const row: Row = { kind, engineMs: [], rcloneMs: [] };
+    const row: Row = { kind, engineMs: [], rcloneMs: [], rcloneCheckedMs: [] };
     row.readsMBps = mbps(SIZE, await driverReads(kind, emulator));
     for (let trial = 0; trial < TRIALS; trial++) {
       row.engineMs.push(await engineRun(kind, emulator, work, trial));
@@ -202,6 +237,7 @@ async function benchOne(kind: EmulatorKind, file: string, work: string): Promise
       if (typeof r === 'string') row.note = r;
       else {
         row.rcloneMs.push(r.ms);
+        if (r.checkedMs !== undefined) row.rcloneCheckedMs.push(r.checkedMs);
         row.rcloneCheck = r.check;
       }
     }
@@ -223,7 +259,7 @@ async function main(): Promise<void> {
       try {
         rows.push(await benchOne(kind, file, work));
       } catch (error) {
-        rows.push({ kind, engineMs: [], rcloneMs: [], note: `failed: ${error instanceof Error ? error.message : String(error)}` });
+        rows.push({ kind, engineMs: [], rcloneMs: [], rcloneCheckedMs: [], note: `failed: ${error instanceof Error ? error.message : String(error)}` });
       }
       await rm(join(work, `rclone-${kind}`), { recursive: true, force: true });
     }
@@ -236,6 +272,8 @@ async function main(): Promise<void> {
       const show = (x?: { best: number; median: number }) => (x ? `${mbps(SIZE, x.best).toFixed(0).padStart(10)} /${mbps(SIZE, x.median).toFixed(0).padStart(4)}` : '             -     ');
       const ratio = e && c ? `${(c.best / e.best).toFixed(2)}x, ${(c.median / e.median).toFixed(2)}x`.padStart(18) : '                 -';
       console.log(`${r.kind.padEnd(6)}${rd}  ${show(e)}       ${show(c)}   ${ratio}${r.note ? `   (${r.note})` : ''}${r.rcloneCheck ? `   rclone: ${r.rcloneCheck}` : ''}`);
+      const v = stats(r.rcloneCheckedMs);
+      if (e && v) console.log(`${''.padEnd(6)}${''.padStart(6)}  ${''.padStart(22)}  +md5sum ${show(v)}   ${`${(v.best / e.best).toFixed(2)}x, ${(v.median / e.median).toFixed(2)}x`.padStart(18)}   (rclone, then an md5sum of its copy)`);
     }
     console.log('reads: the driver alone, 8 ranged GETs at once, bytes discarded.');
     console.log('engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, store MD5 checked).');
