@@ -1,6 +1,7 @@
 // Run manifests: written atomically (temp name, then rename), one JSON file per run, newest last by name.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Manifest } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
@@ -14,14 +15,76 @@ export function manifestDir(loaded: LoadedConfig): string {
   return loaded.resolve(loaded.config.ingestion.manifest_dir);
 }
 
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+/**
+ * Writes `value` as `JSON.stringify(value, null, 2)` would, byte for byte, to a temp name and then renames it
+ * into place. The top-level arrays are written one element at a time, so a run of 100,000 files never holds
+ * its whole manifest as one string.
+ */
+export async function writeJsonAtomic(path: string, value: object): Promise<void> {
   const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(temp, JSON.stringify(value, null, 2) + '\n');
+    const file = await open(temp, 'w');
+    try {
+      const out = new BufferedWriter(file);
+      for (const piece of prettyJsonPieces(value)) await out.write(piece);
+      await out.flush();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+/** The text of JSON.stringify(value, null, 2) + newline, in pieces: one per top-level key or array element. */
+export function* prettyJsonPieces(value: object): Generator<string> {
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined && typeof v !== 'function');
+  if (entries.length === 0) {
+    yield '{}\n';
+    return;
+  }
+  yield '{\n';
+  for (const [i, [key, member]] of entries.entries()) {
+    const comma = i < entries.length - 1 ? ',' : '';
+    const name = `  ${JSON.stringify(key)}: `;
+    if (Array.isArray(member) && member.length > 0) {
+      yield `${name}[\n`;
+      for (const [j, element] of member.entries()) {
+        const text = JSON.stringify(element === undefined ? null : element, null, 2) ?? 'null';
+        yield `    ${text.replaceAll('\n', '\n    ')}${j < member.length - 1 ? ',' : ''}\n`;
+      }
+      yield `  ]${comma}\n`;
+    } else {
+      yield `${name}${JSON.stringify(member, null, 2).replaceAll('\n', '\n  ')}${comma}\n`;
+    }
+  }
+  yield '}\n';
+}
+
+/** Collects small strings into ~1 MiB writes. */
+class BufferedWriter {
+  private readonly file: FileHandle;
+  private pending: string[] = [];
+  private size = 0;
+
+  constructor(file: FileHandle) {
+    this.file = file;
+  }
+
+  async write(text: string): Promise<void> {
+    this.pending.push(text);
+    this.size += text.length;
+    if (this.size >= 1024 * 1024) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending = [];
+    this.size = 0;
+    await this.file.writeFile(text);
   }
 }
 
