@@ -149,6 +149,18 @@ export class HashPool {
   }
 }
 
+/** A digest promise settled later; its rejection is observed here, so a failure nobody awaits is not fatal. */
+function laterDigest(): { promise: Promise<Checksum>; resolve: (c: Checksum) => void; reject: (e: Error) => void } {
+  let resolve!: (c: Checksum) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<Checksum>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
 /**
  * The sending half of an open hasher: bytes are copied into blocks that are transferred to the hashing thread
  * and handed back for reuse, with at most BLOCKS_IN_FLIGHT out at a time. Shared by HashTap and FileSink.
@@ -218,8 +230,7 @@ export class HashTap extends Transform {
   private readonly id: number;
   private readonly slot: Slot;
   private readonly sender: BlockSender;
-  private resolveDigest!: (c: Checksum) => void;
-  private rejectDigest!: (e: Error) => void;
+  private readonly result = laterDigest();
   private released = false;
   private flushed = false;
 
@@ -227,16 +238,12 @@ export class HashTap extends Transform {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
-    this.digest = new Promise<Checksum>((resolve, reject) => {
-      this.resolveDigest = resolve;
-      this.rejectDigest = reject;
-    });
-    this.digest.catch(() => undefined);
+    this.digest = this.result.promise;
     const opened = pool.openHasher({ op: 'open', algorithm }, (reply) => {
       if (reply.op === 'ack') this.sender.onAck(reply.buffer);
       else if (reply.op === 'digest') {
         this.release();
-        this.resolveDigest({ algorithm, hex: reply.hex });
+        this.result.resolve({ algorithm, hex: reply.hex });
       }
     });
     this.id = opened.id;
@@ -261,7 +268,7 @@ export class HashTap extends Transform {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // After a clean end the digest is on its way; destroy only cancels an unfinished hash.
     if (!this.released && !(this.flushed && !error)) {
-      this.rejectDigest(error ?? new Error('hashing stopped before the end of the stream'));
+      this.result.reject(error ?? new Error('hashing stopped before the end of the stream'));
       this.slot.worker.postMessage({ op: 'digest', id: this.id });
       this.release();
     }
@@ -290,19 +297,14 @@ export class FileSink extends Writable {
   private readonly sender: BlockSender;
   private readonly algorithm: ChecksumAlgorithm;
   private finishing: ((error?: Error | null) => void) | undefined;
-  private resolveDigest!: (c: Checksum) => void;
-  private rejectDigest!: (e: Error) => void;
+  private readonly result = laterDigest();
   private released = false;
 
   constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
-    this.digest = new Promise<Checksum>((resolve, reject) => {
-      this.resolveDigest = resolve;
-      this.rejectDigest = reject;
-    });
-    this.digest.catch(() => undefined);
+    this.digest = this.result.promise;
     const opened = pool.openHasher({ op: 'openFile', algorithm, target }, (reply) => {
       if (reply.op === 'ack') this.sender.onAck(reply.buffer);
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
@@ -326,7 +328,7 @@ export class FileSink extends Writable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (!this.released) {
-      this.rejectDigest(error ?? new Error('writing stopped before the end of the stream'));
+      this.result.reject(error ?? new Error('writing stopped before the end of the stream'));
       this.slot.worker.postMessage({ op: 'abortFile', id: this.id });
       this.release();
     }
@@ -338,11 +340,11 @@ export class FileSink extends Writable {
     const finishing = this.finishing;
     this.finishing = undefined;
     if (reply.op === 'copied') {
-      this.resolveDigest({ algorithm: this.algorithm, hex: reply.hex });
+      this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();
     } else {
       const error = new FileCopyError(reply.code, reply.message, 'target');
-      this.rejectDigest(error);
+      this.result.reject(error);
       finishing?.(error);
     }
   }
