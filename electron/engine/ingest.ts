@@ -25,8 +25,7 @@ import type { Bucket } from './storage/bucket.ts';
 import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
-import { checkSourceChecksum, SourceChecksumFollower } from './storage/source-checksum.ts';
-import type { ChunkBytes } from './storage/source-checksum.ts';
+import { SourceChecks } from './source-checks.ts';
 
 export interface IngestOptions {
   loaded: LoadedConfig;
@@ -92,8 +91,7 @@ class IngestRun {
   private readonly fileErrors = new Map<string, string>();
   private readonly changedFiles = new Set<string>();
   private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
-  /** Per file whose store checksum needs its bytes hashed again: hashes chunks in order as they arrive. */
-  private readonly followers = new Map<string, SourceChecksumFollower>();
+  private checks: SourceChecks | undefined;
   private bucket: Bucket | undefined;
   private retries = 0;
   private replacements = 0;
@@ -119,7 +117,7 @@ class IngestRun {
     try {
       return await this.executeInner();
     } finally {
-      for (const follower of this.followers.values()) follower.discard();
+      this.checks?.close();
       await this.journal?.close().catch(() => undefined);
       await this.registry.close();
       await this.bucket?.close();
@@ -138,7 +136,8 @@ class IngestRun {
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
     const objects = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
     const plan = planChunks(objects, this.chunkSize);
-    this.startFollowers(objects);
+    this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.registry, ...(signal ? { signal } : {}) });
+    this.checks.start(objects);
     await this.indexExistingChunks();
     this.emit({
       type: 'run-started',
@@ -203,23 +202,6 @@ class IngestRun {
     return entry.chunk.copies.every((c) => usable.has(c.nodeId)) ? entry.chunk : undefined;
   }
 
-  private startFollowers(objects: ObjectInfo[]): void {
-    for (const object of objects) {
-      const follower = SourceChecksumFollower.for(object, this.bucket!.info.kind, Math.ceil(object.size / this.chunkSize), this.algorithm, this.pool, this.o.signal);
-      if (follower) this.followers.set(object.key, follower);
-    }
-  }
-
-  private chunkDone(chunk: PlannedChunk, done: ManifestChunk): void {
-    this.followers.get(chunk.object.key)?.add(chunk.index, this.bytesOf(done));
-  }
-
-  /** Where a delivered chunk can be read again: its file on a folder node if it has one, else any copy. */
-  private bytesOf(chunk: ManifestChunk): ChunkBytes {
-    const local = chunk.copies.find((c) => this.registry.get(c.nodeId)?.kind === 'folder');
-    return local ? { file: local.location } : { stream: () => this.readAnyCopy(chunk) };
-  }
-
   private async indexExistingChunks(): Promise<void> {
     for (const node of this.registry.usable()) {
       for await (const stored of node.list(this.o.signal)) {
@@ -245,13 +227,13 @@ class IngestRun {
             for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
             this.emitChunk(chunk, 'skipped', 0, done.node);
             results[i] = done;
-            this.chunkDone(chunk, done);
+            this.checks?.delivered(chunk.object.key, chunk.index, done);
             continue;
           }
           const delivered = await this.deliver(chunk);
           results[i] = delivered;
           this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: delivered });
-          this.chunkDone(chunk, delivered);
+          this.checks?.delivered(chunk.object.key, chunk.index, delivered);
         } catch (error) {
           this.onChunkFailed(chunk, error);
         }
@@ -269,7 +251,7 @@ class IngestRun {
       return;
     }
     const message = error instanceof StorageError ? `${error.message} (${error.hint})` : error instanceof Error ? error.message : String(error);
-    this.followers.get(chunk.object.key)?.discard();
+    this.checks?.failed(chunk.object.key);
     if (!this.fileErrors.has(chunk.object.key)) {
       this.fileErrors.set(chunk.object.key, message);
       this.emit({ type: 'file', key: chunk.object.key, status: 'failed', error: message });
@@ -509,59 +491,11 @@ class IngestRun {
         status: error ? 'failed' : 'complete',
         ...(error ? { error } : {}),
       };
-      if (!error && !this.o.signal?.aborted) await this.checkSource(file, object, chunks);
+      if (!error && !this.o.signal?.aborted) await this.checks?.check(file, object, chunks);
       if (!this.fileErrors.has(object.key) && !this.o.signal?.aborted) this.emit({ type: 'file', key: object.key, status: file.status, ...(file.error ? { error: file.error } : {}) });
       files.push(file);
     }
     return files;
-  }
-
-  private async checkSource(file: ManifestFile, object: ObjectInfo, chunks: ManifestChunk[]): Promise<void> {
-    try {
-      const computed = await this.followers.get(object.key)?.result();
-      const result = await checkSourceChecksum({
-        object,
-        chunks: chunks.map((c) => ({ id: c.id, checksum: c.checksum })),
-        algorithm: this.algorithm,
-        store: this.bucket!.info.kind,
-        pool: this.pool,
-        readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
-        ...this.localChunkFiles(chunks),
-        ...(this.o.signal ? { signal: this.o.signal } : {}),
-      }, computed);
-      if (!result) return;
-      file.sourceChecksum = result;
-      if (!result.matched) {
-        file.status = 'failed';
-        file.error = `the delivered bytes do not match the store's ${result.kind} checksum ${result.value}`;
-      }
-    } catch (error) {
-      file.status = 'failed';
-      file.error = `could not check the store's checksum: ${errorText(error)}`;
-    }
-  }
-
-  /** The file of each chunk on a folder node, in order, when every chunk has one. */
-  private localChunkFiles(chunks: ManifestChunk[]): { localFiles?: string[] } {
-    const files: string[] = [];
-    for (const chunk of chunks) {
-      const copy = chunk.copies.find((c) => this.registry.get(c.nodeId)?.kind === 'folder');
-      if (!copy) return {};
-      files.push(copy.location);
-    }
-    return { localFiles: files };
-  }
-
-  private async readAnyCopy(chunk: ManifestChunk): Promise<Readable> {
-    let lastError: unknown;
-    for (const copy of chunk.copies) {
-      try {
-        return await this.registry.get(copy.nodeId)!.read(chunk.id, this.o.signal);
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    throw lastError ?? new Error(`no copy of ${chunk.id}`);
   }
 
   private buildManifest(status: Manifest['status'], files: ManifestFile[], delivered: (ManifestChunk | undefined)[]): Manifest {

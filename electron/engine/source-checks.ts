@@ -1,0 +1,116 @@
+// A run's checks of delivered files against the checksums their store keeps for whole objects. Chunks are
+// hashed again in order as they arrive (SourceChecksumFollower); a file whose follower could not finish is
+// read back from its nodes when the run summarizes it.
+import type { Readable } from 'node:stream';
+import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import type { HashPool } from './hash/pool.ts';
+import type { NodeRegistry } from './nodes/registry.ts';
+import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
+import { checkSourceChecksum, SourceChecksumFollower } from './storage/source-checksum.ts';
+import type { ChunkBytes } from './storage/source-checksum.ts';
+
+export interface SourceChecksOptions {
+  store: SourceInfo['kind'];
+  algorithm: ChecksumAlgorithm;
+  chunkSize: number;
+  pool: HashPool;
+  registry: NodeRegistry;
+  signal?: AbortSignal;
+}
+
+export class SourceChecks {
+  private readonly o: SourceChecksOptions;
+  /** Per file whose store checksum needs its bytes hashed again. */
+  private readonly followers = new Map<string, SourceChecksumFollower>();
+
+  constructor(options: SourceChecksOptions) {
+    this.o = options;
+  }
+
+  /** Starts following every listed object the store keeps a usable checksum for. */
+  start(objects: readonly ObjectInfo[]): void {
+    const { store, chunkSize, algorithm, pool, signal } = this.o;
+    for (const object of objects) {
+      const follower = SourceChecksumFollower.for(object, store, Math.ceil(object.size / chunkSize), algorithm, pool, signal);
+      if (follower) this.followers.set(object.key, follower);
+    }
+  }
+
+  /** Chunk `index` of `key` is on its nodes (delivered now, or by the run being resumed). */
+  delivered(key: string, index: number, chunk: ManifestChunk): void {
+    this.followers.get(key)?.add(index, this.bytesOf(chunk));
+  }
+
+  /** The file failed: there is nothing left to check. */
+  failed(key: string): void {
+    this.followers.get(key)?.discard();
+  }
+
+  /** Records the store's checksum on `file` and fails the file when the delivered bytes do not match it. */
+  async check(file: ManifestFile, object: ObjectInfo, chunks: ManifestChunk[]): Promise<void> {
+    try {
+      const computed = await this.followers.get(object.key)?.result();
+      const result = await checkSourceChecksum(
+        {
+          object,
+          chunks: chunks.map((c) => ({ id: c.id, checksum: c.checksum })),
+          algorithm: this.o.algorithm,
+          store: this.o.store,
+          pool: this.o.pool,
+          readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
+          ...this.localChunkFiles(chunks),
+          ...(this.o.signal ? { signal: this.o.signal } : {}),
+        },
+        computed,
+      );
+      if (!result) return;
+      file.sourceChecksum = result;
+      if (!result.matched) {
+        file.status = 'failed';
+        file.error = `the delivered bytes do not match the store's ${result.kind} checksum ${result.value}`;
+      }
+    } catch (error) {
+      file.status = 'failed';
+      file.error = `could not check the store's checksum: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+
+  /** Releases every hash still open (a cancelled or failed run). */
+  close(): void {
+    for (const follower of this.followers.values()) follower.discard();
+  }
+
+  /** Where a delivered chunk can be read again: its file on a folder node if it has one, else any copy. */
+  private bytesOf(chunk: ManifestChunk): ChunkBytes {
+    const local = this.localCopy(chunk);
+    return local ? { file: local } : { stream: () => this.readAnyCopy(chunk) };
+  }
+
+  private localCopy(chunk: ManifestChunk): string | undefined {
+    return chunk.copies.find((c) => this.o.registry.get(c.nodeId)?.kind === 'folder')?.location;
+  }
+
+  /** The file of each chunk on a folder node, in order, when every chunk has one. */
+  private localChunkFiles(chunks: ManifestChunk[]): { localFiles?: string[] } {
+    const files: string[] = [];
+    for (const chunk of chunks) {
+      const local = this.localCopy(chunk);
+      if (!local) return {};
+      files.push(local);
+    }
+    return { localFiles: files };
+  }
+
+  private async readAnyCopy(chunk: ManifestChunk): Promise<Readable> {
+    let lastError: unknown;
+    for (const copy of chunk.copies) {
+      try {
+        return await this.o.registry.get(copy.nodeId)!.read(chunk.id, this.o.signal);
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError ?? new Error(`no copy of ${chunk.id}`);
+  }
+}
