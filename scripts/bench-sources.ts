@@ -276,7 +276,7 @@ async function main(): Promise<void> {
       if (e && v) console.log(`${''.padEnd(6)}${''.padStart(6)}  ${''.padStart(22)}  +md5sum ${show(v)}   ${`${(v.best / e.best).toFixed(2)}x, ${(v.median / e.median).toFixed(2)}x`.padStart(18)}   (rclone, then an md5sum of its copy)`);
     }
     console.log('reads: the driver alone, 8 ranged GETs at once, bytes discarded.');
-    console.log('engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, store MD5 checked).');
+    console.log("engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, the store's whole-object checksum checked).");
   } finally {
     await rm(work, { recursive: true, force: true });
   }

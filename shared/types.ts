@@ -40,6 +40,8 @@ export interface ManifestChunk {
   offset: number;
   size: number;
   checksum: string;
+  /** CRC-32C of the chunk's bytes, kept when its file is checked against the store's CRC-32C (combined, not re-read). */
+  crc32c?: number;
   /** First copy's node; kept for readers of the original manifest shape. */
   node: string;
   path: string;

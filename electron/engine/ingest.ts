@@ -259,20 +259,20 @@ class IngestRun {
     this.emitChunk(chunk, 'failed', 0, undefined, message);
   }
 
-  private reusableCopies(chunk: PlannedChunk): (ChunkCopy & { checksum: string })[] {
+  private reusableCopies(chunk: PlannedChunk): (ChunkCopy & { sums: ChunkSums })[] {
     const usable = new Set(this.registry.usable().map((n) => n.id));
     const etag = chunk.object.etag;
     return (this.existing.get(chunk.id) ?? [])
       .filter(({ nodeId, stored: s }) => usable.has(nodeId) && etag !== undefined && s.sourceEtag === etag && s.size === chunk.size && s.offset === chunk.offset && s.checksum.algorithm === this.algorithm)
-      .map(({ nodeId, stored }) => ({ nodeId, location: stored.location, checksum: stored.checksum.hex }))
+      .map(({ nodeId, stored }) => ({ nodeId, location: stored.location, sums: sumsOf(stored) }))
       .slice(0, this.replicas);
   }
 
   private async deliver(chunk: PlannedChunk): Promise<ManifestChunk> {
     const reused = this.reusableCopies(chunk);
-    const checksumOf = new Map<string, string>();
-    const copies: ChunkCopy[] = reused.map(({ nodeId, location, checksum }) => {
-      checksumOf.set(nodeId, checksum);
+    const sumsOn = new Map<string, ChunkSums>();
+    const copies: ChunkCopy[] = reused.map(({ nodeId, location, sums }) => {
+      sumsOn.set(nodeId, sums);
       this.placer.record(nodeId, chunk.size);
       return { nodeId, location };
     });
@@ -292,7 +292,7 @@ class IngestRun {
         const stored = outcome.stored.get(nodeId);
         if (stored) {
           copies.push({ nodeId, location: stored.location });
-          checksumOf.set(nodeId, stored.checksum.hex);
+          sumsOn.set(nodeId, sumsOf(stored));
           continue;
         }
         const nodeError = outcome.nodeErrors.get(nodeId);
@@ -334,7 +334,8 @@ class IngestRun {
       targets = nextTargets;
     }
 
-    const checksum = checksumOf.get(copies[0]!.nodeId)!;
+    const { checksum } = sumsOn.get(copies[0]!.nodeId)!;
+    const crc32c = copies.map((c) => sumsOn.get(c.nodeId)?.crc32c).find((crc) => crc !== undefined);
     this.emitChunk(chunk, skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
     return {
       id: chunk.id,
@@ -343,6 +344,7 @@ class IngestRun {
       offset: chunk.offset,
       size: chunk.size,
       checksum,
+      ...(crc32c !== undefined ? { crc32c } : {}),
       node: copies[0]!.nodeId,
       path: copies[0]!.location,
       copies,
@@ -413,7 +415,8 @@ class IngestRun {
     const progress = this.progressFor(chunk, [node.id]);
     this.emitChunk(chunk, 'sending', attempt, node.id);
     try {
-      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, { pool: this.pool, algorithm: this.algorithm, onBytes: progress.add, ...(signal ? { signal } : {}) }));
+      const crc32c = this.checks?.wantsCrc32c(chunk.object.key) ?? false;
+      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, { pool: this.pool, algorithm: this.algorithm, crc32c, onBytes: progress.add, ...(signal ? { signal } : {}) }));
       progress.flush();
     } catch (error) {
       if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
@@ -534,6 +537,16 @@ class IngestRun {
   private emitChunk(chunk: PlannedChunk, state: Extract<IngestEvent, { type: 'chunk' }>['state'], attempt: number, nodeId?: string, error?: string): void {
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
+}
+
+/** What a copy's node says of its bytes. */
+interface ChunkSums {
+  checksum: string;
+  crc32c?: number;
+}
+
+function sumsOf(stored: StoredChunk): ChunkSums {
+  return { checksum: stored.checksum.hex, ...(stored.crc32c !== undefined ? { crc32c: stored.crc32c } : {}) };
 }
 
 function chunkMeta(chunk: PlannedChunk): ChunkMeta {

@@ -1,14 +1,15 @@
-// A run's checks of delivered files against the checksums their store keeps for whole objects. Chunks are
-// hashed again in order as they arrive (SourceChecksumFollower); a file whose follower could not finish is
-// read back from its nodes when the run summarizes it.
+// A run's checks of delivered files against the checksums their store keeps for whole objects, the cheapest
+// way each file allows (chooseSourceCheck): a one-chunk file's own checksum; the store's CRC32C combined from
+// the chunks' CRCs taken during delivery; or a second hash over the chunks in order as they arrive
+// (SourceChecksumFollower). A file whose chunks lack what that needs is read back from its nodes at the end.
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { HashPool } from './hash/pool.ts';
 import type { NodeRegistry } from './nodes/registry.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
-import { checkSourceChecksum, SourceChecksumFollower } from './storage/source-checksum.ts';
-import type { ChunkBytes } from './storage/source-checksum.ts';
+import { checkSourceChecksum, chooseSourceCheck, combinedCrc32c, SourceChecksumFollower } from './storage/source-checksum.ts';
+import type { ChunkBytes, SourceCheckChoice } from './storage/source-checksum.ts';
 
 export interface SourceChecksOptions {
   store: SourceInfo['kind'];
@@ -21,6 +22,8 @@ export interface SourceChecksOptions {
 
 export class SourceChecks {
   private readonly o: SourceChecksOptions;
+  /** How each file with a store checksum is checked. */
+  private readonly choices = new Map<string, SourceCheckChoice>();
   /** Per file whose store checksum needs its bytes hashed again. */
   private readonly followers = new Map<string, SourceChecksumFollower>();
 
@@ -32,9 +35,18 @@ export class SourceChecks {
   start(objects: readonly ObjectInfo[]): void {
     const { store, chunkSize, algorithm, pool, signal } = this.o;
     for (const object of objects) {
-      const follower = SourceChecksumFollower.for(object, store, Math.ceil(object.size / chunkSize), algorithm, pool, signal);
+      const chunkCount = Math.ceil(object.size / chunkSize);
+      const choice = chooseSourceCheck(object, store, chunkCount, algorithm);
+      if (!choice) continue;
+      this.choices.set(object.key, choice);
+      const follower = SourceChecksumFollower.for(choice, chunkCount, pool, signal);
       if (follower) this.followers.set(object.key, follower);
     }
+  }
+
+  /** Whether the chunks of this file should carry their CRC32C (its store CRC32C is checked by combining them). */
+  wantsCrc32c(key: string): boolean {
+    return this.choices.get(key)?.mode === 'combine';
   }
 
   /** Chunk `index` of `key` is on its nodes (delivered now, or by the run being resumed). */
@@ -49,8 +61,10 @@ export class SourceChecks {
 
   /** Records the store's checksum on `file` and fails the file when the delivered bytes do not match it. */
   async check(file: ManifestFile, object: ObjectInfo, chunks: ManifestChunk[]): Promise<void> {
+    const choice = this.choices.get(object.key);
+    if (!choice) return;
     try {
-      const computed = await this.followers.get(object.key)?.result();
+      const actual = choice.mode === 'combine' ? combinedCrc32c(chunks) : await this.followers.get(object.key)?.result();
       const result = await checkSourceChecksum(
         {
           object,
@@ -62,7 +76,7 @@ export class SourceChecks {
           ...this.localChunkFiles(chunks),
           ...(this.o.signal ? { signal: this.o.signal } : {}),
         },
-        computed,
+        { plan: choice.plan, ...(actual !== undefined ? { actual } : {}) },
       );
       if (!result) return;
       file.sourceChecksum = result;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
-import { SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
+import { chooseSourceCheck, combinedCrc32c, Crc32c, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
 
 const pool = new HashPool(2);
@@ -62,6 +62,18 @@ describe('FileSink', () => {
     expect((await sink.digest).hex).toBe(md5(data));
     expect((await readFile(target)).equals(data)).toBe(true);
     expect(counted).toBe(data.length);
+  });
+
+  it('asked for it, also gives the CRC32C of what it wrote', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 5);
+    const sink = pool.fileSink('md5', join(dir, 'crc.bin'), { crc32c: true });
+    await pipeline(pieces(data), sink);
+    expect((await sink.digest).hex).toBe(md5(data));
+    expect(sink.crc32c).toBe(new Crc32c().update(data).value());
+    const plain = pool.fileSink('md5', join(dir, 'plain.bin'));
+    await pipeline(pieces(data), plain);
+    await plain.digest;
+    expect(plain.crc32c).toBeUndefined();
   });
 
   it('an empty stream gives an empty file and the empty digest', async () => {
@@ -136,17 +148,34 @@ describe('SourceChecksumFollower', () => {
     return paths;
   }
 
-  it('is only started when the check needs the bytes again', () => {
-    expect(SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)).toBeDefined();
+  const follow = (o: ObjectInfo, chunkCount: number) => SourceChecksumFollower.for(chooseSourceCheck(o, 's3', chunkCount, 'md5'), chunkCount, pool);
+
+  it('each file is checked the cheapest way its store allows', () => {
+    const small = { ...object, size: 10 };
+    const withCrc = { ...object, checksums: { md5Hex: md5(data), crc32cBase64: 'AAAAAA==' } };
     // One chunk hashed with the store's algorithm already is the file's checksum.
-    expect(SourceChecksumFollower.for({ ...object, size: 10 }, 's3', 1, 'md5', pool)).toBeUndefined();
-    expect(SourceChecksumFollower.for({ ...object, size: 10 }, 's3', 1, 'sha256', pool)).toBeDefined();
-    expect(SourceChecksumFollower.for({ key: 'x', size: 10 }, 'local', 1, 'md5', pool)).toBeUndefined();
+    expect(chooseSourceCheck(small, 'gcs', 1, 'md5')?.mode).toBe('free');
+    // Several chunks and a store CRC32C: the chunks' CRCs are combined, nothing is hashed twice.
+    expect(chooseSourceCheck(withCrc, 'gcs', 5, 'md5')).toMatchObject({ mode: 'combine', plan: { kind: 'gcs-crc32c' } });
+    // Only an MD5: hashed again in order.
+    expect(chooseSourceCheck(object, 's3', 5, 'md5')).toMatchObject({ mode: 'follow', plan: { kind: 's3-etag-md5' } });
+    expect(chooseSourceCheck(small, 's3', 1, 'sha256')?.mode).toBe('follow');
+    expect(chooseSourceCheck({ key: 'x', size: 10 }, 'local', 1, 'md5')).toBeUndefined();
+    expect(follow(object, 5)).toBeDefined();
+    expect(follow(small, 1)).toBeUndefined();
+    expect(SourceChecksumFollower.for(chooseSourceCheck(withCrc, 'gcs', 5, 'md5'), 5, pool)).toBeUndefined();
+  });
+
+  it("a file's CRC32C follows from its chunks' CRCs and sizes, and needs every one of them", () => {
+    const crcs = chunks.map((c) => ({ size: c.length, crc32c: new Crc32c().update(c).value() }));
+    expect(combinedCrc32c(crcs)).toBe(new Crc32c().update(data).base64());
+    expect(combinedCrc32c([])).toBe(new Crc32c().base64());
+    expect(combinedCrc32c([crcs[0]!, { size: crcs[1]!.size }])).toBeUndefined();
   });
 
   it('chunks arriving out of order, from files and from streams, give the MD5 of the whole object', async () => {
     const paths = await chunkFiles('order');
-    const follower = SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)!;
+    const follower = follow(object, 5)!;
     for (const i of [3, 1, 4, 0, 2]) {
       follower.add(i, i === 1 ? { stream: async () => pieces(chunks[1]!, 4096) } : { file: paths[i]! });
     }
@@ -155,11 +184,11 @@ describe('SourceChecksumFollower', () => {
 
   it('a chunk that never arrived, or cannot be read, gives no result (the check then reads everything back)', async () => {
     const paths = await chunkFiles('gaps');
-    const missing = SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)!;
+    const missing = follow(object, 5)!;
     for (const i of [0, 1, 2, 4]) missing.add(i, { file: paths[i]! });
     expect(await missing.result()).toBeUndefined();
 
-    const unreadable = SourceChecksumFollower.for(object, 's3', 5, 'md5', pool)!;
+    const unreadable = follow(object, 5)!;
     paths.forEach((p, i) => unreadable.add(i, { file: i === 2 ? join(dir, 'gone.chunk') : p }));
     expect(await unreadable.result()).toBeUndefined();
   });

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { Crc32c } from '../../electron/engine/storage/source-checksum.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -41,4 +42,11 @@ export async function md5OfRange(path: string, start: number, length: number): P
   const h = createHash('md5');
   if (length > 0) for await (const part of createReadStream(path, { start, end: start + length - 1, highWaterMark: MiB })) h.update(part as Buffer);
   return h.digest('hex');
+}
+
+/** CRC32C (base64, as stores give it) of a whole file, streamed. */
+export async function crc32cOfFile(path: string): Promise<string> {
+  const crc = new Crc32c();
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) crc.update(chunk as Buffer);
+  return crc.base64();
 }

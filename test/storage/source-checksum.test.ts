@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HashPool } from '../../electron/engine/hash/pool.ts';
-import { Crc32c, checkSourceChecksum, planSourceChecksum } from '../../electron/engine/storage/source-checksum.ts';
+import { Crc32c, checkSourceChecksum, chooseSourceCheck, combinedCrc32c, planSourceChecksum } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
 
 const pool = new HashPool(2);
@@ -73,6 +73,18 @@ describe('checkSourceChecksum', () => {
   it('computes CRC32C over the chunks when that is all the store keeps', async () => {
     const crc = new Crc32c().update(data).base64();
     expect(await checkSourceChecksum({ ...base, object: { key: 'f', size: data.length, checksums: { crc32cBase64: crc } }, store: 'gcs' })).toEqual({ kind: 'gcs-crc32c', value: crc, matched: true });
+  });
+
+  it('checks a CRC32C combined from the chunks without reading them back, and reports a mismatch', async () => {
+    const object = { key: 'f', size: data.length, checksums: { md5Hex: createHash('md5').update(data).digest('hex'), crc32cBase64: new Crc32c().update(data).base64() } };
+    const choice = chooseSourceCheck(object, 'gcs', chunks.length, 'md5')!;
+    expect(choice.mode).toBe('combine');
+    const noReads = { ...base, readChunk: () => Promise.reject(new Error('must not read back')), object, store: 'gcs' as const };
+    const crcs = chunks.map((c) => ({ size: c.bytes.length, crc32c: new Crc32c().update(c.bytes).value() }));
+    expect(await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc32c(crcs)! })).toEqual({ kind: 'gcs-crc32c', value: object.checksums.crc32cBase64, matched: true });
+    // One chunk's bytes were not the store's: its CRC differs, and so does the combination.
+    crcs[1] = { size: crcs[1]!.size, crc32c: new Crc32c().update(randomBytes(crcs[1]!.size)).value() };
+    expect((await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc32c(crcs)! }))?.matched).toBe(false);
   });
 
   it('compares a one-chunk file without reading it back', async () => {

@@ -26,6 +26,8 @@ export interface StoreFixture {
   bucket: string;
   /** The store keeps a whole-object MD5 for objects uploaded the way `put` uploads them. */
   keepsMd5: boolean;
+  /** The store keeps a whole-object CRC32C (GCS): multi-chunk files are checked against it, combined from chunk CRCs. */
+  keepsCrc32c: boolean;
   /** The store pages listings by the page size asked for (gcp-storage-emulator returns all at once). */
   paginates: boolean;
   /** Uploads at once when seeding. */
@@ -105,6 +107,7 @@ function cloudFixture(emulator: Emulator, bucket: string): StoreFixture {
     kind,
     bucket,
     keepsMd5: true,
+    keepsCrc32c: kind === 'gcs',
     paginates: kind !== 'gcs',
     concurrency: kind === 'gcs' ? 8 : 16,
     put: (key, body) => emulator.put(bucket, key, body),
@@ -190,6 +193,7 @@ async function startLocal(): Promise<StoreFixture> {
     kind: 'local',
     bucket,
     keepsMd5: false,
+    keepsCrc32c: false,
     paginates: false,
     concurrency: 16,
     async put(key, body) {

@@ -17,7 +17,7 @@ type Reply =
   | { op: 'ack'; id: number; buffer: ArrayBuffer }
   | { op: 'digest'; id: number; hex: string }
   | { op: 'progress'; id: number; bytes: number }
-  | { op: 'copied'; id: number; hex: string }
+  | { op: 'copied'; id: number; hex: string; crc32c?: number }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
   | { op: 'writeFailed'; id: number; code: string; message: string }
   | { op: 'fileHashed'; id: number };
@@ -76,9 +76,12 @@ export class HashPool {
     return new HashTap(this, algorithm);
   }
 
-  /** A writable that hashes what it is given and writes it to `target` (created or truncated) on a hashing thread. */
-  fileSink(algorithm: ChecksumAlgorithm, target: string): FileSink {
-    return new FileSink(this, algorithm, target);
+  /**
+   * A writable that hashes what it is given and writes it to `target` (created or truncated) on a hashing thread;
+   * with `crc32c`, it also takes the bytes' CRC-32C (see FileSink.crc32c).
+   */
+  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc32c?: boolean } = {}): FileSink {
+    return new FileSink(this, algorithm, target, options.crc32c ?? false);
   }
 
   async close(): Promise<void> {
@@ -124,7 +127,7 @@ export class HashPool {
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string }, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc32c: boolean }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
@@ -290,6 +293,8 @@ export class HashTap extends Transform {
  */
 export class FileSink extends Writable {
   readonly digest: Promise<Checksum>;
+  /** The CRC-32C of everything written, once `digest` has resolved, when the sink was asked for it. */
+  crc32c: number | undefined;
   onBytes: ((bytes: number) => void) | undefined;
   private readonly pool: HashPool;
   private readonly id: number;
@@ -300,12 +305,12 @@ export class FileSink extends Writable {
   private readonly result = laterDigest();
   private released = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, crc32c: boolean) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const opened = pool.openHasher({ op: 'openFile', algorithm, target }, (reply) => {
+    const opened = pool.openHasher({ op: 'openFile', algorithm, target, crc32c }, (reply) => {
       if (reply.op === 'ack') this.sender.onAck(reply.buffer);
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
       else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
@@ -340,6 +345,7 @@ export class FileSink extends Writable {
     const finishing = this.finishing;
     this.finishing = undefined;
     if (reply.op === 'copied') {
+      this.crc32c = reply.crc32c;
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();
     } else {

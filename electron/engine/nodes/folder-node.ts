@@ -71,14 +71,15 @@ export class FolderNode implements NodeTarget {
 
   async writeHashing(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk> {
     const temp = await this.tempFor(meta);
-    const sink = options.pool.fileSink(options.algorithm, temp);
+    const sink = options.pool.fileSink(options.algorithm, temp, { crc32c: options.crc32c ?? false });
     sink.onBytes = options.onBytes;
     let sourceError: unknown;
     // pipeline() also destroys the source with the sink's error: only an error of the source's own counts.
     data.once('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
     try {
       await pipeline(data, sink, options.signal ? { signal: options.signal } : {});
-      return await this.commit(meta, temp, await sink.digest);
+      const digest = await sink.digest;
+      return await this.commit(sink.crc32c === undefined ? meta : { ...meta, crc32c: sink.crc32c }, temp, digest);
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       if (sourceError !== undefined) throw sourceError;
@@ -108,7 +109,7 @@ export class FolderNode implements NodeTarget {
   }
 
   /** Complete bytes in `temp` become the chunk: rename into place, then the sidecar that makes it exist. */
-  private async commit(meta: ChunkMeta, temp: string, digest: Checksum): Promise<StoredChunk> {
+  private async commit(meta: ChunkMeta & { crc32c?: number }, temp: string, digest: Checksum): Promise<StoredChunk> {
     const name = chunkFileName(meta.id);
     const finalPath = join(this.location, name + CHUNK_EXT);
     const metaPath = join(this.location, name + META_EXT);

@@ -16,6 +16,8 @@ export interface ChunkMeta {
 
 export interface StoredChunk extends ChunkMeta {
   checksum: Checksum;
+  /** CRC-32C of the bytes, when the writer was asked for it (HashingWriteOptions.crc32c). */
+  crc32c?: number;
   /** Where the node keeps it: a file path for folder nodes, a URL path for agents. */
   location: string;
 }
@@ -30,6 +32,8 @@ export interface LocalRange {
 export interface HashingWriteOptions {
   pool: HashPool;
   algorithm: ChecksumAlgorithm;
+  /** Also take the bytes' CRC-32C (StoredChunk.crc32c). */
+  crc32c?: boolean;
   signal?: AbortSignal;
   onBytes?: (bytes: number) => void;
 }

@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { ManifestFile } from '../../../shared/types.ts';
+import { crc32cBase64, crc32cCombine, crc32cUpdate } from '../hash/crc32c.js';
 import type { HashPool, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
 
@@ -60,20 +61,48 @@ function kindName(store: SourceInfo['kind'] | undefined, algorithm: SourceChecks
   }
 }
 
-/** Which store checksum to check for this object, or undefined when the store keeps none usable. */
-export function planSourceChecksum(object: ObjectInfo, store?: SourceInfo['kind']): SourceChecksumPlan | undefined {
+/** Every usable whole-object checksum the store keeps for this object: MD5, then SHA-256, then CRC32C. */
+export function sourceChecksumPlans(object: ObjectInfo, store?: SourceInfo['kind']): SourceChecksumPlan[] {
   const sums = object.checksums;
-  if (!sums) return undefined;
+  if (!sums) return [];
+  const plans: SourceChecksumPlan[] = [];
   const md5 = object.multipart ? undefined : sums.md5Hex?.toLowerCase();
-  if (md5 && /^[0-9a-f]{32}$/.test(md5)) return { algorithm: 'md5', value: md5, kind: kindName(store, 'md5') };
+  if (md5 && /^[0-9a-f]{32}$/.test(md5)) plans.push({ algorithm: 'md5', value: md5, kind: kindName(store, 'md5') });
   if (sums.sha256Base64) {
     const hex = Buffer.from(sums.sha256Base64, 'base64').toString('hex');
-    if (hex.length === 64) return { algorithm: 'sha256', value: hex, kind: kindName(store, 'sha256') };
+    if (hex.length === 64) plans.push({ algorithm: 'sha256', value: hex, kind: kindName(store, 'sha256') });
   }
   if (sums.crc32cBase64 && Buffer.from(sums.crc32cBase64, 'base64').length === 4) {
-    return { algorithm: 'crc32c', value: sums.crc32cBase64, kind: kindName(store, 'crc32c') };
+    plans.push({ algorithm: 'crc32c', value: sums.crc32cBase64, kind: kindName(store, 'crc32c') });
   }
-  return undefined;
+  return plans;
+}
+
+/** The strongest store checksum for this object, or undefined when the store keeps none usable. */
+export function planSourceChecksum(object: ObjectInfo, store?: SourceInfo['kind']): SourceChecksumPlan | undefined {
+  return sourceChecksumPlans(object, store)[0];
+}
+
+/**
+ * How a file is checked: `free` when its one chunk's checksum is the store's; `combine` when the store keeps a
+ * CRC32C, taken per chunk during delivery and combined (no bytes read again); else `follow`, a second hash
+ * over the chunks in order as they arrive (see SourceChecksumFollower).
+ */
+export type SourceCheckMode = 'free' | 'combine' | 'follow';
+
+export interface SourceCheckChoice {
+  plan: SourceChecksumPlan;
+  mode: SourceCheckMode;
+}
+
+/** The cheapest way to check this object against its store, or undefined when the store keeps no checksum. */
+export function chooseSourceCheck(object: ObjectInfo, store: SourceInfo['kind'] | undefined, chunkCount: number, algorithm: ChecksumAlgorithm): SourceCheckChoice | undefined {
+  const plans = sourceChecksumPlans(object, store);
+  const free = plans.find((plan) => !needsRehash(plan, chunkCount, algorithm));
+  if (free) return { plan: free, mode: 'free' };
+  const crc = plans.find((plan) => plan.algorithm === 'crc32c');
+  if (crc) return { plan: crc, mode: 'combine' };
+  return plans[0] ? { plan: plans[0], mode: 'follow' } : undefined;
 }
 
 /** Whether checking this plan needs the delivered bytes hashed again (it does unless one chunk's own checksum is it). */
@@ -81,12 +110,23 @@ function needsRehash(plan: SourceChecksumPlan, chunkCount: number, algorithm: Ch
   return !(chunkCount <= 1 && plan.algorithm === algorithm);
 }
 
+/** The CRC32C (base64) of chunks of these sizes from their own CRC32Cs, or undefined if one has none. */
+export function combinedCrc32c(chunks: readonly { size: number; crc32c?: number }[]): string | undefined {
+  let crc = 0;
+  for (const chunk of chunks) {
+    if (chunk.crc32c === undefined) return undefined;
+    crc = crc32cCombine(crc, chunk.crc32c, chunk.size);
+  }
+  return crc32cBase64(crc);
+}
+
 /**
- * undefined when the store keeps no usable whole-object checksum. `computed` is the file's digest already
- * taken in the plan's algorithm (see SourceChecksumFollower); without it the chunks are read back now.
+ * undefined when the store keeps no usable whole-object checksum. `known.plan` is the checksum to check
+ * (default: the strongest); `known.actual` the file's value in that checksum, already computed (combined
+ * CRCs, a follower's digest). Without it the chunks are read back now.
  */
-export async function checkSourceChecksum(input: SourceChecksumInput, computed?: string): Promise<ManifestFile['sourceChecksum']> {
-  const plan = planSourceChecksum(input.object, input.store);
+export async function checkSourceChecksum(input: SourceChecksumInput, known: { plan?: SourceChecksumPlan; actual?: string } = {}): Promise<ManifestFile['sourceChecksum']> {
+  const plan = known.plan ?? planSourceChecksum(input.object, input.store);
   if (!plan) return undefined;
   const { kind, value } = plan;
   // One chunk hashed with the same algorithm: its checksum is the file's, nothing to read back.
@@ -94,7 +134,7 @@ export async function checkSourceChecksum(input: SourceChecksumInput, computed?:
     const actual = input.chunks[0]?.checksum ?? (plan.algorithm === 'md5' ? EMPTY_MD5 : EMPTY_SHA256);
     return { kind, value, matched: actual.toLowerCase() === value };
   }
-  const actual = computed ?? (await digestChunks(input, plan.algorithm));
+  const actual = known.actual ?? (await digestChunks(input, plan.algorithm));
   return { kind, value, matched: actual === value };
 }
 
@@ -104,7 +144,7 @@ export type ChunkBytes = { file: string } | { stream: () => Promise<Readable> };
 /**
  * Hashes a file's delivered chunks in order while later chunks are still arriving, so the whole-object check
  * costs no pass of its own at the end. Chunk i is hashed as soon as chunks 0..i are all delivered.
- * MD5 and SHA-256 plans only (CRC32C is checked at the end, see digestChunks).
+ * MD5 and SHA-256 plans only (a CRC32C is combined from the chunks' own, see combinedCrc32c).
  */
 export class SourceChecksumFollower {
   private readonly arrived: (ChunkBytes | undefined)[];
@@ -116,11 +156,11 @@ export class SourceChecksumFollower {
   private readonly algorithm: ChecksumAlgorithm;
   private readonly signal: AbortSignal | undefined;
 
-  /** undefined when the object's check needs no follower (no store checksum, or one chunk says it all). */
-  static for(object: ObjectInfo, store: SourceInfo['kind'], chunkCount: number, runAlgorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): SourceChecksumFollower | undefined {
-    const plan = planSourceChecksum(object, store);
-    if (!plan || plan.algorithm === 'crc32c' || !needsRehash(plan, chunkCount, runAlgorithm)) return undefined;
-    return new SourceChecksumFollower(plan.algorithm, chunkCount, pool, signal);
+  /** undefined when the object's check needs no follower (see chooseSourceCheck). */
+  static for(choice: SourceCheckChoice | undefined, chunkCount: number, pool: HashPool, signal?: AbortSignal): SourceChecksumFollower | undefined {
+    const algorithm = choice?.plan.algorithm;
+    if (choice?.mode !== 'follow' || (algorithm !== 'md5' && algorithm !== 'sha256')) return undefined;
+    return new SourceChecksumFollower(algorithm, chunkCount, pool, signal);
   }
 
   private constructor(algorithm: ChecksumAlgorithm, chunkCount: number, pool: HashPool, signal?: AbortSignal) {
@@ -197,61 +237,22 @@ async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksu
   return (await tap.digest).hex;
 }
 
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8.
-const TABLES: Int32Array[] = (() => {
-  const tables = Array.from({ length: 8 }, () => new Int32Array(256));
-  const t0 = tables[0] as Int32Array;
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    t0[n] = c;
-  }
-  for (let n = 0; n < 256; n++) {
-    let c = t0[n] as number;
-    for (let k = 1; k < 8; k++) {
-      c = (t0[c & 0xff] as number) ^ (c >>> 8);
-      (tables[k] as Int32Array)[n] = c;
-    }
-  }
-  return tables;
-})();
-
+/** CRC-32C over a stream of updates (see hash/crc32c.js). */
 export class Crc32c {
-  private crc = 0xffffffff | 0;
+  private crc = 0;
 
   update(data: Uint8Array): this {
-    const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array];
-    let crc = this.crc;
-    let i = 0;
-    const n = data.length;
-    const end8 = n - (n % 8);
-    while (i < end8) {
-      const a = crc ^ ((data[i] as number) | ((data[i + 1] as number) << 8) | ((data[i + 2] as number) << 16) | ((data[i + 3] as number) << 24));
-      crc =
-        (t7[a & 0xff] as number) ^
-        (t6[(a >>> 8) & 0xff] as number) ^
-        (t5[(a >>> 16) & 0xff] as number) ^
-        (t4[a >>> 24] as number) ^
-        (t3[data[i + 4] as number] as number) ^
-        (t2[data[i + 5] as number] as number) ^
-        (t1[data[i + 6] as number] as number) ^
-        (t0[data[i + 7] as number] as number);
-      i += 8;
-    }
-    while (i < n) crc = (t0[(crc ^ (data[i++] as number)) & 0xff] as number) ^ (crc >>> 8);
-    this.crc = crc;
+    this.crc = crc32cUpdate(this.crc, data);
     return this;
   }
 
   /** The value as an unsigned 32-bit integer. */
   value(): number {
-    return (this.crc ^ 0xffffffff) >>> 0;
+    return this.crc;
   }
 
   /** Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use. */
   base64(): string {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(this.value());
-    return b.toString('base64');
+    return crc32cBase64(this.crc);
   }
 }

@@ -1,0 +1,110 @@
+// @ts-check
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum GCS keeps for every object and S3 for
+// objects uploaded with it. Plain JavaScript so the hashing threads load it without a type stripper.
+// Slicing-by-8 over 32-bit words (~1.3 GB/s here, twice MD5); combine() joins the CRCs of two adjacent byte
+// runs, so a file's CRC follows from its chunks' without reading them again.
+
+const POLY = 0x82f63b78;
+/** Eight 256-entry tables, one after another. */
+const TABLE = new Int32Array(8 * 256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? POLY ^ (c >>> 1) : c >>> 1;
+  TABLE[n] = c;
+}
+for (let n = 0; n < 256; n++) {
+  let c = /** @type {number} */ (TABLE[n]);
+  for (let k = 1; k < 8; k++) {
+    c = /** @type {number} */ (TABLE[c & 0xff]) ^ (c >>> 8);
+    TABLE[k * 256 + n] = c;
+  }
+}
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * The CRC-32C of the bytes so far (`crc`, 0 for none) followed by `data`.
+ * @param {number} crc
+ * @param {Uint8Array} data
+ * @returns {number} unsigned 32-bit
+ */
+export function crc32cUpdate(crc, data) {
+  const t = TABLE;
+  let c = ~crc;
+  let i = 0;
+  const n = data.length;
+  if (LITTLE_ENDIAN) {
+    while (i < n && ((data.byteOffset + i) & 3) !== 0) c = /** @type {number} */ (t[(c ^ /** @type {number} */ (data[i++])) & 0xff]) ^ (c >>> 8);
+    const words = new Int32Array(data.buffer, data.byteOffset + i, ((n - i) >>> 3) << 1);
+    for (let w = 0; w < words.length; w += 2) {
+      const a = c ^ /** @type {number} */ (words[w]);
+      const b = /** @type {number} */ (words[w + 1]);
+      c =
+        /** @type {number} */ (t[1792 + (a & 0xff)]) ^
+        /** @type {number} */ (t[1536 + ((a >>> 8) & 0xff)]) ^
+        /** @type {number} */ (t[1280 + ((a >>> 16) & 0xff)]) ^
+        /** @type {number} */ (t[1024 + (a >>> 24)]) ^
+        /** @type {number} */ (t[768 + (b & 0xff)]) ^
+        /** @type {number} */ (t[512 + ((b >>> 8) & 0xff)]) ^
+        /** @type {number} */ (t[256 + ((b >>> 16) & 0xff)]) ^
+        /** @type {number} */ (t[b >>> 24]);
+    }
+    i += words.length * 4;
+  }
+  while (i < n) c = /** @type {number} */ (t[(c ^ /** @type {number} */ (data[i++])) & 0xff]) ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/**
+ * @param {Uint32Array} matrix 32x32 over GF(2), one column per entry
+ * @param {number} vector
+ */
+function times(matrix, vector) {
+  let sum = 0;
+  for (let i = 0; vector !== 0; i++, vector >>>= 1) if (vector & 1) sum ^= /** @type {number} */ (matrix[i]);
+  return sum >>> 0;
+}
+
+/** @param {Uint32Array} matrix */
+function squared(matrix) {
+  const out = new Uint32Array(32);
+  for (let i = 0; i < 32; i++) out[i] = times(matrix, /** @type {number} */ (matrix[i]));
+  return out;
+}
+
+/**
+ * The CRC-32C of A followed by B, from crc(A), crc(B) and B's length (zlib's crc32_combine, for CRC-32C).
+ * @param {number} crcA
+ * @param {number} crcB
+ * @param {number} lengthB bytes
+ * @returns {number}
+ */
+export function crc32cCombine(crcA, crcB, lengthB) {
+  if (lengthB <= 0) return crcA >>> 0;
+  // The operator for one zero bit, then squared to 2, 4 bits; each further square doubles the zeros applied.
+  let odd = new Uint32Array(32);
+  odd[0] = POLY;
+  for (let i = 1, row = 1; i < 32; i++, row <<= 1) odd[i] = row;
+  let even = squared(odd);
+  odd = squared(even);
+  let crc = crcA >>> 0;
+  let length = lengthB;
+  do {
+    even = squared(odd);
+    if (length % 2 === 1) crc = times(even, crc);
+    length = Math.floor(length / 2);
+    if (length === 0) break;
+    odd = squared(even);
+    if (length % 2 === 1) crc = times(odd, crc);
+    length = Math.floor(length / 2);
+  } while (length !== 0);
+  return (crc ^ crcB) >>> 0;
+}
+
+/**
+ * Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use.
+ * @param {number} crc
+ */
+export function crc32cBase64(crc) {
+  const bytes = new Uint8Array([(crc >>> 24) & 0xff, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff]);
+  return Buffer.from(bytes).toString('base64');
+}
