@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the storage tests and the sources benchmark need, on a fresh Debian machine as root.
 # Idempotent and quiet. Called by .ci/run; safe to run by hand.
-#   - .venv/ with gcp-storage-emulator (the GCS emulator; no usable one ships on npm)
+#   - .venv/ with gcp-storage-emulator (the GCS emulator; no usable one ships on npm) and moto[server]
+#     (an S3 that keeps the flexible checksums uploads carry, which s3rver drops)
 #   - rclone (Debian), for `npm run bench:sources` only: a failure here is tolerated
 # s3rver and Azurite come from npm (devDependencies), nothing to do for them here.
 set -euo pipefail
@@ -29,6 +30,13 @@ if [ ! -x .venv/bin/gcp-storage-emulator ]; then
 fi
 .venv/bin/gcp-storage-emulator --help >/dev/null
 log "gcp-storage-emulator ready (.venv/bin/gcp-storage-emulator)"
+
+if [ ! -x .venv/bin/moto_server ]; then
+  log "installing moto[server] into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]'
+fi
+.venv/bin/moto_server --help >/dev/null
+log "moto ready (.venv/bin/moto_server)"
 
 if ! command -v rclone >/dev/null 2>&1; then
   log "apt-get install rclone (benchmark only)"

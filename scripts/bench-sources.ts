@@ -21,7 +21,7 @@ import { AzureBlobDriver } from '../electron/engine/storage/azure.ts';
 import { GcsDriver } from '../electron/engine/storage/gcs.ts';
 import { S3Driver } from '../electron/engine/storage/s3.ts';
 import type { CloudName } from '../shared/config/types.ts';
-import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startEmulator } from '../test/helpers/emulators.ts';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startEmulator, startMoto } from '../test/helpers/emulators.ts';
 import type { Emulator, EmulatorKind } from '../test/helpers/emulators.ts';
 import { makeRandomFile } from '../test/storage/data.ts';
 
@@ -29,10 +29,14 @@ const SIZE = 512 * 1024 * 1024;
 const BUCKET = 'bench-bucket';
 const KEY = 'bench/object-512mib.bin';
 const CLOUD: Record<EmulatorKind, CloudName> = { s3: 'aws', gcs: 'gcp', azure: 'azure' };
+/** The emulators: `s3` is s3rver (objects with an MD5 ETag only), `moto` an S3 keeping the CRC32 uploads carry. */
+type Store = EmulatorKind | 'moto';
+const STORES: Store[] = ['s3', 'moto', 'gcs', 'azure'];
+const apiOf = (store: Store): EmulatorKind => (store === 'moto' ? 's3' : store);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 3);
 
 interface Row {
-  kind: EmulatorKind;
+  kind: Store;
   readsMBps?: number;
   engineMs: number[];
   rcloneMs: number[];
@@ -79,12 +83,12 @@ function sourceYaml(kind: EmulatorKind): string {
   }
 }
 
-async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string, trial: number): Promise<number> {
+async function engineRun(kind: Store, emulator: Emulator, work: string, trial: number): Promise<number> {
   const root = join(work, `engine-${kind}-${trial}`);
   await mkdir(join(root, 'config'), { recursive: true });
   const yaml = [
     'data_sources:',
-    `  ${CLOUD[kind]}: ${sourceYaml(kind)}`,
+    `  ${CLOUD[apiOf(kind)]}: ${sourceYaml(apiOf(kind))}`,
     'ingestion: { chunk_size_mb: 100, max_concurrent_chunks: 10, retry_attempts: 3, retry_delay_seconds: 1 }',
     'use_local_simulation: false',
     'nodes:',
@@ -100,7 +104,7 @@ async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string, t
     await settle(work);
     const cpu = process.cpuUsage();
     const start = performance.now();
-    const { manifest } = await runIngest({ loaded, detection: { cloud: CLOUD[kind], signal: 'flag', detail: 'bench', elapsedMs: 0, probes: [] } });
+    const { manifest } = await runIngest({ loaded, detection: { cloud: CLOUD[apiOf(kind)], signal: 'flag', detail: 'bench', elapsedMs: 0, probes: [] } });
     const ms = performance.now() - start;
     const used = process.cpuUsage(cpu);
     const file = manifest.files[0];
@@ -119,12 +123,12 @@ async function engineRun(kind: EmulatorKind, emulator: Emulator, work: string, t
 }
 
 /** The source side alone: 8 parallel ranged GETs through the driver, bytes discarded. */
-async function driverReads(kind: EmulatorKind, emulator: Emulator): Promise<number> {
+async function driverReads(kind: Store, emulator: Emulator): Promise<number> {
   const saved = { ...process.env };
   Object.assign(process.env, emulator.env);
   try {
     const driver =
-      kind === 's3'
+      apiOf(kind) === 's3'
         ? new S3Driver({ type: 's3', bucket: BUCKET, region: 'us-east-1' })
         : kind === 'gcs'
           ? new GcsDriver({ type: 'gcs', bucket: BUCKET })
@@ -156,16 +160,16 @@ async function driverReads(kind: EmulatorKind, emulator: Emulator): Promise<numb
   }
 }
 
-function rcloneEnv(kind: EmulatorKind, emulator: Emulator): Record<string, string> {
-  switch (kind) {
+function rcloneEnv(kind: Store, emulator: Emulator): Record<string, string> {
+  switch (apiOf(kind)) {
     case 's3':
       return {
         RCLONE_CONFIG_SRC_TYPE: 's3',
         RCLONE_CONFIG_SRC_PROVIDER: 'Other',
         RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
         RCLONE_CONFIG_SRC_FORCE_PATH_STYLE: 'true',
-        RCLONE_CONFIG_SRC_ACCESS_KEY_ID: S3RVER_KEY,
-        RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY: S3RVER_KEY,
+        RCLONE_CONFIG_SRC_ACCESS_KEY_ID: emulator.env.AWS_ACCESS_KEY_ID ?? '',
+        RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY: emulator.env.AWS_SECRET_ACCESS_KEY ?? '',
         RCLONE_CONFIG_SRC_REGION: 'us-east-1',
       };
     case 'azure':
@@ -189,7 +193,7 @@ function rcloneEnv(kind: EmulatorKind, emulator: Emulator): Record<string, strin
  * Elapsed ms and what rclone said of its own checksum check, or why it could not run. When rclone checked
  * nothing, `checkedMs` adds an `md5sum` of its copy: the same work as the engine's whole-object check.
  */
-async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): Promise<{ ms: number; check: string; checkedMs?: number } | string> {
+async function rcloneRun(kind: Store, emulator: Emulator, work: string): Promise<{ ms: number; check: string; checkedMs?: number } | string> {
   if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return 'rclone not installed (apt-get install rclone)';
   const dest = join(work, `rclone-${kind}`);
   await rm(dest, { recursive: true, force: true });
@@ -222,9 +226,9 @@ async function rcloneRun(kind: EmulatorKind, emulator: Emulator, work: string): 
   return { ms, check, ...(checkedMs !== undefined ? { checkedMs } : {}) };
 }
 
-async function benchOne(kind: EmulatorKind, file: string, work: string): Promise<Row> {
+async function benchOne(kind: Store, file: string, work: string): Promise<Row> {
   console.log(`\n${kind}: starting emulator and uploading 512 MiB`);
-  const emulator = await startEmulator(kind);
+  const emulator = kind === 'moto' ? await startMoto() : await startEmulator(kind);
   try {
     await emulator.createBucket(BUCKET);
     await emulator.put(BUCKET, KEY, { file });
@@ -248,8 +252,8 @@ async function benchOne(kind: EmulatorKind, file: string, work: string): Promise
 }
 
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2).filter((a): a is EmulatorKind => a === 's3' || a === 'gcs' || a === 'azure');
-  const kinds: EmulatorKind[] = wanted.length > 0 ? wanted : ['s3', 'gcs', 'azure'];
+  const wanted = process.argv.slice(2).filter((a): a is Store => (STORES as string[]).includes(a));
+  const kinds: Store[] = wanted.length > 0 ? wanted : STORES;
   const work = await mkdtemp(join(tmpdir(), 'ci-bench-sources-'));
   try {
     const file = join(work, 'object.bin');

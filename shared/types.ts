@@ -33,6 +33,12 @@ export interface ChunkCopy {
   location: string;
 }
 
+/** A CRC-32C or CRC-32 (IEEE) of some bytes, as an unsigned 32-bit integer. */
+export interface ChunkCrc {
+  kind: 'crc32c' | 'crc32';
+  value: number;
+}
+
 export interface ManifestChunk {
   id: string;
   file: string;
@@ -40,8 +46,8 @@ export interface ManifestChunk {
   offset: number;
   size: number;
   checksum: string;
-  /** CRC-32C of the chunk's bytes, kept when its file is checked against the store's CRC-32C (combined, not re-read). */
-  crc32c?: number;
+  /** CRC of the chunk's bytes, kept when its file is checked against the store's CRC (combined, not read again). */
+  crc?: ChunkCrc;
   /** First copy's node; kept for readers of the original manifest shape. */
   node: string;
   path: string;

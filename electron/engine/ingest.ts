@@ -7,7 +7,7 @@ import { fileChecksum, planChunks } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { tee } from './streams.ts';
 import { Placer } from '../../shared/placement.ts';
-import type { ChunkCopy, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
+import type { ChunkCopy, ChunkCrc, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
@@ -134,7 +134,8 @@ class IngestRun {
       throw new NoHealthyNodeError(this.registry.statuses(), `for ${this.replicas} replicas (only ${this.registry.usable().length} healthy)`);
     }
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
-    const objects = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
+    const listed = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
+    const objects = await this.withStoreChecksums(listed);
     const plan = planChunks(objects, this.chunkSize);
     this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.registry, ...(signal ? { signal } : {}) });
     this.checks.start(objects);
@@ -159,6 +160,24 @@ class IngestRun {
     this.emit({ type: 'run-finished', runId: this.runId, status, manifestPath, elapsedMs: Date.now() - this.startedAt.getTime(), bytes: manifest.totals.bytes });
     if (this.fatal) throw this.fatal;
     return { manifest, manifestPath };
+  }
+
+  /**
+   * Objects of more than one chunk whose listing left out checksums the store keeps (S3 lists only their names)
+   * are looked up, so the file can be checked against a checksum its chunks' CRCs combine into.
+   */
+  private async withStoreChecksums(objects: ObjectInfo[]): Promise<ObjectInfo[]> {
+    const needed = objects.map((o, i) => (o.checksumsOnStat && o.size > this.chunkSize ? i : -1)).filter((i) => i >= 0);
+    const out = [...objects];
+    let next = 0;
+    const lookUp = async (): Promise<void> => {
+      while (next < needed.length) {
+        const i = needed[next++]!;
+        out[i] = await this.bucket!.stat(objects[i]!.key, this.o.signal);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, needed.length) }, lookUp));
+    return out;
   }
 
   /** Starts this run's journal, or reads the one being resumed; returns the file pattern the run uses. */
@@ -335,7 +354,7 @@ class IngestRun {
     }
 
     const { checksum } = sumsOn.get(copies[0]!.nodeId)!;
-    const crc32c = copies.map((c) => sumsOn.get(c.nodeId)?.crc32c).find((crc) => crc !== undefined);
+    const crc = copies.map((c) => sumsOn.get(c.nodeId)?.crc).find((found) => found !== undefined);
     this.emitChunk(chunk, skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
     return {
       id: chunk.id,
@@ -344,7 +363,7 @@ class IngestRun {
       offset: chunk.offset,
       size: chunk.size,
       checksum,
-      ...(crc32c !== undefined ? { crc32c } : {}),
+      ...(crc ? { crc } : {}),
       node: copies[0]!.nodeId,
       path: copies[0]!.location,
       copies,
@@ -415,8 +434,8 @@ class IngestRun {
     const progress = this.progressFor(chunk, [node.id]);
     this.emitChunk(chunk, 'sending', attempt, node.id);
     try {
-      const crc32c = this.checks?.wantsCrc32c(chunk.object.key) ?? false;
-      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, { pool: this.pool, algorithm: this.algorithm, crc32c, onBytes: progress.add, ...(signal ? { signal } : {}) }));
+      const crc = this.checks?.crcWanted(chunk.object.key);
+      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, { pool: this.pool, algorithm: this.algorithm, onBytes: progress.add, ...(crc ? { crc } : {}), ...(signal ? { signal } : {}) }));
       progress.flush();
     } catch (error) {
       if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
@@ -542,11 +561,11 @@ class IngestRun {
 /** What a copy's node says of its bytes. */
 interface ChunkSums {
   checksum: string;
-  crc32c?: number;
+  crc?: ChunkCrc;
 }
 
 function sumsOf(stored: StoredChunk): ChunkSums {
-  return { checksum: stored.checksum.hex, ...(stored.crc32c !== undefined ? { crc32c: stored.crc32c } : {}) };
+  return { checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) };
 }
 
 function chunkMeta(chunk: PlannedChunk): ChunkMeta {

@@ -4,11 +4,11 @@
 // (SourceChecksumFollower). A file whose chunks lack what that needs is read back from its nodes at the end.
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
-import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import type { ChunkCrc, ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { HashPool } from './hash/pool.ts';
 import type { NodeRegistry } from './nodes/registry.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
-import { checkSourceChecksum, chooseSourceCheck, combinedCrc32c, SourceChecksumFollower } from './storage/source-checksum.ts';
+import { checkSourceChecksum, chooseSourceCheck, combinedCrc, SourceChecksumFollower } from './storage/source-checksum.ts';
 import type { ChunkBytes, SourceCheckChoice } from './storage/source-checksum.ts';
 
 export interface SourceChecksOptions {
@@ -44,9 +44,11 @@ export class SourceChecks {
     }
   }
 
-  /** Whether the chunks of this file should carry their CRC32C (its store CRC32C is checked by combining them). */
-  wantsCrc32c(key: string): boolean {
-    return this.choices.get(key)?.mode === 'combine';
+  /** The CRC this file's chunks should carry: its store's CRC is checked by combining them. */
+  crcWanted(key: string): ChunkCrc['kind'] | undefined {
+    const choice = this.choices.get(key);
+    const algorithm = choice?.plan.algorithm;
+    return choice?.mode === 'combine' && (algorithm === 'crc32c' || algorithm === 'crc32') ? algorithm : undefined;
   }
 
   /** Chunk `index` of `key` is on its nodes (delivered now, or by the run being resumed). */
@@ -64,7 +66,8 @@ export class SourceChecks {
     const choice = this.choices.get(object.key);
     if (!choice) return;
     try {
-      const actual = choice.mode === 'combine' ? combinedCrc32c(chunks) : await this.followers.get(object.key)?.result();
+      const crc = this.crcWanted(object.key);
+      const actual = crc ? combinedCrc(crc, chunks) : await this.followers.get(object.key)?.result();
       const result = await checkSourceChecksum(
         {
           object,

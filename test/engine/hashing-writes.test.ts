@@ -5,12 +5,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
-import { chooseSourceCheck, combinedCrc32c, Crc32c, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
+import { chooseSourceCheck, combinedCrc, Crc32c, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
 
 const pool = new HashPool(2);
@@ -64,16 +65,20 @@ describe('FileSink', () => {
     expect(counted).toBe(data.length);
   });
 
-  it('asked for it, also gives the CRC32C of what it wrote', async () => {
+  it('asked for one, also gives the CRC (CRC-32C or CRC-32) of what it wrote', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 5);
-    const sink = pool.fileSink('md5', join(dir, 'crc.bin'), { crc32c: true });
+    const sink = pool.fileSink('md5', join(dir, 'crc.bin'), { crc: 'crc32c' });
     await pipeline(pieces(data), sink);
     expect((await sink.digest).hex).toBe(md5(data));
-    expect(sink.crc32c).toBe(new Crc32c().update(data).value());
+    expect(sink.crc).toEqual({ kind: 'crc32c', value: new Crc32c().update(data).value() });
+    const ieee = pool.fileSink('md5', join(dir, 'crc32.bin'), { crc: 'crc32' });
+    await pipeline(pieces(data), ieee);
+    await ieee.digest;
+    expect(ieee.crc).toEqual({ kind: 'crc32', value: crc32(data) });
     const plain = pool.fileSink('md5', join(dir, 'plain.bin'));
     await pipeline(pieces(data), plain);
     await plain.digest;
-    expect(plain.crc32c).toBeUndefined();
+    expect(plain.crc).toBeUndefined();
   });
 
   it('an empty stream gives an empty file and the empty digest', async () => {
@@ -153,10 +158,13 @@ describe('SourceChecksumFollower', () => {
   it('each file is checked the cheapest way its store allows', () => {
     const small = { ...object, size: 10 };
     const withCrc = { ...object, checksums: { md5Hex: md5(data), crc32cBase64: 'AAAAAA==' } };
+    const withCrc32 = { ...object, checksums: { md5Hex: md5(data), crc32Base64: 'AAAAAA==' } };
     // One chunk hashed with the store's algorithm already is the file's checksum.
     expect(chooseSourceCheck(small, 'gcs', 1, 'md5')?.mode).toBe('free');
     // Several chunks and a store CRC32C: the chunks' CRCs are combined, nothing is hashed twice.
     expect(chooseSourceCheck(withCrc, 'gcs', 5, 'md5')).toMatchObject({ mode: 'combine', plan: { kind: 'gcs-crc32c' } });
+    // What current AWS SDKs upload with: S3 keeps a CRC32 (IEEE), combined the same way.
+    expect(chooseSourceCheck(withCrc32, 's3', 5, 'md5')).toMatchObject({ mode: 'combine', plan: { kind: 's3-crc32' } });
     // Only an MD5: hashed again in order.
     expect(chooseSourceCheck(object, 's3', 5, 'md5')).toMatchObject({ mode: 'follow', plan: { kind: 's3-etag-md5' } });
     expect(chooseSourceCheck(small, 's3', 1, 'sha256')?.mode).toBe('follow');
@@ -166,11 +174,16 @@ describe('SourceChecksumFollower', () => {
     expect(SourceChecksumFollower.for(chooseSourceCheck(withCrc, 'gcs', 5, 'md5'), 5, pool)).toBeUndefined();
   });
 
-  it("a file's CRC32C follows from its chunks' CRCs and sizes, and needs every one of them", () => {
-    const crcs = chunks.map((c) => ({ size: c.length, crc32c: new Crc32c().update(c).value() }));
-    expect(combinedCrc32c(crcs)).toBe(new Crc32c().update(data).base64());
-    expect(combinedCrc32c([])).toBe(new Crc32c().base64());
-    expect(combinedCrc32c([crcs[0]!, { size: crcs[1]!.size }])).toBeUndefined();
+  it("a file's CRC follows from its chunks' CRCs and sizes, and needs every one of them, of the same kind", () => {
+    const crcs = chunks.map((c) => ({ size: c.length, crc: { kind: 'crc32c' as const, value: new Crc32c().update(c).value() } }));
+    expect(combinedCrc('crc32c', crcs)).toBe(new Crc32c().update(data).base64());
+    expect(combinedCrc('crc32c', [])).toBe(new Crc32c().base64());
+    expect(combinedCrc('crc32c', [crcs[0]!, { size: crcs[1]!.size }])).toBeUndefined();
+    const ieee = chunks.map((c) => ({ size: c.length, crc: { kind: 'crc32' as const, value: crc32(c) } }));
+    const whole = Buffer.alloc(4);
+    whole.writeUInt32BE(crc32(data));
+    expect(combinedCrc('crc32', ieee)).toBe(whole.toString('base64'));
+    expect(combinedCrc('crc32', crcs)).toBeUndefined();
   });
 
   it('chunks arriving out of order, from files and from streams, give the MD5 of the whole object', async () => {

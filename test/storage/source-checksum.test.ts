@@ -1,9 +1,10 @@
 // Which store checksum a file is checked against, and computing it from delivered chunks.
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HashPool } from '../../electron/engine/hash/pool.ts';
-import { Crc32c, checkSourceChecksum, chooseSourceCheck, combinedCrc32c, planSourceChecksum } from '../../electron/engine/storage/source-checksum.ts';
+import { Crc32c, checkSourceChecksum, chooseSourceCheck, combinedCrc, planSourceChecksum } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
 
 const pool = new HashPool(2);
@@ -80,11 +81,18 @@ describe('checkSourceChecksum', () => {
     const choice = chooseSourceCheck(object, 'gcs', chunks.length, 'md5')!;
     expect(choice.mode).toBe('combine');
     const noReads = { ...base, readChunk: () => Promise.reject(new Error('must not read back')), object, store: 'gcs' as const };
-    const crcs = chunks.map((c) => ({ size: c.bytes.length, crc32c: new Crc32c().update(c.bytes).value() }));
-    expect(await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc32c(crcs)! })).toEqual({ kind: 'gcs-crc32c', value: object.checksums.crc32cBase64, matched: true });
+    const crcs = chunks.map((c) => ({ size: c.bytes.length, crc: { kind: 'crc32c' as const, value: new Crc32c().update(c.bytes).value() } }));
+    expect(await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc('crc32c', crcs)! })).toEqual({ kind: 'gcs-crc32c', value: object.checksums.crc32cBase64, matched: true });
     // One chunk's bytes were not the store's: its CRC differs, and so does the combination.
-    crcs[1] = { size: crcs[1]!.size, crc32c: new Crc32c().update(randomBytes(crcs[1]!.size)).value() };
-    expect((await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc32c(crcs)! }))?.matched).toBe(false);
+    crcs[1] = { size: crcs[1]!.size, crc: { kind: 'crc32c', value: new Crc32c().update(randomBytes(crcs[1]!.size)).value() } };
+    expect((await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc('crc32c', crcs)! }))?.matched).toBe(false);
+  });
+
+  it('reads chunks back through CRC32 (IEEE) when an S3 CRC32 must be checked and the chunks carry none', async () => {
+    const whole = Buffer.alloc(4);
+    whole.writeUInt32BE(crc32(data));
+    const object = { key: 'f', size: data.length, checksums: { crc32Base64: whole.toString('base64') } };
+    expect(await checkSourceChecksum({ ...base, object, store: 's3' })).toEqual({ kind: 's3-crc32', value: whole.toString('base64'), matched: true });
   });
 
   it('compares a one-chunk file without reading it back', async () => {

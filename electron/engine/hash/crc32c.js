@@ -1,8 +1,9 @@
 // @ts-check
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum GCS keeps for every object and S3 for
-// objects uploaded with it. Plain JavaScript so the hashing threads load it without a type stripper.
-// Slicing-by-8 over 32-bit words (~1.3 GB/s here, twice MD5); combine() joins the CRCs of two adjacent byte
-// runs, so a file's CRC follows from its chunks' without reading them again.
+// objects uploaded with it; and combining for CRC-32 (IEEE, computed by zlib.crc32), which S3 keeps for what
+// the current AWS SDKs upload. Plain JavaScript so the hashing threads load it without a type stripper.
+// CRC-32C is slicing-by-8 over 32-bit words (~1.3 GB/s here, twice MD5); combine() joins the CRCs of two
+// adjacent byte runs, so a file's CRC follows from its chunks' without reading them again.
 
 const POLY = 0x82f63b78;
 /** Eight 256-entry tables, one after another. */
@@ -72,17 +73,19 @@ function squared(matrix) {
 }
 
 /**
- * The CRC-32C of A followed by B, from crc(A), crc(B) and B's length (zlib's crc32_combine, for CRC-32C).
+ * The CRC of A followed by B, from crc(A), crc(B) and B's length, for the reflected 32-bit CRC with `poly`
+ * (zlib's crc32_combine).
+ * @param {number} poly
  * @param {number} crcA
  * @param {number} crcB
  * @param {number} lengthB bytes
  * @returns {number}
  */
-export function crc32cCombine(crcA, crcB, lengthB) {
+function combine(poly, crcA, crcB, lengthB) {
   if (lengthB <= 0) return crcA >>> 0;
   // The operator for one zero bit, then squared to 2, 4 bits; each further square doubles the zeros applied.
   let odd = new Uint32Array(32);
-  odd[0] = POLY;
+  odd[0] = poly;
   for (let i = 1, row = 1; i < 32; i++, row <<= 1) odd[i] = row;
   let even = squared(odd);
   odd = squared(even);
@@ -101,10 +104,30 @@ export function crc32cCombine(crcA, crcB, lengthB) {
 }
 
 /**
+ * The CRC-32C of A followed by B, from crc(A), crc(B) and B's length.
+ * @param {number} crcA
+ * @param {number} crcB
+ * @param {number} lengthB
+ */
+export function crc32cCombine(crcA, crcB, lengthB) {
+  return combine(POLY, crcA, crcB, lengthB);
+}
+
+/**
+ * The same for CRC-32 (IEEE, zlib.crc32): the checksum S3 keeps for objects the current AWS SDKs upload.
+ * @param {number} crcA
+ * @param {number} crcB
+ * @param {number} lengthB
+ */
+export function crc32Combine(crcA, crcB, lengthB) {
+  return combine(0xedb88320, crcA, crcB, lengthB);
+}
+
+/**
  * Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use.
  * @param {number} crc
  */
-export function crc32cBase64(crc) {
+export function crcBase64(crc) {
   const bytes = new Uint8Array([(crc >>> 24) & 0xff, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff]);
   return Buffer.from(bytes).toString('base64');
 }

@@ -8,7 +8,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
-import type { Checksum } from '../../../shared/types.ts';
+import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 
 const BLOCK_BYTES = 1024 * 1024;
 const BLOCKS_IN_FLIGHT = 2;
@@ -17,7 +17,7 @@ type Reply =
   | { op: 'ack'; id: number; buffer: ArrayBuffer }
   | { op: 'digest'; id: number; hex: string }
   | { op: 'progress'; id: number; bytes: number }
-  | { op: 'copied'; id: number; hex: string; crc32c?: number }
+  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
   | { op: 'writeFailed'; id: number; code: string; message: string }
   | { op: 'fileHashed'; id: number };
@@ -78,10 +78,10 @@ export class HashPool {
 
   /**
    * A writable that hashes what it is given and writes it to `target` (created or truncated) on a hashing thread;
-   * with `crc32c`, it also takes the bytes' CRC-32C (see FileSink.crc32c).
+   * with `crc`, it also takes the bytes' CRC of that kind (see FileSink.crc).
    */
-  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc32c?: boolean } = {}): FileSink {
-    return new FileSink(this, algorithm, target, options.crc32c ?? false);
+  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind'] } = {}): FileSink {
+    return new FileSink(this, algorithm, target, options.crc);
   }
 
   async close(): Promise<void> {
@@ -127,7 +127,7 @@ export class HashPool {
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc32c: boolean }, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
@@ -293,8 +293,8 @@ export class HashTap extends Transform {
  */
 export class FileSink extends Writable {
   readonly digest: Promise<Checksum>;
-  /** The CRC-32C of everything written, once `digest` has resolved, when the sink was asked for it. */
-  crc32c: number | undefined;
+  /** The CRC of everything written, once `digest` has resolved, when the sink was asked for one. */
+  crc: ChunkCrc | undefined;
   onBytes: ((bytes: number) => void) | undefined;
   private readonly pool: HashPool;
   private readonly id: number;
@@ -305,12 +305,12 @@ export class FileSink extends Writable {
   private readonly result = laterDigest();
   private released = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, crc32c: boolean) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, crc: ChunkCrc['kind'] | undefined) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const opened = pool.openHasher({ op: 'openFile', algorithm, target, crc32c }, (reply) => {
+    const opened = pool.openHasher({ op: 'openFile', algorithm, target, crc }, (reply) => {
       if (reply.op === 'ack') this.sender.onAck(reply.buffer);
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
       else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
@@ -345,7 +345,7 @@ export class FileSink extends Writable {
     const finishing = this.finishing;
     this.finishing = undefined;
     if (reply.op === 'copied') {
-      this.crc32c = reply.crc32c;
+      this.crc = reply.crc;
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();
     } else {

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { crc32 } from 'node:zlib';
 import { crc32cUpdate } from './crc32c.js';
 
 const COPY_BLOCK = 1024 * 1024;
@@ -17,7 +18,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'update', id: number, buffer: ArrayBuffer, length: number }
  *   | { op: 'digest', id: number }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
- *   | { op: 'openFile', id: number, algorithm: string, target: string, crc32c?: boolean }
+ *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32' }
  *   | { op: 'closeFile', id: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
@@ -85,9 +86,9 @@ function copy(job) {
 /** @type {Map<number, import('node:crypto').Hash>} */
 const hashes = new Map();
 /**
- * Open file sinks: bytes are hashed (and CRC-32C'd when `crc` is a number) and written here. After a failed
- * write, `failure` holds it and the rest is dropped.
- * @type {Map<number, { hash: import('node:crypto').Hash, crc: number | undefined, fd: number | undefined, failure?: { code: string, message: string } }>}
+ * Open file sinks: bytes are hashed (and CRC'd when `crc` is set) and written here. After a failed write,
+ * `failure` holds it and the rest is dropped.
+ * @type {Map<number, { hash: import('node:crypto').Hash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, failure?: { code: string, message: string } }>}
  */
 const sinks = new Map();
 
@@ -106,7 +107,7 @@ function writeToSink(id, bytes) {
   if (!sink || sink.failure || sink.fd === undefined) return;
   const fd = sink.fd;
   sink.hash.update(bytes);
-  if (sink.crc !== undefined) sink.crc = crc32cUpdate(sink.crc, bytes);
+  if (sink.crc) sink.crc.value = sink.crc.kind === 'crc32c' ? crc32cUpdate(sink.crc.value, bytes) : crc32(bytes, sink.crc.value);
   try {
     for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
   } catch (error) {
@@ -197,10 +198,11 @@ port.on('message', (/** @type {Message} */ message) => {
     }
     case 'openFile':
       try {
-        sinks.set(message.id, { hash: createHash(message.algorithm), crc: message.crc32c ? 0 : undefined, fd: openSync(message.target, 'w') });
+        const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
+        sinks.set(message.id, { hash: createHash(message.algorithm), ...(crc ? { crc } : {}), fd: openSync(message.target, 'w') });
       } catch (error) {
         const failure = failureOf(error);
-        sinks.set(message.id, { hash: createHash(message.algorithm), crc: undefined, fd: undefined, failure });
+        sinks.set(message.id, { hash: createHash(message.algorithm), fd: undefined, failure });
         port.postMessage({ op: 'writeFailed', id: message.id, ...failure });
       }
       break;
@@ -211,7 +213,7 @@ port.on('message', (/** @type {Message} */ message) => {
       try {
         if (sink.failure) throw Object.assign(new Error(sink.failure.message), { code: sink.failure.code });
         if (sink.fd !== undefined) closeSync(sink.fd);
-        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc32c: sink.crc });
+        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import type { Checksum } from '../../../shared/types.ts';
+import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
 import { chunkFileName } from './safe-name.ts';
 import { NodeError } from './node.ts';
@@ -71,7 +71,7 @@ export class FolderNode implements NodeTarget {
 
   async writeHashing(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk> {
     const temp = await this.tempFor(meta);
-    const sink = options.pool.fileSink(options.algorithm, temp, { crc32c: options.crc32c ?? false });
+    const sink = options.pool.fileSink(options.algorithm, temp, options.crc ? { crc: options.crc } : {});
     sink.onBytes = options.onBytes;
     let sourceError: unknown;
     // pipeline() also destroys the source with the sink's error: only an error of the source's own counts.
@@ -79,7 +79,7 @@ export class FolderNode implements NodeTarget {
     try {
       await pipeline(data, sink, options.signal ? { signal: options.signal } : {});
       const digest = await sink.digest;
-      return await this.commit(sink.crc32c === undefined ? meta : { ...meta, crc32c: sink.crc32c }, temp, digest);
+      return await this.commit(sink.crc ? { ...meta, crc: sink.crc } : meta, temp, digest);
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       if (sourceError !== undefined) throw sourceError;
@@ -109,7 +109,7 @@ export class FolderNode implements NodeTarget {
   }
 
   /** Complete bytes in `temp` become the chunk: rename into place, then the sidecar that makes it exist. */
-  private async commit(meta: ChunkMeta & { crc32c?: number }, temp: string, digest: Checksum): Promise<StoredChunk> {
+  private async commit(meta: ChunkMeta & { crc?: ChunkCrc }, temp: string, digest: Checksum): Promise<StoredChunk> {
     const name = chunkFileName(meta.id);
     const finalPath = join(this.location, name + CHUNK_EXT);
     const metaPath = join(this.location, name + META_EXT);

@@ -1,7 +1,7 @@
 // A place chunks are delivered to: a local folder, or a remote node agent over HTTP.
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
-import type { Checksum } from '../../../shared/types.ts';
+import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import type { HashPool } from '../hash/pool.ts';
 
 export interface ChunkMeta {
@@ -16,8 +16,8 @@ export interface ChunkMeta {
 
 export interface StoredChunk extends ChunkMeta {
   checksum: Checksum;
-  /** CRC-32C of the bytes, when the writer was asked for it (HashingWriteOptions.crc32c). */
-  crc32c?: number;
+  /** CRC of the bytes, when the writer was asked for one (HashingWriteOptions.crc). */
+  crc?: ChunkCrc;
   /** Where the node keeps it: a file path for folder nodes, a URL path for agents. */
   location: string;
 }
@@ -32,8 +32,8 @@ export interface LocalRange {
 export interface HashingWriteOptions {
   pool: HashPool;
   algorithm: ChecksumAlgorithm;
-  /** Also take the bytes' CRC-32C (StoredChunk.crc32c). */
-  crc32c?: boolean;
+  /** Also take the bytes' CRC of this kind (StoredChunk.crc). */
+  crc?: ChunkCrc['kind'];
   signal?: AbortSignal;
   onBytes?: (bytes: number) => void;
 }

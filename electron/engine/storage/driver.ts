@@ -18,10 +18,12 @@ export interface ObjectInfo {
   size: number;
   /** Version marker compared between reads: ETag, GCS generation, or size+mtime for local files. */
   etag?: string;
-  /** Checksums the store keeps for the whole object (hex for md5, base64 for crc32c/sha256, as stores give them). */
-  checksums?: { md5Hex?: string; crc32cBase64?: string; sha256Base64?: string };
+  /** Checksums the store keeps for the whole object (hex for md5, base64 for crc32c/crc32/sha256, as stores give them). */
+  checksums?: { md5Hex?: string; crc32cBase64?: string; crc32Base64?: string; sha256Base64?: string };
   /** S3 multipart uploads: the ETag is not an MD5 of the content. */
   multipart?: boolean;
+  /** The listing said the store keeps checksums it did not show (S3 lists only their names); stat() has them. */
+  checksumsOnStat?: boolean;
 }
 
 export interface ListPage {

@@ -53,7 +53,7 @@ function objectInfo(
   key: string,
   size: number,
   etag: string | undefined,
-  extra?: Pick<HeadObjectCommandOutput, 'ChecksumCRC32C' | 'ChecksumSHA256' | 'ChecksumType' | 'ServerSideEncryption' | 'SSECustomerAlgorithm'>,
+  extra?: Pick<HeadObjectCommandOutput, 'ChecksumCRC32' | 'ChecksumCRC32C' | 'ChecksumSHA256' | 'ChecksumType' | 'ServerSideEncryption' | 'SSECustomerAlgorithm'>,
 ): ObjectInfo {
   const bare = unquoteEtag(etag);
   const multipart = bare !== undefined && bare.includes('-');
@@ -64,6 +64,8 @@ function objectInfo(
   // Composite (per-part) checksums look like "abc==-3": not a checksum of the whole object.
   const fullObject = extra?.ChecksumType !== 'COMPOSITE';
   if (fullObject && extra?.ChecksumCRC32C && !extra.ChecksumCRC32C.includes('-')) checksums.crc32cBase64 = extra.ChecksumCRC32C;
+  // What the current AWS SDKs upload with by default.
+  if (fullObject && extra?.ChecksumCRC32 && !extra.ChecksumCRC32.includes('-')) checksums.crc32Base64 = extra.ChecksumCRC32;
   if (fullObject && extra?.ChecksumSHA256 && !extra.ChecksumSHA256.includes('-')) checksums.sha256Base64 = extra.ChecksumSHA256;
   const info: ObjectInfo = { key, size, etag };
   if (Object.keys(checksums).length > 0) info.checksums = checksums;
@@ -113,7 +115,7 @@ export class S3Driver implements StorageDriver {
       );
       const objects = (out.Contents ?? [])
         .filter((o: _Object): o is _Object & { Key: string } => typeof o.Key === 'string')
-        .map((o) => objectInfo(o.Key, Number(o.Size ?? 0), o.ETag));
+        .map((o) => ({ ...objectInfo(o.Key, Number(o.Size ?? 0), o.ETag), ...(o.ChecksumAlgorithm?.length ? { checksumsOnStat: true } : {}) }));
       return { objects, ...(out.IsTruncated && out.NextContinuationToken ? { nextPageToken: out.NextContinuationToken } : {}) };
     } catch (error) {
       throw tagOp(error, 'list');

@@ -16,8 +16,9 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
-import type { ManifestFile } from '../../../shared/types.ts';
-import { crc32cBase64, crc32cCombine, crc32cUpdate } from '../hash/crc32c.js';
+import type { ChunkCrc, ManifestFile } from '../../../shared/types.ts';
+import { crc32 } from 'node:zlib';
+import { crc32Combine, crc32cCombine, crc32cUpdate, crcBase64 } from '../hash/crc32c.js';
 import type { HashPool, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
 
@@ -36,7 +37,7 @@ export interface SourceChecksumInput {
   store?: SourceInfo['kind'];
 }
 
-export type SourceChecksumKind = 'md5' | 'sha256' | 'crc32c';
+export type SourceChecksumKind = 'md5' | 'sha256' | 'crc32c' | 'crc32';
 
 export interface SourceChecksumPlan {
   algorithm: SourceChecksumKind;
@@ -61,7 +62,7 @@ function kindName(store: SourceInfo['kind'] | undefined, algorithm: SourceChecks
   }
 }
 
-/** Every usable whole-object checksum the store keeps for this object: MD5, then SHA-256, then CRC32C. */
+/** Every usable whole-object checksum the store keeps for this object: MD5, SHA-256, CRC32C, CRC32. */
 export function sourceChecksumPlans(object: ObjectInfo, store?: SourceInfo['kind']): SourceChecksumPlan[] {
   const sums = object.checksums;
   if (!sums) return [];
@@ -75,6 +76,9 @@ export function sourceChecksumPlans(object: ObjectInfo, store?: SourceInfo['kind
   if (sums.crc32cBase64 && Buffer.from(sums.crc32cBase64, 'base64').length === 4) {
     plans.push({ algorithm: 'crc32c', value: sums.crc32cBase64, kind: kindName(store, 'crc32c') });
   }
+  if (sums.crc32Base64 && Buffer.from(sums.crc32Base64, 'base64').length === 4) {
+    plans.push({ algorithm: 'crc32', value: sums.crc32Base64, kind: kindName(store, 'crc32') });
+  }
   return plans;
 }
 
@@ -85,8 +89,8 @@ export function planSourceChecksum(object: ObjectInfo, store?: SourceInfo['kind'
 
 /**
  * How a file is checked: `free` when its one chunk's checksum is the store's; `combine` when the store keeps a
- * CRC32C, taken per chunk during delivery and combined (no bytes read again); else `follow`, a second hash
- * over the chunks in order as they arrive (see SourceChecksumFollower).
+ * CRC32C or CRC32, taken per chunk during delivery and combined (no bytes read again); else `follow`, a
+ * second hash over the chunks in order as they arrive (see SourceChecksumFollower).
  */
 export type SourceCheckMode = 'free' | 'combine' | 'follow';
 
@@ -100,7 +104,7 @@ export function chooseSourceCheck(object: ObjectInfo, store: SourceInfo['kind'] 
   const plans = sourceChecksumPlans(object, store);
   const free = plans.find((plan) => !needsRehash(plan, chunkCount, algorithm));
   if (free) return { plan: free, mode: 'free' };
-  const crc = plans.find((plan) => plan.algorithm === 'crc32c');
+  const crc = plans.find((plan) => plan.algorithm === 'crc32c' || plan.algorithm === 'crc32');
   if (crc) return { plan: crc, mode: 'combine' };
   return plans[0] ? { plan: plans[0], mode: 'follow' } : undefined;
 }
@@ -110,14 +114,15 @@ function needsRehash(plan: SourceChecksumPlan, chunkCount: number, algorithm: Ch
   return !(chunkCount <= 1 && plan.algorithm === algorithm);
 }
 
-/** The CRC32C (base64) of chunks of these sizes from their own CRC32Cs, or undefined if one has none. */
-export function combinedCrc32c(chunks: readonly { size: number; crc32c?: number }[]): string | undefined {
+/** The CRC (base64) of chunks of these sizes from their own CRCs of that kind, or undefined if one has none. */
+export function combinedCrc(kind: ChunkCrc['kind'], chunks: readonly { size: number; crc?: ChunkCrc }[]): string | undefined {
+  const join = kind === 'crc32c' ? crc32cCombine : crc32Combine;
   let crc = 0;
   for (const chunk of chunks) {
-    if (chunk.crc32c === undefined) return undefined;
-    crc = crc32cCombine(crc, chunk.crc32c, chunk.size);
+    if (chunk.crc?.kind !== kind) return undefined;
+    crc = join(crc, chunk.crc.value, chunk.size);
   }
-  return crc32cBase64(crc);
+  return crcBase64(crc);
 }
 
 /**
@@ -209,8 +214,8 @@ export class SourceChecksumFollower {
 }
 
 async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksumKind): Promise<string> {
-  if (algorithm === 'crc32c') {
-    const crc = new Crc32c();
+  if (algorithm === 'crc32c' || algorithm === 'crc32') {
+    const crc = algorithm === 'crc32c' ? new Crc32c() : new Crc32();
     const sink = new Writable({
       write: (chunk: Buffer, _enc, done) => {
         crc.update(chunk);
@@ -237,6 +242,20 @@ async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksu
   return (await tap.digest).hex;
 }
 
+/** CRC-32 (IEEE) over a stream of updates, by zlib. */
+class Crc32 {
+  private crc = 0;
+
+  update(data: Uint8Array): this {
+    this.crc = crc32(data, this.crc);
+    return this;
+  }
+
+  base64(): string {
+    return crcBase64(this.crc);
+  }
+}
+
 /** CRC-32C over a stream of updates (see hash/crc32c.js). */
 export class Crc32c {
   private crc = 0;
@@ -253,6 +272,6 @@ export class Crc32c {
 
   /** Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use. */
   base64(): string {
-    return crc32cBase64(this.crc);
+    return crcBase64(this.crc);
   }
 }
