@@ -12,15 +12,15 @@
 // writes into long-freed memory pay for it); the best and the median of each are printed.
 // Not a test: it prints figures and never fails on them.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { loadConfig } from '../electron/engine/config.ts';
 import { runIngest } from '../electron/engine/ingest.ts';
 import { AzureBlobDriver } from '../electron/engine/storage/azure.ts';
 import { GcsDriver } from '../electron/engine/storage/gcs.ts';
 import { S3Driver } from '../electron/engine/storage/s3.ts';
-import type { CloudName } from '../shared/config/types.ts';
+import type { CloudName, DataSourceConfig } from '../shared/config/types.ts';
+import { writeCloudProject } from '../test/helpers/cloud-project.ts';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startEmulator, startMoto } from '../test/helpers/emulators.ts';
 import type { Emulator, EmulatorKind } from '../test/helpers/emulators.ts';
 import { makeRandomFile } from '../test/storage/data.ts';
@@ -72,32 +72,20 @@ function stats(ms: number[]): { best: number; median: number } | undefined {
   return { best: sorted[0]!, median: sorted[Math.floor((sorted.length - 1) / 2)]! };
 }
 
-function sourceYaml(kind: EmulatorKind): string {
+function sourceOf(kind: EmulatorKind): DataSourceConfig {
   switch (kind) {
     case 's3':
-      return `{ type: "s3", bucket: "${BUCKET}", region: "us-east-1" }`;
+      return { type: 's3', bucket: BUCKET, region: 'us-east-1' };
     case 'gcs':
-      return `{ type: "gcs", bucket: "${BUCKET}" }`;
+      return { type: 'gcs', bucket: BUCKET };
     case 'azure':
-      return `{ type: "blob", container: "${BUCKET}" }`;
+      return { type: 'blob', container: BUCKET };
   }
 }
 
 async function engineRun(kind: Store, emulator: Emulator, work: string, trial: number): Promise<number> {
   const root = join(work, `engine-${kind}-${trial}`);
-  await mkdir(join(root, 'config'), { recursive: true });
-  const yaml = [
-    'data_sources:',
-    `  ${CLOUD[apiOf(kind)]}: ${sourceYaml(apiOf(kind))}`,
-    'ingestion: { chunk_size_mb: 100, max_concurrent_chunks: 10, retry_attempts: 3, retry_delay_seconds: 1 }',
-    'use_local_simulation: false',
-    'nodes:',
-    '  - { id: node-a, path: "./nodes/a" }',
-    '  - { id: node-b, path: "./nodes/b" }',
-    '',
-  ].join('\n');
-  await writeFile(join(root, 'config', 'data_sources.yml'), yaml);
-  const loaded = await loadConfig(join(root, 'config', 'data_sources.yml'));
+  const loaded = await writeCloudProject(root, CLOUD[apiOf(kind)], sourceOf(apiOf(kind)), { chunk_size_mb: 100, max_concurrent_chunks: 10, retry_attempts: 3, retry_delay_seconds: 1 });
   const saved = { ...process.env };
   Object.assign(process.env, emulator.env);
   try {

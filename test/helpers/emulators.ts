@@ -130,49 +130,8 @@ export async function startS3(): Promise<Emulator> {
   const entry = join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
   // --openssl-legacy-provider: s3rver's ListObjectsV2 page tokens use DES, which OpenSSL 3 hides by default.
   const proc = startProcess(process.execPath, ['--openssl-legacy-provider', entry, '--directory', dir, '--address', '127.0.0.1', '--port', String(port), '--silent'], childEnv());
-  const endpoint = `http://127.0.0.1:${port}`;
-  await waitReady(proc, endpoint, 's3rver');
-  const envFor = (base: string) => ({
-    AWS_ACCESS_KEY_ID: S3RVER_KEY,
-    AWS_SECRET_ACCESS_KEY: S3RVER_KEY,
-    AWS_REGION: 'us-east-1',
-    AWS_ENDPOINT_URL_S3: base,
-  });
-  const client = new S3Client({
-    region: 'us-east-1',
-    endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
-    // s3rver stores aws-chunked framing as data: no flexible checksums on uploads.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  return {
-    kind: 's3',
-    endpoint,
-    host: '127.0.0.1',
-    port,
-    env: envFor(endpoint),
-    envFor,
-    async createBucket(name) {
-      await client.send(new CreateBucketCommand({ Bucket: name }));
-    },
-    async put(bucket, key, body) {
-      if (Buffer.isBuffer(body)) {
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-      } else {
-        const { size } = await stat(body.file);
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(body.file), ContentLength: size }));
-      }
-    },
-    async remove(bucket, key) {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-    },
-    async stop() {
-      client.destroy();
-      await stopProcess(proc);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  await waitReady(proc, `http://127.0.0.1:${port}`, 's3rver');
+  return s3Emulator(proc, port, S3RVER_KEY, { withCrc32: false, dataDir: dir });
 }
 
 export function motoServerPath(): string {
@@ -180,20 +139,34 @@ export function motoServerPath(): string {
 }
 
 /**
- * moto's S3, for what s3rver lacks: it keeps the flexible checksums uploads carry. Objects are put the way
- * current AWS SDKs put them by default, with a CRC32 the store keeps (ChecksumCRC32). Any credentials pass.
+ * moto's S3, for what s3rver lacks: it keeps the flexible checksums uploads carry. Objects are put with a CRC32
+ * that the store keeps (ChecksumCRC32), as current AWS SDKs put them by default. Any credentials pass.
  */
 export async function startMoto(): Promise<Emulator> {
   const bin = motoServerPath();
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run .ci/install-emulators.sh (installs moto[server] into .venv)`);
   const port = await freePort();
   const proc = startProcess(bin, ['-H', '127.0.0.1', '-p', String(port)], { ...childEnv(), PYTHONUNBUFFERED: '1' });
+  await waitReady(proc, `http://127.0.0.1:${port}/`, 'moto_server');
+  return s3Emulator(proc, port, 'moto', { withCrc32: true });
+}
+
+async function crc32Base64Of(body: Buffer | { file: string }): Promise<string> {
+  let crc = 0;
+  if (Buffer.isBuffer(body)) crc = crc32(body);
+  else for await (const piece of createReadStream(body.file, { highWaterMark: 1024 * 1024 })) crc = crc32(piece as Buffer, crc);
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(crc);
+  return out.toString('base64');
+}
+
+/** An S3 server started on `port`, seeded through the SDK; `withCrc32` uploads carry a CRC32 for the store to keep. */
+function s3Emulator(proc: Proc, port: number, key: string, options: { withCrc32: boolean; dataDir?: string }): Emulator {
   const endpoint = `http://127.0.0.1:${port}`;
-  await waitReady(proc, endpoint + '/', 'moto_server');
-  const envFor = (base: string) => ({ AWS_ACCESS_KEY_ID: 'moto', AWS_SECRET_ACCESS_KEY: 'moto', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: base });
-  // The CRC32 goes in a header, computed here first: an SDK-computed one would come as an aws-chunked trailer,
-  // which moto decodes slowly (120 MiB took over a minute).
-  const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'moto', secretAccessKey: 'moto' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  const envFor = (base: string) => ({ AWS_ACCESS_KEY_ID: key, AWS_SECRET_ACCESS_KEY: key, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: base });
+  // No checksum computed by the SDK: it would send it as an aws-chunked trailer, which s3rver stores as data and
+  // moto decodes slowly (120 MiB took over a minute). moto's CRC32 is computed here and sent as a header.
+  const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: key, secretAccessKey: key }, requestChecksumCalculation: 'WHEN_REQUIRED' });
   return {
     kind: 's3',
     endpoint,
@@ -204,22 +177,19 @@ export async function startMoto(): Promise<Emulator> {
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
     },
-    async put(bucket, key, body) {
-      let crc = 0;
-      if (Buffer.isBuffer(body)) crc = crc32(body);
-      else for await (const piece of createReadStream(body.file, { highWaterMark: 1024 * 1024 })) crc = crc32(piece as Buffer, crc);
-      const header = Buffer.alloc(4);
-      header.writeUInt32BE(crc);
-      const data = Buffer.isBuffer(body) ? body : createReadStream(body.file);
+    async put(bucket, objectKey, body) {
       const length = Buffer.isBuffer(body) ? body.length : (await stat(body.file)).size;
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data, ContentLength: length, ChecksumAlgorithm: 'CRC32', ChecksumCRC32: header.toString('base64') }));
+      const checksum = options.withCrc32 ? { ChecksumAlgorithm: 'CRC32' as const, ChecksumCRC32: await crc32Base64Of(body) } : {};
+      const data = Buffer.isBuffer(body) ? body : createReadStream(body.file);
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: data, ContentLength: length, ...checksum }));
     },
-    async remove(bucket, key) {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    async remove(bucket, objectKey) {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey }));
     },
     async stop() {
       client.destroy();
       await stopProcess(proc);
+      if (options.dataDir) await rm(options.dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -2,17 +2,17 @@
 // (local folder, S3, GCS, Azure), into two local folder nodes in a temp project, with
 // `use_local_simulation: false` and credentials/endpoints only from each SDK's env conventions.
 // It runs inside defineSourceSuites (conformance.ts), which starts the store and seeds the objects.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../electron/engine/config.ts';
 import type { LoadedConfig } from '../../electron/engine/config.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { StorageError } from '../../electron/engine/storage/driver.ts';
 import type { CloudName, DataSourceConfig } from '../../shared/config/types.ts';
 import type { DetectionResult, IngestEvent, Manifest } from '../../shared/types.ts';
+import { writeCloudProject } from '../helpers/cloud-project.ts';
 import { isRangedGet } from '../helpers/fault-proxy.ts';
 import { crc32cOfFile, MiB, md5, md5OfRange } from './data.ts';
 import { BIG_KEY, EMPTY_KEY, MANY_KEYS, UNICODE_KEYS, contentOf } from './conformance.ts';
@@ -26,12 +26,6 @@ function detection(cloud: CloudName): DetectionResult {
   return { cloud, signal: 'flag', detail: `--cloud ${cloud} (test)`, elapsedMs: 0, probes: [] };
 }
 
-function yamlSource(source: DataSourceConfig): string {
-  return `{ ${Object.entries(source)
-    .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
-    .join(', ')} }`;
-}
-
 interface Project {
   root: string;
   loaded: LoadedConfig;
@@ -39,23 +33,8 @@ interface Project {
 
 async function project(ctx: SourceContext, options: { source?: DataSourceConfig; ingestion?: Record<string, number> } = {}): Promise<Project> {
   const root = await mkdtemp(join(tmpdir(), `ci-ingest-${ctx.kind}-`));
-  await mkdir(join(root, 'config'));
-  const cloud = CLOUD[ctx.kind];
-  const source = options.source ?? ctx.store.source();
-  const yaml = [
-    'data_sources:',
-    `  ${cloud}: ${yamlSource(source)}`,
-    `ingestion: { ${Object.entries({ chunk_size_mb: 100, max_concurrent_chunks: 4, retry_attempts: 2, retry_delay_seconds: 0.05, ...options.ingestion })
-      .map(([k, v]) => `${k}: ${v}`)
-      .join(', ')} }`,
-    'use_local_simulation: false',
-    'nodes:',
-    '  - { id: node-a, path: "./nodes/a" }',
-    '  - { id: node-b, path: "./nodes/b" }',
-    '',
-  ].join('\n');
-  await writeFile(join(root, 'config', 'data_sources.yml'), yaml);
-  return { root, loaded: await loadConfig(join(root, 'config', 'data_sources.yml')) };
+  const ingestion = { chunk_size_mb: 100, max_concurrent_chunks: 4, retry_attempts: 2, retry_delay_seconds: 0.05, ...options.ingestion };
+  return { root, loaded: await writeCloudProject(root, CLOUD[ctx.kind], options.source ?? ctx.store.source(), ingestion) };
 }
 
 async function ingest(p: Project, ctx: SourceContext, pattern?: string, onEvent?: (e: IngestEvent) => void): Promise<{ manifest: Manifest; manifestPath: string }> {

@@ -1,7 +1,7 @@
 // S3 on moto: objects uploaded the way current AWS SDKs upload them carry a CRC32 that S3 keeps. A multi-chunk
 // file is checked against it by combining the chunks' CRC32s, taken while they were written: no second pass.
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -10,6 +10,7 @@ import { loadConfig } from '../../electron/engine/config.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import type { DetectionResult } from '../../shared/types.ts';
+import { writeCloudProject } from '../helpers/cloud-project.ts';
 import { startMoto } from '../helpers/emulators.ts';
 import type { Emulator } from '../helpers/emulators.ts';
 import { makeRandomFile, md5, MiB } from './data.ts';
@@ -32,18 +33,7 @@ async function crc32Base64(path: string): Promise<string> {
 
 async function project(): Promise<string> {
   const root = await mkdtemp(join(work, 'project-'));
-  await mkdir(join(root, 'config'));
-  const yaml = [
-    'data_sources:',
-    `  aws: { type: "s3", bucket: "${BUCKET}", region: "us-east-1" }`,
-    'ingestion: { chunk_size_mb: 50, max_concurrent_chunks: 4, retry_attempts: 2, retry_delay_seconds: 0.05 }',
-    'use_local_simulation: false',
-    'nodes:',
-    '  - { id: node-a, path: "./nodes/a" }',
-    '  - { id: node-b, path: "./nodes/b" }',
-    '',
-  ].join('\n');
-  await writeFile(join(root, 'config', 'data_sources.yml'), yaml);
+  await writeCloudProject(root, 'aws', { type: 's3', bucket: BUCKET, region: 'us-east-1' }, { chunk_size_mb: 50, max_concurrent_chunks: 4, retry_attempts: 2, retry_delay_seconds: 0.05 });
   return root;
 }
 
