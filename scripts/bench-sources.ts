@@ -1,12 +1,13 @@
 // Benchmark: the engine pulling one 512 MiB object from each storage emulator into two local folder
 // nodes, against `rclone copy` of the same object from the same emulator to local disk.
 //
-//   npm run bench:sources            (all three emulators)
+//   npm run bench:sources            (all four: s3 = s3rver, moto, gcs, azure)
 //   npm run bench:sources -- s3 gcs  (a subset)
 //
 // Both sides read from the same emulator process on loopback with warm caches. The engine run is a
 // full `runIngest` with the default chunking (100 MiB chunks, up to 10 at once): ranged GETs, hashing,
-// writing to the nodes, the manifest, and the whole-file check against the store's MD5. rclone runs
+// writing to the nodes, the manifest, and the whole-file check against the store's checksum (MD5 on
+// s3rver and Azurite, CRC32 on moto, CRC32C on GCS; see docs/sources.md). rclone runs
 // with its defaults (multi-thread download, checksum check) configured through env only.
 // Each side runs TRIALS times, alternating, each time after settle() (see there: this VM makes whoever
 // writes into long-freed memory pay for it); the best and the median of each are printed.
