@@ -401,7 +401,8 @@ class IngestRun {
     if (targets.length === 1 && first.writeHashing) return this.attemptHashingWrite(chunk, first, source, attempt);
     const meta = chunkMeta(chunk);
     const progress = this.progressFor(chunk, targets);
-    const tap = this.pool.tap(this.algorithm);
+    const crc = this.checks?.crcWanted(chunk.object.key);
+    const tap = this.pool.tap(this.algorithm, crc ? { crc } : {});
     tap.onBytes = progress.add;
     tap.once('end', progress.flush);
     source.on('error', (error) => tap.destroy(error));
@@ -414,7 +415,8 @@ class IngestRun {
       targets.map(async (nodeId, i) => {
         const node = this.registry.get(nodeId)!;
         try {
-          stored.set(nodeId, await node.write(meta, branches[i]!, tap.digest, signal));
+          const written = await node.write(meta, branches[i]!, tap.digest, signal);
+          stored.set(nodeId, tap.crc ? { ...written, crc: tap.crc } : written);
         } catch (error) {
           if (signal?.aborted) return;
           if (error instanceof StorageError) sourceError = error;

@@ -106,6 +106,19 @@ describe('FileSink', () => {
   });
 });
 
+describe('HashTap', () => {
+  it('asked for one, also gives the CRC of what passed through it', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 77);
+    const tap = pool.tap('sha256', { crc: 'crc32c' });
+    const out: Buffer[] = [];
+    tap.on('data', (piece: Buffer) => out.push(piece));
+    await pipeline(pieces(data), tap);
+    expect((await tap.digest).hex).toBe(createHash('sha256').update(data).digest('hex'));
+    expect(tap.crc).toEqual({ kind: 'crc32c', value: new Crc32c().update(data).value() });
+    expect(Buffer.concat(out).equals(data)).toBe(true);
+  });
+});
+
 describe('FolderNode.writeHashing', () => {
   const meta = (id: string, size: number) => ({ id, file: 'f.bin', index: 0, offset: 0, size, sourceEtag: 'v1' });
 

@@ -31,9 +31,9 @@ async function crc32Base64(path: string): Promise<string> {
   return out.toString('base64');
 }
 
-async function project(): Promise<string> {
+async function project(replicas = 1): Promise<string> {
   const root = await mkdtemp(join(work, 'project-'));
-  await writeCloudProject(root, 'aws', { type: 's3', bucket: BUCKET, region: 'us-east-1' }, { chunk_size_mb: 50, max_concurrent_chunks: 4, retry_attempts: 2, retry_delay_seconds: 0.05 });
+  await writeCloudProject(root, 'aws', { type: 's3', bucket: BUCKET, region: 'us-east-1' }, { chunk_size_mb: 50, max_concurrent_chunks: 4, retry_attempts: 2, retry_delay_seconds: 0.05, replicas });
   return root;
 }
 
@@ -79,6 +79,15 @@ describe('S3 objects with a CRC32 (moto)', () => {
     const out = join(root, 'out.bin');
     const report = await reassembleFile({ loaded, manifestPath, key: 'big/object.bin', outPath: out });
     expect(report.md5Hex).toBe(bigMd5);
+  }, 120_000);
+
+  it('with replicas: 2 (each chunk streamed to two nodes at once) the chunks still carry their CRC32', async () => {
+    const root = await project(2);
+    const { manifest } = await ingest(root, 'big/**');
+    expect(manifest.files[0]!.sourceChecksum).toEqual({ kind: 's3-crc32', value: await crc32Base64(bigFile), matched: true });
+    const chunks = manifest.chunks.filter((c) => c.file === 'big/object.bin');
+    expect(chunks.map((c) => c.copies.length)).toEqual([2, 2, 2]);
+    expect(chunks.every((c) => c.crc?.kind === 'crc32')).toBe(true);
   }, 120_000);
 
   it('a one-chunk object is checked by its ETag MD5, which its chunk checksum already is', async () => {

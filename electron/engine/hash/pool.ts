@@ -15,7 +15,7 @@ const BLOCKS_IN_FLIGHT = 2;
 
 type Reply =
   | { op: 'ack'; id: number; buffer: ArrayBuffer }
-  | { op: 'digest'; id: number; hex: string }
+  | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc }
   | { op: 'progress'; id: number; bytes: number }
   | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
@@ -71,9 +71,12 @@ export class HashPool {
     });
   }
 
-  /** A pass-through stream that hashes what flows through it; `digest` resolves after the last byte. */
-  tap(algorithm: ChecksumAlgorithm): HashTap {
-    return new HashTap(this, algorithm);
+  /**
+   * A pass-through stream that hashes what flows through it; `digest` resolves after the last byte. With
+   * `crc`, it also takes a CRC of that kind (HashTap.crc).
+   */
+  tap(algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind'] } = {}): HashTap {
+    return new HashTap(this, algorithm, options.crc);
   }
 
   /**
@@ -127,7 +130,7 @@ export class HashPool {
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm; crc?: ChunkCrc['kind'] } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
@@ -226,6 +229,8 @@ class BlockSender {
 export class HashTap extends Transform {
   readonly algorithm: ChecksumAlgorithm;
   readonly digest: Promise<Checksum>;
+  /** The CRC of everything that passed, once `digest` has resolved, when the tap was asked for one. */
+  crc: ChunkCrc | undefined;
   bytes = 0;
   /** Called with the size of each block of bytes that passes through. */
   onBytes: ((bytes: number) => void) | undefined;
@@ -237,14 +242,15 @@ export class HashTap extends Transform {
   private released = false;
   private flushed = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, crc?: ChunkCrc['kind']) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const opened = pool.openHasher({ op: 'open', algorithm }, (reply) => {
+    const opened = pool.openHasher({ op: 'open', algorithm, ...(crc ? { crc } : {}) }, (reply) => {
       if (reply.op === 'ack') this.sender.onAck(reply.buffer);
       else if (reply.op === 'digest') {
+        this.crc = reply.crc;
         this.release();
         this.result.resolve({ algorithm, hex: reply.hex });
       }

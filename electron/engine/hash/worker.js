@@ -14,7 +14,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
  * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array }} CopyJob
- * @typedef {{ op: 'open', id: number, algorithm: string }
+ * @typedef {{ op: 'open', id: number, algorithm: string, crc?: 'crc32c' | 'crc32' }
  *   | { op: 'update', id: number, buffer: ArrayBuffer, length: number }
  *   | { op: 'digest', id: number }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
@@ -86,6 +86,19 @@ function copy(job) {
 /** @type {Map<number, import('node:crypto').Hash>} */
 const hashes = new Map();
 /**
+ * CRCs taken beside the hash of an open hasher (HashTap), by id.
+ * @type {Map<number, { kind: 'crc32c' | 'crc32', value: number }>}
+ */
+const crcs = new Map();
+
+/**
+ * @param {{ kind: 'crc32c' | 'crc32', value: number }} crc
+ * @param {Uint8Array} bytes
+ */
+function updateCrc(crc, bytes) {
+  crc.value = crc.kind === 'crc32c' ? crc32cUpdate(crc.value, bytes) : crc32(bytes, crc.value);
+}
+/**
  * Open file sinks: bytes are hashed (and CRC'd when `crc` is set) and written here. After a failed write,
  * `failure` holds it and the rest is dropped.
  * @type {Map<number, { hash: import('node:crypto').Hash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, failure?: { code: string, message: string } }>}
@@ -107,7 +120,7 @@ function writeToSink(id, bytes) {
   if (!sink || sink.failure || sink.fd === undefined) return;
   const fd = sink.fd;
   sink.hash.update(bytes);
-  if (sink.crc) sink.crc.value = sink.crc.kind === 'crc32c' ? crc32cUpdate(sink.crc.value, bytes) : crc32(bytes, sink.crc.value);
+  if (sink.crc) updateCrc(sink.crc, bytes);
   try {
     for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
   } catch (error) {
@@ -162,10 +175,16 @@ port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open':
       hashes.set(message.id, createHash(message.algorithm));
+      if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
       break;
     case 'update':
       if (sinks.has(message.id)) writeToSink(message.id, new Uint8Array(message.buffer, 0, message.length));
-      else hashes.get(message.id)?.update(new Uint8Array(message.buffer, 0, message.length));
+      else {
+        const bytes = new Uint8Array(message.buffer, 0, message.length);
+        hashes.get(message.id)?.update(bytes);
+        const crc = crcs.get(message.id);
+        if (crc) updateCrc(crc, bytes);
+      }
       // The buffer goes back to the sender for reuse: no allocation per block.
       port.postMessage({ op: 'ack', id: message.id, buffer: message.buffer }, [message.buffer]);
       break;
@@ -227,8 +246,10 @@ port.on('message', (/** @type {Message} */ message) => {
     }
     case 'digest': {
       const hash = hashes.get(message.id);
+      const crc = crcs.get(message.id);
       hashes.delete(message.id);
-      port.postMessage({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '' });
+      crcs.delete(message.id);
+      port.postMessage({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '', crc });
       break;
     }
   }
