@@ -173,7 +173,8 @@ class IngestRun {
     const lookUp = async (): Promise<void> => {
       while (next < needed.length) {
         const i = needed[next++]!;
-        out[i] = await this.bucket!.stat(objects[i]!.key, this.o.signal);
+        // A failed lookup leaves the listed entry: the file is then checked without that checksum, or fails on read.
+        out[i] = await this.bucket!.stat(objects[i]!.key, this.o.signal).catch(() => objects[i]!);
       }
     };
     await Promise.all(Array.from({ length: Math.min(8, needed.length) }, lookUp));
