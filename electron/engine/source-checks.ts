@@ -1,5 +1,5 @@
 // A run's checks of delivered files against the checksums their store keeps for whole objects, the cheapest
-// way each file allows (chooseSourceCheck): a one-chunk file's own checksum; the store's CRC32C combined from
+// way each file allows (chooseSourceCheck): a one-chunk file's own checksum; the store's CRC32C or CRC32 combined from
 // the chunks' CRCs taken during delivery; or a second hash over the chunks in order as they arrive
 // (SourceChecksumFollower). A file whose chunks lack what that needs is read back from its nodes at the end.
 import type { Readable } from 'node:stream';
