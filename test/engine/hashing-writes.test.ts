@@ -107,6 +107,19 @@ describe('FileSink', () => {
 });
 
 describe('HashTap', () => {
+  it('many streams at once share the hashing threads and their blocks without mixing bytes', async () => {
+    const inputs = Array.from({ length: 40 }, (_, i) => randomBytes(50_000 + i * 40_013));
+    const results = await Promise.all(
+      inputs.map(async (data, i) => {
+        const tap = pool.tap(i % 2 ? 'md5' : 'sha256');
+        tap.resume();
+        await pipeline(pieces(data, 7_919 + i), tap);
+        return (await tap.digest).hex;
+      }),
+    );
+    expect(results).toEqual(inputs.map((data, i) => createHash(i % 2 ? 'md5' : 'sha256').update(data).digest('hex')));
+  });
+
   it('asked for one, also gives the CRC of what passed through it', async () => {
     const data = randomBytes(2 * 1024 * 1024 + 77);
     const tap = pool.tap('sha256', { crc: 'crc32c' });

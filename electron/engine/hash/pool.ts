@@ -1,6 +1,7 @@
 // A pool of hashing threads, one per core, so hashing never runs on the thread that moves bytes
-// (or on Electron's main thread). Streams are tapped: bytes are copied into reusable blocks that are
-// transferred to a worker and handed back, so memory stays at a few blocks per open hasher.
+// (or on Electron's main thread). Streams are tapped: bytes are copied into 1 MiB blocks of shared memory
+// that each thread's streams take from and give back to one free list, so memory stays at a few blocks per
+// stream in flight and nothing is allocated per block.
 import { availableParallelism } from 'node:os';
 import { Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
@@ -14,7 +15,7 @@ const BLOCK_BYTES = 1024 * 1024;
 const BLOCKS_IN_FLIGHT = 2;
 
 type Reply =
-  | { op: 'ack'; id: number; buffer: ArrayBuffer }
+  | { op: 'ack'; id: number; block: number }
   | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc }
   | { op: 'progress'; id: number; bytes: number }
   | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc }
@@ -49,6 +50,38 @@ export class FileCopyError extends Error {
 interface Slot {
   worker: Worker;
   open: number;
+  blocks: SharedBlocks;
+}
+
+/**
+ * The 1 MiB blocks bytes travel to one hashing thread in: shared memory, each handed to the thread once and
+ * then named by its index, taken and given back through one free list for every stream on that thread. No
+ * buffer is transferred or allocated per block, so the receiving thread's heap sees no garbage from hashing.
+ */
+class SharedBlocks {
+  private readonly worker: Worker;
+  private readonly views: Uint8Array[] = [];
+  private readonly free: number[] = [];
+
+  constructor(worker: Worker) {
+    this.worker = worker;
+  }
+
+  take(): { index: number; view: Uint8Array } {
+    const index = this.free.pop() ?? this.create();
+    return { index, view: this.views[index]! };
+  }
+
+  give(index: number): void {
+    this.free.push(index);
+  }
+
+  private create(): number {
+    const buffer = new SharedArrayBuffer(BLOCK_BYTES);
+    const index = this.views.push(new Uint8Array(buffer)) - 1;
+    this.worker.postMessage({ op: 'block', index, buffer });
+    return index;
+  }
 }
 
 type Pending = (reply: Reply) => void;
@@ -63,11 +96,12 @@ export class HashPool {
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     const url = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
     this.slots = Array.from({ length: size }, () => {
-      // Hashing allocates almost nothing on the JS heap (blocks are transferred), so a small heap is plenty.
+      // Hashing allocates almost nothing on the JS heap (blocks are shared memory), so a small heap is plenty.
       const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
-      worker.on('message', (reply: Reply) => this.onReply(reply));
+      const slot: Slot = { worker, open: 0, blocks: new SharedBlocks(worker) };
+      worker.on('message', (reply: Reply) => this.onReply(slot, reply));
       worker.unref(); // after the listener, which would ref it again
-      return { worker, open: 0 };
+      return slot;
     });
   }
 
@@ -150,7 +184,9 @@ export class HashPool {
     if (--slot.open === 0) slot.worker.unref();
   }
 
-  private onReply(reply: Reply): void {
+  private onReply(slot: Slot, reply: Reply): void {
+    // A block comes back to the thread's free list even when its stream is gone.
+    if (reply.op === 'ack') slot.blocks.give(reply.block);
     this.pending.get(reply.id)?.(reply);
   }
 }
@@ -168,27 +204,25 @@ function laterDigest(): { promise: Promise<Checksum>; resolve: (c: Checksum) => 
 }
 
 /**
- * The sending half of an open hasher: bytes are copied into blocks that are transferred to the hashing thread
+ * The sending half of an open hasher: bytes are copied into shared blocks that are handed to the hashing thread
  * and handed back for reuse, with at most BLOCKS_IN_FLIGHT out at a time. Shared by HashTap and FileSink.
  */
 class BlockSender {
-  private readonly worker: Worker;
+  private readonly slot: Slot;
   private readonly id: number;
-  private readonly free: ArrayBuffer[] = [];
   private inFlight = 0;
-  private block: Uint8Array | undefined;
+  private block: { index: number; view: Uint8Array } | undefined;
   private filled = 0;
   private waiting: (() => void) | undefined;
 
-  constructor(worker: Worker, id: number) {
-    this.worker = worker;
+  constructor(slot: Slot, id: number) {
+    this.slot = slot;
     this.id = id;
   }
 
-  /** A block came back from the hashing thread. */
-  onAck(buffer: ArrayBuffer): void {
+  /** A block came back from the hashing thread (the pool has already put it back on the free list). */
+  onAck(): void {
     this.inFlight--;
-    this.free.push(buffer);
     const resume = this.waiting;
     this.waiting = undefined;
     resume?.();
@@ -203,24 +237,31 @@ class BlockSender {
           this.waiting = () => this.absorb(data, done, offset);
           return;
         }
-        this.block = new Uint8Array(this.free.pop() ?? new ArrayBuffer(BLOCK_BYTES));
+        this.block = this.slot.blocks.take();
         this.filled = 0;
       }
-      const n = Math.min(data.length - offset, this.block.length - this.filled);
-      this.block.set(data.subarray(offset, offset + n), this.filled);
+      const n = Math.min(data.length - offset, BLOCK_BYTES - this.filled);
+      this.block.view.set(data.subarray(offset, offset + n), this.filled);
       this.filled += n;
       offset += n;
-      if (this.filled === this.block.length) this.send();
+      if (this.filled === BLOCK_BYTES) this.send();
     }
     done();
   }
 
   /** Sends the partly filled block, if any. */
   send(): void {
-    if (!this.block || this.filled === 0) return;
-    const buffer = this.block.buffer as ArrayBuffer;
-    this.worker.postMessage({ op: 'update', id: this.id, buffer, length: this.filled }, [buffer]);
+    if (!this.block) return;
+    if (this.filled === 0) return this.drop();
+    this.slot.worker.postMessage({ op: 'update', id: this.id, block: this.block.index, length: this.filled });
     this.inFlight++;
+    this.block = undefined;
+    this.filled = 0;
+  }
+
+  /** Gives back a block taken but never sent (the stream stopped). */
+  drop(): void {
+    if (this.block) this.slot.blocks.give(this.block.index);
     this.block = undefined;
     this.filled = 0;
   }
@@ -248,7 +289,7 @@ export class HashTap extends Transform {
     this.algorithm = algorithm;
     this.digest = this.result.promise;
     const opened = pool.openHasher({ op: 'open', algorithm, ...(crc ? { crc } : {}) }, (reply) => {
-      if (reply.op === 'ack') this.sender.onAck(reply.buffer);
+      if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'digest') {
         this.crc = reply.crc;
         this.release();
@@ -257,7 +298,7 @@ export class HashTap extends Transform {
     });
     this.id = opened.id;
     this.slot = opened.slot;
-    this.sender = new BlockSender(opened.slot.worker, opened.id);
+    this.sender = new BlockSender(opened.slot, opened.id);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -275,6 +316,7 @@ export class HashTap extends Transform {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.sender.drop();
     // After a clean end the digest is on its way; destroy only cancels an unfinished hash.
     if (!this.released && !(this.flushed && !error)) {
       this.result.reject(error ?? new Error('hashing stopped before the end of the stream'));
@@ -317,13 +359,13 @@ export class FileSink extends Writable {
     this.algorithm = algorithm;
     this.digest = this.result.promise;
     const opened = pool.openHasher({ op: 'openFile', algorithm, target, crc }, (reply) => {
-      if (reply.op === 'ack') this.sender.onAck(reply.buffer);
+      if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
       else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
     });
     this.id = opened.id;
     this.slot = opened.slot;
-    this.sender = new BlockSender(opened.slot.worker, opened.id);
+    this.sender = new BlockSender(opened.slot, opened.id);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -338,6 +380,7 @@ export class FileSink extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.sender.drop();
     if (!this.released) {
       this.result.reject(error ?? new Error('writing stopped before the end of the stream'));
       this.slot.worker.postMessage({ op: 'abortFile', id: this.id });
@@ -386,7 +429,7 @@ export class SequentialHash {
     this.pool = pool;
     this.algorithm = algorithm;
     const opened = pool.openHasher({ op: 'open', algorithm }, (reply) => {
-      if (reply.op === 'ack') return this.sender.onAck(reply.buffer);
+      if (reply.op === 'ack') return this.sender.onAck();
       const waiter = this.waiter;
       this.waiter = undefined;
       if (reply.op === 'fileHashed') waiter?.resolve('');
@@ -395,7 +438,7 @@ export class SequentialHash {
     });
     this.id = opened.id;
     this.slot = opened.slot;
-    this.sender = new BlockSender(opened.slot.worker, opened.id);
+    this.sender = new BlockSender(opened.slot, opened.id);
   }
 
   /** Adds the whole of a local file. */
@@ -427,6 +470,7 @@ export class SequentialHash {
 
   /** Stops hashing; the thread forgets the hash. */
   discard(): void {
+    this.sender.drop();
     if (this.released) return;
     this.slot.worker.postMessage({ op: 'digest', id: this.id });
     this.release();

@@ -15,7 +15,8 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 /**
  * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array }} CopyJob
  * @typedef {{ op: 'open', id: number, algorithm: string, crc?: 'crc32c' | 'crc32' }
- *   | { op: 'update', id: number, buffer: ArrayBuffer, length: number }
+ *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
+ *   | { op: 'update', id: number, block: number, length: number }
  *   | { op: 'digest', id: number }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32' }
@@ -83,6 +84,8 @@ function copy(job) {
   }
 }
 
+/** Shared blocks the sender fills, by index (see SharedBlocks in pool.ts). @type {Uint8Array[]} */
+const blocks = [];
 /** @type {Map<number, import('node:crypto').Hash>} */
 const hashes = new Map();
 /**
@@ -177,17 +180,21 @@ port.on('message', (/** @type {Message} */ message) => {
       hashes.set(message.id, createHash(message.algorithm));
       if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
       break;
-    case 'update':
-      if (sinks.has(message.id)) writeToSink(message.id, new Uint8Array(message.buffer, 0, message.length));
+    case 'block':
+      blocks[message.index] = new Uint8Array(message.buffer);
+      break;
+    case 'update': {
+      const bytes = /** @type {Uint8Array} */ (blocks[message.block]).subarray(0, message.length);
+      if (sinks.has(message.id)) writeToSink(message.id, bytes);
       else {
-        const bytes = new Uint8Array(message.buffer, 0, message.length);
         hashes.get(message.id)?.update(bytes);
         const crc = crcs.get(message.id);
         if (crc) updateCrc(crc, bytes);
       }
-      // The buffer goes back to the sender for reuse: no allocation per block.
-      port.postMessage({ op: 'ack', id: message.id, buffer: message.buffer }, [message.buffer]);
+      // The block is free again once this is read: the sender reuses it, nothing is allocated per block.
+      port.postMessage({ op: 'ack', id: message.id, block: message.block });
       break;
+    }
     case 'copy':
       try {
         port.postMessage({ op: 'copied', id: message.id, hex: copy(message) });
