@@ -13,6 +13,7 @@ import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { JournalWriter, journalPath, readJournal, ResumeError } from './journal.ts';
 import type { JournalState } from './journal.ts';
+import { forEachLimited } from './limit.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
 import { NodeError } from './nodes/node.ts';
@@ -169,15 +170,10 @@ class IngestRun {
   private async withStoreChecksums(objects: ObjectInfo[]): Promise<ObjectInfo[]> {
     const needed = objects.map((o, i) => (o.checksumsOnStat && o.size > this.chunkSize ? i : -1)).filter((i) => i >= 0);
     const out = [...objects];
-    let next = 0;
-    const lookUp = async (): Promise<void> => {
-      while (next < needed.length) {
-        const i = needed[next++]!;
-        // A failed lookup leaves the listed entry: the file is then checked without that checksum, or fails on read.
-        out[i] = await this.bucket!.stat(objects[i]!.key, this.o.signal).catch(() => objects[i]!);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(8, needed.length) }, lookUp));
+    await forEachLimited(needed, 8, async (i) => {
+      // A failed lookup leaves the listed entry: the file is then checked without that checksum, or fails on read.
+      out[i] = await this.bucket!.stat(objects[i]!.key, this.o.signal).catch(() => objects[i]!);
+    });
     return out;
   }
 
@@ -235,32 +231,26 @@ class IngestRun {
   /** Runs chunk deliveries with bounded concurrency, in plan order. */
   private async deliverAll(plan: PlannedChunk[]): Promise<(ManifestChunk | undefined)[]> {
     const results: (ManifestChunk | undefined)[] = new Array(plan.length);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < plan.length && !this.fatal && !this.o.signal?.aborted) {
-        const i = next++;
-        const chunk = plan[i]!;
-        if (this.fileErrors.has(chunk.object.key)) continue;
-        try {
-          const done = this.journaled(chunk);
-          if (done) {
-            for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
-            this.emitChunk(chunk, 'skipped', 0, done.node);
-            results[i] = done;
-            this.checks?.delivered(chunk.object.key, chunk.index, done);
-            continue;
-          }
-          const delivered = await this.deliver(chunk);
-          results[i] = delivered;
-          this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: delivered });
-          this.checks?.delivered(chunk.object.key, chunk.index, delivered);
-        } catch (error) {
-          this.onChunkFailed(chunk, error);
+    const deliverOne = async (chunk: PlannedChunk, i: number): Promise<void> => {
+      if (this.fileErrors.has(chunk.object.key)) return;
+      try {
+        const done = this.journaled(chunk);
+        if (done) {
+          for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
+          this.emitChunk(chunk, 'skipped', 0, done.node);
+          results[i] = done;
+          this.checks?.delivered(chunk.object.key, chunk.index, done);
+          return;
         }
+        const delivered = await this.deliver(chunk);
+        results[i] = delivered;
+        this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: delivered });
+        this.checks?.delivered(chunk.object.key, chunk.index, delivered);
+      } catch (error) {
+        this.onChunkFailed(chunk, error);
       }
     };
-    const width = Math.max(1, Math.min(this.loaded.config.ingestion.max_concurrent_chunks, plan.length));
-    await Promise.all(Array.from({ length: width }, worker));
+    await forEachLimited(plan, this.loaded.config.ingestion.max_concurrent_chunks, deliverOne, () => this.fatal !== undefined || this.o.signal?.aborted === true);
     return results;
   }
 

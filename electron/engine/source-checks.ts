@@ -75,8 +75,7 @@ export class SourceChecks {
           algorithm: this.o.algorithm,
           store: this.o.store,
           pool: this.o.pool,
-          readChunk: (id) => this.readAnyCopy(chunks.find((c) => c.id === id)!),
-          ...this.localChunkFiles(chunks),
+          chunkBytes: (id) => this.bytesOf(chunks.find((c) => c.id === id)!),
           ...(this.o.signal ? { signal: this.o.signal } : {}),
         },
         { plan: choice.plan, ...(actual !== undefined ? { actual } : {}) },
@@ -100,23 +99,8 @@ export class SourceChecks {
 
   /** Where a delivered chunk can be read again: its file on a folder node if it has one, else any copy. */
   private bytesOf(chunk: ManifestChunk): ChunkBytes {
-    const local = this.localCopy(chunk);
+    const local = chunk.copies.find((c) => this.o.registry.get(c.nodeId)?.kind === 'folder')?.location;
     return local ? { file: local } : { stream: () => this.readAnyCopy(chunk) };
-  }
-
-  private localCopy(chunk: ManifestChunk): string | undefined {
-    return chunk.copies.find((c) => this.o.registry.get(c.nodeId)?.kind === 'folder')?.location;
-  }
-
-  /** The file of each chunk on a folder node, in order, when every chunk has one. */
-  private localChunkFiles(chunks: ManifestChunk[]): { localFiles?: string[] } {
-    const files: string[] = [];
-    for (const chunk of chunks) {
-      const local = this.localCopy(chunk);
-      if (!local) return {};
-      files.push(local);
-    }
-    return { localFiles: files };
   }
 
   private async readAnyCopy(chunk: ManifestChunk): Promise<Readable> {

@@ -5,6 +5,7 @@ import type { ManifestChunk, VerifyProblem, VerifyReport } from '../../shared/ty
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
+import { forEachLimited } from './limit.ts';
 import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
@@ -43,21 +44,16 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   const problems: VerifyProblem[] = [];
   const bad = new Map<string, number>();
   let done = 0;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < copies.length) {
-      const { chunk, nodeId } = copies[next++]!;
-      const problem = await verifyCopy(nodes.get(nodeId), chunk, manifest.checksumAlgorithm, pool, options.signal);
-      if (problem) {
-        problems.push({ ...problem, nodeId });
-        bad.set(chunk.id, (bad.get(chunk.id) ?? 0) + 1);
-      }
-      options.onProgress?.(++done, copies.length);
+  const check = async ({ chunk, nodeId }: (typeof copies)[number]): Promise<void> => {
+    const problem = await verifyCopy(nodes.get(nodeId), chunk, manifest.checksumAlgorithm, pool, options.signal);
+    if (problem) {
+      problems.push({ ...problem, nodeId });
+      bad.set(chunk.id, (bad.get(chunk.id) ?? 0) + 1);
     }
+    options.onProgress?.(++done, copies.length);
   };
-  const width = Math.max(1, Math.min(options.loaded.config.ingestion.max_concurrent_chunks, copies.length));
   try {
-    await Promise.all(Array.from({ length: width }, worker));
+    await forEachLimited(copies, options.loaded.config.ingestion.max_concurrent_chunks, check);
   } finally {
     await Promise.all([...nodes.values()].map((n) => n.close()));
   }

@@ -12,6 +12,8 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { crcBase64 } from '../../electron/engine/hash/crc32c.js';
+import { crcOfFile } from '../storage/data.ts';
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Storage } from '@google-cloud/storage';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -152,12 +154,7 @@ export async function startMoto(): Promise<Emulator> {
 }
 
 async function crc32Base64Of(body: Buffer | { file: string }): Promise<string> {
-  let crc = 0;
-  if (Buffer.isBuffer(body)) crc = crc32(body);
-  else for await (const piece of createReadStream(body.file, { highWaterMark: 1024 * 1024 })) crc = crc32(piece as Buffer, crc);
-  const out = Buffer.alloc(4);
-  out.writeUInt32BE(crc);
-  return out.toString('base64');
+  return Buffer.isBuffer(body) ? crcBase64(crc32(body)) : crcOfFile(body.file, 'crc32');
 }
 
 /** An S3 server started on `port`, seeded through the SDK; `withCrc32` uploads carry a CRC32 for the store to keep. */

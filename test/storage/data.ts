@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { Crc32c } from '../../electron/engine/storage/source-checksum.ts';
+import { crc32 } from 'node:zlib';
+import { crc32cUpdate, crcBase64 } from '../../electron/engine/hash/crc32c.js';
 
 export const MiB = 1024 * 1024;
 
@@ -44,9 +45,9 @@ export async function md5OfRange(path: string, start: number, length: number): P
   return h.digest('hex');
 }
 
-/** CRC32C (base64, as stores give it) of a whole file, streamed. */
-export async function crc32cOfFile(path: string): Promise<string> {
-  const crc = new Crc32c();
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) crc.update(chunk as Buffer);
-  return crc.base64();
+/** The CRC32C or CRC32 of a whole file, streamed, in base64 as stores give it. */
+export async function crcOfFile(path: string, kind: 'crc32c' | 'crc32'): Promise<string> {
+  let crc = 0;
+  for await (const piece of createReadStream(path, { highWaterMark: MiB })) crc = kind === 'crc32c' ? crc32cUpdate(crc, piece as Buffer) : crc32(piece as Buffer, crc);
+  return crcBase64(crc);
 }

@@ -14,7 +14,7 @@ import type { CloudName, DataSourceConfig } from '../../shared/config/types.ts';
 import type { DetectionResult, IngestEvent, Manifest } from '../../shared/types.ts';
 import { writeCloudProject } from '../helpers/cloud-project.ts';
 import { isRangedGet } from '../helpers/fault-proxy.ts';
-import { crc32cOfFile, MiB, md5, md5OfRange } from './data.ts';
+import { crcOfFile, MiB, md5, md5OfRange } from './data.ts';
 import { BIG_KEY, EMPTY_KEY, MANY_KEYS, UNICODE_KEYS, contentOf } from './conformance.ts';
 import type { SourceContext } from './conformance.ts';
 import { withEnv } from './stores.ts';
@@ -81,7 +81,7 @@ export function defineIngestSuite(ctx: SourceContext): void {
       expect(new Set(bigChunks.map((c) => c.node)).size).toBe(2);
       if (ctx.store.keepsCrc32c) {
         // Two chunks: the store's CRC32C, combined from the chunks' own, is checked rather than a second MD5 pass.
-        expect(big.sourceChecksum).toEqual({ kind: `${ctx.kind}-crc32c`, value: await crc32cOfFile(ctx.bigFile), matched: true });
+        expect(big.sourceChecksum).toEqual({ kind: `${ctx.kind}-crc32c`, value: await crcOfFile(ctx.bigFile, 'crc32c'), matched: true });
         expect(bigChunks.every((c) => c.crc?.kind === 'crc32c' && Number.isInteger(c.crc.value))).toBe(true);
       } else if (ctx.store.keepsMd5) {
         expect(big.sourceChecksum?.matched).toBe(true);

@@ -1,5 +1,8 @@
 // Which store checksum a file is checked against, and computing it from delivered chunks.
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,14 +64,30 @@ describe('planSourceChecksum', () => {
 describe('checkSourceChecksum', () => {
   const data = randomBytes(3 * 65_536 + 123);
   const chunks = chunksOf(data, 65_536);
-  const readChunk = async (id: string) => Readable.from([chunks.find((c) => c.id === id)!.bytes]);
-  const base = { chunks: chunks.map(({ id, checksum }) => ({ id, checksum })), algorithm: 'md5' as const, pool, readChunk };
+  const chunkBytes = (id: string) => ({ stream: async () => Readable.from([chunks.find((c) => c.id === id)!.bytes]) });
+  const base = { chunks: chunks.map(({ id, checksum }) => ({ id, checksum })), algorithm: 'md5' as const, pool, chunkBytes };
+  const noReads = () => ({ stream: () => Promise.reject(new Error('must not read back')) });
 
   it('reads multi-chunk files back through one MD5 and reports a match or a mismatch', async () => {
     const good = createHash('md5').update(data).digest('hex');
     expect(await checkSourceChecksum({ ...base, object: { key: 'f', size: data.length, checksums: { md5Hex: good } }, store: 'gcs' })).toEqual({ kind: 'gcs-md5', value: good, matched: true });
     const bad = createHash('md5').update('other').digest('hex');
     expect((await checkSourceChecksum({ ...base, object: { key: 'f', size: data.length, checksums: { md5Hex: bad } } }))?.matched).toBe(false);
+  });
+
+  it('reads chunk files on this machine back on a hashing thread, in order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ci-readback-'));
+    try {
+      const files = new Map(chunks.map((c) => [c.id, join(dir, c.id)]));
+      await Promise.all(chunks.map((c) => writeFile(files.get(c.id)!, c.bytes)));
+      const good = createHash('md5').update(data).digest('hex');
+      const fromFiles = { ...base, chunkBytes: (id: string) => ({ file: files.get(id)! }), object: { key: 'f', size: data.length, checksums: { md5Hex: good } }, store: 's3' as const };
+      expect(await checkSourceChecksum(fromFiles)).toEqual({ kind: 's3-etag-md5', value: good, matched: true });
+      const crc = new Crc32c().update(data).base64();
+      expect((await checkSourceChecksum({ ...fromFiles, object: { key: 'f', size: data.length, checksums: { crc32cBase64: crc } } }))?.matched).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('computes CRC32C over the chunks when that is all the store keeps', async () => {
@@ -80,12 +99,12 @@ describe('checkSourceChecksum', () => {
     const object = { key: 'f', size: data.length, checksums: { md5Hex: createHash('md5').update(data).digest('hex'), crc32cBase64: new Crc32c().update(data).base64() } };
     const choice = chooseSourceCheck(object, 'gcs', chunks.length, 'md5')!;
     expect(choice.mode).toBe('combine');
-    const noReads = { ...base, readChunk: () => Promise.reject(new Error('must not read back')), object, store: 'gcs' as const };
+    const unread = { ...base, chunkBytes: noReads, object, store: 'gcs' as const };
     const crcs = chunks.map((c) => ({ size: c.bytes.length, crc: { kind: 'crc32c' as const, value: new Crc32c().update(c.bytes).value() } }));
-    expect(await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc('crc32c', crcs)! })).toEqual({ kind: 'gcs-crc32c', value: object.checksums.crc32cBase64, matched: true });
+    expect(await checkSourceChecksum(unread, { plan: choice.plan, actual: combinedCrc('crc32c', crcs)! })).toEqual({ kind: 'gcs-crc32c', value: object.checksums.crc32cBase64, matched: true });
     // One chunk's bytes were not the store's: its CRC differs, and so does the combination.
     crcs[1] = { size: crcs[1]!.size, crc: { kind: 'crc32c', value: new Crc32c().update(randomBytes(crcs[1]!.size)).value() } };
-    expect((await checkSourceChecksum(noReads, { plan: choice.plan, actual: combinedCrc('crc32c', crcs)! }))?.matched).toBe(false);
+    expect((await checkSourceChecksum(unread, { plan: choice.plan, actual: combinedCrc('crc32c', crcs)! }))?.matched).toBe(false);
   });
 
   it('reads chunks back through CRC32 (IEEE) when an S3 CRC32 must be checked and the chunks carry none', async () => {
@@ -100,7 +119,7 @@ describe('checkSourceChecksum', () => {
     const result = await checkSourceChecksum({
       ...base,
       chunks: [{ id: one.id, checksum: one.checksum }],
-      readChunk: () => Promise.reject(new Error('must not read back')),
+      chunkBytes: noReads,
       object: { key: 'f', size: one.bytes.length, checksums: { md5Hex: one.checksum } },
       store: 's3',
     });

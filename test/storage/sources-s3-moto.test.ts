@@ -1,10 +1,8 @@
 // S3 on moto: objects uploaded the way current AWS SDKs upload them carry a CRC32 that S3 keeps. A multi-chunk
 // file is checked against it by combining the chunks' CRC32s, taken while they were written: no second pass.
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../electron/engine/config.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
@@ -13,7 +11,7 @@ import type { DetectionResult } from '../../shared/types.ts';
 import { writeCloudProject } from '../helpers/cloud-project.ts';
 import { startMoto } from '../helpers/emulators.ts';
 import type { Emulator } from '../helpers/emulators.ts';
-import { makeRandomFile, md5, MiB } from './data.ts';
+import { crcOfFile, makeRandomFile, md5, MiB } from './data.ts';
 
 const BUCKET = 'moto-ingest-bucket';
 const detection: DetectionResult = { cloud: 'aws', signal: 'flag', detail: 'test', elapsedMs: 0, probes: [] };
@@ -22,14 +20,6 @@ let moto: Emulator;
 let work: string;
 let bigFile: string;
 let bigMd5: string;
-
-async function crc32Base64(path: string): Promise<string> {
-  let crc = 0;
-  for await (const piece of createReadStream(path, { highWaterMark: MiB })) crc = crc32(piece as Buffer, crc);
-  const out = Buffer.alloc(4);
-  out.writeUInt32BE(crc);
-  return out.toString('base64');
-}
 
 async function project(replicas = 1): Promise<string> {
   const root = await mkdtemp(join(work, 'project-'));
@@ -73,7 +63,7 @@ describe('S3 objects with a CRC32 (moto)', () => {
     expect(manifest.status).toBe('complete');
     const file = manifest.files[0]!;
     expect(file).toMatchObject({ key: 'big/object.bin', chunkCount: 3, status: 'complete' });
-    expect(file.sourceChecksum).toEqual({ kind: 's3-crc32', value: await crc32Base64(bigFile), matched: true });
+    expect(file.sourceChecksum).toEqual({ kind: 's3-crc32', value: await crcOfFile(bigFile, 'crc32'), matched: true });
     const chunks = manifest.chunks.filter((c) => c.file === 'big/object.bin');
     expect(chunks.every((c) => c.crc?.kind === 'crc32')).toBe(true);
     const out = join(root, 'out.bin');
@@ -84,7 +74,7 @@ describe('S3 objects with a CRC32 (moto)', () => {
   it('with replicas: 2 (each chunk streamed to two nodes at once) the chunks still carry their CRC32', async () => {
     const root = await project(2);
     const { manifest } = await ingest(root, 'big/**');
-    expect(manifest.files[0]!.sourceChecksum).toEqual({ kind: 's3-crc32', value: await crc32Base64(bigFile), matched: true });
+    expect(manifest.files[0]!.sourceChecksum).toEqual({ kind: 's3-crc32', value: await crcOfFile(bigFile, 'crc32'), matched: true });
     const chunks = manifest.chunks.filter((c) => c.file === 'big/object.bin');
     expect(chunks.map((c) => c.copies.length)).toEqual([2, 2, 2]);
     expect(chunks.every((c) => c.crc?.kind === 'crc32')).toBe(true);

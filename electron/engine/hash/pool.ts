@@ -158,10 +158,6 @@ export class HashPool {
     return new SequentialHash(this, algorithm);
   }
 
-  /** Hashes local files in order as one stream, on a hashing thread with its reused block. */
-  hashFiles(algorithm: ChecksumAlgorithm, paths: string[], signal?: AbortSignal): Promise<Checksum> {
-    return this.runFileJob({ op: 'hashFiles', algorithm, paths }, algorithm, signal);
-  }
 
   /** @internal */
   openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm; crc?: ChunkCrc['kind'] } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {

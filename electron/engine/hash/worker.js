@@ -22,8 +22,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32' }
  *   | { op: 'closeFile', id: number }
  *   | { op: 'abortFile', id: number }
- *   | ({ op: 'copy' } & CopyJob)
- *   | { op: 'hashFiles', id: number, algorithm: string, paths: string[], cancel: Int32Array }} Message
+ *   | ({ op: 'copy' } & CopyJob)} Message
  */
 
 /** Same formula as localEtag() in storage/local.ts: size, mtime in µs, inode. */
@@ -164,15 +163,6 @@ function hashFileInto(hash, path, cancel) {
   }
 }
 
-/**
- * Hashes whole files one after another, as one stream.
- * @param {{ algorithm: string, paths: string[], cancel: Int32Array }} job
- */
-function hashFiles(job) {
-  const hash = createHash(job.algorithm);
-  for (const path of job.paths) hashFileInto(hash, path, job.cancel);
-  return hash.digest('hex');
-}
 
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
@@ -201,14 +191,6 @@ port.on('message', (/** @type {Message} */ message) => {
       } catch (error) {
         const { code, message: text, side } = /** @type {NodeJS.ErrnoException & { side?: string }} */ (error);
         port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source' });
-      }
-      break;
-    case 'hashFiles':
-      try {
-        port.postMessage({ op: 'copied', id: message.id, hex: hashFiles(message) });
-      } catch (error) {
-        const { code, message: text } = /** @type {NodeJS.ErrnoException} */ (error);
-        port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: 'source' });
       }
       break;
     case 'hashFile': {

@@ -12,12 +12,11 @@
 //      nothing to combine.
 // The manifest records which one was checked: kind is `<store>-<what>` (e.g. s3-etag-md5,
 // gcs-md5, gcs-crc32c, azure-content-md5, s3-sha256) when the store is known, else just the algorithm.
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { ChunkCrc, ManifestFile } from '../../../shared/types.ts';
-import { crc32 } from 'node:zlib';
 import { crc32Combine, crc32cCombine, crc32cUpdate, crcBase64 } from '../hash/crc32c.js';
 import type { HashPool, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
@@ -28,10 +27,8 @@ export interface SourceChecksumInput {
   chunks: { id: string; checksum: string }[];
   algorithm: ChecksumAlgorithm;
   pool: HashPool;
-  /** Reads a delivered chunk back (from any good copy). */
-  readChunk: (chunkId: string) => Promise<Readable>;
-  /** The chunks' files in order, when every chunk has a copy on a local folder node: hashed on a hashing thread. */
-  localFiles?: string[];
+  /** Where a delivered chunk can be read again: its file on this machine (hashed on a hashing thread), or a stream. */
+  chunkBytes: (chunkId: string) => ChunkBytes;
   signal?: AbortSignal;
   /** The store the object came from; names the checksum kind in the manifest. */
   store?: SourceInfo['kind'];
@@ -205,41 +202,39 @@ export class SourceChecksumFollower {
     if (this.failed) return;
     try {
       this.hash ??= this.pool.sequence(this.algorithm);
-      if ('file' in chunk) await this.hash.addFile(chunk.file, this.signal);
-      else await this.hash.addStream(await chunk.stream());
+      await addChunk(this.hash, chunk, this.signal);
     } catch {
       this.discard(); // the check at the end reads the chunks back and reports what is wrong
     }
   }
 }
 
+/** Adds one chunk's bytes to a sequential hash. */
+function addChunk(hash: SequentialHash, chunk: ChunkBytes, signal?: AbortSignal): Promise<void> {
+  return 'file' in chunk ? hash.addFile(chunk.file, signal) : chunk.stream().then((stream) => hash.addStream(stream));
+}
+
+/** Reads every chunk back, in order, through one hash or CRC: the check when nothing was computed on the way. */
 async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksumKind): Promise<string> {
-  if (algorithm === 'crc32c' || algorithm === 'crc32') {
-    const crc = algorithm === 'crc32c' ? new Crc32c() : new Crc32();
-    const sink = new Writable({
-      write: (chunk: Buffer, _enc, done) => {
-        crc.update(chunk);
-        done();
-      },
-    });
-    for (const chunk of input.chunks) {
-      const stream = await input.readChunk(chunk.id);
-      await pipeline(stream, sink, { end: false, ...(input.signal ? { signal: input.signal } : {}) });
+  if (algorithm === 'md5' || algorithm === 'sha256') {
+    const hash = input.pool.sequence(algorithm);
+    try {
+      for (const chunk of input.chunks) await addChunk(hash, input.chunkBytes(chunk.id), input.signal);
+      return (await hash.digest()).hex;
+    } finally {
+      hash.discard();
     }
-    return crc.base64();
   }
-  if (input.localFiles) return (await input.pool.hashFiles(algorithm, input.localFiles, input.signal)).hex;
-  const tap = input.pool.tap(algorithm);
-  tap.setMaxListeners(0); // one short pipeline per chunk feeds the same tap
-  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
-  const drained = pipeline(tap, sink);
+  const crc = algorithm === 'crc32c' ? new Crc32c() : new Crc32();
   for (const chunk of input.chunks) {
-    const stream = await input.readChunk(chunk.id);
-    await pipeline(stream, tap, { end: false, ...(input.signal ? { signal: input.signal } : {}) });
+    const bytes = input.chunkBytes(chunk.id);
+    const stream = 'file' in bytes ? createReadStream(bytes.file, { highWaterMark: 1024 * 1024 }) : await bytes.stream();
+    for await (const piece of stream) {
+      input.signal?.throwIfAborted();
+      crc.update(piece as Uint8Array);
+    }
   }
-  tap.end();
-  await drained;
-  return (await tap.digest).hex;
+  return crc.base64();
 }
 
 /** CRC-32 (IEEE) over a stream of updates, by zlib. */
