@@ -13,7 +13,7 @@ import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { JournalWriter, journalPath, readJournal, ResumeError } from './journal.ts';
 import type { JournalState } from './journal.ts';
-import { forEachLimited } from './limit.ts';
+import { forEachLimited, Slots } from './limit.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
 import { NodeError } from './nodes/node.ts';
@@ -67,6 +67,10 @@ interface AttemptOutcome {
 
 const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
 const PROGRESS_STEP_BYTES = 256 * 1024;
+/** A chunk read in order is read as ranged reads of this size (the size the big stores advise for throughput)… */
+const READ_PART_BYTES = 8 * 1024 * 1024;
+/** …this many at once (measured best on the emulators: fewer leave bandwidth unused, more only add sockets). */
+const READ_PARTS_AHEAD = 4;
 
 
 export async function runIngest(options: IngestOptions): Promise<IngestResult> {
@@ -94,6 +98,8 @@ class IngestRun {
   private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
   private checks: SourceChecks | undefined;
   private bucket: Bucket | undefined;
+  /** Source reads open at once across the run: `max_concurrent_chunks`. */
+  private readonly readSlots: Slots;
   private retries = 0;
   private replacements = 0;
   private fatal: Error | undefined;
@@ -111,6 +117,7 @@ class IngestRun {
     this.pool = options.hashPool ?? sharedHashPool();
     this.emit = options.onEvent ?? (() => undefined);
     this.registry = new NodeRegistry(options.nodes ?? openNodes(options.loaded));
+    this.readSlots = new Slots(ingestion.max_concurrent_chunks);
     this.registry.on('change', (status) => this.emit({ type: 'node', status }));
   }
 
@@ -250,8 +257,31 @@ class IngestRun {
         this.onChunkFailed(chunk, error);
       }
     };
-    await forEachLimited(plan, this.loaded.config.ingestion.max_concurrent_chunks, deliverOne, () => this.fatal !== undefined || this.o.signal?.aborted === true);
+    const runs = this.deliveryRuns(plan);
+    const deliverRun = async (run: number[]): Promise<void> => {
+      for (const i of run) await deliverOne(plan[i]!, i);
+    };
+    await forEachLimited(runs, this.loaded.config.ingestion.max_concurrent_chunks, deliverRun, () => this.fatal !== undefined || this.o.signal?.aborted === true);
     return results;
+  }
+
+  /**
+   * The plan's chunks in runs delivered one after another: a file whose store check hashes its chunks in order
+   * is one run (each chunk read in parallel parts instead), every other chunk a run of its own.
+   */
+  private deliveryRuns(plan: PlannedChunk[]): number[][] {
+    const runs: number[][] = [];
+    let current: number[] | undefined;
+    plan.forEach((chunk, i) => {
+      if (!this.checks?.readsInOrder(chunk.object.key)) {
+        runs.push([i]);
+        current = undefined;
+        return;
+      }
+      if (chunk.index === 0 || !current) runs.push((current = []));
+      current.push(i);
+    });
+    return runs;
   }
 
   private onChunkFailed(chunk: PlannedChunk, error: unknown): void {
@@ -383,7 +413,7 @@ class IngestRun {
     }
     let source: Readable;
     try {
-      source = await this.bucket!.read(chunk.object, { offset: chunk.offset, length: chunk.size }, signal);
+      source = await this.readChunk(chunk);
     } catch (error) {
       if (signal?.aborted) throw error;
       return { stored, nodeErrors, sourceError: error };
@@ -417,6 +447,27 @@ class IngestRun {
     );
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
     return { stored, nodeErrors, ...(sourceError ? { sourceError } : {}) };
+  }
+
+  /**
+   * The chunk's bytes from the store, holding one of the run's read slots per open ranged read. A chunk of a
+   * file checked in order is read in parts, several at once (see Bucket.readInParts).
+   */
+  private async readChunk(chunk: PlannedChunk): Promise<Readable> {
+    const range = { offset: chunk.offset, length: chunk.size };
+    const signal = this.o.signal;
+    if (this.checks?.readsInOrder(chunk.object.key)) {
+      return this.bucket!.readInParts(chunk.object, range, { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD, slots: this.readSlots, ...(signal ? { signal } : {}) });
+    }
+    const release = await this.readSlots.acquire();
+    try {
+      const stream = await this.bucket!.read(chunk.object, range, signal);
+      stream.once('close', release);
+      return stream;
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   /** One target that hashes and writes on a hashing thread (a folder node): the source goes straight to it. */

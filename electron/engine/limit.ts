@@ -14,3 +14,26 @@ export async function forEachLimited<T>(items: readonly T[], width: number, fn: 
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, lane));
 }
+
+/** At most `size` holders at a time; `acquire` waits its turn (first come, first served) and gives the release. */
+export class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = Math.max(1, size);
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}

@@ -51,6 +51,11 @@ export class SourceChecks {
     return choice?.mode === 'combine' && (algorithm === 'crc32c' || algorithm === 'crc32') ? algorithm : undefined;
   }
 
+  /** Whether this file's chunks are best read one after another, in order: its store check hashes them in order. */
+  readsInOrder(key: string): boolean {
+    return this.followers.has(key);
+  }
+
   /** Chunk `index` of `key` is on its nodes (delivered now, or by the run being resumed). */
   delivered(key: string, index: number, chunk: ManifestChunk): void {
     this.followers.get(key)?.add(index, this.bytesOf(chunk));

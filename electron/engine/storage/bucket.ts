@@ -1,8 +1,9 @@
 // The portable wrapper every driver sits behind: glob filtering, key order, exact-length reads,
 // version checks between reads, clear errors, and retries for metadata calls. Written once.
-import { Transform } from 'node:stream';
-import type { Readable, TransformCallback } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import picomatch from 'picomatch';
+import type { Slots } from '../limit.ts';
 import { withRetries } from '../retry.ts';
 import type { RetryPolicy } from '../retry.ts';
 import { StorageError } from './driver.ts';
@@ -81,6 +82,54 @@ export class Bucket {
     // pipe() does not pass a consumer's destroy upstream: close the store's stream (a file handle, a socket) too.
     checked.once('close', () => result.stream.destroyed || result.stream.destroy());
     return checked;
+  }
+
+  /**
+   * `range` as one stream, read as consecutive ranged reads of `partSize`, up to `ahead` of them open at once
+   * and consumed in order, each as `read` checks it. Parts not being consumed yet wait in their sockets' buffers
+   * (nothing is buffered here), so the bytes arrive in order at the speed of several parallel reads: what a
+   * hash over a whole object in order needs. Each open part holds one of `slots`. A part that fails fails the stream.
+   */
+  readInParts(object: ObjectInfo, range: ByteRange, options: { partSize: number; ahead: number; slots: Slots; signal?: AbortSignal }): Readable {
+    const { partSize, ahead, slots, signal } = options;
+    const parts: ByteRange[] = [];
+    for (let offset = range.offset; offset < range.offset + range.length; offset += partSize) {
+      parts.push({ offset, length: Math.min(partSize, range.offset + range.length - offset) });
+    }
+    const openPart = async (part: ByteRange): Promise<Readable> => {
+      const release = await slots.acquire();
+      try {
+        const stream = await this.read(object, part, signal);
+        stream.once('close', release);
+        return stream;
+      } catch (error) {
+        release();
+        throw error;
+      }
+    };
+    async function* inOrder(): AsyncGenerator<Buffer> {
+      const opened: Promise<Readable>[] = [];
+      let next = 0;
+      const openMore = (): void => {
+        while (opened.length < ahead && next < parts.length) {
+          const part = openPart(parts[next++]!);
+          part.catch(() => undefined); // awaited in its turn below, where a failure fails the stream
+          opened.push(part);
+        }
+      };
+      try {
+        openMore();
+        while (opened.length > 0) {
+          const stream = await opened[0]!;
+          opened.shift();
+          openMore();
+          for await (const bytes of stream) yield bytes as Buffer;
+        }
+      } finally {
+        for (const part of opened) part.then((stream) => stream.destroy(), () => undefined);
+      }
+    }
+    return Readable.from(inOrder(), { objectMode: false });
   }
 
   /** The local file behind an object, when the driver has one (see StorageDriver.localPath). */
