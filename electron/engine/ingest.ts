@@ -479,7 +479,9 @@ class IngestRun {
     this.emitChunk(chunk, 'sending', attempt, node.id);
     try {
       const crc = this.checks?.crcWanted(chunk.object.key);
-      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, { pool: this.pool, algorithm: this.algorithm, onBytes: progress.add, ...(crc ? { crc } : {}), ...(signal ? { signal } : {}) }));
+      const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
+      const options = { pool: this.pool, algorithm: this.algorithm, onBytes: progress.add, ...(crc ? { crc } : {}), ...(keepHash ? { keepHash } : {}), ...(signal ? { signal } : {}) };
+      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, options));
       progress.flush();
     } catch (error) {
       if (signal?.aborted) throw signal.reason ?? new Error('cancelled');

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ChunkCrc, ManifestChunk, ManifestFile } from '../../shared/types.ts';
-import type { HashPool } from './hash/pool.ts';
+import type { HashPool, SequentialHash } from './hash/pool.ts';
 import type { NodeRegistry } from './nodes/registry.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
 import { checkSourceChecksum, chooseSourceCheck, combinedCrc, SourceChecksumFollower } from './storage/source-checksum.ts';
@@ -54,6 +54,16 @@ export class SourceChecks {
   /** Whether this file's chunks are best read one after another, in order: its store check hashes them in order. */
   readsInOrder(key: string): boolean {
     return this.followers.has(key);
+  }
+
+  /**
+   * For the first chunk of a file checked in order: where the chunk's writer can hand over its hash to carry on
+   * as the whole-file hash (when both use the same algorithm), so chunk 0 is not hashed twice.
+   */
+  keepHashFor(key: string, index: number): ((hash: SequentialHash) => void) | undefined {
+    const follower = this.followers.get(key);
+    if (index !== 0 || !follower || this.choices.get(key)?.plan.algorithm !== this.o.algorithm) return undefined;
+    return (hash) => follower.startFrom(hash);
   }
 
   /** Chunk `index` of `key` is on its nodes (delivered now, or by the run being resumed). */

@@ -9,6 +9,7 @@ import { crc32 } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
+import type { SequentialHash } from '../../electron/engine/hash/pool.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { chooseSourceCheck, combinedCrc, Crc32c, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
@@ -154,6 +155,22 @@ describe('FolderNode.writeHashing', () => {
     expect(await readdir(join(dir, 'node-2', '.tmp'))).toEqual([]);
   });
 
+  it('asked to keep its hash, hands over one that has taken the chunk and can go on with the next', async () => {
+    const node = new FolderNode('n4', join(dir, 'node-4'));
+    const first = randomBytes(2 * 1024 * 1024 + 3);
+    const second = randomBytes(1024 * 1024 + 11);
+    const kept: SequentialHash[] = [];
+    const stored = await node.writeHashing(meta('k.bin_chunk_0', first.length), pieces(first), { pool, algorithm: 'md5', keepHash: (h) => kept.push(h) });
+    expect(stored.checksum.hex).toBe(md5(first));
+    expect(kept).toHaveLength(1);
+    await kept[0]!.addStream(pieces(second));
+    expect((await kept[0]!.digest()).hex).toBe(md5(Buffer.concat([first, second])));
+
+    const failed: SequentialHash[] = [];
+    await node.writeHashing(meta('k.bin_chunk_1', 4 * 1024 * 1024), failingAfter(1024 * 1024), { pool, algorithm: 'md5', keepHash: (h) => failed.push(h) }).catch(() => undefined);
+    expect(failed).toEqual([]);
+  });
+
   it("a folder that cannot take the chunk is the node's error (NodeError), naming the node", async () => {
     const root = join(dir, 'node-3');
     const node = new FolderNode('n3', root);
@@ -218,6 +235,19 @@ describe('SourceChecksumFollower', () => {
     for (const i of [3, 1, 4, 0, 2]) {
       follower.add(i, i === 1 ? { stream: async () => pieces(chunks[1]!, 4096) } : { file: paths[i]! });
     }
+    expect(await follower.result()).toBe(md5(data));
+  });
+
+  it("started from chunk 0's kept hash, does not read chunk 0 again and still gives the whole object's MD5", async () => {
+    const paths = await chunkFiles('kept');
+    const sink = pool.fileSink('md5', join(dir, 'kept-0.bin'));
+    sink.keepHash();
+    await pipeline(pieces(chunks[0]!), sink);
+    await sink.digest;
+    const follower = follow(object, 5)!;
+    follower.startFrom(sink.kept!);
+    // Chunk 0 is said to be somewhere unreadable: reading it would spoil the result.
+    for (const i of [2, 0, 4, 1, 3]) follower.add(i, { file: i === 0 ? join(dir, 'gone.chunk') : paths[i]! });
     expect(await follower.result()).toBe(md5(data));
   });
 

@@ -282,7 +282,7 @@ function defineConformanceSuite(ctx: SourceContext): void {
 
     if (kind !== 'local') {
       it('reports a refused connection as unreachable', async () => {
-        const unreachable = await store.unreachableDriver!();
+        const unreachable = store.unreachableDriver!();
         try {
           expect(await codeOf(unreachable, unreachable.listPage('', undefined))).toBe('unreachable');
           expect(await codeOf(unreachable, unreachable.read('x', { offset: 0, length: 1 }, {}))).toBe('unreachable');

@@ -13,7 +13,7 @@ import { S3Driver } from '../../electron/engine/storage/s3.ts';
 import type { CloudDriverOptions } from '../../electron/engine/storage/s3.ts';
 import { GcsDriver } from '../../electron/engine/storage/gcs.ts';
 import { AzureBlobDriver } from '../../electron/engine/storage/azure.ts';
-import { AZURITE_ACCOUNT, freePort, startEmulator } from '../helpers/emulators.ts';
+import { AZURITE_ACCOUNT, startEmulator } from '../helpers/emulators.ts';
 import type { Emulator } from '../helpers/emulators.ts';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import type { FaultPlan, FaultProxy } from '../helpers/fault-proxy.ts';
@@ -42,7 +42,7 @@ export interface StoreFixture {
   /** A driver whose credentials the store rejects, where the emulator checks credentials. */
   badCredentialsDriver?(): StorageDriver;
   /** A driver pointed at a loopback port nobody listens on. */
-  unreachableDriver?(): Promise<StorageDriver>;
+  unreachableDriver?(): StorageDriver;
   /** Puts a fault proxy in front of the store and returns env that routes the engine through it. */
   withFaultProxy?(plan: FaultPlan): Promise<{ proxy: FaultProxy; env: Record<string, string>; source: DataSourceConfig; driver: (o?: CloudDriverOptions) => StorageDriver }>;
   stop(): Promise<void>;
@@ -114,8 +114,10 @@ function cloudFixture(emulator: Emulator, bucket: string): StoreFixture {
     driver: (options = {}) => newDriver(kind, sourceFor(kind, options.bucket ?? bucket), options),
     source: (b = bucket) => sourceFor(kind, b),
     env: emulator.env,
-    async unreachableDriver() {
-      const port = await freePort();
+    unreachableDriver() {
+      // Port 9 (discard), where nothing listens, as for the metadata endpoints in test/setup/env.ts: a port
+      // found free a moment ago may already serve a test running in parallel.
+      const port = 9;
       const endpoint = kind === 'azure' ? `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}` : `http://127.0.0.1:${port}`;
       if (kind === 'azure') {
         // The endpoint in the config replaces the account URL for key-based auth.

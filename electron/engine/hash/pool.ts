@@ -155,7 +155,7 @@ export class HashPool {
 
   /** One hash fed, in order, with local files (read on the hashing thread) and streams. */
   sequence(algorithm: ChecksumAlgorithm): SequentialHash {
-    return new SequentialHash(this, algorithm);
+    return new SequentialHash(this, algorithm, (onReply) => this.openHasher({ op: 'open', algorithm }, onReply));
   }
 
 
@@ -166,8 +166,8 @@ export class HashPool {
     return claimed;
   }
 
-  private claim(onReply: Pending): { id: number; slot: Slot } {
-    const slot = this.slots.reduce((a, b) => (b.open < a.open ? b : a));
+  /** @internal An id on `slot` (by default the least busy thread) whose replies go to `onReply`. */
+  claim(onReply: Pending, slot: Slot = this.slots.reduce((a, b) => (b.open < a.open ? b : a))): { id: number; slot: Slot } {
     if (slot.open++ === 0) slot.worker.ref();
     const id = this.nextId++;
     this.pending.set(id, onReply);
@@ -345,6 +345,9 @@ export class FileSink extends Writable {
   private readonly slot: Slot;
   private readonly sender: BlockSender;
   private readonly algorithm: ChecksumAlgorithm;
+  /** After keepHash(), once `digest` has resolved: a hash that has taken every byte written and can take more. */
+  kept: SequentialHash | undefined;
+  private keep = false;
   private finishing: ((error?: Error | null) => void) | undefined;
   private readonly result = laterDigest();
   private released = false;
@@ -369,15 +372,26 @@ export class FileSink extends Writable {
     this.sender.absorb(chunk, callback);
   }
 
+  /** Keep the hash going after the end (see `kept`): the thread copies its state before taking the digest. */
+  keepHash(): void {
+    this.keep = true;
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.sender.send();
     this.finishing = callback;
-    this.slot.worker.postMessage({ op: 'closeFile', id: this.id });
+    // Claimed now, on this thread, so the copy exists there before anything is sent to it.
+    const algorithm = this.algorithm;
+    const kept = this.keep ? new SequentialHash(this.pool, algorithm, (onReply) => this.pool.claim(onReply, this.slot)) : undefined;
+    this.slot.worker.postMessage({ op: 'closeFile', id: this.id, ...(kept ? { keepAs: kept.id } : {}) });
+    this.kept = kept;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.sender.drop();
     if (!this.released) {
+      this.kept?.discard();
+      this.kept = undefined;
       this.result.reject(error ?? new Error('writing stopped before the end of the stream'));
       this.slot.worker.postMessage({ op: 'abortFile', id: this.id });
       this.release();
@@ -389,6 +403,10 @@ export class FileSink extends Writable {
     this.release();
     const finishing = this.finishing;
     this.finishing = undefined;
+    if (reply.op !== 'copied') {
+      this.kept?.discard();
+      this.kept = undefined;
+    }
     if (reply.op === 'copied') {
       this.crc = reply.crc;
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
@@ -414,17 +432,19 @@ export class FileSink extends Writable {
  */
 export class SequentialHash {
   readonly algorithm: ChecksumAlgorithm;
+  /** @internal */
+  readonly id: number;
   private readonly pool: HashPool;
-  private readonly id: number;
   private readonly slot: Slot;
   private readonly sender: BlockSender;
   private waiter: { resolve: (hex: string) => void; reject: (error: Error) => void } | undefined;
   private released = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm) {
+  /** @internal `open` opens the hash on a thread (or claims an id for one that a FileSink keeps going). */
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, open: (onReply: Pending) => { id: number; slot: Slot }) {
     this.pool = pool;
     this.algorithm = algorithm;
-    const opened = pool.openHasher({ op: 'open', algorithm }, (reply) => {
+    const opened = open((reply) => {
       if (reply.op === 'ack') return this.sender.onAck();
       const waiter = this.waiter;
       this.waiter = undefined;

@@ -20,7 +20,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'digest', id: number }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32' }
- *   | { op: 'closeFile', id: number }
+ *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)} Message
  */
@@ -221,6 +221,8 @@ port.on('message', (/** @type {Message} */ message) => {
       try {
         if (sink.failure) throw Object.assign(new Error(sink.failure.message), { code: sink.failure.code });
         if (sink.fd !== undefined) closeSync(sink.fd);
+        // The hash so far lives on as an open hash: the start of a whole-file hash that continues with the next chunk.
+        if (message.keepAs !== undefined) hashes.set(message.keepAs, sink.hash.copy());
         port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });

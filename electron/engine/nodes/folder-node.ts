@@ -73,14 +73,18 @@ export class FolderNode implements NodeTarget {
     const temp = await this.tempFor(meta);
     const sink = options.pool.fileSink(options.algorithm, temp, options.crc ? { crc: options.crc } : {});
     sink.onBytes = options.onBytes;
+    if (options.keepHash) sink.keepHash();
     let sourceError: unknown;
     // pipeline() also destroys the source with the sink's error: only an error of the source's own counts.
     data.once('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
     try {
       await pipeline(data, sink, options.signal ? { signal: options.signal } : {});
       const digest = await sink.digest;
-      return await this.commit(sink.crc ? { ...meta, crc: sink.crc } : meta, temp, digest);
+      const stored = await this.commit(sink.crc ? { ...meta, crc: sink.crc } : meta, temp, digest);
+      if (sink.kept) options.keepHash?.(sink.kept);
+      return stored;
     } catch (error) {
+      sink.kept?.discard();
       await rm(temp, { force: true }).catch(() => undefined);
       if (sourceError !== undefined) throw sourceError;
       if (error instanceof FileCopyError || isOwnFsError(error)) throw this.writeFailed(meta, error);

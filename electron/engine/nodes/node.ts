@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
-import type { HashPool } from '../hash/pool.ts';
+import type { HashPool, SequentialHash } from '../hash/pool.ts';
 
 export interface ChunkMeta {
   id: string;
@@ -36,6 +36,11 @@ export interface HashingWriteOptions {
   crc?: ChunkCrc['kind'];
   signal?: AbortSignal;
   onBytes?: (bytes: number) => void;
+  /**
+   * Once the chunk is stored, called with a hash that has taken its bytes and can take more: the start of a
+   * whole-file hash, when this is a file's first chunk. Writers that cannot keep one never call it.
+   */
+  keepHash?: (hash: SequentialHash) => void;
 }
 
 export interface NodeProbe {

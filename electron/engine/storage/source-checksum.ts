@@ -154,6 +154,7 @@ export class SourceChecksumFollower {
   private hash: SequentialHash | undefined;
   private work: Promise<void> = Promise.resolve();
   private failed = false;
+  private startedPastFirst = false;
   private readonly pool: HashPool;
   private readonly algorithm: ChecksumAlgorithm;
   private readonly signal: AbortSignal | undefined;
@@ -172,12 +173,23 @@ export class SourceChecksumFollower {
     this.signal = signal;
   }
 
+  /**
+   * Starts from a hash that has already taken chunk 0 (its writer kept it going: HashingWriteOptions.keepHash),
+   * so chunk 0 is not hashed again. Only before chunk 0 is added; otherwise the hash is let go.
+   */
+  startFrom(hash: SequentialHash): void {
+    if (this.hash || this.next > 0 || this.failed || hash.algorithm !== this.algorithm) return hash.discard();
+    this.hash = hash;
+    this.startedPastFirst = true;
+  }
+
   /** Chunk `index` is delivered. */
   add(index: number, bytes: ChunkBytes): void {
     this.arrived[index] = bytes;
     while (this.next < this.arrived.length && this.arrived[this.next]) {
       const chunk = this.arrived[this.next]!;
-      this.arrived[this.next++] = undefined;
+      this.arrived[this.next] = undefined;
+      if (this.next++ === 0 && this.startedPastFirst) continue;
       this.work = this.work.then(() => this.feed(chunk));
     }
   }
