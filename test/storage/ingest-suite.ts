@@ -170,7 +170,10 @@ export function defineIngestSuite(ctx: SourceContext): void {
       it('rides out 503s, dropped connections and cut bodies: completes byte-exact, retries in the manifest', async () => {
         const { proxy, env, source } = await ctx.store.withFaultProxy!({ kinds: ['503', 'reset', 'truncate'], fraction: 0.4, seed: ctx.kind, match: isRangedGet });
         try {
-          const p = track(await project(ctx, { source, ingestion: { chunk_size_mb: 25 } }));
+          // Each distinct request is faulted at most once, so a chunk read as one GET needs at most one retry, and
+          // one read in four 8 MiB parts (a file checked in order) at most four: each failed attempt uses up a
+          // faulted part.
+          const p = track(await project(ctx, { source, ingestion: { chunk_size_mb: 25, retry_attempts: 4 } }));
           const { manifest, manifestPath } = await withEnv(env, () => ingest(p, ctx, '{big/**,keys/**,many/part-000[0-2]?.csv}'));
           const faults = proxy.faults.length;
           expect(faults).toBeGreaterThan(0);

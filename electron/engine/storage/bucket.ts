@@ -88,7 +88,8 @@ export class Bucket {
    * `range` as one stream, read as consecutive ranged reads of `partSize`, up to `ahead` of them open at once
    * and consumed in order, each as `read` checks it. Parts not being consumed yet wait in their sockets' buffers
    * (nothing is buffered here), so the bytes arrive in order at the speed of several parallel reads: what a
-   * hash over a whole object in order needs. Each open part holds one of `slots`. A part that fails fails the stream.
+   * hash over a whole object in order needs. Each open part holds one of `slots`. A part that fails fails the
+   * stream, once every other part is closed.
    */
   readInParts(object: ObjectInfo, range: ByteRange, options: { partSize: number; ahead: number; slots: Slots; signal?: AbortSignal }): Readable {
     const { partSize, ahead, slots, signal } = options;
@@ -96,10 +97,14 @@ export class Bucket {
     for (let offset = range.offset; offset < range.offset + range.length; offset += partSize) {
       parts.push({ offset, length: Math.min(partSize, range.offset + range.length - offset) });
     }
+    // Parts still being opened when the stream ends early are called off, so none is left running.
+    const stop = new AbortController();
+    const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     const openPart = async (part: ByteRange): Promise<Readable> => {
       const release = await slots.acquire();
       try {
-        const stream = await this.read(object, part, signal);
+        partSignal.throwIfAborted();
+        const stream = await this.read(object, part, partSignal);
         stream.once('close', release);
         return stream;
       } catch (error) {
@@ -126,7 +131,10 @@ export class Bucket {
           for await (const bytes of stream) yield bytes as Buffer;
         }
       } finally {
-        for (const part of opened) part.then((stream) => stream.destroy(), () => undefined);
+        if (opened.length > 0) {
+          stop.abort();
+          await Promise.allSettled(opened.map((part) => part.then((stream) => stream.destroy())));
+        }
       }
     }
     return Readable.from(inOrder(), { objectMode: false });
