@@ -53,6 +53,8 @@ export interface ManifestChunk {
   path: string;
   copies: ChunkCopy[];
   attempts: number;
+  /** Ranged reads of this chunk's parts asked for again after a transient failure, within its attempts (chunks read in parts only). */
+  partRetries?: number;
   /** Nodes this chunk was moved away from after they failed. */
   movedFrom: string[];
   skipped: boolean;

@@ -96,6 +96,8 @@ class IngestRun {
   private readonly fileErrors = new Map<string, string>();
   private readonly changedFiles = new Set<string>();
   private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
+  /** Parts of a chunk read again after a transient failure, by chunk id (see Bucket.readInParts). */
+  private readonly partRetries = new Map<string, number>();
   private checks: SourceChecks | undefined;
   private bucket: Bucket | undefined;
   /** Source reads open at once across the run: `max_concurrent_chunks`. */
@@ -389,6 +391,7 @@ class IngestRun {
       path: copies[0]!.location,
       copies,
       attempts,
+      ...(this.partRetries.has(chunk.id) ? { partRetries: this.partRetries.get(chunk.id)! } : {}),
       movedFrom,
       skipped,
     };
@@ -413,7 +416,7 @@ class IngestRun {
     }
     let source: Readable;
     try {
-      source = await this.readChunk(chunk);
+      source = await this.readChunk(chunk, attempt);
     } catch (error) {
       if (signal?.aborted) throw error;
       return { stored, nodeErrors, sourceError: error };
@@ -453,11 +456,16 @@ class IngestRun {
    * The chunk's bytes from the store, holding one of the run's read slots per open ranged read. A chunk of a
    * file checked in order is read in parts, several at once (see Bucket.readInParts).
    */
-  private async readChunk(chunk: PlannedChunk): Promise<Readable> {
+  private async readChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
     const range = { offset: chunk.offset, length: chunk.size };
     const signal = this.o.signal;
     if (this.checks?.readsInOrder(chunk.object.key)) {
-      return this.bucket!.readInParts(chunk.object, range, { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD, slots: this.readSlots, ...(signal ? { signal } : {}) });
+      const onRetry = (error: StorageError): void => {
+        this.retries++;
+        this.partRetries.set(chunk.id, (this.partRetries.get(chunk.id) ?? 0) + 1);
+        this.emitChunk(chunk, 'retried', attempt, undefined, errorText(error));
+      };
+      return this.bucket!.readInParts(chunk.object, range, { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
     }
     const release = await this.readSlots.acquire();
     try {

@@ -39,6 +39,8 @@ export interface FaultProxy {
   port: number;
   faults: FaultRecord[];
   requests: number;
+  /** The byte range of every ranged request, in arrival order. */
+  ranges: string[];
   setPlan(plan: FaultPlan | undefined): void;
   close(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export async function startFaultProxy(target: { host: string; port: number }, in
     url: '',
     port: 0,
     faults: [],
+    ranges: [],
     requests: 0,
     setPlan(p) {
       plan = p;
@@ -126,6 +129,8 @@ export async function startFaultProxy(target: { host: string; port: number }, in
 
   const server: Server = createServer((req, res) => {
     state.requests++;
+    const range = rangeOf(req);
+    if (range) state.ranges.push(range);
     const before = plan?.before;
     if (!before) return handle(req, res);
     req.pause();

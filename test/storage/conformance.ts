@@ -295,6 +295,35 @@ function defineConformanceSuite(ctx: SourceContext): void {
         }
       });
 
+      it('a part cut midway, or refused, is asked for again from its first byte not yet given, and the bytes come out whole', async () => {
+        const { proxy, driver: viaProxy } = await store.withFaultProxy!({ kinds: ['truncate', '503'], first: 2, match: isRangedGet });
+        const d = viaProxy();
+        try {
+          const data = Buffer.from(Array.from({ length: 3 * MiB }, (_, i) => (i * 7) % 251));
+          await store.put('parted-faults/parts.bin', data);
+          const object = await d.stat('parted-faults/parts.bin');
+          const retried: StorageError[] = [];
+          const slots = new CountedSlots(2);
+          const stream = new Bucket(d, RETRY).readInParts(object, { offset: 0, length: data.length }, { partSize: MiB, ahead: 2, slots, onRetry: (e) => retried.push(e) });
+          expect((await md5OfStream(stream)).md5).toBe(md5(data));
+          // One retry per fault; a store may drop a reused connection of its own after a cut body.
+          expect(retried.length).toBeGreaterThanOrEqual(2);
+          expect(retried.length).toBeLessThanOrEqual(3);
+          expect(retried.every((e) => e.code === 'transient')).toBe(true);
+          expect(proxy.faults.map((f) => f.kind)).toEqual(['truncate', '503']);
+          // The cut part was asked for again from where its bytes stopped, not from its start (a part boundary);
+          // every retry is one more request, and nothing else is asked for.
+          const starts = proxy.ranges.map((r) => Number(/bytes=(\d+)-/.exec(r)?.[1]));
+          expect(starts.some((start) => start % MiB !== 0)).toBe(true);
+          expect(new Set(starts.filter((start) => start % MiB === 0))).toEqual(new Set([0, MiB, 2 * MiB]));
+          expect(starts).toHaveLength(3 + retried.length);
+          await until(() => slots.held === 0, 'every part is closed');
+        } finally {
+          await d.close();
+          await proxy.close();
+        }
+      });
+
       it('classifies 503s, dropped connections and cut bodies as transient, and the wrapper retries listings', async () => {
         const { proxy, driver: viaProxy } = await store.withFaultProxy!({ kinds: ['503'], first: 1, match: isRangedGet });
         const d = viaProxy();

@@ -4,7 +4,7 @@ import { Readable, Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import picomatch from 'picomatch';
 import type { Slots } from '../limit.ts';
-import { withRetries } from '../retry.ts';
+import { backoffDelayMs, sleep, withRetries } from '../retry.ts';
 import type { RetryPolicy } from '../retry.ts';
 import { StorageError } from './driver.ts';
 import type { ByteRange, ObjectInfo, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
@@ -20,6 +20,17 @@ const HINTS: Record<StorageErrorCode, string> = {
   invalid_argument: 'a bad request; check prefix and pattern.',
   unknown: 'see the cause above.',
 };
+
+export interface ReadInPartsOptions {
+  partSize: number;
+  /** Parts open at once. */
+  ahead: number;
+  /** Shared with the run's other reads: each open part holds one. */
+  slots: Slots;
+  signal?: AbortSignal;
+  /** Called before a failed part is asked for again. */
+  onRetry?: (error: StorageError) => void;
+}
 
 export function matcherFor(pattern: string): (key: string) => boolean {
   // A pattern without a slash matches the file name at any depth (`*.bin`); with one, the whole key.
@@ -88,11 +99,14 @@ export class Bucket {
    * `range` as one stream, read as consecutive ranged reads of `partSize`, up to `ahead` of them open at once
    * and consumed in order, each as `read` checks it. Parts not being consumed yet wait in their sockets' buffers
    * (nothing is buffered here), so the bytes arrive in order at the speed of several parallel reads: what a
-   * hash over a whole object in order needs. Each open part holds one of `slots`. A part that fails fails the
-   * stream, once every other part is closed.
+   * hash over a whole object in order needs. Each open part holds one of `slots`.
+   * A part that fails with a retryable error is asked for again from the first byte not yet given, pinned to
+   * the same version, up to the retry policy's count (each one reported to `onRetry`); a part that still fails
+   * fails the stream, once every other part is closed.
    */
-  readInParts(object: ObjectInfo, range: ByteRange, options: { partSize: number; ahead: number; slots: Slots; signal?: AbortSignal }): Readable {
-    const { partSize, ahead, slots, signal } = options;
+  readInParts(object: ObjectInfo, range: ByteRange, options: ReadInPartsOptions): Readable {
+    const { partSize, ahead, slots, signal, onRetry } = options;
+    const retry = this.retry;
     const parts: ByteRange[] = [];
     for (let offset = range.offset; offset < range.offset + range.length; offset += partSize) {
       parts.push({ offset, length: Math.min(partSize, range.offset + range.length - offset) });
@@ -106,34 +120,56 @@ export class Bucket {
         partSignal.throwIfAborted();
         const stream = await this.read(object, part, partSignal);
         stream.once('close', release);
+        // A part waiting its turn can fail before anyone reads it; its error is met when it is read (or dropped).
+        stream.on('error', () => undefined);
         return stream;
       } catch (error) {
         release();
         throw error;
       }
     };
+    async function* partBytes(part: ByteRange, first: Promise<Readable>): AsyncGenerator<Buffer> {
+      let given = 0;
+      let failures = 0;
+      let pending = first;
+      for (;;) {
+        try {
+          for await (const bytes of await pending) {
+            given += (bytes as Buffer).length;
+            yield bytes as Buffer;
+          }
+          return;
+        } catch (error) {
+          if (!(error instanceof StorageError) || !error.retryable || ++failures > retry.retries || partSignal.aborted) throw error;
+          onRetry?.(error);
+          await sleep(backoffDelayMs(retry, failures), partSignal);
+          pending = openPart({ offset: part.offset + given, length: part.length - given });
+        }
+      }
+    }
     async function* inOrder(): AsyncGenerator<Buffer> {
-      const opened: Promise<Readable>[] = [];
+      const opened: { part: ByteRange; stream: Promise<Readable> }[] = [];
       let next = 0;
       const openMore = (): void => {
         while (opened.length < ahead && next < parts.length) {
-          const part = openPart(parts[next++]!);
-          part.catch(() => undefined); // awaited in its turn below, where a failure fails the stream
-          opened.push(part);
+          const part = parts[next++]!;
+          const stream = openPart(part);
+          stream.catch(() => undefined); // awaited in its turn, where a failure is retried or fails the stream
+          opened.push({ part, stream });
         }
       };
       try {
         openMore();
         while (opened.length > 0) {
-          const stream = await opened[0]!;
+          const { part, stream } = opened[0]!;
           opened.shift();
           openMore();
-          for await (const bytes of stream) yield bytes as Buffer;
+          yield* partBytes(part, stream);
         }
       } finally {
         if (opened.length > 0) {
           stop.abort();
-          await Promise.allSettled(opened.map((part) => part.then((stream) => stream.destroy())));
+          await Promise.allSettled(opened.map(({ stream }) => stream.then((s) => s.destroy())));
         }
       }
     }
