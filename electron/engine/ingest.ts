@@ -463,7 +463,8 @@ class IngestRun {
       const onRetry = (error: StorageError): void => {
         this.retries++;
         this.partRetries.set(chunk.id, (this.partRetries.get(chunk.id) ?? 0) + 1);
-        this.emitChunk(chunk, 'retried', attempt, undefined, errorText(error));
+        // Not a chunk state: the chunk goes on from where it was, only the part is asked for again.
+        this.emit({ type: 'log', level: 'warn', message: `${chunk.id} (attempt ${attempt}): reading a part again after ${errorText(error)}` });
       };
       return this.bucket!.readInParts(chunk.object, range, { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
     }
