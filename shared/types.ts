@@ -53,8 +53,11 @@ export interface ManifestChunk {
   path: string;
   copies: ChunkCopy[];
   attempts: number;
-  /** Ranged reads of this chunk's parts asked for again after a transient failure, within its attempts (chunks read in parts only). */
-  partRetries?: number;
+  /**
+   * Cloud reads of this chunk (or of its parts) that broke and were asked for again from the first byte not yet
+   * received, within its attempts: a transient fault that cost no attempt.
+   */
+  readRetries?: number;
   /** Nodes this chunk was moved away from after they failed. */
   movedFrom: string[];
   skipped: boolean;

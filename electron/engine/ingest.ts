@@ -96,8 +96,8 @@ class IngestRun {
   private readonly fileErrors = new Map<string, string>();
   private readonly changedFiles = new Set<string>();
   private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
-  /** Parts of a chunk read again after a transient failure, by chunk id (see Bucket.readInParts). */
-  private readonly partRetries = new Map<string, number>();
+  /** Reads of a chunk (or of its parts) asked for again after a transient failure, by chunk id (Bucket.readInParts). */
+  private readonly readRetries = new Map<string, number>();
   private checks: SourceChecks | undefined;
   private bucket: Bucket | undefined;
   /** Source reads open at once across the run: `max_concurrent_chunks`. */
@@ -391,7 +391,7 @@ class IngestRun {
       path: copies[0]!.location,
       copies,
       attempts,
-      ...(this.partRetries.has(chunk.id) ? { partRetries: this.partRetries.get(chunk.id)! } : {}),
+      ...(this.readRetries.has(chunk.id) ? { readRetries: this.readRetries.get(chunk.id)! } : {}),
       movedFrom,
       skipped,
     };
@@ -459,14 +459,16 @@ class IngestRun {
   private async readChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
     const range = { offset: chunk.offset, length: chunk.size };
     const signal = this.o.signal;
-    if (this.checks?.readsInOrder(chunk.object.key)) {
+    if (this.bucket!.info.kind !== 'local') {
       const onRetry = (error: StorageError): void => {
         this.retries++;
-        this.partRetries.set(chunk.id, (this.partRetries.get(chunk.id) ?? 0) + 1);
-        // Not a chunk state: the chunk goes on from where it was, only the part is asked for again.
-        this.emit({ type: 'log', level: 'warn', message: `${chunk.id} (attempt ${attempt}): reading a part again after ${errorText(error)}` });
+        this.readRetries.set(chunk.id, (this.readRetries.get(chunk.id) ?? 0) + 1);
+        // Not a chunk state: the chunk goes on from where it was, only the failed read is asked for again.
+        this.emit({ type: 'log', level: 'warn', message: `${chunk.id} (attempt ${attempt}): reading on from byte ${chunk.offset} + what arrived, after ${errorText(error)}` });
       };
-      return this.bucket!.readInParts(chunk.object, range, { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
+      // A file checked in order is read in parts, several at once; any other chunk as one read, resumed if it breaks.
+      const parts = this.checks?.readsInOrder(chunk.object.key) ? { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD } : { partSize: chunk.size, ahead: 1 };
+      return this.bucket!.readInParts(chunk.object, range, { ...parts, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
     }
     const release = await this.readSlots.acquire();
     try {
@@ -478,6 +480,7 @@ class IngestRun {
       throw error;
     }
   }
+
 
   /** One target that hashes and writes on a hashing thread (a folder node): the source goes straight to it. */
   private async attemptHashingWrite(chunk: PlannedChunk, node: NodeTarget, source: Readable, attempt: number): Promise<AttemptOutcome> {

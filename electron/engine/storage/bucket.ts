@@ -28,7 +28,7 @@ export interface ReadInPartsOptions {
   /** Shared with the run's other reads: each open part holds one. */
   slots: Slots;
   signal?: AbortSignal;
-  /** Called before a failed part is asked for again. */
+  /** Called before a failed part is asked for again (also when its first request fails). */
   onRetry?: (error: StorageError) => void;
 }
 
@@ -96,16 +96,18 @@ export class Bucket {
   }
 
   /**
-   * `range` as one stream, read as consecutive ranged reads of `partSize`, up to `ahead` of them open at once
-   * and consumed in order, each as `read` checks it. Parts not being consumed yet wait in their sockets' buffers
-   * (nothing is buffered here), so the bytes arrive in order at the speed of several parallel reads: what a
-   * hash over a whole object in order needs. Each open part holds one of `slots`.
-   * A part that fails with a retryable error is asked for again from the first byte not yet given, pinned to
-   * the same version, up to the retry policy's count (each one reported to `onRetry`); a part that still fails
-   * fails the stream, once every other part is closed.
+   * `range` as one stream, read as consecutive ranged reads of `partSize` (one read when it covers the range),
+   * up to `ahead` of them open at once and consumed in order, each as `read` checks it. Parts not being consumed
+   * yet wait in their sockets' buffers (nothing is buffered here), so the bytes arrive in order at the speed of
+   * several parallel reads: what a hash over a whole object in order needs. Each open part holds one of `slots`.
+   * A part that fails with a retryable error is asked for again from its first byte not yet given, pinned to
+   * the same version, as often as the retry policy allows (each time reported to `onRetry`); one that still
+   * fails fails the stream, once every other part is closed. Resolves once the first part has answered, so a
+   * missing object or a refused request fails here, before any byte is sent anywhere.
    */
-  readInParts(object: ObjectInfo, range: ByteRange, options: ReadInPartsOptions): Readable {
+  async readInParts(object: ObjectInfo, range: ByteRange, options: ReadInPartsOptions): Promise<Readable> {
     const { partSize, ahead, slots, signal, onRetry } = options;
+    if (range.length === 0) return this.read(object, range, signal);
     const retry = this.retry;
     const parts: ByteRange[] = [];
     for (let offset = range.offset; offset < range.offset + range.length; offset += partSize) {
@@ -128,9 +130,16 @@ export class Bucket {
         throw error;
       }
     };
-    async function* partBytes(part: ByteRange, first: Promise<Readable>): AsyncGenerator<Buffer> {
+    /** Whether a failed read of a part is worth another: the count is per part, across its reads. */
+    const againAfter = async (error: unknown, failures: number): Promise<boolean> => {
+      if (!(error instanceof StorageError) || !error.retryable || failures > retry.retries || partSignal.aborted) return false;
+      onRetry?.(error);
+      await sleep(backoffDelayMs(retry, failures), partSignal);
+      return true;
+    };
+    async function* partBytes(part: ByteRange, first: Promise<Readable>, failedBefore = 0): AsyncGenerator<Buffer> {
       let given = 0;
-      let failures = 0;
+      let failures = failedBefore;
       let pending = first;
       for (;;) {
         try {
@@ -140,31 +149,39 @@ export class Bucket {
           }
           return;
         } catch (error) {
-          if (!(error instanceof StorageError) || !error.retryable || ++failures > retry.retries || partSignal.aborted) throw error;
-          onRetry?.(error);
-          await sleep(backoffDelayMs(retry, failures), partSignal);
+          if (!(await againAfter(error, ++failures))) throw error;
           pending = openPart({ offset: part.offset + given, length: part.length - given });
         }
       }
     }
+    // The first part is opened now (retried as any part is), the rest as the stream is read.
+    let firstFailures = 0;
+    let first: Readable;
+    for (;;) {
+      try {
+        first = await openPart(parts[0]!);
+        break;
+      } catch (error) {
+        if (!(await againAfter(error, ++firstFailures))) throw error;
+      }
+    }
+    const opened: { part: ByteRange; stream: Promise<Readable>; failedBefore: number }[] = [{ part: parts[0]!, stream: Promise.resolve(first), failedBefore: firstFailures }];
     async function* inOrder(): AsyncGenerator<Buffer> {
-      const opened: { part: ByteRange; stream: Promise<Readable> }[] = [];
-      let next = 0;
+      let next = 1;
       const openMore = (): void => {
         while (opened.length < ahead && next < parts.length) {
           const part = parts[next++]!;
           const stream = openPart(part);
           stream.catch(() => undefined); // awaited in its turn, where a failure is retried or fails the stream
-          opened.push({ part, stream });
+          opened.push({ part, stream, failedBefore: 0 });
         }
       };
       try {
         openMore();
         while (opened.length > 0) {
-          const { part, stream } = opened[0]!;
-          opened.shift();
+          const { part, stream, failedBefore } = opened.shift()!;
           openMore();
-          yield* partBytes(part, stream);
+          yield* partBytes(part, stream, failedBefore);
         }
       } finally {
         if (opened.length > 0) {
@@ -173,7 +190,10 @@ export class Bucket {
         }
       }
     }
-    return Readable.from(inOrder(), { objectMode: false });
+    const out = Readable.from(inOrder(), { objectMode: false });
+    // Dropped before anything was read, the generator never ran: the first part is still open.
+    out.once('close', () => first.destroyed || first.destroy());
+    return out;
   }
 
   /** The local file behind an object, when the driver has one (see StorageDriver.localPath). */
