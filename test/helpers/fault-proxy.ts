@@ -41,6 +41,8 @@ export interface FaultProxy {
   requests: number;
   /** The byte range of every ranged request, in arrival order. */
   ranges: string[];
+  /** The most ranged requests that were open at once (arrived, their answer not yet all sent). */
+  mostRangedOpen: number;
   setPlan(plan: FaultPlan | undefined): void;
   close(): Promise<void>;
 }
@@ -61,12 +63,14 @@ export async function startFaultProxy(target: { host: string; port: number }, in
   const faulted = new Set<string>();
   const sockets = new Set<Socket>();
   let candidates = 0;
+  let rangedOpen = 0;
   let picked = 0;
   const state: FaultProxy = {
     url: '',
     port: 0,
     faults: [],
     ranges: [],
+    mostRangedOpen: 0,
     requests: 0,
     setPlan(p) {
       plan = p;
@@ -130,7 +134,17 @@ export async function startFaultProxy(target: { host: string; port: number }, in
   const server: Server = createServer((req, res) => {
     state.requests++;
     const range = rangeOf(req);
-    if (range) state.ranges.push(range);
+    if (range) {
+      state.ranges.push(range);
+      state.mostRangedOpen = Math.max(state.mostRangedOpen, ++rangedOpen);
+      let counted = true;
+      const done = (): void => {
+        if (counted) rangedOpen--;
+        counted = false;
+      };
+      res.once('finish', done);
+      res.once('close', done);
+    }
     const before = plan?.before;
     if (!before) return handle(req, res);
     req.pause();

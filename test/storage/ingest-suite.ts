@@ -123,6 +123,23 @@ export function defineIngestSuite(ctx: SourceContext): void {
       }
     });
 
+    if (ctx.kind !== 'local') {
+      it('never has more than max_concurrent_chunks ranged reads open at the store, however chunks are read', async () => {
+        const { proxy, env, source } = await ctx.store.withFaultProxy!({ kinds: [] });
+        try {
+          const p = track(await project(ctx, { source, ingestion: { chunk_size_mb: 25, max_concurrent_chunks: 3 } }));
+          // The big object is read chunk by chunk in parts where its store keeps only an MD5, the small ones whole.
+          const { manifest } = await withEnv(env, () => ingest(p, ctx, '{big/**,many/part-000[0-3]?.csv}'));
+          expect(manifest.status).toBe('complete');
+          expect(proxy.ranges.length).toBeGreaterThanOrEqual(manifest.chunks.length);
+          expect(proxy.mostRangedOpen).toBeGreaterThan(1);
+          expect(proxy.mostRangedOpen).toBeLessThanOrEqual(3);
+        } finally {
+          await proxy.close();
+        }
+      });
+    }
+
     it('fails clearly on a missing bucket, naming the store and the bucket, and records nothing', async () => {
       const p = track(await project(ctx, { source: ctx.store.source('no-such-bucket-here') }));
       const error = await failure(ingest(p, ctx));
