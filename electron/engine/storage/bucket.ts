@@ -1,13 +1,14 @@
 // The portable wrapper every driver sits behind: glob filtering, key order, exact-length reads,
 // version checks between reads, clear errors, and retries for metadata calls. Written once.
-import { Readable, Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
+import { Transform } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
 import picomatch from 'picomatch';
-import type { Slots } from '../limit.ts';
-import { backoffDelayMs, sleep, withRetries } from '../retry.ts';
+import { withRetries } from '../retry.ts';
 import type { RetryPolicy } from '../retry.ts';
 import { StorageError } from './driver.ts';
 import type { ByteRange, ObjectInfo, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
+import { readInParts } from './read-in-parts.ts';
+import type { ReadInPartsOptions } from './read-in-parts.ts';
 
 const HINTS: Record<StorageErrorCode, string> = {
   not_found: 'the object is gone; it may have been deleted during the ingest.',
@@ -20,17 +21,6 @@ const HINTS: Record<StorageErrorCode, string> = {
   invalid_argument: 'a bad request; check prefix and pattern.',
   unknown: 'see the cause above.',
 };
-
-export interface ReadInPartsOptions {
-  partSize: number;
-  /** Parts open at once. */
-  ahead: number;
-  /** Shared with the run's other reads: each open part holds one. */
-  slots: Slots;
-  signal?: AbortSignal;
-  /** Called before a failed part is asked for again (also when its first request fails). */
-  onRetry?: (error: StorageError) => void;
-}
 
 export function matcherFor(pattern: string): (key: string) => boolean {
   // A pattern without a slash matches the file name at any depth (`*.bin`); with one, the whole key.
@@ -96,104 +86,12 @@ export class Bucket {
   }
 
   /**
-   * `range` as one stream, read as consecutive ranged reads of `partSize` (one read when it covers the range),
-   * up to `ahead` of them open at once and consumed in order, each as `read` checks it. Parts not being consumed
-   * yet wait in their sockets' buffers (nothing is buffered here), so the bytes arrive in order at the speed of
-   * several parallel reads: what a hash over a whole object in order needs. Each open part holds one of `slots`.
-   * A part that fails with a retryable error is asked for again from its first byte not yet given, pinned to
-   * the same version, as often as the retry policy allows (each time reported to `onRetry`); one that still
-   * fails fails the stream, once every other part is closed. Resolves once the first part has answered, so a
-   * missing object or a refused request fails here, before any byte is sent anywhere.
+   * `range` as one stream read in parts, each as `read` checks it (see readInParts in read-in-parts.ts): several
+   * ranged reads at once, consumed in order, each resumed from its first byte not yet given when it breaks.
    */
-  async readInParts(object: ObjectInfo, range: ByteRange, options: ReadInPartsOptions): Promise<Readable> {
-    const { partSize, ahead, slots, signal, onRetry } = options;
-    if (range.length === 0) return this.read(object, range, signal);
-    const retry = this.retry;
-    const parts: ByteRange[] = [];
-    for (let offset = range.offset; offset < range.offset + range.length; offset += partSize) {
-      parts.push({ offset, length: Math.min(partSize, range.offset + range.length - offset) });
-    }
-    // Parts still being opened when the stream ends early are called off, so none is left running.
-    const stop = new AbortController();
-    const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-    const openPart = async (part: ByteRange): Promise<Readable> => {
-      const release = await slots.acquire();
-      try {
-        partSignal.throwIfAborted();
-        const stream = await this.read(object, part, partSignal);
-        stream.once('close', release);
-        // A part waiting its turn can fail before anyone reads it; its error is met when it is read (or dropped).
-        stream.on('error', () => undefined);
-        return stream;
-      } catch (error) {
-        release();
-        throw error;
-      }
-    };
-    /** Whether a failed read of a part is worth another: the count is per part, across its reads. */
-    const againAfter = async (error: unknown, failures: number): Promise<boolean> => {
-      if (!(error instanceof StorageError) || !error.retryable || failures > retry.retries || partSignal.aborted) return false;
-      onRetry?.(error);
-      await sleep(backoffDelayMs(retry, failures), partSignal);
-      return true;
-    };
-    async function* partBytes(part: ByteRange, first: Promise<Readable>, failedBefore = 0): AsyncGenerator<Buffer> {
-      let given = 0;
-      let failures = failedBefore;
-      let pending = first;
-      for (;;) {
-        try {
-          for await (const bytes of await pending) {
-            given += (bytes as Buffer).length;
-            yield bytes as Buffer;
-          }
-          return;
-        } catch (error) {
-          if (!(await againAfter(error, ++failures))) throw error;
-          pending = openPart({ offset: part.offset + given, length: part.length - given });
-        }
-      }
-    }
-    // The first part is opened now (retried as any part is), the rest as the stream is read.
-    let firstFailures = 0;
-    let first: Readable;
-    for (;;) {
-      try {
-        first = await openPart(parts[0]!);
-        break;
-      } catch (error) {
-        if (!(await againAfter(error, ++firstFailures))) throw error;
-      }
-    }
-    const opened: { part: ByteRange; stream: Promise<Readable>; failedBefore: number }[] = [{ part: parts[0]!, stream: Promise.resolve(first), failedBefore: firstFailures }];
-    async function* inOrder(): AsyncGenerator<Buffer> {
-      let next = 1;
-      const openMore = (): void => {
-        while (opened.length < ahead && next < parts.length) {
-          const part = parts[next++]!;
-          const stream = openPart(part);
-          stream.catch(() => undefined); // awaited in its turn, where a failure is retried or fails the stream
-          opened.push({ part, stream, failedBefore: 0 });
-        }
-      };
-      try {
-        openMore();
-        while (opened.length > 0) {
-          const { part, stream, failedBefore } = opened.shift()!;
-          openMore();
-          yield* partBytes(part, stream, failedBefore);
-        }
-      } finally {
-        if (opened.length > 0) {
-          stop.abort();
-          await Promise.allSettled(opened.map(({ stream }) => stream.then((s) => s.destroy())));
-        }
-      }
-    }
-    const out = Readable.from(inOrder(), { objectMode: false });
-    // Dropped before anything was read, the generator never ran: the first part is still open.
-    out.once('close', () => first.destroyed || first.destroy());
-    return out;
+  readInParts(object: ObjectInfo, range: ByteRange, options: ReadInPartsOptions): Promise<Readable> {
+    if (range.length === 0) return this.read(object, range, options.signal);
+    return readInParts((part, signal) => this.read(object, part, signal), this.retry, range, options);
   }
 
   /** The local file behind an object, when the driver has one (see StorageDriver.localPath). */
