@@ -453,34 +453,21 @@ class IngestRun {
   }
 
   /**
-   * The chunk's bytes from the store, holding one of the run's read slots per open ranged read. A chunk of a
-   * file checked in order is read in parts, several at once (see Bucket.readInParts).
+   * The chunk's bytes from the store (see Bucket.readInParts), each open ranged read holding one of the run's
+   * read slots. A file checked in order is read in parts, several at once; any other chunk as one read. A read
+   * that breaks goes on from where it stopped, counted as a retry of the chunk's.
    */
-  private async readChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
-    const range = { offset: chunk.offset, length: chunk.size };
+  private readChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
+    const onRetry = (error: StorageError): void => {
+      this.retries++;
+      this.readRetries.set(chunk.id, (this.readRetries.get(chunk.id) ?? 0) + 1);
+      // Not a chunk state: the chunk goes on from where it was, only the broken read is asked for again.
+      this.emit({ type: 'log', level: 'warn', message: `${chunk.id} (attempt ${attempt}): a read broke (${errorText(error)}); reading on from where it stopped` });
+    };
+    const parts = this.checks?.readsInOrder(chunk.object.key) ? { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD } : { partSize: chunk.size, ahead: 1 };
     const signal = this.o.signal;
-    if (this.bucket!.info.kind !== 'local') {
-      const onRetry = (error: StorageError): void => {
-        this.retries++;
-        this.readRetries.set(chunk.id, (this.readRetries.get(chunk.id) ?? 0) + 1);
-        // Not a chunk state: the chunk goes on from where it was, only the failed read is asked for again.
-        this.emit({ type: 'log', level: 'warn', message: `${chunk.id} (attempt ${attempt}): reading on from byte ${chunk.offset} + what arrived, after ${errorText(error)}` });
-      };
-      // A file checked in order is read in parts, several at once; any other chunk as one read, resumed if it breaks.
-      const parts = this.checks?.readsInOrder(chunk.object.key) ? { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD } : { partSize: chunk.size, ahead: 1 };
-      return this.bucket!.readInParts(chunk.object, range, { ...parts, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
-    }
-    const release = await this.readSlots.acquire();
-    try {
-      const stream = await this.bucket!.read(chunk.object, range, signal);
-      stream.once('close', release);
-      return stream;
-    } catch (error) {
-      release();
-      throw error;
-    }
+    return this.bucket!.readInParts(chunk.object, { offset: chunk.offset, length: chunk.size }, { ...parts, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
   }
-
 
   /** One target that hashes and writes on a hashing thread (a folder node): the source goes straight to it. */
   private async attemptHashingWrite(chunk: PlannedChunk, node: NodeTarget, source: Readable, attempt: number): Promise<AttemptOutcome> {
