@@ -7,6 +7,11 @@
 // Retries: `retryOptions.autoRetry: false` — the SDK makes one attempt; the engine's retry layer
 // retries for every driver alike.
 //
+// Connections: the SDK's default keep-alive agent is shared by every request in the process, and the
+// SDK destroys that whole agent when any read stream fails, so one dropped connection would cut every
+// other read in flight. Requests here use Node's global keep-alive agent instead, which the SDK leaves
+// alone (`forever: false`); a broken read then costs only itself.
+//
 // Versions: the object's generation is its version marker. Ranged reads are pinned to the generation
 // seen in the listing (`?generation=`), so a real GCS answers 404 once that version is replaced.
 // Stores that ignore the pin and send no x-goog-generation header (emulators) are checked by reading
@@ -52,6 +57,13 @@ function withoutEmulatorHost<T>(build: () => T): T {
   }
 }
 
+type Interceptor = Storage['interceptors'][number];
+
+/** See "Connections" above. The SDK passes every request's options through here (the same object it sends). */
+const withoutSharedAgent: Interceptor = {
+  request: (options) => Object.assign(options, { forever: false }) as ReturnType<Interceptor['request']>,
+};
+
 export class GcsDriver implements StorageDriver {
   readonly info: SourceInfo;
   private readonly storage: Storage;
@@ -71,6 +83,7 @@ export class GcsDriver implements StorageDriver {
       retryOptions: { autoRetry: false, maxRetries: 0 },
     };
     this.storage = endpoint ? withoutEmulatorHost(() => new Storage(storageOptions)) : new Storage(storageOptions);
+    this.storage.interceptors.push(withoutSharedAgent);
     const shown = redactEndpoint(endpoint ?? env.STORAGE_EMULATOR_HOST);
     this.info = { kind: 'gcs', bucket: this.bucketName, location: location('gs', this.bucketName, source.prefix), ...(shown ? { endpoint: shown } : {}) };
   }
