@@ -16,6 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { quietSdkStreamWarnings } from '../electron/cli/process-warnings.ts';
 import { runIngest } from '../electron/engine/ingest.ts';
 import { AzureBlobDriver } from '../electron/engine/storage/azure.ts';
 import { GcsDriver } from '../electron/engine/storage/gcs.ts';
@@ -275,4 +276,5 @@ async function main(): Promise<void> {
   }
 }
 
+quietSdkStreamWarnings();
 await main();

@@ -16,6 +16,7 @@ import { StorageError } from '../engine/storage/driver.ts';
 import { openSource, SourceSelectionError } from '../engine/storage/open.ts';
 import { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
 import { verifyRun } from '../engine/verify.ts';
+import { quietSdkStreamWarnings } from './process-warnings.ts';
 import { formatBytes, ProgressView } from './progress.ts';
 
 export const EXIT = {
@@ -264,5 +265,6 @@ export async function main(argv: string[]): Promise<number> {
 
 const invokedDirectly = process.argv[1] !== undefined && /(cloud-ingest(\.js)?|cli[\\/]main\.ts)$/.test(process.argv[1]);
 if (invokedDirectly) {
+  quietSdkStreamWarnings();
   process.exitCode = await main(process.argv.slice(2));
 }

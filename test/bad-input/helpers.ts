@@ -65,6 +65,8 @@ export function expectCleanExit(r: CliResult, code: number): void {
   expect(r.code, shown).toBe(code);
   expect(hasStackTrace(r.stdout) || hasStackTrace(r.stderr), `a stack trace was printed:\n${shown}`).toBe(false);
   expect(r.stderr, shown).not.toMatch(/\b(TypeError|ReferenceError|RangeError|SyntaxError|ERR_[A-Z_]+)\b|Unhandled|uncaught/i);
+  // Node's own process warnings ("(node:1234) MaxListenersExceededWarning: Possible EventEmitter memory leak…").
+  expect(r.stderr, shown).not.toMatch(/\(node:\d+\)/);
 }
 
 /** Every path under `root` (folders with a trailing separator), relative to it. */
