@@ -49,7 +49,9 @@ export function journalPath(loaded: LoadedConfig, runId: string): string {
 
 export class JournalWriter {
   private readonly handle: FileHandle;
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Lines appended while a write was in flight: they go out together in the next one. */
+  private queued: string[] = [];
+  private writing: Promise<void> | undefined;
   private failed: unknown;
 
   private constructor(handle: FileHandle) {
@@ -60,16 +62,33 @@ export class JournalWriter {
     return new JournalWriter(await open(path, 'a'));
   }
 
-  /** Ordered and not awaited on the hot path; `close` waits for every line. */
+  /**
+   * Ordered and not awaited on the hot path; `close` waits for every line. One write at a time carries every line
+   * queued since the last began, so the journal keeps up with thousands of small chunks a second instead of
+   * queueing a write (and a line held in memory) per chunk.
+   */
   append(entry: JournalEntry): void {
-    const line = `${JSON.stringify(entry)}\n`;
-    this.chain = this.chain.then(() => this.handle.write(line)).catch((error: unknown) => (this.failed ??= error));
+    this.queued.push(`${JSON.stringify(entry)}\n`);
+    this.writing ??= this.writeQueued();
   }
 
   async close(): Promise<void> {
-    await this.chain;
+    await this.writing;
     await this.handle.close();
     if (this.failed) throw this.failed;
+  }
+
+  private async writeQueued(): Promise<void> {
+    while (this.queued.length > 0) {
+      const lines = this.queued.join('');
+      this.queued = [];
+      try {
+        await this.handle.appendFile(lines);
+      } catch (error) {
+        this.failed ??= error;
+      }
+    }
+    this.writing = undefined;
   }
 }
 

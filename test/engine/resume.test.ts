@@ -4,7 +4,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
-import { listResumableRuns } from '../../electron/engine/journal.ts';
+import { JournalWriter, listResumableRuns, readJournal } from '../../electron/engine/journal.ts';
+import type { JournalEntry, JournalStart } from '../../electron/engine/journal.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest } from '../../shared/types.ts';
@@ -99,5 +100,31 @@ describe('cancel and resume', () => {
     for (const chunk of resumed.manifest.chunks.filter((c) => c.file === 'a.bin')) {
       expect(chunk.checksum).toBe(await md5OfRange(join(root, 'data', 'a.bin'), chunk.offset, chunk.size));
     }
+  });
+});
+
+describe('the run journal', () => {
+  it('keeps every line, in order, when thousands of chunks are journaled at once and more arrive mid-write', async () => {
+    const path = join(await tempProject(), 'run.journal.jsonl');
+    const journal = await JournalWriter.open(path);
+    const start: JournalStart = { type: 'start', version: 1, runId: 'r1', startedAt: new Date(0).toISOString(), cloud: 'local', detection: detection('local'), pattern: '**', chunkSize: MIB, algorithm: 'md5', configPath: 'config/data_sources.yml' };
+    const chunk = (i: number): JournalEntry => ({
+      type: 'chunk',
+      etag: `e${i}`,
+      chunk: { id: `f${i}_chunk_0`, file: `f${i}`, index: 0, offset: 0, size: i, checksum: `sum${i}`, node: 'n1', path: `/n1/f${i}`, copies: [{ nodeId: 'n1', location: `/n1/f${i}` }], attempts: 1, movedFrom: [], skipped: false },
+    });
+    journal.append(start);
+    for (let i = 0; i < 20_000; i++) journal.append(chunk(i));
+    // A write is in flight now: these must land after the first 20,000, none lost.
+    await Promise.resolve();
+    for (let i = 20_000; i < 20_500; i++) journal.append(chunk(i));
+    await journal.close();
+    const state = await readJournal(path);
+    expect(state.start.runId).toBe('r1');
+    expect([...state.chunks.keys()]).toEqual(Array.from({ length: 20_500 }, (_, i) => `f${i}_chunk_0`));
+    expect(state.chunks.get('f20499_chunk_0')?.etag).toBe('e20499');
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    expect(lines.at(-1)).toBe('');
+    expect(lines.length).toBe(1 + 20_500 + 1);
   });
 });
