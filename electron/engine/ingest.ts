@@ -538,16 +538,15 @@ class IngestRun {
   }
 
   private async summarizeFiles(objects: ObjectInfo[], plan: PlannedChunk[], delivered: (ManifestChunk | undefined)[]): Promise<ManifestFile[]> {
-    const byFile = new Map<string, ManifestChunk[]>();
-    plan.forEach((chunk, i) => {
-      const list = byFile.get(chunk.object.key) ?? [];
-      const done = delivered[i];
-      if (done) list.push(done);
-      byFile.set(chunk.object.key, list);
-    });
     const files: ManifestFile[] = [];
+    // The plan follows `objects`, each file's chunks together (planChunks): one pass, no per-file lists held at once.
+    let next = 0;
     for (const object of objects) {
-      const chunks = byFile.get(object.key) ?? [];
+      const chunks: ManifestChunk[] = [];
+      for (; next < plan.length && plan[next]!.object === object; next++) {
+        const done = delivered[next];
+        if (done) chunks.push(done);
+      }
       const chunkCount = Math.ceil(object.size / this.chunkSize);
       const error = this.fileErrors.get(object.key) ?? (chunks.length < chunkCount ? 'not all chunks were delivered' : undefined);
       const file: ManifestFile = {
