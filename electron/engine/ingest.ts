@@ -72,7 +72,6 @@ const READ_PART_BYTES = 8 * 1024 * 1024;
 /** …this many at once (measured best on the emulators: fewer leave bandwidth unused, more only add sockets). */
 const READ_PARTS_AHEAD = 4;
 
-
 export async function runIngest(options: IngestOptions): Promise<IngestResult> {
   const run = new IngestRun(options);
   return run.execute();

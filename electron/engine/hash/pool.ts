@@ -158,7 +158,6 @@ export class HashPool {
     return new SequentialHash(this, algorithm, (onReply) => this.openHasher({ op: 'open', algorithm }, onReply));
   }
 
-
   /** @internal */
   openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm; crc?: ChunkCrc['kind'] } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);

@@ -163,7 +163,6 @@ function hashFileInto(hash, path, cancel) {
   }
 }
 
-
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open':
