@@ -51,3 +51,23 @@ export async function crcOfFile(path: string, kind: 'crc32c' | 'crc32'): Promise
   for await (const piece of createReadStream(path, { highWaterMark: MiB })) crc = kind === 'crc32c' ? crc32cUpdate(crc, piece as Buffer) : crc32(piece as Buffer, crc);
   return crcBase64(crc);
 }
+
+/** CRC-32C over a stream of updates: the reference the tests compare the engine's CRCs with. */
+export class Crc32c {
+  private crc = 0;
+
+  update(data: Uint8Array): this {
+    this.crc = crc32cUpdate(this.crc, data);
+    return this;
+  }
+
+  /** The value as an unsigned 32-bit integer. */
+  value(): number {
+    return this.crc;
+  }
+
+  /** Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use. */
+  base64(): string {
+    return crcBase64(this.crc);
+  }
+}

@@ -7,8 +7,9 @@ import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HashPool } from '../../electron/engine/hash/pool.ts';
-import { Crc32c, checkSourceChecksum, chooseSourceCheck, combinedCrc, planSourceChecksum } from '../../electron/engine/storage/source-checksum.ts';
+import { checkSourceChecksum, chooseSourceCheck, combinedCrc, planSourceChecksum } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
+import { Crc32c } from './data.ts';
 
 const pool = new HashPool(2);
 afterAll(() => pool.close());
@@ -85,6 +86,15 @@ describe('checkSourceChecksum', () => {
       expect(await checkSourceChecksum(fromFiles)).toEqual({ kind: 's3-etag-md5', value: good, matched: true });
       const crc = new Crc32c().update(data).base64();
       expect((await checkSourceChecksum({ ...fromFiles, object: { key: 'f', size: data.length, checksums: { crc32cBase64: crc } } }))?.matched).toBe(true);
+      const ieee = Buffer.alloc(4);
+      ieee.writeUInt32BE(crc32(data));
+      expect(await checkSourceChecksum({ ...fromFiles, object: { key: 'f', size: data.length, checksums: { crc32Base64: ieee.toString('base64') } } })).toEqual({
+        kind: 's3-crc32',
+        value: ieee.toString('base64'),
+        matched: true,
+      });
+      const otherCrc = new Crc32c().update(Buffer.from('other')).base64();
+      expect((await checkSourceChecksum({ ...fromFiles, object: { key: 'f', size: data.length, checksums: { crc32cBase64: otherCrc } } }))?.matched).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
+import { crcBase64 } from './crc32c.js';
 
 const BLOCK_BYTES = 1024 * 1024;
 const BLOCKS_IN_FLIGHT = 2;
@@ -153,13 +154,14 @@ export class HashPool {
     });
   }
 
-  /** One hash fed, in order, with local files (read on the hashing thread) and streams. */
-  sequence(algorithm: ChecksumAlgorithm): SequentialHash {
-    return new SequentialHash(this, algorithm, (onReply) => this.openHasher({ op: 'open', algorithm }, onReply));
+  /** One hash or CRC fed, in order, with local files (read on the hashing thread) and streams. */
+  sequence(algorithm: SequenceAlgorithm): SequentialHash {
+    const open = algorithm === 'crc32c' || algorithm === 'crc32' ? { op: 'open' as const, crc: algorithm } : { op: 'open' as const, algorithm };
+    return new SequentialHash(this, algorithm, (onReply) => this.openHasher(open, onReply));
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm: ChecksumAlgorithm; crc?: ChunkCrc['kind'] } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind'] } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
@@ -424,13 +426,16 @@ export class FileSink extends Writable {
   }
 }
 
+/** What a SequentialHash computes: a chunk checksum algorithm, or a CRC (a store's, checked from the bytes). */
+export type SequenceAlgorithm = ChecksumAlgorithm | ChunkCrc['kind'];
+
 /**
  * One hash over several inputs given one at a time, in order: whole local files, which the hashing thread reads
  * itself with its reused block, or streams, whose bytes go over in blocks as a HashTap's do. For checksums of
- * a whole object computed from its chunks as they arrive.
+ * a whole object computed from its chunks as they arrive, or read back at the end.
  */
 export class SequentialHash {
-  readonly algorithm: ChecksumAlgorithm;
+  readonly algorithm: SequenceAlgorithm;
   /** @internal */
   readonly id: number;
   private readonly pool: HashPool;
@@ -440,7 +445,7 @@ export class SequentialHash {
   private released = false;
 
   /** @internal `open` opens the hash on a thread (or claims an id for one that a FileSink keeps going). */
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, open: (onReply: Pending) => { id: number; slot: Slot }) {
+  constructor(pool: HashPool, algorithm: SequenceAlgorithm, open: (onReply: Pending) => { id: number; slot: Slot }) {
     this.pool = pool;
     this.algorithm = algorithm;
     const opened = open((reply) => {
@@ -448,7 +453,7 @@ export class SequentialHash {
       const waiter = this.waiter;
       this.waiter = undefined;
       if (reply.op === 'fileHashed') waiter?.resolve('');
-      else if (reply.op === 'digest') waiter?.resolve(reply.hex);
+      else if (reply.op === 'digest') waiter?.resolve(reply.crc ? crcBase64(reply.crc.value) : reply.hex);
       else if (reply.op === 'copyFailed') waiter?.reject(new FileCopyError(reply.code, reply.message, 'source'));
     });
     this.id = opened.id;
@@ -474,10 +479,11 @@ export class SequentialHash {
     for await (const data of stream) await new Promise<void>((resolve) => this.sender.absorb(data, resolve));
   }
 
-  async digest(): Promise<Checksum> {
+  /** The result as the manifest shows it: hex for a hash, big-endian base64 for a CRC (the stores' own form). */
+  async digest(): Promise<string> {
     this.sender.send();
     try {
-      return { algorithm: this.algorithm, hex: await this.ask({ op: 'digest', id: this.id }) };
+      return await this.ask({ op: 'digest', id: this.id });
     } finally {
       this.release();
     }

@@ -14,7 +14,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
  * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array }} CopyJob
- * @typedef {{ op: 'open', id: number, algorithm: string, crc?: 'crc32c' | 'crc32' }
+ * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32' }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
  *   | { op: 'digest', id: number }
@@ -146,17 +146,28 @@ const port = parentPort;
 if (!port) throw new Error('hash worker must run in a worker thread');
 
 /**
- * Feeds a whole file into `hash` with the reused block.
- * @param {import('node:crypto').Hash} hash
+ * Adds bytes to open hash `id`: its hash, its CRC, or both.
+ * @param {number} id
+ * @param {Uint8Array} bytes
+ */
+function updateOpen(id, bytes) {
+  hashes.get(id)?.update(bytes);
+  const crc = crcs.get(id);
+  if (crc) updateCrc(crc, bytes);
+}
+
+/**
+ * Feeds a whole file into open hash `id` with the reused block.
+ * @param {number} id
  * @param {string} path
  * @param {Int32Array} cancel
  */
-function hashFileInto(hash, path, cancel) {
+function hashFileInto(id, path, cancel) {
   const input = openSync(path, 'r');
   try {
     for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; ) {
       if (Atomics.load(cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
-      hash.update(block.subarray(0, n));
+      updateOpen(id, block.subarray(0, n));
     }
   } finally {
     closeSync(input);
@@ -166,7 +177,7 @@ function hashFileInto(hash, path, cancel) {
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open':
-      hashes.set(message.id, createHash(message.algorithm));
+      if (message.algorithm) hashes.set(message.id, createHash(message.algorithm));
       if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
       break;
     case 'block':
@@ -175,11 +186,7 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'update': {
       const bytes = /** @type {Uint8Array} */ (blocks[message.block]).subarray(0, message.length);
       if (sinks.has(message.id)) writeToSink(message.id, bytes);
-      else {
-        hashes.get(message.id)?.update(bytes);
-        const crc = crcs.get(message.id);
-        if (crc) updateCrc(crc, bytes);
-      }
+      else updateOpen(message.id, bytes);
       // The block is free again once this is read: the sender reuses it, nothing is allocated per block.
       port.postMessage({ op: 'ack', id: message.id, block: message.block });
       break;
@@ -193,10 +200,9 @@ port.on('message', (/** @type {Message} */ message) => {
       }
       break;
     case 'hashFile': {
-      const hash = hashes.get(message.id);
-      if (!hash) break;
+      if (!hashes.has(message.id) && !crcs.has(message.id)) break;
       try {
-        hashFileInto(hash, message.path, message.cancel);
+        hashFileInto(message.id, message.path, message.cancel);
         port.postMessage({ op: 'fileHashed', id: message.id });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'source' });

@@ -6,18 +6,16 @@
 //      otherwise the delivered chunks are hashed again, in order, while later chunks are still arriving
 //      (SourceChecksumFollower), or read back at the end when that could not be done.
 //   2. SHA-256 — S3 ChecksumSHA256 (full-object). Free for one chunk when the run uses sha256.
-//   3. CRC32C — GCS crc32c (also on composite objects), S3 ChecksumCRC32C (full-object). Computed
-//      over the delivered chunks read back (slicing-by-8, ~1 GB/s). Per-chunk CRC32Cs could be
-//      combined without a read-back, but the engine's chunk checksums are md5/sha256, so there is
-//      nothing to combine.
+//   3. CRC32C / CRC32 — GCS crc32c (also on composite objects), S3 ChecksumCRC32C / ChecksumCRC32
+//      (full-object). Combined from the CRCs the hashing threads take of each chunk as it is written
+//      (combinedCrc); chunks without one (from a node agent, or an earlier run) are read back at the end.
+// Whatever is read back is hashed on a hashing thread, never on the caller's.
 // The manifest records which one was checked: kind is `<store>-<what>` (e.g. s3-etag-md5,
 // gcs-md5, gcs-crc32c, azure-content-md5, s3-sha256) when the store is known, else just the algorithm.
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { crc32 } from 'node:zlib';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { ChunkCrc, ManifestFile } from '../../../shared/types.ts';
-import { crc32Combine, crc32cCombine, crc32cUpdate, crcBase64 } from '../hash/crc32c.js';
+import { crc32Combine, crc32cCombine, crcBase64 } from '../hash/crc32c.js';
 import type { HashPool, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
 
@@ -202,7 +200,7 @@ export class SourceChecksumFollower {
       return undefined;
     }
     this.hash ??= this.pool.sequence(this.algorithm);
-    return (await this.hash.digest()).hex;
+    return await this.hash.digest();
   }
 
   discard(): void {
@@ -226,59 +224,13 @@ function addChunk(hash: SequentialHash, chunk: ChunkBytes, signal?: AbortSignal)
   return 'file' in chunk ? hash.addFile(chunk.file, signal) : chunk.stream().then((stream) => hash.addStream(stream));
 }
 
-/** Reads every chunk back, in order, through one hash or CRC: the check when nothing was computed on the way. */
+/** Reads every chunk back, in order, through one hash or CRC on a hashing thread: the check when nothing was computed on the way. */
 async function digestChunks(input: SourceChecksumInput, algorithm: SourceChecksumKind): Promise<string> {
-  if (algorithm === 'md5' || algorithm === 'sha256') {
-    const hash = input.pool.sequence(algorithm);
-    try {
-      for (const chunk of input.chunks) await addChunk(hash, input.chunkBytes(chunk.id), input.signal);
-      return (await hash.digest()).hex;
-    } finally {
-      hash.discard();
-    }
-  }
-  const crc = algorithm === 'crc32c' ? new Crc32c() : new Crc32();
-  for (const chunk of input.chunks) {
-    const bytes = input.chunkBytes(chunk.id);
-    const stream = 'file' in bytes ? createReadStream(bytes.file, { highWaterMark: 1024 * 1024 }) : await bytes.stream();
-    for await (const piece of stream) {
-      input.signal?.throwIfAborted();
-      crc.update(piece as Uint8Array);
-    }
-  }
-  return crc.base64();
-}
-
-/** CRC-32 (IEEE) over a stream of updates, by zlib. */
-class Crc32 {
-  private crc = 0;
-
-  update(data: Uint8Array): this {
-    this.crc = crc32(data, this.crc);
-    return this;
-  }
-
-  base64(): string {
-    return crcBase64(this.crc);
-  }
-}
-
-/** CRC-32C over a stream of updates (see hash/crc32c.js). */
-export class Crc32c {
-  private crc = 0;
-
-  update(data: Uint8Array): this {
-    this.crc = crc32cUpdate(this.crc, data);
-    return this;
-  }
-
-  /** The value as an unsigned 32-bit integer. */
-  value(): number {
-    return this.crc;
-  }
-
-  /** Big-endian, base64: the form GCS (crc32c) and S3 (ChecksumCRC32C) use. */
-  base64(): string {
-    return crcBase64(this.crc);
+  const hash = input.pool.sequence(algorithm);
+  try {
+    for (const chunk of input.chunks) await addChunk(hash, input.chunkBytes(chunk.id), input.signal);
+    return await hash.digest();
+  } finally {
+    hash.discard();
   }
 }
