@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { ChunkCrc, ManifestFile } from '../../../shared/types.ts';
 import { crc32Combine, crc32cCombine, crcBase64 } from '../hash/crc32c.js';
-import type { HashPool, SequentialHash } from '../hash/pool.ts';
+import type { HashPool, SequenceAlgorithm, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
 
 export interface SourceChecksumInput {
@@ -32,7 +32,8 @@ export interface SourceChecksumInput {
   store?: SourceInfo['kind'];
 }
 
-export type SourceChecksumKind = 'md5' | 'sha256' | 'crc32c' | 'crc32';
+/** A store checksum is checked by a hash or CRC a hashing thread can compute. */
+export type SourceChecksumKind = SequenceAlgorithm;
 
 export interface SourceChecksumPlan {
   algorithm: SourceChecksumKind;
