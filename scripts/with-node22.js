@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { node22Path } from '../bin/node22.js';
+import { node22Path, withEngineFlags } from '../bin/node22.js';
 
 const [command, ...args] = process.argv.slice(2);
 if (!command) {
@@ -20,5 +20,8 @@ function resolveEntry(name) {
   return join(dirname(pkgJson), bin);
 }
 
-const result = spawnSync(node22Path(), [resolveEntry(command), ...args], { stdio: 'inherit' });
+const entry = resolveEntry(command);
+// The project's own scripts (benchmarks, the fault runs, the browser-served app) run the engine: same flags as the CLI.
+const flags = entry === command ? withEngineFlags([]) : [];
+const result = spawnSync(node22Path(), [...flags, entry, ...args], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

@@ -1,0 +1,34 @@
+// The engine's Node flags (bin/node22.js ENGINE_NODE_FLAGS) reach every way the engine is started for real.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ENGINE_NODE_FLAGS, withEngineFlags } from '../../bin/node22.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const launcher = join(ROOT, 'bin', 'cloud-ingest.js');
+
+describe('engine Node flags', () => {
+  it('the installed `cloud-ingest`, `npm run ingest` and `npm start` all pass them', () => {
+    const shebang = readFileSync(launcher, 'utf8').split('\n')[0]!;
+    for (const flag of ENGINE_NODE_FLAGS) {
+      expect(shebang.split(' ')).toContain(flag);
+      expect(scripts.ingest!.split(' ')).toContain(flag);
+      expect(scripts.start!.split(' ')).toContain(`--js-flags=${flag}`);
+    }
+  });
+
+  it('the launcher runs when executed directly, through its shebang', async () => {
+    const { stdout } = await promisify(execFile)(launcher, ['--help'], { cwd: ROOT });
+    expect(stdout).toMatch(/^Usage: cloud-ingest <command>/);
+  });
+
+  it('keeps a value the caller chose and adds the rest', () => {
+    const [flag] = ENGINE_NODE_FLAGS;
+    const name = flag!.split('=')[0]!;
+    expect(withEngineFlags([`${name}=256`])).toEqual([`${name}=256`]);
+    expect(withEngineFlags(['--inspect'])).toEqual(['--inspect', ...ENGINE_NODE_FLAGS]);
+  });
+});
