@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { context } from 'esbuild';
 import { createServer } from 'vite';
+import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { electronBuildOptions } from './build.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,7 +22,8 @@ let restarting: NodeJS.Timeout | undefined;
 const launch = (): void => {
   app?.removeAllListeners('exit');
   app?.kill();
-  app = spawn(electronPath, ['dist/electron/main.mjs', ...process.argv.slice(2)], {
+  // The engine runs in the main process, which takes V8 flags only from Electron's command line.
+  app = spawn(electronPath, [`--js-flags=${ENGINE_NODE_FLAGS.join(' ')}`, 'dist/electron/main.mjs', ...process.argv.slice(2)], {
     cwd: root,
     stdio: 'inherit',
     env: { ...process.env, ELECTRON_RENDERER_URL: url },
