@@ -16,6 +16,7 @@ import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { Manifest } from '../../shared/types.ts';
+import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { CLI, REPO_ROOT } from '../helpers/agents.ts';
 
 export const MiB = 1024 * 1024;
@@ -176,7 +177,7 @@ export interface CliChild {
 }
 
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): CliChild {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...ENGINE_NODE_FLAGS, CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,5 +1,6 @@
-// Real node agent processes for tests: `node bin/cloud-ingest.js agent ...` on a free loopback port with a temp
-// folder, plus a loopback TCP proxy that can stall, to play a node that stops answering.
+// Real node agent processes for tests: `cloud-ingest agent ...` (node with the engine's flags, as the installed
+// command runs) on a free loopback port with a temp folder, plus a loopback TCP proxy that can stall, to play a node
+// that stops answering.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(REPO_ROOT, 'bin', 'cloud-ingest.js');
@@ -59,12 +61,12 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `cloud-ingest ...args` as a child process; resolves with its exit and output, never throws on a non-zero exit. */
+/** Runs `cloud-ingest ...args` as a child process, as the installed command starts it; resolves with its exit and output, never throws on a non-zero exit. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000, cwd?: string): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
     delete merged.CLOUD_INGEST_DEBUG;
-    const proc = spawn(process.execPath, [CLI, ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
+    const proc = spawn(process.execPath, [...ENGINE_NODE_FLAGS, CLI, ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -84,7 +86,7 @@ export async function spawnAgent(options: SpawnAgentOptions = {}): Promise<Agent
   const dir = options.dir ?? (await tempDir());
   const tokenEnv = options.tokenEnv ?? 'TEST_AGENT_TOKEN';
   const token = options.token === null ? undefined : (options.token ?? newToken());
-  const args = [CLI, 'agent', '--port', String(options.port ?? 0), '--dir', dir, '--token-env', tokenEnv];
+  const args = [...ENGINE_NODE_FLAGS, CLI, 'agent', '--port', String(options.port ?? 0), '--dir', dir, '--token-env', tokenEnv];
   if (token === undefined) args.push('--insecure-no-auth');
   if (options.maxBytes !== undefined) args.push('--max-bytes', String(options.maxBytes));
   args.push(...(options.args ?? []));
