@@ -71,7 +71,7 @@ async function writeChunk(handle: Awaited<ReturnType<typeof open>>, chunk: Manif
       // Open the copy before claiming a hashing thread: a tap that never runs would keep the process alive.
       const source = await node.read(chunk.id, signal);
       const tap = pool.tap(manifest.checksumAlgorithm);
-      const out = positionalWriter(handle, chunk.offset);
+      const out = positionalWriter(handle, chunk.offset, chunk.size);
       await pipeline(source, tap, out, signal ? { signal } : {});
       const { hex } = await tap.digest;
       if (hex === chunk.checksum && tap.bytes === chunk.size) return hex;
@@ -84,16 +84,26 @@ async function writeChunk(handle: Awaited<ReturnType<typeof open>>, chunk: Manif
   throw new ReassembleError(`No good copy of ${chunk.id}: ${failures.join('; ')}. Fix: run verify to see which nodes lost data, then ingest again.`);
 }
 
-/** Writes a stream into an open file at `offset`, leaving the handle open for the next chunk. */
-function positionalWriter(handle: Awaited<ReturnType<typeof open>>, offset: number): Writable {
+/**
+ * Writes a stream into an open file at `offset`, at most `length` bytes, leaving the handle open for the next chunk.
+ * A bad copy longer than its chunk (it is hashed whole, and rejected) must not spill past the chunk's end: past the
+ * last chunk nothing would overwrite it.
+ */
+function positionalWriter(handle: Awaited<ReturnType<typeof open>>, offset: number, length: number): Writable {
   let position = offset;
+  const end = offset + length;
   return new Writable({
     highWaterMark: 1024 * 1024,
     write(data: Buffer, _encoding, done) {
-      handle.write(data, 0, data.length, position).then(({ bytesWritten }) => {
-        position += bytesWritten;
+      const bytes = data.subarray(0, Math.max(0, end - position));
+      writeAll(handle, bytes, position).then(() => {
+        position += bytes.length;
         done();
       }, done);
     },
   });
+}
+
+async function writeAll(handle: Awaited<ReturnType<typeof open>>, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
 }

@@ -165,6 +165,19 @@ describe('replicas', () => {
     expect(report.matched).toBe(true);
     expect(await readFile(join(root, 'r.out'))).toEqual(await readFile(join(data, 'r.bin')));
   });
+
+  it('a bad copy read first, longer than its chunk, leaves nothing behind in the reassembled file', async () => {
+    const { root, loaded, data } = await smallProject({ 'r.bin': 3 * MIB + 5 }, { nodes: 2, extraIngestion: '  replicas: 2\n' });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    // Every chunk's first copy (the one reassemble tries first) now holds other bytes, and more of them.
+    for (const chunk of manifest.chunks) await writeFile(chunk.copies[0]!.location, Buffer.alloc(chunk.size + MIB, 0xee));
+    const out = join(root, 'r.out');
+    const report = await reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: out });
+    expect(report.matched).toBe(true);
+    const [rebuilt, original] = await Promise.all([readFile(out), readFile(join(data, 'r.bin'))]);
+    expect(rebuilt.length).toBe(original.length);
+    expect(rebuilt.equals(original)).toBe(true);
+  });
 });
 
 describe('keys, files and re-runs', () => {
