@@ -88,7 +88,9 @@ export async function startFaultProxy(target: { host: string; port: number }, in
     if (!plan || plan.kinds.length === 0) return undefined;
     if (plan.match && !plan.match(req)) return undefined;
     const range = rangeOf(req) ?? '';
-    const signature = `${req.method} ${req.url} ${range}`;
+    // Without the query: it can carry what changes from run to run (a GCS read names the object's generation),
+    // and the same seed must fault the same reads every run.
+    const signature = `${req.method} ${(req.url ?? '').split('?')[0]} ${range}`;
     if (faulted.has(signature)) return undefined;
     candidates++;
     let pick = plan.first !== undefined && candidates <= plan.first;
