@@ -1,16 +1,15 @@
 // Detection against fake metadata services on loopback (the one thing that cannot exist here).
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo, Server as TcpServer, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { detectCloud, DetectionError } from '../../electron/engine/detect/detect.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { SourceSelectionError } from '../../electron/engine/storage/open.ts';
-import { detection, ORIGINAL_YAML, tempProject, writeConfig } from './fixtures.ts';
+import { detection, ORIGINAL_YAML, tempDir, tempProject, writeConfig } from './fixtures.ts';
 
 const CLOSED = 'http://127.0.0.1:9';
 const servers: (Server | TcpServer)[] = [];
@@ -67,7 +66,7 @@ describe('cloud detection', () => {
     ['gcp', { sys_vendor: 'Google', product_name: 'Google Compute Engine' }],
     ['azure', { sys_vendor: 'Microsoft Corporation', chassis_asset_tag: '7783-7084-3265-9085-8269-3286-77' }],
   ] as const)('DMI hints identify %s', async (cloud, files) => {
-    const dir = await mkdtemp(join(tmpdir(), 'dmi-'));
+    const dir = await tempDir('dmi-');
     for (const [name, value] of Object.entries(files)) await writeFile(join(dir, name), `${value}\n`);
     const result = await detectCloud({ env: env(), dmiDir: dir });
     expect(result).toMatchObject({ cloud, signal: 'dmi' });
@@ -75,7 +74,7 @@ describe('cloud detection', () => {
   });
 
   it('a Hyper-V machine that is not on Azure is not Azure', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'dmi-'));
+    const dir = await tempDir('dmi-');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'sys_vendor'), 'Microsoft Corporation\n');
     await writeFile(join(dir, 'chassis_asset_tag'), 'None\n');

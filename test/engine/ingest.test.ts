@@ -1,7 +1,6 @@
 // The original design's scenarios, made real: real files, real folder nodes, real failures on disk.
 import { rmSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { link, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
@@ -10,12 +9,12 @@ import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent } from '../../shared/types.ts';
-import { detection, md5OfRange, MIB, nodesYaml, ORIGINAL_YAML, tempProject, writeConfig } from './fixtures.ts';
+import { detection, md5OfRange, MIB, nodesYaml, ORIGINAL_YAML, tempDir, tempProject, writeConfig } from './fixtures.ts';
 
 let big: string;
 
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'ci-big-'));
+  const dir = await tempDir('ci-big-');
   big = join(dir, 'training_data_150mb.bin');
   await ensureDataFile(big, 150 * MIB, 'big');
 });
@@ -189,7 +188,7 @@ describe('keys, files and re-runs', () => {
     const nodeFiles = await filesUnder(join(root, 'nodes'));
     for (const file of nodeFiles) expect(relative(join(root, 'nodes'), file).startsWith('..')).toBe(false);
     expect(nodeFiles.filter((f) => f.endsWith('.chunk'))).toHaveLength(names.length);
-    const outDir = await mkdtemp(join(tmpdir(), 'ci-out-'));
+    const outDir = await tempDir('ci-out-');
     for (const [i, name] of names.entries()) {
       const report = await reassembleFile({ loaded, manifestPath, key: name, outPath: join(outDir, `f${i}`) });
       expect(report.matched).toBe(true);
@@ -209,7 +208,7 @@ describe('keys, files and re-runs', () => {
 
   it('the file pattern really filters, and symlinks cannot escape the source folder', async () => {
     const { loaded, data } = await smallProject({ 'keep/a.bin': 100, 'keep/b.txt': 100, 'c.bin': 100 }, { nodes: 1 });
-    const outside = await mkdtemp(join(tmpdir(), 'ci-outside-'));
+    const outside = await tempDir('ci-outside-');
     await writeFile(join(outside, 'secret.bin'), 'not yours');
     await symlink(join(outside, 'secret.bin'), join(data, 'escape.bin'));
     await symlink(data, join(data, 'keep', 'loop')); // a directory loop
