@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Manifest, ManifestChunk, ReassembleReport } from '../../shared/types.ts';
@@ -59,7 +60,7 @@ export async function reassembleFile(options: { loaded: LoadedConfig; manifestPa
 }
 
 /** Writes the chunk at its offset from the first copy whose bytes hash to the manifest's checksum. */
-async function writeChunk(handle: Awaited<ReturnType<typeof open>>, chunk: ManifestChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<string> {
+async function writeChunk(handle: FileHandle, chunk: ManifestChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<string> {
   const failures: string[] = [];
   for (const copy of chunk.copies) {
     const node = nodes.get(copy.nodeId);
@@ -89,7 +90,7 @@ async function writeChunk(handle: Awaited<ReturnType<typeof open>>, chunk: Manif
  * A bad copy longer than its chunk (it is hashed whole, and rejected) must not spill past the chunk's end: past the
  * last chunk nothing would overwrite it.
  */
-function positionalWriter(handle: Awaited<ReturnType<typeof open>>, offset: number, length: number): Writable {
+function positionalWriter(handle: FileHandle, offset: number, length: number): Writable {
   let position = offset;
   const end = offset + length;
   return new Writable({
@@ -104,6 +105,6 @@ function positionalWriter(handle: Awaited<ReturnType<typeof open>>, offset: numb
   });
 }
 
-async function writeAll(handle: Awaited<ReturnType<typeof open>>, bytes: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
+async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let written = 0; written < bytes.length; ) written += (await handle.write(bytes, written, bytes.length - written, position + written)).bytesWritten;
 }
