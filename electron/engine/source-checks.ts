@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ChunkCrc, ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import { isCrcKind } from './hash/pool.ts';
 import type { HashPool, SequentialHash } from './hash/pool.ts';
 import type { NodeRegistry } from './nodes/registry.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
@@ -48,7 +49,7 @@ export class SourceChecks {
   crcWanted(key: string): ChunkCrc['kind'] | undefined {
     const choice = this.choices.get(key);
     const algorithm = choice?.plan.algorithm;
-    return choice?.mode === 'combine' && (algorithm === 'crc32c' || algorithm === 'crc32') ? algorithm : undefined;
+    return choice?.mode === 'combine' && isCrcKind(algorithm) ? algorithm : undefined;
   }
 
   /** Whether this file's chunks are best read one after another, in order: its store check hashes them in order. */

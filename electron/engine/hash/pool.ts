@@ -156,7 +156,7 @@ export class HashPool {
 
   /** One hash or CRC fed, in order, with local files (read on the hashing thread) and streams. */
   sequence(algorithm: SequenceAlgorithm): SequentialHash {
-    const open = algorithm === 'crc32c' || algorithm === 'crc32' ? { op: 'open' as const, crc: algorithm } : { op: 'open' as const, algorithm };
+    const open = isCrcKind(algorithm) ? { op: 'open' as const, crc: algorithm } : { op: 'open' as const, algorithm };
     return new SequentialHash(this, algorithm, (onReply) => this.openHasher(open, onReply));
   }
 
@@ -428,6 +428,10 @@ export class FileSink extends Writable {
 
 /** What a SequentialHash computes: a chunk checksum algorithm, or a CRC (a store's, checked from the bytes). */
 export type SequenceAlgorithm = ChecksumAlgorithm | ChunkCrc['kind'];
+
+export function isCrcKind(algorithm: SequenceAlgorithm | undefined): algorithm is ChunkCrc['kind'] {
+  return algorithm === 'crc32c' || algorithm === 'crc32';
+}
 
 /**
  * One hash over several inputs given one at a time, in order: whole local files, which the hashing thread reads

@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { ChunkCrc, ManifestFile } from '../../../shared/types.ts';
 import { crc32Combine, crc32cCombine, crcBase64 } from '../hash/crc32c.js';
+import { isCrcKind } from '../hash/pool.ts';
 import type { HashPool, SequenceAlgorithm, SequentialHash } from '../hash/pool.ts';
 import type { ObjectInfo, SourceInfo } from './driver.ts';
 
@@ -100,7 +101,7 @@ export function chooseSourceCheck(object: ObjectInfo, store: SourceInfo['kind'] 
   const plans = sourceChecksumPlans(object, store);
   const free = plans.find((plan) => !needsRehash(plan, chunkCount, algorithm));
   if (free) return { plan: free, mode: 'free' };
-  const crc = plans.find((plan) => plan.algorithm === 'crc32c' || plan.algorithm === 'crc32');
+  const crc = plans.find((plan) => isCrcKind(plan.algorithm));
   if (crc) return { plan: crc, mode: 'combine' };
   return plans[0] ? { plan: plans[0], mode: 'follow' } : undefined;
 }
