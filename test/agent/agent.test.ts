@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
-import { agentLogs, cleanupAgents, runCli, spawnAgent, stallProxy, tempDir } from '../helpers/agents.ts';
+import { agentLogs, cleanupAgents, runCli, spawnAgent, stallProxy } from '../helpers/agents.ts';
+import { tempDir } from '../helpers/temp.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { bufferChunk, hashStream, md5, randomChunk, rawPut, waitFor } from './helpers.ts';
 

@@ -11,7 +11,8 @@ import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { LoadedConfig } from '../../electron/engine/config.ts';
 import type { IngestEvent, NodeStatus } from '../../shared/types.ts';
-import { agentLogs, cleanupAgents, runCli, spawnAgent, stallProxy, tempDir } from '../helpers/agents.ts';
+import { agentLogs, cleanupAgents, runCli, spawnAgent, stallProxy } from '../helpers/agents.ts';
+import { tempDir } from '../helpers/temp.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { LOCAL_DETECTION, makeProject, makeSource, md5File } from './project.ts';
 

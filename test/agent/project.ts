@@ -8,7 +8,7 @@ import { loadConfig } from '../../electron/engine/config.ts';
 import type { LoadedConfig } from '../../electron/engine/config.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import type { DetectionResult } from '../../shared/types.ts';
-import { tempDir } from '../helpers/agents.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 export const LOCAL_DETECTION: DetectionResult = { cloud: 'local', signal: 'flag', detail: '--cloud local (test)', elapsedMs: 0, probes: [] };
 

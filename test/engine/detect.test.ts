@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { detectCloud, DetectionError } from '../../electron/engine/detect/detect.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { SourceSelectionError } from '../../electron/engine/storage/open.ts';
-import { detection, ORIGINAL_YAML, tempDir, tempProject, writeConfig } from './fixtures.ts';
+import { detection, ORIGINAL_YAML, tempProject, writeConfig } from './fixtures.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 const CLOSED = 'http://127.0.0.1:9';
 const servers: (Server | TcpServer)[] = [];

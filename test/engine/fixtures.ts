@@ -1,14 +1,14 @@
 // A throwaway project in a temp folder: config/data_sources.yml plus data folders, loaded like the CLI loads it.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { loadConfig } from '../../electron/engine/config.ts';
 import type { LoadedConfig } from '../../electron/engine/config.ts';
 import type { CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult } from '../../shared/types.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 
 export const MIB = 1024 * 1024;
 
@@ -16,19 +16,8 @@ export function detection(cloud: CloudName): DetectionResult {
   return { cloud, signal: 'env', detail: `CLOUD_PROVIDER=${cloud} (test)`, elapsedMs: 0, probes: [] };
 }
 
-const made: string[] = [];
-
 // This module is evaluated once per test file, so this runs when the file that made the folders is done.
-afterAll(async () => {
-  await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-/** A new folder under the system temp folder, removed when the test file ends. */
-export async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  made.push(dir);
-  return dir;
-}
+afterAll(removeTempDirs);
 
 export async function tempProject(): Promise<string> {
   const root = await tempDir('ci-engine-');

@@ -9,7 +9,8 @@ import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent } from '../../shared/types.ts';
-import { detection, md5OfRange, MIB, nodesYaml, ORIGINAL_YAML, tempDir, tempProject, writeConfig } from './fixtures.ts';
+import { detection, md5OfRange, MIB, nodesYaml, ORIGINAL_YAML, tempProject, writeConfig } from './fixtures.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 let big: string;
 

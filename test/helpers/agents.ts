@@ -4,13 +4,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
+import { removeTempDirs, tempDir } from './temp.ts';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(REPO_ROOT, 'bin', 'cloud-ingest.js');
@@ -42,14 +41,6 @@ export interface SpawnAgentOptions {
 }
 
 const live = new Set<AgentProcess>();
-const tempDirs: string[] = [];
-
-export async function tempDir(prefix = 'ci-agent-'): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
 export function newToken(): string {
   return randomBytes(24).toString('hex');
 }
@@ -83,7 +74,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
 }
 
 export async function spawnAgent(options: SpawnAgentOptions = {}): Promise<AgentProcess> {
-  const dir = options.dir ?? (await tempDir());
+  const dir = options.dir ?? (await tempDir('ci-agent-'));
   const tokenEnv = options.tokenEnv ?? 'TEST_AGENT_TOKEN';
   const token = options.token === null ? undefined : (options.token ?? newToken());
   const args = [...ENGINE_NODE_FLAGS, CLI, 'agent', '--port', String(options.port ?? 0), '--dir', dir, '--token-env', tokenEnv];
@@ -141,7 +132,7 @@ export async function spawnAgent(options: SpawnAgentOptions = {}): Promise<Agent
 /** Kills every agent this file started and removes the temp folders; call from afterAll. */
 export async function cleanupAgents(): Promise<void> {
   await Promise.all([...live].map((a) => a.kill('SIGKILL')));
-  await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  await removeTempDirs();
 }
 
 /** Structured log lines an agent wrote to stderr. */
