@@ -80,6 +80,15 @@ export interface ManifestFile {
   sourceChecksum?: { kind: string; value: string; matched: boolean };
 }
 
+export interface ChunkShortfall {
+  chunkId: string;
+  file: string;
+  /** Verified copies on nodes healthy at the end of the run. */
+  copies: number;
+  wanted: number;
+  reason: string;
+}
+
 export interface NodeSummary {
   id: string;
   kind: 'folder' | 'agent';
@@ -94,7 +103,15 @@ export interface Manifest {
   runId: string;
   startedAt: string;
   finishedAt: string;
-  status: 'complete' | 'partial' | 'failed' | 'cancelled';
+  /**
+   * complete: every chunk has `replicas` verified copies on nodes healthy at the end. degraded: every file was
+   * read, but some chunks have fewer good copies than that (see `shortfall`). partial: some files failed.
+   */
+  status: 'complete' | 'degraded' | 'partial' | 'failed' | 'cancelled';
+  /** Chunks with fewer verified copies on healthy nodes than `replicas`, and why (a degraded run). */
+  shortfall?: ChunkShortfall[];
+  /** Which manifest this one follows (repair writes the next version of a run's manifest). */
+  previous?: string;
   cloud: CloudName;
   detection: DetectionResult;
   source: { kind: string; location: string; endpoint?: string };
@@ -146,7 +163,49 @@ export interface VerifyProblem {
   nodeId: string;
   reason: 'missing' | 'checksum_mismatch' | 'unreadable';
   detail: string;
+  /** Where the chunk belongs, so a problem can be shown without looking the chunk up. */
+  file?: string;
+  index?: number;
+  offset?: number;
+  size?: number;
+  /** The manifest's checksum, and what the copy hashed to (checksum_mismatch only). */
+  expected?: string;
+  found?: string;
 }
+
+/** What repair did for one copy. */
+export interface RepairAction {
+  chunkId: string;
+  file: string;
+  nodeId: string;
+  /** restored from another node's good copy, or read again from the source (same version). */
+  from: 'copy' | 'source';
+  /** The node the good copy came from (from: 'copy'). */
+  sourceNodeId?: string;
+  outcome: 'restored' | 'failed';
+  detail?: string;
+}
+
+export interface RepairReport {
+  /** The manifest repair read, and the next version it wrote. */
+  previousManifestPath: string;
+  manifestPath: string;
+  /** Copies checked. */
+  checked: number;
+  /** Copies that were missing or damaged before repair. */
+  problems: VerifyProblem[];
+  actions: RepairAction[];
+  /** Files whose source changed since the run (never stitched from two versions). */
+  changedSources: string[];
+  /** Status of the manifest repair wrote. */
+  status: Manifest['status'];
+}
+
+/** Repair's progress: checking copies, then restoring them. */
+export type RepairEvent =
+  | { type: 'repair-checked'; done: number; total: number }
+  | { type: 'repair-action'; action: RepairAction; done: number; total: number }
+  | { type: 'repair-finished'; report: RepairReport };
 
 export interface VerifyReport {
   manifestPath: string;

@@ -53,7 +53,19 @@ export interface NodeProbe {
   error?: string;
 }
 
-export type NodeErrorCode = 'unreachable' | 'unauthorized' | 'full' | 'checksum_mismatch' | 'conflict' | 'timeout' | 'io' | 'not_found';
+/**
+ * Node-level codes (the node is down, full or refuses us) mark the node; `refused` is about one chunk only (the
+ * node refused this chunk for its own sake, e.g. HTTP 400 for its metadata) and fails that chunk's file, not the node.
+ */
+export type NodeErrorCode = 'unreachable' | 'unauthorized' | 'full' | 'checksum_mismatch' | 'conflict' | 'timeout' | 'io' | 'not_found' | 'refused';
+
+/** Errors about one chunk, not the node: retrying it elsewhere would fail the same way. */
+const CHUNK_LEVEL_CODES: ReadonlySet<NodeErrorCode> = new Set(['refused']);
+
+/** Whether a delivery error says something about the node (mark it) rather than about the chunk. */
+export function isNodeLevelError(error: unknown): boolean {
+  return !(error instanceof NodeError && CHUNK_LEVEL_CODES.has(error.code));
+}
 
 export class NodeError extends Error {
   readonly code: NodeErrorCode;
