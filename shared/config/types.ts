@@ -10,8 +10,12 @@ export type SourceType = (typeof SOURCE_TYPES)[number];
 export const CHECKSUM_ALGORITHMS = ['md5', 'sha256'] as const;
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
 
-export const PLACEMENT_STRATEGIES = ['balanced', 'round_robin'] as const;
+export const PLACEMENT_STRATEGIES = ['balanced', 'round_robin', 'stable'] as const;
 export type PlacementStrategy = (typeof PLACEMENT_STRATEGIES)[number];
+
+/** push: this machine reads every chunk and sends it to the nodes. pull: the node agents read their own chunks (cluster). */
+export const INGESTION_MODES = ['push', 'pull'] as const;
+export type IngestionMode = (typeof INGESTION_MODES)[number];
 
 export interface DataSourceConfig {
   type: SourceType;
@@ -52,6 +56,7 @@ export interface IngestionConfig {
   replicas: number;
   /** Where run manifests are written. */
   manifest_dir: string;
+  mode: IngestionMode;
 }
 
 export interface IngestConfig {
@@ -60,7 +65,36 @@ export interface IngestConfig {
   use_local_simulation: boolean;
   /** Absent: one folder node per configured cloud under ./received_chunks/. */
   nodes?: NodeConfig[];
+  /** Pull mode's NATS JetStream settings; absent: the defaults (CLUSTER_DEFAULTS) and NATS_URL. */
+  cluster?: ClusterConfig;
 }
+
+/** Where pull mode's work items and results live (NATS JetStream). */
+export interface ClusterConfig {
+  /** nats://host:port (a list separated by commas for a cluster); absent: the NATS_URL environment variable. */
+  nats_url?: string;
+  /** WorkQueue stream of work items (file storage). */
+  stream: string;
+  /** Stream the workers record their results in. */
+  result_stream: string;
+  /** Each worker's durable pull consumer is named `<consumer_prefix>-<node id>`. */
+  consumer_prefix: string;
+  /** A work item not acked (nor marked working) within this long is delivered again. */
+  ack_wait_seconds: number;
+  /** Deliveries of one work item before it is given up and reported. */
+  max_deliver: number;
+  /** A worker not heard from for this long is dead: the coordinator places its chunks on the others. */
+  worker_timeout_seconds: number;
+}
+
+export const CLUSTER_DEFAULTS: ClusterConfig = {
+  stream: 'CLOUD_INGEST_WORK',
+  result_stream: 'CLOUD_INGEST_RESULTS',
+  consumer_prefix: 'cloud-ingest-worker',
+  ack_wait_seconds: 30,
+  max_deliver: 5,
+  worker_timeout_seconds: 10,
+};
 
 export const INGESTION_DEFAULTS: IngestionConfig = {
   chunk_size_mb: 100,
@@ -72,6 +106,7 @@ export const INGESTION_DEFAULTS: IngestionConfig = {
   file_pattern: '**',
   replicas: 1,
   manifest_dir: './received_chunks/manifests',
+  mode: 'push',
 };
 
 export const MIB = 1024 * 1024;

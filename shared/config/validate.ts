@@ -7,11 +7,13 @@ import {
   chunkSizeBytes,
   MIB,
   CLOUDS,
+  CLUSTER_DEFAULTS,
   INGESTION_DEFAULTS,
+  INGESTION_MODES,
   PLACEMENT_STRATEGIES,
   SOURCE_TYPES,
 } from './types.ts';
-import type { CloudName, DataSourceConfig, IngestConfig, IngestionConfig, NodeConfig, SourceType } from './types.ts';
+import type { CloudName, ClusterConfig, DataSourceConfig, IngestConfig, IngestionConfig, NodeConfig, SourceType } from './types.ts';
 
 export interface Diagnostic {
   severity: 'error' | 'warning';
@@ -39,7 +41,7 @@ export const EXPECTED_SOURCE_TYPE: Record<CloudName, SourceType> = { aws: 's3', 
 
 const SECRET_KEY = /(secret|password|passwd|token$|access_key|accesskey|account_key|connection_string|sas|credential|private_key)/i;
 
-const TOP_KEYS = ['data_sources', 'ingestion', 'use_local_simulation', 'nodes'] as const;
+const TOP_KEYS = ['data_sources', 'ingestion', 'use_local_simulation', 'nodes', 'cluster'] as const;
 const SOURCE_KEYS = ['type', 'bucket', 'container', 'region', 'local_simulation', 'path', 'prefix', 'endpoint'] as const;
 const NODE_KEYS = ['id', 'cloud', 'path', 'url', 'token_env'] as const;
 const INGESTION_KEYS = Object.keys(INGESTION_DEFAULTS) as (keyof IngestionConfig)[];
@@ -273,6 +275,7 @@ function checkIngestion(c: Checker, node: YamlNode | null | undefined): Ingestio
     if (rule) parsed = readNumber(c, value, path, rule);
     else if (key === 'checksum') parsed = readEnum(c, value, path, CHECKSUM_ALGORITHMS);
     else if (key === 'placement') parsed = readEnum(c, value, path, PLACEMENT_STRATEGIES);
+    else if (key === 'mode') parsed = readEnum(c, value, path, INGESTION_MODES);
     else parsed = readString(c, value, path, key === 'file_pattern' ? '"**/*.bin"' : '"./runs"');
     if (key === 'chunk_size_mb' && typeof parsed === 'number' && chunkSizeBytes({ chunk_size_mb: parsed }) < 1) {
       // Rounds to 0 bytes: planning would never end.
@@ -356,6 +359,80 @@ function checkNodes(c: Checker, node: YamlNode | null | undefined): NodeConfig[]
   return ok ? nodes : undefined;
 }
 
+const CLUSTER_KEYS = ['nats_url', ...Object.keys(CLUSTER_DEFAULTS)] as (keyof ClusterConfig)[];
+/** Stream and consumer names: NATS refuses dots, wildcards, spaces and path separators in them. */
+const NATS_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/@]+(:\d+)?\/?$/;
+
+const CLUSTER_NUMBERS: Partial<Record<keyof ClusterConfig, NumberRule>> = {
+  ack_wait_seconds: { integer: false, min: 0, exclusiveMin: true, example: '30' },
+  max_deliver: { integer: true, min: 1, exclusiveMin: false, example: '5' },
+  worker_timeout_seconds: { integer: false, min: 0, exclusiveMin: true, example: '10' },
+};
+
+function checkNatsUrls(c: Checker, node: YamlNode | null | undefined, text: string): boolean {
+  for (const url of text.split(',').map((u) => u.trim())) {
+    if (/^[a-z]+:\/\/[^/\s]*@/i.test(url)) {
+      c.error(node, 'cluster.nats_url', 'credentials must not be stored in the config file.', 'remove the user:password@ part; give the server URL with credentials in the NATS_URL environment variable instead.');
+      return false;
+    }
+    if (!NATS_URL.test(url)) {
+      c.error(node, 'cluster.nats_url', `expected a NATS server URL, got "${url}".`, 'write it as nats://host:4222 (several separated by commas for a cluster).', 'nats://host:port');
+      return false;
+    }
+  }
+  return true;
+}
+
+function checkCluster(c: Checker, node: YamlNode | null | undefined): ClusterConfig | undefined {
+  if (!isMap(node)) {
+    c.error(node, 'cluster', `expected a mapping of settings, got ${describe(node)}.`, 'write it as cluster: { nats_url: "nats://127.0.0.1:4222" } or remove it to use the defaults and NATS_URL.', 'a mapping');
+    return undefined;
+  }
+  c.checkKeys(node, 'cluster', CLUSTER_KEYS);
+  const cluster: ClusterConfig = { ...CLUSTER_DEFAULTS };
+  let ok = true;
+  for (const key of CLUSTER_KEYS) {
+    const value = valueNode(node, key);
+    if (value === undefined) continue;
+    const path = `cluster.${key}`;
+    const rule = CLUSTER_NUMBERS[key];
+    if (rule) {
+      const parsed = readNumber(c, value, path, rule);
+      if (parsed === undefined) ok = false;
+      else (cluster as unknown as Record<string, number>)[key] = parsed;
+      continue;
+    }
+    const text = readString(c, value, path, key === 'nats_url' ? '"nats://127.0.0.1:4222"' : `"${String(CLUSTER_DEFAULTS[key as Exclude<keyof ClusterConfig, 'nats_url'>])}"`);
+    if (text === undefined) ok = false;
+    else if (key === 'nats_url') {
+      if (checkNatsUrls(c, value, text)) cluster.nats_url = text;
+      else ok = false;
+    } else if (!NATS_NAME.test(text)) {
+      c.error(value, path, `"${text}" is not a usable NATS name.`, 'use letters, digits, "_" and "-" only (at most 64), e.g. CLOUD_INGEST_WORK.', 'letters, digits, _ and -');
+      ok = false;
+    } else (cluster as unknown as Record<string, string>)[key] = text;
+  }
+  if (ok && cluster.stream === cluster.result_stream) {
+    c.error(valueNode(node, 'result_stream') ?? node, 'cluster.result_stream', `the work stream and the result stream are both "${cluster.stream}".`, 'give result_stream its own name, e.g. CLOUD_INGEST_RESULTS.');
+    ok = false;
+  }
+  return ok ? cluster : undefined;
+}
+
+/** Pull mode: the workers are node agents, so every node must be one (a folder node cannot fetch its own chunks). */
+function checkPullNodes(c: Checker, root: YAMLMap, nodes: NodeConfig[] | undefined): void {
+  const modeNode = valueNode(valueNode(root, 'ingestion') as YAMLMap, 'mode');
+  if (!nodes) {
+    c.error(modeNode, 'ingestion.mode', 'pull mode needs node agents, but no nodes are configured (the default nodes are local folders).', 'add nodes: with url: and token_env: for each agent started with --nats, or set mode: push.');
+    return;
+  }
+  const folders = nodes.filter((n) => !n.url).map((n) => n.id);
+  if (folders.length > 0) {
+    c.error(modeNode, 'ingestion.mode', `pull mode needs node agents; ${folders.join(', ')} ${folders.length === 1 ? 'is a folder node' : 'are folder nodes'}.`, 'give every node a url: (an agent started with --nats and --id), or set mode: push.');
+  }
+}
+
 export function validateConfigText(text: string, fileName: string): ValidationResult {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -390,14 +467,18 @@ function checkDocument(c: Checker, doc: Document): { config?: IngestConfig } {
   const useLocalSimulation = simNode === undefined ? true : readBoolean(c, simNode, 'use_local_simulation');
   const nodesNode = valueNode(root, 'nodes');
   const nodes = nodesNode === undefined ? undefined : checkNodes(c, nodesNode);
-  if (!dataSources || !ingestion || useLocalSimulation === undefined || (nodesNode !== undefined && !nodes)) return {};
+  const clusterNode = valueNode(root, 'cluster');
+  const cluster = clusterNode === undefined ? undefined : checkCluster(c, clusterNode);
+  if (!dataSources || !ingestion || useLocalSimulation === undefined || (nodesNode !== undefined && !nodes) || (clusterNode !== undefined && !cluster)) return {};
   checkSimulationFolders(c, root, dataSources, useLocalSimulation);
+  if (ingestion.mode === 'pull') checkPullNodes(c, root, nodes);
   if (nodes && ingestion.replicas > nodes.length) {
     c.error(valueNode(valueNode(root, 'ingestion') as YAMLMap, 'replicas'), 'ingestion.replicas', `replicas is ${ingestion.replicas} but only ${nodes.length} node(s) are configured.`, `lower replicas to at most ${nodes.length}, or add nodes.`);
   }
   if (c.diagnostics.some((d) => d.severity === 'error')) return {};
   const config: IngestConfig = { data_sources: dataSources, ingestion, use_local_simulation: useLocalSimulation };
   if (nodes) config.nodes = nodes;
+  if (cluster) config.cluster = cluster;
   return { config };
 }
 
