@@ -1,0 +1,250 @@
+// Runtime checks for every pull-mode message, at the end that receives it: a work item at the worker, a result,
+// a heartbeat and a progress note at the coordinator. A message either matches its type exactly (no unknown
+// keys, bounded strings, safe integers, ranges that add up) or is refused with an error naming the field.
+import { CHECKSUM_ALGORITHMS } from '../config/types.ts';
+import { CONTRACT_VERSION } from './contract.ts';
+import type { FailedResult, StoreDescriptor, StoredResult, WorkerHeartbeat, WorkItem, WorkProgress, WorkResult } from './contract.ts';
+
+export class ContractError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContractError';
+  }
+}
+
+type Check<T> = (value: unknown, path: string) => T;
+
+/** Largest message either side accepts; a work item is well under 16 KiB. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+const MAX_KEY = 4096;
+const MAX_ID = 1024;
+
+function fail(path: string, expected: string, value: unknown): never {
+  const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+  throw new ContractError(`${path}: expected ${expected}, got ${got}`);
+}
+
+function str(opts: { max?: number; min?: number; pattern?: RegExp; what?: string } = {}): Check<string> {
+  const max = opts.max ?? MAX_KEY;
+  const min = opts.min ?? 0;
+  return (v, path) => {
+    if (typeof v !== 'string') fail(path, opts.what ?? 'a string', v);
+    if (v.length < min) throw new ContractError(`${path}: must not be empty`);
+    if (v.length > max) throw new ContractError(`${path}: longer than ${max} characters`);
+    if (v.includes('\0')) throw new ContractError(`${path}: contains a NUL character`);
+    if (opts.pattern && !opts.pattern.test(v)) fail(path, opts.what ?? `a string matching ${opts.pattern}`, v);
+    return v;
+  };
+}
+
+function count(opts: { min?: number } = {}): Check<number> {
+  const min = opts.min ?? 0;
+  return (v, path) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(path, `a whole number of at least ${min}`, v);
+    return v;
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]): Check<T> {
+  return (v, path) => {
+    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw new ContractError(`${path}: expected one of ${values.join(', ')}`);
+    return v as T;
+  };
+}
+
+function literal<T extends string | number>(value: T): Check<T> {
+  return (v, path) => {
+    if (v !== value) throw new ContractError(`${path}: expected ${JSON.stringify(value)}, got ${JSON.stringify(v)?.slice(0, 40)}`);
+    return value;
+  };
+}
+
+function list<T>(item: Check<T>, opts: { min: number; max: number }): Check<T[]> {
+  return (v, path) => {
+    if (!Array.isArray(v)) fail(path, 'a list', v);
+    if (v.length < opts.min || v.length > opts.max) throw new ContractError(`${path}: expected ${opts.min} to ${opts.max} entries, got ${v.length}`);
+    return v.map((x, i) => item(x, `${path}[${i}]`));
+  };
+}
+
+type Field = { check: Check<unknown>; optional?: boolean };
+type Shape = Record<string, Field>;
+type FromShape<S extends Shape> = { [K in keyof S as S[K]['optional'] extends true ? never : K]: ReturnType<S[K]['check']> } & {
+  [K in keyof S as S[K]['optional'] extends true ? K : never]?: ReturnType<S[K]['check']>;
+};
+
+function req<T>(check: Check<T>): { check: Check<T> } {
+  return { check };
+}
+function opt<T>(check: Check<T>): { check: Check<T>; optional: true } {
+  return { check, optional: true };
+}
+
+/** An object with exactly these keys: unknown keys, other prototypes and missing required keys are refused. */
+function object<S extends Shape>(shape: S): Check<FromShape<S>> {
+  return (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'an object', v);
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (proto !== Object.prototype && proto !== null) fail(path, 'a plain object', v);
+    for (const key of Object.keys(v)) {
+      if (!Object.hasOwn(shape, key)) throw new ContractError(`${path}: unknown field "${key.slice(0, 40)}"`);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(shape)) {
+      const value = (v as Record<string, unknown>)[key];
+      if (value === undefined) {
+        if (!field.optional) throw new ContractError(`${path}.${key}: required`);
+        continue;
+      }
+      out[key] = field.check(value, `${path}.${key}`);
+    }
+    return out as FromShape<S>;
+  };
+}
+
+const version = literal(CONTRACT_VERSION);
+const runId = str({ min: 1, max: 128, pattern: /^[A-Za-z0-9._-]+$/, what: 'a run id (letters, digits, ".", "_", "-")' });
+const nodeId = str({ min: 1, max: 128, pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, what: 'a node id (letters, digits, ".", "_", "-")' });
+// eslint-disable-next-line no-control-regex
+const chunkId = str({ min: 1, max: MAX_ID, pattern: /^[^\u0000-\u001f\u007f]+$/, what: 'a chunk id without control characters' });
+const key = str({ min: 1, max: MAX_KEY });
+const etag = str({ min: 1, max: 1024 });
+const endpoint = str({ min: 1, max: 2048, pattern: /^https?:\/\/[^\s]+$/, what: 'an http(s) URL' });
+const bucketName = str({ min: 1, max: 255, pattern: /^[^\s/]+$/, what: 'a bucket or container name' });
+const timestamp = str({ min: 1, max: 64, pattern: /^\d{4}-\d\d-\d\dT[\d:.]+Z$/, what: 'an ISO 8601 UTC time' });
+const reason = str({ min: 1, max: 4096 });
+const crcKind = oneOf(['crc32c', 'crc32'] as const);
+const checksumAlgorithm = oneOf(CHECKSUM_ALGORITHMS);
+
+const HEX_LENGTH: Record<(typeof CHECKSUM_ALGORITHMS)[number], number> = { md5: 32, sha256: 64 };
+
+const checksum: Check<StoredResult['checksum']> = (v, path) => {
+  const c = object({ algorithm: req(checksumAlgorithm), hex: req(str({ min: 1, max: 64, pattern: /^[0-9a-f]+$/, what: 'a lowercase hex digest' })) })(v, path);
+  if (c.hex.length !== HEX_LENGTH[c.algorithm]) throw new ContractError(`${path}.hex: a ${c.algorithm} digest has ${HEX_LENGTH[c.algorithm]} hex digits, got ${c.hex.length}`);
+  return c;
+};
+
+const crc: Check<NonNullable<StoredResult['crc']>> = (v, path) => {
+  const c = object({ kind: req(crcKind), value: req(count()) })(v, path);
+  if (c.value > 0xffffffff) throw new ContractError(`${path}.value: a CRC is a 32-bit unsigned number`);
+  return c;
+};
+
+const absolutePath = str({ min: 1, max: MAX_KEY, pattern: /^\//, what: 'an absolute path' });
+
+export const storeDescriptor: Check<StoreDescriptor> = (v, path) => {
+  const kind = typeof v === 'object' && v !== null ? (v as Record<string, unknown>).kind : undefined;
+  switch (kind) {
+    case 'local':
+      return object({ kind: req(literal('local')), path: req(absolutePath) })(v, path);
+    case 's3':
+      return object({ kind: req(literal('s3')), bucket: req(bucketName), region: opt(str({ min: 1, max: 64 })), endpoint: opt(endpoint) })(v, path);
+    case 'gcs':
+      return object({ kind: req(literal('gcs')), bucket: req(bucketName), endpoint: opt(endpoint) })(v, path);
+    case 'azure':
+      return object({ kind: req(literal('azure')), container: req(bucketName), endpoint: opt(endpoint) })(v, path);
+    default:
+      throw new ContractError(`${path}.kind: expected one of local, s3, gcs, azure`);
+  }
+};
+
+const workItemShape = object({
+  v: req(version),
+  runId: req(runId),
+  chunkId: req(chunkId),
+  key: req(key),
+  index: req(count()),
+  offset: req(count()),
+  size: req(count()),
+  objectSize: req(count()),
+  etag: opt(etag),
+  nodeId: req(nodeId),
+  targets: req(list(nodeId, { min: 1, max: 64 })),
+  checksum: req(checksumAlgorithm),
+  crc: opt(crcKind),
+  store: req(storeDescriptor),
+});
+
+export const workItem: Check<WorkItem> = (v, path) => {
+  const item = workItemShape(v, path);
+  if (item.offset + item.size > item.objectSize) throw new ContractError(`${path}: bytes ${item.offset}..${item.offset + item.size} lie past the object's ${item.objectSize} bytes`);
+  if (!item.targets.includes(item.nodeId)) throw new ContractError(`${path}.targets: does not name the item's own node ${item.nodeId}`);
+  return item;
+};
+
+const resultBase = {
+  v: req(version),
+  runId: req(runId),
+  chunkId: req(chunkId),
+  nodeId: req(nodeId),
+  delivery: req(count({ min: 1 })),
+  at: req(timestamp),
+};
+
+const storedResult: Check<StoredResult> = object({
+  ...resultBase,
+  status: req(oneOf(['stored', 'exists'] as const)),
+  size: req(count()),
+  checksum: req(checksum),
+  crc: opt(crc),
+  location: req(str({ min: 1, max: MAX_ID * 3 + 64 })),
+  bytesRead: req(count()),
+  elapsedMs: req(count()),
+});
+
+const failedResult: Check<FailedResult> = object({
+  ...resultBase,
+  status: req(literal('failed')),
+  code: req(str({ min: 1, max: 64, pattern: /^[a-z_]+$/, what: 'an error code (lowercase letters and "_")' })),
+  reason: req(reason),
+});
+
+export const workResult: Check<WorkResult> = (v, path) => {
+  const status = typeof v === 'object' && v !== null ? (v as Record<string, unknown>).status : undefined;
+  return status === 'failed' ? failedResult(v, path) : storedResult(v, path);
+};
+
+export const workerHeartbeat: Check<WorkerHeartbeat> = object({
+  v: req(version),
+  nodeId: req(nodeId),
+  at: req(timestamp),
+  startedAt: req(timestamp),
+  inFlight: req(count()),
+  stored: req(count()),
+  existed: req(count()),
+  failed: req(count()),
+  bytesRead: req(count()),
+  chunkCount: req(count()),
+  bytesHeld: req(count()),
+  freeBytes: req(count()),
+});
+
+export const workProgress: Check<WorkProgress> = object({
+  v: req(version),
+  runId: req(runId),
+  chunkId: req(chunkId),
+  nodeId: req(nodeId),
+  delivery: req(count({ min: 1 })),
+  bytes: req(count()),
+});
+
+/** Parses one message body (UTF-8 JSON) and checks it; throws ContractError naming what is wrong. */
+export function decode<T>(check: Check<T>, body: Uint8Array | string, what: string): T {
+  const size = typeof body === 'string' ? body.length : body.byteLength;
+  if (size > MAX_MESSAGE_BYTES) throw new ContractError(`${what}: ${size} bytes, more than the ${MAX_MESSAGE_BYTES} a message may have`);
+  let data: unknown;
+  try {
+    data = JSON.parse(typeof body === 'string' ? body : new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    throw new ContractError(`${what}: not UTF-8 JSON`);
+  }
+  return check(data, what);
+}
+
+/** Checks a message before it is sent, so a sender never puts on the wire what the other end would refuse. */
+export function encode<T>(check: Check<T>, message: T, what: string): Uint8Array {
+  check(message, what);
+  const bytes = new TextEncoder().encode(JSON.stringify(message));
+  if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new ContractError(`${what}: ${bytes.byteLength} bytes, more than the ${MAX_MESSAGE_BYTES} a message may have`);
+  return bytes;
+}
