@@ -1,32 +1,39 @@
-// The ingest run: list the source, plan chunks, stream each chunk once (read → hash → node), place it on
-// healthy nodes, retry transient failures, move chunks off nodes that fail, and write the manifest.
+// The ingest run, as its steps: detect the store and the nodes, list and plan, skip what is already delivered,
+// deliver every chunk to `replicas` nodes (delivery.ts), send again what a node that died held, check each file,
+// and record the manifest. Transfer paths live in nodes/nodes.ts, reuse in resume.ts, the summary in run-summary.ts.
 import type { Readable } from 'node:stream';
 import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
-import { fileChecksum, planChunks } from './chunks.ts';
+import { planChunks } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
-import { tee } from './streams.ts';
 import { Placer } from '../../shared/placement.ts';
-import type { ChunkCopy, ChunkCrc, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
+import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
-import { FileCopyError, sharedHashPool } from './hash/pool.ts';
-import type { HashPool } from './hash/pool.ts';
+import { Delivery, errorText, NoHealthyNodeError } from './delivery.ts';
+import type { ChunkEventState, DeliverOptions } from './delivery.ts';
+import { sharedHashPool } from './hash/pool.ts';
+import type { FileCopyError, HashPool } from './hash/pool.ts';
 import { JournalWriter, journalPath, readJournal, ResumeError } from './journal.ts';
 import type { JournalState } from './journal.ts';
 import { forEachLimited, Slots } from './limit.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
-import { NodeError } from './nodes/node.ts';
-import type { ChunkMeta, NodeTarget, StoredChunk } from './nodes/node.ts';
+import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
+import { Nodes } from './nodes/nodes.ts';
+import type { ChunkSource, TransferOutcome } from './nodes/nodes.ts';
 import { openNodes } from './nodes/open.ts';
-import { NodeRegistry } from './nodes/registry.ts';
-import { backoffDelayMs, retryPolicyFromConfig, sleep } from './retry.ts';
+import { retryPolicyFromConfig } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
+import { ResumeIndex } from './resume.ts';
+import type { HeldCopy } from './resume.ts';
+import { buildManifest, runStatus, summarizeFiles } from './run-summary.ts';
 import type { Bucket } from './storage/bucket.ts';
 import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
 import { SourceChecks } from './source-checks.ts';
+
+export { NoHealthyNodeError } from './delivery.ts';
 
 export interface IngestOptions {
   loaded: LoadedConfig;
@@ -48,34 +55,21 @@ export interface IngestResult {
   manifestPath: string;
 }
 
-export class NoHealthyNodeError extends Error {
-  readonly statuses: NodeStatus[];
-
-  constructor(statuses: NodeStatus[], context: string) {
-    const lines = statuses.map((s) => `  ${s.id} (${s.location}): ${s.state}${s.error ? ` — ${s.error}` : ''}`).join('\n');
-    super(`No healthy node ${context}.\n${lines}\nFix: check the nodes above (folders writable, agents running, tokens set), or add nodes to the config.`);
-    this.name = 'NoHealthyNodeError';
-    this.statuses = statuses;
-  }
+export async function runIngest(options: IngestOptions): Promise<IngestResult> {
+  const run = new IngestRun(options);
+  return run.execute();
 }
 
-interface AttemptOutcome {
-  stored: Map<string, StoredChunk>;
-  nodeErrors: Map<string, unknown>;
-  sourceError?: unknown;
-}
-
-const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
 const PROGRESS_STEP_BYTES = 256 * 1024;
 /** A chunk read in order is read as ranged reads of this size (the size the big stores advise for throughput)… */
 const READ_PART_BYTES = 8 * 1024 * 1024;
 /** …this many at once (measured best on the emulators: fewer leave bandwidth unused, more only add sockets). */
 const READ_PARTS_AHEAD = 4;
+/** Rounds of re-sending at the end of a run while nodes keep dying under the re-sends. */
+const REFILL_ROUNDS = 3;
 
-export async function runIngest(options: IngestOptions): Promise<IngestResult> {
-  const run = new IngestRun(options);
-  return run.execute();
-}
+/** Work for the delivery lanes: a run of planned chunks, or one delivered chunk to send again (its node died). */
+type Work = { kind: 'plan'; indices: number[] } | { kind: 'refill'; index: number };
 
 class IngestRun {
   private readonly o: IngestOptions;
@@ -91,19 +85,24 @@ class IngestRun {
   private readonly placer: Placer;
   private readonly pool: HashPool;
   private readonly emit: (event: IngestEvent) => void;
-  private readonly registry: NodeRegistry;
+  private readonly nodes: Nodes;
+  private readonly delivery: Delivery;
   private readonly fileErrors = new Map<string, string>();
-  private readonly changedFiles = new Set<string>();
-  private readonly existing = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
+  private index: ResumeIndex | undefined;
   /** Reads of a chunk (or of its parts) asked for again after a transient failure, by chunk id (Bucket.readInParts). */
   private readonly readRetries = new Map<string, number>();
   private checks: SourceChecks | undefined;
   private bucket: Bucket | undefined;
   /** Source reads open at once across the run: `max_concurrent_chunks`. */
   private readonly readSlots: Slots;
-  private retries = 0;
-  private replacements = 0;
+  private readonly counters = { retries: 0, replacements: 0 };
   private fatal: Error | undefined;
+  private plan: PlannedChunk[] = [];
+  private delivered: (ManifestChunk | undefined)[] = [];
+  /** The delivery lanes' queue; re-sends are appended while it runs. */
+  private work: Work[] = [];
+  /** Delivered chunks queued to be sent again, so one is never queued twice at once. */
+  private readonly refilling = new Set<number>();
 
   constructor(options: IngestOptions) {
     this.o = options;
@@ -117,18 +116,27 @@ class IngestRun {
     this.placer = new Placer(ingestion.placement);
     this.pool = options.hashPool ?? sharedHashPool();
     this.emit = options.onEvent ?? (() => undefined);
-    this.registry = new NodeRegistry(options.nodes ?? openNodes(options.loaded));
+    this.nodes = new Nodes(options.nodes ?? openNodes(options.loaded), this.pool);
     this.readSlots = new Slots(ingestion.max_concurrent_chunks);
-    this.registry.on('change', (status) => this.emit({ type: 'node', status }));
+    const emitChunk = this.emitChunk.bind(this);
+    this.delivery = new Delivery({ nodes: this.nodes, placer: this.placer, replicas: this.replicas, retry: this.retry, emit: this.emit, emitChunk, counters: this.counters, ...(options.signal ? { signal: options.signal } : {}) });
+    this.nodes.registry.on('change', (status) => this.emit({ type: 'node', status }));
+    this.nodes.registry.on('state', (status) => {
+      if (status.state === 'unhealthy') this.queueRefillsFrom(status.id);
+    });
   }
 
   async execute(): Promise<IngestResult> {
     try {
       return await this.executeInner();
+    } catch (error) {
+      // A run that stopped before its manifest is not resumable as if it had been killed: say how it ended.
+      this.journal?.append({ type: 'end', at: new Date().toISOString(), status: this.o.signal?.aborted ? 'cancelled' : 'failed' });
+      throw error;
     } finally {
       this.checks?.close();
-      await this.journal?.close().catch(() => undefined);
-      await this.registry.close();
+      await this.closeJournal();
+      await this.nodes.close();
       await this.bucket?.close();
     }
   }
@@ -137,38 +145,60 @@ class IngestRun {
     const { detection, signal } = this.o;
     const source = sourceConfigFor(this.loaded, detection.cloud);
     this.bucket = await openSource(this.loaded, detection.cloud);
-    await this.registry.probeAll(signal);
-    if (this.registry.usable().length === 0) throw new NoHealthyNodeError(this.registry.statuses(), 'to deliver chunks to');
-    if (this.registry.usable().length < this.replicas) {
-      throw new NoHealthyNodeError(this.registry.statuses(), `for ${this.replicas} replicas (only ${this.registry.usable().length} healthy)`);
-    }
+    await this.probeNodes();
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
     const listed = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
     const objects = await this.withStoreChecksums(listed);
-    const plan = planChunks(objects, this.chunkSize);
-    this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.registry, ...(signal ? { signal } : {}) });
+    if (objects.length === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
+    this.plan = planChunks(objects, this.chunkSize);
+    this.delivered = new Array(this.plan.length);
+    this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
     this.checks.start(objects);
-    await this.indexExistingChunks();
+    await this.indexHeldCopies();
     this.emit({
       type: 'run-started',
       runId: this.runId,
       files: objects.length,
-      chunks: plan.length,
+      chunks: this.plan.length,
       bytes: objects.reduce((sum, o) => sum + o.size, 0),
-      nodes: this.registry.statuses(),
+      nodes: this.nodes.registry.statuses(),
       source: this.bucket.info,
     });
-    for (const chunk of plan) this.emitChunk(chunk, 'queued', 0);
+    for (const chunk of this.plan) this.emitChunk(chunk, 'queued', 0);
 
-    const delivered = await this.deliverAll(plan);
-    const files = await this.summarizeFiles(objects, plan, delivered);
-    const status: Manifest['status'] = signal?.aborted ? 'cancelled' : this.fatal ? 'failed' : files.some((f) => f.status === 'failed') ? 'partial' : 'complete';
-    const manifest = this.buildManifest(status, files, delivered);
+    await this.deliverAll();
+    const shortfall = await this.ensureReplicas();
+    const files = await summarizeFiles({ objects, plan: this.plan, delivered: this.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}) });
+    const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, files, shortfall });
+    const chunks = this.delivered.filter((c): c is ManifestChunk => c !== undefined);
+    const manifest = buildManifest({ loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, files, chunks, shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, manifest);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });
+    this.journal = await this.closeJournal();
+    if (status === 'degraded') this.emit({ type: 'log', level: 'error', message: describeShortfall(shortfall, this.replicas) });
     this.emit({ type: 'run-finished', runId: this.runId, status, manifestPath, elapsedMs: Date.now() - this.startedAt.getTime(), bytes: manifest.totals.bytes });
     if (this.fatal) throw this.fatal;
     return { manifest, manifestPath };
+  }
+
+  private async probeNodes(): Promise<void> {
+    const registry = this.nodes.registry;
+    await registry.probeAll(this.o.signal);
+    const usable = registry.usable().length;
+    if (usable === 0) throw new NoHealthyNodeError(registry.statuses(), 'to deliver chunks to');
+    if (usable < this.replicas) throw new NoHealthyNodeError(registry.statuses(), `for ${this.replicas} replicas (only ${usable} healthy)`);
+  }
+
+  /** Closes the journal once; a write that failed is said, not swallowed (the run cannot be resumed from it). */
+  private async closeJournal(): Promise<undefined> {
+    const journal = this.journal;
+    this.journal = undefined;
+    try {
+      await journal?.close();
+    } catch (error) {
+      this.emit({ type: 'log', level: 'error', message: `the run's journal could not be written (${errorText(error)}): this run cannot be resumed from where it stopped; its manifest is the record` });
+    }
+    return undefined;
   }
 
   /**
@@ -210,70 +240,149 @@ class IngestRun {
     return start.pattern;
   }
 
-  /** A chunk the resumed run already delivered from the same source version, if any. */
-  private journaled(chunk: PlannedChunk): ManifestChunk | undefined {
-    const entry = this.resumed?.chunks.get(chunk.id);
-    if (!entry) return undefined;
-    const same = entry.etag === chunk.object.etag && entry.chunk.offset === chunk.offset && entry.chunk.size === chunk.size;
-    if (!same) {
-      if (!this.changedFiles.has(chunk.object.key)) {
-        this.changedFiles.add(chunk.object.key);
-        this.emit({ type: 'log', level: 'warn', message: `${chunk.object.key} changed since run ${this.runId} started (version ${entry.etag ?? '?'} → ${chunk.object.etag ?? '?'}); reading it again` });
-      }
-      return undefined;
-    }
-    const usable = new Set(this.registry.usable().map((n) => n.id));
-    return entry.chunk.copies.every((c) => usable.has(c.nodeId)) ? entry.chunk : undefined;
+  private async indexHeldCopies(): Promise<void> {
+    this.index = new ResumeIndex({
+      algorithm: this.algorithm,
+      ...(this.resumed ? { journal: this.resumed } : {}),
+      ...(this.o.signal ? { signal: this.o.signal } : {}),
+      onListFailed: (nodeId, error) => this.emit({ type: 'log', level: 'warn', message: `node ${nodeId}: listing its chunks failed (${errorText(error)}); chunks it may hold are sent again` }),
+    });
+    await this.index.indexNodes(this.nodes.registry.usable());
   }
 
-  private async indexExistingChunks(): Promise<void> {
-    for (const node of this.registry.usable()) {
-      for await (const stored of node.list(this.o.signal)) {
-        const copies = this.existing.get(stored.id) ?? [];
-        copies.push({ nodeId: node.id, stored });
-        this.existing.set(stored.id, copies);
+  private usableIds(): Set<string> {
+    return new Set(this.nodes.registry.usable().map((n) => n.id));
+  }
+
+  /** Runs chunk deliveries with bounded concurrency, in plan order; re-sends queued meanwhile run in the same lanes. */
+  private async deliverAll(): Promise<void> {
+    this.work = this.deliveryRuns().map((indices): Work => ({ kind: 'plan', indices }));
+    await this.drainWork();
+  }
+
+  private async drainWork(): Promise<void> {
+    const lane = async (work: Work): Promise<void> => {
+      if (work.kind === 'refill') return this.refill(work.index);
+      for (const i of work.indices) await this.deliverPlanned(i);
+    };
+    const stop = (): boolean => this.fatal !== undefined || this.o.signal?.aborted === true;
+    await forEachLimited(this.work, this.loaded.config.ingestion.max_concurrent_chunks, lane, stop);
+  }
+
+  private async deliverPlanned(i: number): Promise<void> {
+    const chunk = this.plan[i]!;
+    if (this.fileErrors.has(chunk.object.key)) return;
+    try {
+      const done = this.index!.journaled(chunk, this.usableIds(), (key, was) => {
+        this.emit({ type: 'log', level: 'warn', message: `${key} changed since run ${this.runId} started (version ${was ?? '?'} → ${chunk.object.etag ?? '?'}); reading it again` });
+      });
+      if (done) {
+        for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
+        this.emitChunk(chunk, 'skipped', 0, done.node);
+        this.delivered[i] = done;
+        this.checks?.delivered(chunk.object.key, chunk.index, done);
+        return;
       }
+      const held = this.index!.heldCopies(chunk, this.usableIds(), this.replicas);
+      this.record(i, await this.deliver(chunk, { held }));
+      this.checks?.delivered(chunk.object.key, chunk.index, this.delivered[i]!);
+    } catch (error) {
+      this.onChunkFailed(chunk, error);
     }
   }
 
-  /** Runs chunk deliveries with bounded concurrency, in plan order. */
-  private async deliverAll(plan: PlannedChunk[]): Promise<(ManifestChunk | undefined)[]> {
-    const results: (ManifestChunk | undefined)[] = new Array(plan.length);
-    const deliverOne = async (chunk: PlannedChunk, i: number): Promise<void> => {
-      if (this.fileErrors.has(chunk.object.key)) return;
-      try {
-        const done = this.journaled(chunk);
-        if (done) {
-          for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
-          this.emitChunk(chunk, 'skipped', 0, done.node);
-          results[i] = done;
-          this.checks?.delivered(chunk.object.key, chunk.index, done);
-          return;
-        }
-        const delivered = await this.deliver(chunk);
-        results[i] = delivered;
-        this.journal?.append({ type: 'chunk', ...(chunk.object.etag ? { etag: chunk.object.etag } : {}), chunk: delivered });
-        this.checks?.delivered(chunk.object.key, chunk.index, delivered);
-      } catch (error) {
-        this.onChunkFailed(chunk, error);
+  private record(i: number, delivered: ManifestChunk): void {
+    this.delivered[i] = delivered;
+    const etag = this.plan[i]!.object.etag;
+    this.journal?.append({ type: 'chunk', ...(etag ? { etag } : {}), chunk: delivered });
+  }
+
+  private deliver(chunk: PlannedChunk, options: Omit<DeliverOptions, 'readRetries'>): Promise<ManifestChunk> {
+    const transfer = (targets: string[], attempt: number): Promise<TransferOutcome> => this.transfer(chunk, targets, attempt);
+    return this.delivery.deliver(chunk, transfer, options).then((done) => {
+      const readRetries = this.readRetries.get(chunk.id);
+      return readRetries ? { ...done, readRetries } : done;
+    });
+  }
+
+  /** A node went down: every chunk already delivered with a copy on it is queued to be sent again. */
+  private queueRefillsFrom(nodeId: string): void {
+    this.delivered.forEach((chunk, index) => {
+      if (chunk?.copies.some((c) => c.nodeId === nodeId) && !this.refilling.has(index)) {
+        this.refilling.add(index);
+        this.work.push({ kind: 'refill', index });
       }
-    };
-    const runs = this.deliveryRuns(plan);
-    const deliverRun = async (run: number[]): Promise<void> => {
-      for (const i of run) await deliverOne(plan[i]!, i);
-    };
-    await forEachLimited(runs, this.loaded.config.ingestion.max_concurrent_chunks, deliverRun, () => this.fatal !== undefined || this.o.signal?.aborted === true);
-    return results;
+    });
+  }
+
+  /** Sends a delivered chunk again from the source (its pinned version) until it has its copies on live nodes. */
+  private async refill(index: number): Promise<void> {
+    this.refilling.delete(index);
+    const done = this.delivered[index];
+    const chunk = this.plan[index]!;
+    if (!done || this.fileErrors.has(chunk.object.key)) return;
+    const registry = this.nodes.registry;
+    const live = done.copies.filter((c) => registry.alive(c.nodeId));
+    if (live.length >= this.replicas) return;
+    const lost = done.copies.filter((c) => !live.includes(c)).map((c) => c.nodeId);
+    const held: HeldCopy[] = live.map((c) => ({ nodeId: c.nodeId, location: c.location, checksum: done.checksum, ...(done.crc ? { crc: done.crc } : {}) }));
+    this.emit({ type: 'log', level: 'warn', message: `${chunk.id}: its copy on ${lost.join(', ')} is not reachable; sending it again from the source` });
+    try {
+      const again = await this.deliver(chunk, { held, movedFrom: [...done.movedFrom, ...lost], attemptsBefore: done.attempts });
+      if (again.checksum !== done.checksum) throw new Error(`${chunk.id} read again does not hash as before (${again.checksum}, was ${done.checksum})`);
+      this.record(index, { ...again, skipped: false });
+    } catch (error) {
+      if (this.o.signal?.aborted) return;
+      // The chunk keeps what it has; the replication check names it.
+      this.emit({ type: 'log', level: 'error', message: `${chunk.id}: sending it again failed (${errorText(error)})` });
+    }
+  }
+
+  /**
+   * Before the run ends: the nodes are probed afresh, and every chunk with fewer than `replicas` copies on live
+   * nodes is sent again; what still falls short is the run's shortfall (a degraded run).
+   */
+  private async ensureReplicas(): Promise<ChunkShortfall[]> {
+    const registry = this.nodes.registry;
+    for (let round = 0; round < REFILL_ROUNDS && !this.stopped(); round++) {
+      await registry.recheck(this.o.signal);
+      const short = this.shortIndices();
+      if (short.length === 0) break;
+      this.work = short.map((index): Work => ({ kind: 'refill', index }));
+      for (const index of short) this.refilling.add(index);
+      await this.drainWork();
+    }
+    if (this.stopped()) return [];
+    return this.shortIndices().map((i) => {
+      const chunk = this.delivered[i]!;
+      const live = chunk.copies.filter((c) => registry.alive(c.nodeId));
+      const down = chunk.copies.filter((c) => !registry.alive(c.nodeId)).map((c) => c.nodeId);
+      const reason = down.length > 0 ? `its copies on ${down.join(', ')} are on nodes that are down, and no other node took it` : `only ${live.length} node(s) could take it`;
+      return { chunkId: chunk.id, file: chunk.file, copies: live.length, wanted: this.replicas, reason };
+    });
+  }
+
+  private shortIndices(): number[] {
+    const registry = this.nodes.registry;
+    const short: number[] = [];
+    this.delivered.forEach((chunk, i) => {
+      if (chunk && !this.fileErrors.has(chunk.file) && chunk.copies.filter((c) => registry.alive(c.nodeId)).length < this.replicas) short.push(i);
+    });
+    return short;
+  }
+
+  private stopped(): boolean {
+    return this.fatal !== undefined || this.o.signal?.aborted === true;
   }
 
   /**
    * The plan's chunks in runs delivered one after another: a file whose store check hashes its chunks in order
    * is one run (each chunk read in parallel parts instead), every other chunk a run of its own.
    */
-  private deliveryRuns(plan: PlannedChunk[]): number[][] {
+  private deliveryRuns(): number[][] {
     const runs: number[][] = [];
     let current: number[] | undefined;
-    plan.forEach((chunk, i) => {
+    this.plan.forEach((chunk, i) => {
       if (!this.checks?.readsInOrder(chunk.object.key)) {
         runs.push([i]);
         current = undefined;
@@ -291,7 +400,7 @@ class IngestRun {
       this.fatal ??= error;
       return;
     }
-    const message = error instanceof StorageError ? `${error.message} (${error.hint})` : error instanceof Error ? error.message : String(error);
+    const message = error instanceof StorageError ? `${error.message} (${error.hint})` : errorText(error);
     this.checks?.failed(chunk.object.key);
     if (!this.fileErrors.has(chunk.object.key)) {
       this.fileErrors.set(chunk.object.key, message);
@@ -300,156 +409,35 @@ class IngestRun {
     this.emitChunk(chunk, 'failed', 0, undefined, message);
   }
 
-  private reusableCopies(chunk: PlannedChunk): (ChunkCopy & { sums: ChunkSums })[] {
-    const usable = new Set(this.registry.usable().map((n) => n.id));
-    const etag = chunk.object.etag;
-    return (this.existing.get(chunk.id) ?? [])
-      .filter(({ nodeId, stored: s }) => usable.has(nodeId) && etag !== undefined && s.sourceEtag === etag && s.size === chunk.size && s.offset === chunk.offset && s.checksum.algorithm === this.algorithm)
-      .map(({ nodeId, stored }) => ({ nodeId, location: stored.location, sums: sumsOf(stored) }))
-      .slice(0, this.replicas);
-  }
-
-  private async deliver(chunk: PlannedChunk): Promise<ManifestChunk> {
-    const reused = this.reusableCopies(chunk);
-    const sumsOn = new Map<string, ChunkSums>();
-    const copies: ChunkCopy[] = reused.map(({ nodeId, location, sums }) => {
-      sumsOn.set(nodeId, sums);
-      this.placer.record(nodeId, chunk.size);
-      return { nodeId, location };
-    });
-    const skipped = copies.length >= this.replicas;
-    let attempts = 0;
-    const movedFrom: string[] = [];
-    const nodeFailures = new Map<string, number>();
-    let sourceFailures = 0;
-
-    let targets = skipped ? [] : this.choose(chunk, copies.map((c) => c.nodeId), this.replicas - copies.length);
-    while (targets.length > 0) {
-      attempts++;
-      const outcome = await this.attempt(chunk, targets, attempts);
-      const nextTargets: string[] = [];
-      let mustWait = false;
-      for (const nodeId of targets) {
-        const stored = outcome.stored.get(nodeId);
-        if (stored) {
-          copies.push({ nodeId, location: stored.location });
-          sumsOn.set(nodeId, sumsOf(stored));
-          continue;
-        }
-        const nodeError = outcome.nodeErrors.get(nodeId);
-        if (!nodeError) {
-          nextTargets.push(nodeId); // the source failed; same node next time
-          continue;
-        }
-        const failures = (nodeFailures.get(nodeId) ?? 0) + 1;
-        nodeFailures.set(nodeId, failures);
-        const code = nodeError instanceof NodeError ? nodeError.code : 'io';
-        if (failures <= this.retry.retries && !MOVE_AT_ONCE.has(code)) {
-          this.retries++;
-          mustWait = true;
-          this.emitChunk(chunk, 'retried', attempts, nodeId, errorText(nodeError));
-          nextTargets.push(nodeId);
-          continue;
-        }
-        this.placer.release(nodeId, chunk.size);
-        this.registry.markFailed(nodeId, nodeError);
-        movedFrom.push(nodeId);
-        this.replacements++;
-        this.emit({ type: 'log', level: 'warn', message: `node ${nodeId} failed (${errorText(nodeError)}); moving its chunks to other nodes` });
-        const replacement = this.choose(chunk, [...copies.map((c) => c.nodeId), ...nextTargets, ...movedFrom], 1);
-        this.emitChunk(chunk, 'moved', attempts, replacement[0], errorText(nodeError));
-        nextTargets.push(...replacement);
-      }
-      if (outcome.sourceError) {
-        sourceFailures++;
-        const retryable = outcome.sourceError instanceof StorageError && outcome.sourceError.retryable;
-        if (!retryable || sourceFailures > this.retry.retries) {
-          for (const nodeId of nextTargets) this.placer.release(nodeId, chunk.size);
-          throw outcome.sourceError;
-        }
-        this.retries++;
-        mustWait = true;
-        this.emitChunk(chunk, 'retried', attempts, undefined, errorText(outcome.sourceError));
-      }
-      if (mustWait) await sleep(backoffDelayMs(this.retry, Math.max(sourceFailures, ...nodeFailures.values(), 1)), this.o.signal);
-      targets = nextTargets;
-    }
-
-    const { checksum } = sumsOn.get(copies[0]!.nodeId)!;
-    const crc = copies.map((c) => sumsOn.get(c.nodeId)?.crc).find((found) => found !== undefined);
-    this.emitChunk(chunk, skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
-    return {
-      id: chunk.id,
-      file: chunk.object.key,
-      index: chunk.index,
-      offset: chunk.offset,
-      size: chunk.size,
-      checksum,
-      ...(crc ? { crc } : {}),
-      node: copies[0]!.nodeId,
-      path: copies[0]!.location,
-      // Exact size: an array grown by push keeps room for 17 entries, ~130 bytes more per chunk held all run.
-      copies: copies.slice(),
-      attempts,
-      ...(this.readRetries.has(chunk.id) ? { readRetries: this.readRetries.get(chunk.id)! } : {}),
-      movedFrom,
-      skipped,
-    };
-  }
-
-  private choose(chunk: PlannedChunk, exclude: string[], count: number): string[] {
-    const excluded = new Set(exclude);
-    const candidates = this.registry.usable().filter((n) => !excluded.has(n.id));
-    if (candidates.length === 0) throw new NoHealthyNodeError(this.registry.statuses(), `left for chunk ${chunk.id}`);
-    return this.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: this.registry.weight(n.id) })), count);
-  }
-
-  /** One read of the chunk, hashed once and streamed to every target at the same time. */
-  private async attempt(chunk: PlannedChunk, targets: string[], attempt: number): Promise<AttemptOutcome> {
-    const stored = new Map<string, StoredChunk>();
-    const nodeErrors = new Map<string, unknown>();
-    const signal = this.o.signal;
+  /** One transfer attempt: the chunk's bytes from the store to these nodes, through the path each supports. */
+  private transfer(chunk: PlannedChunk, targets: string[], attempt: number): Promise<TransferOutcome> {
     this.emitChunk(chunk, 'reading', attempt, targets[0]);
-    if (targets.length === 1) {
-      const copied = await this.attemptLocalCopy(chunk, targets[0]!, attempt);
-      if (copied) return copied;
-    }
-    let source: Readable;
-    try {
-      source = await this.readChunk(chunk, attempt);
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      return { stored, nodeErrors, sourceError: error };
-    }
-    const first = this.registry.get(targets[0]!)!;
-    if (targets.length === 1 && first.writeHashing) return this.attemptHashingWrite(chunk, first, source, attempt);
-    const meta = chunkMeta(chunk);
     const progress = this.progressFor(chunk, targets);
     const crc = this.checks?.crcWanted(chunk.object.key);
-    const tap = this.pool.tap(this.algorithm, crc ? { crc } : {});
-    tap.onBytes = progress.add;
-    tap.once('end', progress.flush);
-    source.on('error', (error) => tap.destroy(error));
-    tap.once('close', () => source.destroyed || source.destroy()); // a failed node write must not leave the source open
-    source.pipe(tap);
-    this.emitChunk(chunk, 'sending', attempt, targets[0]);
-    const branches = targets.length === 1 ? [tap] : tee(tap, targets.length);
-    let sourceError: unknown;
-    await Promise.all(
-      targets.map(async (nodeId, i) => {
-        const node = this.registry.get(nodeId)!;
-        try {
-          const written = await node.write(meta, branches[i]!, tap.digest, signal);
-          stored.set(nodeId, tap.crc ? { ...written, crc: tap.crc } : written);
-        } catch (error) {
-          if (signal?.aborted) return;
-          if (error instanceof StorageError) sourceError = error;
-          else nodeErrors.set(nodeId, error);
-        }
-      }),
-    );
-    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
-    return { stored, nodeErrors, ...(sourceError ? { sourceError } : {}) };
+    const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
+    const signal = this.o.signal;
+    return this.nodes
+      .store(chunkMeta(chunk), this.sourceOf(chunk, attempt), targets, {
+        algorithm: this.algorithm,
+        onBytes: progress.add,
+        onSending: () => this.emitChunk(chunk, 'sending', attempt, targets[0]),
+        ...(crc ? { crc } : {}),
+        ...(keepHash ? { keepHash } : {}),
+        ...(signal ? { signal } : {}),
+      })
+      .finally(progress.flush);
+  }
+
+  private sourceOf(chunk: PlannedChunk, attempt: number): ChunkSource {
+    const bucket = this.bucket!;
+    return {
+      localRange: async () => {
+        const path = await bucket.localFile(chunk.object);
+        return path ? { path, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) } : undefined;
+      },
+      open: () => this.readChunk(chunk, attempt),
+      sourceError: (error: FileCopyError) => bucket.copyError(error, chunk.object.key),
+    };
   }
 
   /**
@@ -459,7 +447,7 @@ class IngestRun {
    */
   private readChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
     const onRetry = (error: StorageError): void => {
-      this.retries++;
+      this.counters.retries++;
       this.readRetries.set(chunk.id, (this.readRetries.get(chunk.id) ?? 0) + 1);
       // Not a chunk state: the chunk goes on from where it was, only the broken read is asked for again.
       this.emit({ type: 'log', level: 'warn', message: `${chunk.id} (attempt ${attempt}): a read broke (${errorText(error)}); reading on from where it stopped` });
@@ -467,27 +455,6 @@ class IngestRun {
     const parts = this.checks?.readsInOrder(chunk.object.key) ? { partSize: READ_PART_BYTES, ahead: READ_PARTS_AHEAD } : { partSize: chunk.size, ahead: 1 };
     const signal = this.o.signal;
     return this.bucket!.readInParts(chunk.object, { offset: chunk.offset, length: chunk.size }, { ...parts, slots: this.readSlots, onRetry, ...(signal ? { signal } : {}) });
-  }
-
-  /** One target that hashes and writes on a hashing thread (a folder node): the source goes straight to it. */
-  private async attemptHashingWrite(chunk: PlannedChunk, node: NodeTarget, source: Readable, attempt: number): Promise<AttemptOutcome> {
-    const stored = new Map<string, StoredChunk>();
-    const nodeErrors = new Map<string, unknown>();
-    const signal = this.o.signal;
-    const progress = this.progressFor(chunk, [node.id]);
-    this.emitChunk(chunk, 'sending', attempt, node.id);
-    try {
-      const crc = this.checks?.crcWanted(chunk.object.key);
-      const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
-      const options = { pool: this.pool, algorithm: this.algorithm, onBytes: progress.add, ...(crc ? { crc } : {}), ...(keepHash ? { keepHash } : {}), ...(signal ? { signal } : {}) };
-      stored.set(node.id, await node.writeHashing!(chunkMeta(chunk), source, options));
-      progress.flush();
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
-      if (error instanceof StorageError) return { stored, nodeErrors, sourceError: error };
-      nodeErrors.set(node.id, error);
-    }
-    return { stored, nodeErrors };
   }
 
   /** Byte progress for one chunk attempt, reported to every target in steps of PROGRESS_STEP_BYTES. */
@@ -506,116 +473,17 @@ class IngestRun {
     };
   }
 
-  /**
-   * The fast path for a local file going to a node that can copy local files (a folder node on this machine):
-   * read, hash and write happen on a hashing thread with one reused block. undefined when it does not apply.
-   */
-  private async attemptLocalCopy(chunk: PlannedChunk, nodeId: string, attempt: number): Promise<AttemptOutcome | undefined> {
-    const node = this.registry.get(nodeId)!;
-    if (!node.writeFromFile) return undefined;
-    const stored = new Map<string, StoredChunk>();
-    const nodeErrors = new Map<string, unknown>();
-    const signal = this.o.signal;
-    let path: string | undefined;
-    try {
-      path = await this.bucket!.localFile(chunk.object);
-    } catch (error) {
-      return { stored, nodeErrors, sourceError: error };
-    }
-    if (!path) return undefined;
-    this.emitChunk(chunk, 'sending', attempt, nodeId);
-    const meta = chunkMeta(chunk);
-    const range = { path, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) };
-    try {
-      stored.set(nodeId, await node.writeFromFile(meta, range, { pool: this.pool, algorithm: this.algorithm, ...(signal ? { signal } : {}), onBytes: (bytes) => this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes }) }));
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
-      if (error instanceof FileCopyError) return { stored, nodeErrors, sourceError: this.bucket!.copyError(error, chunk.object.key) };
-      nodeErrors.set(nodeId, error);
-    }
-    return { stored, nodeErrors };
-  }
-
-  private async summarizeFiles(objects: ObjectInfo[], plan: PlannedChunk[], delivered: (ManifestChunk | undefined)[]): Promise<ManifestFile[]> {
-    const files: ManifestFile[] = [];
-    // The plan follows `objects`, each file's chunks together (planChunks): one pass, no per-file lists held at once.
-    let next = 0;
-    for (const object of objects) {
-      const chunks: ManifestChunk[] = [];
-      for (; next < plan.length && plan[next]!.object === object; next++) {
-        const done = delivered[next];
-        if (done) chunks.push(done);
-      }
-      const chunkCount = Math.ceil(object.size / this.chunkSize);
-      const error = this.fileErrors.get(object.key) ?? (chunks.length < chunkCount ? 'not all chunks were delivered' : undefined);
-      const file: ManifestFile = {
-        key: object.key,
-        size: object.size,
-        ...(object.etag ? { etag: object.etag } : {}),
-        checksum: fileChecksum(this.algorithm, chunks.map((c) => c.checksum)),
-        chunkCount,
-        status: error ? 'failed' : 'complete',
-        ...(error ? { error } : {}),
-      };
-      if (!error && !this.o.signal?.aborted) await this.checks?.check(file, object, chunks);
-      if (!this.fileErrors.has(object.key) && !this.o.signal?.aborted) this.emit({ type: 'file', key: object.key, status: file.status, ...(file.error ? { error: file.error } : {}) });
-      files.push(file);
-    }
-    return files;
-  }
-
-  private buildManifest(status: Manifest['status'], files: ManifestFile[], delivered: (ManifestChunk | undefined)[]): Manifest {
-    const chunks = delivered.filter((c): c is ManifestChunk => c !== undefined);
-    const nodes: NodeSummary[] = this.registry.statuses().map((s) => {
-      const held = chunks.filter((c) => c.copies.some((copy) => copy.nodeId === s.id));
-      return { id: s.id, kind: s.kind, location: s.location, chunks: held.length, bytes: held.reduce((sum, c) => sum + c.size, 0), healthy: s.state === 'healthy' };
-    });
-    return {
-      version: 1,
-      runId: this.runId,
-      startedAt: this.startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      status,
-      cloud: this.o.detection.cloud,
-      detection: this.o.detection,
-      source: this.bucket!.info,
-      checksumAlgorithm: this.algorithm,
-      chunkSize: this.chunkSize,
-      config: this.loaded.config,
-      configPath: this.loaded.path,
-      files,
-      chunks,
-      nodes,
-      totals: {
-        files: files.length,
-        chunks: chunks.length,
-        bytes: chunks.reduce((sum, c) => sum + c.size, 0),
-        retries: this.retries,
-        replacements: this.replacements,
-        skipped: chunks.filter((c) => c.skipped).length,
-      },
-    };
-  }
-
-  private emitChunk(chunk: PlannedChunk, state: Extract<IngestEvent, { type: 'chunk' }>['state'], attempt: number, nodeId?: string, error?: string): void {
+  private emitChunk(chunk: PlannedChunk, state: ChunkEventState, attempt: number, nodeId?: string, error?: string): void {
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
-}
-
-/** What a copy's node says of its bytes. */
-interface ChunkSums {
-  checksum: string;
-  crc?: ChunkCrc;
-}
-
-function sumsOf(stored: StoredChunk): ChunkSums {
-  return { checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) };
 }
 
 function chunkMeta(chunk: PlannedChunk): ChunkMeta {
   return { id: chunk.id, file: chunk.object.key, index: chunk.index, offset: chunk.offset, size: chunk.size, ...(chunk.object.etag ? { sourceEtag: chunk.object.etag } : {}) };
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+function describeShortfall(shortfall: readonly ChunkShortfall[], replicas: number): string {
+  const shown = shortfall.slice(0, 10).map((s) => `  ${s.chunkId}: ${s.copies} of ${replicas} copies — ${s.reason}`);
+  const more = shortfall.length > shown.length ? `\n  … and ${shortfall.length - shown.length} more (see the manifest's shortfall)` : '';
+  return `degraded: ${shortfall.length} chunk(s) have fewer than ${replicas} verified copies on live nodes:\n${shown.join('\n')}${more}\nFix: bring the nodes back or add nodes, then run \`cloud-ingest repair\`.`;
 }

@@ -3,11 +3,11 @@
 // ignored when the journal is read back. `run --resume RUN_ID` rebuilds the run's state from it.
 import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult, ManifestChunk, ResumableRun } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
-import { manifestDir, readRunFiles } from './manifest.ts';
+import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
 
 export interface JournalStart {
   type: 'start';
@@ -121,11 +121,18 @@ export async function readJournal(path: string): Promise<JournalState> {
 
 export type { ResumableRun };
 
-/** Runs that can be continued: journals whose last attempt did not complete. */
-export function listResumableRuns(loaded: LoadedConfig): Promise<ResumableRun[]> {
+/**
+ * Runs of this config that can be continued: journals whose last attempt did not complete. A run whose manifest
+ * says complete is finished even if its journal lost the end line; a run that failed before delivering anything
+ * has nothing to continue (start it again).
+ */
+export async function listResumableRuns(loaded: LoadedConfig): Promise<ResumableRun[]> {
+  const complete = new Set((await listManifests(loaded)).filter((m) => m.status === 'complete').map((m) => m.runId));
   return readRunFiles(loaded, '.journal.jsonl', async (path) => {
     const state = await readJournal(path);
-    if (state.ended === 'complete') return undefined;
+    if (state.ended === 'complete' || complete.has(state.start.runId)) return undefined;
+    if (resolve(state.start.configPath) !== resolve(loaded.path)) return undefined;
+    if (state.ended === 'failed' && state.chunks.size === 0) return undefined;
     return { runId: state.start.runId, startedAt: state.start.startedAt, chunksDone: state.chunks.size, ...(state.ended ? { lastStatus: state.ended } : {}) };
   });
 }

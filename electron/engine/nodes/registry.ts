@@ -116,6 +116,26 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
     this.timer = undefined;
   }
 
+  /**
+   * Probes every node now, and once more those that missed only this probe, so the answer is about the nodes as
+   * they are at this moment (a run's end), not as the interval last saw them.
+   */
+  async recheck(signal?: AbortSignal): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.probe(node, signal)));
+    const missedOnce = this.nodes.filter((n) => this.health.get(n.id)!.probeFailures === 1);
+    await Promise.all(missedOnce.map((node) => this.probe(node, signal)));
+  }
+
+  /**
+   * Whether the node's copies count as reachable: its last probe was answered (it may be full, or cooling down
+   * after failed deliveries, and still serve what it holds).
+   */
+  alive(id: string): boolean {
+    const health = this.health.get(id);
+    const state = this.status.get(id)?.state;
+    return health !== undefined && health.probeFailures === 0 && state !== undefined && state !== 'unhealthy' && this.status.get(id)?.error !== 'not probed yet';
+  }
+
   /** Probes one node (at most one probe per node at a time) and updates its state. */
   probe(node: NodeTarget, signal?: AbortSignal): Promise<NodeStatus> {
     const health = this.health.get(node.id)!;

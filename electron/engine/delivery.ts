@@ -1,0 +1,185 @@
+// Getting one chunk onto `replicas` nodes: choose nodes, transfer, retry transient failures on the same node,
+// move off a node that keeps failing, and tell a chunk's own refusal (fail its file) from a node's failure
+// (mark the node). It never returns fewer copies without the run knowing: a chunk that could not get all its
+// copies comes back with fewer, and the run's replication check names it.
+import type { ChunkCrc, ChunkCopy, IngestEvent, ManifestChunk, NodeStatus } from '../../shared/types.ts';
+import type { Placer } from '../../shared/placement.ts';
+import type { PlannedChunk } from './chunks.ts';
+import { isNodeLevelError, NodeError } from './nodes/node.ts';
+import type { Nodes, TransferOutcome } from './nodes/nodes.ts';
+import type { HeldCopy } from './resume.ts';
+import { backoffDelayMs, sleep } from './retry.ts';
+import type { RetryPolicy } from './retry.ts';
+import { StorageError } from './storage/driver.ts';
+
+export class NoHealthyNodeError extends Error {
+  readonly statuses: NodeStatus[];
+
+  constructor(statuses: NodeStatus[], context: string) {
+    const lines = statuses.map((s) => `  ${s.id} (${s.location}): ${s.state}${s.error ? ` — ${s.error}` : ''}`).join('\n');
+    super(`No healthy node ${context}.\n${lines}\nFix: check the nodes above (folders writable, agents running, tokens set), or add nodes to the config.`);
+    this.name = 'NoHealthyNodeError';
+    this.statuses = statuses;
+  }
+}
+
+/** A node refused this chunk for the chunk's own sake: its file fails, no node is blamed. */
+export class ChunkRefusedError extends Error {
+  constructor(chunkId: string, cause: unknown) {
+    super(`chunk ${chunkId} was refused: ${errorText(cause)}`, { cause });
+    this.name = 'ChunkRefusedError';
+  }
+}
+
+export type ChunkEventState = Extract<IngestEvent, { type: 'chunk' }>['state'];
+
+export interface DeliveryContext {
+  nodes: Nodes;
+  placer: Placer;
+  replicas: number;
+  retry: RetryPolicy;
+  signal?: AbortSignal;
+  emit: (event: IngestEvent) => void;
+  emitChunk: (chunk: PlannedChunk, state: ChunkEventState, attempt: number, nodeId?: string, error?: string) => void;
+  counters: { retries: number; replacements: number };
+}
+
+/** One transfer attempt of the chunk to these nodes. */
+export type Transfer = (targets: string[], attempt: number) => Promise<TransferOutcome>;
+
+/** Node errors that move the chunk at once instead of retrying the same node. */
+const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
+
+export interface DeliverOptions {
+  /** Copies that already exist and count towards `replicas`. */
+  held: HeldCopy[];
+  /** Nodes the chunk was moved away from before (a re-send after a node died). */
+  movedFrom?: string[];
+  /** Attempts made before (a re-send keeps counting). */
+  attemptsBefore?: number;
+  readRetries?: number;
+}
+
+export class Delivery {
+  private readonly c: DeliveryContext;
+
+  constructor(context: DeliveryContext) {
+    this.c = context;
+  }
+
+  async deliver(chunk: PlannedChunk, transfer: Transfer, o: DeliverOptions): Promise<ManifestChunk> {
+    const { replicas, placer } = this.c;
+    const copies: HeldCopy[] = [...o.held];
+    for (const copy of copies) placer.record(copy.nodeId, chunk.size);
+    const skipped = copies.length >= replicas;
+    const movedFrom = [...(o.movedFrom ?? [])];
+    const nodeFailures = new Map<string, number>();
+    let attempts = 0;
+    let sourceFailures = 0;
+
+    let targets = skipped ? [] : this.choose(chunk, copies.map((c) => c.nodeId), replicas - copies.length, copies.length === 0);
+    while (targets.length > 0) {
+      attempts++;
+      const outcome = await transfer(targets, attempts);
+      const next: string[] = [];
+      let mustWait = false;
+      for (const nodeId of targets) {
+        const stored = outcome.stored.get(nodeId);
+        if (stored) {
+          copies.push({ nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) });
+          continue;
+        }
+        const nodeError = outcome.nodeErrors.get(nodeId);
+        if (nodeError === undefined) {
+          next.push(nodeId); // the source failed; same node next time
+          continue;
+        }
+        if (!isNodeLevelError(nodeError)) {
+          for (const id of new Set([...next, ...targets.filter((t) => !outcome.stored.has(t))])) placer.release(id, chunk.size);
+          throw new ChunkRefusedError(chunk.id, nodeError);
+        }
+        const failures = (nodeFailures.get(nodeId) ?? 0) + 1;
+        nodeFailures.set(nodeId, failures);
+        const code = nodeError instanceof NodeError ? nodeError.code : 'io';
+        if (failures <= this.c.retry.retries && !MOVE_AT_ONCE.has(code)) {
+          this.c.counters.retries++;
+          mustWait = true;
+          this.c.emitChunk(chunk, 'retried', attempts, nodeId, errorText(nodeError));
+          next.push(nodeId);
+          continue;
+        }
+        next.push(...this.moveOff(chunk, nodeId, nodeError, attempts, movedFrom, [...copies.map((c) => c.nodeId), ...next], copies.length > 0 || next.length > 0));
+      }
+      if (outcome.sourceError) {
+        sourceFailures++;
+        const retryable = outcome.sourceError instanceof StorageError && outcome.sourceError.retryable;
+        if (!retryable || sourceFailures > this.c.retry.retries) {
+          for (const nodeId of next) placer.release(nodeId, chunk.size);
+          throw outcome.sourceError;
+        }
+        this.c.counters.retries++;
+        mustWait = true;
+        this.c.emitChunk(chunk, 'retried', attempts, undefined, errorText(outcome.sourceError));
+      }
+      if (mustWait) await sleep(backoffDelayMs(this.c.retry, Math.max(sourceFailures, ...nodeFailures.values(), 1)), this.c.signal);
+      targets = next;
+    }
+    if (copies.length === 0) throw new NoHealthyNodeError(this.c.nodes.registry.statuses(), `left for chunk ${chunk.id}`);
+    this.c.emitChunk(chunk, skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
+    return manifestChunk(chunk, copies, { attempts: (o.attemptsBefore ?? 0) + attempts, movedFrom, skipped, ...(o.readRetries ? { readRetries: o.readRetries } : {}) });
+  }
+
+  /** The node failed this chunk for good: mark it, and pick another node for the copy (none if none is left). */
+  private moveOff(chunk: PlannedChunk, nodeId: string, error: unknown, attempt: number, movedFrom: string[], taken: string[], optional: boolean): string[] {
+    this.c.placer.release(nodeId, chunk.size);
+    this.c.nodes.registry.markFailed(nodeId, error);
+    movedFrom.push(nodeId);
+    this.c.counters.replacements++;
+    this.c.emit({ type: 'log', level: 'warn', message: `node ${nodeId} failed (${errorText(error)}); moving its chunks to other nodes` });
+    const replacement = this.choose(chunk, [...taken, ...movedFrom], 1, !optional);
+    this.c.emitChunk(chunk, 'moved', attempt, replacement[0], errorText(error));
+    return replacement;
+  }
+
+  /**
+   * `count` nodes for the chunk, none of `exclude`. Fewer when fewer are usable (the replication check reports
+   * the shortfall); none at all is an error when the chunk would have no copy anywhere.
+   */
+  private choose(chunk: PlannedChunk, exclude: string[], count: number, required: boolean): string[] {
+    const registry = this.c.nodes.registry;
+    const excluded = new Set(exclude);
+    const candidates = registry.usable().filter((n) => !excluded.has(n.id));
+    if (candidates.length === 0) {
+      if (required) throw new NoHealthyNodeError(registry.statuses(), `left for chunk ${chunk.id}`);
+      return [];
+    }
+    return this.c.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: registry.weight(n.id) })), count);
+  }
+}
+
+function manifestChunk(chunk: PlannedChunk, copies: HeldCopy[], extra: { attempts: number; movedFrom: string[]; skipped: boolean; readRetries?: number }): ManifestChunk {
+  const first = copies[0]!;
+  const crc: ChunkCrc | undefined = copies.find((c) => c.crc !== undefined)?.crc;
+  // Exact size: an array grown by push keeps room for 17 entries, ~130 bytes more per chunk held all run.
+  const placed: ChunkCopy[] = copies.map(({ nodeId, location }) => ({ nodeId, location }));
+  return {
+    id: chunk.id,
+    file: chunk.object.key,
+    index: chunk.index,
+    offset: chunk.offset,
+    size: chunk.size,
+    checksum: first.checksum,
+    ...(crc ? { crc } : {}),
+    node: first.nodeId,
+    path: first.location,
+    copies: placed,
+    attempts: extra.attempts,
+    ...(extra.readRetries ? { readRetries: extra.readRetries } : {}),
+    movedFrom: extra.movedFrom,
+    skipped: extra.skipped,
+  };
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
