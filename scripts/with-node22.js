@@ -1,9 +1,9 @@
-// Runs a package binary (e.g. `vitest run`) or a .ts script under Node >= 22.18.
-import { spawnSync } from 'node:child_process';
+// Runs a package binary (e.g. `vitest run`) or a .ts script under Node >= 22.18, passing signals on (bin/relaunch.js).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { node22Path, withEngineFlags } from '../bin/node22.js';
+import { relaunch } from '../bin/relaunch.js';
 
 const [command, ...args] = process.argv.slice(2);
 if (!command) {
@@ -23,5 +23,6 @@ function resolveEntry(name) {
 const entry = resolveEntry(command);
 // The project's own scripts (benchmarks, the fault runs, the browser-served app) run the engine: same flags as the CLI.
 const flags = entry === command ? withEngineFlags([]) : [];
-const result = spawnSync(node22Path(), [...flags, entry, ...args], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+// The child stops when this launcher goes, however it goes (see bin/relaunch.js).
+const stopWithLauncher = ['--import', new URL('../bin/relaunch.js', import.meta.url).href];
+relaunch(node22Path(), [...stopWithLauncher, ...flags, entry, ...args]);
