@@ -4,6 +4,7 @@ import { EVENT_CHANNELS, eventMethodName, REQUEST_CHANNELS } from '../shared/ipc
 import type { WireApi } from '../shared/ipc/contract.ts';
 import type { IngestProgress } from '../shared/ipc/contract.ts';
 import { unwrap } from './api/unwrap.ts';
+import { emptyStates } from './store/selectors.ts';
 import { createAppStore } from './store/store.ts';
 import type { AppStore } from './store/store.ts';
 
@@ -31,6 +32,7 @@ export function batch(over: Partial<IngestProgress>): IngestProgress {
     bytesSkipped: 0,
     chunksDone: 0,
     chunksFailed: 0,
+    states: emptyStates(),
     retries: 0,
     nodeBytes: {},
     nodeChunks: {},

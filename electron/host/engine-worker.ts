@@ -11,12 +11,19 @@ const init = workerData as WorkerInit;
 const service = new EngineService({
   configPath: init.configPath,
   ...(init.batchMs !== undefined ? { batchMs: init.batchMs } : {}),
+  canPickFolder: init.canPickFolder ?? false,
+  mode: init.mode ?? 'serve',
   emit: (event, payload) => port.postMessage({ type: 'event', event, payload } as FromWorker),
 });
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'close') {
     void service.close().finally(() => port.postMessage({ type: 'closed' } satisfies FromWorker));
+    return;
+  }
+  if (message.type === 'allow-output-dir') {
+    service.allowOutputDir(message.dir);
+    port.postMessage({ type: 'result', id: message.id, envelope: { ok: true, value: null } } satisfies FromWorker);
     return;
   }
   // Payloads were validated by the host before they were posted here.

@@ -25,6 +25,11 @@ export interface HostOptions {
   batchMs?: number;
   /** Worker entry; defaults to engine-worker.ts next to this file (or engine-worker.mjs when bundled). */
   workerUrl?: URL;
+  /**
+   * Electron: shows a folder dialog and resolves to the folder chosen (null when cancelled). Serve mode has none,
+   * so reassembled files can go only under the project folder there.
+   */
+  pickFolder?: () => Promise<string | null>;
 }
 
 /** Checks a request against the contract; the refusal is data the renderer can show. */
@@ -46,7 +51,12 @@ function defaultWorkerUrl(): URL {
 }
 
 export function createHost(options: HostOptions): EngineHost {
-  const init: WorkerInit = { configPath: options.configPath, ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}) };
+  const init: WorkerInit = {
+    configPath: options.configPath,
+    ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}),
+    canPickFolder: options.pickFolder !== undefined,
+    mode: options.pickFolder !== undefined ? 'electron' : 'serve',
+  };
   const worker = new Worker(options.workerUrl ?? defaultWorkerUrl(), { workerData: init });
   const pending = new Map<number, (e: Envelope<unknown>) => void>();
   const listeners = new Set<HostListener>();
@@ -76,17 +86,31 @@ export function createHost(options: HostOptions): EngineHost {
     closed?.();
   });
 
+  const post = (message: ToWorker & { id: number }): Promise<Envelope<unknown>> =>
+    new Promise((resolve) => {
+      pending.set(message.id, resolve);
+      worker.postMessage(message);
+    });
+
+  /** The folder dialog runs here, on the host's thread (Electron main); the worker only learns the folder chosen. */
+  const pickOutputFolder = async (): Promise<Envelope<unknown>> => {
+    if (!options.pickFolder) {
+      return { ok: false, error: { code: 'forbidden', message: 'This app runs in a browser (npm run serve), which has no folder dialog. Fix: write under the project folder, or use the desktop app to choose another folder.' } };
+    }
+    const dir = await options.pickFolder();
+    if (dir === null) return { ok: true, value: { path: null } };
+    const allowed = await post({ type: 'allow-output-dir', id: nextId++, dir });
+    return allowed.ok ? { ok: true, value: { path: dir } } : allowed;
+  };
+
   return {
     async call(channel, payload) {
       const checked = checkRequest(channel, payload);
       if (!checked.ok) return { ok: false, error: checked.error };
       if (!isRequestChannel(channel)) throw new Error('unreachable');
       if (dead) return { ok: false, error: { code: 'failed', message: dead } };
-      const id = nextId++;
-      return new Promise((resolve) => {
-        pending.set(id, resolve);
-        worker.postMessage({ type: 'call', id, channel, payload: checked.payload } satisfies ToWorker);
-      });
+      if (channel === 'pickOutputFolder') return pickOutputFolder();
+      return post({ type: 'call', id: nextId++, channel, payload: checked.payload });
     },
     subscribe(listener) {
       listeners.add(listener);

@@ -6,9 +6,16 @@ export interface WorkerInit {
   batchMs?: number;
   /** Environment overrides for the worker (tests point metadata endpoints at loopback). */
   env?: Record<string, string>;
+  /** The host can show a folder dialog (Electron). */
+  canPickFolder?: boolean;
+  mode?: 'electron' | 'serve';
 }
 
-export type ToWorker = { type: 'call'; id: number; channel: RequestChannel; payload: unknown } | { type: 'close' };
+export type ToWorker =
+  | { type: 'call'; id: number; channel: RequestChannel; payload: unknown }
+  /** A folder the user picked in the host's dialog: reassemble may write under it. Never sent by the renderer. */
+  | { type: 'allow-output-dir'; id: number; dir: string }
+  | { type: 'close' };
 
 export type FromWorker =
   | { type: 'result'; id: number; envelope: Envelope<unknown> }

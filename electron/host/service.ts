@@ -1,13 +1,13 @@
 // The engine behind the app's contract: one handler per request channel. Runs inside the engine worker
 // (engine-worker.ts), never on Electron's main thread or serve mode's socket thread. Plain Node; no electron.
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { isMap, isSeq, parseDocument } from 'yaml';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
-import type { ApiErrorData, ConfigSnapshot, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
-import type { DetectionResult, NodeStatus, ResumableRun } from '../../shared/types.ts';
+import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
+import type { DetectionResult, Manifest, NodeStatus, RepairEvent, RepairReport, ResumableRun, VerifyProblem } from '../../shared/types.ts';
 import { ConfigError, effectiveNodes, loadConfig } from '../engine/config.ts';
 import type { LoadedConfig } from '../engine/config.ts';
 import { detectCloud } from '../engine/detect/detect.ts';
@@ -17,7 +17,10 @@ import { listManifests, newRunId, readManifest } from '../engine/manifest.ts';
 import { openNodes, probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile } from '../engine/reassemble.ts';
 import { verifyRun } from '../engine/verify.ts';
-import { ProgressFolder } from './progress.ts';
+import { ActivityLog, ActivityRecorder, activityDetail } from './activity.ts';
+import { BatchPacer, ProgressFolder } from './progress.ts';
+import { setNodesInText } from './yaml-nodes.ts';
+import type { Renamed } from './yaml-nodes.ts';
 
 export type Emit = <E extends keyof Events>(event: E, payload: Events[E]) => void;
 
@@ -27,6 +30,9 @@ export interface ServiceOptions {
   /** Progress batch interval; 100 ms gives the contract's ~10 updates a second. */
   batchMs?: number;
   detect?: typeof detectCloud;
+  /** True when the host can show a folder dialog (Electron), so errors can point at it. */
+  canPickFolder?: boolean;
+  mode?: 'electron' | 'serve';
 }
 
 /** An error the renderer shows as is: it says what went wrong and what to do. */
@@ -53,23 +59,32 @@ export class EngineService {
   private readonly emit: Emit;
   private readonly batchMs: number;
   private readonly detect: typeof detectCloud;
+  private readonly canPick: boolean;
+  private readonly mode: 'electron' | 'serve';
+  private readonly activityLog = new ActivityLog();
   private detection: Promise<DetectionResult> | undefined;
   private override: CloudName | null = null;
   /** Set while a start request loads the config, so two quick starts cannot both begin a run. */
   private starting = false;
-  private ingest: { folder: ProgressFolder; abort: AbortController; timer: NodeJS.Timeout; done: Promise<void> } | undefined;
+  private ingest: { folder: ProgressFolder; abort: AbortController; pacer: BatchPacer; done: Promise<void> } | undefined;
   /**
    * The run in progress as the engine names it (its journal): the id is known up front for a resume and from
    * `run-started` otherwise; `since` covers the moment between the engine opening its journal and that event.
    */
   private active: { runId?: string; since: string } | undefined;
-  private readonly tasks = new Map<'verify' | 'reassemble', AbortController>();
+  private readonly tasks = new Map<TaskName, AbortController>();
+  /** Every read-modify-write of the config file runs after the previous one: two tabs' edits both land. */
+  private configQueue: Promise<unknown> = Promise.resolve();
+  /** Folders the user picked in a folder dialog (Electron) for reassembled files, besides the project folder. */
+  private readonly outputDirs = new Set<string>();
 
   constructor(options: ServiceOptions) {
     this.configPath = resolve(options.configPath);
     this.emit = options.emit;
     this.batchMs = options.batchMs ?? 100;
     this.detect = options.detect ?? detectCloud;
+    this.canPick = options.canPickFolder ?? false;
+    this.mode = options.mode ?? 'serve';
   }
 
   async handle<C extends RequestChannel>(channel: C, req: Req<C>): Promise<Res<C>> {
@@ -86,12 +101,17 @@ export class EngineService {
   private readonly handlers: Handlers = {
     loadConfig: async () => this.snapshot(await this.readText()),
 
-    saveConfig: async ({ text }) => {
+    saveConfig: ({ text, baseRevision }) => this.serializedConfigEdit(async () => {
       const snapshot = this.snapshot(text);
       if (snapshot.diagnostics.some((d) => d.severity === 'error')) return { saved: false, snapshot };
+      if (baseRevision !== undefined) {
+        const onDisk = this.snapshot(await this.readText());
+        // Someone else (another tab, the Nodes screen, an editor) changed the file since this text was loaded.
+        if (onDisk.revision !== baseRevision) return { saved: false, conflict: onDisk, snapshot };
+      }
       await this.writeAtomically(text);
       return { saved: true, snapshot };
-    },
+    }),
 
     detectCloud: async ({ override }) => {
       if (override !== undefined) this.override = override;
@@ -106,7 +126,7 @@ export class EngineService {
       return statuses;
     },
 
-    upsertNode: async ({ node, originalId }) => this.editNodes((nodes) => {
+    upsertNode: async ({ node, originalId }) => this.editNodes(originalId !== undefined && originalId !== node.id ? { from: originalId, to: node.id } : undefined, (nodes) => {
       const clash = nodes.findIndex((n) => n.id === node.id);
       if (originalId === undefined) {
         if (clash >= 0) throw new HostError({ code: 'invalid_request', message: `A node with id "${node.id}" already exists. Fix: choose another id, or edit that node.` });
@@ -119,7 +139,7 @@ export class EngineService {
       nodes[at] = node;
     }),
 
-    removeNode: async ({ id }) => this.editNodes((nodes) => {
+    removeNode: async ({ id }) => this.editNodes(undefined, (nodes) => {
       const at = nodes.findIndex((n) => n.id === id);
       if (at < 0) throw new HostError({ code: 'not_found', message: `No node "${id}" in the config. Fix: reload the config.` });
       if (nodes.length === 1) throw new HostError({ code: 'invalid_request', message: `"${id}" is the last node; an ingest needs at least one. Fix: add another node first.` });
@@ -142,15 +162,19 @@ export class EngineService {
         this.starting = false;
       }
       const runId = resume ?? newRunId();
-      const folder = new ProgressFolder(runId);
+      const folder = new ProgressFolder(runId, { chunkSize: chunkSizeBytes(loaded.config.ingestion), resumed: resume !== undefined });
       const abort = new AbortController();
       const active: { runId?: string; since: string } = { ...(resume !== undefined ? { runId: resume } : {}), since: new Date().toISOString() };
       this.active = active;
-      const flush = (): void => {
+      const activity = new ActivityRecorder(loaded, runId);
+      const pacer = new BatchPacer(() => {
         const batch = folder.flush();
-        if (batch) this.emit('ingestProgress', batch);
-      };
-      const timer = setInterval(flush, this.batchMs);
+        if (batch) {
+          this.emit('ingestProgress', batch);
+          activity.sample(batch.bytesDone);
+        }
+        return folder.pending;
+      }, this.batchMs);
       const done = runIngest({
         loaded,
         detection,
@@ -158,18 +182,21 @@ export class EngineService {
         onEvent: (e) => {
           if (e.type === 'run-started') active.runId = e.runId;
           folder.apply(e);
+          pacer.poke();
         },
         ...(resume !== undefined ? { resume } : { runId, ...(pattern ? { pattern } : {}) }),
       }).then(
         () => undefined,
         (error: unknown) => folder.fail(toErrorData(error).message, abort.signal.aborted),
-      ).finally(() => {
+      ).finally(async () => {
         if (this.active === active) this.active = undefined;
-        clearInterval(timer);
-        flush();
+        pacer.poke();
+        await pacer.idle();
+        // The record is the Activity screen's; a run goes on without it if it cannot be written.
+        await activity.finish(folder.bytesSent).catch(() => undefined);
       });
-      this.ingest = { folder, abort, timer, done };
-      flush();
+      this.ingest = { folder, abort, pacer, done };
+      pacer.poke();
       return { runId };
     },
 
@@ -207,12 +234,13 @@ export class EngineService {
         const progress = this.throttledProgress('verify');
         const report = await verifyRun({ loaded, manifestPath: path, signal, onProgress: progress });
         progress(report.checked, report.checked, true);
-        const problems = nodeId ? report.problems.filter((p) => p.nodeId === nodeId) : report.problems;
+        const manifest = await readManifest(path);
+        const located = locateProblems(manifest, report.problems);
+        const problems = nodeId ? located.filter((p) => p.nodeId === nodeId) : located;
         let checked = report.checked;
         let ok = report.ok;
         if (nodeId) {
           // verifyRun checks every copy; narrow the figures to the chosen node's copies.
-          const manifest = await readManifest(path);
           checked = manifest.chunks.reduce((n, c) => n + c.copies.filter((k) => k.nodeId === nodeId).length, 0);
           ok = checked - problems.length;
         }
@@ -224,9 +252,39 @@ export class EngineService {
     reassemble: async ({ manifestPath, key, outPath }) => {
       const loaded = await loadConfig(this.configPath);
       const path = this.manifestInside(loaded, manifestPath);
-      const out = isAbsolute(outPath) ? outPath : resolve(loaded.baseDir, outPath);
+      const out = await this.outputInside(loaded, outPath);
       return this.task('reassemble', (signal) => reassembleFile({ loaded, manifestPath: path, key, outPath: out, signal }));
     },
+
+    repair: async ({ manifestPath, chunkIds, files }) => {
+      const loaded = await loadConfig(this.configPath);
+      const path = this.manifestInside(loaded, manifestPath);
+      return this.task('repair', async (signal) => {
+        const { repairRun } = await loadRepair();
+        return repairRun({
+          loaded,
+          manifestPath: path,
+          signal,
+          ...(chunkIds ? { chunkIds } : {}),
+          ...(files ? { files } : {}),
+          onEvent: this.throttledRepairEvents(),
+        });
+      });
+    },
+
+    appInfo: async () => {
+      const loaded = await loadConfig(this.configPath).catch(() => undefined);
+      return { mode: this.mode, projectDir: loaded?.baseDir ?? dirname(this.configPath), canPickFolder: this.canPick };
+    },
+
+    // Electron's host answers this itself with a folder dialog (host.ts); a worker asked directly has none.
+    pickOutputFolder: async () => {
+      throw new HostError({ code: 'forbidden', message: 'No folder dialog here. Fix: write under the project folder.' });
+    },
+
+    listActivity: async () => this.activityLog.list(await loadConfig(this.configPath)),
+
+    activityDetail: async ({ runId }) => activityDetail(await loadConfig(this.configPath), runId),
 
     cancelTask: async ({ task }) => {
       const running = this.tasks.get(task);
@@ -254,7 +312,53 @@ export class EngineService {
 
   private snapshot(text: string): ConfigSnapshot {
     const fileName = this.fileName();
-    return { path: this.configPath, fileName, text, diagnostics: validateConfigText(text, fileName).diagnostics };
+    const revision = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    return { path: this.configPath, fileName, text, revision, diagnostics: validateConfigText(text, fileName).diagnostics };
+  }
+
+  /** Runs `edit` once every config edit queued before it has finished, whether that one succeeded or not. */
+  private serializedConfigEdit<T>(edit: () => Promise<T>): Promise<T> {
+    const next = this.configQueue.then(edit, edit);
+    this.configQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Lets reassemble write under `dir` (a folder the user picked in a dialog). */
+  allowOutputDir(dir: string): void {
+    this.outputDirs.add(resolve(dir));
+  }
+
+  /**
+   * Where a reassembled file may go: under the project folder, or under a folder the user picked. Relative paths
+   * are under the project folder. Checked on the real path of the nearest existing folder, so a symlink inside
+   * the project cannot lead out of it.
+   */
+  private async outputInside(loaded: LoadedConfig, outPath: string): Promise<string> {
+    const project = await realpath(loaded.baseDir).catch(() => resolve(loaded.baseDir));
+    const roots = [project, ...(await Promise.all([...this.outputDirs].map((d) => realpath(d).catch(() => d))))];
+    const out = isAbsolute(outPath) ? resolve(outPath) : resolve(loaded.baseDir, outPath);
+    let existing = dirname(out);
+    let rest = out.slice(existing.length);
+    for (;;) {
+      try {
+        existing = await realpath(existing);
+        break;
+      } catch {
+        const parent = dirname(existing);
+        if (parent === existing) break;
+        rest = existing.slice(parent.length) + rest;
+        existing = parent;
+      }
+    }
+    const real = resolve(existing + rest);
+    if (!roots.some((root) => real.startsWith(root + sep))) {
+      const picked = this.outputDirs.size > 0 ? `, or under ${[...this.outputDirs].join(', ')}` : '';
+      throw new HostError({
+        code: 'forbidden',
+        message: `${outPath} is outside the project folder ${project}${picked}. Fix: give a path under the project folder${this.canPick ? ', or choose another folder with "Choose folder…"' : ''}.`,
+      });
+    }
+    return real;
   }
 
   /** Temp file in the same folder, then rename: readers see the old file or the new one, never half of one. */
@@ -275,8 +379,12 @@ export class EngineService {
     }
   }
 
-  /** Edits the `nodes:` list through the YAML document so every comment and the rest of the file survive. */
-  private async editNodes(edit: (nodes: NodeConfig[]) => void): Promise<ConfigSnapshot> {
+  /** Edits the `nodes:` list in the file's text, so every comment and the rest of the file survive byte for byte. */
+  private editNodes(renamed: Renamed | undefined, edit: (nodes: NodeConfig[]) => void): Promise<ConfigSnapshot> {
+    return this.serializedConfigEdit(() => this.editNodesNow(renamed, edit));
+  }
+
+  private async editNodesNow(renamed: Renamed | undefined, edit: (nodes: NodeConfig[]) => void): Promise<ConfigSnapshot> {
     const text = await this.readText();
     const current = this.snapshot(text);
     const { config } = validateConfigText(text, current.fileName);
@@ -285,24 +393,7 @@ export class EngineService {
     }
     const nodes = effectiveNodes(config).map((n) => ({ ...n }));
     edit(nodes);
-    const doc = parseDocument(text);
-    const existing = doc.get('nodes', true);
-    if (isSeq(existing)) {
-      // Keep the items that did not change (and their comments); replace the rest.
-      const byId = new Map<string, unknown>();
-      for (const item of existing.items) {
-        if (isMap(item)) byId.set(String(item.get('id')), item);
-      }
-      const items = nodes.map((n) => {
-        const old = byId.get(n.id);
-        if (old && isMap(old) && sameNode(old.toJSON() as NodeConfig, n)) return old;
-        return doc.createNode(cleanNode(n));
-      });
-      existing.items = items as typeof existing.items;
-    } else {
-      doc.set('nodes', doc.createNode(nodes.map(cleanNode)));
-    }
-    const next = doc.toString();
+    const next = setNodesInText(text, nodes, renamed);
     const snapshot = this.snapshot(next);
     if (snapshot.diagnostics.some((d) => d.severity === 'error')) {
       throw new HostError({ code: 'config_invalid', message: 'That node would make the config invalid.', diagnostics: snapshot.diagnostics });
@@ -345,7 +436,7 @@ export class EngineService {
     return full;
   }
 
-  private async task<T>(name: 'verify' | 'reassemble', run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async task<T>(name: TaskName, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.tasks.has(name)) throw new HostError({ code: 'busy', message: `A ${name} is already running. Fix: wait for it or cancel it.` });
     const abort = new AbortController();
     this.tasks.set(name, abort);
@@ -356,7 +447,22 @@ export class EngineService {
     }
   }
 
-  private throttledProgress(task: 'verify' | 'reassemble'): (done: number, total: number, force?: boolean) => void {
+  /**
+   * Repair's events for the renderer: progress (checked copies, restored copies) at most once per batch interval;
+   * every failed restore and the finish always.
+   */
+  private throttledRepairEvents(): (event: RepairEvent) => void {
+    let last = 0;
+    return (event) => {
+      const now = Date.now();
+      const always = event.type === 'repair-finished' || event.done === event.total || (event.type === 'repair-action' && event.action.outcome === 'failed');
+      if (!always && now - last < this.batchMs) return;
+      last = now;
+      this.emit('repairProgress', event);
+    };
+  }
+
+  private throttledProgress(task: TaskName): (done: number, total: number, force?: boolean) => void {
     let last = 0;
     return (done, total, force = false) => {
       const now = Date.now();
@@ -409,16 +515,33 @@ async function withHoldings(loaded: LoadedConfig, statuses: NodeStatus[], budget
   }
 }
 
-function cleanNode(n: NodeConfig): Record<string, string> {
-  const out: Record<string, string> = { id: n.id };
-  if (n.cloud) out.cloud = n.cloud;
-  if (n.path) out.path = n.path;
-  if (n.url) out.url = n.url;
-  if (n.token_env) out.token_env = n.token_env;
-  return out;
+/**
+ * Every problem with where its chunk belongs and both checksums. The engine may say so itself; what it leaves out
+ * comes from the manifest (a checksum mismatch's found checksum from the engine's detail, "found <hex>").
+ */
+export function locateProblems(manifest: Manifest, problems: VerifyProblem[]): VerifyProblem[] {
+  const chunks = new Map(manifest.chunks.map((c) => [c.id, c]));
+  return problems.map((p) => {
+    const chunk = chunks.get(p.chunkId);
+    const found = p.found ?? (p.reason === 'checksum_mismatch' ? /found ([0-9a-f]{16,})/.exec(p.detail)?.[1] : undefined);
+    return {
+      ...p,
+      ...(chunk ? { file: p.file ?? chunk.file, index: p.index ?? chunk.index, offset: p.offset ?? chunk.offset, size: p.size ?? chunk.size, expected: p.expected ?? chunk.checksum } : {}),
+      ...(found !== undefined ? { found } : {}),
+    };
+  });
 }
 
-function sameNode(a: NodeConfig, b: NodeConfig): boolean {
-  return JSON.stringify(cleanNode(a)) === JSON.stringify(cleanNode(b));
+interface RepairModule {
+  repairRun(options: { loaded: LoadedConfig; manifestPath: string; chunkIds?: string[]; files?: string[]; signal?: AbortSignal; onEvent?: (event: RepairEvent) => void }): Promise<RepairReport>;
 }
 
+// The engine's repair lands in electron/engine/repair.ts; loaded on first use until then.
+async function loadRepair(): Promise<RepairModule> {
+  const specifier = '../engine/repair.ts';
+  try {
+    return (await import(specifier)) as RepairModule;
+  } catch (error) {
+    throw new HostError({ code: 'failed', message: `Repair is not available in this build (${(error as Error).message}). Fix: update Cloud Ingest.` });
+  }
+}

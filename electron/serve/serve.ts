@@ -65,6 +65,16 @@ export function serveCsp(origin: string): string {
   ].join('; ');
 }
 
+/**
+ * The origins the app's page may be served under: the bound address, and for a loopback bind every loopback name
+ * a user may type (`localhost`, `127.0.0.1`, `[::1]`), always on this server's own port.
+ */
+export function pageOriginsFor(bindHost: string, port: number): string[] {
+  const loopback = ['127.0.0.1', 'localhost', '::1'];
+  const hosts = loopback.includes(bindHost) ? ['127.0.0.1', 'localhost', '[::1]'] : [bindHost.includes(':') ? `[${bindHost}]` : bindHost];
+  return hosts.map((h) => `http://${h}:${port}`);
+}
+
 function sameToken(given: string, token: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(token);
@@ -89,6 +99,13 @@ export async function startServe(options: ServeOptions): Promise<Served> {
   }
   const host = createHost({ configPath: options.configPath, ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}) });
   let origin = '';
+  let pageOrigins: string[] = [];
+  /** The request's Origin is the page it was sent to (its Host), and a name this server answers to. */
+  const isPageOrigin = (given: string | undefined, hostHeader: string | undefined): boolean => {
+    if (!given || given !== `http://${hostHeader ?? ''}`) return false;
+    return pageOrigins.includes(given) || !isLoopbackBind;
+  };
+  const isLoopbackBind = ['127.0.0.1', 'localhost', '::1'].includes(bindHost);
 
   const server = createServer((req, res) => {
     void servePage(req, res).catch(() => {
@@ -138,7 +155,7 @@ export async function startServe(options: ServeOptions): Promise<Served> {
       ...common,
       'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
       'Content-Length': size,
-      'Content-Security-Policy': serveCsp(origin),
+      'Content-Security-Policy': serveCsp(isPageOrigin(`http://${req.headers.host ?? ''}`, req.headers.host) ? `http://${req.headers.host ?? ''}` : origin),
     });
     if (req.method === 'HEAD') {
       res.end();
@@ -152,10 +169,11 @@ export async function startServe(options: ServeOptions): Promise<Served> {
     maxPayload: 2 * 1024 * 1024,
   });
   server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', origin);
     const rest = stripToken(url.pathname, token);
     // A page from another origin could open a socket to loopback; only our own page may.
-    if (rest !== '/api' || req.headers.origin !== origin) {
+    if (rest !== '/api' || !isPageOrigin(req.headers.origin, req.headers.host)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
@@ -167,6 +185,9 @@ export async function startServe(options: ServeOptions): Promise<Served> {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ event, payload }));
     });
     ws.on('close', unsubscribe);
+    // A frame over maxPayload, invalid UTF-8 or a protocol error: ws closes this socket with the right code
+    // (1009, 1007, 1002) after emitting 'error'. Without a listener that error would end the whole process.
+    ws.on('error', () => ws.terminate());
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         ws.send(JSON.stringify({ id: -1, envelope: { ok: false, error: { code: 'invalid_request', message: 'Refused: binary frames are not part of the API.' } } }));
@@ -193,6 +214,7 @@ export async function startServe(options: ServeOptions): Promise<Served> {
   const port = (server.address() as AddressInfo).port;
   const shownHost = bindHost.includes(':') ? `[${bindHost}]` : bindHost;
   origin = `http://${shownHost}:${port}`;
+  pageOrigins = pageOriginsFor(bindHost, port);
 
   return {
     url: `${origin}/${token}/`,

@@ -25,7 +25,7 @@ function show(store: AppStore, ui: ReactNode) {
 describe('ConfigScreen', () => {
   it('lists each problem with its line and blocks saving until the text is valid', () => {
     const store = offlineStore();
-    store.getState().applySnapshot({ path: '/x/config/data_sources.yml', fileName: 'config/data_sources.yml', text: GOOD, diagnostics: [] });
+    store.getState().applySnapshot({ path: '/x/config/data_sources.yml', fileName: 'config/data_sources.yml', text: GOOD, revision: 'r1', diagnostics: [] });
     show(store, <ConfigScreen />);
     expect(screen.getByTestId('config-status').textContent).toBe('valid · saved');
     expect(screen.queryByTestId('diagnostic')).toBeNull();
@@ -48,7 +48,7 @@ describe('ConfigScreen', () => {
 
   it('shows why a save failed', async () => {
     const store = offlineStore();
-    store.getState().applySnapshot({ path: '/x/c.yml', fileName: 'c.yml', text: GOOD, diagnostics: [] });
+    store.getState().applySnapshot({ path: '/x/c.yml', fileName: 'c.yml', text: GOOD, revision: 'r1', diagnostics: [] });
     show(store, <ConfigScreen />);
     act(() => store.getState().setDraft(`${GOOD}# edit\n`));
     await act(async () => {
@@ -59,7 +59,7 @@ describe('ConfigScreen', () => {
 });
 
 describe('IngestScreen', () => {
-  const chunk = (seq: number, state: ChunkUpdate['state']): ChunkUpdate => ({ seq, id: `big.bin_chunk_${seq}`, file: seq % 3 ? 'big.bin' : 'other.bin', index: seq, size: 1024, state, nodeId: `node-${seq % 4}`, attempt: 1 });
+  const chunk = (seq: number, state: ChunkUpdate['state']): ChunkUpdate => ({ seq, id: `big.bin_chunk_${seq}`, file: seq % 3 ? 'big.bin' : 'other.bin', index: seq, offset: seq * 1024, size: 1024, state, nodeId: `node-${seq % 4}`, attempt: 1 });
 
   it('shows 100,000 chunks with a bounded DOM, overall figures and every node', () => {
     const store = offlineStore();

@@ -1,5 +1,5 @@
 // Derived views of the state, computed on read and never stored.
-import type { ChunkState } from '../../shared/types.ts';
+import type { ChunkRowState } from '../../shared/ipc/contract.ts';
 import type { AppState, IngestMeta } from './types.ts';
 
 export const selectDirty = (s: AppState): boolean => s.config.draft !== s.config.saved;
@@ -29,8 +29,12 @@ export function ingestFigures(meta: IngestMeta | null): IngestFigures {
   return { percent, bytesPerSecond, etaSeconds, running };
 }
 
-export function countStates(chunks: readonly ({ state: ChunkState } | undefined)[]): Record<ChunkState, number> {
-  const out: Record<ChunkState, number> = { queued: 0, reading: 0, sending: 0, verified: 0, retried: 0, failed: 0, moved: 0, skipped: 0 };
+export function emptyStates(): Record<ChunkRowState, number> {
+  return { queued: 0, reading: 0, sending: 0, verified: 0, retried: 0, failed: 0, moved: 0, skipped: 0, cancelled: 0 };
+}
+
+export function countStates(chunks: readonly ({ state: ChunkRowState } | undefined)[]): Record<ChunkRowState, number> {
+  const out = emptyStates();
   for (const c of chunks) if (c) out[c.state] += 1;
   return out;
 }

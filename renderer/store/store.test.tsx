@@ -4,12 +4,12 @@ import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
 import { batch, offlineStore } from '../test-support.ts';
 import { countStates, ingestFigures, selectDirty } from './selectors.ts';
 
-const chunk = (seq: number, state: ChunkUpdate['state'], nodeId = 'n1'): ChunkUpdate => ({ seq, id: `f_chunk_${seq}`, file: 'f', index: seq, size: 1000, state, nodeId, attempt: 1 });
+const chunk = (seq: number, state: ChunkUpdate['state'], nodeId = 'n1'): ChunkUpdate => ({ seq, id: `f_chunk_${seq}`, file: 'f', index: seq, offset: seq * 1000, size: 1000, state, nodeId, attempt: 1 });
 
 describe('config slice', () => {
   it('tracks the draft against the saved text; dirtiness is derived, not stored', () => {
     const store = offlineStore();
-    store.getState().applySnapshot({ path: '/p/c.yml', fileName: 'c.yml', text: 'a: 1\n', diagnostics: [] });
+    store.getState().applySnapshot({ path: '/p/c.yml', fileName: 'c.yml', text: 'a: 1\n', revision: 'r1', diagnostics: [] });
     expect(selectDirty(store.getState())).toBe(false);
     store.getState().setDraft('a: 2\n');
     expect(selectDirty(store.getState())).toBe(true);

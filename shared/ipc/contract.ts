@@ -4,7 +4,7 @@
 // request at runtime. Nothing here carries a credential: configs name environment variables, never secrets.
 import type { CloudName, NodeConfig } from '../config/types.ts';
 import type { Diagnostic } from '../config/validate.ts';
-import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, ResumableRun, VerifyReport } from '../types.ts';
+import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, RepairEvent, RepairReport, ResumableRun, VerifyReport } from '../types.ts';
 
 export interface ConfigSnapshot {
   /** Absolute path of the YAML file the host edits. */
@@ -12,12 +12,25 @@ export interface ConfigSnapshot {
   /** Name used in diagnostics (relative to the host's working folder when possible). */
   fileName: string;
   text: string;
+  /** A short hash of `text`: a save that names the revision it was edited from is refused if the file changed since. */
+  revision: string;
   diagnostics: Diagnostic[];
 }
 
 export interface SaveResult {
   saved: boolean;
   snapshot: ConfigSnapshot;
+  /** The file as it is now on disk, when the save was refused because it changed since `baseRevision`. */
+  conflict?: ConfigSnapshot;
+}
+
+/** What the renderer needs to know about where it runs. */
+export interface AppInfo {
+  mode: 'electron' | 'serve';
+  /** The project folder: relative output paths are under it. */
+  projectDir: string;
+  /** Electron only: a folder dialog can add another folder reassembled files may be written to. */
+  canPickFolder: boolean;
 }
 
 export interface DetectionView {
@@ -35,14 +48,22 @@ export interface ManifestEntry {
   status: string;
 }
 
+/**
+ * A chunk's state as the app shows it: the engine's states, and `cancelled` for a chunk that was waiting or in
+ * flight when its run was cancelled or stopped (it was not delivered by this run).
+ */
+export type ChunkRowState = ChunkState | 'cancelled';
+
 /** One chunk's latest state inside a progress batch. `seq` is its row in the chunk view, assigned by the host in first-seen order. */
 export interface ChunkUpdate {
   seq: number;
   id: string;
   file: string;
   index: number;
+  /** Byte offset of the chunk in its file. */
+  offset: number;
   size: number;
-  state: ChunkState;
+  state: ChunkRowState;
   nodeId?: string;
   attempt: number;
   error?: string;
@@ -70,6 +91,8 @@ export interface IngestProgress {
   bytesSkipped: number;
   chunksDone: number;
   chunksFailed: number;
+  /** How many chunks are in each state now (absolute, so filters count right before every row has arrived). */
+  states: Record<ChunkRowState, number>;
   retries: number;
   nodeBytes: Record<string, number>;
   nodeChunks: Record<string, number>;
@@ -77,10 +100,39 @@ export interface IngestProgress {
   chunks: ChunkUpdate[];
   logs: { level: 'info' | 'warn' | 'error'; message: string }[];
   manifestPath?: string;
+  /** How the run ended, as its manifest says (`degraded`: some chunks have fewer good copies than wanted). */
+  status?: Manifest['status'];
+  /** A resumed run: the id it continues (the same as `runId`). */
+  resumed?: boolean;
   error?: string;
 }
 
-export type { ResumableRun, VerifyProblem } from '../types.ts';
+export type { RepairEvent, RepairReport, ResumableRun, VerifyProblem } from '../types.ts';
+
+/** One past run for the Activity screen. */
+export interface ActivityEntry {
+  runId: string;
+  manifestPath: string;
+  status: Manifest['status'];
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  bytes: number;
+  files: number;
+  chunks: number;
+  /** Bytes per second over the whole run. */
+  meanBytesPerSecond: number;
+  retries: number;
+  moves: number;
+  /** Who ran it from where: the app (with the user and machine) when the app recorded it, otherwise the CLI. */
+  origin: { tool: 'app' | 'cli'; user?: string; host?: string };
+}
+
+/** Throughput over time of one run the app ran: `[msSinceStart, bytesDoneSoFar]`, about one a second. */
+export interface ActivityDetail {
+  runId: string;
+  samples: [number, number][];
+}
 
 /** A verify report, narrowed to one node when `nodeId` is set. */
 export interface VerifyResult extends VerifyReport {
@@ -90,8 +142,10 @@ export interface VerifyResult extends VerifyReport {
 
 export type ReassembleResult = ReassembleReport;
 
+export type TaskName = 'verify' | 'reassemble' | 'repair';
+
 export interface TaskProgress {
-  task: 'verify' | 'reassemble';
+  task: TaskName;
   done: number;
   total: number;
 }
@@ -100,8 +154,11 @@ export interface TaskProgress {
 export interface Requests {
   /** Reads the config file from disk (the Reload button) and validates it. */
   loadConfig: { req: Record<string, never>; res: ConfigSnapshot };
-  /** Validates, then writes atomically (temp file + rename) exactly the text given, comments included. Refuses text with errors. */
-  saveConfig: { req: { text: string }; res: SaveResult };
+  /**
+   * Validates, then writes atomically (temp file + rename) exactly the text given, comments included. Refuses text
+   * with errors, and (with `baseRevision`) text edited from a file that has changed on disk since.
+   */
+  saveConfig: { req: { text: string; baseRevision?: string }; res: SaveResult };
   /** Runs cloud detection again, or sets/clears the override (`override: null` clears it). */
   detectCloud: { req: { override?: CloudName | null }; res: DetectionView };
   /** Probes every node: state, latency, free space, chunks and bytes held. */
@@ -123,9 +180,22 @@ export interface Requests {
   listManifests: { req: Record<string, never>; res: ManifestEntry[] };
   openManifest: { req: { path: string }; res: Manifest };
   verify: { req: { manifestPath: string; nodeId?: string }; res: VerifyResult };
+  /** Rebuilds a file under the project folder, or under a folder picked with `pickOutputFolder`; nowhere else. */
   reassemble: { req: { manifestPath: string; key: string; outPath: string }; res: ReassembleResult };
-  /** Cancels a running verify or reassemble. */
-  cancelTask: { req: { task: 'verify' | 'reassemble' }; res: { cancelled: boolean } };
+  /**
+   * Restores missing or damaged copies from a good copy or the source, and writes the run's next manifest
+   * (`manifestPath` of the answer). Limited to `chunkIds`, or to the chunks of `files`; all chunks when neither.
+   */
+  repair: { req: { manifestPath: string; chunkIds?: string[]; files?: string[] }; res: RepairReport };
+  /** Cancels a running verify, reassemble or repair. */
+  cancelTask: { req: { task: TaskName }; res: { cancelled: boolean } };
+  appInfo: { req: Record<string, never>; res: AppInfo };
+  /** Electron: a folder dialog; the folder chosen becomes a place reassemble may write to. Serve mode refuses. */
+  pickOutputFolder: { req: Record<string, never>; res: { path: string | null } };
+  /** Past runs with their figures, newest first. */
+  listActivity: { req: Record<string, never>; res: ActivityEntry[] };
+  /** Throughput samples of one run (empty for runs the app did not record). */
+  activityDetail: { req: { runId: string }; res: ActivityDetail };
 }
 
 /** Event channels: host → renderer. */
@@ -134,6 +204,8 @@ export interface Events {
   taskProgress: TaskProgress;
   /** Node states as the host last saw them (after a probe or during an ingest). */
   nodeStatus: NodeStatus[];
+  /** A repair's progress: copies checked, then each copy restored. */
+  repairProgress: RepairEvent;
 }
 
 export type RequestChannel = keyof Requests;
@@ -156,10 +228,15 @@ export const REQUEST_CHANNELS = [
   'openManifest',
   'verify',
   'reassemble',
+  'repair',
   'cancelTask',
+  'appInfo',
+  'pickOutputFolder',
+  'listActivity',
+  'activityDetail',
 ] as const satisfies readonly RequestChannel[];
 
-export const EVENT_CHANNELS = ['ingestProgress', 'taskProgress', 'nodeStatus'] as const satisfies readonly EventChannel[];
+export const EVENT_CHANNELS = ['ingestProgress', 'taskProgress', 'nodeStatus', 'repairProgress'] as const satisfies readonly EventChannel[];
 
 // Compile-time check that the lists above name every channel of the maps.
 type Missing<All, Listed> = Exclude<All, Listed>;

@@ -16,6 +16,7 @@ export class ValidationError extends Error {
 
 const MAX_TEXT = 1024 * 1024; // a config file
 const MAX_STRING = 4096; // paths, ids, patterns
+const MAX_LIST = 10_000; // chunk ids or files of one repair (a whole-run repair sends neither)
 
 function fail(path: string, expected: string, value: unknown): never {
   const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
@@ -41,6 +42,15 @@ function oneOf<T extends string>(values: readonly T[]): Check<T> {
       throw new ValidationError(`${path}: expected one of ${values.join(', ')}`);
     }
     return v as T;
+  };
+}
+
+/** An array of at most `max` items, each checked. */
+function list<T>(check: Check<T>, max: number): Check<T[]> {
+  return (v, path) => {
+    if (!Array.isArray(v)) fail(path, 'an array', v);
+    if (v.length > max) throw new ValidationError(`${path}: more than ${max} items`);
+    return v.map((item, i) => check(item, `${path}[${i}]`));
   };
 }
 
@@ -100,7 +110,7 @@ const empty = object({});
 
 export const requestValidators: { [C in RequestChannel]: Check<Req<C>> } = {
   loadConfig: empty,
-  saveConfig: object({ text: req(str({ max: MAX_TEXT })) }),
+  saveConfig: object({ text: req(str({ max: MAX_TEXT })), baseRevision: opt(str({ min: 1, max: 64, pattern: /^[0-9a-f]+$/, what: 'a revision (hex)' })) }),
   detectCloud: object({ override: opt(nullable(cloud)) }),
   probeNodes: empty,
   upsertNode: object({ node: req(nodeConfig), originalId: opt(nodeId) }),
@@ -113,7 +123,12 @@ export const requestValidators: { [C in RequestChannel]: Check<Req<C>> } = {
   openManifest: object({ path: req(path) }),
   verify: object({ manifestPath: req(path), nodeId: opt(nodeId) }),
   reassemble: object({ manifestPath: req(path), key: req(str({ min: 1 })), outPath: req(path) }),
-  cancelTask: object({ task: req(oneOf(['verify', 'reassemble'] as const)) }),
+  repair: object({ manifestPath: req(path), chunkIds: opt(list(str({ min: 1 }), MAX_LIST)), files: opt(list(str({ min: 1 }), MAX_LIST)) }),
+  cancelTask: object({ task: req(oneOf(['verify', 'reassemble', 'repair'] as const)) }),
+  appInfo: empty,
+  pickOutputFolder: empty,
+  listActivity: empty,
+  activityDetail: object({ runId: req(runId) }),
 };
 
 /** Checks a channel name and its payload. Throws ValidationError naming the problem; returns the typed payload. */

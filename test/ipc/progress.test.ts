@@ -1,15 +1,26 @@
 // The host's progress folding: however many engine events arrive between two flushes, one batch goes out,
 // with each chunk once (its latest state) and absolute counters.
 import { describe, expect, it } from 'vitest';
-import { ProgressFolder } from '../../electron/host/progress.ts';
+import { BatchPacer, MAX_ROWS_PER_BATCH, ProgressFolder } from '../../electron/host/progress.ts';
+import type { ChunkUpdate, IngestProgress } from '../../shared/ipc/contract.ts';
 import type { IngestEvent } from '../../shared/types.ts';
 
 const started: IngestEvent = { type: 'run-started', runId: 'r', files: 1, chunks: 10_000, bytes: 10_000_000, nodes: [], source: { kind: 'local', location: '/src' } };
 const chunk = (i: number, state: 'queued' | 'reading' | 'sending' | 'verified' | 'retried' | 'failed', nodeId = `n${i % 3}`): IngestEvent => ({ type: 'chunk', id: `f_chunk_${i}`, file: 'f', index: i, size: 1000, state, nodeId, attempt: 1 });
 
+/** Flushes until nothing is left; every batch within the row cap. */
+function drain(folder: ProgressFolder): IngestProgress[] {
+  const out: IngestProgress[] = [];
+  for (let b = folder.flush(); b; b = folder.flush()) {
+    expect(b.chunks.length).toBeLessThanOrEqual(MAX_ROWS_PER_BATCH);
+    out.push(b);
+  }
+  return out;
+}
+
 describe('ProgressFolder', () => {
-  it('folds 40,000 events into one batch holding each chunk once, in its latest state', () => {
-    const folder = new ProgressFolder('app-run');
+  it('folds 40,000 events into batches of at most MAX_ROWS_PER_BATCH rows, each chunk once, in its latest state', () => {
+    const folder = new ProgressFolder('app-run', { chunkSize: 1000 });
     folder.apply(started);
     for (let i = 0; i < 10_000; i += 1) {
       folder.apply(chunk(i, 'queued'));
@@ -17,12 +28,16 @@ describe('ProgressFolder', () => {
       folder.apply({ type: 'bytes', chunkId: `f_chunk_${i}`, nodeId: `n${i % 3}`, bytes: 1000 });
       folder.apply(chunk(i, i === 7 ? 'failed' : 'verified'));
     }
-    const batch = folder.flush()!;
-    expect(batch.batch).toBe(1);
+    const batches = drain(folder);
+    expect(batches.map((b) => b.batch)).toEqual(batches.map((_, i) => i + 1));
+    const batch = batches[0]!;
     expect(batch.phase).toBe('running');
-    expect(batch.chunks).toHaveLength(10_000);
-    expect(new Set(batch.chunks.map((c) => c.seq)).size).toBe(10_000);
-    expect(batch.chunks[7]).toMatchObject({ seq: 7, state: 'failed' });
+    const rows = batches.flatMap((b) => b.chunks);
+    expect(rows).toHaveLength(10_000);
+    expect(new Set(rows.map((c) => c.seq)).size).toBe(10_000);
+    expect(rows.find((c) => c.seq === 7)).toMatchObject({ seq: 7, state: 'failed', offset: 7000 });
+    // Counters are whole from the first batch on, whatever rows are still to come.
+    expect(batch.states).toMatchObject({ verified: 9_999, failed: 1, queued: 0 });
     expect(batch.chunksDone).toBe(9_999);
     expect(batch.chunksFailed).toBe(1);
     expect(batch.bytesDone).toBe(10_000_000);
@@ -30,6 +45,43 @@ describe('ProgressFolder', () => {
     expect(batch.nodeChunks.n1).toBe(3_332); // chunk 7 (on n1) failed
     expect(batch.nodeChunks.n0! + batch.nodeChunks.n1! + batch.nodeChunks.n2!).toBe(9_999);
     expect(folder.flush()).toBeUndefined();
+  });
+
+  it('sends a run’s first state changes before the rows of chunks still queued, and counts the queued ones', () => {
+    const folder = new ProgressFolder('big-run');
+    folder.apply(started);
+    for (let i = 0; i < 2_000; i += 1) folder.apply(chunk(i, 'queued'));
+    folder.apply(chunk(1_999, 'reading'));
+    const first = folder.flush()!;
+    expect(first.chunks[0]).toMatchObject({ seq: 1_999, state: 'reading' });
+    expect(first.chunks).toHaveLength(MAX_ROWS_PER_BATCH);
+    expect(first.states).toMatchObject({ queued: 1_999, reading: 1 });
+    expect(JSON.stringify(first).length).toBeLessThan(60_000);
+    const rest = drain(folder).flatMap((b) => b.chunks);
+    expect(rest.length + first.chunks.length).toBe(2_000);
+  });
+
+  it('marks every chunk still waiting or in flight as cancelled when the run is cancelled or stops', () => {
+    for (const end of ['finished-cancelled', 'thrown'] as const) {
+      const folder = new ProgressFolder('stopped');
+      folder.apply(started);
+      folder.apply(chunk(0, 'verified'));
+      folder.apply(chunk(1, 'sending'));
+      folder.apply(chunk(2, 'reading'));
+      folder.apply(chunk(3, 'queued'));
+      folder.apply(chunk(4, 'retried'));
+      drain(folder);
+      if (end === 'thrown') folder.fail('cancelled by the user', true);
+      else folder.apply({ type: 'run-finished', runId: 'r', status: 'cancelled', manifestPath: '/m.json', elapsedMs: 5, bytes: 0 });
+      const rows: ChunkUpdate[] = drain(folder).flatMap((b) => b.chunks);
+      expect(rows.map((c) => [c.seq, c.state]), end).toEqual([
+        [1, 'cancelled'],
+        [2, 'cancelled'],
+        [3, 'cancelled'],
+        [4, 'cancelled'],
+      ]);
+      expect(folder.snapshot().states).toMatchObject({ verified: 1, cancelled: 4, sending: 0, queued: 0, reading: 0, retried: 0 });
+    }
   });
 
   it('sends only what changed since the last batch, keeping each chunk’s row', () => {
@@ -84,7 +136,7 @@ describe('ProgressFolder', () => {
     ok.apply(started);
     ok.apply({ type: 'run-finished', runId: 'r', status: 'complete', manifestPath: '/m.json', elapsedMs: 5, bytes: 0 });
     expect(ok.ended).toBe(true);
-    expect(ok.flush()).toMatchObject({ phase: 'finished', manifestPath: '/m.json' });
+    expect(ok.flush()).toMatchObject({ phase: 'finished', status: 'complete', manifestPath: '/m.json' });
 
     const failed = new ProgressFolder('b');
     failed.fail('No healthy node. Fix: start a node.', false);
@@ -94,5 +146,24 @@ describe('ProgressFolder', () => {
     cancelled.apply(started);
     cancelled.fail('cancelled by the user', true);
     expect(cancelled.flush()!.phase).toBe('cancelled');
+  });
+});
+
+describe('BatchPacer', () => {
+  it('sends at most one batch per interval however often it is poked, and drains what is left', async () => {
+    const sentAt: number[] = [];
+    let left = 5;
+    const pacer = new BatchPacer(() => {
+      sentAt.push(Date.now());
+      left = Math.max(0, left - 1);
+      return left > 0;
+    }, 40);
+    const poking = setInterval(() => pacer.poke(), 1);
+    await new Promise((r) => setTimeout(r, 150));
+    clearInterval(poking);
+    await pacer.idle();
+    expect(left).toBe(0);
+    for (let i = 1; i < sentAt.length; i += 1) expect(sentAt[i]! - sentAt[i - 1]!).toBeGreaterThanOrEqual(38);
+    expect(sentAt.length).toBeLessThanOrEqual(6);
   });
 });

@@ -22,6 +22,12 @@ describe('request validators', () => {
     expect(validateRequest('listResumable', {})).toEqual({});
     expect(validateRequest('reassemble', { manifestPath: 'm.json', key: 'a/b.bin', outPath: '/tmp/x' })).toBeTruthy();
     expect(validateRequest('cancelTask', { task: 'verify' })).toEqual({ task: 'verify' });
+    expect(validateRequest('cancelTask', { task: 'repair' })).toEqual({ task: 'repair' });
+    expect(validateRequest('saveConfig', { text: 'a: 1\n', baseRevision: '0a1b2c3d4e5f6789' })).toEqual({ text: 'a: 1\n', baseRevision: '0a1b2c3d4e5f6789' });
+    expect(validateRequest('repair', { manifestPath: 'm.json' })).toEqual({ manifestPath: 'm.json' });
+    expect(validateRequest('repair', { manifestPath: 'm.json', chunkIds: ['a.bin_chunk_0'], files: ['a.bin'] })).toEqual({ manifestPath: 'm.json', chunkIds: ['a.bin_chunk_0'], files: ['a.bin'] });
+    expect(validateRequest('pickOutputFolder', {})).toEqual({});
+    expect(validateRequest('activityDetail', { runId: '2025-01-02T03-04-05-678Z-a1b2c3' })).toBeTruthy();
   });
 
   const malformed: [string, unknown, RegExp][] = [
@@ -33,6 +39,11 @@ describe('request validators', () => {
     ['saveConfig', { text: 42 }, /expected a string, got number/],
     ['saveConfig', { text: 'x'.repeat(1024 * 1024 + 1) }, /longer than/],
     ['saveConfig', { text: 'a\0b' }, /NUL/],
+    ['saveConfig', { text: 'a', baseRevision: '../x' }, /revision/],
+    ['repair', { manifestPath: 'm.json', chunkIds: 'a.bin_chunk_0' }, /repair.chunkIds: expected an array/],
+    ['repair', { manifestPath: 'm.json', chunkIds: [7] }, /repair.chunkIds\[0\]: expected a string/],
+    ['repair', { manifestPath: 'm.json', files: new Array(10_001).fill('f') }, /more than 10000 items/],
+    ['activityDetail', { runId: '../../etc/passwd' }, /run id/],
     ['detectCloud', { override: 'mars' }, /one of aws, gcp, azure, local/],
     ['upsertNode', { node: { id: '../etc', path: './x' } }, /node id/],
     ['upsertNode', { node: { id: 'n', path: './x', url: 'http://127.0.0.1:1' } }, /exactly one of/],
@@ -117,6 +128,6 @@ describe('WebSocket frames', () => {
 
 describe('contract surface', () => {
   it('derives one subscription method per event channel', () => {
-    expect(EVENT_CHANNELS.map(eventMethodName)).toEqual(['onIngestProgress', 'onTaskProgress', 'onNodeStatus']);
+    expect(EVENT_CHANNELS.map(eventMethodName)).toEqual(['onIngestProgress', 'onTaskProgress', 'onNodeStatus', 'onRepairProgress']);
   });
 });
