@@ -5,7 +5,7 @@ import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
-import type { DetectionResult, ManifestChunk, ResumableRun } from '../../shared/types.ts';
+import type { DetectionResult, ManifestChunk, RepairAction, ResumableRun } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
 
@@ -27,7 +27,9 @@ export type JournalEntry =
   | { type: 'resume'; at: string }
   /** `etag` is the source version the chunk was read from. */
   | { type: 'chunk'; etag?: string; chunk: ManifestChunk }
-  | { type: 'end'; at: string; status: string };
+  | { type: 'end'; at: string; status: string }
+  /** A repair's action (in the repair journal beside the manifest it repaired). */
+  | { type: 'repair'; at: string; action: RepairAction };
 
 export interface JournalState {
   start: JournalStart;

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Manifest } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 
@@ -132,11 +132,28 @@ export async function readRunFiles<T>(loaded: LoadedConfig, suffix: string, read
   return found;
 }
 
-export function listManifests(loaded: LoadedConfig): Promise<ManifestEntry[]> {
-  return readRunFiles(loaded, '.json', async (path) => {
+/** One entry per run: its latest manifest version (repair writes `RUN.v002.json` after `RUN.json`). */
+export async function listManifests(loaded: LoadedConfig): Promise<ManifestEntry[]> {
+  const all = await readRunFiles(loaded, '.json', async (path) => {
     const m = await readManifest(path);
     return { runId: m.runId, path, startedAt: m.startedAt, status: m.status };
   });
+  const latest = new Map(all.map((entry) => [entry.runId, entry] as const));
+  return [...latest.values()];
+}
+
+/** Where the next version of a run's manifest goes: `RUN.json` → `RUN.v002.json` → `RUN.v003.json`… */
+export async function nextManifestPath(path: string): Promise<string> {
+  const dir = dirname(path);
+  const run = basename(path).replace(/(\.v\d{3,})?\.json$/, '');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const versions = names.map((n) => new RegExp(`^${escapeRegExp(run)}\\.v(\\d{3,})\\.json$`).exec(n)?.[1]).filter((v): v is string => v !== undefined).map(Number);
+  const next = Math.max(1, ...versions) + 1;
+  return join(dir, `${run}.v${String(next).padStart(3, '0')}.json`);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 export async function latestManifestPath(loaded: LoadedConfig): Promise<string | undefined> {

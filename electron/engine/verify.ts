@@ -19,20 +19,21 @@ export async function hashStream(pool: HashPool, algorithm: 'md5' | 'sha256', st
 }
 
 export async function verifyCopy(node: NodeTarget | undefined, chunk: ManifestChunk, algorithm: 'md5' | 'sha256', pool: HashPool, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
-  if (!node) return { chunkId: chunk.id, nodeId: '?', reason: 'unreadable', detail: 'the node is not in the config any more' };
+  const where = { chunkId: chunk.id, file: chunk.file, index: chunk.index, offset: chunk.offset, size: chunk.size, expected: chunk.checksum };
+  if (!node) return { ...where, nodeId: '?', reason: 'unreadable', detail: 'the node is not in the config any more' };
   let stream;
   try {
     stream = await node.read(chunk.id, signal);
   } catch (error) {
-    return { chunkId: chunk.id, nodeId: node.id, reason: 'missing', detail: error instanceof Error ? error.message : String(error) };
+    return { ...where, nodeId: node.id, reason: 'missing', detail: error instanceof Error ? error.message : String(error) };
   }
   try {
     const { hex, bytes } = await hashStream(pool, algorithm, stream, signal);
     if (hex === chunk.checksum && bytes === chunk.size) return undefined;
-    return { chunkId: chunk.id, nodeId: node.id, reason: 'checksum_mismatch', detail: `expected ${chunk.checksum} (${chunk.size} bytes), found ${hex} (${bytes} bytes)` };
+    return { ...where, found: hex, nodeId: node.id, reason: 'checksum_mismatch', detail: `expected ${chunk.checksum} (${chunk.size} bytes), found ${hex} (${bytes} bytes)` };
   } catch (error) {
     if (signal?.aborted) throw error;
-    return { chunkId: chunk.id, nodeId: node.id, reason: 'unreadable', detail: error instanceof Error ? error.message : String(error) };
+    return { ...where, nodeId: node.id, reason: 'unreadable', detail: error instanceof Error ? error.message : String(error) };
   }
 }
 

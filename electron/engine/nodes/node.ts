@@ -12,6 +12,8 @@ export interface ChunkMeta {
   size: number;
   /** Source version marker (ETag / generation / size+mtime) the chunk was read from. */
   sourceEtag?: string;
+  /** Overwrite whatever copy the node holds under this id, even one it believes identical (repair of damaged bytes). */
+  replace?: boolean;
 }
 
 export interface StoredChunk extends ChunkMeta {

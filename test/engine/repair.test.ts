@@ -1,0 +1,115 @@
+// Repair: after damage on the nodes (a flipped byte, a deleted chunk, a node folder gone), `repairRun` restores
+// every copy from a good copy or from the source, writes the manifest's next version, and verify passes.
+import { open, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runIngest } from '../../electron/engine/ingest.ts';
+import { latestManifestPath, readManifest } from '../../electron/engine/manifest.ts';
+import { repairRun } from '../../electron/engine/repair.ts';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { verifyRun } from '../../electron/engine/verify.ts';
+import type { RepairEvent } from '../../shared/types.ts';
+import { detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
+
+async function project(replicas: number) {
+  const root = await tempProject();
+  await ensureDataFile(join(root, 'data', 'a.bin'), 5 * MIB + 17, 'a.bin');
+  await ensureDataFile(join(root, 'data', 'b.bin'), 3 * MIB, 'b.bin');
+  const nodes = [1, 2, 3].map((i) => ({ id: `n${i}`, path: `./nodes/n${i}` }));
+  const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 1, max_concurrent_chunks: 2, retry_attempts: 1, retry_delay_seconds: 0.05, replicas: ${replicas} }\n${nodesYaml(nodes)}`;
+  const loaded = await writeConfig(root, yaml);
+  const run = await runIngest({ loaded, detection: detection('local') });
+  expect(run.manifest.status).toBe('complete');
+  return { root, loaded, run };
+}
+
+async function flipByte(path: string, at: number): Promise<void> {
+  const file = await open(path, 'r+');
+  try {
+    const one = Buffer.alloc(1);
+    await file.read(one, 0, 1, at);
+    one[0] = one[0]! ^ 0xff;
+    await file.write(one, 0, 1, at);
+  } finally {
+    await file.close();
+  }
+}
+
+describe('repair', () => {
+  it('restores a damaged and a deleted copy from the good copies (replicas: 2); verify passes after', async () => {
+    const { loaded, run } = await project(2);
+    const [damaged, deleted] = [run.manifest.chunks[1]!, run.manifest.chunks[6]!];
+    await flipByte(damaged.copies[0]!.location, 1000);
+    await rm(deleted.copies[1]!.location);
+    const before = await verifyRun({ loaded, manifestPath: run.manifestPath });
+    expect(before.problems.map((p) => p.chunkId).sort()).toEqual([damaged.id, deleted.id].sort());
+
+    const events: RepairEvent[] = [];
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath, onEvent: (e) => events.push(e) });
+    expect(report.problems).toHaveLength(2);
+    expect(report.actions.filter((a) => a.outcome === 'restored')).toHaveLength(2);
+    expect(report.actions.every((a) => a.from === 'copy')).toBe(true);
+    expect(report.status).toBe('complete');
+    expect(report.manifestPath).not.toBe(run.manifestPath);
+    expect(await latestManifestPath(loaded)).toBe(report.manifestPath);
+    expect(events.at(-1)?.type).toBe('repair-finished');
+    expect(events.some((e) => e.type === 'repair-checked')).toBe(true);
+
+    const after = await verifyRun({ loaded, manifestPath: report.manifestPath });
+    expect(after.problems).toEqual([]);
+    expect(after.checked).toBe(run.manifest.chunks.length * 2);
+  });
+
+  it('restores the only copy from the source at the same version (replicas: 1)', async () => {
+    const { loaded, run } = await project(1);
+    const chunk = run.manifest.chunks[2]!;
+    await flipByte(chunk.copies[0]!.location, 5);
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath });
+    expect(report.actions).toEqual([expect.objectContaining({ chunkId: chunk.id, from: 'source', outcome: 'restored' })]);
+    expect((await verifyRun({ loaded, manifestPath: report.manifestPath })).problems).toEqual([]);
+  });
+
+  it('a node folder gone: its chunks get copies on the other nodes, and the next manifest names them', async () => {
+    const { root, loaded, run } = await project(1);
+    const onN2 = run.manifest.chunks.filter((c) => c.copies.some((copy) => copy.nodeId === 'n2'));
+    expect(onN2.length).toBeGreaterThan(0);
+    // The folder becomes a file: the node cannot be used at all (probes fail), as a dead disk would.
+    await rm(join(root, 'nodes', 'n2'), { recursive: true });
+    await writeFile(join(root, 'nodes', 'n2'), 'not a folder');
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath });
+    expect(report.actions.filter((a) => a.outcome === 'restored')).toHaveLength(onN2.length);
+    const next = await readManifest(report.manifestPath);
+    expect(next.status).toBe('complete');
+    for (const chunk of next.chunks) expect(chunk.copies.map((c) => c.nodeId)).not.toContain('n2');
+    expect(next.chunks.find((c) => c.id === onN2[0]!.id)!.movedFrom).toContain('n2');
+    expect((await verifyRun({ loaded, manifestPath: report.manifestPath })).problems).toEqual([]);
+  });
+
+  it('a source that changed is reported, never stitched: the chunk stays short and the manifest says degraded', async () => {
+    const { root, loaded, run } = await project(1);
+    const chunk = run.manifest.chunks.find((c) => c.file === 'b.bin')!;
+    await flipByte(chunk.copies[0]!.location, 5);
+    await writeFile(join(root, 'data', 'b.bin'), Buffer.alloc(3 * MIB, 7)); // same size, new bytes and mtime
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath });
+    expect(report.changedSources).toEqual(['b.bin']);
+    expect(report.actions).toEqual([expect.objectContaining({ chunkId: chunk.id, outcome: 'failed' })]);
+    expect(report.actions[0]!.detail).toMatch(/changed at the source/);
+    expect(report.status).toBe('degraded');
+    const next = await readManifest(report.manifestPath);
+    expect(next.shortfall?.map((s) => s.chunkId)).toEqual([chunk.id]);
+  });
+
+  it('only the chunks asked for: a file-scoped repair leaves other damage alone', async () => {
+    const { loaded, run } = await project(1);
+    const a = run.manifest.chunks.find((c) => c.file === 'a.bin')!;
+    const b = run.manifest.chunks.find((c) => c.file === 'b.bin')!;
+    await flipByte(a.copies[0]!.location, 9);
+    await flipByte(b.copies[0]!.location, 9);
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath, files: ['b.bin'] });
+    expect(report.actions.map((x) => x.chunkId)).toEqual([b.id]);
+    const after = await verifyRun({ loaded, manifestPath: report.manifestPath });
+    expect(after.problems.map((p) => p.chunkId)).toEqual([a.id]);
+    const names = await readdir(join(loaded.resolve('.'), 'nodes', 'n1'));
+    expect(names.some((n) => n.endsWith('.part'))).toBe(false);
+  });
+});
