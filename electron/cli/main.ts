@@ -15,7 +15,9 @@ import { reassembleFile, ReassembleError } from '../engine/reassemble.ts';
 import { StorageError } from '../engine/storage/driver.ts';
 import { openSource, SourceSelectionError } from '../engine/storage/open.ts';
 import { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
+import { repairRun, RepairError } from '../engine/repair.ts';
 import { verifyRun } from '../engine/verify.ts';
+import type { RepairAction, RepairEvent, RepairReport } from '../../shared/types.ts';
 import { quietSdkStreamWarnings } from './process-warnings.ts';
 import { formatBytes, ProgressView } from './progress.ts';
 
@@ -48,6 +50,8 @@ Commands:
   detect       [--cloud C] [--json]                    show the detected cloud, its evidence and the store used
   nodes        [--json]                                probe every node and show its health
   verify       [--manifest M] [--json]                 re-hash every received chunk against a manifest
+  repair       [--manifest M] [--file KEY] [--chunk ID] [--json]
+                                                      restore missing or damaged copies, write the manifest's next version
   reassemble   --file KEY --out PATH [--manifest M]    rebuild a file from its chunks and check it
   make-test-data [--scale S] [--out DIR]               generate the original design's test files
   agent        --port P --dir D [--token-env NAME]     run a node agent (see README)
@@ -109,6 +113,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       retries: manifest.totals.retries,
       replacements: manifest.totals.replacements,
       skipped: manifest.totals.skipped,
+      ...(manifest.shortfall ? { shortfall: manifest.shortfall } : {}),
       seconds,
       nodes: manifest.nodes.map((n) => ({ id: n.id, chunks: n.chunks, bytes: n.bytes, healthy: n.healthy })),
     };
@@ -116,7 +121,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     const rate = seconds > 0 ? ` (${(manifest.totals.bytes / seconds / 1e6).toFixed(0)} MB/s)` : '';
     print(values.json, summary, `${manifest.status}: ${manifest.totals.files} file(s), ${manifest.totals.chunks} chunk(s), ${formatBytes(manifest.totals.bytes)} in ${seconds.toFixed(2)} s${rate}; ${manifest.totals.retries} retries, ${manifest.totals.replacements} re-placements, ${manifest.totals.skipped} already present\n${nodeLines}\nmanifest: ${manifestPath}`);
     if (manifest.status === 'cancelled') return EXIT.cancelled;
-    return failed.length > 0 ? EXIT.incomplete : EXIT.ok;
+    return failed.length > 0 || manifest.status !== 'complete' ? EXIT.incomplete : EXIT.ok;
   } finally {
     view?.stop();
     process.off('SIGINT', onSignal);
@@ -186,6 +191,32 @@ async function cmdVerify(argv: string[]): Promise<number> {
   return report.unrecoverable.length > 0 || report.problems.length > 0 ? EXIT.incomplete : EXIT.ok;
 }
 
+async function cmdRepair(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { manifest: { type: 'string', short: 'm' }, file: { type: 'string', short: 'f', multiple: true }, chunk: { type: 'string', multiple: true } });
+  const loaded = await loadConfig(values.config);
+  const manifestPath = await manifestOrLatest(loaded, values.manifest);
+  const progress = values.json || !process.stderr.isTTY ? undefined : (e: RepairEvent): void => void process.stderr.write(`\r${repairProgressLine(e)}`);
+  const report = await repairRun({ loaded, manifestPath, ...(values.file ? { files: values.file } : {}), ...(values.chunk ? { chunkIds: values.chunk } : {}), ...(progress ? { onEvent: progress } : {}) });
+  if (progress) process.stderr.write('\n');
+  print(values.json, report, repairText(report));
+  return report.status === 'complete' ? EXIT.ok : EXIT.incomplete;
+}
+
+function repairProgressLine(e: RepairEvent): string {
+  if (e.type === 'repair-checked') return `checking copies ${e.done}/${e.total}`.padEnd(40);
+  if (e.type === 'repair-action') return `restoring ${e.done + 1}/${e.total}: ${e.action.chunkId}`.slice(0, 78).padEnd(78);
+  return 'done'.padEnd(40);
+}
+
+function repairText(report: RepairReport): string {
+  const restored = report.actions.filter((a) => a.outcome === 'restored');
+  const failed = report.actions.filter((a) => a.outcome === 'failed');
+  const line = (a: RepairAction): string => `  ${a.outcome === 'restored' ? 'restored' : 'FAILED  '} ${a.chunkId} on ${a.nodeId} from ${a.from === 'copy' ? `the copy on ${a.sourceNodeId}` : 'the source'}${a.detail ? `: ${a.detail}` : ''}`;
+  const changed = report.changedSources.length ? `\nchanged at the source since the run (re-ingest them): ${report.changedSources.join(', ')}` : '';
+  const head = report.problems.length === 0 && report.actions.length === 0 ? `${report.checked} copies checked: nothing to repair` : `${report.checked} copies checked, ${report.problems.length} problem(s); ${restored.length} copy(ies) restored, ${failed.length} failed`;
+  return `${report.status}: ${head}\n${report.actions.map(line).join('\n')}${changed}\nmanifest: ${report.manifestPath} (follows ${report.previousManifestPath})`.replace(/\n\n/g, '\n');
+}
+
 async function cmdReassemble(argv: string[]): Promise<number> {
   const { values } = parse(argv, { manifest: { type: 'string', short: 'm' }, file: { type: 'string', short: 'f' }, out: { type: 'string', short: 'o' } });
   if (!values.file || !values.out) throw new UsageError('reassemble needs --file KEY and --out PATH.');
@@ -223,6 +254,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   nodes: cmdNodes,
   verify: cmdVerify,
   reassemble: cmdReassemble,
+  repair: cmdRepair,
   'make-test-data': cmdMakeTestData,
   agent: cmdAgent,
 };
@@ -230,7 +262,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 export function describeError(error: unknown): { code: number; message: string } {
   if (error instanceof UsageError) return { code: EXIT.usage, message: error.message };
   if (error instanceof ConfigError) return { code: EXIT.usage, message: error.message };
-  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError || error instanceof RepairError) return { code: EXIT.usage, message: error.message };
   if (error instanceof NoHealthyNodeError) return { code: EXIT.noHealthyNode, message: error.message };
   if (error instanceof StorageError) return { code: EXIT.source, message: `${error.message}\nHint: ${error.hint}` };
   if (error instanceof NodeError || error instanceof ReassembleError) return { code: EXIT.incomplete, message: error.message };
