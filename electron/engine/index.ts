@@ -1,0 +1,20 @@
+// The engine's one entry module: what the CLI, the app's host and serve mode may use. Everything else under
+// electron/engine/ is the engine's own (the layer rule in eslint.config.js keeps other layers to this file).
+export { ConfigError, defaultConfigPath, effectiveNodes, loadConfig, PROJECT_ROOT } from './config.ts';
+export type { LoadedConfig } from './config.ts';
+export { detectCloud, DetectionError } from './detect/detect.ts';
+export { NoHealthyNodeError, runIngest } from './ingest.ts';
+export type { IngestOptions, IngestResult } from './ingest.ts';
+export { journalPath, listResumableRuns, readJournal, ResumeError } from './journal.ts';
+export { latestManifestPath, listManifests, manifestDir, newRunId, readManifest } from './manifest.ts';
+export { NodeError } from './nodes/node.ts';
+export { openNodes, probeNodes } from './nodes/open.ts';
+export { reassembleFile, ReassembleError } from './reassemble.ts';
+export { repairRun, RepairError } from './repair.ts';
+export type { RepairOptions } from './repair.ts';
+export { StorageError } from './storage/driver.ts';
+export { openSource, SourceSelectionError } from './storage/open.ts';
+export { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from './testdata.ts';
+export { verifyRun } from './verify.ts';
+export { startAgent } from './agent/server.ts';
+export { jsonLogger } from './agent/log.ts';
