@@ -9,6 +9,7 @@ import { repairRun } from '../../electron/engine/repair.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { RepairEvent } from '../../shared/types.ts';
+import { runCli } from '../helpers/agents.ts';
 import { detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
 async function project(replicas: number) {
@@ -111,5 +112,23 @@ describe('repair', () => {
     expect(after.problems.map((p) => p.chunkId)).toEqual([a.id]);
     const names = await readdir(join(loaded.resolve('.'), 'nodes', 'n1'));
     expect(names.some((n) => n.endsWith('.part'))).toBe(false);
+  });
+});
+
+describe('cloud-ingest repair (the CLI)', () => {
+  it('prints what it did, exits 0 when the repaired manifest is complete, and verify passes after', async () => {
+    const { loaded, run } = await project(2);
+    await flipByte(run.manifest.chunks[0]!.copies[0]!.location, 3);
+    const config = ['--config', loaded.path];
+    const broken = await runCli(['verify', ...config]);
+    expect(broken.code).toBe(1);
+    const repaired = await runCli(['repair', ...config]);
+    expect(repaired.stderr).toBe('');
+    expect(repaired.code).toBe(0);
+    expect(repaired.stdout).toContain(`restored ${run.manifest.chunks[0]!.id} on ${run.manifest.chunks[0]!.copies[0]!.nodeId} from the copy on ${run.manifest.chunks[0]!.copies[1]!.nodeId}`);
+    expect(repaired.stdout).toMatch(/^complete: /);
+    const verified = await runCli(['verify', ...config]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toContain('.v002.json');
   });
 });
