@@ -11,7 +11,7 @@ import { listResumableRuns, ResumeError } from '../engine/journal.ts';
 import { latestManifestPath, listManifests } from '../engine/manifest.ts';
 import { NodeError } from '../engine/nodes/node.ts';
 import { probeNodes } from '../engine/nodes/open.ts';
-import { reassembleFile, ReassembleError } from '../engine/reassemble.ts';
+import { reassembleFile, ReassembleError, ReassembleInputError } from '../engine/reassemble.ts';
 import { StorageError } from '../engine/storage/driver.ts';
 import { openSource, SourceSelectionError } from '../engine/storage/open.ts';
 import { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
@@ -52,7 +52,8 @@ Commands:
   verify       [--manifest M] [--json]                 re-hash every received chunk against a manifest
   repair       [--manifest M] [--file KEY] [--chunk ID] [--json]
                                                       restore missing or damaged copies, write the manifest's next version
-  reassemble   --file KEY --out PATH [--manifest M]    rebuild a file from its chunks and check it
+  reassemble   --file KEY --out PATH [--manifest M] [--force]
+                                                      rebuild a file from its chunks and check it (--force: replace an existing file)
   make-test-data [--scale S] [--out DIR]               generate the original design's test files
   agent        --port P --dir D [--token-env NAME]     run a node agent (see README)
 
@@ -218,11 +219,11 @@ function repairText(report: RepairReport): string {
 }
 
 async function cmdReassemble(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { manifest: { type: 'string', short: 'm' }, file: { type: 'string', short: 'f' }, out: { type: 'string', short: 'o' } });
+  const { values } = parse(argv, { manifest: { type: 'string', short: 'm' }, file: { type: 'string', short: 'f' }, out: { type: 'string', short: 'o' }, force: { type: 'boolean', default: false } });
   if (!values.file || !values.out) throw new UsageError('reassemble needs --file KEY and --out PATH.');
   const loaded = await loadConfig(values.config);
   const manifestPath = await manifestOrLatest(loaded, values.manifest);
-  const report = await reassembleFile({ loaded, manifestPath, key: values.file, outPath: values.out });
+  const report = await reassembleFile({ loaded, manifestPath, key: values.file, outPath: values.out, force: values.force });
   print(values.json, report, `${report.matched ? 'ok' : 'MISMATCH'}: ${report.key} → ${report.outPath} (${formatBytes(report.bytes)})\nchecksum: ${report.actual} (manifest ${report.expected})\nmd5: ${report.md5Hex}`);
   return report.matched ? EXIT.ok : EXIT.incomplete;
 }
@@ -262,7 +263,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 export function describeError(error: unknown): { code: number; message: string } {
   if (error instanceof UsageError) return { code: EXIT.usage, message: error.message };
   if (error instanceof ConfigError) return { code: EXIT.usage, message: error.message };
-  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError || error instanceof RepairError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError || error instanceof RepairError || error instanceof ReassembleInputError) return { code: EXIT.usage, message: error.message };
   if (error instanceof NoHealthyNodeError) return { code: EXIT.noHealthyNode, message: error.message };
   if (error instanceof StorageError) return { code: EXIT.source, message: `${error.message}\nHint: ${error.hint}` };
   if (error instanceof NodeError || error instanceof ReassembleError) return { code: EXIT.incomplete, message: error.message };

@@ -1,12 +1,13 @@
 // Rebuilds a source file from its chunks, on whichever nodes hold a good copy, and checks it.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { Writable } from 'node:stream';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Manifest, ManifestChunk, ReassembleReport } from '../../shared/types.ts';
+import type { Manifest, ManifestChunk, ManifestFile, ReassembleReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
@@ -14,7 +15,6 @@ import { fileChecksum } from './chunks.ts';
 import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
-import { hashStream } from './verify.ts';
 
 export type { ReassembleReport } from '../../shared/types.ts';
 
@@ -25,31 +25,48 @@ export class ReassembleError extends Error {
   }
 }
 
-export async function reassembleFile(options: { loaded: LoadedConfig; manifestPath: string; key: string; outPath: string; signal?: AbortSignal; pool?: HashPool }): Promise<ReassembleReport> {
+/** The request cannot be carried out as given (the output path, the key, the manifest): nothing was read or written. */
+export class ReassembleInputError extends ReassembleError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReassembleInputError';
+  }
+}
+
+export interface ReassembleOptions {
+  loaded: LoadedConfig;
+  manifestPath: string;
+  key: string;
+  outPath: string;
+  /** Replace `outPath` if it is an existing regular file (never a folder, link or device). */
+  force?: boolean;
+  signal?: AbortSignal;
+  pool?: HashPool;
+}
+
+export async function reassembleFile(options: ReassembleOptions): Promise<ReassembleReport> {
   const manifest = await readManifest(options.manifestPath);
   const file = manifest.files.find((f) => f.key === options.key);
   if (!file) {
     const known = manifest.files.slice(0, 10).map((f) => f.key).join(', ');
-    throw new ReassembleError(`${options.key} is not in manifest ${options.manifestPath}. Fix: use one of its files: ${known}${manifest.files.length > 10 ? ', ...' : ''}.`);
+    throw new ReassembleInputError(`${options.key} is not in manifest ${options.manifestPath}. Fix: use one of its files: ${known}${manifest.files.length > 10 ? ', ...' : ''}.`);
   }
-  const chunks = manifest.chunks.filter((c) => c.file === file.key).sort((a, b) => a.index - b.index);
-  if (chunks.length !== file.chunkCount) {
-    throw new ReassembleError(`${file.key} has ${chunks.length} of its ${file.chunkCount} chunks in the manifest (the run was ${manifest.status}). Fix: run the ingest again for this file.`);
-  }
+  const chunks = chunkLayout(options.manifestPath, manifest, file);
+  const outPath = resolve(options.outPath);
+  const replacing = await checkOutputPath(outPath, options.force === true);
   const pool = options.pool ?? sharedHashPool();
   const nodes = nodesForManifest(options.loaded, manifest);
-  const outPath = resolve(options.outPath);
   await mkdir(dirname(outPath), { recursive: true });
   const temp = join(dirname(outPath), `.${basename(outPath)}.${randomBytes(4).toString('hex')}.part`);
-  const handle = await open(temp, 'w');
+  const handle = await open(temp, 'wx');
   try {
-    const digests: string[] = [];
-    for (const chunk of chunks) digests.push(await writeChunk(handle, chunk, manifest, nodes, pool, options.signal));
+    for (const chunk of chunks) await writeChunk(handle, chunk, manifest, nodes, pool, options.signal);
     await handle.close();
-    const actual = fileChecksum(manifest.checksumAlgorithm, digests);
-    const md5Hex = (await hashStream(pool, 'md5', createReadStream(temp), options.signal)).hex;
-    await rename(temp, outPath);
-    return { key: file.key, outPath, bytes: file.size, expected: file.checksum, actual, matched: actual === file.checksum, md5Hex };
+    const written = await hashWritten(temp, chunks, manifest.checksumAlgorithm, pool, options.signal);
+    const actual = fileChecksum(manifest.checksumAlgorithm, written.chunkDigests);
+    await placeOutput(temp, outPath, replacing);
+    const matched = actual === file.checksum && written.bytes === file.size;
+    return { key: file.key, outPath, bytes: written.bytes, expected: file.checksum, actual, matched, md5Hex: written.md5Hex };
   } catch (error) {
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
@@ -59,8 +76,120 @@ export async function reassembleFile(options: { loaded: LoadedConfig; manifestPa
   }
 }
 
+/**
+ * The file's chunks in order, after checking that they tile it: indexes 0..n-1 once each, offsets and sizes
+ * non-negative safe integers, each chunk starting where the one before ends, the last ending at the file's size.
+ * A hand-edited or damaged manifest would otherwise write at a negative, non-numeric or huge position.
+ */
+function chunkLayout(manifestPath: string, manifest: Manifest, file: ManifestFile): ManifestChunk[] {
+  const bad = (what: string): ReassembleInputError =>
+    new ReassembleInputError(`${manifestPath}: ${what}. Fix: pass the manifest the run wrote (it is not meant to be edited), or ingest ${file.key} again.`);
+  if (!isByteCount(file.size)) throw bad(`${file.key}: size ${JSON.stringify(file.size)} is not a byte count`);
+  if (!isByteCount(file.chunkCount)) throw bad(`${file.key}: chunkCount ${JSON.stringify(file.chunkCount)} is not a count`);
+  const byIndex = new Map<number, ManifestChunk>();
+  for (const chunk of manifest.chunks) {
+    if (chunk.file !== file.key) continue;
+    if (!isByteCount(chunk.index)) throw bad(`${chunk.id}: index ${JSON.stringify(chunk.index)} is not a chunk number`);
+    const twin = byIndex.get(chunk.index);
+    if (twin) throw bad(`${twin.id} and ${chunk.id} both have index ${chunk.index}`);
+    byIndex.set(chunk.index, chunk);
+  }
+  if (byIndex.size !== file.chunkCount) {
+    const missing = Array.from({ length: file.chunkCount }, (_, i) => i).find((i) => !byIndex.has(i));
+    const detail = missing !== undefined ? `${file.key}_chunk_${missing} is missing` : `there are ${byIndex.size}`;
+    throw bad(`${file.key} has ${file.chunkCount} chunks (chunkCount) but the manifest lists ${byIndex.size} (the run was ${manifest.status}): ${detail}`);
+  }
+  const chunks: ManifestChunk[] = [];
+  let end = 0;
+  for (let index = 0; index < file.chunkCount; index++) {
+    const chunk = byIndex.get(index);
+    if (!chunk) throw bad(`${file.key}_chunk_${index} is missing (indexes run from 0 to ${file.chunkCount - 1})`);
+    if (!isByteCount(chunk.offset) || chunk.offset !== end) throw bad(`${chunk.id}: offset ${JSON.stringify(chunk.offset)} should be ${end}, where the chunk before it ends`);
+    if (!isByteCount(chunk.size) || chunk.size === 0) throw bad(`${chunk.id}: size ${JSON.stringify(chunk.size)} is not a positive byte count`);
+    end += chunk.size;
+    if (end > file.size) throw bad(`${chunk.id} ends at byte ${end}, past the end of ${file.key} (${file.size} bytes)`);
+    if (!Array.isArray(chunk.copies) || typeof chunk.checksum !== 'string') throw bad(`${chunk.id} has no checksum or no list of copies`);
+    chunks.push(chunk);
+  }
+  if (end !== file.size) throw bad(`${file.key}: its chunks' sizes add up to ${end} bytes, not its size ${file.size}; ${chunks.at(-1)?.id ?? 'no chunk'} ends short`);
+  return chunks;
+}
+
+function isByteCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Refuses what reassemble must never replace: an existing path unless `force` and it is a regular file; folders,
+ * symbolic links (neither the link nor its target) and devices, FIFOs and sockets never. Returns the file that
+ * `--force` replaces, if any.
+ */
+async function checkOutputPath(outPath: string, force: boolean): Promise<Stats | undefined> {
+  let stats: Stats;
+  try {
+    stats = await lstat(outPath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new ReassembleInputError(`Cannot write ${outPath}: ${code === 'ENOTDIR' ? 'a folder on its path is a file' : (error as Error).message}. Fix: pass --out with a path in a folder you can write.`);
+  }
+  if (stats.isFile()) {
+    if (force) return stats;
+    throw new ReassembleInputError(`${outPath} already exists. Fix: pass --force to replace it, or choose a new --out path.`);
+  }
+  const kind = stats.isDirectory() ? 'a folder' : stats.isSymbolicLink() ? 'a symbolic link' : stats.isCharacterDevice() ? 'a character device' : stats.isBlockDevice() ? 'a block device' : stats.isFIFO() ? 'a FIFO (named pipe)' : 'a socket';
+  const example = stats.isDirectory() ? `, e.g. ${join(outPath, 'rebuilt.bin')}` : '';
+  const through = stats.isSymbolicLink() ? ' or writes through it' : '';
+  throw new ReassembleInputError(`${outPath} is ${kind}, not a regular file: reassemble never replaces it${through}, even with --force. Fix: pass --out with a new file path${example}.`);
+}
+
+/**
+ * Puts the finished temp file at `outPath`. A new path is taken with link(), which fails if anything appeared
+ * there meanwhile; `--force` renames over the file checked at the start, if it is still that regular file.
+ */
+async function placeOutput(temp: string, outPath: string, replacing: Stats | undefined): Promise<void> {
+  const now = await checkOutputPath(outPath, replacing !== undefined);
+  if (now && replacing && (now.ino !== replacing.ino || now.dev !== replacing.dev)) {
+    throw new ReassembleInputError(`${outPath} was replaced by another file while it was being rebuilt. Fix: run reassemble again.`);
+  }
+  if (now) {
+    await chmod(temp, now.mode & 0o777);
+    await rename(temp, outPath);
+    return;
+  }
+  try {
+    await link(temp, outPath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new ReassembleInputError(`${outPath} was created by something else while the file was being rebuilt. Fix: pass --force to replace it, or choose a new --out path.`);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+    // A file system without hard links: the path was free a moment ago (checked above).
+    await rename(temp, outPath);
+    return;
+  }
+  await rm(temp, { force: true });
+}
+
+/** Reads the written file back: each chunk's digest in the manifest's algorithm and the whole file's plain MD5. */
+async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<{ chunkDigests: string[]; md5Hex: string; bytes: number }> {
+  const whole = pool.sequence('md5');
+  const chunkDigests: string[] = [];
+  try {
+    for (const chunk of chunks) {
+      const tap = pool.tap(algorithm);
+      const range = createReadStream(path, { start: chunk.offset, end: chunk.offset + chunk.size - 1, highWaterMark: 1024 * 1024 });
+      await pipeline(range, tap, async (source: AsyncIterable<Uint8Array>) => whole.addStream(source), signal ? { signal } : {});
+      chunkDigests.push((await tap.digest).hex);
+    }
+  } catch (error) {
+    whole.discard();
+    throw error;
+  }
+  return { chunkDigests, md5Hex: await whole.digest(), bytes: (await stat(path)).size };
+}
+
 /** Writes the chunk at its offset from the first copy whose bytes hash to the manifest's checksum. */
-async function writeChunk(handle: FileHandle, chunk: ManifestChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<string> {
+async function writeChunk(handle: FileHandle, chunk: ManifestChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
   const failures: string[] = [];
   for (const copy of chunk.copies) {
     const node = nodes.get(copy.nodeId);
@@ -75,7 +204,7 @@ async function writeChunk(handle: FileHandle, chunk: ManifestChunk, manifest: Ma
       const out = positionalWriter(handle, chunk.offset, chunk.size);
       await pipeline(source, tap, out, signal ? { signal } : {});
       const { hex } = await tap.digest;
-      if (hex === chunk.checksum && tap.bytes === chunk.size) return hex;
+      if (hex === chunk.checksum && tap.bytes === chunk.size) return;
       failures.push(`${copy.nodeId}: checksum ${hex} (${tap.bytes} bytes) instead of ${chunk.checksum}`);
     } catch (error) {
       if (signal?.aborted) throw error;

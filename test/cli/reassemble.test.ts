@@ -1,0 +1,163 @@
+// `cloud-ingest reassemble` through the real CLI: it writes only to a new path (or, with --force, over an existing
+// regular file), never replaces a folder, a link or a device; it refuses a manifest whose offsets and sizes do not
+// add up, naming the manifest and the chunk; and the checksum it reports is that of the file as written.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import type { Manifest } from '../../shared/types.ts';
+import { badProject, cli, defaultYaml, EXIT, expectCleanExit, removeBadProjects } from '../bad-input/helpers.ts';
+import type { BadProject } from '../bad-input/helpers.ts';
+
+const MiB = 1024 * 1024;
+const BIG = 'big.bin';
+const BIG_SIZE = 2 * MiB + MiB / 2 + 7;
+
+let p: BadProject;
+let manifestPath: string;
+let manifest: Manifest;
+let bigBytes: Buffer;
+
+beforeAll(async () => {
+  p = await badProject(defaultYaml({ chunkMb: 1 }));
+  await ensureDataFile(join(p.data, BIG), BIG_SIZE, BIG);
+  await ensureDataFile(join(p.data, 'small.bin'), 1000, 'small.bin');
+  bigBytes = await readFile(join(p.data, BIG));
+  const run = await cli(['run', '--config', p.configPath, '--cloud', 'local', '--json'], { cwd: p.root });
+  expectCleanExit(run, EXIT.ok);
+  manifestPath = (JSON.parse(run.stdout) as { manifest: string }).manifest;
+  manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+  expect(manifest.chunks.filter((c) => c.file === BIG)).toHaveLength(3);
+});
+
+afterAll(removeBadProjects);
+
+const md5 = (bytes: Buffer): string => createHash('md5').update(bytes).digest('hex');
+
+function reassemble(out: string, ...extra: string[]) {
+  return cli(['reassemble', '--config', p.configPath, '--manifest', manifestPath, '--file', BIG, '--out', out, ...extra], { cwd: p.root });
+}
+
+let outCount = 0;
+async function outDir(): Promise<string> {
+  const dir = join(p.root, `out-${++outCount}`);
+  await mkdir(dir);
+  return dir;
+}
+
+describe('reassemble: where it writes', () => {
+  it('rebuilds into a new path and prints the checksum and plain MD5 of the file as written', async () => {
+    const out = join(await outDir(), 'new', 'big.bin');
+    const r = await reassemble(out);
+    expectCleanExit(r, EXIT.ok);
+    const written = await readFile(out);
+    expect(written.equals(bigBytes)).toBe(true);
+    const file = manifest.files.find((f) => f.key === BIG)!;
+    expect(r.stdout).toMatch(new RegExp(`^ok: ${BIG} → `));
+    expect(r.stdout).toContain(`checksum: ${file.checksum} (manifest ${file.checksum})`);
+    expect(r.stdout).toContain(`md5: ${md5(written)}`);
+  });
+
+  it('refuses to replace an existing file without --force: exit 2, names the path and the fix, the file is untouched', async () => {
+    const out = join(await outDir(), 'notes.txt');
+    await writeFile(out, 'somebody else’s notes\n');
+    const r = await reassemble(out);
+    expectCleanExit(r, EXIT.usage);
+    expect(r.stderr).toContain(out);
+    expect(r.stderr).toContain('--force');
+    expect(await readFile(out, 'utf8')).toBe('somebody else’s notes\n');
+  });
+
+  it('replaces an existing regular file with --force, keeping its permissions', async () => {
+    const out = join(await outDir(), 'previous.bin');
+    await writeFile(out, 'an older rebuild', { mode: 0o640 });
+    const r = await reassemble(out, '--force');
+    expectCleanExit(r, EXIT.ok);
+    expect((await readFile(out)).equals(bigBytes)).toBe(true);
+    expect((await stat(out)).mode & 0o777).toBe(0o640);
+  });
+
+  it('never replaces a folder, a symbolic link (nor writes through it) or a FIFO, even with --force', async () => {
+    const dir = await outDir();
+    const folder = join(dir, 'folder');
+    await mkdir(folder);
+    await writeFile(join(folder, 'inside.txt'), 'kept');
+    const target = join(dir, 'target.txt');
+    await writeFile(target, 'the link target');
+    const link = join(dir, 'link.bin');
+    await symlink(target, link);
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+
+    for (const [out, kind] of [[folder, /folder/], [link, /symbolic link/], [fifo, /FIFO/]] as const) {
+      for (const extra of [[], ['--force']]) {
+        const r = await reassemble(out, ...extra);
+        expectCleanExit(r, EXIT.usage);
+        expect(r.stderr).toContain(out);
+        expect(r.stderr).toMatch(kind);
+        expect(r.stderr).toMatch(/Fix:/);
+      }
+    }
+    expect((await lstat(folder)).isDirectory()).toBe(true);
+    expect(await readFile(join(folder, 'inside.txt'), 'utf8')).toBe('kept');
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await readlink(link)).toBe(target);
+    expect(await readFile(target, 'utf8')).toBe('the link target');
+    expect((await lstat(fifo)).isFIFO()).toBe(true);
+  });
+
+  it.runIf(process.getuid?.() === 0)('as root, a character device (made like /dev/null: mknod c 1 3) stays a device, even with --force', async () => {
+    const device = join(await outDir(), 'null');
+    execFileSync('mknod', [device, 'c', '1', '3']);
+    for (const extra of [[], ['--force']]) {
+      const r = await reassemble(device, ...extra);
+      expectCleanExit(r, EXIT.usage);
+      expect(r.stderr).toContain(device);
+      expect(r.stderr).toMatch(/character device/);
+    }
+    expect((await lstat(device)).isCharacterDevice()).toBe(true);
+  });
+
+  it('a key that is not in the manifest is a usage error (exit 2) naming the manifest and its files', async () => {
+    const r = await cli(['reassemble', '--config', p.configPath, '--manifest', manifestPath, '--file', 'nope.bin', '--out', join(await outDir(), 'x')], { cwd: p.root });
+    expectCleanExit(r, EXIT.usage);
+    expect(r.stderr).toContain(manifestPath);
+    expect(r.stderr).toContain(BIG);
+  });
+});
+
+describe('reassemble: a hand-edited manifest', () => {
+  type Edit = (chunks: Manifest['chunks'], file: Manifest['files'][number]) => void;
+  const bigChunks = (chunks: Manifest['chunks']) => chunks.filter((c) => c.file === BIG).sort((a, b) => a.index - b.index);
+  const cases: [string, Edit, RegExp][] = [
+    ['a negative offset', (c) => void (bigChunks(c)[1]!.offset = -5), /offset/],
+    ['a non-numeric offset', (c) => void ((bigChunks(c)[1] as unknown as { offset: string }).offset = 'abc'), /offset/],
+    ['a huge offset', (c) => void (bigChunks(c)[2]!.offset = 2 ** 60), /offset/],
+    ['an offset past a gap', (c) => void (bigChunks(c)[1]!.offset += 1), /offset/],
+    ['a size that does not add up to the file', (c) => void (bigChunks(c)[2]!.size -= 1), /size|add up/],
+    ['a negative size', (c) => void (bigChunks(c)[0]!.size = -1), /size/],
+    ['a chunk count that disagrees', (_c, f) => void (f.chunkCount = 4), /chunk/],
+    ['a duplicated index', (c) => void (bigChunks(c)[2]!.index = 1), /index/],
+  ];
+
+  for (const [name, edit, detail] of cases) {
+    it(`${name}: refused (exit 2), naming the manifest and the chunk; nothing written`, async () => {
+      const edited = structuredClone(manifest);
+      const file = edited.files.find((f) => f.key === BIG)!;
+      edit(edited.chunks, file);
+      const editedPath = join(await outDir(), `edited-${name.replaceAll(' ', '-')}.json`);
+      await writeFile(editedPath, JSON.stringify(edited, null, 2));
+      const out = join(await outDir(), 'big.bin');
+      const r = await cli(['reassemble', '--config', p.configPath, '--manifest', editedPath, '--file', BIG, '--out', out], { cwd: p.root });
+      expectCleanExit(r, EXIT.usage);
+      expect(r.stdout).not.toMatch(/^ok/m);
+      expect(r.stderr).toContain(editedPath);
+      expect(r.stderr).toMatch(new RegExp(`${BIG}_chunk_\\d`));
+      expect(r.stderr).toMatch(detail);
+      expect(r.stderr).toMatch(/Fix:/);
+      await expect(stat(out)).rejects.toThrow(/ENOENT/);
+    });
+  }
+});
