@@ -1,6 +1,6 @@
 // npm run faults [-- --trials N --seed S --only kill,flaky,...]
-// Runs every fault scenario of issue 6 against real components with seeded trials, prints the results as a
-// markdown table, and exits non-zero if any chunk was lost or duplicated or any check failed.
+// Runs every fault scenario of issues 6 and 12 against real components with seeded trials, prints the results as
+// a markdown table, and exits non-zero if any chunk was lost, duplicated or under-replicated or any check failed.
 // `--trials N` sets the kill-and-resume trials (default 20); the other scenarios run a few trials each.
 import { parseArgs } from 'node:util';
 import { markdownTable, removeTemps } from '../test/faults/harness.ts';
@@ -36,7 +36,19 @@ for (const name of names) {
     process.exit(2);
   }
 }
-const TRIALS: Record<ScenarioName, number> = { kill: killTrials, flaky: 3, corrupt: 3, 'node-killed': 3, 'node-back': 1, 'disk-full': 2, slow: 2 };
+const TRIALS: Record<ScenarioName, number> = {
+  kill: killTrials,
+  flaky: 3,
+  corrupt: 3,
+  'node-killed': 3,
+  'node-back': 1,
+  'disk-full': 2,
+  slow: 2,
+  'agent-kill-r1': 3,
+  'agent-kill-r2': 3,
+  'hash-thread': 4,
+  names: 4,
+};
 const log = values.quiet ? undefined : (line: string): void => void process.stderr.write(`  ${line}\n`);
 
 const rows: ScenarioRow[] = [];
@@ -54,9 +66,9 @@ try {
 }
 
 process.stdout.write(`\n${markdownTable(rows)}\n`);
-const bad = rows.filter((r) => r.lost > 0 || r.duplicates > 0 || r.failures.length > 0);
+const bad = rows.filter((r) => r.lost > 0 || r.duplicates > 0 || r.underReplicated > 0 || r.failures.length > 0);
 if (bad.length > 0) {
-  process.stdout.write(`\nFAILED: ${bad.map((r) => `${r.scenario} (${r.lost} lost, ${r.duplicates} duplicates, ${r.failures.length} failed checks)`).join('; ')}\n`);
+  process.stdout.write(`\nFAILED: ${bad.map((r) => `${r.scenario} (${r.lost} lost, ${r.duplicates} duplicates, ${r.underReplicated} under-replicated, ${r.failures.length} failed checks)`).join('; ')}\n`);
   process.exit(1);
 }
-process.stdout.write(`\nall ${rows.reduce((s, r) => s + r.trials, 0)} trials: nothing lost, nothing duplicated, every file reassembled byte for byte\n`);
+process.stdout.write(`\nall ${rows.reduce((s, r) => s + r.trials, 0)} trials: nothing lost, nothing duplicated, nothing under-replicated, every file reassembled byte for byte\n`);

@@ -4,8 +4,7 @@
 // the run nor marks a node failed. Every copy is judged by reading it back from the live agents over HTTP and
 // hashing it against the source's own bytes, never by the manifest's word.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, readlink } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
@@ -17,6 +16,7 @@ import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest, NodeHealthState } from '../../shared/types.ts';
 import { cleanupAgents, runCli, spawnAgent } from '../helpers/agents.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
+import { killAgentForReal } from '../faults/harness.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { until } from '../helpers/until.ts';
 import { detection, md5OfRange, MIB, tempProject, writeConfig } from './fixtures.ts';
@@ -96,42 +96,6 @@ async function projectFor(cluster: Cluster, sourceDir: string, o: { replicas: nu
   ].join('\n');
   const loaded = await writeConfig(root, yaml);
   return { configPath: loaded.path, loaded };
-}
-
-/** Whether `pid` itself holds the socket listening on 127.0.0.1:`port` (not a launcher that re-ran itself). */
-async function holdsListeningSocket(pid: number, port: number): Promise<boolean> {
-  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
-  const table = await readFile('/proc/net/tcp', 'utf8');
-  const inodes = new Set<string>();
-  for (const line of table.split('\n').slice(1)) {
-    const cols = line.trim().split(/\s+/);
-    if (cols[1]?.endsWith(`:${portHex}`) && cols[3] === '0A') inodes.add(cols[9]!);
-  }
-  for (const fd of await readdir(`/proc/${pid}/fd`)) {
-    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-    const m = /^socket:\[(\d+)\]$/.exec(target);
-    if (m && inodes.has(m[1]!)) return true;
-  }
-  return false;
-}
-
-function refusesConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
-  });
-}
-
-/** SIGKILLs the agent process that serves the port (checked), and checks nothing answers on it afterwards. */
-async function killForReal(agent: AgentProcess): Promise<void> {
-  expect(await holdsListeningSocket(agent.proc.pid!, agent.port), `pid ${agent.proc.pid} is not the process listening on port ${agent.port}`).toBe(true);
-  const exit = await agent.kill('SIGKILL');
-  expect(exit.signal).toBe('SIGKILL');
-  expect(await refusesConnections(agent.port)).toBe(true);
 }
 
 async function sidecars(dir: string): Promise<number> {
@@ -257,7 +221,7 @@ describe('an agent SIGKILLed mid-run (issue 12, finding 1)', () => {
       }
       expect(finished, 'the run ended before the agent was killed: the test proves nothing').toBe(false);
       const killedAfterMs = performance.now() - started;
-      await killForReal(cluster.agents[victim]!);
+      await killAgentForReal(cluster.agents[victim]!);
       const result = await run;
       const summary = JSON.parse(result.stdout) as { status: Manifest['status']; manifest: string };
       const manifest = await readManifest(summary.manifest);
@@ -334,17 +298,17 @@ describe('replicas: 2 with a node full or dead mid-run (issue 12, finding 2)', (
     // Round robin keeps offering a3 its share whatever free space it reports, so it does fill up.
     const { loaded } = await projectFor(cluster, bigDir, { replicas: 2, chunkMb: 2, placement: 'round_robin' });
     const log = stateLog();
-    let kill: Promise<void> | undefined;
+    let kill: Promise<Error | undefined> | undefined;
     const result = await ingestCatching(
       loaded,
       (e) => {
         log.onNode(e);
-        if (!kill && e.type === 'node' && e.status.id === 'a3' && e.status.state === 'full') kill = killForReal(cluster.agents[1]!);
+        if (!kill && e.type === 'node' && e.status.id === 'a3' && e.status.state === 'full') kill = killAgentForReal(cluster.agents[1]!).then(() => undefined, (error: Error) => error);
       },
       'mid-b.bin',
     );
-    await kill;
     expect(kill, 'a3 never filled up, so a2 was never killed: the test proves nothing').toBeDefined();
+    expect(await kill).toBeUndefined();
     expectSucceeded(result);
     await expectHonestStatus({ ...result, loaded, cluster, live: new Set(['a1', 'a3']), files: midFile(), replicas: 2 });
     expect(result.manifest.status, 'only a1 has room after a3 fills and a2 dies: 2 copies cannot be placed').toBe('degraded');

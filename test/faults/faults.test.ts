@@ -1,9 +1,10 @@
 // The fault suite inside `npm test`, with fewer trials than `npm run faults`: every scenario must end with
-// nothing lost, nothing duplicated, verify clean and every file reassembled byte for byte.
+// nothing lost, nothing duplicated, nothing under-replicated, verify clean and every file reassembled byte for byte.
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupAgents } from '../helpers/agents.ts';
 import { removeTemps } from './harness.ts';
 import type { ScenarioRow } from './harness.ts';
+import { agentKilledForReal, hashThreadKilled, namesThroughAgents } from './edge-scenarios.ts';
 import { corruptInTransit, diskFills, flakySource, killAndResume, nodeComesBack, nodeKilled, slowNode } from './scenarios.ts';
 
 const SEED = 'npm-test-1';
@@ -19,6 +20,7 @@ function expectClean(row: ScenarioRow, trials: number): void {
   expect(row.chunks).toBeGreaterThan(0);
   expect(row.lost).toBe(0);
   expect(row.duplicates).toBe(0);
+  expect(row.underReplicated).toBe(0);
 }
 
 describe('fault suite (few trials; `npm run faults` runs the full set)', () => {
@@ -57,5 +59,21 @@ describe('fault suite (few trials; `npm run faults` runs the full set)', () => {
     const row = await slowNode({ trials: 2, seed: SEED });
     expectClean(row, 2);
     expect(row.replacements).toBeGreaterThan(0);
+  });
+
+  it('6a. an agent process SIGKILLed for real, replicas 1: complete, verify clean right after with the agent still dead', async () => {
+    expectClean(await agentKilledForReal(1)({ trials: 1, seed: SEED }), 1);
+  });
+
+  it('6b. an agent process SIGKILLed for real, replicas 2: every chunk keeps 2 good copies on live nodes', async () => {
+    expectClean(await agentKilledForReal(2)({ trials: 1, seed: SEED }), 1);
+  });
+
+  it('7. a hashing thread killed mid-run fails only the work it held, which is done again', async () => {
+    expectClean(await hashThreadKilled({ trials: 1, seed: SEED }), 1);
+  });
+
+  it('8. a seeded fuzz of source names through agents: every file reassembled byte for byte after every agent restarts', async () => {
+    expectClean(await namesThroughAgents({ trials: 1, seed: SEED }), 1);
   });
 });

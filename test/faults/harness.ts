@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../electron/engine/config.ts';
@@ -15,9 +16,10 @@ import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
-import type { Manifest } from '../../shared/types.ts';
+import type { DetectionResult, Manifest } from '../../shared/types.ts';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
-import { CLI, REPO_ROOT } from '../helpers/agents.ts';
+import { CLI, REPO_ROOT, spawnAgent } from '../helpers/agents.ts';
+import type { AgentProcess } from '../helpers/agents.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -116,6 +118,8 @@ export interface Project {
   manifestDir: string;
   /** node id → the folder its chunks are kept in (a folder node's path, or an agent's --dir). */
   nodeDirs: Map<string, string>;
+  /** The nodes as configured (agents' URLs and token variables, for reading copies back from them). */
+  nodes: NodeSpec[];
   replicas: number;
   chunkSize: number;
 }
@@ -160,7 +164,7 @@ export async function makeProject(o: ProjectOptions): Promise<Project> {
   await writeFile(configPath, yaml);
   const loaded = await loadConfig(configPath);
   const nodeDirs = new Map(o.nodes.map((n) => [n.id, 'path' in n ? n.path : n.dir] as const));
-  return { root, configPath, loaded, manifestDir, nodeDirs, replicas: o.replicas ?? 1, chunkSize: Math.round(o.chunkMb * MiB) };
+  return { root, configPath, loaded, manifestDir, nodeDirs, nodes: o.nodes, replicas: o.replicas ?? 1, chunkSize: Math.round(o.chunkMb * MiB) };
 }
 
 export function localSourceYaml(dir: string): string {
@@ -252,6 +256,98 @@ export async function partialFiles(nodeDirs: Map<string, string>): Promise<numbe
   return count;
 }
 
+// ---- nodes alive at the end, copies read back from them ------------------------------------------------------
+
+/** Which nodes answer now: a folder node whose folder exists, an agent whose health endpoint answers 200. */
+export async function liveNodes(nodes: NodeSpec[]): Promise<Set<string>> {
+  const live = new Set<string>();
+  await Promise.all(
+    nodes.map(async (n) => {
+      if ('path' in n) {
+        if (await stat(n.path).then((s) => s.isDirectory(), () => false)) live.add(n.id);
+        return;
+      }
+      try {
+        const res = await fetch(`${n.url}/v1/health`, { headers: agentAuth(n), signal: AbortSignal.timeout(3000) });
+        await res.body?.cancel();
+        if (res.status === 200) live.add(n.id);
+      } catch {
+        // not answering: dead
+      }
+    }),
+  );
+  return live;
+}
+
+function agentAuth(n: Extract<NodeSpec, { url: string }>): Record<string, string> {
+  const token = n.tokenEnv ? process.env[n.tokenEnv] : undefined;
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** The checksum of a chunk as an agent serves it (GET), or undefined when it does not serve it. */
+async function servedChecksum(n: Extract<NodeSpec, { url: string }>, chunkId: string, algorithm: ChecksumAlgorithm): Promise<{ hex: string; size: number } | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(`${n.url}/v1/chunks/${encodeURIComponent(chunkId)}`, { headers: agentAuth(n), signal: AbortSignal.timeout(60_000) });
+  } catch {
+    return undefined;
+  }
+  if (res.status !== 200 || !res.body) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  const hash = createHash(algorithm);
+  let size = 0;
+  try {
+    for await (const part of res.body) {
+      hash.update(part);
+      size += part.length;
+    }
+  } catch {
+    return undefined;
+  }
+  return { hex: hash.digest('hex'), size };
+}
+
+/** Whether `pid` itself holds the socket listening on 127.0.0.1:`port` (not a launcher that re-ran itself). */
+export async function holdsListeningSocket(pid: number, port: number): Promise<boolean> {
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const line of (await readFile('/proc/net/tcp', 'utf8')).split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[1]?.endsWith(`:${portHex}`) && cols[3] === '0A') inodes.add(cols[9]!);
+  }
+  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m && inodes.has(m[1]!)) return true;
+  }
+  return false;
+}
+
+function refusesConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+/**
+ * SIGKILLs the agent process serving its port, after checking that this PID (not a wrapper around it) holds the
+ * listening socket, and checks that nothing answers on the port afterwards. Throws naming what did not hold.
+ */
+export async function killAgentForReal(agent: AgentProcess): Promise<void> {
+  const pid = agent.proc.pid!;
+  if (!(await holdsListeningSocket(pid, agent.port))) throw new Error(`pid ${pid} does not hold the socket listening on port ${agent.port}: killing it would not stop the agent`);
+  const exit = await agent.kill('SIGKILL');
+  if (exit.signal !== 'SIGKILL') throw new Error(`agent pid ${pid} exited with ${exit.code ?? exit.signal} before it could be killed`);
+  if (!(await refusesConnections(agent.port))) throw new Error(`port ${agent.port} still answers after its agent (pid ${pid}) was SIGKILLed`);
+}
+
 // ---- the audit -------------------------------------------------------------------------------------------------
 
 export interface AuditResult {
@@ -261,6 +357,11 @@ export interface AuditResult {
   lost: string[];
   /** Chunk ids the manifest lists twice, or with more copies than `replicas` (or one node twice). */
   duplicates: string[];
+  /**
+   * Chunks the manifest lists with fewer good copies than `replicas` on distinct nodes alive at the end: each copy
+   * read back (from the agent that holds it, or the folder) and hashed against the source's bytes.
+   */
+  underReplicated: string[];
   /** Copies a node shows as complete whose bytes do not match their own sidecar. */
   torn: string[];
   /** Complete copies on nodes that the manifest does not list (space wasted, not data at risk). */
@@ -274,13 +375,26 @@ export interface AuditResult {
  * from the source files' sizes, their checksums from hashing the source ranges, and a copy is good only if the
  * bytes in the node's folder hash to that.
  */
-export async function auditRun(o: { manifest: Manifest; files: SourceFile[]; chunkSize: number; replicas: number; nodeDirs: Map<string, string> }): Promise<AuditResult> {
+export async function auditRun(o: {
+  manifest: Manifest;
+  files: SourceFile[];
+  chunkSize: number;
+  replicas: number;
+  nodeDirs: Map<string, string>;
+  /** The configured nodes; agents among them are read back over HTTP. */
+  nodes?: NodeSpec[];
+  /** Nodes alive at the end (liveNodes); copies elsewhere count for nothing. Default: every node. */
+  live?: Set<string>;
+}): Promise<AuditResult> {
   const { manifest } = o;
   const algorithm = manifest.checksumAlgorithm;
   const problems: string[] = [];
   const lost: string[] = [];
   const duplicates = new Set<string>();
   const torn: string[] = [];
+  const underReplicated: string[] = [];
+  const agents = new Map((o.nodes ?? []).flatMap((n) => ('url' in n ? [[n.id, n] as const] : [])));
+  const alive = (nodeId: string): boolean => o.live === undefined || o.live.has(nodeId);
 
   const listed = new Map<string, Manifest['chunks'][number]>();
   for (const chunk of manifest.chunks) {
@@ -337,11 +451,22 @@ export async function auditRun(o: { manifest: Manifest; files: SourceFile[]; chu
       if (chunk.offset !== offset || chunk.size !== size || chunk.checksum !== want) {
         problems.push(`${id}: manifest says offset ${chunk.offset} size ${chunk.size} checksum ${chunk.checksum}; source has ${offset} ${size} ${want}`);
       }
-      const good = chunk.copies.filter((listedCopy) => {
+      const goodOn = new Set<string>();
+      for (const listedCopy of chunk.copies) {
+        if (!alive(listedCopy.nodeId) || goodOn.has(listedCopy.nodeId)) continue;
+        const agent = agents.get(listedCopy.nodeId);
+        if (agent) {
+          const served = await servedChecksum(agent, id, algorithm);
+          if (served?.hex === want && served.size === size) goodOn.add(listedCopy.nodeId);
+          continue;
+        }
         const copy = (byId.get(id) ?? []).find((c) => c.nodeId === listedCopy.nodeId);
-        return copy !== undefined && copy.size === size && actual.get(copy) === want;
-      });
-      if (good.length === 0) lost.push(id);
+        if (copy !== undefined && copy.size === size && actual.get(copy) === want) goodOn.add(listedCopy.nodeId);
+      }
+      if (goodOn.size === 0) lost.push(id);
+      if (goodOn.size < o.replicas) {
+        underReplicated.push(`${id} (${goodOn.size} good on live nodes${goodOn.size ? `: ${[...goodOn].join('+')}` : ''}; the manifest lists ${chunk.copies.map((c) => c.nodeId).join('+') || 'no copy'})`);
+      }
     }
   }
   for (const id of listed.keys()) if (!expectedIds.has(id)) problems.push(`the manifest lists ${id}, which the source does not call for`);
@@ -351,7 +476,7 @@ export async function auditRun(o: { manifest: Manifest; files: SourceFile[]; chu
     const chunk = listed.get(copy.id);
     if (!chunk || !chunk.copies.some((c) => c.nodeId === copy.nodeId)) orphans++;
   }
-  return { chunks, lost, duplicates: [...duplicates], torn, orphans, problems };
+  return { chunks, lost, duplicates: [...duplicates], underReplicated, torn, orphans, problems };
 }
 
 /** verify (the engine's) and a byte-exact reassembly of every file, compared with the source's own MD5. */
@@ -376,6 +501,74 @@ export async function verifyAndReassemble(o: { loaded: LoadedConfig; manifestPat
   return problems;
 }
 
+// ---- scenarios' common steps -------------------------------------------------------------------------------------
+
+export interface ScenarioOptions {
+  trials: number;
+  seed: string;
+  /** Progress lines (one per trial); silent by default. */
+  log?: (line: string) => void;
+}
+
+export const LOCAL: DetectionResult = { cloud: 'local', signal: 'flag', detail: '--cloud local (fault suite)', elapsedMs: 0, probes: [] };
+
+/** Runs a scenario's trials, timing them; a scenario that throws becomes a failure of its row. */
+export async function timed(row: ScenarioRow, body: () => Promise<void>): Promise<ScenarioRow> {
+  const started = performance.now();
+  try {
+    await body();
+  } catch (error) {
+    row.failures.push(`the scenario stopped: ${(error as Error).stack ?? String(error)}`);
+  }
+  row.seconds = (performance.now() - started) / 1000;
+  return row;
+}
+
+/** Audits the run against the nodes alive now (probed, not assumed), then verify and reassemble every file. */
+export async function finishTrial(row: ScenarioRow, label: string, project: Project, files: SourceFile[], result: { manifest: Manifest; manifestPath: string }): Promise<void> {
+  const live = await liveNodes(project.nodes);
+  const audit = await auditRun({ manifest: result.manifest, files, chunkSize: project.chunkSize, replicas: project.replicas, nodeDirs: project.nodeDirs, nodes: project.nodes, live });
+  const checks = await verifyAndReassemble({ loaded: project.loaded, manifestPath: result.manifestPath, files });
+  addTrial(row, label, result.manifest, audit, checks);
+  if (audit.orphans > 0) row.notes.push(`${label}: ${audit.orphans} complete copies on nodes that the manifest does not list`);
+}
+
+// ---- agents ------------------------------------------------------------------------------------------------------
+
+export interface Cluster {
+  agents: AgentProcess[];
+  tokenEnvs: string[];
+}
+
+let clusterCount = 0;
+
+export async function startAgents(n: number, extra: { maxBytes?: number }[] = []): Promise<Cluster> {
+  const tag = ++clusterCount;
+  const agents = await Promise.all(Array.from({ length: n }, (_, i) => spawnAgent({ ...(extra[i]?.maxBytes !== undefined ? { maxBytes: extra[i].maxBytes } : {}) })));
+  const tokenEnvs = agents.map((a, i) => {
+    const name = `FAULTS_C${tag}_A${i + 1}_TOKEN`;
+    process.env[name] = a.token;
+    return name;
+  });
+  return { agents, tokenEnvs };
+}
+
+/** Starts a stopped agent again on its folder, port and token, as an operator restarting it would. */
+export async function restartAgent(c: Cluster, index: number): Promise<void> {
+  const old = c.agents[index]!;
+  await old.kill('SIGKILL');
+  c.agents[index] = await spawnAgent({ dir: old.dir, port: old.port, token: old.token! });
+}
+
+export async function stopAgents(c: Cluster): Promise<void> {
+  await Promise.all(c.agents.map((a) => a.kill('SIGKILL')));
+  for (const name of c.tokenEnvs) delete process.env[name];
+}
+
+export function agentSpecs(c: Cluster, urls?: string[]): NodeSpec[] {
+  return c.agents.map((a, i) => ({ id: `a${i + 1}`, url: urls?.[i] ?? a.url, tokenEnv: c.tokenEnvs[i]!, dir: a.dir }));
+}
+
 // ---- results ---------------------------------------------------------------------------------------------------
 
 export interface ScenarioRow {
@@ -386,6 +579,8 @@ export interface ScenarioRow {
   replacements: number;
   lost: number;
   duplicates: number;
+  /** Chunks with fewer good copies on live nodes than `replicas` (AuditResult.underReplicated). */
+  underReplicated: number;
   seconds: number;
   /** Everything that went wrong besides lost/duplicates: each a sentence naming trial and chunk. */
   failures: string[];
@@ -394,7 +589,7 @@ export interface ScenarioRow {
 }
 
 export function emptyRow(scenario: string): ScenarioRow {
-  return { scenario, trials: 0, chunks: 0, retries: 0, replacements: 0, lost: 0, duplicates: 0, seconds: 0, failures: [], notes: [] };
+  return { scenario, trials: 0, chunks: 0, retries: 0, replacements: 0, lost: 0, duplicates: 0, underReplicated: 0, seconds: 0, failures: [], notes: [] };
 }
 
 /** Adds one finished trial: manifest counters, the audit, and verify/reassemble problems. */
@@ -405,15 +600,17 @@ export function addTrial(row: ScenarioRow, label: string, manifest: Manifest, au
   row.replacements += manifest.totals.replacements;
   row.lost += audit.lost.length;
   row.duplicates += audit.duplicates.length;
+  row.underReplicated += audit.underReplicated.length;
   if (manifest.status !== 'complete') row.failures.push(`${label}: manifest status ${manifest.status}`);
   for (const id of audit.lost) row.failures.push(`${label}: lost ${id}`);
   for (const id of audit.duplicates) row.failures.push(`${label}: duplicate ${id}`);
+  for (const id of audit.underReplicated) row.failures.push(`${label}: under-replicated ${id}`);
   for (const t of audit.torn) row.failures.push(`${label}: a node shows ${t} as complete but its bytes do not match its sidecar`);
   for (const p of [...audit.problems, ...checkProblems]) row.failures.push(`${label}: ${p}`);
 }
 
 export function markdownTable(rows: ScenarioRow[]): string {
-  const header = '| scenario | trials | chunks | retries | re-placements | lost | duplicates | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|';
-  const lines = rows.map((r) => `| ${r.scenario} | ${r.trials} | ${r.chunks} | ${r.retries} | ${r.replacements} | ${r.lost} | ${r.duplicates} | ${r.seconds.toFixed(1)} |`);
+  const header = '| scenario | trials | chunks | retries | re-placements | lost | duplicates | under-replicated | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const lines = rows.map((r) => `| ${r.scenario} | ${r.trials} | ${r.chunks} | ${r.retries} | ${r.replacements} | ${r.lost} | ${r.duplicates} | ${r.underReplicated} | ${r.seconds.toFixed(1)} |`);
   return [header, ...lines].join('\n');
 }

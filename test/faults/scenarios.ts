@@ -1,4 +1,4 @@
-// The fault scenarios of issue 6. Each runs seeded trials against real components (the engine CLI as a child
+// The fault scenarios of issue 6 (issue 12's are in edge-scenarios.ts). Each runs seeded trials against real components (the engine CLI as a child
 // process, s3rver, node agent processes, real folders), ends every trial with verify and a byte-exact reassembly
 // of every file, audits the nodes independently (harness.ts) and returns one row of the results table.
 // `npm run faults` runs them with many trials (scripts/faults.ts); `npm test` with a few (faults.test.ts).
@@ -9,17 +9,17 @@ import { runIngest } from '../../electron/engine/ingest.ts';
 import type { IngestResult } from '../../electron/engine/ingest.ts';
 import { readManifest } from '../../electron/engine/manifest.ts';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
-import type { DetectionResult, IngestEvent, Manifest, ManifestChunk } from '../../shared/types.ts';
+import type { DetectionResult, IngestEvent, ManifestChunk } from '../../shared/types.ts';
 import { spawnAgent } from '../helpers/agents.ts';
-import type { AgentProcess } from '../helpers/agents.ts';
 import { S3RVER_KEY, startS3 } from '../helpers/emulators.ts';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import {
-  addTrial,
-  auditRun,
+  agentSpecs,
   canonicalCopies,
   emptyRow,
+  finishTrial,
   hasStackTrace,
+  LOCAL,
   localSourceYaml,
   makeFiles,
   makeProject,
@@ -30,39 +30,16 @@ import {
   rng,
   runCliToEnd,
   spawnCli,
+  startAgents,
+  stopAgents,
   tempRoot,
-  verifyAndReassemble,
+  timed,
 } from './harness.ts';
-import type { NodeSpec, Project, ScenarioRow, SourceFile } from './harness.ts';
+import type { NodeSpec, Project, ScenarioOptions, ScenarioRow } from './harness.ts';
+import { agentKilledForReal, hashThreadKilled, namesThroughAgents } from './edge-scenarios.ts';
 import { corruptingProxy, tcpProxy } from './proxies.ts';
 
-export interface ScenarioOptions {
-  trials: number;
-  seed: string;
-  /** Progress lines (one per trial); silent by default. */
-  log?: (line: string) => void;
-}
-
-const LOCAL: DetectionResult = { cloud: 'local', signal: 'flag', detail: '--cloud local (fault suite)', elapsedMs: 0, probes: [] };
 const AWS: DetectionResult = { cloud: 'aws', signal: 'flag', detail: '--cloud aws (fault suite)', elapsedMs: 0, probes: [] };
-
-async function timed(row: ScenarioRow, body: () => Promise<void>): Promise<ScenarioRow> {
-  const started = performance.now();
-  try {
-    await body();
-  } catch (error) {
-    row.failures.push(`the scenario stopped: ${(error as Error).stack ?? String(error)}`);
-  }
-  row.seconds = (performance.now() - started) / 1000;
-  return row;
-}
-
-async function finishTrial(row: ScenarioRow, label: string, project: Project, files: SourceFile[], result: { manifest: Manifest; manifestPath: string }): Promise<void> {
-  const audit = await auditRun({ manifest: result.manifest, files, chunkSize: project.chunkSize, replicas: project.replicas, nodeDirs: project.nodeDirs });
-  const checks = await verifyAndReassemble({ loaded: project.loaded, manifestPath: result.manifestPath, files });
-  addTrial(row, label, result.manifest, audit, checks);
-  if (audit.orphans > 0) row.notes.push(`${label}: ${audit.orphans} complete copies on nodes that the manifest does not list`);
-}
 
 // ---- 1. the engine process SIGKILLed at seeded points, then resumed --------------------------------------------
 
@@ -302,35 +279,6 @@ export function flakySource(o: ScenarioOptions): Promise<ScenarioRow> {
   });
 }
 
-// ---- agents ------------------------------------------------------------------------------------------------------
-
-interface Cluster {
-  agents: AgentProcess[];
-  tokenEnvs: string[];
-}
-
-let clusterCount = 0;
-
-async function startAgents(n: number, extra: { maxBytes?: number }[] = []): Promise<Cluster> {
-  const tag = ++clusterCount;
-  const agents = await Promise.all(Array.from({ length: n }, (_, i) => spawnAgent({ ...(extra[i]?.maxBytes !== undefined ? { maxBytes: extra[i].maxBytes } : {}) })));
-  const tokenEnvs = agents.map((a, i) => {
-    const name = `FAULTS_C${tag}_A${i + 1}_TOKEN`;
-    process.env[name] = a.token;
-    return name;
-  });
-  return { agents, tokenEnvs };
-}
-
-async function stopAgents(c: Cluster): Promise<void> {
-  await Promise.all(c.agents.map((a) => a.kill('SIGKILL')));
-  for (const name of c.tokenEnvs) delete process.env[name];
-}
-
-function agentSpecs(c: Cluster, urls?: string[]): NodeSpec[] {
-  return c.agents.map((a, i) => ({ id: `a${i + 1}`, url: urls?.[i] ?? a.url, tokenEnv: c.tokenEnvs[i]!, dir: a.dir }));
-}
-
 // ---- 3. bytes corrupted between the engine and an agent -------------------------------------------------------
 
 export function corruptInTransit(o: ScenarioOptions): Promise<ScenarioRow> {
@@ -563,5 +511,17 @@ export function slowNode(o: ScenarioOptions): Promise<ScenarioRow> {
   });
 }
 
-export const SCENARIOS = { kill: killAndResume, flaky: flakySource, corrupt: corruptInTransit, 'node-killed': nodeKilled, 'node-back': nodeComesBack, 'disk-full': diskFills, slow: slowNode } as const;
+export const SCENARIOS = {
+  kill: killAndResume,
+  flaky: flakySource,
+  corrupt: corruptInTransit,
+  'node-killed': nodeKilled,
+  'node-back': nodeComesBack,
+  'disk-full': diskFills,
+  slow: slowNode,
+  'agent-kill-r1': agentKilledForReal(1),
+  'agent-kill-r2': agentKilledForReal(2),
+  'hash-thread': hashThreadKilled,
+  names: namesThroughAgents,
+} as const;
 export type ScenarioName = keyof typeof SCENARIOS;
