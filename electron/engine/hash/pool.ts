@@ -1,7 +1,8 @@
 // A pool of hashing threads, one per core, so hashing never runs on the thread that moves bytes
 // (or on Electron's main thread). Streams are tapped: bytes are copied into 1 MiB blocks of shared memory
 // that each thread's streams take from and give back to one free list, so memory stays at a few blocks per
-// stream in flight and nothing is allocated per block.
+// stream in flight and nothing is allocated per block. A thread that dies (throws, runs out of memory, is
+// terminated) fails only the jobs it held, with HashThreadLost, and a new thread takes its place.
 import { availableParallelism } from 'node:os';
 import { Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
@@ -14,6 +15,10 @@ import { crcBase64 } from './crc32c.js';
 
 const BLOCK_BYTES = 1024 * 1024;
 const BLOCKS_IN_FLIGHT = 2;
+/** Threads that die before they start, in a row, after which the pool stops replacing them. */
+const MAX_START_FAILURES = 3;
+/** Fault injection for the fault suite: see HashPool.armFaultKill. */
+const FAULT_KILL_ENV = 'CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS';
 
 type Reply =
   | { op: 'ack'; id: number; block: number }
@@ -23,6 +28,9 @@ type Reply =
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
   | { op: 'writeFailed'; id: number; code: string; message: string }
   | { op: 'fileHashed'; id: number };
+
+/** What a job hears: its thread's replies, or that the thread died before the job was done. */
+type Delivery = Reply | { op: 'lost'; id: number; error: HashThreadLost };
 
 export interface FileCopyJob {
   algorithm: ChecksumAlgorithm;
@@ -48,10 +56,38 @@ export class FileCopyError extends Error {
   }
 }
 
+/**
+ * The hashing thread a job ran on stopped (it threw, ran out of memory or was terminated) before the job was done.
+ * Says nothing about the source or the node: retry the job; the pool has already started a new thread.
+ */
+export class HashThreadLost extends Error {
+  readonly code = 'HASH_THREAD_LOST';
+  /** False only when the pool was closed or can start no thread: retrying cannot help then. */
+  readonly retryable: boolean;
+
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined);
+    this.name = 'HashThreadLost';
+    this.retryable = options.retryable ?? true;
+  }
+}
+
+/** Whether `error`, or an error it wraps (its `cause` chain, as a NodeError's), is a HashThreadLost. */
+export function isHashThreadLost(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) if (e instanceof HashThreadLost) return true;
+  return false;
+}
+
 interface Slot {
   worker: Worker;
-  open: number;
   blocks: SharedBlocks;
+  /** Ids of the jobs open on this thread. */
+  jobs: Set<number>;
+  online: boolean;
+  /** Why the thread threw, once it has. */
+  failure: unknown;
+  /** Set once the thread has stopped: a job claimed on it after that fails at once. */
+  lost: HashThreadLost | undefined;
 }
 
 /**
@@ -85,25 +121,119 @@ class SharedBlocks {
   }
 }
 
-type Pending = (reply: Reply) => void;
+type Pending = (reply: Delivery) => void;
 
 export class HashPool {
   private readonly slots: Slot[];
   private readonly pending = new Map<number, Pending>();
+  private readonly workerUrl: URL;
   private nextId = 1;
+  private closed = false;
+  private startFailures = 0;
+  private lost = 0;
+  private faultTimer: NodeJS.Timeout | undefined;
 
   constructor(size: number = Math.max(1, availableParallelism())) {
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
-    const url = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
-    this.slots = Array.from({ length: size }, () => {
-      // Hashing allocates almost nothing on the JS heap (blocks are shared memory), so a small heap is plenty.
-      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
-      const slot: Slot = { worker, open: 0, blocks: new SharedBlocks(worker) };
-      worker.on('message', (reply: Reply) => this.onReply(slot, reply));
-      worker.unref(); // after the listener, which would ref it again
-      return slot;
+    this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
+    this.slots = Array.from({ length: size }, () => this.startThread());
+    this.armFaultKill(process.env[FAULT_KILL_ENV]);
+  }
+
+  private startThread(): Slot {
+    // Hashing allocates almost nothing on the JS heap (blocks are shared memory), so a small heap is plenty.
+    const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
+    const slot: Slot = { worker, blocks: new SharedBlocks(worker), jobs: new Set(), online: false, failure: undefined, lost: undefined };
+    worker.on('message', (reply: Reply) => this.onReply(slot, reply));
+    worker.once('online', () => {
+      slot.online = true;
+      this.startFailures = 0;
     });
+    // A thread that throws stops: 'exit' always follows, and is where its jobs fail.
+    worker.on('error', (error) => (slot.failure ??= error));
+    worker.once('exit', (code) => this.onThreadExit(slot, code));
+    worker.unref(); // after the listeners: the message listener would ref it again
+    return slot;
+  }
+
+  /**
+   * A thread stopped: put a new thread in its place and fail the jobs it held. (Node has closed the files it
+   * opened; the callers remove their temp files.)
+   */
+  private onThreadExit(slot: Slot, code: number): void {
+    const index = this.slots.indexOf(slot);
+    const cause = slot.failure ?? new Error(`it exited with code ${code}`);
+    slot.lost = this.closed
+      ? new HashThreadLost('the hashing pool was closed before this job finished', { retryable: false })
+      : new HashThreadLost(`hashing thread ${index} stopped before this job finished (${errorText(cause)}); retry the job`, { cause });
+    if (!this.closed && index >= 0) {
+      this.lost++;
+      // A thread that never started is replaced a few times only: a worker that cannot load would loop forever.
+      if (slot.online || ++this.startFailures < MAX_START_FAILURES) this.slots[index] = this.startThread();
+      else this.slots.splice(index, 1);
+    }
+    for (const id of [...slot.jobs]) {
+      const onReply = this.pending.get(id);
+      this.release(id, slot);
+      onReply?.({ op: 'lost', id, error: slot.lost });
+    }
+  }
+
+  /** How many hashing threads the pool has. */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Threads lost (and replaced) since the pool started; threads stopped by close() do not count. */
+  get lostThreads(): number {
+    return this.lost;
+  }
+
+  /** Open jobs on each thread, in thread order. */
+  jobsPerThread(): number[] {
+    return this.slots.map((slot) => slot.jobs.size);
+  }
+
+  /**
+   * Fault injection, for the fault suite and tests: stops hashing thread `index` (by default the busiest) as a
+   * crash would. Resolves, once its jobs have failed and a new thread is starting, with the index stopped, or
+   * undefined when no thread is busy.
+   */
+  async terminateThread(index: number | undefined = this.busiestThread()): Promise<number | undefined> {
+    const slot = index === undefined ? undefined : this.slots[index];
+    if (!slot) return undefined;
+    await slot.worker.terminate();
+    return index;
+  }
+
+  private busiestThread(): number | undefined {
+    const loads = this.jobsPerThread();
+    const most = Math.max(0, ...loads);
+    return most > 0 ? loads.indexOf(most) : undefined;
+  }
+
+  /**
+   * CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS=<ms> exists for the fault suite (npm run faults), to kill a
+   * hashing thread for real in a CLI run: that long after the pool starts, the first thread found busy is
+   * terminated (terminateThread), once, and a line on stderr says so.
+   */
+  private armFaultKill(value: string | undefined): void {
+    if (value === undefined || value === '') return;
+    const ms = Number(value);
+    if (!(Number.isFinite(ms) && ms > 0)) {
+      process.stderr.write(`cloud-ingest: ${FAULT_KILL_ENV}='${value}' is not a positive number of milliseconds; ignored (unset it, or set e.g. ${FAULT_KILL_ENV}=500)\n`);
+      return;
+    }
+    const fire = (): void => {
+      const index = this.busiestThread();
+      if (this.closed) return;
+      if (index === undefined) return void (this.faultTimer = setTimeout(fire, 5).unref());
+      const open = this.slots[index]!.jobs.size;
+      process.stderr.write(`cloud-ingest: fault injection: terminating hashing thread ${index} (${open} ${open === 1 ? 'job' : 'jobs'} open), as ${FAULT_KILL_ENV}=${value} asks\n`);
+      void this.terminateThread(index);
+    };
+    this.faultTimer = setTimeout(fire, ms).unref();
   }
 
   /**
@@ -122,7 +252,10 @@ export class HashPool {
     return new FileSink(this, algorithm, target, options.crc);
   }
 
+  /** Stops every thread; jobs still open fail with a HashThreadLost that is not retryable. */
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.faultTimer);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
@@ -141,10 +274,11 @@ export class HashPool {
     return new Promise<Checksum>((resolve, reject) => {
       const { id, slot } = this.claim((reply) => {
         if (reply.op === 'progress') return onBytes?.(reply.bytes);
-        if (reply.op !== 'copied' && reply.op !== 'copyFailed') return;
+        if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
         signal?.removeEventListener('abort', onAbort);
         this.release(id, slot);
         if (reply.op === 'copied') resolve({ algorithm, hex: reply.hex });
+        else if (reply.op === 'lost') reject(reply.error);
         else reject(new FileCopyError(reply.code, reply.message, reply.side));
       });
       const onAbort = (): void => void Atomics.store(cancel, 0, 1);
@@ -167,18 +301,34 @@ export class HashPool {
     return claimed;
   }
 
-  /** @internal An id on `slot` (by default the least busy thread) whose replies go to `onReply`. */
-  claim(onReply: Pending, slot: Slot = this.slots.reduce((a, b) => (b.open < a.open ? b : a))): { id: number; slot: Slot } {
-    if (slot.open++ === 0) slot.worker.ref();
+  /**
+   * @internal An id on `slot` (by default the least busy thread) whose replies go to `onReply`. On a thread that
+   * has already stopped, `onReply` hears so at once.
+   */
+  claim(onReply: Pending, slot: Slot = this.leastBusy()): { id: number; slot: Slot } {
     const id = this.nextId++;
+    const lost = slot.lost;
+    if (lost) {
+      queueMicrotask(() => onReply({ op: 'lost', id, error: lost }));
+      return { id, slot };
+    }
+    if (slot.jobs.size === 0) slot.worker.ref();
+    slot.jobs.add(id);
     this.pending.set(id, onReply);
     return { id, slot };
   }
 
-  /** @internal */
+  private leastBusy(): Slot {
+    if (this.closed) throw new HashThreadLost('the hashing pool is closed', { retryable: false });
+    if (this.slots.length === 0) throw new HashThreadLost(`no hashing thread could start (${MAX_START_FAILURES} in a row stopped before starting)`, { retryable: false });
+    return this.slots.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+  }
+
+  /** @internal Ends job `id`; again, or for a job its thread's loss has ended, does nothing. */
   release(id: number, slot: Slot): void {
-    this.pending.delete(id);
-    if (--slot.open === 0) slot.worker.unref();
+    if (!this.pending.delete(id)) return;
+    slot.jobs.delete(id);
+    if (slot.jobs.size === 0) slot.worker.unref();
   }
 
   private onReply(slot: Slot, reply: Reply): void {
@@ -186,6 +336,10 @@ export class HashPool {
     if (reply.op === 'ack') slot.blocks.give(reply.block);
     this.pending.get(reply.id)?.(reply);
   }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** A digest promise settled later; its rejection is observed here, so a failure nobody awaits is not fatal. */
@@ -220,13 +374,26 @@ class BlockSender {
   /** A block came back from the hashing thread (the pool has already put it back on the free list). */
   onAck(): void {
     this.inFlight--;
+    this.resume();
+  }
+
+  /** The thread stopped: bytes waiting for a block fail now, and so will any given later. */
+  onLost(): void {
+    this.resume();
+  }
+
+  private resume(): void {
     const resume = this.waiting;
     this.waiting = undefined;
     resume?.();
   }
 
-  /** Copies `data` into blocks, sending each full one; calls `done` once all of it is taken (maybe later). */
-  absorb(data: Uint8Array, done: () => void, from = 0): void {
+  /**
+   * Copies `data` into blocks, sending each full one; calls `done` once all of it is taken (maybe later), or with
+   * the HashThreadLost once the thread has stopped.
+   */
+  absorb(data: Uint8Array, done: (error?: HashThreadLost) => void, from = 0): void {
+    if (this.slot.lost) return done(this.slot.lost);
     let offset = from;
     while (offset < data.length) {
       if (!this.block) {
@@ -249,7 +416,7 @@ class BlockSender {
   /** Sends the partly filled block, if any. */
   send(): void {
     if (!this.block) return;
-    if (this.filled === 0) return this.drop();
+    if (this.filled === 0 || this.slot.lost) return this.drop();
     this.slot.worker.postMessage({ op: 'update', id: this.id, block: this.block.index, length: this.filled });
     this.inFlight++;
     this.block = undefined;
@@ -291,11 +458,19 @@ export class HashTap extends Transform {
         this.crc = reply.crc;
         this.release();
         this.result.resolve({ algorithm, hex: reply.hex });
-      }
+      } else if (reply.op === 'lost') this.lose(reply.error);
     });
     this.id = opened.id;
     this.slot = opened.slot;
     this.sender = new BlockSender(opened.slot, opened.id);
+  }
+
+  /** The thread stopped: the digest fails, and so does the stream unless all of it has already passed. */
+  private lose(error: HashThreadLost): void {
+    this.release();
+    this.result.reject(error);
+    if (!this.flushed) this.destroy(error);
+    this.sender.onLost();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -362,6 +537,10 @@ export class FileSink extends Writable {
       if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
       else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
+      else if (reply.op === 'lost') {
+        this.destroy(reply.error);
+        this.sender.onLost();
+      }
     });
     this.id = opened.id;
     this.slot = opened.slot;
@@ -447,6 +626,7 @@ export class SequentialHash {
   private readonly sender: BlockSender;
   private waiter: { resolve: (hex: string) => void; reject: (error: Error) => void } | undefined;
   private released = false;
+  private lost: HashThreadLost | undefined;
 
   /** @internal `open` opens the hash on a thread (or claims an id for one that a FileSink keeps going). */
   constructor(pool: HashPool, algorithm: SequenceAlgorithm, open: (onReply: Pending) => { id: number; slot: Slot }) {
@@ -456,7 +636,12 @@ export class SequentialHash {
       if (reply.op === 'ack') return this.sender.onAck();
       const waiter = this.waiter;
       this.waiter = undefined;
-      if (reply.op === 'fileHashed') waiter?.resolve('');
+      if (reply.op === 'lost') {
+        this.lost = reply.error;
+        this.release();
+        waiter?.reject(reply.error);
+        this.sender.onLost();
+      } else if (reply.op === 'fileHashed') waiter?.resolve('');
       else if (reply.op === 'digest') waiter?.resolve(reply.crc ? crcBase64(reply.crc.value) : reply.hex);
       else if (reply.op === 'copyFailed') waiter?.reject(new FileCopyError(reply.code, reply.message, 'source'));
     });
@@ -480,7 +665,7 @@ export class SequentialHash {
 
   /** Adds everything `stream` yields. */
   async addStream(stream: AsyncIterable<Uint8Array>): Promise<void> {
-    for await (const data of stream) await new Promise<void>((resolve) => this.sender.absorb(data, resolve));
+    for await (const data of stream) await new Promise<void>((resolve, reject) => this.sender.absorb(data, (error) => (error ? reject(error) : resolve())));
   }
 
   /** The result as the manifest shows it: hex for a hash, big-endian base64 for a CRC (the stores' own form). */
@@ -502,6 +687,7 @@ export class SequentialHash {
   }
 
   private ask(message: Record<string, unknown>): Promise<string> {
+    if (this.lost) return Promise.reject(this.lost);
     if (this.released) return Promise.reject(new Error('this hash was discarded'));
     return new Promise<string>((resolve, reject) => {
       this.waiter = { resolve, reject };
