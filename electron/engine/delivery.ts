@@ -108,7 +108,9 @@ export class Delivery {
           next.push(nodeId);
           continue;
         }
-        next.push(...this.moveOff(chunk, nodeId, nodeError, attempts, movedFrom, [...copies.map((c) => c.nodeId), ...next], copies.length > 0 || next.length > 0));
+        // Not onto a node that holds it or is being sent it in this attempt (targets not looked at yet included).
+        const taken = [...copies.map((c) => c.nodeId), ...next, ...targets];
+        next.push(...this.moveOff(chunk, nodeId, nodeError, attempts, movedFrom, taken, copies.length > 0 || next.length > 0));
       }
       if (outcome.sourceError) {
         sourceFailures++;
