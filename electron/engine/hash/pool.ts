@@ -163,7 +163,7 @@ export class HashPool {
    */
   private onThreadExit(slot: Slot, code: number): void {
     const index = this.slots.indexOf(slot);
-    const cause = slot.failure ?? new Error(`it exited with code ${code}`);
+    const cause = slot.failure ?? new Error(`it was terminated or exited (exit code ${code})`);
     slot.lost = this.closed
       ? new HashThreadLost('the hashing pool was closed before this job finished', { retryable: false })
       : new HashThreadLost(`hashing thread ${index} stopped before this job finished (${errorText(cause)}); retry the job`, { cause });
