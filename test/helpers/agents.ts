@@ -28,6 +28,8 @@ export interface AgentProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sends a signal and waits for the process to exit. */
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The options it was started with (see restartAgent). */
+  spawnedWith: SpawnAgentOptions;
 }
 
 export interface SpawnAgentOptions {
@@ -117,6 +119,7 @@ export async function spawnAgent(options: SpawnAgentOptions = {}): Promise<Agent
     stdout: () => out,
     stderr: () => err,
     exited,
+    spawnedWith: options,
     async kill(signal = 'SIGKILL') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       const result = await exited;
@@ -127,6 +130,12 @@ export async function spawnAgent(options: SpawnAgentOptions = {}): Promise<Agent
   live.add(agent);
   void exited.then(() => live.delete(agent));
   return agent;
+}
+
+/** Stops `agent` with `signal` and starts it again with the same folder, port, token and options, as an operator restarting it would. */
+export async function restartAgent(agent: AgentProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<AgentProcess> {
+  await agent.kill(signal);
+  return spawnAgent({ ...agent.spawnedWith, dir: agent.dir, port: agent.port, token: agent.token ?? null, tokenEnv: agent.tokenEnv });
 }
 
 /** Kills every agent this file started and removes the temp folders; call from afterAll. */

@@ -48,7 +48,21 @@ const LIST_PAGE = 1000;
 
 /** Errors on a reused keep-alive socket before any body byte was sent: the server had closed it; safe to retry. */
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+/**
+ * The agent refusing one chunk for the chunk's own sake (its id or metadata cannot be kept): another node would
+ * answer the same, so it fails that chunk's file, not the node. Byte mismatches stay `checksum_mismatch` (retried);
+ * a chunk over the agent's --max-chunk-bytes is about the node, whose limit every chunk of the run meets alike.
+ */
+const CHUNK_REFUSAL_STATUSES: ReadonlySet<number> = new Set([400, 413, 422]);
+const CHUNK_REFUSAL_CODES: ReadonlySet<string> = new Set(['invalid_chunk']);
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+interface RequestOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs: number;
+  what: string;
+  agent?: http.Agent;
+}
 
 class StallError extends Error {
   constructor(message: string) {
@@ -62,6 +76,37 @@ class SourceFailure {
   readonly error: unknown;
   constructor(error: unknown) {
     this.error = error;
+  }
+}
+
+/**
+ * Listens for the source's error from the moment a write starts until it ends, so an error while the write waits for
+ * a free connection or for the node's 100-continue always has a listener: it fails that write, never the process.
+ */
+class SourceWatch {
+  failure: SourceFailure | undefined;
+  private readonly data: Readable;
+  private listener: ((failure: SourceFailure) => void) | undefined;
+  private readonly onError = (error: unknown): void => {
+    this.failure ??= new SourceFailure(error);
+    this.listener?.(this.failure);
+  };
+
+  constructor(data: Readable) {
+    this.data = data;
+    if (data.errored) this.failure = new SourceFailure(data.errored);
+    data.on('error', this.onError);
+  }
+
+  /** Tells the attempt in progress (only the latest one) when the source fails, at once if it already has. */
+  onFailure(listener: (failure: SourceFailure) => void): void {
+    this.listener = listener;
+    if (this.failure) listener(this.failure);
+  }
+
+  stop(): void {
+    this.listener = undefined;
+    this.data.off('error', this.onError);
   }
 }
 
@@ -117,9 +162,8 @@ export class AgentNode implements NodeTarget {
     const started = performance.now();
     const elapsed = (): number => Math.round(performance.now() - started);
     try {
-      const res = await this.request('GET', HEALTH_PATH, { signal, timeoutMs: this.probeTimeoutMs, what: 'health probe', agent: this.probeAgent });
-      const body = await readBody(res);
-      if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, body, 'health probe');
+      const { status, body } = await this.exchange('GET', HEALTH_PATH, { signal, timeoutMs: this.probeTimeoutMs, what: 'health probe', agent: this.probeAgent });
+      if (status !== 200) throw this.httpError(status, body, 'health probe');
       const health = parseJson<AgentHealth>(body);
       if (!health || typeof health.freeBytes !== 'number') throw new NodeError(this.id, 'io', `node ${this.id} (${this.location}) answered the health probe with something that is not a node agent's health report`);
       return {
@@ -137,10 +181,9 @@ export class AgentNode implements NodeTarget {
   }
 
   async find(chunkId: string, signal?: AbortSignal): Promise<StoredChunk | undefined> {
-    const res = await this.request('GET', `${chunkPath(chunkId)}/meta`, { signal, timeoutMs: this.timeoutMs, what: `looking up ${chunkId}` });
-    const body = await readBody(res);
-    if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, body, `looking up ${chunkId}`);
+    const { status, body } = await this.exchange('GET', `${chunkPath(chunkId)}/meta`, { signal, timeoutMs: this.timeoutMs, what: `looking up ${chunkId}` });
+    if (status === 404) return undefined;
+    if (status !== 200) throw this.httpError(status, body, `looking up ${chunkId}`);
     const meta = parseJson<AgentChunkMeta>(body);
     if (!meta || meta.id !== chunkId) throw new NodeError(this.id, 'io', `node ${this.id}: malformed metadata for ${chunkId}`);
     return this.stored(meta);
@@ -149,11 +192,12 @@ export class AgentNode implements NodeTarget {
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
     // The digest is awaited only once the data has ended; a hasher that fails earlier must not go unhandled.
     checksum.catch(() => undefined);
+    const source = new SourceWatch(data);
     try {
       const headers = this.headers();
       // A keep-alive socket the agent closed meanwhile fails before any byte of the body is sent; try a fresh one.
       for (let attempt = 1; ; attempt++) {
-        const outcome = await this.writeOnce(meta, data, checksum, headers, signal);
+        const outcome = await this.writeOnce(meta, data, checksum, headers, source, signal);
         if (outcome !== 'stale-socket') return outcome;
         if (attempt >= 3) throw new NodeError(this.id, 'unreachable', `node ${this.id} (${this.location}) keeps closing the connection before accepting ${meta.id}`);
       }
@@ -161,6 +205,8 @@ export class AgentNode implements NodeTarget {
       if (!data.destroyed) data.destroy();
       if (error instanceof SourceFailure) throw error.error;
       throw error;
+    } finally {
+      source.stop();
     }
   }
 
@@ -184,9 +230,9 @@ export class AgentNode implements NodeTarget {
     do {
       const query = new URLSearchParams({ limit: String(LIST_PAGE) });
       if (after !== null) query.set('after', after);
-      const res = await this.request('GET', `${CHUNKS_PATH}?${query}`, { signal, timeoutMs: this.timeoutMs, what: 'listing chunks' });
-      const body = await readBody(res, 64 * MAX_RESPONSE_BYTES);
-      if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, body, 'listing chunks');
+      const what = 'listing chunks';
+      const { status, body } = await this.exchange('GET', `${CHUNKS_PATH}?${query}`, { signal, timeoutMs: this.timeoutMs, what, limit: 64 * MAX_RESPONSE_BYTES });
+      if (status !== 200) throw this.httpError(status, body, what);
       const page = parseJson<AgentListPage>(body);
       if (!page || !Array.isArray(page.chunks)) throw new NodeError(this.id, 'io', `node ${this.id}: malformed chunk list`);
       for (const meta of page.chunks) yield this.stored(meta);
@@ -228,8 +274,30 @@ export class AgentNode implements NodeTarget {
     return { hostname: this.base.hostname.replace(/^\[|\]$/g, ''), port: this.base.port, path: this.basePath + path };
   }
 
-  /** A request without a body; resolves with the response once its headers arrive. */
-  private request(method: string, path: string, o: { signal?: AbortSignal | undefined; timeoutMs: number; what: string; agent?: http.Agent }): Promise<IncomingMessage> {
+  /** A request without a body; resolves with the response once its headers arrive, the clock stopped. */
+  private async request(method: string, path: string, o: RequestOptions): Promise<IncomingMessage> {
+    const { res, done } = await this.open(method, path, o);
+    done();
+    return res;
+  }
+
+  /** A request without a body and its whole answer, both within `timeoutMs`: a node that stalls mid-answer fails with `timeout`. */
+  private async exchange(method: string, path: string, o: RequestOptions & { limit?: number }): Promise<{ status: number; body: Buffer }> {
+    const { res, done } = await this.open(method, path, o);
+    try {
+      return { status: res.statusCode ?? 0, body: await readBody(res, o.limit) };
+    } catch (error) {
+      throw o.signal?.aborted ? o.signal.reason : this.transportError(error, o.what);
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * Sends a request without a body; resolves with the response once its headers arrive. Its clock (and the abort
+   * signal) keep running until `done` is called: a stall until then destroys the request and the response.
+   */
+  private open(method: string, path: string, o: RequestOptions): Promise<{ res: IncomingMessage; done: () => void }> {
     return new Promise((resolve, reject) => {
       let headers: Record<string, string>;
       try {
@@ -243,13 +311,18 @@ export class AgentNode implements NodeTarget {
         return;
       }
       const req = this.transport.request({ ...this.urlFor(path), method, agent: o.agent ?? this.agent, headers });
+      let response: IncomingMessage | undefined;
+      const stop = (error: Error): void => {
+        req.destroy(error);
+        response?.destroy(error);
+      };
       // Counted from when a socket is assigned: waiting for a free one in this node's pool is not the node's fault.
       let timer: NodeJS.Timeout | undefined;
       let finished = false;
       req.once('socket', () => {
-        if (!finished) timer = setTimeout(() => req.destroy(new StallError(`no answer within ${o.timeoutMs} ms`)), o.timeoutMs);
+        if (!finished) timer = setTimeout(() => stop(new StallError(`no complete answer within ${o.timeoutMs} ms`)), o.timeoutMs);
       });
-      const onAbort = (): void => void req.destroy(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
+      const onAbort = (): void => stop(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
       o.signal?.addEventListener('abort', onAbort, { once: true });
       const done = (): void => {
         finished = true;
@@ -257,8 +330,8 @@ export class AgentNode implements NodeTarget {
         o.signal?.removeEventListener('abort', onAbort);
       };
       req.once('response', (res) => {
-        done();
-        resolve(res);
+        response = res;
+        resolve({ res, done });
       });
       req.once('error', (error) => {
         done();
@@ -268,10 +341,14 @@ export class AgentNode implements NodeTarget {
     });
   }
 
-  private writeOnce(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, auth: Record<string, string>, signal?: AbortSignal): Promise<StoredChunk | 'stale-socket'> {
+  private writeOnce(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, auth: Record<string, string>, source: SourceWatch, signal?: AbortSignal): Promise<StoredChunk | 'stale-socket'> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(signal.reason);
+        return;
+      }
+      if (source.failure) {
+        reject(source.failure);
         return;
       }
       const headers: Record<string, string> = {
@@ -289,14 +366,19 @@ export class AgentNode implements NodeTarget {
       const req = this.transport.request({ ...this.urlFor(chunkPath(meta.id)), method: 'PUT', agent: this.agent, headers });
       let settled = false;
       let bodyStarted = false;
+      let response: IncomingMessage | undefined;
       let stage = 'waiting for the node to accept the upload';
       let timer: NodeJS.Timeout | undefined;
       // The stall timer runs only while the node holds things up: before it accepts, while its socket is full,
-      // and while it checks the last bytes. A slow source never counts against the node.
+      // while it checks the last bytes and while it sends its answer. A slow source never counts against the node.
       const arm = (what: string): void => {
         stage = what;
         clearTimeout(timer);
-        timer = setTimeout(() => req.destroy(new StallError(`no progress for ${this.timeoutMs} ms ${stage}`)), this.timeoutMs);
+        timer = setTimeout(() => {
+          const stall = new StallError(`no progress for ${this.timeoutMs} ms ${stage}`);
+          req.destroy(stall);
+          response?.destroy(stall);
+        }, this.timeoutMs);
       };
       const disarm = (): void => clearTimeout(timer);
       const onAbort = (): void => void req.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
@@ -308,7 +390,6 @@ export class AgentNode implements NodeTarget {
         signal?.removeEventListener('abort', onAbort);
         data.off('data', onData);
         data.off('end', onEnd);
-        data.off('error', onSourceError);
         if ('ok' in outcome) resolve(outcome.ok);
         else {
           if (!req.destroyed) req.destroy();
@@ -337,7 +418,7 @@ export class AgentNode implements NodeTarget {
           (error: unknown) => finish({ error: new SourceFailure(error) }),
         );
       };
-      const onSourceError = (error: unknown): void => finish({ error: new SourceFailure(error) });
+      source.onFailure((failure) => finish({ error: failure }));
       req.on('drain', () => {
         if (settled) return;
         disarm();
@@ -349,12 +430,12 @@ export class AgentNode implements NodeTarget {
         bodyStarted = true;
         data.on('data', onData);
         data.once('end', onEnd);
-        data.once('error', onSourceError);
         if (data.readableEnded) onEnd();
         else data.resume();
       });
       req.once('response', (res) => {
-        disarm();
+        response = res;
+        arm(`sending its answer to the upload of ${meta.id}`);
         // An answer before the body is complete is a refusal: stop sending.
         data.off('data', onData);
         readBody(res).then(
@@ -408,6 +489,7 @@ export class AgentNode implements NodeTarget {
     } else if (status === 507) code = 'full';
     else if (status === 409) code = 'conflict';
     else if (status === 404) code = 'not_found';
+    else if (CHUNK_REFUSAL_STATUSES.has(status) && answer !== undefined && CHUNK_REFUSAL_CODES.has(answer.code)) code = 'refused';
     else if (status === 422 || answer?.code === 'checksum_mismatch' || answer?.code === 'size_mismatch') code = 'checksum_mismatch';
     else if (status === 408) code = 'timeout';
     else if (status === 503 || status === 502 || status === 504) code = 'unreachable';

@@ -31,6 +31,7 @@ export class FolderNode implements NodeTarget {
     const started = performance.now();
     try {
       await this.ensureDir();
+      await this.checkWritable();
       const fs = await statfs(this.location);
       return { ok: true, latencyMs: Math.round(performance.now() - started), freeBytes: fs.bavail * fs.bsize };
     } catch (error) {
@@ -51,6 +52,8 @@ export class FolderNode implements NodeTarget {
   }
 
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
+    // Awaited only once the data is written; a hasher that fails earlier must not go unhandled.
+    checksum.catch(() => undefined);
     const temp = await this.tempFor(meta);
     let writeError: unknown;
     let sourceError: unknown;
@@ -122,9 +125,32 @@ export class FolderNode implements NodeTarget {
     await rm(metaPath, { force: true });
     await rename(temp, finalPath);
     const metaTemp = `${temp}.json`;
-    await writeFile(metaTemp, JSON.stringify(stored));
-    await rename(metaTemp, metaPath);
+    try {
+      await writeFile(metaTemp, JSON.stringify(stored));
+      await rename(metaTemp, metaPath);
+    } catch (error) {
+      // Bytes without their sidecar are no chunk: remove them rather than leave them taking space unseen.
+      await rm(metaTemp, { force: true }).catch(() => undefined);
+      await rm(finalPath, { force: true }).catch(() => undefined);
+      throw error;
+    }
     return stored;
+  }
+
+  /**
+   * A chunk is written in .tmp/ and renamed into the folder: the probe does the same with an empty file and removes
+   * it, so a folder that refuses new files (read-only, immutable) is unhealthy even though .tmp/ still takes them.
+   */
+  private async checkWritable(): Promise<void> {
+    const name = `.probe-${randomBytes(6).toString('hex')}`;
+    const temp = join(this.location, '.tmp', name);
+    await writeFile(temp, '', { flag: 'wx' });
+    try {
+      await rename(temp, join(this.location, name));
+      await rm(join(this.location, name));
+    } finally {
+      await rm(temp, { force: true }).catch(() => undefined);
+    }
   }
 
   private writeFailed(meta: ChunkMeta, cause: unknown): NodeError {

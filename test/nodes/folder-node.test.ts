@@ -1,0 +1,92 @@
+// The folder node: the NodeTarget conformance suite, plus what only a folder has (a folder nothing may be written
+// to, a disk that fills up between a chunk's bytes and its metadata).
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
+import { NodeError } from '../../electron/engine/nodes/node.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp.ts';
+import { MiB, streamOf } from './chunks.ts';
+import { defineNodeSuite, metaFor, strayFiles } from './conformance.ts';
+import type { NodeUnderTest } from './conformance.ts';
+import { makeReadOnly, makeWritable, releaseFolders, smallFilesystem } from './folders.ts';
+
+function folderUnderTest(dir: string): NodeUnderTest {
+  const fixture: NodeUnderTest = {
+    node: new FolderNode('folder-under-test', dir),
+    leftovers: () => strayFiles(dir, '.tmp'),
+    async restart() {
+      await fixture.node.close();
+      fixture.node = new FolderNode('folder-under-test', dir);
+      return fixture.node;
+    },
+  };
+  return fixture;
+}
+
+async function cleanup(): Promise<void> {
+  await releaseFolders();
+  await removeTempDirs();
+}
+
+defineNodeSuite('folder', {
+  writePaths: ['write', 'writeHashing', 'writeFromFile'],
+  sameVersionOtherBytes: 'replaces',
+  open: async () => folderUnderTest(join(await tempDir('ci-folder-node-'), 'node')),
+  // A tmpfs of that size: the disk really fills up.
+  openWithRoomFor: async (bytes) => folderUnderTest(await smallFilesystem(bytes)),
+  cleanup,
+});
+
+describe('a folder node on a folder it cannot write to', () => {
+  afterAll(cleanup);
+
+  it('probes unhealthy when the folder refuses new files, though its .tmp/ still takes them', async () => {
+    const dir = await tempDir('ci-folder-ro-');
+    const node = new FolderNode('read-only-1', dir);
+    const bytes = randomBytes(1000);
+    const before = streamOf(bytes);
+    await node.write(metaFor('before.bin_chunk_0', bytes.length), before.data, before.checksum);
+    expect((await node.probe()).ok).toBe(true);
+    await makeReadOnly(dir); // chattr +i: stops root too; .tmp/ inside stays writable
+    try {
+      for (const probing of [node, new FolderNode('read-only-1', dir)]) {
+        const probe = await probing.probe();
+        expect(probe.ok, 'a folder that refuses new files probes healthy').toBe(false);
+        expect(probe.error).toContain(dir);
+      }
+      const after = streamOf(bytes);
+      const error = await node.write(metaFor('after.bin_chunk_0', bytes.length), after.data, after.checksum).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NodeError);
+      expect((error as NodeError).message).toContain('read-only-1');
+      expect(await node.find('before.bin_chunk_0')).toBeDefined();
+    } finally {
+      await makeWritable(dir);
+    }
+    expect((await node.probe()).ok).toBe(true);
+    expect(await strayFiles(dir, '.tmp')).toEqual([]);
+  });
+
+  it('probes unhealthy when a file sits where the folder should be', async () => {
+    const parent = await tempDir('ci-folder-file-');
+    await writeFile(join(parent, 'node'), 'not a folder');
+    const probe = await new FolderNode('file-1', join(parent, 'node')).probe();
+    expect(probe.ok).toBe(false);
+    expect(probe.error).toMatch(/not a folder/);
+  });
+
+  it('a disk that fills up between a chunk and its metadata fails the write with `full` and leaves no file behind', async () => {
+    const dir = await smallFilesystem(MiB);
+    const node = new FolderNode('tiny-1', dir);
+    await mkdir(join(dir, '.tmp'));
+    const bytes = randomBytes(MiB); // exactly fills the filesystem: the data fits, its metadata does not
+    const source = streamOf(bytes);
+    const error = await node.write(metaFor('fills-it.bin_chunk_0', bytes.length), source.data, source.checksum).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NodeError);
+    expect((error as NodeError).code).toBe('full');
+    expect(await node.find('fills-it.bin_chunk_0')).toBeUndefined();
+    expect(await strayFiles(dir, '.tmp')).toEqual([]);
+    expect(await readdir(join(dir, '.tmp'))).toEqual([]);
+  });
+});
