@@ -205,11 +205,17 @@ export function skipElectronWithoutBinary(): void {
   test.skip(({ mode }) => mode === 'electron' && !process.env.ELECTRON_OVERRIDE_DIST_PATH, 'ELECTRON_OVERRIDE_DIST_PATH is not set: no Electron binary on this machine');
 }
 
-export async function shoot(page: Page, name: string, project: string): Promise<string> {
+export async function shoot(page: Page, name: string, project: string, fullPage = true): Promise<string> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const path = join(SCREENSHOTS, `${project}-${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   return path;
 }
+
+/** The two window sizes every screen is checked and photographed at. */
+export const VIEWPORTS = [
+  { width: 1024, height: 700 },
+  { width: 1440, height: 900 },
+] as const;
 
 export { expect } from '@playwright/test';

@@ -27,14 +27,3 @@ export function formatDuration(seconds: number | null): string {
 export function shortHash(hex: string, n = 10): string {
   return hex.length > n ? `${hex.slice(0, n)}…` : hex;
 }
-
-/** A stable colour per string (file → hue), for the distribution picture. */
-export function colourFor(text: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < text.length; i += 1) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 16777619);
-  }
-  const hue = (h >>> 0) % 360;
-  return `hsl(${hue} 65% 52%)`;
-}

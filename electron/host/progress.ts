@@ -79,6 +79,7 @@ export class ProgressFolder {
           attempt: e.attempt,
           ...(e.nodeId !== undefined ? { nodeId: e.nodeId } : prev?.nodeId !== undefined ? { nodeId: prev.nodeId } : {}),
           ...(e.error !== undefined ? { error: e.error } : {}),
+          ...(e.state === 'moved' || prev?.moved ? { moved: true } : {}),
         };
         if (e.state === 'retried') this.retries += 1;
         this.chunksDone += Number(isDone(row.state)) - Number(prev !== undefined && isDone(prev.state));

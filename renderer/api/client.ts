@@ -3,6 +3,7 @@
 import type { Api, WireApi } from '../../shared/ipc/contract.ts';
 import { unwrap } from './unwrap.ts';
 import { createWsApi, socketUrl } from './ws-client.ts';
+import type { SocketHooks } from './ws-client.ts';
 
 declare global {
   interface Window {
@@ -10,6 +11,6 @@ declare global {
   }
 }
 
-export function connectApi(onReconnect?: () => void): Api {
-  return unwrap(window.api ?? createWsApi(socketUrl(window.location), WebSocket, onReconnect));
+export function connectApi(hooks: SocketHooks = {}): Api {
+  return unwrap(window.api ?? createWsApi(socketUrl(window.location), WebSocket, hooks));
 }

@@ -10,8 +10,45 @@ export function socketUrl(location: { protocol: string; host: string; pathname: 
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${base}api`;
 }
 
-/** `onReconnect` runs after the socket comes back, so the app can re-read state it may have missed. */
-export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSocket, onReconnect?: () => void): WireApi {
+export type SocketState = 'connecting' | 'open' | 'refused' | 'lost';
+
+export interface SocketHooks {
+  /** Runs after the socket comes back, so the app can re-read state it may have missed. */
+  onReconnect?: () => void;
+  /** The socket's state, with the message to show while it is not open. */
+  onState?: (state: SocketState, message: string | null) => void;
+  /**
+   * Whether the page's own server still answers (it served this page). A socket that never opened while the
+   * server answers was refused, not lost; the default asks with a HEAD request for the page.
+   */
+  serverAnswers?: () => Promise<boolean>;
+}
+
+/** What went wrong, in words, for a socket that closed: refused while the server answers, or the server is gone. */
+export function socketTrouble(everOpened: boolean, serverAnswers: boolean, pageOrigin: string): { state: SocketState; message: string } {
+  if (serverAnswers && !everOpened) {
+    return {
+      state: 'refused',
+      message: `The app server is running but refused this page's connection (page address ${pageOrigin}). Fix: open the URL exactly as "npm run serve" printed it, with its token; http://localhost:PORT/TOKEN/ and http://127.0.0.1:PORT/TOKEN/ both work.`,
+    };
+  }
+  if (serverAnswers) return { state: 'lost', message: 'The connection to the app server dropped; reconnecting…' };
+  return { state: 'lost', message: `Cannot reach the app server at ${pageOrigin}. Fix: check that "npm run serve" is still running (it prints the URL to open), then reload this page.` };
+}
+
+export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSocket, hooks: SocketHooks = {}): WireApi {
+  const { onReconnect, onState } = hooks;
+  const pageOrigin = new URL(url.replace(/^ws/, 'http')).origin;
+  const serverAnswers =
+    hooks.serverAnswers ??
+    (async () => {
+      try {
+        return (await fetch(url.replace(/^ws/, 'http').replace(/api$/, ''), { method: 'HEAD', cache: 'no-store' })).ok;
+      } catch {
+        return false;
+      }
+    });
+  let trouble: string | null = null;
   const pending = new Map<number, (e: Envelope<unknown>) => void>();
   const listeners = new Map<EventChannel, Set<Listener>>();
   const queue: string[] = [];
@@ -25,6 +62,8 @@ export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSo
     socket = ws;
     ws.onopen = () => {
       retryMs = 250;
+      trouble = null;
+      onState?.('open', null);
       for (const frame of queue.splice(0)) ws.send(frame);
       if (opened) onReconnect?.();
       opened = true;
@@ -47,19 +86,35 @@ export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSo
     };
     ws.onclose = () => {
       socket = undefined;
-      for (const resolve of pending.values()) {
-        resolve({ ok: false, error: { code: 'failed', message: 'Lost the connection to the app server. Fix: check that "npm run serve" is still running, then retry.' } });
-      }
-      pending.clear();
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 5000);
+      void serverAnswers().then((answers) => {
+        const { state, message } = socketTrouble(opened, answers, pageOrigin);
+        trouble = message;
+        onState?.(state, message);
+        for (const resolve of pending.values()) resolve({ ok: false, error: { code: 'failed', message } });
+        pending.clear();
+        // Requests queued while closed would wait for a socket that is refused: answer them now.
+        if (state === 'refused') {
+          for (const frame of queue.splice(0)) {
+            const id = (JSON.parse(frame) as { id: number }).id;
+            pending.get(id)?.({ ok: false, error: { code: 'failed', message } });
+            pending.delete(id);
+          }
+        }
+        setTimeout(connect, retryMs);
+        retryMs = Math.min(retryMs * 2, 5000);
+      });
     };
   };
+  onState?.('connecting', null);
   connect();
 
-  const send = (frame: string): void => {
+  const send = (frame: string, id: number): void => {
     if (socket && socket.readyState === WebSocketImpl.OPEN) socket.send(frame);
-    else queue.push(frame);
+    else if (trouble && !opened) {
+      // Refused before: fail fast with the reason instead of waiting on a socket that will not open.
+      pending.get(id)?.({ ok: false, error: { code: 'failed', message: trouble } });
+      pending.delete(id);
+    } else queue.push(frame);
   };
 
   const api: Record<string, unknown> = {};
@@ -68,7 +123,7 @@ export function createWsApi(url: string, WebSocketImpl: typeof WebSocket = WebSo
       new Promise((resolve) => {
         const id = nextId++;
         pending.set(id, resolve);
-        send(JSON.stringify({ id, channel, payload }));
+        send(JSON.stringify({ id, channel, payload }), id);
       });
   }
   for (const event of EVENT_CHANNELS) {

@@ -1,13 +1,12 @@
 // The demo picture: one panel per node, one cell per chunk it holds, coloured by source file, so where every
-// file's chunks went is obvious at a glance. Drawn on a canvas, so 100,000 chunks cost no DOM.
-import { useEffect, useMemo, useRef } from 'react';
+// file's chunks went is obvious at a glance. Drawn on a canvas, so 100,000 chunks cost no DOM. Hover a cell for
+// the chunk's details; pick a file in the legend (or find it by name) to pick out its chunks on every node.
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { MouseEvent } from 'react';
 import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
-import { colourFor, formatBytes } from '../format.ts';
-
-const STATE_COLOUR: Record<string, string> = {
-  failed: '#dc2626',
-  moved: '#a855f7',
-};
+import { formatBytes } from '../format.ts';
+import { FAILED_COLOUR, fileStyles, HIGHLIGHT_OUTLINE, MOVED_OUTLINE } from '../palette.ts';
+import type { FileStyle } from '../palette.ts';
 
 export function groupByNode(chunks: readonly (ChunkUpdate | undefined)[], nodeIds: readonly string[]): Map<string, ChunkUpdate[]> {
   const out = new Map<string, ChunkUpdate[]>(nodeIds.map((id) => [id, []]));
@@ -22,6 +21,7 @@ export function groupByNode(chunks: readonly (ChunkUpdate | undefined)[], nodeId
 
 const PANEL_W = 240;
 const MAX_H = 150;
+const LEGEND_SEARCH_FROM = 12;
 
 /** Cell size and canvas height for n chunks: large squares for a handful, down to 1 px for 100,000. */
 export function layoutCells(n: number, width = PANEL_W, maxHeight = MAX_H): { cell: number; perRow: number; height: number } {
@@ -33,7 +33,62 @@ export function layoutCells(n: number, width = PANEL_W, maxHeight = MAX_H): { ce
   return { cell, perRow, height };
 }
 
-function NodeCanvas({ chunks }: { chunks: ChunkUpdate[] }) {
+function isDone(state: ChunkUpdate['state']): boolean {
+  return state === 'verified' || state === 'skipped';
+}
+
+function drawMark(ctx: CanvasRenderingContext2D, style: FileStyle, x: number, y: number, size: number): void {
+  if (style.mark === 0 || size < 6) return;
+  ctx.fillStyle = '#ffffff';
+  if (style.mark === 1) {
+    ctx.beginPath();
+    ctx.moveTo(x, y + size);
+    ctx.lineTo(x + size, y);
+    ctx.lineTo(x + size, y + size * 0.35);
+    ctx.lineTo(x + size * 0.35, y + size);
+    ctx.fill();
+  } else if (style.mark === 2) {
+    ctx.fillRect(x + size * 0.35, y + size * 0.35, size * 0.3, size * 0.3);
+  } else {
+    ctx.fillRect(x + 2, y + 2, size - 4, size - 4);
+  }
+}
+
+function drawCell(ctx: CanvasRenderingContext2D, c: ChunkUpdate, style: FileStyle, x: number, y: number, size: number, dim: boolean): void {
+  const failed = c.state === 'failed';
+  ctx.globalAlpha = dim ? 0.12 : failed || isDone(c.state) ? 1 : c.state === 'cancelled' ? 0.2 : 0.4;
+  ctx.fillStyle = failed ? FAILED_COLOUR : style.colour;
+  ctx.fillRect(x, y, size, size);
+  if (failed) {
+    if (size >= 5) {
+      // A cross, so a failed chunk reads as failed without telling red apart.
+      ctx.strokeStyle = '#ffffff';
+      ctx.lineWidth = Math.max(1, size / 6);
+      ctx.beginPath();
+      ctx.moveTo(x + 1.5, y + 1.5);
+      ctx.lineTo(x + size - 1.5, y + size - 1.5);
+      ctx.moveTo(x + size - 1.5, y + 1.5);
+      ctx.lineTo(x + 1.5, y + size - 1.5);
+      ctx.stroke();
+    }
+  } else {
+    drawMark(ctx, style, x, y, size);
+  }
+  if (c.moved && size >= 4) {
+    ctx.strokeStyle = MOVED_OUTLINE;
+    ctx.lineWidth = size >= 8 ? 2 : 1;
+    const inset = ctx.lineWidth / 2;
+    ctx.strokeRect(x + inset, y + inset, size - 2 * inset, size - 2 * inset);
+  }
+}
+
+interface Hover {
+  chunk: ChunkUpdate;
+  x: number;
+  y: number;
+}
+
+function NodeCanvas({ chunks, styles, highlight, onHover }: { chunks: ChunkUpdate[]; styles: Map<string, FileStyle>; highlight: string | null; onHover: (hover: Hover | null) => void }) {
   const ref = useRef<HTMLCanvasElement>(null);
   const { cell, perRow, height } = layoutCells(chunks.length);
   const width = PANEL_W;
@@ -47,18 +102,61 @@ function NodeCanvas({ chunks }: { chunks: ChunkUpdate[] }) {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
     const gap = cell >= 6 ? 1 : 0;
+    const fallback: FileStyle = { colour: '#94a3b8', mark: 0 };
     chunks.forEach((c, i) => {
       const x = (i % perRow) * cell;
       const y = Math.floor(i / perRow) * cell;
       if (y >= height) return;
-      const done = c.state === 'verified' || c.state === 'skipped';
-      ctx.globalAlpha = done || STATE_COLOUR[c.state] ? 1 : 0.35;
-      ctx.fillStyle = STATE_COLOUR[c.state] ?? colourFor(c.file);
-      ctx.fillRect(x, y, cell - gap, cell - gap);
+      const dim = highlight !== null && c.file !== highlight;
+      drawCell(ctx, c, styles.get(c.file) ?? fallback, x, y, cell - gap, dim);
+      if (highlight !== null && !dim && cell >= 6) {
+        ctx.globalAlpha = 1;
+        ctx.strokeStyle = HIGHLIGHT_OUTLINE;
+        ctx.lineWidth = 1;
+        ctx.strokeRect(x + 0.5, y + 0.5, cell - gap - 1, cell - gap - 1);
+      }
     });
     ctx.globalAlpha = 1;
-  }, [chunks, width, height, cell, perRow]);
-  return <canvas ref={ref} style={{ width, height }} aria-hidden="true" />;
+  }, [chunks, styles, highlight, width, height, cell, perRow]);
+
+  const hover = (e: MouseEvent<HTMLCanvasElement>): void => {
+    const rect = e.currentTarget.getBoundingClientRect();
+    const x = e.clientX - rect.left;
+    const y = e.clientY - rect.top;
+    const i = Math.floor(y / cell) * perRow + Math.floor(x / cell);
+    const chunk = x >= 0 && x < perRow * cell && i >= 0 ? chunks[i] : undefined;
+    onHover(chunk ? { chunk, x: (i % perRow) * cell + cell, y: Math.floor(i / perRow) * cell + cell } : null);
+  };
+
+  return (
+    <canvas
+      ref={ref}
+      style={{ width, height }}
+      data-cell={cell}
+      data-per-row={perRow}
+      role="img"
+      aria-label={`${chunks.length} chunks; hover a cell for its details`}
+      onMouseMove={hover}
+      onMouseLeave={() => onHover(null)}
+    />
+  );
+}
+
+function HoverCard({ hover }: { hover: Hover }) {
+  const c = hover.chunk;
+  return (
+    <div className="cell-card" role="tooltip" data-testid="cell-card" style={{ left: Math.min(hover.x + 6, PANEL_W - 150), top: hover.y + 34 }}>
+      <strong className="mono">{c.id}</strong>
+      <dl>
+        <dt>File</dt><dd>{c.file}</dd>
+        <dt>Offset</dt><dd>{c.offset.toLocaleString()} B</dd>
+        <dt>Size</dt><dd>{formatBytes(c.size)}</dd>
+        <dt>Node</dt><dd>{c.nodeId ?? '—'}</dd>
+        <dt>State</dt><dd>{c.state}{c.moved ? ' (moved here)' : ''}</dd>
+        <dt>Attempts</dt><dd>{c.attempt}</dd>
+      </dl>
+    </div>
+  );
 }
 
 export interface NodeFigures {
@@ -67,42 +165,81 @@ export interface NodeFigures {
   state?: string;
 }
 
-export function DistributionMap({ chunks, nodeIds, figures }: { chunks: readonly (ChunkUpdate | undefined)[]; nodeIds: readonly string[]; figures: (nodeId: string) => NodeFigures }) {
+function Legend({ files, styles, highlight, onPick }: { files: string[]; styles: Map<string, FileStyle>; highlight: string | null; onPick: (file: string | null) => void }) {
+  const [query, setQuery] = useState('');
+  const shown = query ? files.filter((f) => f.toLowerCase().includes(query.toLowerCase())) : files;
+  return (
+    <div className="legend">
+      <div className="legend-head">
+        <span className="muted small">{files.length} file{files.length === 1 ? '' : 's'} · click one to pick out its chunks</span>
+        {files.length > LEGEND_SEARCH_FROM && (
+          <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="Find a file" aria-label="Find a file" />
+        )}
+        {highlight !== null && <button type="button" className="link" onClick={() => onPick(null)}>Show all files</button>}
+      </div>
+      <ul className="legend-files" aria-label="Files">
+        {shown.map((f) => {
+          const style = styles.get(f);
+          return (
+            <li key={f}>
+              <button type="button" className={`legend-file${highlight === f ? ' picked' : ''}`} aria-pressed={highlight === f} onClick={() => onPick(highlight === f ? null : f)} title={f}>
+                <span className={`swatch mark-${style?.mark ?? 0}`} style={{ background: style?.colour }} data-colour={style?.colour} />
+                <span className="ellipsis">{f}</span>
+              </button>
+            </li>
+          );
+        })}
+        {shown.length === 0 && <li className="muted small">No file matches “{query}”.</li>}
+      </ul>
+      <ul className="legend-states" aria-label="Chunk states">
+        <li><span className="swatch state-failed" />failed</li>
+        <li><span className="swatch state-moved" />moved from another node</li>
+        <li><span className="swatch state-flight" />waiting or in flight</li>
+      </ul>
+    </div>
+  );
+}
+
+export function DistributionMap({ chunks, nodeIds, figures, placeholder }: { chunks: readonly (ChunkUpdate | undefined)[]; nodeIds: readonly string[]; figures: (nodeId: string) => NodeFigures; placeholder?: string }) {
   const byNode = useMemo(() => groupByNode(chunks, nodeIds), [chunks, nodeIds]);
   const files = useMemo(() => {
+    // Rows are indexed by seq, so this is the order files first appeared in the run.
     const seen = new Set<string>();
     for (const c of chunks) if (c) seen.add(c.file);
     return [...seen];
   }, [chunks]);
+  const styles = useMemo(() => fileStyles(files), [files]);
+  const [highlight, setHighlight] = useState<string | null>(null);
+  const [hover, setHover] = useState<{ nodeId: string; hover: Hover } | null>(null);
+  const picked = highlight !== null && styles.has(highlight) ? highlight : null;
+  const totalBytes = nodeIds.reduce((n, id) => n + figures(id).bytes, 0);
   const maxBytes = Math.max(1, ...nodeIds.map((id) => figures(id).bytes));
   return (
-    <div className="distribution" data-testid="distribution">
+    <div className="distribution" data-testid="distribution" data-highlight={picked ?? ''}>
+      {placeholder && <p className="muted small">{placeholder}</p>}
       <div className="dist-panels">
         {[...byNode.entries()].map(([nodeId, list]) => {
           const f = figures(nodeId);
+          const share = totalBytes > 0 ? (f.bytes / totalBytes) * 100 : 0;
+          const highlighted = picked === null ? 0 : list.filter((c) => c.file === picked).length;
           return (
-            <figure key={nodeId} className="dist-panel" data-testid={`dist-${nodeId}`} data-chunks={list.length}>
+            <figure key={nodeId} className="dist-panel" data-testid={`dist-${nodeId}`} data-chunks={list.length} data-highlighted={highlighted} data-moved={list.filter((c) => c.moved).length}>
               <figcaption>
                 <strong>{nodeId}</strong>
                 {f.state && f.state !== 'healthy' && <span className={`state-badge ${f.state}`}>{f.state}</span>}
-                <span className="muted dist-figure">{formatBytes(f.bytes)} · {f.chunks} chunks</span>
+                <span className="muted dist-figure" data-testid={`share-${nodeId}`}>
+                  {formatBytes(f.bytes)} · {share.toFixed(share >= 10 || share === 0 ? 0 : 1)}% · {f.chunks} chunks
+                </span>
               </figcaption>
-              <div className="bar" data-testid={`bar-${nodeId}`}><div style={{ width: `${(f.bytes / maxBytes) * 100}%` }} /></div>
-              <NodeCanvas chunks={list} />
+              <div className="bar" data-testid={`bar-${nodeId}`} aria-hidden="true"><div style={{ width: `${(f.bytes / maxBytes) * 100}%` }} /></div>
+              <NodeCanvas chunks={list} styles={styles} highlight={picked} onHover={(h) => setHover(h ? { nodeId, hover: h } : null)} />
+              {picked !== null && <span className="small muted">{highlighted} chunk{highlighted === 1 ? '' : 's'} of {picked}</span>}
+              {hover?.nodeId === nodeId && <HoverCard hover={hover.hover} />}
             </figure>
           );
         })}
       </div>
-      <ul className="legend" aria-label="Files">
-        {files.slice(0, 12).map((f) => (
-          <li key={f}>
-            <span className="swatch" style={{ background: colourFor(f) }} />
-            {f}
-          </li>
-        ))}
-        {files.length > 12 && <li className="muted">+{files.length - 12} more files</li>}
-        <li><span className="swatch" style={{ background: STATE_COLOUR.failed }} />failed</li>
-      </ul>
+      {files.length > 0 && <Legend files={files} styles={styles} highlight={picked} onPick={setHighlight} />}
     </div>
   );
 }

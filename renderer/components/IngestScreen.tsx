@@ -3,14 +3,29 @@
 import { useEffect, useMemo, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { validateConfigText } from '../../shared/config/validate.ts';
-import type { ChunkState } from '../../shared/types.ts';
+import type { ChunkRowState } from '../../shared/ipc/contract.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { useApp } from '../store/context.tsx';
 import { countStates, ingestFigures } from '../store/selectors.ts';
+import type { IngestMeta } from '../store/types.ts';
 import { DistributionMap } from './DistributionMap.tsx';
+import { RepairStatus } from './RepairStatus.tsx';
 import { VirtualList } from './VirtualList.tsx';
 
-const STATES: ChunkState[] = ['queued', 'reading', 'sending', 'verified', 'retried', 'failed', 'moved', 'skipped'];
+const STATES: ChunkRowState[] = ['queued', 'reading', 'sending', 'verified', 'retried', 'failed', 'moved', 'skipped', 'cancelled'];
+
+function percentText(percent: number, waiting: boolean): string {
+  if (waiting) return '…';
+  return `${percent.toFixed(percent >= 100 || percent === 0 ? 0 : 1)}%`;
+}
+
+/** The phase badge: a finished run says how it ended (complete, degraded, partial). */
+function phaseLabel(meta: IngestMeta | null, starting: boolean): string {
+  if (starting && !meta) return 'starting';
+  if (!meta) return 'idle';
+  if (meta.phase === 'finished' && meta.status && meta.status !== 'complete') return meta.status;
+  return meta.phase;
+}
 
 export function IngestScreen() {
   const pattern = useApp((s) => s.ingest.pattern);
@@ -18,24 +33,37 @@ export function IngestScreen() {
   const start = useApp((s) => s.startIngest);
   const cancel = useApp((s) => s.cancelIngest);
   const starting = useApp((s) => s.ingest.starting);
+  const resuming = useApp((s) => s.ingest.resuming);
   const error = useApp((s) => s.ingest.error);
   const meta = useApp((s) => s.ingest.meta);
   const chunks = useApp((s) => s.ingest.chunks);
   const logs = useApp((s) => s.ingest.logs);
   const saved = useApp((s) => s.config.saved);
   const fileName = useApp((s) => s.config.fileName);
-  const filePattern = useMemo(() => validateConfigText(saved, fileName || 'config').config?.ingestion.file_pattern ?? '**', [saved, fileName]);
+  const probe = useApp((s) => s.probeNodes);
+  const config = useMemo(() => (fileName ? validateConfigText(saved, fileName).config : undefined), [saved, fileName]);
+  const filePattern = config?.ingestion.file_pattern ?? '**';
   const statusIds = useApp(useShallow((s) => s.nodes.statuses.map((n) => n.id)));
+  const haveStatuses = statusIds.length > 0;
 
-  const [show, setShow] = useState<ChunkState | 'all'>('all');
+  useEffect(() => {
+    // Opened before the Nodes screen: ask for the nodes, so every node has its panel before a run starts.
+    if (!haveStatuses) void probe();
+  }, [haveStatuses, probe]);
+
+  const [show, setShow] = useState<ChunkRowState | 'all'>('all');
   const rows = useMemo(() => (show === 'all' ? chunks : chunks.filter((c) => c?.state === show)), [chunks, show]);
   const figures = ingestFigures(meta);
-  const counts = useMemo(() => countStates(chunks), [chunks]);
+  const counted = useMemo(() => (meta?.states ? null : countStates(chunks)), [meta, chunks]);
+  const counts = meta?.states ?? counted!;
+  const running = figures.running || starting;
+  const waiting = running && (!meta || meta.phase === 'starting');
   const nodeIds = useMemo(() => {
-    const ids = new Set<string>(meta?.nodes.map((n) => n.id) ?? statusIds);
+    const ids = new Set<string>(meta?.nodes.length ? meta.nodes.map((n) => n.id) : statusIds.length ? statusIds : (config?.nodes ?? []).map((n) => n.id));
     for (const id of Object.keys(meta?.nodeBytes ?? {})) ids.add(id);
     return [...ids];
-  }, [meta, statusIds]);
+  }, [meta, statusIds, config]);
+  const total = meta?.totals.chunks ?? 0;
 
   return (
     <section className="screen" aria-labelledby="ingest-title">
@@ -48,92 +76,131 @@ export function IngestScreen() {
       <form className="card ingest-controls" onSubmit={(e) => { e.preventDefault(); void start(); }}>
         <label className="grow">
           File pattern
-          <input value={pattern} onChange={(e) => setPattern(e.target.value)} placeholder={`${filePattern} (from config)`} aria-label="File pattern" disabled={figures.running} />
+          <input value={pattern} onChange={(e) => setPattern(e.target.value)} placeholder={`${filePattern} (from config)`} aria-label="File pattern" disabled={running} />
         </label>
-        <button type="submit" className="primary" disabled={starting || figures.running}>{starting ? 'Starting…' : 'Start ingest'}</button>
+        <button type="submit" className="primary" disabled={running}>{starting ? 'Starting…' : 'Start ingest'}</button>
         <button type="button" className="danger" onClick={() => void cancel()} disabled={!figures.running}>Cancel</button>
       </form>
       {error && <p className="banner error" role="alert">{error}</p>}
       {meta?.error && <p className="banner error" role="alert">{meta.error}</p>}
-      <ResumableRuns running={figures.running} busy={starting || figures.running} />
+      <ResumableRuns running={running} activeRunId={running ? (meta?.runId ?? resuming) : null} />
+      {meta?.phase === 'finished' && meta.status === 'degraded' && meta.manifestPath && <DegradedRun manifestPath={meta.manifestPath} />}
 
       <div className="card overall" data-testid="overall">
         <div className="overall-head">
-          <span className={`phase phase-${meta?.phase ?? 'idle'}`} data-testid="phase">{meta?.phase ?? 'idle'}</span>
-          <strong className="percent" data-testid="percent">{figures.percent.toFixed(figures.percent >= 100 || figures.percent === 0 ? 0 : 1)}%</strong>
+          <span className={`phase phase-${phaseLabel(meta, starting)}`} data-testid="phase">{phaseLabel(meta, starting)}</span>
+          {waiting && <span className="muted small" data-testid="starting-note">{resuming ? `Resuming ${resuming}: reading its journal and the source listing…` : 'Listing the source and probing the nodes…'}</span>}
+          <strong className="percent" data-testid="percent">{percentText(figures.percent, waiting)}</strong>
         </div>
-        <div className="bar big" role="progressbar" aria-label="Overall progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(figures.percent)}>
+        <div className="bar big" role="progressbar" aria-label="Overall progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(figures.percent)} aria-busy={waiting}>
           <div style={{ width: `${figures.percent}%` }} />
         </div>
         <dl className="figures wide">
           <div>
             <dt>Bytes</dt>
-            <dd>{formatBytes((meta?.bytesDone ?? 0) + (meta?.bytesSkipped ?? 0))} / {formatBytes(meta?.totals.bytes ?? 0)}</dd>
+            <dd>{waiting ? '—' : `${formatBytes((meta?.bytesDone ?? 0) + (meta?.bytesSkipped ?? 0))} / ${formatBytes(meta?.totals.bytes ?? 0)}`}</dd>
             {meta?.bytesSkipped ? <dd className="muted small" data-testid="bytes-skipped">{formatBytes(meta.bytesSkipped)} already on nodes</dd> : null}
           </div>
           <div><dt>Speed</dt><dd>{formatRate(figures.bytesPerSecond)}</dd></div>
           <div><dt>ETA</dt><dd>{figures.running ? formatDuration(figures.etaSeconds) : '—'}</dd></div>
           <div><dt>Elapsed</dt><dd>{formatDuration((meta?.elapsedMs ?? 0) / 1000)}</dd></div>
-          <div><dt>Chunks</dt><dd data-testid="chunks-done">{meta?.chunksDone ?? 0} / {meta?.totals.chunks ?? 0}</dd></div>
+          <div><dt>Chunks</dt><dd data-testid="chunks-done">{meta?.chunksDone ?? 0} / {total}</dd></div>
           <div><dt>Files</dt><dd>{meta?.totals.files ?? 0}</dd></div>
           <div><dt>Retries</dt><dd>{meta?.retries ?? 0}</dd></div>
           <div><dt>Failed</dt><dd className={meta?.chunksFailed ? 'bad' : ''}>{meta?.chunksFailed ?? 0}</dd></div>
         </dl>
-        {meta?.manifestPath && <p className="muted small mono">Manifest: {meta.manifestPath}</p>}
+        {meta?.manifestPath && <p className="muted small mono path">Manifest: {meta.manifestPath}</p>}
       </div>
+      <RepairStatus />
 
       <div className="card">
         <h2>Distribution across nodes</h2>
         <DistributionMap
           chunks={chunks}
           nodeIds={nodeIds}
+          placeholder={waiting ? 'The picture fills in as soon as the run has planned its chunks.' : nodeIds.length === 0 ? 'No nodes yet: add one on the Nodes screen.' : undefined}
           figures={(id) => {
             const state = meta?.nodes.find((n) => n.id === id)?.state;
             return { bytes: meta?.nodeBytes[id] ?? 0, chunks: meta?.nodeChunks[id] ?? 0, ...(state ? { state } : {}) };
           }}
         />
       </div>
-        <div className="card">
-          <h2>Chunks</h2>
-          <div className="state-counts" role="group" aria-label="Show chunks">
-            <button type="button" className={`chunk-state all${show === 'all' ? ' selected' : ''}`} aria-pressed={show === 'all'} onClick={() => setShow('all')}>
-              all <b>{chunks.length}</b>
+      <div className="card">
+        <h2>Chunks</h2>
+        <div className="state-counts" role="group" aria-label="Show chunks">
+          <button type="button" className={`chunk-state all${show === 'all' ? ' selected' : ''}`} aria-pressed={show === 'all'} onClick={() => setShow('all')}>
+            all <b>{Math.max(total, chunks.length)}</b>
+          </button>
+          {STATES.filter((st) => st !== 'cancelled' || counts.cancelled > 0).map((st) => (
+            <button key={st} type="button" className={`chunk-state ${st}${show === st ? ' selected' : ''}`} aria-pressed={show === st} onClick={() => setShow(show === st ? 'all' : st)}>
+              {st} <b>{counts[st]}</b>
             </button>
-            {STATES.map((st) => (
-              <button key={st} type="button" className={`chunk-state ${st}${show === st ? ' selected' : ''}`} aria-pressed={show === st} onClick={() => setShow(show === st ? 'all' : st)}>
-                {st} <b>{counts[st]}</b>
-              </button>
-            ))}
-          </div>
-          <div className="vhead chunk-cols"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
-          <VirtualList
-            count={rows.length}
-            rowHeight={26}
-            height={360}
-            label="Chunks"
-            testId="chunk-list"
-            renderRow={(i) => {
-              const c = rows[i];
-              if (!c) return <span className="muted">…</span>;
-              return (
-                <div className="chunk-cols" title={c.error ?? c.id}>
-                  <span className="muted">{c.seq + 1}</span>
-                  <span className="mono ellipsis">{c.id}</span>
-                  <span>{formatBytes(c.size)}</span>
-                  <span><span className={`chunk-state ${c.state}`}>{c.state}</span></span>
-                  <span className="ellipsis">{c.nodeId ?? '—'}</span>
-                  <span>{c.attempt}</span>
-                </div>
-              );
-            }}
-          />
-          {logs.length > 0 && (
-            <ul className="logs" aria-label="Log">
-              {logs.slice(-8).map((l, i) => <li key={i} className={l.level}>{l.message}</li>)}
-            </ul>
-          )}
+          ))}
         </div>
+        <div className="vhead chunk-cols" role="presentation"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
+        <VirtualList
+          count={rows.length}
+          rowHeight={26}
+          height={360}
+          label="Chunks"
+          testId="chunk-list"
+          renderRow={(i) => {
+            const c = rows[i];
+            if (!c) return <span className="muted">…</span>;
+            return (
+              <div className="chunk-cols" title={c.error ?? c.id}>
+                <span className="muted">{c.seq + 1}</span>
+                <span className="mono ellipsis">{c.id}</span>
+                <span>{formatBytes(c.size)}</span>
+                <span><span className={`chunk-state ${c.state}`}>{c.state}</span></span>
+                <span className="ellipsis">{c.nodeId ?? '—'}{c.moved ? ' (moved)' : ''}</span>
+                <span>{c.attempt}</span>
+              </div>
+            );
+          }}
+        />
+        {logs.length > 0 && (
+          <ul className="logs" aria-label="Log">
+            {logs.slice(-8).map((l, i) => <li key={i} className={l.level}>{l.message}</li>)}
+          </ul>
+        )}
+      </div>
     </section>
+  );
+}
+
+/** A run that ended degraded: which chunks are short of copies and why, and Repair. */
+function DegradedRun({ manifestPath }: { manifestPath: string }) {
+  const open = useApp((s) => s.openManifest);
+  const manifest = useApp((s) => (s.received.manifestPath === manifestPath ? s.received.manifest : null));
+  const runRepair = useApp((s) => s.runRepair);
+  const repairing = useApp((s) => s.repair.running);
+  useEffect(() => {
+    void open(manifestPath);
+  }, [open, manifestPath]);
+  const shortfall = manifest?.shortfall ?? [];
+  return (
+    <div className="card degraded" data-testid="degraded">
+      <div className="problems-head">
+        <h2>Run ended degraded <span className="count-pill bad">{shortfall.length}</span></h2>
+        <button type="button" className="primary" disabled={repairing} onClick={() => void runRepair(manifestPath, {})}>Repair</button>
+      </div>
+      <p className="small">Every file was read, but {shortfall.length || 'some'} chunk{shortfall.length === 1 ? ' has' : 's have'} fewer good copies on healthy nodes than wanted. Repair copies them again from a good copy or the source, then verifies.</p>
+      {shortfall.length > 0 && (
+        <ul className="problem-list" aria-label="Chunks short of copies">
+          {shortfall.slice(0, 200).map((c) => (
+            <li key={c.chunkId} className="problem" data-testid="shortfall">
+              <span className="problem-where">
+                <span className="ellipsis" title={c.file}>{c.file}</span>
+                <span className="mono ellipsis">{c.chunkId}</span>
+                <span className="chunk-state failed">{c.copies} of {c.wanted} copies</span>
+              </span>
+              <span className="problem-what small">{c.reason}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
   );
 }
 
@@ -141,8 +208,11 @@ export function IngestScreen() {
  * Runs that were cancelled or killed, each with a Resume button. The list is read when the screen opens and
  * again whenever no run is going (after one finishes, fails or is cancelled), so it never shows the live run.
  */
-function ResumableRuns({ running, busy }: { running: boolean; busy: boolean }) {
-  const runs = useApp((s) => s.resumable.runs);
+function ResumableRuns({ running, activeRunId }: { running: boolean; activeRunId: string | null }) {
+  const listed = useApp((s) => s.resumable.runs);
+  // The run being resumed is going again: it is not unfinished any more, whatever the last listing said.
+  const runs = activeRunId ? listed.filter((r) => r.runId !== activeRunId) : listed;
+  const busy = running;
   const error = useApp((s) => s.resumable.error);
   const list = useApp((s) => s.listResumable);
   const resume = useApp((s) => s.resumeIngest);

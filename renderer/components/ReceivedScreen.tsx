@@ -1,10 +1,82 @@
-// Received chunks: what each node holds (from a run's manifest), verify one node or all, reassemble a file.
+// Received chunks: what each node holds (from a run's manifest), verify one node or all, see every bad copy in the
+// Problems list (node, file, chunk, offset, both checksums), jump to its row, repair it, reassemble a file.
 import { useEffect, useMemo, useState } from 'react';
 import type { FormEvent } from 'react';
-import type { ManifestChunk } from '../../shared/types.ts';
+import type { VerifyResult } from '../../shared/ipc/contract.ts';
+import type { ManifestChunk, VerifyProblem } from '../../shared/types.ts';
 import { formatBytes, shortHash } from '../format.ts';
 import { useApp } from '../store/context.tsx';
+import { RepairStatus } from './RepairStatus.tsx';
 import { VirtualList } from './VirtualList.tsx';
+
+const PROBLEM_LABEL: Record<VerifyProblem['reason'], string> = { missing: 'missing', checksum_mismatch: 'damaged', unreadable: 'unreadable' };
+const PROBLEMS_SHOWN = 500;
+
+function problemKey(chunkId: string, nodeId: string): string {
+  return `${chunkId}\0${nodeId}`;
+}
+
+/** What is wrong with a copy, in words a user can act on. */
+export function problemText(p: VerifyProblem): string {
+  if (p.reason === 'missing') return 'missing: the node does not hold this copy';
+  if (p.reason === 'unreadable') return `unreadable: ${p.detail}`;
+  return 'damaged: its bytes do not hash to the manifest’s checksum';
+}
+
+function summary(result: VerifyResult): string {
+  if (result.problems.length === 0) return `All ${result.checked} chunk copies ${result.nodeId ? `on ${result.nodeId} ` : ''}verified: checksums match.`;
+  const perNode = new Map<string, number>();
+  for (const p of result.problems) perNode.set(p.nodeId, (perNode.get(p.nodeId) ?? 0) + 1);
+  const where = [...perNode.entries()].map(([id, n]) => `${id} (${n})`).join(', ');
+  const lost = result.unrecoverable.length;
+  return `${result.problems.length} of ${result.checked} copies have problems, on ${where}${lost ? `; ${lost} chunk${lost === 1 ? ' has' : 's have'} no good copy left` : ''}.`;
+}
+
+function ProblemsList({ result, manifestPath }: { result: VerifyResult; manifestPath: string }) {
+  const focusRow = useApp((s) => s.focusRow);
+  const runRepair = useApp((s) => s.runRepair);
+  const repairing = useApp((s) => s.repair.running);
+  const busy = useApp((s) => s.received.verifying !== null) || repairing;
+  const lost = useMemo(() => new Set(result.unrecoverable), [result]);
+  const shown = result.problems.slice(0, PROBLEMS_SHOWN);
+  return (
+    <div className="card problems" data-testid="problems">
+      <div className="problems-head">
+        <h2>Problems <span className="count-pill bad">{result.problems.length}</span></h2>
+        <button type="button" className="primary" disabled={busy} onClick={() => void runRepair(manifestPath, {})}>
+          Repair all
+        </button>
+      </div>
+      <ul className="problem-list" aria-label="Problems">
+        {shown.map((p) => (
+          <li key={problemKey(p.chunkId, p.nodeId)} className="problem" data-testid="problem" data-node={p.nodeId} data-chunk={p.chunkId}>
+            <button type="button" className="problem-main" onClick={() => focusRow(p.nodeId, p.chunkId)} aria-label={`Show ${p.chunkId} on ${p.nodeId} in the table`}>
+              <span className="problem-where">
+                <span className="node-name">{p.nodeId}</span>
+                <span className="ellipsis" title={p.file}>{p.file ?? '?'}</span>
+                <span className="mono">chunk #{p.index ?? '?'}</span>
+                <span className="muted small">offset {p.offset?.toLocaleString() ?? '?'} · {formatBytes(p.size)}</span>
+                <span className={`chunk-state ${p.reason === 'missing' ? 'failed' : 'retried'}`}>{PROBLEM_LABEL[p.reason]}</span>
+                {lost.has(p.chunkId) && <span className="chunk-state failed">no good copy left</span>}
+              </span>
+              <span className="problem-what small">
+                {problemText(p)}
+                {p.expected && <> · expected <code className="hash">{p.expected}</code></>}
+                {p.found && <> · found <code className="hash">{p.found}</code></>}
+              </span>
+              <span className="mono muted small ellipsis">{p.chunkId}</span>
+            </button>
+            <span className="problem-actions">
+              <button type="button" disabled={busy} onClick={() => void runRepair(manifestPath, { chunkIds: [p.chunkId] })} aria-label={`Repair ${p.chunkId}`}>Repair</button>
+              {p.file && <button type="button" disabled={busy} onClick={() => void runRepair(manifestPath, { files: [p.file!] })} aria-label={`Repair every chunk of ${p.file}`}>Repair file</button>}
+            </span>
+          </li>
+        ))}
+      </ul>
+      {result.problems.length > PROBLEMS_SHOWN && <p className="muted small">{result.problems.length - PROBLEMS_SHOWN} more: use “Problems only” on each node’s tab.</p>}
+    </div>
+  );
+}
 
 export function ReceivedScreen() {
   const manifests = useApp((s) => s.received.manifests);
@@ -15,11 +87,16 @@ export function ReceivedScreen() {
   const error = useApp((s) => s.received.error);
   const verifying = useApp((s) => s.received.verifying);
   const verifyResult = useApp((s) => s.received.verify);
+  const problemsOnly = useApp((s) => s.received.problemsOnly);
+  const focus = useApp((s) => s.received.focus);
   const task = useApp((s) => s.received.task);
+  const repairing = useApp((s) => s.repair.running);
   const list = useApp((s) => s.listManifests);
   const open = useApp((s) => s.openManifest);
   const selectNode = useApp((s) => s.selectNode);
   const verify = useApp((s) => s.verify);
+  const setProblemsOnly = useApp((s) => s.setProblemsOnly);
+  const runRepair = useApp((s) => s.runRepair);
   const cancelTask = useApp((s) => s.cancelTask);
 
   useEffect(() => {
@@ -39,19 +116,30 @@ export function ReceivedScreen() {
     return out;
   }, [manifest]);
   const problems = useMemo(() => {
-    const m = new Map<string, string>();
-    for (const p of verifyResult?.problems ?? []) m.set(`${p.chunkId}\0${p.nodeId}`, `${p.reason}: ${p.detail}`);
+    const m = new Map<string, VerifyProblem>();
+    for (const p of verifyResult?.problems ?? []) m.set(problemKey(p.chunkId, p.nodeId), p);
     return m;
   }, [verifyResult]);
-  const rows = (nodeId && held.get(nodeId)) || [];
+  const problemsPerNode = useMemo(() => {
+    const m = new Map<string, number>();
+    for (const p of verifyResult?.problems ?? []) m.set(p.nodeId, (m.get(p.nodeId) ?? 0) + 1);
+    return m;
+  }, [verifyResult]);
+  const allRows = (nodeId && held.get(nodeId)) || [];
+  const rows = useMemo(
+    () => (problemsOnly && nodeId ? allRows.filter((r) => problems.has(problemKey(r.chunk.id, nodeId))) : allRows),
+    [allRows, problemsOnly, problems, nodeId],
+  );
+  const focusIndex = focus && focus.nodeId === nodeId ? rows.findIndex((r) => r.chunk.id === focus.chunkId) : -1;
   const verifiedNode = (id: string) => verifyResult && (verifyResult.nodeId === null || verifyResult.nodeId === id);
+  const busy = verifying !== null || repairing;
 
   return (
     <section className="screen" aria-labelledby="received-title">
       <header className="screen-head">
         <div>
           <h1 id="received-title">Received chunks</h1>
-          <p className="muted">What every node holds according to a run's manifest; re-hash to verify, or rebuild a file.</p>
+          <p className="muted">What every node holds according to a run's manifest; re-hash to verify, repair, or rebuild a file.</p>
         </div>
         <div className="actions">
           <label>
@@ -69,14 +157,13 @@ export function ReceivedScreen() {
         </div>
       </header>
       {error && <p className="banner error" role="alert">{error}</p>}
-      {!manifest ? (
+      {!manifest || !manifestPath ? (
         <div className="card"><p className="muted">{loading ? 'Opening manifest…' : 'No run selected. Run an ingest first, or pick a past run above.'}</p></div>
       ) : (
         <>
           <div className="card run-summary">
-            <dl className="figures wide">
-              <div><dt>Status</dt><dd>{manifest.status}</dd></div>
-              <div><dt>Cloud</dt><dd>{manifest.cloud}</dd></div>
+            <dl className="figures inline">
+              <div><dt>Status</dt><dd className={manifest.status === 'complete' ? '' : 'bad'} data-testid="manifest-status">{manifest.status}</dd></div>
               <div><dt>Files</dt><dd>{manifest.totals.files}</dd></div>
               <div><dt>Chunks</dt><dd>{manifest.totals.chunks}</dd></div>
               <div><dt>Bytes</dt><dd>{formatBytes(manifest.totals.bytes)}</dd></div>
@@ -84,57 +171,92 @@ export function ReceivedScreen() {
               <div><dt>Started</dt><dd>{new Date(manifest.startedAt).toLocaleString()}</dd></div>
             </dl>
             <div className="actions">
-              <button type="button" className="primary" onClick={() => void verify()} disabled={verifying !== null}>{verifying === 'all' ? 'Verifying…' : 'Verify all'}</button>
-              <button type="button" onClick={() => nodeId && void verify(nodeId)} disabled={verifying !== null || !nodeId}>{verifying && verifying !== 'all' ? 'Verifying…' : `Verify ${nodeId ?? 'node'}`}</button>
+              <button type="button" className="primary" onClick={() => void verify()} disabled={busy}>{verifying === 'all' ? 'Verifying…' : 'Verify all'}</button>
+              <button type="button" onClick={() => nodeId && void verify(nodeId)} disabled={busy || !nodeId}>{verifying && verifying !== 'all' ? 'Verifying…' : `Verify ${nodeId ?? 'node'}`}</button>
+              <button type="button" onClick={() => void runRepair(manifestPath, {})} disabled={busy} title="Check every copy and restore the missing or damaged ones">Repair…</button>
               {verifying && <button type="button" className="danger" onClick={() => void cancelTask('verify')}>Cancel</button>}
             </div>
             {verifying && task?.task === 'verify' && (
-              <div className="bar" role="progressbar" aria-label="Verify progress" aria-valuenow={task.total ? Math.round((task.done / task.total) * 100) : 0}>
+              <div className="bar" role="progressbar" aria-label="Verify progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={task.total ? Math.round((task.done / task.total) * 100) : 0}>
                 <div style={{ width: `${task.total ? (task.done / task.total) * 100 : 0}%` }} />
               </div>
             )}
             {verifyResult && (
-              <p className={`banner ${verifyResult.problems.length ? 'error' : 'ok'}`} role="status" data-testid="verify-result">
-                {verifyResult.problems.length === 0
-                  ? `All ${verifyResult.checked} chunk copies ${verifyResult.nodeId ? `on ${verifyResult.nodeId} ` : ''}verified: checksums match.`
-                  : `${verifyResult.problems.length} of ${verifyResult.checked} copies have problems${verifyResult.unrecoverable.length ? `; ${verifyResult.unrecoverable.length} chunks have no good copy left` : ''}. See the rows marked below.`}
-              </p>
+              <p className={`banner ${verifyResult.problems.length ? 'error' : 'ok'}`} role="status" data-testid="verify-result">{summary(verifyResult)}</p>
             )}
           </div>
+          <RepairStatus />
+          {verifyResult && verifyResult.problems.length > 0 && <ProblemsList result={verifyResult} manifestPath={manifestPath} />}
           <div className="received-grid">
             <div className="card">
-              <div className="tabs" role="tablist" aria-label="Nodes">
-                {[...held.entries()].map(([id, l]) => (
-                  <button key={id} type="button" role="tab" aria-selected={id === nodeId} className={id === nodeId ? 'tab active' : 'tab'} onClick={() => selectNode(id)}>
-                    {id} <span className="muted">{l.length}</span>
-                  </button>
-                ))}
+              <div className="table-tools">
+                <div className="tabs" role="tablist" aria-label="Nodes">
+                  {[...held.entries()].map(([id, l]) => {
+                    const bad = problemsPerNode.get(id) ?? 0;
+                    return (
+                      <button
+                        key={id}
+                        type="button"
+                        role="tab"
+                        aria-selected={id === nodeId}
+                        aria-label={`${id}: ${l.length} chunks${verifiedNode(id) ? `, ${bad} problem${bad === 1 ? '' : 's'}` : ''}`}
+                        className={id === nodeId ? 'tab active' : 'tab'}
+                        data-testid={`tab-${id}`}
+                        data-problems={bad}
+                        onClick={() => selectNode(id)}
+                      >
+                        {id} <span className="muted">{l.length}</span>
+                        {bad > 0 && <span className="count-pill bad">{bad}</span>}
+                        {bad === 0 && verifiedNode(id) && <span className="count-pill good">✓</span>}
+                      </button>
+                    );
+                  })}
+                </div>
+                <label className="check">
+                  <input type="checkbox" checked={problemsOnly} onChange={(e) => setProblemsOnly(e.target.checked)} disabled={!verifyResult} />
+                  Problems only
+                </label>
               </div>
-              <div className="vhead received-cols"><span>Chunk</span><span>Source file</span><span>Offset</span><span>Size</span><span>Checksum</span><span>Check</span></div>
+              <div className="vhead received-cols" role="presentation"><span>Chunk</span><span>Source file</span><span>Offset</span><span>Size</span><span>Checksum</span><span>Check</span></div>
               <VirtualList
                 count={rows.length}
-                rowHeight={26}
+                rowHeight={28}
                 height={380}
                 label={`Chunks on ${nodeId ?? ''}`}
                 testId="received-list"
+                scrollTo={focusIndex >= 0 && focus ? { index: focusIndex, key: focus.at } : null}
+                rowClass={(i) => {
+                  const row = rows[i];
+                  const bad = row && nodeId && problems.has(problemKey(row.chunk.id, nodeId));
+                  return `${i === focusIndex ? 'focused' : ''}${bad ? ' has-problem' : ''}`;
+                }}
                 renderRow={(i) => {
                   const row = rows[i];
                   if (!row || !nodeId) return null;
                   const { chunk } = row;
-                  const problem = problems.get(`${chunk.id}\0${nodeId}`);
+                  const problem = problems.get(problemKey(chunk.id, nodeId));
                   const checked = verifiedNode(nodeId);
                   return (
-                    <div className="received-cols" title={row.location}>
-                      <span className="mono ellipsis">{chunk.id}</span>
+                    <div className="received-cols" title={`${chunk.id}\n${row.location}`} data-chunk={chunk.id}>
+                      <span className="mono">#{chunk.index}</span>
                       <span className="ellipsis">{chunk.file}</span>
-                      <span>{chunk.offset.toLocaleString()}</span>
-                      <span>{formatBytes(chunk.size)}</span>
+                      <span className="num">{chunk.offset.toLocaleString()}</span>
+                      <span className="num">{formatBytes(chunk.size)}</span>
                       <span className="mono" title={chunk.checksum}>{shortHash(chunk.checksum)}</span>
-                      <span>{problem ? <span className="chunk-state failed" title={problem}>{problem.split(':')[0]}</span> : checked ? <span className="chunk-state verified">ok</span> : <span className="muted">—</span>}</span>
+                      <span className="check-cell">
+                        {problem ? (
+                          <span className="chunk-state failed" title={problemText(problem)}>{PROBLEM_LABEL[problem.reason]}</span>
+                        ) : checked ? (
+                          <span className="chunk-state verified">ok</span>
+                        ) : (
+                          <span className="muted">—</span>
+                        )}
+                      </span>
                     </div>
                   );
                 }}
               />
+              {problemsOnly && rows.length === 0 && <p className="muted small">No problems on {nodeId}.</p>}
             </div>
             <ReassembleCard keys={manifest.files.map((f) => f.key)} />
           </div>
@@ -149,6 +271,8 @@ function ReassembleCard({ keys }: { keys: string[] }) {
   const busy = useApp((s) => s.received.reassembling);
   const result = useApp((s) => s.received.reassemble);
   const cancelTask = useApp((s) => s.cancelTask);
+  const appInfo = useApp((s) => s.appInfo);
+  const pickFolder = useApp((s) => s.pickOutputFolder);
   const [key, setKey] = useState(keys[0] ?? '');
   const [outPath, setOutPath] = useState('');
   const chosen = keys.includes(key) ? key : (keys[0] ?? '');
@@ -157,6 +281,10 @@ function ReassembleCard({ keys }: { keys: string[] }) {
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (chosen) void reassemble(chosen, outPath.trim() || defaultOut);
+  };
+  const choose = async () => {
+    const folder = await pickFolder();
+    if (folder) setOutPath(`${folder.replace(/[\\/]+$/, '')}/${chosen.split('/').pop() ?? chosen}`);
   };
 
   return (
@@ -170,7 +298,17 @@ function ReassembleCard({ keys }: { keys: string[] }) {
       <label>Write to
         <input value={outPath} onChange={(e) => setOutPath(e.target.value)} placeholder={defaultOut} aria-label="Output path" />
       </label>
-      <p className="muted small">Relative paths are under the project folder. Chunks are read from any node holding a good copy.</p>
+      {appInfo?.canPickFolder ? (
+        <div className="row">
+          <p className="muted small">Under the project folder, or a folder you choose.</p>
+          <button type="button" onClick={() => void choose()}>Choose folder…</button>
+        </div>
+      ) : (
+        <p className="muted small" data-testid="output-rule">
+          Files are written under the project folder{appInfo ? <> (<span className="mono path">{appInfo.projectDir}</span>)</> : ''}; relative paths start there.
+          {appInfo?.mode === 'serve' ? ' In the browser there is no folder dialog, so other folders are refused.' : ''}
+        </p>
+      )}
       <div className="actions">
         <button type="submit" className="primary" disabled={busy || !chosen}>{busy ? 'Reassembling…' : 'Reassemble'}</button>
         {busy && <button type="button" className="danger" onClick={() => void cancelTask('reassemble')}>Cancel</button>}
@@ -178,8 +316,9 @@ function ReassembleCard({ keys }: { keys: string[] }) {
       {result && (
         <div className={`banner ${result.matched ? 'ok' : 'error'}`} role="status" data-testid="reassemble-result">
           <strong>{result.matched ? 'Checksum matches' : 'Checksum MISMATCH'}</strong>
-          <span className="mono small">{result.outPath}</span>
-          <span className="small">{formatBytes(result.bytes)} · expected <code>{shortHash(result.expected, 16)}</code> · got <code>{shortHash(result.actual, 16)}</code></span>
+          <span className="mono small path">{result.outPath}</span>
+          <span className="small">{formatBytes(result.bytes)} · manifest checksum <code className="hash">{result.expected}</code>{result.matched ? '' : <> · got <code className="hash">{result.actual}</code></>}</span>
+          <span className="small" data-testid="reassemble-md5">MD5 (compare with <code>md5sum</code>): <code className="hash">{result.md5Hex}</code></span>
         </div>
       )}
     </form>

@@ -1,5 +1,5 @@
 // A windowed list: however many rows there are, the DOM holds only the visible ones plus a small overscan.
-import { useCallback, useLayoutEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
 
 export interface VirtualListProps {
@@ -11,6 +11,10 @@ export interface VirtualListProps {
   renderRow: (index: number) => ReactNode;
   label: string;
   testId?: string;
+  /** Scrolls `index` to the middle of the view whenever `key` changes (a problem clicked elsewhere). */
+  scrollTo?: { index: number; key: number } | null;
+  /** Extra class for a row (the one scrolled to, rows with a problem). */
+  rowClass?: (index: number) => string;
 }
 
 export function visibleRange(scrollTop: number, height: number, rowHeight: number, count: number, overscan: number): [number, number] {
@@ -19,10 +23,18 @@ export function visibleRange(scrollTop: number, height: number, rowHeight: numbe
   return [first, Math.max(first, last)];
 }
 
-export function VirtualList({ count, rowHeight, height, overscan = 6, renderRow, label, testId }: VirtualListProps) {
+export function VirtualList({ count, rowHeight, height, overscan = 6, renderRow, label, testId, scrollTo, rowClass }: VirtualListProps) {
   const [scrollTop, setScrollTop] = useState(0);
   const ref = useRef<HTMLDivElement>(null);
   const onScroll = useCallback(() => setScrollTop(ref.current?.scrollTop ?? 0), []);
+  const target = scrollTo?.index;
+  const targetKey = scrollTo?.key;
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || target === undefined || target < 0) return;
+    el.scrollTop = Math.max(0, target * rowHeight - height / 2 + rowHeight / 2);
+    setScrollTop(el.scrollTop);
+  }, [target, targetKey, rowHeight, height]);
   // When the list shrinks under the scroll position, pull back to the end.
   useLayoutEffect(() => {
     const el = ref.current;
@@ -32,7 +44,7 @@ export function VirtualList({ count, rowHeight, height, overscan = 6, renderRow,
   const rows: ReactNode[] = [];
   for (let i = first; i < last; i += 1) {
     rows.push(
-      <div key={i} role="row" aria-rowindex={i + 1} className="vrow" style={{ top: i * rowHeight, height: rowHeight }}>
+      <div key={i} role="row" aria-rowindex={i + 1} className={`vrow ${rowClass?.(i) ?? ''}`} style={{ top: i * rowHeight, height: rowHeight }}>
         {renderRow(i)}
       </div>,
     );

@@ -81,9 +81,11 @@ export interface YamlEditorProps {
   value: string;
   fileName: string;
   onChange: (text: string) => void;
+  /** Puts the cursor at this line and column, scrolled into view, whenever `key` changes (a problem clicked). */
+  jump?: { line: number; column: number; key: number } | null;
 }
 
-export function YamlEditor({ value, fileName, onChange }: YamlEditorProps) {
+export function YamlEditor({ value, fileName, onChange, jump }: YamlEditorProps) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const onChangeRef = useRef(onChange);
@@ -123,6 +125,18 @@ export function YamlEditor({ value, fileName, onChange }: YamlEditorProps) {
       editor.dispatch({ changes: { from: 0, to: editor.state.doc.length, insert: value } });
     }
   }, [value]);
+
+  const jumpKey = jump?.key;
+  useEffect(() => {
+    const editor = view.current;
+    if (!editor || !jump) return;
+    const doc = editor.state.doc;
+    const line = doc.line(Math.min(Math.max(1, jump.line), doc.lines));
+    const at = Math.min(line.from + Math.max(0, jump.column - 1), line.to);
+    editor.dispatch({ selection: { anchor: at }, effects: EditorView.scrollIntoView(at, { y: 'center' }) });
+    editor.focus();
+    // Only a new jump moves the cursor; typing must not.
+  }, [jumpKey]);
 
   return <div className="editor" ref={host} data-testid="yaml-editor" />;
 }

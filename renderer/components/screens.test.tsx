@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
 import { StoreProvider } from '../store/context.tsx';
 import type { AppStore } from '../store/store.ts';
+import { countStates } from '../store/selectors.ts';
 import { batch, offlineStore } from '../test-support.ts';
 import { ConfigScreen } from './ConfigScreen.tsx';
 import { IngestScreen } from './IngestScreen.tsx';
@@ -82,7 +83,7 @@ describe('IngestScreen', () => {
   it('filters the chunk view by state', () => {
     const store = offlineStore();
     const chunks = Array.from({ length: 1000 }, (_, i) => chunk(i, i % 100 === 0 ? 'failed' : 'verified'));
-    store.getState().applyProgress(batch({ totals: { files: 2, chunks: 1000, bytes: 1000 * 1024 }, chunks, chunksFailed: 10 }));
+    store.getState().applyProgress(batch({ totals: { files: 2, chunks: 1000, bytes: 1000 * 1024 }, chunks, chunksFailed: 10, states: countStates(chunks) }));
     show(store, <IngestScreen />);
     const list = screen.getByTestId('chunk-list');
     expect(list.getAttribute('aria-rowcount')).toBe('1000');

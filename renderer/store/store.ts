@@ -4,7 +4,7 @@ import { createStore } from 'zustand/vanilla';
 import type { StateCreator, StoreApi } from 'zustand/vanilla';
 import { ApiError } from '../../shared/ipc/contract.ts';
 import type { Api } from '../../shared/ipc/contract.ts';
-import type { AppState, ConfigSlice, IngestSlice, NodesSlice, ReceivedSlice, ResumeSlice, UiSlice } from './types.ts';
+import type { ActivitySlice, AppState, ConfigSlice, IngestSlice, NodesSlice, ReceivedSlice, RepairState, ResumeSlice, UiSlice } from './types.ts';
 
 type Slice<T> = StateCreator<AppState, [], [], T>;
 
@@ -15,13 +15,23 @@ export function errorText(error: unknown): string {
 
 const MAX_LOGS = 200;
 
-const uiSlice: Slice<UiSlice> = (set) => ({
+const uiSlice = (api: Api): Slice<UiSlice> => (set) => ({
   screen: 'config',
+  connection: { state: 'open', message: null },
+  appInfo: null,
   setScreen: (screen) => set({ screen }),
+  setConnection: (connection) => set({ connection }),
+  loadAppInfo: async () => {
+    try {
+      set({ appInfo: await api.appInfo({}) });
+    } catch {
+      // Shown where it matters: the Reassemble card then offers only the project folder.
+    }
+  },
 });
 
 const configSlice = (api: Api): Slice<ConfigSlice> => (set, get) => ({
-  config: { path: '', fileName: '', saved: '', draft: '', loading: false, saving: false, refused: [], error: null, savedAt: null },
+  config: { path: '', fileName: '', saved: '', draft: '', loading: false, saving: false, refused: [], error: null, savedAt: null, revision: null, conflict: null, loaded: false },
   detection: { view: null, busy: false, error: null },
 
   loadConfig: async () => {
@@ -38,18 +48,25 @@ const configSlice = (api: Api): Slice<ConfigSlice> => (set, get) => ({
   setDraft: (draft) => set((s) => ({ config: { ...s.config, draft, refused: [] } })),
 
   applySnapshot: (snap) =>
-    set((s) => ({ config: { ...s.config, path: snap.path, fileName: snap.fileName, saved: snap.text, draft: snap.text, refused: [], error: null } })),
+    set((s) => ({
+      config: { ...s.config, path: snap.path, fileName: snap.fileName, saved: snap.text, draft: snap.text, revision: snap.revision, refused: [], error: null, conflict: null, loaded: true },
+    })),
 
-  saveConfig: async () => {
-    const text = get().config.draft;
+  saveConfig: async (overwrite = false) => {
+    const { draft: text, revision } = get().config;
     set((s) => ({ config: { ...s.config, saving: true, error: null } }));
     try {
-      const result = await api.saveConfig({ text });
+      const result = await api.saveConfig(revision && !overwrite ? { text, baseRevision: revision } : { text });
+      if (result.conflict) {
+        const conflict = result.conflict;
+        set((s) => ({ config: { ...s.config, conflict, error: 'Not saved: the file changed on disk since you loaded it (another tab, the Nodes screen or an editor).' } }));
+        return false;
+      }
       if (!result.saved) {
         set((s) => ({ config: { ...s.config, refused: result.snapshot.diagnostics, error: 'Not saved: the config has errors (marked in the editor).' } }));
         return false;
       }
-      set((s) => ({ config: { ...s.config, saved: text, refused: [], savedAt: Date.now() } }));
+      set((s) => ({ config: { ...s.config, saved: text, revision: result.snapshot.revision, conflict: null, refused: [], savedAt: Date.now() } }));
       return true;
     } catch (error) {
       set((s) => ({ config: { ...s.config, error: errorText(error) } }));
@@ -121,7 +138,7 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
 
 const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
   const begin = async (req: { pattern?: string; resume?: string }): Promise<void> => {
-    set((s) => ({ ingest: { ...s.ingest, starting: true, error: null, meta: null, chunks: [], logs: [] } }));
+    set((s) => ({ ingest: { ...s.ingest, starting: true, resuming: req.resume ?? null, error: null, meta: null, chunks: [], logs: [] } }));
     try {
       await api.startIngest(req);
     } catch (error) {
@@ -131,7 +148,7 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
     }
   };
   return {
-  ingest: { pattern: '', meta: null, chunks: [], logs: [], starting: false, error: null },
+  ingest: { pattern: '', meta: null, chunks: [], logs: [], starting: false, resuming: null, error: null },
 
   setPattern: (pattern) => set((s) => ({ ingest: { ...s.ingest, pattern } })),
 
@@ -194,6 +211,8 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
     loading: false,
     verifying: null,
     verify: null,
+    problemsOnly: false,
+    focus: null,
     reassembling: false,
     reassemble: null,
     task: null,
@@ -243,6 +262,38 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
     }
   },
 
+  setProblemsOnly: (problemsOnly) => set((s) => ({ received: { ...s.received, problemsOnly } })),
+
+  focusRow: (nodeId, chunkId) => set((s) => ({ received: { ...s.received, nodeId, focus: { nodeId, chunkId, at: Date.now() } } })),
+
+  runRepair: async (manifestPath, scope) => {
+    set({ repair: { ...IDLE_REPAIR, running: true, scope } });
+    try {
+      const report = await api.repair({ manifestPath, ...scope });
+      set((s) => ({ repair: { ...s.repair, report } }));
+      // What repair wrote is the run's manifest from now on: show it, and check every copy again.
+      await get().listManifests();
+      await get().openManifest(report.manifestPath);
+      await get().verify();
+      set((s) => ({ repair: { ...s.repair, verifyAfter: s.received.verify } }));
+    } catch (error) {
+      set((s) => ({ repair: { ...s.repair, error: errorText(error) } }));
+    } finally {
+      set((s) => ({ repair: { ...s.repair, running: false } }));
+    }
+  },
+
+  applyRepairEvent: (event) =>
+    set((s) => {
+      const r = s.repair;
+      if (event.type === 'repair-checked') return { repair: { ...r, checked: { done: event.done, total: event.total } } };
+      if (event.type === 'repair-action') {
+        const failures = event.action.outcome === 'failed' ? [...r.failures, event].slice(-200) : r.failures;
+        return { repair: { ...r, restored: { done: event.done, total: event.total }, failures } };
+      }
+      return { repair: { ...r, report: event.report } };
+    }),
+
   reassemble: async (key, outPath) => {
     const path = get().received.manifestPath;
     if (!path) return;
@@ -257,6 +308,15 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
     }
   },
 
+  pickOutputFolder: async () => {
+    try {
+      return (await api.pickOutputFolder({})).path;
+    } catch (error) {
+      set((s) => ({ received: { ...s.received, error: errorText(error) } }));
+      return null;
+    }
+  },
+
   cancelTask: async (task) => {
     try {
       await api.cancelTask({ task });
@@ -266,18 +326,52 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
   },
 
   setTaskProgress: (task) => set((s) => ({ received: { ...s.received, task } })),
+
+  repair: IDLE_REPAIR,
+});
+
+const IDLE_REPAIR: RepairState = { running: false, scope: null, checked: null, restored: null, failures: [], report: null, verifyAfter: null, error: null };
+
+const activitySlice = (api: Api): Slice<ActivitySlice> => (set, get) => ({
+  activity: { entries: [], selected: null, detail: null, loading: false, error: null },
+
+  listActivity: async () => {
+    set((s) => ({ activity: { ...s.activity, loading: true, error: null } }));
+    try {
+      const entries = await api.listActivity({});
+      set((s) => ({ activity: { ...s.activity, entries } }));
+      const selected = get().activity.selected;
+      const first = entries[0];
+      if (first && (!selected || !entries.some((e) => e.runId === selected))) await get().selectActivity(first.runId);
+    } catch (error) {
+      set((s) => ({ activity: { ...s.activity, error: errorText(error) } }));
+    } finally {
+      set((s) => ({ activity: { ...s.activity, loading: false } }));
+    }
+  },
+
+  selectActivity: async (runId) => {
+    set((s) => ({ activity: { ...s.activity, selected: runId, detail: null } }));
+    try {
+      const detail = await api.activityDetail({ runId });
+      if (get().activity.selected === runId) set((s) => ({ activity: { ...s.activity, detail } }));
+    } catch (error) {
+      set((s) => ({ activity: { ...s.activity, error: errorText(error) } }));
+    }
+  },
 });
 
 export type AppStore = StoreApi<AppState>;
 
 export function createAppStore(api: Api): AppStore {
   return createStore<AppState>()((...a) => ({
-    ...uiSlice(...a),
+    ...uiSlice(api)(...a),
     ...configSlice(api)(...a),
     ...nodesSlice(api)(...a),
     ...ingestSlice(api)(...a),
     ...resumeSlice(api)(...a),
     ...receivedSlice(api)(...a),
+    ...activitySlice(api)(...a),
   }));
 }
 
@@ -287,6 +381,7 @@ export function bridgeEvents(api: Api, store: AppStore): () => void {
     api.onIngestProgress((batch) => store.getState().applyProgress(batch)),
     api.onNodeStatus((statuses) => store.getState().setNodeStatuses(statuses)),
     api.onTaskProgress((progress) => store.getState().setTaskProgress(progress)),
+    api.onRepairProgress((event) => store.getState().applyRepairEvent(event)),
   ];
   return () => offs.forEach((off) => off());
 }

@@ -1,15 +1,40 @@
 // The app's state, one slice per screen plus navigation. Only source data lives here; everything computed from
 // it (dirty flags, rates, ETAs, per-node groupings) is derived in selectors or components.
 import type { NodeConfig } from '../../shared/config/types.ts';
-import type { ChunkUpdate, ConfigSnapshot, DetectionView, IngestProgress, ManifestEntry, ReassembleResult, ResumableRun, TaskProgress, VerifyResult } from '../../shared/ipc/contract.ts';
-import type { Manifest, NodeStatus } from '../../shared/types.ts';
+import type {
+  ActivityDetail,
+  ActivityEntry,
+  AppInfo,
+  ChunkUpdate,
+  ConfigSnapshot,
+  DetectionView,
+  IngestProgress,
+  ManifestEntry,
+  ReassembleResult,
+  RepairReport,
+  ResumableRun,
+  TaskName,
+  TaskProgress,
+  VerifyResult,
+} from '../../shared/ipc/contract.ts';
+import type { Manifest, NodeStatus, RepairEvent } from '../../shared/types.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
 
-export type Screen = 'config' | 'nodes' | 'ingest' | 'received';
+export type Screen = 'config' | 'nodes' | 'ingest' | 'received' | 'activity';
+
+/** The link to the engine: always open in Electron; serve mode's socket can be refused or lost. */
+export interface Connection {
+  state: 'connecting' | 'open' | 'refused' | 'lost';
+  message: string | null;
+}
 
 export interface UiSlice {
   screen: Screen;
+  connection: Connection;
+  appInfo: AppInfo | null;
   setScreen(screen: Screen): void;
+  setConnection(connection: Connection): void;
+  loadAppInfo(): Promise<void>;
 }
 
 export interface ConfigSlice {
@@ -26,11 +51,18 @@ export interface ConfigSlice {
     refused: Diagnostic[];
     error: string | null;
     savedAt: number | null;
+    /** Revision of `saved`: a save names it, so an edit made from a stale copy is refused. */
+    revision: string | null;
+    /** The file as it is on disk, when a save was refused because the file changed since it was loaded. */
+    conflict: ConfigSnapshot | null;
+    /** True once the text was read from the host at least once. */
+    loaded: boolean;
   };
   detection: { view: DetectionView | null; busy: boolean; error: string | null };
   loadConfig(): Promise<void>;
   setDraft(text: string): void;
-  saveConfig(): Promise<boolean>;
+  /** Saves the draft; `overwrite` saves it even though the file changed on disk since it was loaded. */
+  saveConfig(overwrite?: boolean): Promise<boolean>;
   applySnapshot(snapshot: ConfigSnapshot): void;
   detect(override?: DetectionView['override']): Promise<void>;
 }
@@ -53,6 +85,8 @@ export interface IngestSlice {
     chunks: ChunkUpdate[];
     logs: IngestProgress['logs'];
     starting: boolean;
+    /** The run id being resumed, from the click until its first progress arrives and after. */
+    resuming: string | null;
     error: string | null;
   };
   setPattern(pattern: string): void;
@@ -70,6 +104,29 @@ export interface ResumeSlice {
   listResumable(): Promise<void>;
 }
 
+/** A chunk to bring into view in the Received chunks table (a problem clicked in the Problems list). */
+export interface RowFocus {
+  nodeId: string;
+  chunkId: string;
+  /** Changes on every request, so clicking the same problem twice scrolls again. */
+  at: number;
+}
+
+/** What a repair is limited to: one chunk's copies, one file's chunks, or everything. */
+export type RepairScope = { chunkIds: string[] } | { files: string[] } | Record<string, never>;
+
+export interface RepairState {
+  running: boolean;
+  scope: RepairScope | null;
+  checked: { done: number; total: number } | null;
+  restored: { done: number; total: number } | null;
+  failures: RepairEvent[];
+  report: RepairReport | null;
+  /** The verify run right after the repair, on the manifest repair wrote. */
+  verifyAfter: VerifyResult | null;
+  error: string | null;
+}
+
 export interface ReceivedSlice {
   received: {
     manifests: ManifestEntry[];
@@ -79,18 +136,35 @@ export interface ReceivedSlice {
     loading: boolean;
     verifying: 'all' | string | null;
     verify: VerifyResult | null;
+    /** Show only the rows with a problem in the chunks table. */
+    problemsOnly: boolean;
+    focus: RowFocus | null;
     reassembling: boolean;
     reassemble: ReassembleResult | null;
     task: TaskProgress | null;
     error: string | null;
   };
+  repair: RepairState;
   listManifests(): Promise<void>;
   openManifest(path: string): Promise<void>;
   selectNode(nodeId: string): void;
   verify(nodeId?: string): Promise<void>;
+  setProblemsOnly(on: boolean): void;
+  focusRow(nodeId: string, chunkId: string): void;
   reassemble(key: string, outPath: string): Promise<void>;
-  cancelTask(task: 'verify' | 'reassemble'): Promise<void>;
+  /** Electron: a folder dialog; reassemble may then write under the folder chosen. Null when cancelled or refused. */
+  pickOutputFolder(): Promise<string | null>;
+  /** Repairs `scope` of the manifest at `manifestPath`, then opens the manifest repair wrote and verifies it. */
+  runRepair(manifestPath: string, scope: RepairScope): Promise<void>;
+  applyRepairEvent(event: RepairEvent): void;
+  cancelTask(task: TaskName): Promise<void>;
   setTaskProgress(progress: TaskProgress): void;
 }
 
-export type AppState = UiSlice & ConfigSlice & NodesSlice & IngestSlice & ResumeSlice & ReceivedSlice;
+export interface ActivitySlice {
+  activity: { entries: ActivityEntry[]; selected: string | null; detail: ActivityDetail | null; loading: boolean; error: string | null };
+  listActivity(): Promise<void>;
+  selectActivity(runId: string): Promise<void>;
+}
+
+export type AppState = UiSlice & ConfigSlice & NodesSlice & IngestSlice & ResumeSlice & ReceivedSlice & ActivitySlice;

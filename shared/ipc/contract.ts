@@ -67,6 +67,8 @@ export interface ChunkUpdate {
   nodeId?: string;
   attempt: number;
   error?: string;
+  /** The chunk was moved here from a node that failed during the run. */
+  moved?: boolean;
 }
 
 export type IngestPhase = 'idle' | 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
