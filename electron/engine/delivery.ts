@@ -5,6 +5,7 @@
 import type { ChunkCrc, ChunkCopy, IngestEvent, ManifestChunk, NodeStatus } from '../../shared/types.ts';
 import type { Placer } from '../../shared/placement.ts';
 import type { PlannedChunk } from './chunks.ts';
+import { isHashThreadLost } from './hash/pool.ts';
 import { isNodeLevelError, NodeError } from './nodes/node.ts';
 import type { Nodes, TransferOutcome } from './nodes/nodes.ts';
 import type { HeldCopy } from './resume.ts';
@@ -47,6 +48,9 @@ export interface DeliveryContext {
 /** One transfer attempt of the chunk to these nodes. */
 export type Transfer = (targets: string[], attempt: number) => Promise<TransferOutcome>;
 
+/** Hashing threads lost under one chunk before it counts against the node (a pool that keeps losing threads is broken). */
+const MAX_THREAD_LOSSES = 3;
+
 /** Node errors that move the chunk at once instead of retrying the same node. */
 const MOVE_AT_ONCE = new Set(['unauthorized', 'full', 'conflict']);
 
@@ -76,6 +80,7 @@ export class Delivery {
     const nodeFailures = new Map<string, number>();
     let attempts = 0;
     let sourceFailures = 0;
+    let threadLosses = 0;
 
     let targets = skipped ? [] : this.choose(chunk, copies.map((c) => c.nodeId), replicas - copies.length, copies.length === 0);
     while (targets.length > 0) {
@@ -92,6 +97,13 @@ export class Delivery {
         const nodeError = outcome.nodeErrors.get(nodeId);
         if (nodeError === undefined) {
           next.push(nodeId); // the source failed; same node next time
+          continue;
+        }
+        if (isHashThreadLost(nodeError) && ++threadLosses <= MAX_THREAD_LOSSES) {
+          // Our own hashing thread died under this chunk: neither the node's fault nor the source's; send it again.
+          this.c.counters.retries++;
+          this.c.emitChunk(chunk, 'retried', attempts, nodeId, errorText(nodeError));
+          next.push(nodeId);
           continue;
         }
         if (!isNodeLevelError(nodeError)) {
