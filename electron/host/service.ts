@@ -7,7 +7,7 @@ import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
-import type { DetectionResult, Manifest, NodeStatus, RepairEvent, RepairReport, ResumableRun, VerifyProblem } from '../../shared/types.ts';
+import type { DetectionResult, Manifest, NodeStatus, RepairEvent, ResumableRun, VerifyProblem } from '../../shared/types.ts';
 import { ConfigError, effectiveNodes, loadConfig } from '../engine/config.ts';
 import type { LoadedConfig } from '../engine/config.ts';
 import { detectCloud } from '../engine/detect/detect.ts';
@@ -16,6 +16,7 @@ import { journalPath, listResumableRuns, readJournal } from '../engine/journal.t
 import { listManifests, newRunId, readManifest } from '../engine/manifest.ts';
 import { openNodes, probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile } from '../engine/reassemble.ts';
+import { repairRun } from '../engine/repair.ts';
 import { verifyRun } from '../engine/verify.ts';
 import { ActivityLog, ActivityRecorder, activityDetail } from './activity.ts';
 import { BatchPacer, ProgressFolder } from './progress.ts';
@@ -260,7 +261,6 @@ export class EngineService {
       const loaded = await loadConfig(this.configPath);
       const path = this.manifestInside(loaded, manifestPath);
       return this.task('repair', async (signal) => {
-        const { repairRun } = await loadRepair();
         return repairRun({
           loaded,
           manifestPath: path,
@@ -530,18 +530,4 @@ export function locateProblems(manifest: Manifest, problems: VerifyProblem[]): V
       ...(found !== undefined ? { found } : {}),
     };
   });
-}
-
-interface RepairModule {
-  repairRun(options: { loaded: LoadedConfig; manifestPath: string; chunkIds?: string[]; files?: string[]; signal?: AbortSignal; onEvent?: (event: RepairEvent) => void }): Promise<RepairReport>;
-}
-
-// The engine's repair lands in electron/engine/repair.ts; loaded on first use until then.
-async function loadRepair(): Promise<RepairModule> {
-  const specifier = '../engine/repair.ts';
-  try {
-    return (await import(specifier)) as RepairModule;
-  } catch (error) {
-    throw new HostError({ code: 'failed', message: `Repair is not available in this build (${(error as Error).message}). Fix: update Cloud Ingest.` });
-  }
 }
