@@ -137,10 +137,11 @@ describe('an agent node whose answers stop part way (a loopback server that send
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  it('find, list, probe and write each fail with `timeout` instead of hanging', async () => {
+  it('find, list, probe, write and a refused read each fail with `timeout` instead of hanging', async () => {
     server = createServer((req, res) => {
       req.resume();
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      const isRead = req.method === 'GET' && /^\/v1\/chunks\/[^/?]+$/.test(req.url ?? '');
+      res.writeHead(isRead ? 404 : 200, { 'content-type': 'application/json', 'content-length': '4096' });
       res.write('{"id":"stalled.bin_chunk_0","fi'); // and then nothing, the connection held open
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -152,6 +153,7 @@ describe('an agent node whose answers stop part way (a loopback server that send
       ['list', async () => {
         for await (const chunk of node.list()) void chunk;
       }],
+      ['read (answered 404)', () => node.read('stalled.bin_chunk_0')],
       ['write', () => {
         const source = streamOf(randomBytes(1000));
         return node.write(metaFor('stalled.bin_chunk_0', 1000), source.data, source.checksum);

@@ -211,8 +211,10 @@ export class AgentNode implements NodeTarget {
   }
 
   async read(chunkId: string, signal?: AbortSignal): Promise<Readable> {
-    const res = await this.request('GET', chunkPath(chunkId), { signal, timeoutMs: this.timeoutMs, what: `reading ${chunkId}` });
-    if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, await readBody(res), `reading ${chunkId}`);
+    const what = `reading ${chunkId}`;
+    const { res, done } = await this.open('GET', chunkPath(chunkId), { signal, timeoutMs: this.timeoutMs, what });
+    if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, await this.answerOf(res, done, { signal, what }), what);
+    done();
     // The consumer sets the pace from here on; only a connection silent for much longer than that counts as stalled.
     res.setTimeout(Math.max(this.timeoutMs, 60_000), () => {
       res.destroy(new NodeError(this.id, 'timeout', `node ${this.id} (${this.location}) stopped sending ${chunkId}`));
@@ -274,18 +276,16 @@ export class AgentNode implements NodeTarget {
     return { hostname: this.base.hostname.replace(/^\[|\]$/g, ''), port: this.base.port, path: this.basePath + path };
   }
 
-  /** A request without a body; resolves with the response once its headers arrive, the clock stopped. */
-  private async request(method: string, path: string, o: RequestOptions): Promise<IncomingMessage> {
-    const { res, done } = await this.open(method, path, o);
-    done();
-    return res;
-  }
-
   /** A request without a body and its whole answer, both within `timeoutMs`: a node that stalls mid-answer fails with `timeout`. */
   private async exchange(method: string, path: string, o: RequestOptions & { limit?: number }): Promise<{ status: number; body: Buffer }> {
     const { res, done } = await this.open(method, path, o);
+    return { status: res.statusCode ?? 0, body: await this.answerOf(res, done, o) };
+  }
+
+  /** The body of an answer opened with `open`, read while its clock runs; then stops the clock. */
+  private async answerOf(res: IncomingMessage, done: () => void, o: { signal?: AbortSignal | undefined; what: string; limit?: number }): Promise<Buffer> {
     try {
-      return { status: res.statusCode ?? 0, body: await readBody(res, o.limit) };
+      return await readBody(res, o.limit);
     } catch (error) {
       throw o.signal?.aborted ? o.signal.reason : this.transportError(error, o.what);
     } finally {
