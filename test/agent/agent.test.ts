@@ -242,7 +242,7 @@ describe('a running agent', () => {
   });
 
   it('keeps every chunk inside its folder whatever the id', async () => {
-    const ids = ['../../escape_chunk_0', '/etc/passwd_chunk_0', '..', '.', 'a\\..\\..\\b_chunk_0', '%2e%2e%2fx_chunk_0', 'ünï/cødé ☃_chunk_0', 'x'.repeat(600)];
+    const ids = ['../../escape_chunk_0', '/etc/passwd_chunk_0', '..', '.', 'a\\..\\..\\b_chunk_0', '%2e%2e%2fx_chunk_0', 'ünï/cødé ☃_chunk_0', 'x'.repeat(600), '../new\nline/\u0000_chunk_0'];
     for (const id of ids) {
       const c = bufferChunk(Buffer.from(`payload of ${id}`));
       const stored = await node.write(meta(id, Buffer.byteLength(`payload of ${id}`)), c.data, c.checksum);
@@ -252,9 +252,6 @@ describe('a running agent', () => {
     const parent = join(agent.dir, '..');
     expect((await readdir(parent)).filter((n) => /escape|passwd|^b_chunk/.test(n))).toEqual([]);
     for (const name of await readdir(agent.dir)) expect(name === '.incoming' || name === '.agent.lock' || /\.chunk(\.json)?$/.test(name)).toBe(true);
-    // Control characters are refused outright.
-    const res = await fetch(`${agent.url}/v1/chunks/${encodeURIComponent('bad\nid')}/meta`, { headers: { authorization: `Bearer ${agent.token}` } });
-    expect(res.status).toBe(400);
   });
 
   it('lists in pages', async () => {

@@ -16,13 +16,25 @@ export const H_OFFSET = 'x-chunk-offset';
 export const H_SOURCE_ETAG = 'x-chunk-source-etag';
 export const H_REPLACE = 'x-chunk-replace';
 
-/** Longest chunk id the agent accepts (UTF-16 code units). */
-export const MAX_ID_LENGTH = 1024;
+/**
+ * Longest chunk id the agent accepts, in UTF-8 bytes: room for a 4,096-byte local path (a cloud key is at most
+ * 1,024 bytes) and the engine's `_chunk_N` suffix, with margin. Any character is allowed, control characters too.
+ */
+export const MAX_ID_BYTES = 16 * 1024;
+/** The agent reads request headers up to this size: an id and a file name at MAX_ID_BYTES, percent-encoded. */
+export const MAX_HEADER_BYTES = 128 * 1024;
 
+/**
+ * `invalid_chunk` is about one chunk only (its id or metadata cannot be kept: too long, not valid UTF-8, a name that
+ * would not read back as itself): sending it to another agent fails the same way, so it must not count against the
+ * node. Every other 4xx/5xx code is about the request or the node. `busy`: past --max-connections, try again later.
+ */
 export type AgentErrorCode =
   | 'unauthorized'
   | 'not_found'
   | 'bad_request'
+  | 'invalid_chunk'
+  | 'busy'
   | 'method_not_allowed'
   | 'checksum_mismatch'
   | 'size_mismatch'

@@ -5,8 +5,10 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { isIP } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CHECKSUM_ALGORITHMS } from '../../../shared/config/types.ts';
@@ -25,11 +27,12 @@ import {
   H_SIZE,
   H_SOURCE_ETAG,
   HEALTH_PATH,
-  MAX_ID_LENGTH,
+  MAX_HEADER_BYTES,
+  MAX_ID_BYTES,
   isHexDigest,
 } from './protocol.ts';
 import type { AgentChunkMeta, AgentErrorCode, AgentHealth, AgentListPage, AgentPutResult } from './protocol.ts';
-import { ChunkStore } from './store.ts';
+import { ChunkRefusedError, ChunkStore } from './store.ts';
 
 export const AGENT_VERSION: string = readVersion();
 
@@ -37,8 +40,12 @@ export interface AgentOptions {
   /** 0 picks a free port; the chosen one is in the returned url. */
   port: number;
   dir: string;
-  /** Interface to bind; loopback unless told otherwise. */
+  /** Interface to bind; loopback unless told otherwise. Beyond loopback, `tls` is required unless `insecure`. */
   host?: string;
+  /** Certificate chain and private key (PEM) to serve HTTPS. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Serve plain HTTP on an interface beyond loopback (the token and the chunks cross the network in clear text). */
+  insecure?: boolean;
   /** Bearer token clients must present. Required unless insecureNoAuth. */
   token?: string;
   /** Accept requests without a token (loudly logged). For throwaway local setups only. */
@@ -51,6 +58,10 @@ export interface AgentOptions {
   requestTimeoutMs?: number;
   /** A connection with no traffic for this long is closed, in ms (default 60 s). */
   idleTimeoutMs?: number;
+  /** An upload whose body brings no byte for this long is ended with 408 and deleted, in ms (default 30 s). */
+  uploadIdleTimeoutMs?: number;
+  /** Open connections served at once; requests on connections past it get 503 `busy` (default 256). */
+  maxConnections?: number;
   /** fsync chunk data before renaming it into place. */
   fsync?: boolean;
   logger?: AgentLogger;
@@ -71,6 +82,11 @@ export interface RunningAgent {
 const DEFAULT_MAX_CHUNK_BYTES = 1024 * 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT_MS = 10 * 60_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_CONNECTIONS = 256;
+/** Connections past the cap are still accepted, up to this many more, to be told 503; beyond that they are dropped. */
+const OVER_CAP_ANSWERED = 256;
+const OVER_CAP_SOCKET_TIMEOUT_MS = 10_000;
 const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 const LIST_LIMIT_MAX = 1000;
 
@@ -96,6 +112,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const maxChunkBytes = options.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const uploadIdleTimeoutMs = options.uploadIdleTimeoutMs ?? DEFAULT_UPLOAD_IDLE_TIMEOUT_MS;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 
   let expectedDigest: Buffer | undefined;
   if (options.token !== undefined && options.token !== '') {
@@ -108,19 +126,40 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   } else {
     log.log('warn', 'AUTHENTICATION DISABLED (--insecure-no-auth): anyone who can reach this port can read and write chunks', { host });
   }
-  for (const [name, value] of [['maxChunkBytes', maxChunkBytes], ['requestTimeoutMs', requestTimeoutMs], ['idleTimeoutMs', idleTimeoutMs]] as const) {
+  const positive = [
+    ['maxChunkBytes', maxChunkBytes],
+    ['requestTimeoutMs', requestTimeoutMs],
+    ['idleTimeoutMs', idleTimeoutMs],
+    ['uploadIdleTimeoutMs', uploadIdleTimeoutMs],
+    ['maxConnections', maxConnections],
+  ] as const;
+  for (const [name, value] of positive) {
     if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${value}`);
   }
   if (options.maxBytes !== undefined && (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 0)) {
     throw new Error(`maxBytes must be a non-negative integer, got ${options.maxBytes}`);
   }
 
+  if (!options.tls && !isLoopback(host)) {
+    if (!options.insecure) {
+      throw new Error(
+        `refusing to serve plain HTTP on ${host}, which is not loopback: the bearer token and the chunks would cross the network in clear text. ` +
+          'Fix: serve HTTPS with --tls-cert FILE --tls-key FILE, bind --host 127.0.0.1 behind a TLS proxy, or pass --insecure on a network you trust',
+      );
+    }
+    log.log('warn', 'PLAIN HTTP BEYOND LOOPBACK (--insecure): the token and the chunks cross the network in clear text', { host });
+  }
+
+  // The store is opened (and its leftovers cleaned) only once the port is ours: an agent that cannot serve leaves
+  // its folder as it found it. Requests that arrive in between wait for it.
   const store = new ChunkStore(options.dir, { maxBytes: options.maxBytes, fsync: options.fsync }, log);
-  await store.open();
+  let storeOpened: Promise<void> = new Promise(() => {});
 
   const startedAt = Date.now();
   const inFlight = new Set<Upload>();
   let draining = false;
+  let openConnections = 0;
+  const overCap = new WeakSet<Socket>();
 
   // ---- responses -------------------------------------------------------------------------------------------
   function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}): void {
@@ -138,9 +177,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     res.end(res.req.method === 'HEAD' ? undefined : text);
   }
 
-  function sendError(res: ServerResponse, failure: HttpFailure, opts: { closeConnection?: boolean } = {}): void {
+  function sendError(res: ServerResponse, failure: HttpFailure, opts: { closeConnection?: boolean; retryAfterSeconds?: number } = {}): void {
     const headers: Record<string, string> = {};
     if (opts.closeConnection) headers.connection = 'close';
+    if (opts.retryAfterSeconds !== undefined) headers['retry-after'] = String(opts.retryAfterSeconds);
     if (failure.status === 401) headers['www-authenticate'] = 'Bearer realm="cloud-ingest-agent"';
     sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } }, headers);
   }
@@ -249,7 +289,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       file = decodeHeader(h[H_FILE]) ?? '';
       sourceEtag = decodeHeader(h[H_SOURCE_ETAG]);
     } catch {
-      return refuse(new HttpFailure(400, 'bad_request', `${H_FILE} and ${H_SOURCE_ETAG} must be percent-encoded UTF-8`));
+      return refuse(new HttpFailure(422, 'invalid_chunk', `${H_FILE} and ${H_SOURCE_ETAG} must be percent-encoded UTF-8`));
+    }
+    try {
+      store.checkId(id);
+    } catch (err) {
+      if (err instanceof ChunkRefusedError) return refuse(new HttpFailure(422, 'invalid_chunk', err.message));
+      throw err;
     }
     const index = h[H_INDEX] === undefined ? 0 : parseCount(h[H_INDEX]);
     const offset = h[H_OFFSET] === undefined ? 0 : parseCount(h[H_OFFSET]);
@@ -271,7 +317,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       const redefined = existing.sourceEtag !== sourceEtag || existing.offset !== offset || existing.size !== size;
       if (!replace && !redefined) return refuse(conflict(id, existing));
     }
-    if (!(await store.reserve(size))) {
+    // Nothing is set aside for the declared size: the quota is charged as bytes arrive (a slow upload holds only
+    // what it has sent), and an upload that runs past it is refused then.
+    if (!(await store.admits(size))) {
       const space = await store.space();
       return refuse(new HttpFailure(507, 'insufficient_storage', `no room for a ${size}-byte chunk: ${space.freeBytes} bytes free${store.maxBytes !== undefined ? ` under the ${store.maxBytes}-byte quota (--max-bytes)` : ' on disk'}`));
     }
@@ -280,21 +328,31 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const entry: Upload = { id, abort: (reason) => req.destroy(reason), done: new Promise((resolve) => (releaseDone = resolve)) };
     inFlight.add(entry);
     const tempFile = store.tempPath(id);
+    let charged = 0;
+    let idle: NodeJS.Timeout | undefined;
     try {
       if (expectsContinue) res.writeContinue();
       const hash = createHash(algorithm);
       let received = 0;
       const meter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
+          idle?.refresh();
           received += chunk.length;
           if (received > size) {
             callback(new HttpFailure(413, 'too_large', `body is longer than the declared ${H_SIZE} of ${size} bytes`));
             return;
           }
+          if (!store.charge(chunk.length)) {
+            store.noteRefused(size);
+            callback(new HttpFailure(507, 'insufficient_storage', `the ${store.maxBytes}-byte quota (--max-bytes) filled up while this chunk arrived (${received} of ${size} bytes); nothing kept`));
+            return;
+          }
+          charged += chunk.length;
           hash.update(chunk);
           callback(null, chunk);
         },
       });
+      idle = setTimeout(() => meter.destroy(new HttpFailure(408, 'timeout', `no bytes for ${uploadIdleTimeoutMs} ms (--upload-idle-timeout-ms): ${received} of ${size} received; nothing kept`)), uploadIdleTimeoutMs);
       try {
         await pipeline(req, meter, createWriteStream(tempFile, { flags: 'wx', flush: store.fsync }));
       } catch (err) {
@@ -308,6 +366,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         log.log('warn', 'upload aborted; nothing kept', { id, received, error: (err as Error).message });
         res.destroy();
         return;
+      } finally {
+        clearTimeout(idle);
       }
       bodyRead = true;
       if (received !== size) {
@@ -335,13 +395,23 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         ...(sourceEtag !== undefined ? { sourceEtag } : {}),
         storedAt: new Date().toISOString(),
       };
-      const outcome = await store.commit(meta, tempFile, replace);
+      let outcome;
+      try {
+        outcome = await store.commit(meta, tempFile, replace);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (err instanceof ChunkRefusedError) return refuse(new HttpFailure(422, 'invalid_chunk', `${err.message}; nothing kept`));
+        if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+        store.noteRefused(size);
+        return refuse(new HttpFailure(507, 'insufficient_storage', `the disk is full (${code}) while storing the chunk's metadata; nothing kept`));
+      }
       if (outcome.status === 'conflict') return refuse(conflict(id, outcome.existing));
       log.log('info', 'chunk stored', { id, status: outcome.status, bytes: size, ms: Math.round(performance.now() - began) });
       const result: AgentPutResult = { status: outcome.status, chunk: outcome.chunk };
       sendJson(res, outcome.status === 'created' ? 201 : 200, result);
     } finally {
-      store.release(size);
+      clearTimeout(idle);
+      store.uncharge(charged);
       inFlight.delete(entry);
       releaseDone();
     }
@@ -363,6 +433,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const method = req.method ?? 'GET';
     const isPut = method === 'PUT';
     try {
+      if (overCap.has(req.socket)) {
+        throw new HttpFailure(503, 'busy', `the agent already serves ${maxConnections} connections (--max-connections); try again shortly`);
+      }
+      await storeOpened;
       if (draining) throw new HttpFailure(503, 'shutting_down', 'the agent is shutting down; try another node');
       if (expectedDigest && !bearerMatches(req.headers.authorization, expectedDigest)) {
         throw new HttpFailure(401, 'unauthorized', 'missing or wrong bearer token');
@@ -394,7 +468,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       if (err instanceof HttpFailure) {
         if (err.status !== 404) log.log('warn', 'request refused', { method, path: path.slice(0, 200), status: err.status, code: err.code, error: err.message });
         // A refused upload's body is never read: close the connection rather than drain it.
-        sendError(res, err, { closeConnection: isPut || err.status === 503 });
+        sendError(res, err, { closeConnection: isPut || err.status === 503, ...(err.code === 'busy' ? { retryAfterSeconds: 1 } : {}) });
         return;
       }
       log.log('error', 'request failed', { method, path: path.slice(0, 200), error: (err as Error).stack ?? String(err) });
@@ -403,36 +477,64 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
 
   // ---- server ----------------------------------------------------------------------------------------------
-  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: Math.min(60_000, requestTimeoutMs), keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+  const serverOptions: ServerOptions = {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    maxHeaderSize: MAX_HEADER_BYTES,
+  };
+  const server = options.tls ? createTlsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }) : createServer(serverOptions);
   server.timeout = idleTimeoutMs;
+  server.maxConnections = maxConnections + OVER_CAP_ANSWERED;
   server.on('request', (req, res) => void handle(req, res, false));
   server.on('checkContinue', (req, res) => void handle(req, res, true));
+  // Counted on the socket requests arrive on (after the TLS handshake for HTTPS).
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    openConnections++;
+    socket.once('close', () => openConnections--);
+    if (openConnections <= maxConnections) return;
+    overCap.add(socket);
+    socket.setTimeout(OVER_CAP_SOCKET_TIMEOUT_MS, () => socket.destroy());
+  });
   server.on('clientError', (err, socket) => {
-    log.log('warn', 'client error', { error: err.message, code: (err as NodeJS.ErrnoException).code });
-    if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+    const code = (err as NodeJS.ErrnoException).code;
+    log.log('warn', 'client error', { error: err.message, code });
+    if (!socket.writable || socket.destroyed) return void socket.destroy();
+    // Headers past the limit can only be an id, file name or source version too long to keep: this chunk's problem.
+    const [status, body] =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? ['431 Request Header Fields Too Large', { error: { code: 'invalid_chunk', message: `request headers over ${MAX_HEADER_BYTES} bytes: the chunk id, file name or source version is too long to keep` } }]
+        : ['400 Bad Request', { error: { code: 'bad_request', message: `malformed HTTP request (${code ?? err.message})` } }];
+    const text = JSON.stringify(body);
+    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
   });
 
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
     });
+  });
+  storeOpened = store.open();
+  try {
+    await storeOpened;
   } catch (err) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
     await store.close();
     throw err;
   }
   const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.log('info', 'agent listening', {
     url,
     version: AGENT_VERSION,
     auth: expectedDigest ? 'bearer' : 'none',
     maxBytes: options.maxBytes ?? null,
     maxChunkBytes,
+    maxConnections,
+    tls: options.tls !== undefined,
     chunks: store.chunkCount,
     bytesHeld: store.bytesHeld,
   });
@@ -475,18 +577,26 @@ function notAllowed(method: string, allowed: string): HttpFailure {
   return new HttpFailure(405, 'method_not_allowed', `${method} is not allowed here; use ${allowed}`);
 }
 
+/** Any id the engine can produce is accepted, control characters included; only what cannot be kept is refused. */
 function parseId(encoded: string): string {
   let id: string;
   try {
     id = decodeURIComponent(encoded);
   } catch {
-    throw new HttpFailure(400, 'bad_request', 'chunk id is not valid percent-encoded UTF-8');
+    throw new HttpFailure(422, 'invalid_chunk', 'chunk id is not valid percent-encoded UTF-8');
   }
-  // eslint-disable-next-line no-control-regex
-  if (id === '' || id.length > MAX_ID_LENGTH || /[\u0000-\u001f\u007f]/.test(id)) {
-    throw new HttpFailure(400, 'bad_request', `chunk id must be 1 to ${MAX_ID_LENGTH} characters without control characters`);
-  }
+  if (id === '') throw new HttpFailure(400, 'bad_request', 'no chunk id in the path');
+  const bytes = Buffer.byteLength(id);
+  if (bytes > MAX_ID_BYTES) throw new HttpFailure(422, 'invalid_chunk', `chunk id is ${bytes} bytes; this agent keeps ids of up to ${MAX_ID_BYTES} bytes`);
   return id;
+}
+
+/** 127.0.0.0/8, ::1 (also as an IPv4-mapped address) and `localhost`. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIP(v4) === 4 && v4.startsWith('127.');
 }
 
 function parseCount(value: string | string[] | undefined): number | undefined {

@@ -3,9 +3,9 @@
 // their checksum is proven. An in-memory index (rebuilt from the sidecars at start-up) answers lookups, lists and
 // the quota without touching the disk.
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
-import { chunkFileName } from '../nodes/safe-name.ts';
+import { chunkFileName, nameRoundTrips } from '../nodes/safe-name.ts';
 import type { AgentLogger } from './log.ts';
 import type { AgentChunkMeta } from './protocol.ts';
 
@@ -13,6 +13,7 @@ const INCOMING = '.incoming';
 const DATA_SUFFIX = '.chunk';
 const META_SUFFIX = '.chunk.json';
 const LOCK = '.agent.lock';
+const MAX_FILE_NAME_BYTES = 255;
 
 export type CommitOutcome = { status: 'created' | 'exists' | 'replaced'; chunk: AgentChunkMeta } | { status: 'conflict'; existing: AgentChunkMeta };
 
@@ -20,6 +21,20 @@ export interface ChunkStoreOptions {
   maxBytes?: number;
   /** fsync chunk data before the rename (slower, survives power loss). */
   fsync?: boolean;
+}
+
+/** The store cannot keep this chunk for its own sake (its id), whatever the node's state: fail the chunk, not the node. */
+export class ChunkRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChunkRefusedError';
+  }
+}
+
+interface ChunkFiles {
+  base: string;
+  data: string;
+  meta: string;
 }
 
 export class ChunkStore {
@@ -31,8 +46,9 @@ export class ChunkStore {
   private readonly index = new Map<string, AgentChunkMeta>();
   private sortedIds: string[] | undefined;
   private held = 0;
-  private reserved = 0;
-  /** Per-id commit queue, so two uploads of the same id never interleave their renames. */
+  /** Bytes of uploads in progress counted against the quota: what has arrived so far (or a whole reservation). */
+  private charged = 0;
+  /** Per-file-name commit queue, so two uploads that name the same files never interleave their renames. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Size of the last upload refused for lack of space; the agent reports itself full until that much is free. */
   private refusedSize = 0;
@@ -54,22 +70,65 @@ export class ChunkStore {
     for (const name of leftovers) await rm(join(this.incomingDir, name), { force: true, recursive: true });
     if (leftovers.length > 0) this.log.log('info', 'removed unfinished uploads', { count: leftovers.length });
 
+    const names = await readdir(this.dir);
     let skipped = 0;
-    for (const name of await readdir(this.dir)) {
+    for (const name of names) {
       if (!name.endsWith(META_SUFFIX)) continue;
       try {
-        const meta = JSON.parse(await readFile(join(this.dir, name), 'utf8')) as AgentChunkMeta;
-        if (typeof meta.id !== 'string' || this.baseName(meta.id) + META_SUFFIX !== name) throw new Error('id does not match file name');
-        const st = await stat(this.dataPath(meta.id));
-        if (st.size !== meta.size) throw new Error(`data is ${st.size} bytes, metadata says ${meta.size}`);
-        this.index.set(meta.id, meta);
-        this.held += meta.size;
+        await this.load(name);
       } catch (err) {
         skipped++;
         this.log.log('warn', 'ignoring unreadable chunk metadata', { file: name, error: (err as Error).message });
       }
     }
-    this.log.log('info', 'store opened', { chunks: this.index.size, bytesHeld: this.held, skipped });
+    const orphans = await this.removeOrphans(new Set(await readdir(this.dir)));
+    this.log.log('info', 'store opened', { chunks: this.index.size, bytesHeld: this.held, skipped, orphans });
+  }
+
+  /** Indexes the chunk described by the sidecar `name`, moving a chunk stored under an older name to its own. */
+  private async load(name: string): Promise<void> {
+    const meta = JSON.parse(await readFile(join(this.dir, name), 'utf8')) as AgentChunkMeta;
+    if (typeof meta.id !== 'string' || typeof meta.size !== 'number') throw new Error('no id or size');
+    const files = this.filesFor(meta.id);
+    if (files.base + META_SUFFIX !== name) await this.rename(name.slice(0, -META_SUFFIX.length), files);
+    if (this.index.has(meta.id)) return; // moved to its own name before its own name came up in the listing
+    const st = await stat(files.data);
+    if (st.size !== meta.size) throw new Error(`data is ${st.size} bytes, metadata says ${meta.size}`);
+    this.index.set(meta.id, meta);
+    this.held += meta.size;
+  }
+
+  /**
+   * Moves a chunk kept under an older name (cut through a surrogate pair, or `X.chunk` stored as `X`) to the name
+   * its id has now. Hard links first, then the old names go: a crash at any point leaves a pair that loads.
+   */
+  private async rename(oldBase: string, files: ChunkFiles): Promise<void> {
+    const oldData = join(this.dir, oldBase + DATA_SUFFIX);
+    const oldMeta = join(this.dir, oldBase + META_SUFFIX);
+    for (const [from, to] of [[oldData, files.data], [oldMeta, files.meta]] as const) {
+      try {
+        await link(from, to);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await sameFile(from, to))) throw new Error(`kept under an older name and ${basename(to)} is taken`, { cause: err });
+      }
+    }
+    await unlink(oldMeta);
+    await unlink(oldData);
+    this.log.log('info', 'moved a chunk to its own file name', { from: oldBase, to: files.base });
+  }
+
+  /** Data files without a sidecar of the same name were never acknowledged (a crash mid-commit): they go. */
+  private async removeOrphans(names: Set<string>): Promise<number> {
+    let removed = 0;
+    for (const name of names) {
+      if (!name.endsWith(DATA_SUFFIX) || names.has(name + '.json')) continue;
+      const path = join(this.dir, name);
+      if (!(await lstat(path)).isFile()) continue;
+      await unlink(path);
+      removed++;
+      this.log.log('info', 'removed chunk data without metadata', { file: name });
+    }
+    return removed;
   }
 
   /** Releases the folder for another agent. */
@@ -135,50 +194,79 @@ export class ChunkStore {
     return { chunks, next };
   }
 
-  /** Free space as the agent reports it: disk free space, capped by what is left of the quota. */
+  /**
+   * Free space as the agent reports it: disk free space (which already counts the bytes of uploads in progress,
+   * being on disk), capped by what is left of the quota after stored chunks and the bytes charged to uploads.
+   */
   async space(): Promise<{ freeBytes: number; diskFreeBytes: number; full: boolean }> {
     const fsStat = await statfs(this.dir);
     const diskFreeBytes = Number(fsStat.bavail) * Number(fsStat.bsize);
-    let freeBytes = Math.max(0, diskFreeBytes - this.reserved);
-    if (this.maxBytes !== undefined) freeBytes = Math.min(freeBytes, Math.max(0, this.maxBytes - this.held - this.reserved));
+    let freeBytes = diskFreeBytes;
+    if (this.maxBytes !== undefined) freeBytes = Math.min(freeBytes, Math.max(0, this.maxBytes - this.held - this.charged));
     const full = freeBytes === 0 || (this.refusedSize > 0 && freeBytes < this.refusedSize);
     return { freeBytes, diskFreeBytes, full };
   }
 
-  /** Reserves room for an upload of `size` bytes; false when the quota or the disk cannot take it. */
-  async reserve(size: number): Promise<boolean> {
+  /** Whether an upload of `size` bytes fits now; nothing is set aside for it (see charge). */
+  async admits(size: number): Promise<boolean> {
     const { freeBytes } = await this.space();
-    if (size > freeBytes) {
-      this.refusedSize = Math.max(size, 1);
+    if (size > freeBytes) this.noteRefused(size);
+    return size <= freeBytes;
+  }
+
+  /** Counts `bytes` that just arrived against the quota; false (nothing counted) when they would pass it. */
+  charge(bytes: number): boolean {
+    if (this.maxBytes !== undefined && this.held + this.charged + bytes > this.maxBytes) return false;
+    this.charged += bytes;
+    return true;
+  }
+
+  uncharge(bytes: number): void {
+    this.charged = Math.max(0, this.charged - bytes);
+  }
+
+  /** Sets room aside for a whole upload of `size` bytes at once; false when the quota or the disk cannot take it. */
+  async reserve(size: number): Promise<boolean> {
+    if (!(await this.admits(size)) || !this.charge(size)) {
+      this.noteRefused(size);
       return false;
     }
-    this.reserved += size;
     return true;
   }
 
   release(size: number): void {
-    this.reserved = Math.max(0, this.reserved - size);
+    this.uncharge(size);
   }
 
   noteRefused(size: number): void {
     this.refusedSize = Math.max(size, 1);
   }
 
+  /** Where an upload of `id` is received. Throws ChunkRefusedError when the id cannot be kept here. */
   tempPath(id: string): string {
-    return join(this.incomingDir, `${this.baseName(id).slice(0, 100)}.${randomUUID()}.part`);
+    return join(this.incomingDir, `${this.filesFor(id).base}.${randomUUID()}.part`);
+  }
+
+  /** Throws ChunkRefusedError when `id` cannot be kept under a file name that reads back as itself. */
+  checkId(id: string): void {
+    this.filesFor(id);
   }
 
   dataPath(id: string): string {
-    return this.contained(this.baseName(id) + DATA_SUFFIX);
+    return this.filesFor(id).data;
   }
 
-  private metaPath(id: string): string {
-    return this.contained(this.baseName(id) + META_SUFFIX);
-  }
-
-  private baseName(id: string): string {
-    const name = chunkFileName(id);
-    return name.endsWith(DATA_SUFFIX) ? name.slice(0, -DATA_SUFFIX.length) : name;
+  /**
+   * The files of chunk `id`. Every id has names of its own: the encoding is one-to-one, `.chunk` and `.chunk.json`
+   * end differently, and only long names (over 200 bytes, ending in `~` and a hash) contain `~`. A name must read
+   * back from the file system as itself, or the chunk would be acknowledged and then lost at the next start.
+   */
+  private filesFor(id: string): ChunkFiles {
+    const base = chunkFileName(id);
+    if (!nameRoundTrips(base) || Buffer.byteLength(base + META_SUFFIX) > MAX_FILE_NAME_BYTES) {
+      throw new ChunkRefusedError(`chunk id ${JSON.stringify(id.slice(0, 200))} has no file name that reads back as itself`);
+    }
+    return { base, data: this.contained(base + DATA_SUFFIX), meta: this.contained(base + META_SUFFIX) };
   }
 
   /** Defence in depth behind chunkFileName: the result must be a plain file name directly inside the store folder. */
@@ -193,56 +281,151 @@ export class ChunkStore {
   /**
    * Moves a verified temp file into place. Same id and checksum as a stored copy: the temp file is dropped and the
    * stored copy is left untouched. Different checksum: replaced when the upload comes from another source version
-   * (sourceEtag) or covers another range, otherwise a conflict unless `replace`. The metadata sidecar is removed
-   * before and written after the data rename, so a crash in between leaves a chunk without metadata, which the
-   * index ignores.
+   * (sourceEtag) or covers another range, otherwise a conflict unless `replace`. Whatever happens, the temp file is
+   * gone when this returns. On failure (disk full: ENOSPC) nothing of the new copy stays and a stored copy is kept.
    */
   async commit(meta: AgentChunkMeta, tempFile: string, replace: boolean): Promise<CommitOutcome> {
-    return this.withLock(meta.id, async () => {
-      const existing = this.index.get(meta.id);
-      if (existing && existing.checksum.algorithm === meta.checksum.algorithm && existing.checksum.hex === meta.checksum.hex && existing.size === meta.size) {
-        await unlink(tempFile).catch(() => {});
-        return { status: 'exists', chunk: existing };
-      }
-      // A different source version or range under the same id is a new chunk definition (the source changed, or the
-      // chunk size did): it replaces the stored copy. Same version and range with other bytes is a real conflict.
-      const redefined = existing !== undefined && (existing.sourceEtag !== meta.sourceEtag || existing.offset !== meta.offset || existing.size !== meta.size);
-      if (existing && !replace && !redefined) {
-        await unlink(tempFile).catch(() => {});
-        return { status: 'conflict', existing };
-      }
-      const metaPath = this.metaPath(meta.id);
-      if (existing) {
-        await unlink(metaPath).catch(() => {});
-        this.index.delete(meta.id);
-        this.held -= existing.size;
-      }
-      await rename(tempFile, this.dataPath(meta.id));
-      const metaTemp = join(this.incomingDir, `${randomUUID()}.json.part`);
-      await writeFile(metaTemp, `${JSON.stringify(meta, null, 2)}\n`, { flush: this.fsync });
-      await rename(metaTemp, metaPath);
-      if (!existing) this.sortedIds = undefined;
-      this.index.set(meta.id, meta);
-      this.held += meta.size;
-      return { status: existing ? 'replaced' : 'created', chunk: meta };
-    });
+    try {
+      const files = this.filesFor(meta.id);
+      return await this.withLock(files.base.normalize('NFC').toLowerCase(), async () => {
+        const existing = this.index.get(meta.id);
+        if (existing && existing.checksum.algorithm === meta.checksum.algorithm && existing.checksum.hex === meta.checksum.hex && existing.size === meta.size) {
+          return { status: 'exists', chunk: existing };
+        }
+        // A different source version or range under the same id is a new chunk definition (the source changed, or the
+        // chunk size did): it replaces the stored copy. Same version and range with other bytes is a real conflict.
+        const redefined = existing !== undefined && (existing.sourceEtag !== meta.sourceEtag || existing.offset !== meta.offset || existing.size !== meta.size);
+        if (existing && !replace && !redefined) return { status: 'conflict', existing };
+        if (!existing) await this.refuseAlias(meta.id, files);
+        try {
+          await this.install(meta, tempFile, files, existing !== undefined);
+        } catch (err) {
+          if (existing && !(await this.intact(existing, files))) this.forget(existing, 'its files were lost in a failed replace');
+          throw err;
+        }
+        if (existing) this.held -= existing.size;
+        else this.sortedIds = undefined;
+        this.index.set(meta.id, meta);
+        this.held += meta.size;
+        return { status: existing ? 'replaced' : 'created', chunk: meta };
+      });
+    } finally {
+      await unlink(tempFile).catch(() => {});
+    }
   }
 
-  private async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(id) ?? Promise.resolve();
+  /**
+   * Sidecar first, into .incoming: the one step that needs free space, taken before anything stored is touched.
+   * Then the renames, each undone if a later one fails.
+   */
+  private async install(meta: AgentChunkMeta, tempFile: string, files: ChunkFiles, replacing: boolean): Promise<void> {
+    const staged = join(this.incomingDir, randomUUID());
+    const metaTemp = `${staged}.json.part`;
+    try {
+      await writeFile(metaTemp, `${JSON.stringify(meta, null, 2)}\n`, { flag: 'wx', flush: this.fsync });
+      if (replacing) await this.swapIn(tempFile, metaTemp, files, staged);
+      else {
+        await rename(tempFile, files.data);
+        await rename(metaTemp, files.meta).catch(async (err: unknown) => {
+          await unlink(files.data).catch(() => {});
+          throw err;
+        });
+      }
+    } finally {
+      await unlink(metaTemp).catch(() => {});
+    }
+  }
+
+  /**
+   * Replaces a stored chunk's files. The old sidecar steps aside first, so a crash never pairs old metadata with
+   * new bytes (the chunk is then absent and its data goes at the next start). The old bytes keep a second name (a
+   * hard link) until the new sidecar is in place, so a failure at any step puts the stored copy back.
+   */
+  private async swapIn(tempFile: string, metaTemp: string, files: ChunkFiles, staged: string): Promise<void> {
+    const asideData = `${staged}.old${DATA_SUFFIX}`;
+    const asideMeta = `${staged}.old${META_SUFFIX}`;
+    // No hard links on this file system: the old bytes cannot be kept aside, and a failure past the data rename loses them.
+    const linked = await link(files.data, asideData).then(
+      () => true,
+      () => false,
+    );
+    try {
+      await rename(files.meta, asideMeta);
+      try {
+        await rename(tempFile, files.data);
+      } catch (err) {
+        await rename(asideMeta, files.meta);
+        throw err;
+      }
+      try {
+        await rename(metaTemp, files.meta);
+      } catch (err) {
+        if (linked) {
+          await rename(asideData, files.data);
+          await rename(asideMeta, files.meta);
+        } else await unlink(files.data).catch(() => {});
+        throw err;
+      }
+    } finally {
+      await Promise.all([unlink(asideMeta).catch(() => {}), linked ? unlink(asideData).catch(() => {}) : undefined]);
+    }
+  }
+
+  /**
+   * An id whose names the file system treats as another stored id's (a case-insensitive or normalizing file
+   * system, or two long ids whose 64-bit name hashes meet) must not land on that id's files.
+   */
+  private async refuseAlias(id: string, files: ChunkFiles): Promise<void> {
+    const text = await readFile(files.meta, 'utf8').catch(() => undefined);
+    if (text === undefined) return;
+    let other: unknown;
+    try {
+      other = (JSON.parse(text) as { id?: unknown }).id;
+    } catch {
+      return;
+    }
+    if (typeof other === 'string' && other !== id && this.index.has(other)) {
+      throw new ChunkRefusedError(`chunk id ${JSON.stringify(id.slice(0, 200))} would be stored in the files of chunk ${JSON.stringify(other.slice(0, 200))} on this file system`);
+    }
+  }
+
+  /** Whether a stored chunk's files are still in place after a failed replace. */
+  private async intact(chunk: AgentChunkMeta, files: ChunkFiles): Promise<boolean> {
+    try {
+      const [data] = await Promise.all([stat(files.data), stat(files.meta)]);
+      return data.size === chunk.size;
+    } catch {
+      return false;
+    }
+  }
+
+  private forget(chunk: AgentChunkMeta, why: string): void {
+    this.log.log('error', 'chunk dropped from the index', { id: chunk.id, why });
+    this.index.delete(chunk.id);
+    this.held -= chunk.size;
+    this.sortedIds = undefined;
+  }
+
+  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
     const run = previous.then(fn, fn);
     const tail = run.catch(() => {});
-    this.locks.set(id, tail);
+    this.locks.set(key, tail);
     try {
       return await run;
     } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
+      if (this.locks.get(key) === tail) this.locks.delete(key);
     }
   }
 }
 
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a), stat(b)]);
+  return x.ino === y.ino && x.dev === y.dev;
 }
 
 function isAlive(pid: number): boolean {

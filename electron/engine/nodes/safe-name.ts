@@ -1,26 +1,56 @@
 // Chunk ids come from object keys, which may hold anything: `../x`, `/abs`, `a\b`, newlines, unicode.
 // A chunk's file name keeps letters and digits of any script readable and percent-encodes everything
 // else byte by byte, so it can never contain a separator, never be `.` or `..`, and never collide.
+// Names are built and cut on code points, never on UTF-16 units: a cut through a surrogate pair would leave a
+// lone surrogate, which the file system stores as U+FFFD, and the name read back would no longer match the id.
 import { createHash } from 'node:crypto';
 
 const KEEP = /[\p{L}\p{N}_]/u;
 const MAX_NAME_BYTES = 200;
+/** Long names: a readable head of at most this many bytes, then `~` and a hash of the whole id. */
+const HEAD_BYTES = MAX_NAME_BYTES - 40;
 
-export function encodeNamePart(text: string): string {
-  let out = '';
+/**
+ * The encoded pieces of `text`, the units a long name may be cut between: a kept character (one code point), or
+ * the percent escape of one UTF-8 byte (as names were always cut, so stored names keep matching).
+ */
+function encodedPieces(text: string): string[] {
+  const pieces: string[] = [];
   for (const char of text) {
-    if (KEEP.test(char) || ((char === '.' || char === '-') && out !== '')) out += char;
-    else for (const byte of Buffer.from(char, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    if (KEEP.test(char) || ((char === '.' || char === '-') && pieces.length > 0)) pieces.push(char);
+    else for (const byte of Buffer.from(char, 'utf8')) pieces.push(`%${byte.toString(16).toUpperCase().padStart(2, '0')}`);
   }
-  return out;
+  return pieces;
 }
 
-/** File name (without extension) for a chunk id; long names keep a readable head and a hash of the whole. */
+export function encodeNamePart(text: string): string {
+  return encodedPieces(text).join('');
+}
+
+/**
+ * File name (without extension) for a chunk id; long names keep a readable head and a hash of the whole. `~` is
+ * always encoded in short names, so a short name never equals a long one.
+ */
 export function chunkFileName(chunkId: string): string {
-  const encoded = encodeNamePart(chunkId);
+  const pieces = encodedPieces(chunkId);
+  const encoded = pieces.join('');
   if (Buffer.byteLength(encoded) <= MAX_NAME_BYTES) return encoded;
   const digest = createHash('sha256').update(chunkId).digest('hex').slice(0, 16);
-  let head = encoded.slice(0, MAX_NAME_BYTES - 40);
-  while (Buffer.byteLength(head) > MAX_NAME_BYTES - 40) head = head.slice(0, -1);
-  return `${head.replace(/%[0-9A-F]?$/, '')}~${digest}`;
+  let head = '';
+  let bytes = 0;
+  for (const piece of pieces) {
+    const size = Buffer.byteLength(piece);
+    if (bytes + size > HEAD_BYTES) break;
+    head += piece;
+    bytes += size;
+  }
+  return `${head}~${digest}`;
+}
+
+/**
+ * Whether `name` is stored and listed by the file system as exactly this string: it converts to UTF-8 and back
+ * unchanged (a lone surrogate would come back as U+FFFD).
+ */
+export function nameRoundTrips(name: string): boolean {
+  return Buffer.from(name, 'utf8').toString('utf8') === name;
 }
