@@ -1,7 +1,8 @@
 // `cloud-ingest agent`: runs a node agent that stores chunks sent by ingest runs on other machines.
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startAgent } from '../engine/agent/server.ts';
+import { isLoopback, startAgent } from '../engine/agent/server.ts';
 import { jsonLogger } from '../engine/agent/log.ts';
 
 export const DEFAULT_TOKEN_ENV = 'CLOUD_INGEST_AGENT_TOKEN';
@@ -12,12 +13,18 @@ Runs a node agent: an HTTP server that receives, verifies and keeps chunks under
 
   --port P              TCP port (0 picks a free one; the URL is printed)
   --dir D               folder the chunks are kept in (created if missing)
-  --host H              interface to bind (default 127.0.0.1; use 0.0.0.0 to accept other machines)
+  --host H              interface to bind (default 127.0.0.1). Beyond loopback (e.g. 0.0.0.0) the agent
+                        serves HTTPS only, unless --insecure
+  --tls-cert FILE       serve HTTPS with this certificate chain (PEM); needs --tls-key
+  --tls-key FILE        the certificate's private key (PEM)
+  --insecure            allow plain HTTP beyond loopback (the token and chunks travel in clear text)
   --token-env NAME      environment variable holding the bearer token (default ${DEFAULT_TOKEN_ENV})
   --max-bytes N         quota for stored chunks, e.g. 500G, 2TiB, 1073741824; past it uploads get 507
   --max-chunk-bytes N   largest chunk accepted (default 1GiB)
   --request-timeout-ms  longest one request may take (default 600000)
   --idle-timeout-ms     close a connection silent for this long (default 60000)
+  --upload-idle-timeout-ms  end an upload whose body brings no byte for this long, with 408 (default 30000)
+  --max-connections N   connections served at once; past it requests get 503 busy (default 256)
   --grace-ms            on SIGTERM, how long uploads in progress may take to finish (default 10000)
   --fsync               flush chunk data to disk before acknowledging it
   --insecure-no-auth    accept requests without a token (throwaway local setups only)
@@ -39,6 +46,11 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
         'max-chunk-bytes': { type: 'string' },
         'request-timeout-ms': { type: 'string' },
         'idle-timeout-ms': { type: 'string' },
+        'upload-idle-timeout-ms': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        insecure: { type: 'boolean' },
         'grace-ms': { type: 'string' },
         fsync: { type: 'boolean' },
         'insecure-no-auth': { type: 'boolean' },
@@ -59,6 +71,9 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   let maxChunkBytes: number | undefined;
   let requestTimeoutMs: number | undefined;
   let idleTimeoutMs: number | undefined;
+  let uploadIdleTimeoutMs: number | undefined;
+  let maxConnections: number | undefined;
+  let tls: { cert: Buffer; key: Buffer } | undefined;
   let graceMs = 10_000;
   try {
     if (values.port === undefined) throw new Error('--port is required (0 picks a free port)');
@@ -69,7 +84,10 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     maxChunkBytes = values['max-chunk-bytes'] === undefined ? undefined : parseBytes(values['max-chunk-bytes'], '--max-chunk-bytes');
     requestTimeoutMs = values['request-timeout-ms'] === undefined ? undefined : parseInteger(values['request-timeout-ms'], '--request-timeout-ms');
     idleTimeoutMs = values['idle-timeout-ms'] === undefined ? undefined : parseInteger(values['idle-timeout-ms'], '--idle-timeout-ms');
+    uploadIdleTimeoutMs = values['upload-idle-timeout-ms'] === undefined ? undefined : parseInteger(values['upload-idle-timeout-ms'], '--upload-idle-timeout-ms');
+    maxConnections = values['max-connections'] === undefined ? undefined : parseInteger(values['max-connections'], '--max-connections');
     if (values['grace-ms'] !== undefined) graceMs = parseInteger(values['grace-ms'], '--grace-ms');
+    tls = readTls(values['tls-cert'], values['tls-key']);
   } catch (error) {
     process.stderr.write(`cloud-ingest agent: ${(error as Error).message}\n\n${USAGE}\n`);
     return 2;
@@ -91,6 +109,9 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   }
 
   const host = values.host ?? '127.0.0.1';
+  if (values.insecure === true && tls === undefined && !isLoopback(host)) {
+    process.stderr.write(`\n*** WARNING: --insecure: plain HTTP on ${host}. The token and the chunks cross the network in clear text. ***\n\n`);
+  }
   const dir = resolve(values.dir);
   let agent;
   try {
@@ -103,6 +124,10 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
       maxChunkBytes,
       requestTimeoutMs,
       idleTimeoutMs,
+      uploadIdleTimeoutMs,
+      maxConnections,
+      ...(tls ? { tls } : {}),
+      insecure: values.insecure === true,
       fsync: values.fsync === true,
       logger: jsonLogger(),
     });
@@ -111,6 +136,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     const reason =
       code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use; pick another --port`
       : code === 'EACCES' || code === 'EPERM' ? `no permission (${code}): ${(error as Error).message}`
+      : tls && /key values mismatch|PEM|certificate|private key/i.test((error as Error).message) ? `--tls-cert and --tls-key do not match or are not PEM (${(error as Error).message})`
       : (error as Error).message;
     process.stderr.write(`cloud-ingest agent: cannot start: ${reason}\n`);
     return 2;
@@ -137,6 +163,19 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+}
+
+function readTls(certFile: string | undefined, keyFile: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) throw new Error('--tls-cert and --tls-key go together: give both to serve HTTPS');
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(resolve(file));
+    } catch (error) {
+      throw new Error(`cannot read ${flag} ${file}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  return { cert: read('--tls-cert', certFile), key: read('--tls-key', keyFile) };
 }
 
 function parseInteger(text: string, flag: string): number {
