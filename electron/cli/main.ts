@@ -1,4 +1,5 @@
 // cloud-ingest: the engine, headless. Exit codes: see EXIT below and README.
+import { stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
@@ -14,7 +15,7 @@ import { probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile, ReassembleError, ReassembleInputError } from '../engine/reassemble.ts';
 import { StorageError } from '../engine/storage/driver.ts';
 import { openSource, SourceSelectionError } from '../engine/storage/open.ts';
-import { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
+import { EARLIER_TEST_FILES, ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
 import { repairRun, RepairError } from '../engine/repair.ts';
 import { verifyRun } from '../engine/verify.ts';
 import type { RepairAction, RepairEvent, RepairReport } from '../../shared/types.ts';
@@ -61,11 +62,37 @@ Every command takes --config FILE (default: config/data_sources.yml). verify and
 Exit codes: 0 ok, 1 finished with failures, 2 usage or config error, 3 no healthy node, 4 source store error, 130 cancelled.`;
 
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
+  const all = { ...COMMON, ...options };
   try {
-    return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: false, strict: true });
+    return parseArgs({ args: joinOptionValues(argv, all), options: all, allowPositionals: false, strict: true });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
   }
+}
+
+/**
+ * An option declared to take a value takes the next argument whatever it begins with, as GNU getopt does
+ * (`--file -name`). parseArgs refuses such a value as ambiguous unless it is attached: `--file=-name`.
+ */
+function joinOptionValues(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const takesValue = new Map<string, string>();
+  for (const [name, option] of Object.entries(options)) {
+    if (option.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (option.short) takesValue.set(`-${option.short}`, name);
+  }
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [...joined, ...argv.slice(i)];
+    const name = takesValue.get(arg);
+    const value = argv[i + 1];
+    if (name !== undefined && value?.startsWith('-')) {
+      joined.push(`--${name}=${value}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return joined;
 }
 
 function print(json: boolean, value: unknown, text: string): void {
@@ -99,6 +126,10 @@ async function cmdRun(argv: string[]): Promise<number> {
       ...(view ? { onEvent: (e) => view.handle(e) } : {}),
     });
     view?.stop();
+    if (manifest.totals.files === 0 && !resume) {
+      const pattern = values.pattern ?? loaded.config.ingestion.file_pattern;
+      process.stderr.write(`No files found matching ${pattern} in ${manifest.source.kind} ${manifest.source.location}. Fix: check --pattern (or ingestion.file_pattern) and the source's folder, bucket and prefix.\n`);
+    }
     const failed = manifest.files.filter((f) => f.status === 'failed');
     const seconds = (Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt)) / 1000;
     const summary = {
@@ -175,7 +206,14 @@ async function cmdNodes(argv: string[]): Promise<number> {
 }
 
 async function manifestOrLatest(loaded: LoadedConfig, given: string | undefined): Promise<string> {
-  if (given) return given;
+  if (given) {
+    const problem = await stat(given).then(
+      (s) => (s.isFile() ? undefined : 'it is a folder'),
+      (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? 'it does not exist' : error.message),
+    );
+    if (problem) throw new UsageError(`Cannot read manifest ${given}: ${problem}. Fix: pass --manifest with a run's .json file (see \`cloud-ingest runs\`), or leave it out to use the latest run's.`);
+    return given;
+  }
   const latest = await latestManifestPath(loaded);
   if (!latest) throw new UsageError('No run manifest found. Fix: run `cloud-ingest run` first, or pass --manifest PATH.');
   return latest;
@@ -238,6 +276,12 @@ async function cmdMakeTestData(argv: string[]): Promise<number> {
     const bytes = testFileBytes(file.mib, scale);
     const made = await ensureDataFile(path, bytes, `${file.folder}/${file.name}`);
     process.stderr.write(`${made ? 'made' : 'kept'} ${relative(process.cwd(), path) || path} (${formatBytes(bytes)})\n`);
+  }
+  for (const file of EARLIER_TEST_FILES) {
+    const path = join(root, file.folder, file.name);
+    if (await stat(path).then((s) => s.isFile(), () => false)) {
+      process.stderr.write(`note: ${relative(process.cwd(), path) || path} was made by an earlier make-test-data (the files now have the original design's names) and will be ingested too. Fix: delete it if you do not want it.\n`);
+    }
   }
   return EXIT.ok;
 }

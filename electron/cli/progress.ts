@@ -28,7 +28,8 @@ export class ProgressView {
   private totalChunks = 0;
   private doneBytes = 0;
   private doneChunks = 0;
-  private readonly inFlight = new Map<string, number>();
+  /** Bytes of each chunk in flight, per node it goes to: with replicas the same source bytes reach several. */
+  private readonly inFlight = new Map<string, Map<string, number>>();
   private readonly perNode = new Map<string, number>();
   private started = 0;
   private lastDraw = 0;
@@ -51,9 +52,12 @@ export class ProgressView {
         this.line(`Ingesting ${event.files} file(s), ${formatBytes(event.bytes)} in ${event.chunks} chunk(s) from ${event.source.kind} ${event.source.location}${event.source.endpoint ? ` via ${event.source.endpoint}` : ''} to ${event.nodes.filter((n) => n.state === 'healthy').length} healthy node(s)`);
         if (this.tty) this.timer = setInterval(() => this.draw(), REDRAW_MS).unref();
         break;
-      case 'bytes':
-        this.inFlight.set(event.chunkId, (this.inFlight.get(event.chunkId) ?? 0) + event.bytes);
+      case 'bytes': {
+        const perNode = this.inFlight.get(event.chunkId) ?? new Map<string, number>();
+        perNode.set(event.nodeId, (perNode.get(event.nodeId) ?? 0) + event.bytes);
+        this.inFlight.set(event.chunkId, perNode);
         break;
+      }
       case 'chunk':
         this.onChunk(event);
         break;
@@ -98,8 +102,9 @@ export class ProgressView {
   }
 
   private progressBytes(): number {
+    // Each source byte once: a chunk has been read as far as its furthest copy has got.
     let partial = 0;
-    for (const bytes of this.inFlight.values()) partial += bytes;
+    for (const perNode of this.inFlight.values()) partial += Math.max(0, ...perNode.values());
     return Math.min(this.totalBytes, this.doneBytes + partial);
   }
 

@@ -40,15 +40,18 @@ export async function ensureDataFile(path: string, size: number, seed: string = 
 
 const MIB = 1024 * 1024;
 
-/** The sizes the original design used, per simulated cloud. */
+/** The original design's test files: its names and sizes, per simulated cloud. */
 export const ORIGINAL_TEST_FILES: { folder: string; name: string; mib: number }[] = [
-  { folder: 'aws_s3_simulation', name: 'training_data_500mb.bin', mib: 500 },
-  { folder: 'aws_s3_simulation', name: 'training_data_300mb.bin', mib: 300 },
-  { folder: 'aws_s3_simulation', name: 'training_data_100mb.bin', mib: 100 },
-  { folder: 'gcp_gcs_simulation', name: 'training_data_600mb.bin', mib: 600 },
-  { folder: 'gcp_gcs_simulation', name: 'training_data_400mb.bin', mib: 400 },
-  { folder: 'azure_blob_simulation', name: 'training_data_200mb.bin', mib: 200 },
+  { folder: 'aws_s3_simulation', name: 'training_batch_1.dat', mib: 500 },
+  { folder: 'aws_s3_simulation', name: 'training_batch_2.dat', mib: 300 },
+  { folder: 'aws_s3_simulation', name: 'validation_data.dat', mib: 100 },
+  { folder: 'gcp_gcs_simulation', name: 'training_batch_3.dat', mib: 600 },
+  { folder: 'gcp_gcs_simulation', name: 'training_batch_4.dat', mib: 400 },
+  { folder: 'azure_blob_simulation', name: 'training_batch_5.dat', mib: 200 },
 ];
+
+/** What make-test-data named these files before it kept the original design's names: reported, never deleted. */
+export const EARLIER_TEST_FILES = ORIGINAL_TEST_FILES.map((file) => ({ folder: file.folder, name: `training_data_${file.mib}mb.bin` }));
 
 export function testFileBytes(mib: number, scale: number): number {
   return Math.max(1, Math.round(mib * MIB * scale));
