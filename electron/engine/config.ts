@@ -1,9 +1,10 @@
 // Loads data_sources.yml from disk: validation (shared), path resolution and default nodes.
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { lstat, mkdir, readdir, readFile, rename, rmdir } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatDiagnostic, validateConfigText } from '../../shared/config/validate.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
+import { INGESTION_DEFAULTS } from '../../shared/config/types.ts';
 import type { CloudName, IngestConfig, NodeConfig } from '../../shared/config/types.ts';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -52,7 +53,38 @@ export async function loadConfig(path: string = defaultConfigPath()): Promise<Lo
     const reason = code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a folder' : String((error as Error).message);
     throw new ConfigError(`Cannot read config ${absolute}: ${reason}. Fix: pass --config with the path to data_sources.yml.`, []);
   }
-  return parseLoadedConfig(absolute, text);
+  const loaded = parseLoadedConfig(absolute, text);
+  await adoptLegacyRunRecords(loaded);
+  return loaded;
+}
+
+/** The default manifest_dir of earlier versions. */
+const LEGACY_RUN_DIR = './received_chunks/manifests';
+
+/**
+ * Run records (manifests, journals) were kept by default in ./received_chunks/manifests, beside the default node
+ * folders, where anything that takes every folder in received_chunks/ for a node (the original design's evenness
+ * check does) saw a node holding nothing. With the default manifest_dir they are now kept in ./.cloud-ingest/runs,
+ * and what an earlier version left in the old folder moves there, so `runs`, `verify` and `run --resume` still
+ * find it. Nothing is overwritten; whatever cannot move stays where it is.
+ */
+async function adoptLegacyRunRecords(loaded: LoadedConfig): Promise<void> {
+  if (loaded.config.ingestion.manifest_dir !== INGESTION_DEFAULTS.manifest_dir) return;
+  const legacy = loaded.resolve(LEGACY_RUN_DIR);
+  if (!(await lstat(legacy).then((s) => s.isDirectory(), () => false))) return;
+  await moveInto(legacy, loaded.resolve(INGESTION_DEFAULTS.manifest_dir)).catch(() => undefined);
+}
+
+async function moveInto(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    const existing = await lstat(target).catch(() => undefined);
+    if (!existing) await rename(source, target).catch(() => undefined);
+    else if (existing.isDirectory() && entry.isDirectory()) await moveInto(source, target);
+  }
+  await rmdir(from).catch(() => undefined); // only once empty
 }
 
 export function parseLoadedConfig(absolutePath: string, text: string): LoadedConfig {

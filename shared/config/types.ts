@@ -105,7 +105,7 @@ export const INGESTION_DEFAULTS: IngestionConfig = {
   placement: 'balanced',
   file_pattern: '**',
   replicas: 1,
-  manifest_dir: './received_chunks/manifests',
+  manifest_dir: './.cloud-ingest/runs',
   mode: 'push',
 };
 
