@@ -128,7 +128,8 @@ export function agentKilledForReal(replicas: 1 | 2): (o: ScenarioOptions) => Pro
             const victimId = `a${victim + 1}`;
             if (done.manifest.nodes.find((n) => n.id === victimId)?.healthy !== false) row.failures.push(`${label}: ${victimId} was killed but the manifest calls it healthy`);
             await finishTrial(row, label, killed.project, files, done);
-            o.log?.(`${label}: a${victim + 1} killed holding ${holds}+ chunk(s); ${done.manifest.totals.replacements} re-placements; status ${done.manifest.status}`);
+            const runSeconds = (Date.parse(done.manifest.finishedAt) - Date.parse(done.manifest.startedAt)) / 1000;
+            o.log?.(`${label}: a${victim + 1} killed holding ${holds}+ chunk(s); ${done.manifest.totals.replacements} re-placements; status ${done.manifest.status} after ${runSeconds.toFixed(1)} s`);
           } finally {
             await stopAgents(cluster);
           }
@@ -233,10 +234,12 @@ export function fuzzNames(random: () => number, randomCount: number): string[] {
     `ctl${pick(random, CONTROLS)}${w()}.bin`,
     `${pick(random, CONTROLS)}${w()}`,
     `${w()}\n${w()}\t${w()}.bin`,
-    // astral letters, and a name long enough to be cut, once at each parity of a surrogate pair
+    // astral letters, and names long enough to be cut, the cut landing at each of four byte offsets into a pair
     `${pick(random, ASTRAL_LETTERS)}${pick(random, ASTRAL_OTHER)}${w()}`,
     `cut-${astralRun}`,
     `cut-x${astralRun}`,
+    `cut-xx${astralRun}`,
+    `cut-xxx${astralRun}`,
     // over 1,000 characters (in folders: one path segment holds 255 bytes at most)
     longKey(random, pick(random, [1030, 1100, 1500])),
     longKey(random, 2100),
@@ -318,7 +321,7 @@ export function namesThroughAgents(o: ScenarioOptions): Promise<ScenarioRow> {
         for (const node of result.manifest.nodes) if (!node.healthy) row.failures.push(`${label}: ${node.id} was marked failed by source names alone`);
         for (const f of result.manifest.files) if (f.status !== 'complete') row.failures.push(`${label}: ${JSON.stringify(f.key)} ${f.status}: ${f.error ?? ''}`);
         // Every agent restarts: what it acknowledged must still be indexed and served.
-        for (let i = 0; i < cluster.agents.length; i++) await restartAgent(cluster, i);
+        await Promise.all(cluster.agents.map((_, i) => restartAgent(cluster, i)));
         for (const [i, agent] of cluster.agents.entries()) {
           const skipped = agentLogs(agent).filter((l) => l.msg === 'ignoring unreadable chunk metadata' || (l.msg === 'store opened' && Number(l.skipped) > 0));
           for (const line of skipped) row.failures.push(`${label}: a${i + 1} dropped a chunk from its index on restart: ${JSON.stringify(line)}`);
