@@ -50,6 +50,8 @@ export class ProgressFolder {
   private readonly chunkSize: number;
   private readonly resumed: boolean;
   private status: IngestProgress['status'];
+  /** A chunk has moved past queued: the run is delivering, not still planning (or reading a resumed run's journal). */
+  private delivering = false;
 
   /** `chunkSize` gives each chunk's offset (chunk i starts at i × chunkSize). */
   constructor(runId: string, options: { chunkSize?: number; resumed?: boolean } = {}) {
@@ -67,6 +69,7 @@ export class ProgressFolder {
         for (const n of e.nodes) this.nodes.set(n.id, n);
         break;
       case 'chunk': {
+        if (e.state !== 'queued') this.delivering = true;
         const prev = this.chunks.get(e.id);
         const row: ChunkUpdate = {
           seq: prev?.seq ?? this.chunks.size,
@@ -193,7 +196,8 @@ export class ProgressFolder {
     if (!full) this.batch += 1;
     return {
       runId: this.runId,
-      phase: this.phase,
+      // Until a chunk moves, a run is still starting: a resumed run's first frame would otherwise read 0 %.
+      phase: this.phase === 'running' && !this.delivering ? 'starting' : this.phase,
       batch: this.batch,
       full,
       startedAt: this.startedAt,

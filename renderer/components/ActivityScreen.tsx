@@ -4,6 +4,7 @@ import { useEffect, useMemo } from 'react';
 import type { ActivityDetail, ActivityEntry } from '../../shared/ipc/contract.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { useApp } from '../store/context.tsx';
+import { ErrorBanner } from './ErrorBanner.tsx';
 
 const CHART_W = 640;
 const CHART_H = 180;
@@ -76,7 +77,7 @@ export function ActivityScreen() {
           <button type="button" onClick={() => void list()} disabled={loading}>{loading ? 'Reading…' : 'Refresh'}</button>
         </div>
       </header>
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {entry && (
         <div className="card">
           <h2>Throughput of {entry.runId}</h2>

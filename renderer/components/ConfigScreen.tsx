@@ -6,6 +6,7 @@ import { validateConfigText } from '../../shared/config/validate.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
 import type { ProbeOutcome } from '../../shared/types.ts';
 import { useApp } from '../store/context.tsx';
+import { ErrorBanner } from './ErrorBanner.tsx';
 import { selectDirty } from '../store/selectors.ts';
 import { YamlEditor } from './YamlEditor.tsx';
 
@@ -78,7 +79,7 @@ export function ConfigScreen() {
           </span>
         </div>
       )}
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {conflict && (
         <div className="banner warn" role="alertdialog" aria-label="The file changed on disk" data-testid="save-conflict">
           <span className="actions">
@@ -136,7 +137,7 @@ function DetectionCard() {
   return (
     <div className="card" data-testid="detection">
       <h2>Cloud</h2>
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {!view ? (
         <p className="muted">{busy ? 'Detecting…' : 'Not detected yet.'}</p>
       ) : (

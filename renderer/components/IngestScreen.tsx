@@ -6,6 +6,7 @@ import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ChunkRowState } from '../../shared/ipc/contract.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { useApp } from '../store/context.tsx';
+import { ErrorBanner } from './ErrorBanner.tsx';
 import { countStates, ingestFigures } from '../store/selectors.ts';
 import type { IngestMeta } from '../store/types.ts';
 import { DistributionMap } from './DistributionMap.tsx';
@@ -81,7 +82,7 @@ export function IngestScreen() {
         <button type="submit" className="primary" disabled={running}>{starting ? 'Starting…' : 'Start ingest'}</button>
         <button type="button" className="danger" onClick={() => void cancel()} disabled={!figures.running}>Cancel</button>
       </form>
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {meta?.error && <p className="banner error" role="alert">{meta.error}</p>}
       <ResumableRuns running={running} activeRunId={running ? (meta?.runId ?? resuming) : null} />
       {meta?.phase === 'finished' && meta.status === 'degraded' && meta.manifestPath && <DegradedRun manifestPath={meta.manifestPath} />}
@@ -224,7 +225,7 @@ function ResumableRuns({ running, activeRunId }: { running: boolean; activeRunId
   return (
     <div className="card resumable" data-testid="resumable">
       <h2>Unfinished runs</h2>
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {runs.length > 0 && (
         <table className="resumable-runs" aria-label="Unfinished runs">
           <thead>

@@ -7,6 +7,7 @@ import { validateConfigText } from '../../shared/config/validate.ts';
 import type { NodeStatus } from '../../shared/types.ts';
 import { formatBytes } from '../format.ts';
 import { useApp } from '../store/context.tsx';
+import { ErrorBanner } from './ErrorBanner.tsx';
 
 const REFRESH_MS = 3000;
 
@@ -51,7 +52,7 @@ export function NodesScreen() {
           </button>
         </div>
       </header>
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {editError && <p className="banner error" role="alert">{editError}</p>}
       {editing && <NodeForm key={editing.original ?? 'new'} initial={editing.node} original={editing.original} onDone={() => setEditing(null)} />}
       <div className="node-grid" data-testid="node-grid">

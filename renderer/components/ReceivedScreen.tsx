@@ -6,6 +6,7 @@ import type { VerifyResult } from '../../shared/ipc/contract.ts';
 import type { ManifestChunk, VerifyProblem } from '../../shared/types.ts';
 import { formatBytes, shortHash } from '../format.ts';
 import { useApp } from '../store/context.tsx';
+import { ErrorBanner } from './ErrorBanner.tsx';
 import { RepairStatus } from './RepairStatus.tsx';
 import { VirtualList } from './VirtualList.tsx';
 
@@ -156,7 +157,7 @@ export function ReceivedScreen() {
           <button type="button" onClick={() => void list()}>Refresh</button>
         </div>
       </header>
-      {error && <p className="banner error" role="alert">{error}</p>}
+      <ErrorBanner error={error} />
       {!manifest || !manifestPath ? (
         <div className="card"><p className="muted">{loading ? 'Opening manifest…' : 'No run selected. Run an ingest first, or pick a past run above.'}</p></div>
       ) : (

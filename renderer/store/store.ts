@@ -141,10 +141,10 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
     set((s) => ({ ingest: { ...s.ingest, starting: true, resuming: req.resume ?? null, error: null, meta: null, chunks: [], logs: [] } }));
     try {
       await api.startIngest(req);
+      // Still starting until the run's first progress arrives (its answer can overtake it).
+      set((s) => ({ ingest: { ...s.ingest, starting: s.ingest.meta === null } }));
     } catch (error) {
-      set((s) => ({ ingest: { ...s.ingest, error: errorText(error) } }));
-    } finally {
-      set((s) => ({ ingest: { ...s.ingest, starting: false } }));
+      set((s) => ({ ingest: { ...s.ingest, starting: false, error: errorText(error) } }));
     }
   };
   return {
@@ -175,7 +175,7 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
       const rows = batch.full || !sameRun ? [] : s.ingest.chunks.slice();
       for (const u of updates) rows[u.seq] = u;
       const kept = batch.full || !sameRun ? logs : [...s.ingest.logs, ...logs].slice(-MAX_LOGS);
-      return { ingest: { ...s.ingest, meta, chunks: rows, logs: kept } };
+      return { ingest: { ...s.ingest, meta, chunks: rows, logs: kept, starting: false } };
     }),
 
   loadIngestSnapshot: async () => {

@@ -84,6 +84,15 @@ describe('ProgressFolder', () => {
     }
   });
 
+  it('reports a run as starting until its first chunk moves (a resumed run reads its journal first)', () => {
+    const folder = new ProgressFolder('resumed', { resumed: true });
+    folder.apply(started);
+    folder.apply(chunk(0, 'queued'));
+    expect(folder.flush()).toMatchObject({ phase: 'starting', resumed: true, totals: { chunks: 10_000 } });
+    folder.apply({ type: 'chunk', id: 'f_chunk_0', file: 'f', index: 0, size: 1000, state: 'skipped', nodeId: 'n1', attempt: 0 });
+    expect(folder.flush()).toMatchObject({ phase: 'running', chunksDone: 1 });
+  });
+
   it('sends only what changed since the last batch, keeping each chunk’s row', () => {
     const folder = new ProgressFolder('app-run');
     folder.apply(started);
