@@ -125,7 +125,7 @@ test('Reload asks before discarding unsaved edits; a problem in the list puts th
   await expect(page.locator('.cm-activeLine')).toContainText('max_concurrent_chunks: none');
   const cursorLine = await page.evaluate(() => {
     const active = document.querySelector('.cm-activeLine');
-    return [...document.querySelectorAll('.cm-line')].indexOf(active as Element);
+    return Array.from(document.querySelectorAll('.cm-line')).indexOf(active as Element);
   });
   expect(cursorLine).toBeGreaterThanOrEqual(0);
   expect(line).toBeGreaterThan(0);
