@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isLoopback, startAgent } from '../engine/agent/server.ts';
 import { jsonLogger } from '../engine/agent/log.ts';
+import { WORKER_FLAGS, WORKER_USAGE, checkWorkerFlags, startAgentWorker } from '../engine/cluster/agent-worker.ts';
 
 export const DEFAULT_TOKEN_ENV = 'CLOUD_INGEST_AGENT_TOKEN';
 
@@ -28,6 +29,8 @@ Runs a node agent: an HTTP server that receives, verifies and keeps chunks under
   --grace-ms            on SIGTERM, how long uploads in progress may take to finish (default 10000)
   --fsync               flush chunk data to disk before acknowledging it
   --insecure-no-auth    accept requests without a token (throwaway local setups only)
+
+${WORKER_USAGE}
 
 Logs are JSON lines on stderr. SIGTERM/SIGINT stop the agent gracefully.`;
 
@@ -54,6 +57,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
         'grace-ms': { type: 'string' },
         fsync: { type: 'boolean' },
         'insecure-no-auth': { type: 'boolean' },
+        ...WORKER_FLAGS,
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -88,6 +92,8 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     maxConnections = values['max-connections'] === undefined ? undefined : parseInteger(values['max-connections'], '--max-connections');
     if (values['grace-ms'] !== undefined) graceMs = parseInteger(values['grace-ms'], '--grace-ms');
     tls = readTls(values['tls-cert'], values['tls-key']);
+    const workerProblem = checkWorkerFlags({ ...values, nats: values.nats ?? (values.id !== undefined ? process.env.NATS_URL : undefined) });
+    if (workerProblem) throw new Error(workerProblem);
   } catch (error) {
     process.stderr.write(`cloud-ingest agent: ${(error as Error).message}\n\n${USAGE}\n`);
     return 2;
@@ -143,6 +149,18 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   }
   const running = agent;
   process.stdout.write(`cloud-ingest agent listening on ${running.url} (dir ${running.dir}; ${insecure ? 'NO AUTHENTICATION' : `bearer token from $${tokenEnv}`})\n`);
+  const natsUrl = values.nats ?? (values.id !== undefined ? process.env.NATS_URL : undefined);
+  let worker: Awaited<ReturnType<typeof startAgentWorker>> | undefined;
+  if (natsUrl !== undefined && values.id !== undefined) {
+    try {
+      worker = await startAgentWorker({ ...values, nats: natsUrl, id: values.id }, { url: running.url, token: insecure ? undefined : token }, jsonLogger());
+    } catch (error) {
+      process.stderr.write(`cloud-ingest agent: cannot pull work from ${natsUrl}: ${(error as Error).message}\n`);
+      await running.close(0);
+      return 2;
+    }
+    process.stdout.write(`cloud-ingest agent pulling work items for node ${values.id} from ${natsUrl}\n`);
+  }
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -152,7 +170,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
         process.exit(1);
       }
       stopping = true;
-      running.close(graceMs).then(
+      (worker ? worker.close() : Promise.resolve()).then(() => running.close(graceMs)).then(
         () => resolveExit(0),
         (error: unknown) => {
           process.stderr.write(`cloud-ingest agent: error while stopping: ${(error as Error).message}\n`);

@@ -1,0 +1,105 @@
+// Pieces the cluster tests share: a local source of deterministic files, work items for its chunks, a NATS client
+// that plays the coordinator's side by hand, and reading a worker's results back from the result stream.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { CLUSTER_DEFAULTS } from '../../shared/config/types.ts';
+import { resultFilter, workMessageId, workSubject } from '../../shared/cluster/contract.ts';
+import type { WorkItem, WorkResult } from '../../shared/cluster/contract.ts';
+import { decode, encode, workItem, workResult } from '../../shared/cluster/validators.ts';
+import { connectNats, ensureConsumer, ensureStreams, manager } from '../../electron/engine/cluster/nats.ts';
+import { localEtag } from '../../electron/engine/storage/local.ts';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+export const MiB = 1024 * 1024;
+
+export interface SourceFile {
+  key: string;
+  size: number;
+  etag: string;
+  path: string;
+}
+
+export async function localSource(files: { key: string; bytes: number }[]): Promise<{ dir: string; files: SourceFile[] }> {
+  const dir = await tempDir('ci-cluster-source-');
+  const out: SourceFile[] = [];
+  for (const f of files) {
+    const path = join(dir, f.key);
+    await ensureDataFile(path, f.bytes, f.key);
+    out.push({ key: f.key, size: f.bytes, etag: localEtag(await stat(path)), path });
+  }
+  return { dir, files: out };
+}
+
+export async function md5Range(path: string, offset: number, length: number): Promise<string> {
+  const hash = createHash('md5');
+  if (length > 0) for await (const part of createReadStream(path, { start: offset, end: offset + length - 1 })) hash.update(part as Buffer);
+  return hash.digest('hex');
+}
+
+/** Work items for every chunk of `files`, all for `nodeId`. */
+export function itemsFor(runId: string, dir: string, files: SourceFile[], chunkSize: number, nodeId: string): WorkItem[] {
+  const items: WorkItem[] = [];
+  for (const f of files) {
+    for (let index = 0; index * chunkSize < f.size; index++) {
+      const offset = index * chunkSize;
+      items.push({ v: 1, runId, chunkId: `${f.key}_chunk_${index}`, key: f.key, index, offset, size: Math.min(chunkSize, f.size - offset), objectSize: f.size, etag: f.etag, nodeId, targets: [nodeId], checksum: 'md5', store: { kind: 'local', path: dir } });
+    }
+  }
+  return items;
+}
+
+/** The coordinator's side, by hand: streams and a node's consumer set up, items published, results read. */
+export class ManualCoordinator {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  private constructor(nc: NatsConnection) {
+    this.nc = nc;
+    this.js = jetstream(nc);
+  }
+
+  static async open(url: string, nodes: string[], delivery: { ack_wait_seconds: number; max_deliver: number }): Promise<ManualCoordinator> {
+    const nc = await connectNats(url, 'test coordinator');
+    const jsm = await manager(nc);
+    await ensureStreams(jsm, CLUSTER_DEFAULTS);
+    for (const node of nodes) await ensureConsumer(jsm, CLUSTER_DEFAULTS, node, { delivery });
+    return new ManualCoordinator(nc);
+  }
+
+  async publish(item: WorkItem, msgID = workMessageId(item)): Promise<number> {
+    const ack = await this.js.publish(workSubject(item.runId, item.nodeId), encode(workItem, item, 'item'), { msgID });
+    return ack.seq;
+  }
+
+  async publishRaw(runId: string, nodeId: string, body: string): Promise<void> {
+    await this.js.publish(workSubject(runId, nodeId), body);
+  }
+
+  /** Every result of the run recorded so far, waiting until `until` holds for them (or `ms` passes). */
+  async results(runId: string, until: (results: WorkResult[]) => boolean, ms = 30_000): Promise<WorkResult[]> {
+    const consumer = await this.js.consumers.get(CLUSTER_DEFAULTS.result_stream, { filter_subjects: resultFilter(runId) });
+    const messages = await consumer.consume();
+    const results: WorkResult[] = [];
+    const timer = setTimeout(() => messages.stop(), ms);
+    try {
+      if (until(results)) return results;
+      for await (const m of messages) {
+        results.push(decode(workResult, m.data, 'result'));
+        if (until(results)) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      messages.stop();
+    }
+    return results;
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain();
+  }
+}
