@@ -3,6 +3,7 @@
 # Idempotent and quiet. Called by .ci/run; safe to run by hand.
 #   - .venv/ with gcp-storage-emulator (the GCS emulator; no usable one ships on npm) and moto[server]
 #     (an S3 that keeps the flexible checksums uploads carry, which s3rver drops)
+#   - nats-server (Debian), for the cluster pull-mode tests and `npm run bench:cluster`
 #   - rclone (Debian), for `npm run bench:sources` only: a failure here is tolerated
 # s3rver and Azurite come from npm (devDependencies), nothing to do for them here.
 set -euo pipefail
@@ -37,6 +38,16 @@ if [ ! -x .venv/bin/moto_server ]; then
 fi
 .venv/bin/moto_server --help >/dev/null
 log "moto ready (.venv/bin/moto_server)"
+
+# nats-server (Debian) for cluster pull mode's tests; they find it at /usr/sbin/nats-server (not on every PATH).
+if [ ! -x /usr/sbin/nats-server ]; then
+  log "apt-get install nats-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nats-server >/dev/null
+fi
+/usr/sbin/nats-server --version >/dev/null
+log "nats-server ready (/usr/sbin/nats-server)"
 
 if ! command -v rclone >/dev/null 2>&1; then
   log "apt-get install rclone (benchmark only)"
