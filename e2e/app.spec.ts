@@ -118,7 +118,7 @@ test('received chunks: verify all, reassemble a file and see its checksum match'
   await page.getByRole('button', { name: /^Verify node-/ }).click();
   await expect(page.getByTestId('verify-result')).toContainText(`on ${NODE_IDS[1]} verified`);
 
-  const key = 'training_data_500mb.bin';
+  const key = 'training_batch_1.dat';
   await page.getByRole('combobox', { name: 'File to reassemble' }).selectOption(key);
   await page.getByRole('textbox', { name: 'Output path' }).fill('reassembled/out.bin');
   await page.getByRole('button', { name: 'Reassemble' }).click();

@@ -9,7 +9,7 @@ import type { LoadedConfig } from '../engine/config.ts';
 import { detectCloud, DetectionError } from '../engine/detect/detect.ts';
 import { NoHealthyNodeError, runIngest } from '../engine/ingest.ts';
 import { listResumableRuns, ResumeError } from '../engine/journal.ts';
-import { latestManifestPath, listManifests } from '../engine/manifest.ts';
+import { latestManifestPath, listManifests, ManifestError } from '../engine/manifest.ts';
 import { NodeError } from '../engine/nodes/node.ts';
 import { probeNodes } from '../engine/nodes/open.ts';
 import { reassembleFile, ReassembleError, ReassembleInputError } from '../engine/reassemble.ts';
@@ -307,7 +307,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 export function describeError(error: unknown): { code: number; message: string } {
   if (error instanceof UsageError) return { code: EXIT.usage, message: error.message };
   if (error instanceof ConfigError) return { code: EXIT.usage, message: error.message };
-  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError || error instanceof RepairError || error instanceof ReassembleInputError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof DetectionError || error instanceof SourceSelectionError || error instanceof ResumeError || error instanceof RepairError || error instanceof ReassembleInputError || error instanceof ManifestError) return { code: EXIT.usage, message: error.message };
   if (error instanceof NoHealthyNodeError) return { code: EXIT.noHealthyNode, message: error.message };
   if (error instanceof StorageError) return { code: EXIT.source, message: `${error.message}\nHint: ${error.hint}` };
   if (error instanceof NodeError || error instanceof ReassembleError) return { code: EXIT.incomplete, message: error.message };

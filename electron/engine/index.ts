@@ -6,7 +6,7 @@ export { detectCloud, DetectionError } from './detect/detect.ts';
 export { NoHealthyNodeError, runIngest } from './ingest.ts';
 export type { IngestOptions, IngestResult } from './ingest.ts';
 export { journalPath, listResumableRuns, readJournal, ResumeError } from './journal.ts';
-export { latestManifestPath, listManifests, manifestDir, newRunId, readManifest } from './manifest.ts';
+export { latestManifestPath, listManifests, ManifestError, manifestDir, newRunId, readManifest } from './manifest.ts';
 export { NodeError } from './nodes/node.ts';
 export { openNodes, probeNodes } from './nodes/open.ts';
 export { reassembleFile, ReassembleError } from './reassemble.ts';

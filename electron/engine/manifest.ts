@@ -96,16 +96,29 @@ export async function writeManifest(loaded: LoadedConfig, manifest: Manifest): P
   return path;
 }
 
+/** A manifest that cannot be read or is not ours: bad input, named with its path and the fix. */
+export class ManifestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ManifestError';
+  }
+}
+
 export async function readManifest(path: string): Promise<Manifest> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch {
-    throw new Error(`Cannot read manifest ${path}. Fix: pass --manifest with a file from the manifest folder, or run an ingest first.`);
+    throw new ManifestError(`Cannot read manifest ${path}. Fix: pass --manifest with a file from the runs folder, or run an ingest first.`);
   }
-  const value = JSON.parse(text) as Manifest;
-  if (value.version !== 1 || !Array.isArray(value.chunks) || !Array.isArray(value.files)) {
-    throw new Error(`${path} is not a Cloud Ingest manifest (version 1). Fix: pass the JSON file a run wrote.`);
+  let value: Manifest;
+  try {
+    value = JSON.parse(text) as Manifest;
+  } catch (error) {
+    throw new ManifestError(`${path} is not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`);
+  }
+  if (typeof value !== 'object' || value === null || value.version !== 1 || !Array.isArray(value.chunks) || !Array.isArray(value.files)) {
+    throw new ManifestError(`${path} is not a Cloud Ingest manifest (version 1). Fix: pass the JSON file a run wrote.`);
   }
   return value;
 }
