@@ -153,4 +153,24 @@ describe('a commit that fails for another reason', () => {
     expect((await hashStream(await node.read('fine_chunk_0'))).hex).toBe(md5(bytes));
     await node.close();
   });
+
+  it('data a crash left without metadata (never acknowledged) is removed at the next start; stored chunks and folders stay', async () => {
+    const dir = await tempDir('ci-agent-');
+    const first = await agentOn(dir);
+    const node = nodeFor(first);
+    const kept = randomBytes(64 * 1024);
+    const c = bufferChunk(kept);
+    await node.write({ id: 'kept_chunk_0', file: 'kept', index: 0, offset: 0, size: kept.length }, c.data, c.checksum);
+    await node.close();
+    await first.kill('SIGKILL');
+    await writeFile(join(dir, 'crashed_chunk_0.chunk'), randomBytes(MiB));
+    await mkdir(join(dir, 'a-folder_chunk_0.chunk'));
+
+    const second = await agentOn(dir, first.token);
+    expect(await chunkFiles(dir)).toEqual(['a-folder_chunk_0.chunk', 'kept_chunk_0.chunk', 'kept_chunk_0.chunk.json']);
+    expect(await health(second)).toMatchObject({ chunkCount: 1, bytesHeld: kept.length });
+    const after = nodeFor(second);
+    expect((await hashStream(await after.read('kept_chunk_0'))).hex).toBe(md5(kept));
+    await after.close();
+  });
 });

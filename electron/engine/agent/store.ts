@@ -90,7 +90,7 @@ export class ChunkStore {
     const meta = JSON.parse(await readFile(join(this.dir, name), 'utf8')) as AgentChunkMeta;
     if (typeof meta.id !== 'string' || typeof meta.size !== 'number') throw new Error('no id or size');
     const files = this.filesFor(meta.id);
-    if (files.base + META_SUFFIX !== name) await this.rename(name.slice(0, -META_SUFFIX.length), files);
+    if (files.base + META_SUFFIX !== name) await this.moveToOwnName(name.slice(0, -META_SUFFIX.length), files);
     if (this.index.has(meta.id)) return; // moved to its own name before its own name came up in the listing
     const st = await stat(files.data);
     if (st.size !== meta.size) throw new Error(`data is ${st.size} bytes, metadata says ${meta.size}`);
@@ -102,7 +102,7 @@ export class ChunkStore {
    * Moves a chunk kept under an older name (cut through a surrogate pair, or `X.chunk` stored as `X`) to the name
    * its id has now. Hard links first, then the old names go: a crash at any point leaves a pair that loads.
    */
-  private async rename(oldBase: string, files: ChunkFiles): Promise<void> {
+  private async moveToOwnName(oldBase: string, files: ChunkFiles): Promise<void> {
     const oldData = join(this.dir, oldBase + DATA_SUFFIX);
     const oldMeta = join(this.dir, oldBase + META_SUFFIX);
     for (const [from, to] of [[oldData, files.data], [oldMeta, files.meta]] as const) {
@@ -123,10 +123,14 @@ export class ChunkStore {
     for (const name of names) {
       if (!name.endsWith(DATA_SUFFIX) || names.has(name + '.json')) continue;
       const path = join(this.dir, name);
-      if (!(await lstat(path)).isFile()) continue;
-      await unlink(path);
-      removed++;
-      this.log.log('info', 'removed chunk data without metadata', { file: name });
+      try {
+        if (!(await lstat(path)).isFile()) continue;
+        await unlink(path);
+        removed++;
+        this.log.log('info', 'removed chunk data without metadata', { file: name });
+      } catch (err) {
+        this.log.log('warn', 'could not remove chunk data without metadata', { file: name, error: (err as Error).message });
+      }
     }
     return removed;
   }
