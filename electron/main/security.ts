@@ -1,32 +1,95 @@
 // The window's hardening, as pure functions so tests can check exactly what main builds.
 import type { BrowserWindowConstructorOptions } from 'electron';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { APP_CSP, appCsp } from '../../shared/ipc/csp.ts';
 
-/** Content-Security-Policy for the app's pages (also a meta tag in renderer/index.html). */
-export const APP_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "object-src 'none'",
-].join('; ');
+/** Content-Security-Policy header of the app's pages; the meta tag in index.html is built from the same source. */
+export { APP_CSP };
 
 /** `npm run dev` only: Vite's dev server needs its inline React-refresh preamble and HMR socket. */
 export function devCsp(devUrl: string): string {
   const origin = new URL(devUrl).origin;
-  return APP_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace("connect-src 'self'", `connect-src 'self' ${origin.replace(/^http/, 'ws')}`);
+  return appCsp({ extra: { 'script-src': ["'unsafe-inline'"], 'connect-src': [origin.replace(/^http/, 'ws')] } });
 }
 
-export function windowOptions(preloadPath: string): BrowserWindowConstructorOptions {
+/** The app's own scheme: the built renderer is served as app://bundle/…, never from file://. */
+export const APP_SCHEME = 'app';
+export const APP_HOST = 'bundle';
+export const APP_ORIGIN = `${APP_SCHEME}://${APP_HOST}`;
+export const APP_PAGE = `${APP_ORIGIN}/index.html`;
+
+/** Registered before the app is ready: a standard, secure scheme (origin-bound storage, CSP 'self' works). */
+export const APP_SCHEME_PRIVILEGES = { standard: true, secure: true, supportFetchAPI: true, corsEnabled: false, stream: true } as const;
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+export function mimeFor(path: string): string {
+  const dot = path.lastIndexOf('.');
+  return MIME[dot >= 0 ? path.slice(dot).toLowerCase() : ''] ?? 'application/octet-stream';
+}
+
+/**
+ * The file an app:// request may read: under `rendererDir` only (the built renderer), `/` meaning index.html.
+ * Another host, a path that climbs out (also when percent-encoded), a NUL or a backslash gives undefined.
+ */
+export function appFileFor(requestUrl: string, rendererDir: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(requestUrl);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== `${APP_SCHEME}:` || url.host !== APP_HOST) return undefined;
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return undefined;
+  }
+  if (path.includes('\0') || path.includes('\\')) return undefined;
+  const root = resolve(rendererDir);
+  const file = resolve(root, `.${path === '/' ? '/index.html' : path}`);
+  const rel = relative(root, file);
+  if (!rel || rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..')) return undefined;
+  return file;
+}
+
+/** Sites the app may open in the user's browser (documentation); every other URL is refused. */
+export const EXTERNAL_ORIGINS: readonly string[] = [
+  'https://github.com',
+  'https://docs.aws.amazon.com',
+  'https://cloud.google.com',
+  'https://learn.microsoft.com',
+];
+
+/** True for an https URL on an allowed origin, with no credentials in it. */
+export function isAllowedExternal(target: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
+  }
+  return url.protocol === 'https:' && url.username === '' && url.password === '' && EXTERNAL_ORIGINS.includes(url.origin);
+}
+
+export function windowOptions(preloadPath: string, options: { devTools?: boolean } = {}): BrowserWindowConstructorOptions {
   return {
     width: 1280,
     height: 860,
-    minWidth: 900,
-    minHeight: 600,
+    minWidth: 1024,
+    minHeight: 700,
     title: 'Cloud Ingest',
     backgroundColor: '#0f172a',
     show: false,
@@ -44,13 +107,15 @@ export function windowOptions(preloadPath: string): BrowserWindowConstructorOpti
       navigateOnDragDrop: false,
       spellcheck: false,
       safeDialogs: true,
+      // Off in packaged builds: DevTools would hand anyone at the keyboard the renderer's API.
+      devTools: options.devTools ?? false,
     },
   };
 }
 
-/** Where the app's page lives: its file URL (built) or the Vite dev server's origin (npm run dev). */
+/** Where the app's page lives: app://bundle/index.html (built) or the Vite dev server's origin (npm run dev). */
 export interface AppLocation {
-  kind: 'file' | 'dev';
+  kind: 'app' | 'dev';
   url: string;
 }
 
@@ -64,7 +129,7 @@ export function isAppUrl(target: string, app: AppLocation): boolean {
   } catch {
     return false;
   }
-  if (app.kind === 'file') return parsed.protocol === 'file:' && parsed.pathname === home.pathname;
+  if (app.kind === 'app') return parsed.protocol === home.protocol && parsed.host === home.host && parsed.pathname === home.pathname;
   return parsed.protocol === home.protocol && parsed.host === home.host;
 }
 

@@ -11,6 +11,7 @@ import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
+import { appCsp } from '../../shared/ipc/csp.ts';
 import { parseRequestFrame, ValidationError } from '../../shared/ipc/validators.ts';
 import { createHost } from '../host/host.ts';
 import type { EngineHost } from '../host/host.ts';
@@ -48,21 +49,9 @@ const TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
-/** The page's Content-Security-Policy in serve mode: only this origin's scripts, no framing, sockets only back home. */
+/** The page's Content-Security-Policy in serve mode: the app's one policy, with the socket's origin named. */
 export function serveCsp(origin: string): string {
-  const ws = origin.replace(/^http/, 'ws');
-  return [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    `connect-src 'self' ${ws}`,
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-    "object-src 'none'",
-  ].join('; ');
+  return appCsp({ extra: { 'connect-src': [origin.replace(/^http/, 'ws')] } });
 }
 
 /**

@@ -1,10 +1,13 @@
 // The Electron window's hardening, checked on the exact options and rules main builds.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { APP_CSP, isAppUrl, isTrustedSender, windowOptions } from '../../electron/main/security.ts';
+import { APP_CSP, APP_PAGE, appFileFor, isAllowedExternal, isAppUrl, isTrustedSender, windowOptions } from '../../electron/main/security.ts';
 import type { AppLocation } from '../../electron/main/security.ts';
-import { serveCsp, stripToken } from '../../electron/serve/serve.ts';
+import { pageOriginsFor, serveCsp, stripToken } from '../../electron/serve/serve.ts';
+import { APP_META_CSP } from '../../shared/ipc/csp.ts';
+import { cspMetaPlugin } from '../../vite.renderer.config.ts';
 
-const fileApp: AppLocation = { kind: 'file', url: 'file:///opt/app/dist/renderer/index.html' };
+const fileApp: AppLocation = { kind: 'app', url: APP_PAGE };
 const devApp: AppLocation = { kind: 'dev', url: 'http://127.0.0.1:5173/' };
 
 describe('window options', () => {
@@ -21,6 +24,46 @@ describe('window options', () => {
     expect(prefs.experimentalFeatures).toBe(false);
     expect(prefs.preload).toBe('/opt/app/dist/electron/preload.cjs');
   });
+
+  it('has DevTools off unless asked for (main asks only when not packaged)', () => {
+    expect(prefs.devTools).toBe(false);
+    expect(windowOptions('/p.cjs', { devTools: true }).webPreferences?.devTools).toBe(true);
+  });
+});
+
+describe('app:// protocol', () => {
+  const root = '/opt/app/dist/renderer';
+  it('serves the built renderer’s files and nothing else', () => {
+    expect(APP_PAGE).toBe('app://bundle/index.html');
+    expect(appFileFor('app://bundle/index.html', root)).toBe('/opt/app/dist/renderer/index.html');
+    expect(appFileFor('app://bundle/', root)).toBe('/opt/app/dist/renderer/index.html');
+    expect(appFileFor('app://bundle/assets/index-abc.js?v=1#x', root)).toBe('/opt/app/dist/renderer/assets/index-abc.js');
+    // The URL parser folds dot segments, so these stay inside the folder (and name files that are not there).
+    expect(appFileFor('app://bundle/../../etc/passwd', root)).toBe('/opt/app/dist/renderer/etc/passwd');
+    expect(appFileFor('app://bundle/%2e%2e/%2e%2e/etc/passwd', root)).toBe('/opt/app/dist/renderer/etc/passwd');
+    for (const bad of [
+      'app://bundle/assets/..%2f..%2f..%2fetc%2fpasswd',
+      'app://bundle/..%2f..%2fetc%2fpasswd',
+      'app://bundle/a%5c..%5c..%5csecret',
+      'app://bundle/index.html%00.js',
+      'app://other/index.html',
+      'file:///opt/app/dist/renderer/index.html',
+      'app://bundle/%E0%A4%A',
+      'not a url',
+    ]) {
+      expect(appFileFor(bad, root), bad).toBeUndefined();
+    }
+  });
+});
+
+describe('links opened outside the app', () => {
+  it('opens only https links to the documentation sites on the allow-list', () => {
+    expect(isAllowedExternal('https://github.com/some/repo#readme')).toBe(true);
+    expect(isAllowedExternal('https://docs.aws.amazon.com/AmazonS3/latest/userguide/')).toBe(true);
+    for (const bad of ['http://github.com/', 'https://github.com.evil.example/', 'https://user:pw@github.com/', 'https://evil.example/', 'file:///etc/passwd', 'javascript:alert(1)', 'smb://host/share', 'not a url']) {
+      expect(isAllowedExternal(bad), bad).toBe(false);
+    }
+  });
 });
 
 describe('content security policy', () => {
@@ -35,12 +78,31 @@ describe('content security policy', () => {
     }
     expect(serveCsp('http://127.0.0.1:4000')).toContain('connect-src \'self\' ws://127.0.0.1:4000');
   });
+
+  it('comes from one source: the meta tag the build writes is the header’s policy minus header-only directives', () => {
+    const html = readFileSync(new URL('../../renderer/index.html', import.meta.url), 'utf8');
+    const transform = cspMetaPlugin('build').transformIndexHtml as (html: string) => string;
+    const meta = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(transform(html))?.[1];
+    expect(meta).toBe(APP_META_CSP);
+    expect(APP_CSP.split('; ').filter((d) => !d.startsWith('frame-ancestors')).join('; ')).toBe(meta);
+    expect(serveCsp('http://127.0.0.1:4000').replace(' ws://127.0.0.1:4000', '')).toBe(APP_CSP);
+  });
+});
+
+describe('serve mode origins', () => {
+  it('takes every loopback name on its own port for a loopback bind, and only the bound name otherwise', () => {
+    expect(pageOriginsFor('127.0.0.1', 4000)).toEqual(['http://127.0.0.1:4000', 'http://localhost:4000', 'http://[::1]:4000']);
+    expect(pageOriginsFor('10.0.0.5', 4000)).toEqual(['http://10.0.0.5:4000']);
+  });
 });
 
 describe('navigation guard', () => {
   it('allows only the app page', () => {
-    expect(isAppUrl('file:///opt/app/dist/renderer/index.html', fileApp)).toBe(true);
-    expect(isAppUrl('file:///opt/app/dist/renderer/index.html#x', fileApp)).toBe(true);
+    expect(isAppUrl('app://bundle/index.html', fileApp)).toBe(true);
+    expect(isAppUrl('app://bundle/index.html#x', fileApp)).toBe(true);
+    expect(isAppUrl('app://bundle/other.html', fileApp)).toBe(false);
+    expect(isAppUrl('app://evil/index.html', fileApp)).toBe(false);
+    expect(isAppUrl('file:///opt/app/dist/renderer/index.html', fileApp)).toBe(false);
     expect(isAppUrl('file:///etc/passwd', fileApp)).toBe(false);
     expect(isAppUrl('https://example.com/', fileApp)).toBe(false);
     expect(isAppUrl('http://127.0.0.1:5173/index.html', devApp)).toBe(true);
