@@ -1,15 +1,15 @@
 // Repair: after damage on the nodes (a flipped byte, a deleted chunk, a node folder gone), `repairRun` restores
 // every copy from a good copy or from the source, writes the manifest's next version, and verify passes.
-import { open, readdir, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { latestManifestPath, readManifest } from '../../electron/engine/manifest.ts';
 import { repairRun } from '../../electron/engine/repair.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { RepairEvent } from '../../shared/types.ts';
-import { runCli } from '../helpers/agents.ts';
+import { cleanupAgents, runCli, spawnAgent } from '../helpers/agents.ts';
 import { detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
 async function project(replicas: number) {
@@ -130,5 +130,34 @@ describe('cloud-ingest repair (the CLI)', () => {
     const verified = await runCli(['verify', ...config]);
     expect(verified.code).toBe(0);
     expect(verified.stdout).toContain('.v002.json');
+  });
+});
+
+describe('repair on node agents', () => {
+  afterAll(cleanupAgents);
+
+  it('a copy damaged on an agent\'s disk is rewritten there from the other copy, though the agent believes it intact', async () => {
+    const root = await tempProject();
+    await ensureDataFile(join(root, 'data', 'a.bin'), 4 * MIB + 5, 'a.bin');
+    const agents = await Promise.all([spawnAgent({ token: null }), spawnAgent({ token: null })]);
+    const nodes = agents.map((a, i) => `  - { id: ag${i + 1}, url: "${a.url}" }`).join('\n');
+    const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 1, max_concurrent_chunks: 2, retry_attempts: 1, retry_delay_seconds: 0.05, replicas: 2 }\nnodes:\n${nodes}\n`;
+    const loaded = await writeConfig(root, yaml);
+    const run = await runIngest({ loaded, detection: detection('local') });
+    expect(run.manifest.status).toBe('complete');
+    const victim = run.manifest.chunks[2]!;
+    const dir = agents[0]!.dir;
+    let damaged = false;
+    for (const name of (await readdir(dir, { recursive: true })).filter((n) => n.endsWith('.chunk.json'))) {
+      const meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as { id: string };
+      if (meta.id !== victim.id) continue;
+      await flipByte(join(dir, name.replace(/\.json$/, '')), 100);
+      damaged = true;
+    }
+    expect(damaged).toBe(true);
+    expect((await verifyRun({ loaded, manifestPath: run.manifestPath })).problems.map((p) => [p.chunkId, p.nodeId])).toEqual([[victim.id, 'ag1']]);
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath });
+    expect(report.actions).toEqual([expect.objectContaining({ chunkId: victim.id, nodeId: 'ag1', from: 'copy', sourceNodeId: 'ag2', outcome: 'restored' })]);
+    expect((await verifyRun({ loaded, manifestPath: report.manifestPath })).problems).toEqual([]);
   });
 });

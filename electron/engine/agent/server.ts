@@ -309,7 +309,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     // When the checksum is known up front, an identical or conflicting copy is answered before any body is sent.
     const existing = store.get(id);
     if (existing && headerChecksum !== undefined) {
-      if (existing.checksum.algorithm === algorithm && existing.checksum.hex === headerChecksum && existing.size === size) {
+      if (!replace && existing.checksum.algorithm === algorithm && existing.checksum.hex === headerChecksum && existing.size === size) {
         const result: AgentPutResult = { status: 'exists', chunk: existing };
         sendJson(res, 200, result, { connection: 'close' });
         return;

@@ -293,7 +293,8 @@ export class ChunkStore {
       const files = this.filesFor(meta.id);
       return await this.withLock(files.base.normalize('NFC').toLowerCase(), async () => {
         const existing = this.index.get(meta.id);
-        if (existing && existing.checksum.algorithm === meta.checksum.algorithm && existing.checksum.hex === meta.checksum.hex && existing.size === meta.size) {
+        // `replace` rewrites even an identical-looking copy: repair sends it when the bytes on disk were damaged.
+        if (existing && !replace && existing.checksum.algorithm === meta.checksum.algorithm && existing.checksum.hex === meta.checksum.hex && existing.size === meta.size) {
           return { status: 'exists', chunk: existing };
         }
         // A different source version or range under the same id is a new chunk definition (the source changed, or the

@@ -15,6 +15,7 @@ import {
   H_INDEX,
   H_OFFSET,
   H_SIZE,
+  H_REPLACE,
   H_SOURCE_ETAG,
   HEALTH_PATH,
   chunkPath,
@@ -362,6 +363,7 @@ export class AgentNode implements NodeTarget {
         [H_INDEX]: String(meta.index),
         [H_OFFSET]: String(meta.offset),
         ...(meta.sourceEtag !== undefined ? { [H_SOURCE_ETAG]: encodeURIComponent(meta.sourceEtag) } : {}),
+        ...(meta.replace ? { [H_REPLACE]: 'true' } : {}),
       };
       const req = this.transport.request({ ...this.urlFor(chunkPath(meta.id)), method: 'PUT', agent: this.agent, headers });
       let settled = false;
