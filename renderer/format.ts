@@ -17,6 +17,7 @@ export function formatRate(bytesPerSecond: number): string {
 
 export function formatDuration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '—';
+  if (seconds < 9.95) return `${Math.max(0, seconds).toFixed(1)}s`;
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);

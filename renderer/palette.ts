@@ -16,7 +16,7 @@ export const FILE_PALETTE: readonly string[] = [
   '#332288', // indigo
   '#44aa99', // teal
   '#999933', // olive
-  '#88ccee', // cyan
+  '#8c564b', // brown
   '#117733', // green
   '#ddcc77', // sand
 ];

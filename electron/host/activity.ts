@@ -9,7 +9,8 @@ import type { Manifest } from '../../shared/types.ts';
 import type { LoadedConfig } from '../engine/config.ts';
 import { listManifests, manifestDir, readManifest } from '../engine/manifest.ts';
 
-const SAMPLE_EVERY_MS = 1000;
+/** Often enough that a run of a second has a chart; a 10-hour run keeps ~180,000 samples (a few MB). */
+const SAMPLE_EVERY_MS = 200;
 /** Runs listed on the Activity screen; older ones stay on disk and in `cloud-ingest runs`. */
 const MAX_RUNS = 100;
 
@@ -44,7 +45,7 @@ function currentUser(): string {
   }
 }
 
-/** Samples one run's bytes about once a second while the app runs it, and writes the record when it ends. */
+/** Samples one run's bytes five times a second while the app runs it, and writes the record when it ends. */
 export class ActivityRecorder {
   private readonly samples: [number, number][] = [];
   private lastAt = 0;

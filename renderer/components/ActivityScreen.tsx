@@ -8,7 +8,7 @@ import { ErrorBanner } from './ErrorBanner.tsx';
 
 const CHART_W = 640;
 const CHART_H = 180;
-const PAD = { left: 56, right: 12, top: 10, bottom: 26 };
+const PAD = { left: 84, right: 16, top: 10, bottom: 26 };
 
 /** Throughput (bytes/s) between consecutive samples, at each interval's end. */
 export function throughputSeries(samples: readonly [number, number][]): [number, number][] {
@@ -23,7 +23,7 @@ export function throughputSeries(samples: readonly [number, number][]): [number,
 
 function ThroughputChart({ detail, entry }: { detail: ActivityDetail; entry: ActivityEntry }) {
   const series = useMemo(() => throughputSeries(detail.samples), [detail]);
-  if (series.length === 0) {
+  if (series.length < 2) {
     return <p className="muted" data-testid="chart-empty">{entry.origin.tool === 'cli' ? 'This run was not recorded by the app (it ran from the CLI), so only its totals are known.' : 'Too short to chart: fewer than two samples.'}</p>;
   }
   const maxT = Math.max(...series.map(([t]) => t), 1);
@@ -102,14 +102,14 @@ export function ActivityScreen() {
                     <button type="button" className="link mono" onClick={() => void select(e.runId)} aria-label={`Show throughput of ${e.runId}`}>{e.runId}</button>
                   </td>
                   <td><span className={`phase phase-${e.status}`}>{e.status}</span></td>
-                  <td>{new Date(e.startedAt).toLocaleString()}</td>
+                  <td className="wrap">{new Date(e.startedAt).toLocaleString()}</td>
                   <td className="num">{formatDuration(e.durationMs / 1000)}</td>
                   <td className="num">{formatBytes(e.bytes)}</td>
                   <td className="num">{e.files}</td>
                   <td className="num">{formatRate(e.meanBytesPerSecond)}</td>
                   <td className="num">{e.retries}</td>
                   <td className="num">{e.moves}</td>
-                  <td>{origin(e)}</td>
+                  <td className="wrap">{origin(e)}</td>
                 </tr>
               ))}
             </tbody>

@@ -62,7 +62,7 @@ export function NodesScreen() {
               <h2>{s.id}</h2>
               <span className={`state-badge ${s.state}`} data-testid="node-state">{s.state}</span>
             </header>
-            <p className="mono muted small" title={s.location}>{s.kind} · {s.location}</p>
+            <p className="mono muted small path" title={s.location}>{s.kind} · {s.location}</p>
             <dl className="figures">
               <div><dt>Latency</dt><dd>{s.latencyMs === undefined ? '—' : `${s.latencyMs.toFixed(s.latencyMs < 10 ? 1 : 0)} ms`}</dd></div>
               <div><dt>Free</dt><dd>{formatBytes(s.freeBytes)}</dd></div>

@@ -130,7 +130,7 @@ export interface ActivityEntry {
   origin: { tool: 'app' | 'cli'; user?: string; host?: string };
 }
 
-/** Throughput over time of one run the app ran: `[msSinceStart, bytesDoneSoFar]`, about one a second. */
+/** Throughput over time of one run the app ran: `[msSinceStart, bytesDoneSoFar]`, about five a second. */
 export interface ActivityDetail {
   runId: string;
   samples: [number, number][];
