@@ -9,6 +9,8 @@ const ENGINE = 'electron/engine/index.ts';
 /** First match wins. `allow`: project paths (folders end with /) this layer may import; `node`/`electron`: builtins. */
 export const LAYERS = [
   { name: 'shared', under: 'shared/', allow: ['shared/'], node: false, electron: false },
+  // The agent serves chunks; nodes/ is the engine's client of it: one way only (nodes → agent/protocol.ts).
+  { name: 'engine/agent', under: 'electron/engine/agent/', allow: ['shared/', 'electron/engine/'], deny: ['electron/engine/nodes/'], node: true, electron: false },
   { name: 'engine', under: 'electron/engine/', allow: ['shared/', 'electron/engine/'], node: true, electron: false },
   { name: 'cli', under: 'electron/cli/', allow: ['shared/', 'electron/cli/', ENGINE], node: true, electron: false },
   { name: 'host', under: 'electron/host/', allow: ['shared/', 'electron/host/', ENGINE], node: true, electron: false },
@@ -29,7 +31,8 @@ function check(context, node, source) {
   if (!layer) return; // tests, scripts, e2e, config files: free
   if (source.startsWith('.')) {
     const target = relative(ROOT, resolve(dirname(context.filename), source)).split('\\').join('/');
-    if (!layer.allow.some((allowed) => (allowed.endsWith('/') ? target.startsWith(allowed) : target === allowed))) {
+    const matches = (prefix) => (prefix.endsWith('/') ? target.startsWith(prefix) : target === prefix);
+    if (!layer.allow.some(matches) || (layer.deny ?? []).some(matches)) {
       const hint = target.startsWith('electron/engine/') ? ` (other layers use the engine through ${ENGINE})` : '';
       context.report({ node, message: `layer "${layer.name}" may not import ${target}; it may import ${layer.allow.join(', ')}${hint}` });
     }

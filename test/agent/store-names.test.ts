@@ -5,7 +5,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
-import { chunkFileName } from '../../electron/engine/nodes/safe-name.ts';
+import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { cleanupAgents, spawnAgent } from '../helpers/agents.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { tempDir } from '../helpers/temp.ts';

@@ -4,7 +4,7 @@ import { link, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } 
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
-import { chunkFileName } from '../../electron/engine/nodes/safe-name.ts';
+import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';

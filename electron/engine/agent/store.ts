@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
-import { chunkFileName, nameRoundTrips } from '../nodes/safe-name.ts';
+import { chunkFileName, nameRoundTrips } from '../chunk-names.ts';
 import type { AgentLogger } from './log.ts';
 import type { AgentChunkMeta } from './protocol.ts';
 

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
-import { chunkFileName } from './safe-name.ts';
+import { chunkFileName } from '../chunk-names.ts';
 import { NodeError } from './node.ts';
 import type { ChunkMeta, HashingWriteOptions, LocalRange, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
 
