@@ -4,20 +4,36 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { formatDiagnostic } from '../../shared/config/validate.ts';
-import { ConfigError, loadConfig, PROJECT_ROOT } from '../engine/config.ts';
-import type { LoadedConfig } from '../engine/config.ts';
-import { detectCloud, DetectionError } from '../engine/detect/detect.ts';
-import { NoHealthyNodeError, runIngest } from '../engine/ingest.ts';
-import { listResumableRuns, ResumeError } from '../engine/journal.ts';
-import { latestManifestPath, listManifests, ManifestError } from '../engine/manifest.ts';
-import { NodeError } from '../engine/nodes/node.ts';
-import { probeNodes } from '../engine/nodes/open.ts';
-import { reassembleFile, ReassembleError, ReassembleInputError } from '../engine/reassemble.ts';
-import { StorageError } from '../engine/storage/driver.ts';
-import { openSource, SourceSelectionError } from '../engine/storage/open.ts';
-import { EARLIER_TEST_FILES, ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from '../engine/testdata.ts';
-import { repairRun, RepairError } from '../engine/repair.ts';
-import { verifyRun } from '../engine/verify.ts';
+import {
+  ConfigError,
+  detectCloud,
+  DetectionError,
+  EARLIER_TEST_FILES,
+  ensureDataFile,
+  latestManifestPath,
+  listManifests,
+  listResumableRuns,
+  loadConfig,
+  ManifestError,
+  NodeError,
+  NoHealthyNodeError,
+  openSource,
+  ORIGINAL_TEST_FILES,
+  probeNodes,
+  PROJECT_ROOT,
+  ReassembleError,
+  reassembleFile,
+  ReassembleInputError,
+  RepairError,
+  repairRun,
+  ResumeError,
+  runIngest,
+  SourceSelectionError,
+  StorageError,
+  testFileBytes,
+  verifyRun,
+} from '../engine/index.ts';
+import type { LoadedConfig } from '../engine/index.ts';
 import type { RepairAction, RepairEvent, RepairReport } from '../../shared/types.ts';
 import { quietSdkStreamWarnings } from './process-warnings.ts';
 import { formatBytes, ProgressView } from './progress.ts';

@@ -9,12 +9,12 @@ export { journalPath, listResumableRuns, readJournal, ResumeError } from './jour
 export { latestManifestPath, listManifests, ManifestError, manifestDir, newRunId, readManifest } from './manifest.ts';
 export { NodeError } from './nodes/node.ts';
 export { openNodes, probeNodes } from './nodes/open.ts';
-export { reassembleFile, ReassembleError } from './reassemble.ts';
+export { reassembleFile, ReassembleError, ReassembleInputError } from './reassemble.ts';
 export { repairRun, RepairError } from './repair.ts';
 export type { RepairOptions } from './repair.ts';
 export { StorageError } from './storage/driver.ts';
 export { openSource, SourceSelectionError } from './storage/open.ts';
-export { ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from './testdata.ts';
+export { EARLIER_TEST_FILES, ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from './testdata.ts';
 export { verifyRun } from './verify.ts';
 export { startAgent } from './agent/server.ts';
 export { jsonLogger } from './agent/log.ts';
