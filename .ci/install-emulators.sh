@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the storage tests and the sources benchmark need, on a fresh Debian machine as root.
 # Idempotent and quiet. Called by .ci/run; safe to run by hand.
-#   - .venv/ with gcp-storage-emulator (the GCS emulator; no usable one ships on npm) and moto[server]
-#     (an S3 that keeps the flexible checksums uploads carry, which s3rver drops)
+#   - .venv/ with gcp-storage-emulator (the GCS emulator; no usable one ships on npm), moto[server]
+#     (an S3 that keeps the flexible checksums uploads carry, which s3rver drops) and webdataset (a real reader
+#     of the tar shards packing writes)
 #   - nats-server (Debian), for the cluster pull-mode tests and `npm run bench:cluster`
 #   - rclone (Debian), for `npm run bench:sources` only: a failure here is tolerated
 # s3rver and Azurite come from npm (devDependencies), nothing to do for them here.
@@ -38,6 +39,13 @@ if [ ! -x .venv/bin/moto_server ]; then
 fi
 .venv/bin/moto_server --help >/dev/null
 log "moto ready (.venv/bin/moto_server)"
+
+if ! .venv/bin/python -c 'import webdataset' >/dev/null 2>&1; then
+  log "installing webdataset into .venv (the packed-shard tests read shards with it)"
+  .venv/bin/pip install --quiet --disable-pip-version-check webdataset
+fi
+.venv/bin/python -c 'import webdataset' >/dev/null
+log "webdataset ready (.venv/bin/python -c 'import webdataset')"
 
 # nats-server (Debian) for cluster pull mode's tests; they find it at /usr/sbin/nats-server (not on every PATH).
 if [ ! -x /usr/sbin/nats-server ]; then

@@ -61,6 +61,21 @@ export interface ManifestChunk {
   /** Nodes this chunk was moved away from after they failed. */
   movedFrom: string[];
   skipped: boolean;
+  /**
+   * A shard (ingestion.pack_below_mb): the files packed into it, in order. Kept in the run's journal; the
+   * manifest lists them as files (ManifestFile.packed) instead.
+   */
+  members?: PackedMember[];
+}
+
+/** A file packed into a shard: a tar member whose data starts `offset` bytes into the shard. */
+export interface PackedMember {
+  key: string;
+  size: number;
+  etag?: string;
+  offset: number;
+  /** The file's own checksum (the run's algorithm). */
+  checksum: string;
 }
 
 export interface ManifestFile {
@@ -78,6 +93,8 @@ export interface ManifestFile {
   error?: string;
   /** Which store-provided checksum was checked, if any (e.g. "s3-etag-md5", "gcs-crc32c"). */
   sourceChecksum?: { kind: string; value: string; matched: boolean };
+  /** Packed (ingestion.pack_below_mb): the file is a member of this shard (a chunk id), its data `offset` bytes in. chunkCount is 0. */
+  packed?: { shard: string; offset: number };
 }
 
 export interface ChunkShortfall {
@@ -171,6 +188,8 @@ export interface VerifyProblem {
   /** The manifest's checksum, and what the copy hashed to (checksum_mismatch only). */
   expected?: string;
   found?: string;
+  /** A damaged copy of a shard: the packed files whose bytes in it are damaged. */
+  members?: string[];
 }
 
 /** What repair did for one copy. */

@@ -1,6 +1,7 @@
 // How files become chunks, and how a file's checksum follows from its chunks'. Pure functions of their inputs.
 import { createHash } from 'node:crypto';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import type { ShardLayout } from './pack/plan.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 
 export interface PlannedChunk {
@@ -9,6 +10,8 @@ export interface PlannedChunk {
   index: number;
   offset: number;
   size: number;
+  /** A shard of packed files (ingestion.pack_below_mb): `object` is the shard itself. */
+  shard?: ShardLayout;
 }
 
 /** Chunk i covers [i·size, min((i+1)·size, fileSize)). A zero-byte file has no chunks. */

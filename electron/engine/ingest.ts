@@ -7,7 +7,7 @@ import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import { planChunks } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { Placer } from '../../shared/placement.ts';
-import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk } from '../../shared/types.ts';
+import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { Delivery, errorText, NoHealthyNodeError } from './delivery.ts';
 import type { ChunkEventState, DeliverOptions } from './delivery.ts';
@@ -22,6 +22,10 @@ import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
 import type { ChunkSource, TransferOutcome } from './nodes/nodes.ts';
 import { openNodes } from './nodes/open.ts';
+import { planPacking } from './pack/plan.ts';
+import type { ShardLayout } from './pack/plan.ts';
+import { deliveredShards, manifestChunkOf, packBelowBytes, PackedFiles, shardChunks, withMembers } from './pack/run.ts';
+import { memberReader, ShardSource } from './pack/source.ts';
 import { retryPolicyFromConfig } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
 import { ResumeIndex } from './resume.ts';
@@ -29,7 +33,7 @@ import type { HeldCopy } from './resume.ts';
 import { buildManifest, runStatus, summarizeFiles } from './run-summary.ts';
 import type { Bucket } from './storage/bucket.ts';
 import { StorageError } from './storage/driver.ts';
-import type { ObjectInfo } from './storage/driver.ts';
+import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
 import { SourceChecks } from './source-checks.ts';
 
@@ -103,6 +107,10 @@ class IngestRun {
   private work: Work[] = [];
   /** Delivered chunks queued to be sent again, so one is never queued twice at once. */
   private readonly refilling = new Set<number>();
+  /** Packed files (ingestion.pack_below_mb), by where their shard is in the plan. */
+  private packed: PackedFiles | undefined;
+  /** Each shard's member checksums from its last transfer that stored it. */
+  private readonly memberChecksums = new Map<string, string[]>();
 
   constructor(options: IngestOptions) {
     this.o = options;
@@ -150,10 +158,12 @@ class IngestRun {
     const listed = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
     const objects = await this.withStoreChecksums(listed);
     if (objects.length === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
-    this.plan = planChunks(objects, this.chunkSize);
+    const packing = planPacking(objects, { chunkSize: this.chunkSize, packBelow: packBelowBytes(this.loaded.config.ingestion), delivered: deliveredShards(this.resumed) });
+    this.plan = [...planChunks(packing.unpacked, this.chunkSize), ...shardChunks(packing.shards)];
+    if (packing.shards.length > 0) this.packed = new PackedFiles(this.plan);
     this.delivered = new Array(this.plan.length);
     this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
-    this.checks.start(objects);
+    this.checks.start(packing.unpacked);
     await this.indexHeldCopies();
     this.emit({
       type: 'run-started',
@@ -168,9 +178,10 @@ class IngestRun {
 
     await this.deliverAll();
     const shortfall = await this.ensureReplicas();
-    const files = await summarizeFiles({ objects, plan: this.plan, delivered: this.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}) });
+    const packedFile = this.packed ? this.packedFileOf(this.packed, this.bucket.info.kind) : undefined;
+    const files = await summarizeFiles({ objects, plan: this.plan, delivered: this.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}), ...(packedFile ? { packedFile } : {}) });
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, files, shortfall });
-    const chunks = this.delivered.filter((c): c is ManifestChunk => c !== undefined);
+    const chunks = this.delivered.filter((c): c is ManifestChunk => c !== undefined).map(manifestChunkOf);
     const manifest = buildManifest({ loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, files, chunks, shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, manifest);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });
@@ -283,7 +294,8 @@ class IngestRun {
         this.checks?.delivered(chunk.object.key, chunk.index, done);
         return;
       }
-      const held = this.index!.heldCopies(chunk, this.usableIds(), this.replicas);
+      // A shard held on a node says nothing of its members' checksums: it is sent again unless journaled.
+      const held = chunk.shard ? [] : this.index!.heldCopies(chunk, this.usableIds(), this.replicas);
       this.record(i, await this.deliver(chunk, { held }));
       this.checks?.delivered(chunk.object.key, chunk.index, this.delivered[i]!);
     } catch (error) {
@@ -301,8 +313,21 @@ class IngestRun {
     const transfer = (targets: string[], attempt: number): Promise<TransferOutcome> => this.transfer(chunk, targets, attempt);
     return this.delivery.deliver(chunk, transfer, options).then((done) => {
       const readRetries = this.readRetries.get(chunk.id);
-      return readRetries ? { ...done, readRetries } : done;
+      const delivered = readRetries ? { ...done, readRetries } : done;
+      return chunk.shard ? this.withMemberChecksums(chunk, chunk.shard, delivered) : delivered;
     });
+  }
+
+  /** A delivered shard with its members' checksums: from the transfer that stored it, or as delivered before (a re-send). */
+  private withMemberChecksums(chunk: PlannedChunk, shard: ShardLayout, done: ManifestChunk): ManifestChunk {
+    const checksums = this.memberChecksums.get(chunk.id) ?? this.delivered[this.plan.indexOf(chunk)]?.members?.map((m) => m.checksum);
+    this.memberChecksums.delete(chunk.id);
+    if (!checksums) throw new Error(`shard ${chunk.id}: its members' checksums are unknown`);
+    return withMembers(done, shard, checksums);
+  }
+
+  private packedFileOf(packed: PackedFiles, store: SourceInfo['kind']): (object: ObjectInfo) => ManifestFile | undefined {
+    return (object) => packed.file(object, { delivered: this.delivered, plan: this.plan, fileErrors: this.fileErrors, algorithm: this.algorithm, store });
   }
 
   /** A node went down: every chunk already delivered with a copy on it is queued to be sent again. */
@@ -416,8 +441,9 @@ class IngestRun {
     const crc = this.checks?.crcWanted(chunk.object.key);
     const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
     const signal = this.o.signal;
+    const source = this.sourceOf(chunk, attempt);
     return this.nodes
-      .store(chunkMeta(chunk), this.sourceOf(chunk, attempt), targets, {
+      .store(chunkMeta(chunk), source, targets, {
         algorithm: this.algorithm,
         onBytes: progress.add,
         onSending: () => this.emitChunk(chunk, 'sending', attempt, targets[0]),
@@ -425,11 +451,16 @@ class IngestRun {
         ...(keepHash ? { keepHash } : {}),
         ...(signal ? { signal } : {}),
       })
+      .then(async (outcome) => {
+        if (source instanceof ShardSource && outcome.stored.size > 0) this.memberChecksums.set(chunk.id, await source.memberChecksums());
+        return outcome;
+      })
       .finally(progress.flush);
   }
 
   private sourceOf(chunk: PlannedChunk, attempt: number): ChunkSource {
     const bucket = this.bucket!;
+    if (chunk.shard) return new ShardSource(chunk.shard, memberReader(bucket, { slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) }), this.pool, this.algorithm);
     return {
       localRange: async () => {
         const path = await bucket.localFile(chunk.object);

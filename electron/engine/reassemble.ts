@@ -15,6 +15,8 @@ import { fileChecksum } from './chunks.ts';
 import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
+import { memberChunk, readPiece } from './pack/member.ts';
+import type { PieceChunk } from './pack/member.ts';
 
 export type { ReassembleReport } from '../../shared/types.ts';
 
@@ -51,7 +53,7 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
     const known = manifest.files.slice(0, 10).map((f) => f.key).join(', ');
     throw new ReassembleInputError(`${options.key} is not in manifest ${options.manifestPath}. Fix: use one of its files: ${known}${manifest.files.length > 10 ? ', ...' : ''}.`);
   }
-  const chunks = chunkLayout(options.manifestPath, manifest, file);
+  const chunks = file.packed ? [packedLayout(options.manifestPath, manifest, file)] : chunkLayout(options.manifestPath, manifest, file);
   const outPath = resolve(options.outPath);
   const replacing = await checkOutputPath(outPath, options.force === true);
   const pool = options.pool ?? sharedHashPool();
@@ -113,6 +115,13 @@ function chunkLayout(manifestPath: string, manifest: Manifest, file: ManifestFil
   }
   if (end !== file.size) throw bad(`${file.key}: its chunks' sizes add up to ${end} bytes, not its size ${file.size}; ${chunks.at(-1)?.id ?? 'no chunk'} ends short`);
   return chunks;
+}
+
+/** A packed file: one piece of its shard (ingestion.pack_below_mb). */
+function packedLayout(manifestPath: string, manifest: Manifest, file: ManifestFile): PieceChunk {
+  const piece = memberChunk(manifest, file);
+  if (typeof piece === 'string') throw new ReassembleInputError(`${manifestPath}: ${piece}. Fix: pass the manifest the run wrote (it is not meant to be edited), or ingest ${file.key} again.`);
+  return piece;
 }
 
 function isByteCount(value: unknown): value is number {
@@ -189,7 +198,7 @@ async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Man
 }
 
 /** Writes the chunk at its offset from the first copy whose bytes hash to the manifest's checksum. */
-async function writeChunk(handle: FileHandle, chunk: ManifestChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
+async function writeChunk(handle: FileHandle, chunk: PieceChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
   const failures: string[] = [];
   for (const copy of chunk.copies) {
     const node = nodes.get(copy.nodeId);
@@ -199,7 +208,7 @@ async function writeChunk(handle: FileHandle, chunk: ManifestChunk, manifest: Ma
     }
     try {
       // Open the copy before claiming a hashing thread: a tap that never runs would keep the process alive.
-      const source = await node.read(chunk.id, signal);
+      const source = await readPiece(node, chunk, signal);
       const tap = pool.tap(manifest.checksumAlgorithm);
       const out = positionalWriter(handle, chunk.offset, chunk.size);
       await pipeline(source, tap, out, signal ? { signal } : {});

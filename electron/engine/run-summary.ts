@@ -17,6 +17,8 @@ export interface FileSummaryInput {
   checks: SourceChecks | undefined;
   signal?: AbortSignal;
   emit: (event: IngestEvent) => void;
+  /** A packed file's entry (from its shard); undefined for a file that was chunked. */
+  packedFile?: (object: ObjectInfo) => ManifestFile | undefined;
 }
 
 export async function summarizeFiles(input: FileSummaryInput): Promise<ManifestFile[]> {
@@ -26,6 +28,12 @@ export async function summarizeFiles(input: FileSummaryInput): Promise<ManifestF
   // The plan follows `objects`, each file's chunks together (planChunks): one pass, no per-file lists held at once.
   let next = 0;
   for (const object of objects) {
+    const packed = input.packedFile?.(object);
+    if (packed) {
+      if (!cancelled()) input.emit({ type: 'file', key: object.key, status: packed.status, ...(packed.error ? { error: packed.error } : {}) });
+      files.push(packed);
+      continue;
+    }
     const chunks: ManifestChunk[] = [];
     for (; next < plan.length && plan[next]!.object === object; next++) {
       const done = delivered[next];

@@ -9,6 +9,7 @@ import { forEachLimited } from './limit.ts';
 import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
+import { damagedMembers, shardMembers } from './pack/member.ts';
 
 export type { VerifyProblem, VerifyReport } from '../../shared/types.ts';
 
@@ -44,11 +45,14 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   const copies = manifest.chunks.flatMap((chunk) => chunk.copies.map((copy) => ({ chunk, nodeId: copy.nodeId })));
   const problems: VerifyProblem[] = [];
   const bad = new Map<string, number>();
+  const packed = shardMembers(manifest);
   let done = 0;
   const check = async ({ chunk, nodeId }: (typeof copies)[number]): Promise<void> => {
     const problem = await verifyCopy(nodes.get(nodeId), chunk, manifest.checksumAlgorithm, pool, options.signal);
     if (problem) {
-      problems.push({ ...problem, nodeId });
+      const members = packed.get(chunk.id);
+      const damaged = members && problem.reason === 'checksum_mismatch' ? await damagedMembers(nodes.get(nodeId)!, chunk, members, manifest.checksumAlgorithm, pool, options.signal) : undefined;
+      problems.push({ ...problem, nodeId, ...(damaged ? { members: damaged, detail: `${problem.detail}; damaged packed files: ${damaged.join(', ') || 'none (only tar headers or padding)'}` } : {}) });
       bad.set(chunk.id, (bad.get(chunk.id) ?? 0) + 1);
     }
     options.onProgress?.(++done, copies.length);

@@ -57,6 +57,8 @@ export interface IngestionConfig {
   /** Where run manifests are written. */
   manifest_dir: string;
   mode: IngestionMode;
+  /** Files smaller than this many MiB are packed into chunk-sized POSIX tar shards (WebDataset layout); 0: off. */
+  pack_below_mb: number;
 }
 
 export interface IngestConfig {
@@ -107,6 +109,7 @@ export const INGESTION_DEFAULTS: IngestionConfig = {
   replicas: 1,
   manifest_dir: './.cloud-ingest/runs',
   mode: 'push',
+  pack_below_mb: 0,
 };
 
 export const MIB = 1024 * 1024;

@@ -149,6 +149,7 @@ const INGESTION_NUMBERS: Partial<Record<keyof IngestionConfig, NumberRule>> = {
   retry_attempts: { integer: true, min: 0, exclusiveMin: false, example: '3' },
   retry_delay_seconds: { integer: false, min: 0, exclusiveMin: false, example: '5' },
   replicas: { integer: true, min: 1, exclusiveMin: false, example: '1' },
+  pack_below_mb: { integer: false, min: 0, exclusiveMin: false, example: '1' },
 };
 
 function readNumber(c: Checker, node: YamlNode | null | undefined, key: string, rule: NumberRule): number | undefined {
@@ -474,6 +475,12 @@ function checkDocument(c: Checker, doc: Document): { config?: IngestConfig } {
   if (ingestion.mode === 'pull') checkPullNodes(c, root, nodes);
   if (nodes && ingestion.replicas > nodes.length) {
     c.error(valueNode(valueNode(root, 'ingestion') as YAMLMap, 'replicas'), 'ingestion.replicas', `replicas is ${ingestion.replicas} but only ${nodes.length} node(s) are configured.`, `lower replicas to at most ${nodes.length}, or add nodes.`);
+  }
+  if (ingestion.pack_below_mb > 0 && ingestion.mode === 'pull') {
+    c.error(valueNode(valueNode(root, 'ingestion') as YAMLMap, 'pack_below_mb'), 'ingestion.pack_below_mb', 'packing files into shards is done by the machine that reads them (mode: push); pull-mode workers read whole chunks of files.', 'remove pack_below_mb, or use mode: push.');
+  }
+  if (ingestion.pack_below_mb > ingestion.chunk_size_mb) {
+    c.error(valueNode(valueNode(root, 'ingestion') as YAMLMap, 'pack_below_mb'), 'ingestion.pack_below_mb', `pack_below_mb is ${ingestion.pack_below_mb} but chunk_size_mb is ${ingestion.chunk_size_mb}: packed files go into shards of one chunk.`, `lower pack_below_mb to at most ${ingestion.chunk_size_mb} (e.g. 1), or raise chunk_size_mb.`);
   }
   if (c.diagnostics.some((d) => d.severity === 'error')) return {};
   const config: IngestConfig = { data_sources: dataSources, ingestion, use_local_simulation: useLocalSimulation };

@@ -22,7 +22,7 @@ const FAULT_KILL_ENV = 'CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS';
 
 type Reply =
   | { op: 'ack'; id: number; block: number }
-  | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc }
+  | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc; ranges?: string[] }
   | { op: 'progress'; id: number; bytes: number }
   | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
@@ -241,7 +241,15 @@ export class HashPool {
    * `crc`, it also takes a CRC of that kind (HashTap.crc).
    */
   tap(algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind'] } = {}): HashTap {
-    return new HashTap(this, algorithm, options.crc);
+    return new HashTap(this, algorithm, { ...(options.crc ? { crc: options.crc } : {}) });
+  }
+
+  /**
+   * A pass-through stream that hashes each of `ranges` (in stream order, not overlapping) on its own, and not
+   * the whole stream: `rangeDigests` resolves to one hex digest per range after the last byte (a shard's members).
+   */
+  rangeTap(algorithm: ChecksumAlgorithm, ranges: readonly { offset: number; length: number }[]): HashTap {
+    return new HashTap(this, algorithm, { ranges: { algorithm, starts: ranges.map((r) => r.offset), lengths: ranges.map((r) => r.length) } });
   }
 
   /**
@@ -295,7 +303,7 @@ export class HashPool {
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind'] } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
@@ -431,9 +439,18 @@ class BlockSender {
   }
 }
 
+/** Byte ranges of a stream hashed each on its own (HashPool.rangeTap). */
+interface RangeSpec {
+  algorithm: ChecksumAlgorithm;
+  starts: number[];
+  lengths: number[];
+}
+
 export class HashTap extends Transform {
   readonly algorithm: ChecksumAlgorithm;
   readonly digest: Promise<Checksum>;
+  /** A rangeTap's digests, one per range, once the last byte has passed. */
+  readonly rangeDigests: Promise<string[]>;
   /** The CRC of everything that passed, once `digest` has resolved, when the tap was asked for one. */
   crc: ChunkCrc | undefined;
   bytes = 0;
@@ -447,15 +464,21 @@ export class HashTap extends Transform {
   private released = false;
   private flushed = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, crc?: ChunkCrc['kind']) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind']; ranges?: RangeSpec }) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const opened = pool.openHasher({ op: 'open', algorithm, ...(crc ? { crc } : {}) }, (reply) => {
+    let rangeHexes: string[] = [];
+    this.rangeDigests = this.digest.then(() => rangeHexes);
+    this.rangeDigests.catch(() => undefined);
+    // A range tap hashes its ranges only: no hash of the whole stream.
+    const open = options.ranges ? { op: 'open' as const, ranges: options.ranges } : { op: 'open' as const, algorithm, ...(options.crc ? { crc: options.crc } : {}) };
+    const opened = pool.openHasher(open, (reply) => {
       if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'digest') {
         this.crc = reply.crc;
+        rangeHexes = reply.ranges ?? [];
         this.release();
         this.result.resolve({ algorithm, hex: reply.hex });
       } else if (reply.op === 'lost') this.lose(reply.error);

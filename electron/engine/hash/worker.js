@@ -14,7 +14,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
  * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array }} CopyJob
- * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32' }
+ * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
  *   | { op: 'digest', id: number }
@@ -23,6 +23,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)} Message
+ * @typedef {{ algorithm: string, starts: number[], lengths: number[] }} RangeSpec
  */
 
 /** Same formula as localEtag() in storage/local.ts: size, mtime in µs, inode. */
@@ -94,6 +95,43 @@ const hashes = new Map();
 const crcs = new Map();
 
 /**
+ * Hashes of byte ranges of an open hasher's stream (a shard's members), by id: each range gets its own digest,
+ * in order, as the stream passes it.
+ * @typedef {{ spec: RangeSpec, next: number, position: number, hash: import('node:crypto').Hash | undefined, hexes: string[] }} RangeHashes
+ * @type {Map<number, RangeHashes>}
+ */
+const rangeHashes = new Map();
+
+/**
+ * Feeds `bytes`, the next bytes of the stream, to the ranges they overlap.
+ * @param {RangeHashes} r
+ * @param {Uint8Array} bytes
+ */
+function feedRanges(r, bytes) {
+  const { starts, lengths, algorithm } = r.spec;
+  let i = 0;
+  while (i < bytes.length && r.next < starts.length) {
+    const start = /** @type {number} */ (starts[r.next]);
+    const end = start + /** @type {number} */ (lengths[r.next]);
+    const at = r.position + i;
+    if (at < start) {
+      i += Math.min(bytes.length - i, start - at);
+      continue;
+    }
+    const take = Math.min(bytes.length - i, end - at);
+    r.hash ??= createHash(algorithm);
+    r.hash.update(bytes.subarray(i, i + take));
+    i += take;
+    if (r.position + i === end) {
+      r.hexes.push(r.hash.digest('hex'));
+      r.hash = undefined;
+      r.next++;
+    }
+  }
+  r.position += bytes.length;
+}
+
+/**
  * @param {{ kind: 'crc32c' | 'crc32', value: number }} crc
  * @param {Uint8Array} bytes
  */
@@ -154,6 +192,8 @@ function updateOpen(id, bytes) {
   hashes.get(id)?.update(bytes);
   const crc = crcs.get(id);
   if (crc) updateCrc(crc, bytes);
+  const ranges = rangeHashes.get(id);
+  if (ranges) feedRanges(ranges, bytes);
 }
 
 /**
@@ -179,6 +219,7 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'open':
       if (message.algorithm) hashes.set(message.id, createHash(message.algorithm));
       if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
+      if (message.ranges) rangeHashes.set(message.id, { spec: message.ranges, next: 0, position: 0, hash: undefined, hexes: [] });
       break;
     case 'block':
       blocks[message.index] = new Uint8Array(message.buffer);
@@ -243,9 +284,11 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'digest': {
       const hash = hashes.get(message.id);
       const crc = crcs.get(message.id);
+      const ranges = rangeHashes.get(message.id)?.hexes;
       hashes.delete(message.id);
       crcs.delete(message.id);
-      port.postMessage({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '', crc });
+      rangeHashes.delete(message.id);
+      port.postMessage({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '', crc, ranges });
       break;
     }
   }

@@ -1,0 +1,164 @@
+// A shard's bytes, streamed: each member's tar headers, its bytes from the store, its padding, then the end of the
+// archive. Nothing is built in memory: small members are read a few ahead (each whole, at most SMALL_MEMBER bytes),
+// larger ones streamed when their turn comes. The stream passes a range tap that hashes every member on its own,
+// so the manifest gets each file's checksum from the same read.
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
+import type { HashPool } from '../hash/pool.ts';
+import type { Slots } from '../limit.ts';
+import type { ChunkSource } from '../nodes/nodes.ts';
+import type { Bucket } from '../storage/bucket.ts';
+import type { ObjectInfo } from '../storage/driver.ts';
+import { localEtag } from '../storage/local.ts';
+import type { ShardLayout } from './plan.ts';
+import { END_OF_ARCHIVE, memberHeader, padded } from './tar.ts';
+
+/** Members up to this size are read whole, ahead of their turn. */
+const SMALL_MEMBER = 1024 * 1024;
+/** How far ahead small members are read: at most this many, and at most AHEAD_BYTES. */
+const AHEAD_MEMBERS = 16;
+const AHEAD_BYTES = 4 * 1024 * 1024;
+const ZEROS = Buffer.alloc(END_OF_ARCHIVE);
+
+/** A member's bytes: whole (a small member) or as a stream. Failures are the store's errors (StorageError). */
+export type MemberReader = (object: ObjectInfo) => Promise<Buffer | Readable>;
+
+/** Reads members from a bucket: a local file directly, a cloud object as one checked ranged read. */
+export function memberReader(bucket: Bucket, options: { slots: Slots; signal?: AbortSignal }): MemberReader {
+  const signal = options.signal;
+  return async (object) => {
+    const path = object.size <= SMALL_MEMBER ? await bucket.localFile(object) : undefined;
+    if (path) return readLocal(bucket, path, object);
+    const stream = await bucket.readInParts(object, { offset: 0, length: object.size }, { partSize: object.size, ahead: 1, slots: options.slots, ...(signal ? { signal } : {}) });
+    return object.size <= SMALL_MEMBER ? collect(stream) : stream;
+  };
+}
+
+/** A small local file read whole, checked against the version the listing saw (as a streamed read checks it). */
+async function readLocal(bucket: Bucket, path: string, object: ObjectInfo): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    if (object.etag && localEtag(await handle.stat()) !== object.etag) throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
+    const bytes = Buffer.allocUnsafe(object.size);
+    for (let done = 0; done < object.size; ) {
+      const { bytesRead } = await handle.read(bytes, done, object.size - done, done);
+      if (bytesRead === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
+      done += bytesRead;
+    }
+    return bytes;
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw code === 'CHANGED' ? bucket.copyError({ code, message }, object.key) : bucket.wrap(error, 'read', object.key);
+  } finally {
+    await handle?.close();
+  }
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** The shard's bytes in order; member reads start up to AHEAD_MEMBERS ahead of the one being sent. */
+export async function* shardBytes(shard: ShardLayout, read: MemberReader): AsyncGenerator<Buffer> {
+  const ahead = new ReadAhead(shard.members.map((m) => m.object), read);
+  try {
+    for (let i = 0; i < shard.members.length; i++) {
+      const { object } = shard.members[i]!;
+      yield memberHeader(object.key, object.size);
+      const data = await ahead.take(i);
+      if (Buffer.isBuffer(data)) yield data;
+      else for await (const part of data) yield part as Buffer;
+      const pad = padded(object.size) - object.size;
+      if (pad > 0) yield ZEROS.subarray(0, pad);
+    }
+    yield ZEROS;
+  } finally {
+    ahead.drop();
+  }
+}
+
+/** Reads of small members started ahead of their turn, bounded by count and bytes. */
+class ReadAhead {
+  private readonly objects: ObjectInfo[];
+  private readonly read: MemberReader;
+  private readonly started = new Map<number, Promise<Buffer | Readable>>();
+  private next = 0;
+
+  constructor(objects: ObjectInfo[], read: MemberReader) {
+    this.objects = objects;
+    this.read = read;
+  }
+
+  take(index: number): Promise<Buffer | Readable> {
+    this.fill(index);
+    const pending = this.started.get(index) ?? this.read(this.objects[index]!);
+    this.started.delete(index);
+    this.fill(index + 1);
+    return pending;
+  }
+
+  /** Starts reads of the small members after `from`, within the window. */
+  private fill(from: number): void {
+    this.next = Math.max(this.next, from);
+    let bytes = 0;
+    for (const i of this.started.keys()) bytes += this.objects[i]!.size;
+    while (this.next < this.objects.length && this.next < from + AHEAD_MEMBERS) {
+      const object = this.objects[this.next]!;
+      if (object.size > SMALL_MEMBER || bytes + object.size > AHEAD_BYTES) break;
+      const pending = this.read(object);
+      pending.catch(() => undefined); // observed when its turn comes
+      this.started.set(this.next++, pending);
+      bytes += object.size;
+    }
+  }
+
+  /** The shard stopped: reads started ahead are not awaited (small ones hold no handle once done). */
+  drop(): void {
+    this.started.clear();
+  }
+}
+
+/** A shard as a chunk source for Nodes.store, whose members' checksums are known once a transfer has read it. */
+export class ShardSource implements ChunkSource {
+  private readonly shard: ShardLayout;
+  private readonly read: MemberReader;
+  private readonly pool: HashPool;
+  private readonly algorithm: ChecksumAlgorithm;
+  private digests: Promise<string[]> | undefined;
+
+  constructor(shard: ShardLayout, read: MemberReader, pool: HashPool, algorithm: ChecksumAlgorithm) {
+    this.shard = shard;
+    this.read = read;
+    this.pool = pool;
+    this.algorithm = algorithm;
+  }
+
+  localRange(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  open(): Promise<Readable> {
+    const bytes = Readable.from(shardBytes(this.shard, this.read), { objectMode: false, highWaterMark: 1024 * 1024 });
+    const tap = this.pool.rangeTap(this.algorithm, this.shard.members.map((m) => ({ offset: m.offset, length: m.object.size })));
+    bytes.on('error', (error) => tap.destroy(error));
+    tap.once('close', () => bytes.destroyed || bytes.destroy());
+    bytes.pipe(tap);
+    this.digests = tap.rangeDigests;
+    return Promise.resolve(tap);
+  }
+
+  sourceError(error: unknown): unknown {
+    return error;
+  }
+
+  /** The members' checksums, in order, from the last read of the shard (after a transfer that stored it). */
+  async memberChecksums(): Promise<string[]> {
+    const digests = await (this.digests ?? Promise.reject(new Error(`shard ${this.shard.id} was not read`)));
+    if (digests.length !== this.shard.members.length) throw new Error(`shard ${this.shard.id}: ${digests.length} member checksums for ${this.shard.members.length} members`);
+    return digests;
+  }
+}

@@ -1,0 +1,71 @@
+// POSIX tar (ustar, with a pax extended header for names ustar cannot hold), as WebDataset shards use it.
+// Headers are pure functions of a member's name and size: the same members always give the same bytes, so a
+// shard can be rebuilt, resumed or repaired byte for byte. mtime, uid and gid are 0; mode is 0644.
+
+export const BLOCK = 512;
+/** Two zero blocks end an archive. */
+export const END_OF_ARCHIVE = 2 * BLOCK;
+/** Largest size an ustar size field holds (11 octal digits); members are far smaller (pack_below_mb ≤ a chunk). */
+const MAX_USTAR_SIZE = 8 ** 11 - 1;
+
+export function padded(size: number): number {
+  return Math.ceil(size / BLOCK) * BLOCK;
+}
+
+/** Whether `name` fits the ustar name field as it is: printable ASCII, at most 100 bytes. */
+function fitsUstar(name: string): boolean {
+  return name.length <= 100 && /^[\x20-\x7e]*$/.test(name);
+}
+
+/** The header bytes that come before a member's data: a pax header (when needed) and the ustar header. */
+export function headerLength(name: string): number {
+  return fitsUstar(name) ? BLOCK : BLOCK + padded(Buffer.byteLength(paxRecord('path', name))) + BLOCK;
+}
+
+/** The bytes a member takes in the archive: its headers and its data padded to a block. */
+export function memberLength(name: string, size: number): number {
+  return headerLength(name) + padded(size);
+}
+
+/** The headers of a regular-file member of `size` bytes named `name` (exactly headerLength(name) bytes). */
+export function memberHeader(name: string, size: number): Buffer {
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_USTAR_SIZE) throw new RangeError(`tar member ${name}: size ${size} does not fit a ustar header`);
+  if (fitsUstar(name)) return ustarHeader(name, size, '0');
+  const record = Buffer.from(paxRecord('path', name), 'utf8');
+  const pax = Buffer.alloc(BLOCK + padded(record.length));
+  ustarHeader(paxName(name), record.length, 'x').copy(pax, 0);
+  record.copy(pax, BLOCK);
+  return Buffer.concat([pax, ustarHeader(paxName(name), size, '0')]);
+}
+
+/** A pax record `"<len> <key>=<value>\n"`, whose decimal length counts itself. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  const bodyBytes = Buffer.byteLength(body);
+  let digits = 1;
+  while (String(digits + bodyBytes).length !== digits) digits++;
+  return `${digits + bodyBytes}${body}`;
+}
+
+/** The ustar name readers that ignore pax see: printable ASCII, at most 100 bytes. */
+function paxName(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]/g, '_');
+  return ascii.length <= 100 ? ascii : ascii.slice(ascii.length - 100);
+}
+
+function ustarHeader(name: string, size: number, type: '0' | 'x'): Buffer {
+  const header = Buffer.alloc(BLOCK);
+  header.write(name, 0, 100, 'latin1');
+  header.write('0000644\0', 100, 'latin1');
+  header.write('0000000\0', 108, 'latin1');
+  header.write('0000000\0', 116, 'latin1');
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  header.write('00000000000\0', 136, 'latin1');
+  header.write(type, 156, 'latin1');
+  header.write('ustar\x0000', 257, 'latin1');
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return header;
+}

@@ -1,0 +1,128 @@
+// Packing small files into shards (ingestion.pack_below_mb): POSIX tar shards of at most one chunk that Python's
+// tarfile and the webdataset package read back byte for byte, samples never split, every packed file in the
+// manifest with its shard, offset and checksum; reassemble and verify per packed file; a resumed run keeps the
+// shards it delivered exactly as they were.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runIngest } from '../../electron/engine/ingest.ts';
+import { readJournal, journalPath } from '../../electron/engine/journal.ts';
+import { sampleKey } from '../../electron/engine/pack/plan.ts';
+import { reassembleFile } from '../../electron/engine/reassemble.ts';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { verifyRun } from '../../electron/engine/verify.ts';
+import type { IngestEvent, Manifest } from '../../shared/types.ts';
+import { md5, readShardsInPython, writeSample, writeSamples } from '../helpers/samples.ts';
+import { detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
+
+const NODES = [{ id: 'n1', path: './nodes/n1' }, { id: 'n2', path: './nodes/n2' }];
+
+async function project(ingestion: string) {
+  const root = await tempProject();
+  const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { ${ingestion}, retry_attempts: 1, retry_delay_seconds: 0.05 }\n${nodesYaml(NODES)}`;
+  return { root, data: join(root, 'data'), loaded: await writeConfig(root, yaml) };
+}
+
+const shards = (m: Manifest) => m.chunks.filter((c) => c.id.startsWith('shard-'));
+const shardPaths = (m: Manifest) => shards(m).map((c) => c.path);
+
+describe('packing small files into shards', () => {
+  it('packs them into tar shards of at most a chunk that tarfile and webdataset read back exactly, and keeps big files chunked', async () => {
+    const { root, data, loaded } = await project('chunk_size_mb: 0.5, pack_below_mb: 0.25, max_concurrent_chunks: 3');
+    const expected = await writeSamples(data, { samples: 150 });
+    const longName = `train/${'ünïcödé-'.repeat(12)}${'x'.repeat(90)}.txt`;
+    expected.set(longName, await writeSample(data, longName, Buffer.from('a sample whose name needs a pax header')));
+    await ensureDataFile(join(data, 'big.bin'), 1.5 * MIB + 7, 'big');
+    await writeSample(data, 'empty.txt', Buffer.alloc(0));
+
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    // Every small file is packed, with its own checksum; big.bin is chunked as before; the empty file is recorded.
+    const packed = manifest.files.filter((f) => f.packed);
+    expect(new Set(packed.map((f) => f.key))).toEqual(new Set(expected.keys()));
+    for (const file of packed) expect(file.checksum).toBe(expected.get(file.key));
+    expect(manifest.files.find((f) => f.key === 'big.bin')).toMatchObject({ chunkCount: 4, status: 'complete' });
+    expect(manifest.files.find((f) => f.key === 'empty.txt')).toMatchObject({ size: 0, chunkCount: 0, status: 'complete' });
+    expect(manifest.chunks.filter((c) => c.file === 'big.bin')).toHaveLength(4);
+    // Shards are chunks of at most chunk_size, spread over both nodes; a sample never spans two.
+    expect(shards(manifest).length).toBeGreaterThan(5);
+    for (const shard of shards(manifest)) expect(shard.size).toBeLessThanOrEqual(0.5 * MIB);
+    expect(new Set(shards(manifest).map((c) => c.node))).toEqual(new Set(['n1', 'n2']));
+    const shardsOfSample = new Map<string, Set<string>>();
+    for (const file of packed) shardsOfSample.set(sampleKey(file.key), (shardsOfSample.get(sampleKey(file.key)) ?? new Set()).add(file.packed!.shard));
+    for (const [sample, inShards] of shardsOfSample) expect([sample, inShards.size]).toEqual([sample, 1]);
+
+    const readBack = await readShardsInPython(shardPaths(manifest));
+    expect(readBack.tarfile).toEqual(Object.fromEntries(expected));
+    const samples = Object.fromEntries([...expected].filter(([key]) => key !== longName));
+    expect(readBack.webdataset).toMatchObject(samples);
+    expect(readBack.samples).toBeGreaterThanOrEqual(150);
+
+    // Each packed file is where the manifest says: its bytes at its offset in its shard.
+    for (const file of packed.slice(0, 40)) {
+      const shard = manifest.chunks.find((c) => c.id === file.packed!.shard)!;
+      const bytes = (await readFile(shard.path)).subarray(file.packed!.offset, file.packed!.offset + file.size);
+      expect(md5(bytes)).toBe(file.checksum);
+    }
+
+    const out = join(root, 'rebuilt', 'long.txt');
+    const report = await reassembleFile({ loaded, manifestPath, key: longName, outPath: out });
+    expect(report).toMatchObject({ matched: true, bytes: 38, md5Hex: expected.get(longName) });
+    expect(await readFile(out, 'utf8')).toBe('a sample whose name needs a pax header');
+    expect((await verifyRun({ loaded, manifestPath })).problems).toEqual([]);
+  });
+
+  it('verify names the packed files a damaged shard copy damages, and reassemble still rebuilds the others from it', async () => {
+    const { root, data, loaded } = await project('chunk_size_mb: 0.25, pack_below_mb: 0.1');
+    const expected = await writeSamples(data, { samples: 30, extensions: ['bin', 'txt'] });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    const victim = manifest.files.find((f) => f.key === 'train/000004.txt')!;
+    const shard = manifest.chunks.find((c) => c.id === victim.packed!.shard)!;
+    const bytes = await readFile(shard.path);
+    bytes[victim.packed!.offset + 3]! ^= 0xff;
+    await writeFile(shard.path, bytes);
+
+    const report = await verifyRun({ loaded, manifestPath });
+    expect(report.problems).toHaveLength(1);
+    expect(report.problems[0]).toMatchObject({ chunkId: shard.id, reason: 'checksum_mismatch', members: ['train/000004.txt'] });
+    expect(report.problems[0]!.detail).toContain('damaged packed files: train/000004.txt');
+
+    const neighbour = manifest.files.find((f) => f.packed?.shard === shard.id && f.key !== victim.key)!;
+    const rebuilt = await reassembleFile({ loaded, manifestPath, key: neighbour.key, outPath: join(root, 'out', 'n.bin') });
+    expect(rebuilt).toMatchObject({ matched: true, md5Hex: expected.get(neighbour.key) });
+    await expect(reassembleFile({ loaded, manifestPath, key: victim.key, outPath: join(root, 'out', 'v.bin') })).rejects.toThrow(/No good copy of shard-/);
+  });
+
+  it('a resumed run keeps the shards it delivered as they were, and packs files added meanwhile around them', async () => {
+    const { data, loaded } = await project('chunk_size_mb: 0.25, pack_below_mb: 0.1, max_concurrent_chunks: 1');
+    const expected = await writeSamples(data, { samples: 120, extensions: ['bin', 'txt'] });
+    const controller = new AbortController();
+    let verified = 0;
+    const first = await runIngest({
+      loaded,
+      detection: detection('local'),
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'chunk' && e.state === 'verified' && ++verified === 3 && controller.abort(new Error('stop')),
+    });
+    expect(first.manifest.status).toBe('cancelled');
+    const journal = await readJournal(journalPath(loaded, first.manifest.runId));
+    const delivered = [...journal.chunks.values()].map((e) => e.chunk).filter((c) => c.members);
+    expect(delivered.length).toBeGreaterThanOrEqual(3);
+
+    // New files land in the middle of the listing: a fresh plan would shift every shard after them.
+    for (const key of ['train/000000.zz', 'train/000001a.bin', 'train/000060a.bin']) expected.set(key, await writeSample(data, key, Buffer.alloc(3000, key.length)));
+    const events: IngestEvent[] = [];
+    const resumed = await runIngest({ loaded, detection: detection('local'), resume: first.manifest.runId, onEvent: (e) => events.push(e) });
+    expect(resumed.manifest.status).toBe('complete');
+    for (const shard of delivered) {
+      const now = resumed.manifest.chunks.find((c) => c.id === shard.id);
+      expect(now).toMatchObject({ size: shard.size, checksum: shard.checksum });
+    }
+    const read = events.filter((e) => e.type === 'chunk' && e.state === 'reading').map((e) => (e as { id: string }).id);
+    expect(read.filter((id) => delivered.some((s) => s.id === id))).toEqual([]);
+    const readBack = await readShardsInPython(shardPaths(resumed.manifest));
+    expect(readBack.tarfile).toEqual(Object.fromEntries(expected));
+    expect((await verifyRun({ loaded, manifestPath: resumed.manifestPath })).problems).toEqual([]);
+  });
+});
