@@ -11,7 +11,7 @@ import { NodeError, isNodeLevelError } from '../../electron/engine/nodes/node.ts
 import { cleanupAgents, restartAgent, spawnAgent, stallProxy } from '../helpers/agents.ts';
 import type { AgentProcess, SpawnAgentOptions } from '../helpers/agents.ts';
 import { KiB, MiB, readAll, sourceError, streamOf, within } from './chunks.ts';
-import { defineNodeSuite, metaFor, strayFiles } from './conformance.ts';
+import { damageChunkFile, defineNodeSuite, metaFor, strayFiles } from './conformance.ts';
 import type { NodeUnderTest } from './conformance.ts';
 
 function nodeFor(agent: AgentProcess, extra: Partial<AgentNodeOptions> = {}): AgentNode {
@@ -24,6 +24,7 @@ async function agentUnderTest(options: SpawnAgentOptions = {}): Promise<NodeUnde
   const fixture: NodeUnderTest = {
     node: nodeFor(agent),
     leftovers: () => strayFiles(dir, '.incoming', ['.agent.lock']),
+    damage: (chunkId) => damageChunkFile(dir, chunkId),
     async restart() {
       await fixture.node.close();
       agent = await restartAgent(agent, 'SIGKILL');

@@ -3,9 +3,10 @@
 // test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile) run the write
 // cases too, for the kinds that have them.
 import { randomBytes } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { open as openFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import { NodeError, isNodeLevelError } from '../../electron/engine/nodes/node.ts';
 import type { ChunkMeta, NodeTarget, StoredChunk } from '../../electron/engine/nodes/node.ts';
@@ -24,6 +25,8 @@ export interface NodeUnderTest {
   leftovers(): Promise<string[]>;
   /** Stops the node and opens it again on the same storage (a new node object); resolves with the new one. */
   restart(): Promise<NodeTarget>;
+  /** Changes one byte of a stored chunk's data behind the node's back (a disk going bad), size unchanged. */
+  damage(chunkId: string): Promise<void>;
 }
 
 export interface NodeFactory {
@@ -116,6 +119,18 @@ export async function strayFiles(dir: string, tempSubdir: string, ignore: string
     stray.push(name);
   }
   return stray;
+}
+
+/** Flips the first byte of chunk `chunkId`'s data in a node folder laid out as `<name>.chunk` + `<name>.chunk.json`. */
+export async function damageChunkFile(dir: string, chunkId: string): Promise<void> {
+  const handle = await openFile(join(dir, `${chunkFileName(chunkId)}.chunk`), 'r+');
+  try {
+    const first = Buffer.alloc(1);
+    await handle.read(first, 0, 1, 0);
+    await handle.write(Buffer.from([first[0]! ^ 0xff]), 0, 1, 0);
+  } finally {
+    await handle.close();
+  }
 }
 
 export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory): void {
@@ -368,6 +383,21 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
         await expectStored(node, meta, before);
       }
       expect((await listAll(node)).filter((c) => c.id === meta.id)).toHaveLength(1);
+    });
+
+    it('a write marked replace rewrites a damaged copy the node believes identical; the mark is not stored', async () => {
+      const fixture = await open();
+      const bytes = randomBytes(300 * KiB);
+      const meta = metaFor('damaged.bin_chunk_0', bytes.length);
+      await store('write', fixture.node, meta, bytes);
+      await fixture.damage(meta.id);
+      expect((await readAll(await fixture.node.read(meta.id))).equals(bytes), 'the damage shows when read').toBe(false);
+      const stored = await store('write', fixture.node, { ...meta, replace: true }, bytes);
+      expect(stored).toMatchObject({ ...meta, checksum: md5Checksum(bytes) });
+      await expectStored(fixture.node, meta, bytes);
+      const listed = await listAll(fixture.node);
+      expect(listed).toHaveLength(1);
+      for (const chunk of [stored, await fixture.node.find(meta.id), listed[0]]) expect(chunk).not.toHaveProperty('replace');
     });
 
     it('two writes of the same chunk at once leave one good copy', async () => {

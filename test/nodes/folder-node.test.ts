@@ -8,7 +8,7 @@ import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { MiB, streamOf } from './chunks.ts';
-import { defineNodeSuite, metaFor, strayFiles } from './conformance.ts';
+import { damageChunkFile, defineNodeSuite, metaFor, strayFiles } from './conformance.ts';
 import type { NodeUnderTest } from './conformance.ts';
 import { makeReadOnly, makeWritable, releaseFolders, smallFilesystem } from './folders.ts';
 
@@ -16,6 +16,7 @@ function folderUnderTest(dir: string): NodeUnderTest {
   const fixture: NodeUnderTest = {
     node: new FolderNode('folder-under-test', dir),
     leftovers: () => strayFiles(dir, '.tmp'),
+    damage: (chunkId) => damageChunkFile(dir, chunkId),
     async restart() {
       await fixture.node.close();
       fixture.node = new FolderNode('folder-under-test', dir);

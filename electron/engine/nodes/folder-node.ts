@@ -120,7 +120,9 @@ export class FolderNode implements NodeTarget {
     const name = chunkFileName(meta.id);
     const finalPath = join(this.location, name + CHUNK_EXT);
     const metaPath = join(this.location, name + META_EXT);
-    const stored: StoredChunk = { ...meta, checksum: digest, location: finalPath };
+    // `replace` tells this write what to do; it is no property of the stored chunk.
+    const { replace: _replace, ...described } = meta;
+    const stored: StoredChunk = { ...described, checksum: digest, location: finalPath };
     // The old sidecar goes first so a crash never leaves new bytes described by an old checksum.
     await rm(metaPath, { force: true });
     await rename(temp, finalPath);
