@@ -101,6 +101,13 @@ describe('an agent node', () => {
     expect((error as NodeError).code, (error as NodeError).message).toBe('refused');
     expect(isNodeLevelError(error)).toBe(false);
     expect((error as NodeError).message).toMatch(/refusing-1.*xxxx.*\(HTTP 4\d\d\)/s);
+    // Past the agent's header limit, the same refusal comes as 431.
+    const overHeaders = `${'y'.repeat(140_000)}_chunk_0`;
+    const more = streamOf(randomBytes(2000));
+    const error431 = await errorOf(node.write(metaFor(overHeaders, 2000), more.data, more.checksum));
+    expect(error431).toBeInstanceOf(NodeError);
+    expect((error431 as NodeError).code, (error431 as NodeError).message.slice(0, 300)).toBe('refused');
+    for (const refused of [error, error431]) expect((refused as NodeError).message.length, 'a message shows a long id cut short').toBeLessThan(1000);
     expect((await node.probe()).ok).toBe(true);
     const small = streamOf(randomBytes(500));
     expect((await node.write(metaFor('small.bin_chunk_0', 500), small.data, small.checksum)).size).toBe(500);

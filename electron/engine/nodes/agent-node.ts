@@ -54,7 +54,8 @@ const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
  * answer the same, so it fails that chunk's file, not the node. Byte mismatches stay `checksum_mismatch` (retried);
  * a chunk over the agent's --max-chunk-bytes is about the node, whose limit every chunk of the run meets alike.
  */
-const CHUNK_REFUSAL_STATUSES: ReadonlySet<number> = new Set([400, 413, 422]);
+const CHUNK_REFUSAL_STATUSES: ReadonlySet<number> = new Set([400, 413, 422, 431]);
+const SHOWN_ID_CHARS = 200;
 const CHUNK_REFUSAL_CODES: ReadonlySet<string> = new Set(['invalid_chunk']);
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
@@ -182,11 +183,11 @@ export class AgentNode implements NodeTarget {
   }
 
   async find(chunkId: string, signal?: AbortSignal): Promise<StoredChunk | undefined> {
-    const { status, body } = await this.exchange('GET', `${chunkPath(chunkId)}/meta`, { signal, timeoutMs: this.timeoutMs, what: `looking up ${chunkId}` });
+    const { status, body } = await this.exchange('GET', `${chunkPath(chunkId)}/meta`, { signal, timeoutMs: this.timeoutMs, what: `looking up ${shown(chunkId)}` });
     if (status === 404) return undefined;
-    if (status !== 200) throw this.httpError(status, body, `looking up ${chunkId}`);
+    if (status !== 200) throw this.httpError(status, body, `looking up ${shown(chunkId)}`);
     const meta = parseJson<AgentChunkMeta>(body);
-    if (!meta || meta.id !== chunkId) throw new NodeError(this.id, 'io', `node ${this.id}: malformed metadata for ${chunkId}`);
+    if (!meta || meta.id !== chunkId) throw new NodeError(this.id, 'io', `node ${this.id}: malformed metadata for ${shown(chunkId)}`);
     return this.stored(meta);
   }
 
@@ -200,7 +201,7 @@ export class AgentNode implements NodeTarget {
       for (let attempt = 1; ; attempt++) {
         const outcome = await this.writeOnce(meta, data, checksum, headers, source, signal);
         if (outcome !== 'stale-socket') return outcome;
-        if (attempt >= 3) throw new NodeError(this.id, 'unreachable', `node ${this.id} (${this.location}) keeps closing the connection before accepting ${meta.id}`);
+        if (attempt >= 3) throw new NodeError(this.id, 'unreachable', `node ${this.id} (${this.location}) keeps closing the connection before accepting ${shown(meta.id)}`);
       }
     } catch (error) {
       if (!data.destroyed) data.destroy();
@@ -212,13 +213,13 @@ export class AgentNode implements NodeTarget {
   }
 
   async read(chunkId: string, signal?: AbortSignal): Promise<Readable> {
-    const what = `reading ${chunkId}`;
+    const what = `reading ${shown(chunkId)}`;
     const { res, done } = await this.open('GET', chunkPath(chunkId), { signal, timeoutMs: this.timeoutMs, what });
     if (res.statusCode !== 200) throw this.httpError(res.statusCode ?? 0, await this.answerOf(res, done, { signal, what }), what);
     done();
     // The consumer sets the pace from here on; only a connection silent for much longer than that counts as stalled.
     res.setTimeout(Math.max(this.timeoutMs, 60_000), () => {
-      res.destroy(new NodeError(this.id, 'timeout', `node ${this.id} (${this.location}) stopped sending ${chunkId}`));
+      res.destroy(new NodeError(this.id, 'timeout', `node ${this.id} (${this.location}) stopped sending ${shown(chunkId)}`));
     });
     if (signal) {
       const onAbort = (): void => void res.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
@@ -402,7 +403,7 @@ export class AgentNode implements NodeTarget {
       const onData = (chunk: Buffer): void => {
         if (!req.write(chunk)) {
           data.pause();
-          arm(`sending ${meta.id} (the node stopped reading)`);
+          arm(`sending ${shown(meta.id)} (the node stopped reading)`);
         }
       };
       const onEnd = (): void => {
@@ -410,12 +411,12 @@ export class AgentNode implements NodeTarget {
           (digest) => {
             if (settled) return;
             if (digest.algorithm !== this.algorithm) {
-              finish({ error: new NodeError(this.id, 'checksum_mismatch', `node ${this.id}: chunk ${meta.id} was hashed with ${digest.algorithm}, the upload declared ${this.algorithm}`) });
+              finish({ error: new NodeError(this.id, 'checksum_mismatch', `node ${this.id}: chunk ${shown(meta.id)} was hashed with ${digest.algorithm}, the upload declared ${this.algorithm}`) });
               return;
             }
             req.addTrailers({ [H_CHECKSUM]: digest.hex });
             req.end();
-            arm(`waiting for ${meta.id} to be confirmed`);
+            arm(`waiting for ${shown(meta.id)} to be confirmed`);
           },
           (error: unknown) => finish({ error: new SourceFailure(error) }),
         );
@@ -437,7 +438,7 @@ export class AgentNode implements NodeTarget {
       });
       req.once('response', (res) => {
         response = res;
-        arm(`sending its answer to the upload of ${meta.id}`);
+        arm(`sending its answer to the upload of ${shown(meta.id)}`);
         // An answer before the body is complete is a refusal: stop sending.
         data.off('data', onData);
         readBody(res).then(
@@ -445,18 +446,18 @@ export class AgentNode implements NodeTarget {
             const status = res.statusCode ?? 0;
             if (status === 200 || status === 201) {
               const result = parseJson<AgentPutResult>(body);
-              if (!result?.chunk || result.chunk.id !== meta.id) finish({ error: new NodeError(this.id, 'io', `node ${this.id}: malformed answer to the upload of ${meta.id}`) });
+              if (!result?.chunk || result.chunk.id !== meta.id) finish({ error: new NodeError(this.id, 'io', `node ${this.id}: malformed answer to the upload of ${shown(meta.id)}`) });
               else finish({ ok: this.stored(result.chunk) });
-            } else finish({ error: this.httpError(status, body, `storing ${meta.id}`) });
+            } else finish({ error: this.httpError(status, body, `storing ${shown(meta.id)}`) });
           },
-          (error: unknown) => finish({ error: this.transportError(error, `storing ${meta.id}`) }),
+          (error: unknown) => finish({ error: this.transportError(error, `storing ${shown(meta.id)}`) }),
         );
       });
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (settled) return;
         if (signal?.aborted) finish({ error: signal.reason });
         else if (!bodyStarted && req.reusedSocket && STALE_SOCKET_CODES.has(error.code ?? '')) finish({ ok: 'stale-socket' });
-        else finish({ error: this.transportError(error, `storing ${meta.id}`) });
+        else finish({ error: this.transportError(error, `storing ${shown(meta.id)}`) });
       });
       // Waiting for a free socket in this node's pool is not the node's fault: the clock starts with the socket.
       req.once('socket', () => {
@@ -512,6 +513,12 @@ async function readBody(res: IncomingMessage, limit = MAX_RESPONSE_BYTES): Promi
     parts.push(part);
   }
   return Buffer.concat(parts);
+}
+
+/** A chunk id as messages show it: ids may run to 16 KiB, a message should not. */
+function shown(chunkId: string): string {
+  const chars = [...chunkId];
+  return chars.length <= SHOWN_ID_CHARS ? chunkId : `${chars.slice(0, SHOWN_ID_CHARS).join('')}… (${chars.length} characters)`;
 }
 
 function parseJson<T>(body: Buffer): T | undefined {
