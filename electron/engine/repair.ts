@@ -13,6 +13,8 @@ import { JournalWriter } from './journal.ts';
 import { forEachLimited, Slots } from './limit.ts';
 import { nextManifestPath, readManifest, writeJsonAtomic } from './manifest.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
+import { shardFromStore, shardMembers } from './pack/member.ts';
+import { memberReader, ShardSource } from './pack/source.ts';
 import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
 import type { ChunkSource } from './nodes/nodes.ts';
@@ -83,6 +85,8 @@ class Repair {
   private journal: JournalWriter | undefined;
   private readonly changedSources = new Set<string>();
   private readonly actions: RepairAction[] = [];
+  /** Each shard's packed files, once a shard needs its source. */
+  private packed: Map<string, Manifest['files']> | undefined;
   /** Per chunk in scope: the nodes holding a good copy (checked, or restored). */
   private readonly good = new Map<string, Set<string>>();
 
@@ -231,6 +235,8 @@ class Repair {
     try {
       this.bucket ??= openSource(this.o.loaded, this.manifest.cloud);
       bucket = await this.bucket;
+      const members = (this.packed ??= shardMembers(this.manifest)).get(chunk.id);
+      if (members) return await this.shardFromSource(bucket, chunk, members);
       object = await bucket.stat(chunk.file, this.o.signal);
     } catch (error) {
       return `no good copy on any node, and the source could not be read: ${errorText(error)}`;
@@ -247,6 +253,14 @@ class Repair {
       open: () => bucket.readInParts(object, { offset: chunk.offset, length: chunk.size }, { partSize: chunk.size, ahead: 1, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) }),
       sourceError: (error: FileCopyError) => bucket.copyError(error, chunk.file),
     };
+  }
+
+  /** A shard packed again from its files at the versions the run packed (ingestion.pack_below_mb). */
+  private async shardFromSource(bucket: Bucket, chunk: ManifestChunk, members: Manifest['files']): Promise<ChunkSource | string> {
+    const shard = await shardFromStore(bucket, chunk, members, this.o.signal);
+    if (typeof shard === 'string') return `no good copy on any node, and it cannot be packed again from the source: ${shard}; re-ingest its files`;
+    const read = memberReader(bucket, { slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
+    return new ShardSource(shard, read, this.pool, this.manifest.checksumAlgorithm);
   }
 
   /** The manifest's next version: the same run, its copies as repaired, its status as the copies now stand. */

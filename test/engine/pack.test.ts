@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { readJournal, journalPath } from '../../electron/engine/journal.ts';
 import { sampleKey } from '../../electron/engine/pack/plan.ts';
+import { validateConfigText } from '../../shared/config/validate.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
+import { repairRun } from '../../electron/engine/repair.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest } from '../../shared/types.ts';
@@ -72,7 +74,7 @@ describe('packing small files into shards', () => {
     expect((await verifyRun({ loaded, manifestPath })).problems).toEqual([]);
   });
 
-  it('verify names the packed files a damaged shard copy damages, and reassemble still rebuilds the others from it', async () => {
+  it('verify names the packed files a damaged shard copy damages; reassemble rebuilds the others from it; repair packs it again from the source', async () => {
     const { root, data, loaded } = await project('chunk_size_mb: 0.25, pack_below_mb: 0.1');
     const expected = await writeSamples(data, { samples: 30, extensions: ['bin', 'txt'] });
     const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
@@ -92,6 +94,13 @@ describe('packing small files into shards', () => {
     const rebuilt = await reassembleFile({ loaded, manifestPath, key: neighbour.key, outPath: join(root, 'out', 'n.bin') });
     expect(rebuilt).toMatchObject({ matched: true, md5Hex: expected.get(neighbour.key) });
     await expect(reassembleFile({ loaded, manifestPath, key: victim.key, outPath: join(root, 'out', 'v.bin') })).rejects.toThrow(/No good copy of shard-/);
+
+    // The only copy is damaged: repair packs the shard again from the files, at the versions the run packed.
+    const repaired = await repairRun({ loaded, manifestPath });
+    expect(repaired.actions).toEqual([expect.objectContaining({ chunkId: shard.id, from: 'source', outcome: 'restored' })]);
+    expect((await verifyRun({ loaded, manifestPath: repaired.manifestPath })).problems).toEqual([]);
+    const again = await reassembleFile({ loaded, manifestPath: repaired.manifestPath, key: victim.key, outPath: join(root, 'out', 'v.bin') });
+    expect(again).toMatchObject({ matched: true, md5Hex: expected.get(victim.key) });
   });
 
   it('a resumed run keeps the shards it delivered as they were, and packs files added meanwhile around them', async () => {
@@ -124,5 +133,21 @@ describe('packing small files into shards', () => {
     const readBack = await readShardsInPython(shardPaths(resumed.manifest));
     expect(readBack.tarfile).toEqual(Object.fromEntries(expected));
     expect((await verifyRun({ loaded, manifestPath: resumed.manifestPath })).problems).toEqual([]);
+  });
+});
+
+describe('pack_below_mb in the config', () => {
+  const yaml = (ingestion: string) => `data_sources:\n  local: { type: local, path: ./data }\ningestion:\n  ${ingestion}\n`;
+  const errors = (ingestion: string) => validateConfigText(yaml(ingestion), 'c.yml').diagnostics.filter((d) => d.severity === 'error');
+
+  it('is off by default, and takes a size up to a chunk', () => {
+    expect(validateConfigText(yaml('chunk_size_mb: 8'), 'c.yml').config?.ingestion.pack_below_mb).toBe(0);
+    expect(validateConfigText(yaml('{ chunk_size_mb: 8, pack_below_mb: 0.5 }'), 'c.yml').config?.ingestion.pack_below_mb).toBe(0.5);
+  });
+
+  it('refuses a size above the chunk size, a negative one, and packing in pull mode, naming the key and the fix', () => {
+    expect(errors('{ chunk_size_mb: 8, pack_below_mb: 16 }')).toEqual([expect.objectContaining({ key: 'ingestion.pack_below_mb', line: 4, fix: expect.stringContaining('at most 8') })]);
+    expect(errors('{ pack_below_mb: -1 }')).toEqual([expect.objectContaining({ key: 'ingestion.pack_below_mb' })]);
+    expect(errors('{ pack_below_mb: 1, mode: pull }')).toContainEqual(expect.objectContaining({ key: 'ingestion.pack_below_mb', fix: expect.stringContaining('mode: push') }));
   });
 });

@@ -1,12 +1,17 @@
 // A packed file read back from its shard: for reassemble (one member's bytes from whichever copy is good) and
-// verify (which members of a damaged shard copy are damaged).
+// verify (which members of a damaged shard copy are damaged); and a shard rebuilt from the store for repair.
 import { Transform, Writable } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Manifest, ManifestChunk, ManifestFile } from '../../../shared/types.ts';
 import type { HashPool } from '../hash/pool.ts';
+import { forEachLimited } from '../limit.ts';
 import type { NodeTarget } from '../nodes/node.ts';
+import type { Bucket } from '../storage/bucket.ts';
+import type { ObjectInfo } from '../storage/driver.ts';
+import { layout } from './plan.ts';
+import type { ShardLayout } from './plan.ts';
 
 /** A chunk read from inside another: a packed file's bytes, `within` bytes into its shard. */
 export type PieceChunk = ManifestChunk & { within?: number };
@@ -83,4 +88,26 @@ export async function damagedMembers(node: NodeTarget, shard: ManifestChunk, mem
   await pipeline(stream, tap, new Writable({ write: (_c, _e, done) => done() }), signal ? { signal } : {}).catch(() => undefined);
   const digests = await tap.rangeDigests.catch(() => [] as string[]);
   return members.filter((m, i) => digests[i] !== m.checksum).map((m) => m.key);
+}
+
+/**
+ * A shard as it was packed, rebuilt from the store for repair: its members stat'ed again and checked to be the
+ * versions the run packed (a message naming the first that is not), laid out as the run laid them out.
+ */
+export async function shardFromStore(bucket: Bucket, shard: ManifestChunk, members: readonly ManifestFile[], signal?: AbortSignal): Promise<ShardLayout | string> {
+  const objects: ObjectInfo[] = new Array(members.length);
+  let changed: string | undefined;
+  await forEachLimited(members, 8, async (member, i) => {
+    try {
+      const object = await bucket.stat(member.key, signal);
+      if (object.etag === member.etag && object.size === member.size) objects[i] = object;
+      else changed ??= `${member.key} changed at the source since the run (version ${member.etag ?? '?'} → ${object.etag ?? '?'})`;
+    } catch (error) {
+      changed ??= `${member.key} could not be read: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }, () => changed !== undefined);
+  if (changed) return changed;
+  const rebuilt = layout(objects, 0, shard.id);
+  const same = rebuilt.size === shard.size && rebuilt.members.every((m, i) => m.offset === members[i]!.packed!.offset);
+  return same ? rebuilt : `the manifest's layout of shard ${shard.id} is not the one its members pack into`;
 }

@@ -96,8 +96,8 @@ function memberBytes(object: ObjectInfo): number {
   return headerLength(object.key) + padded(object.size);
 }
 
-/** The shard of these members, at `position` among the run's shards. */
-function layout(objects: ObjectInfo[], position: number, id?: string): ShardLayout {
+/** The shard of these members, at `position` among the run's shards (or with the id it was given). */
+export function layout(objects: ObjectInfo[], position: number, id?: string): ShardLayout {
   const version = shardVersion(objects);
   let at = 0;
   const members = objects.map((object) => {
