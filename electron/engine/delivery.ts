@@ -167,7 +167,7 @@ export class Delivery {
       if (required) throw new NoHealthyNodeError(registry.statuses(), `left for chunk ${chunk.id}`);
       return [];
     }
-    return this.c.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: registry.weight(n.id) })), count);
+    return this.c.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: registry.weight(n.id) })), count, chunk.id);
   }
 }
 

@@ -36,6 +36,8 @@ import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
 import { SourceChecks } from './source-checks.ts';
+import { isPullMode, openPullCoordinator } from './cluster/run.ts';
+import type { PullCoordinator } from './cluster/run.ts';
 
 export { NoHealthyNodeError } from './delivery.ts';
 
@@ -111,6 +113,8 @@ class IngestRun {
   private packed: PackedFiles | undefined;
   /** Each shard's member checksums from its last transfer that stored it. */
   private readonly memberChecksums = new Map<string, string[]>();
+  /** Pull mode (ingestion.mode: pull): the workers read their chunks; transfers go through this coordinator. */
+  private pull: PullCoordinator | undefined;
 
   constructor(options: IngestOptions) {
     this.o = options;
@@ -130,7 +134,9 @@ class IngestRun {
     this.delivery = new Delivery({ nodes: this.nodes, placer: this.placer, replicas: this.replicas, retry: this.retry, emit: this.emit, emitChunk, counters: this.counters, ...(options.signal ? { signal: options.signal } : {}) });
     this.nodes.registry.on('change', (status) => this.emit({ type: 'node', status }));
     this.nodes.registry.on('state', (status) => {
-      if (status.state === 'unhealthy') this.queueRefillsFrom(status.id);
+      if (status.state !== 'unhealthy') return;
+      this.pull?.nodeDown(status.id);
+      this.queueRefillsFrom(status.id);
     });
   }
 
@@ -144,6 +150,7 @@ class IngestRun {
     } finally {
       this.checks?.close();
       await this.closeJournal();
+      await this.pull?.close();
       await this.nodes.close();
       await this.bucket?.close();
     }
@@ -155,6 +162,10 @@ class IngestRun {
     this.bucket = await openSource(this.loaded, detection.cloud);
     await this.probeNodes();
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
+    if (isPullMode(this.loaded)) {
+      const onWorkerLost = (nodeId: string, error: unknown): void => this.nodes.registry.markFailed(nodeId, error);
+      this.pull = await openPullCoordinator({ loaded: this.loaded, cloud: detection.cloud, runId: this.runId, nodes: this.nodes.registry.nodes.map((n) => n.id), emit: this.emit, onWorkerLost, ...(signal ? { signal } : {}) });
+    }
     const listed = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
     const objects = await this.withStoreChecksums(listed);
     if (objects.length === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
@@ -441,12 +452,14 @@ class IngestRun {
     const crc = this.checks?.crcWanted(chunk.object.key);
     const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
     const signal = this.o.signal;
+    const onSending = (): void => this.emitChunk(chunk, 'sending', attempt, targets[0]);
+    if (this.pull) return this.pull.transfer(chunk, targets, attempt, { onBytes: progress.add, onSending, ...(crc ? { crc } : {}) }).finally(progress.flush);
     const source = this.sourceOf(chunk, attempt);
     return this.nodes
       .store(chunkMeta(chunk), source, targets, {
         algorithm: this.algorithm,
         onBytes: progress.add,
-        onSending: () => this.emitChunk(chunk, 'sending', attempt, targets[0]),
+        onSending,
         ...(crc ? { crc } : {}),
         ...(keepHash ? { keepHash } : {}),
         ...(signal ? { signal } : {}),

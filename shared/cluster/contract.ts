@@ -166,10 +166,12 @@ export function consumerName(prefix: string, nodeId: string): string {
 
 /**
  * The message id JetStream deduplicates work items by: the chunk id for the node it is placed on, within the run,
- * so publishing the same item again (a coordinator retrying, a resumed run) never makes a second one.
+ * plus which publish it is (`publish`, unique per coordinator session and transfer), so re-sending one publish
+ * whose acknowledgement was lost never makes a second item, while a later transfer of the same chunk is never
+ * mistaken for it.
  */
-export function workMessageId(item: Pick<WorkItem, 'runId' | 'chunkId' | 'nodeId'>): string {
-  return `${item.runId}|${item.nodeId}|${item.chunkId}`;
+export function workMessageId(item: Pick<WorkItem, 'runId' | 'chunkId' | 'nodeId'>, publish: string): string {
+  return `${item.runId}|${item.nodeId}|${item.chunkId}|${publish}`;
 }
 
 export function resultMessageId(result: Pick<WorkResult, 'runId' | 'chunkId' | 'nodeId' | 'delivery'>): string {

@@ -110,6 +110,6 @@ describe('subjects and names', () => {
     expect(workFilter('n.1')).toBe('cloud-ingest.work.*.n%2E1');
     expect(consumerName('w', 'a.b')).not.toBe(consumerName('w', 'a_2Eb'));
     expect(consumerName('w', 'a.b')).toMatch(/^[A-Za-z0-9_-]+$/);
-    expect(workMessageId(ITEM)).toBe(`${ITEM.runId}|worker.1|${ITEM.chunkId}`);
+    expect(workMessageId(ITEM, 'a1b2.7.1')).toBe(`${ITEM.runId}|worker.1|${ITEM.chunkId}|a1b2.7.1`);
   });
 });

@@ -71,7 +71,7 @@ export class ManualCoordinator {
     return new ManualCoordinator(nc);
   }
 
-  async publish(item: WorkItem, msgID = workMessageId(item)): Promise<number> {
+  async publish(item: WorkItem, msgID = workMessageId(item, 'test')): Promise<number> {
     const ack = await this.js.publish(workSubject(item.runId, item.nodeId), encode(workItem, item, 'item'), { msgID });
     return ack.seq;
   }
@@ -102,4 +102,70 @@ export class ManualCoordinator {
   async close(): Promise<void> {
     await this.nc.drain();
   }
+}
+
+// ---- projects whose nodes are agent processes that pull -------------------------------------------------------
+
+export interface ClusterNode {
+  id: string;
+  url: string;
+  tokenEnv: string;
+}
+
+/** data_sources.yml for an ingest into agent nodes, in push or pull mode. */
+export async function clusterProject(o: {
+  sourceYaml: string;
+  nodes: ClusterNode[];
+  mode: 'push' | 'pull';
+  natsUrl?: string;
+  chunkMb: number;
+  concurrency?: number;
+  replicas?: number;
+  cluster?: string[];
+}): Promise<string> {
+  const root = await tempDir('ci-cluster-project-');
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(join(root, 'config'), { recursive: true });
+  const yaml = [
+    'data_sources:',
+    o.sourceYaml,
+    'ingestion:',
+    `  chunk_size_mb: ${o.chunkMb}`,
+    `  max_concurrent_chunks: ${o.concurrency ?? 12}`,
+    '  retry_attempts: 2',
+    '  retry_delay_seconds: 0.1',
+    '  checksum: md5',
+    '  placement: stable',
+    `  replicas: ${o.replicas ?? 1}`,
+    `  manifest_dir: "${join(root, 'manifests')}"`,
+    `  mode: ${o.mode}`,
+    'use_local_simulation: false',
+    'nodes:',
+    ...o.nodes.map((n) => `  - { id: ${n.id}, url: "${n.url}", token_env: ${n.tokenEnv} }`),
+    ...(o.natsUrl ? ['cluster:', `  nats_url: "${o.natsUrl}"`, ...(o.cluster ?? []).map((l) => `  ${l}`)] : []),
+    '',
+  ].join('\n');
+  const path = join(root, 'config', 'data_sources.yml');
+  await writeFile(path, yaml);
+  return path;
+}
+
+/** Every chunk id an agent's folder holds (its metadata sidecars), with how many times. */
+export async function chunksInFolder(dir: string): Promise<Map<string, number>> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const held = new Map<string, number>();
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith('.chunk.json')) continue;
+    const meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as { id: string };
+    held.set(meta.id, (held.get(meta.id) ?? 0) + 1);
+  }
+  return held;
+}
+
+/** `size` deterministic bytes (the test-data generator's), in memory: for seeding small objects. */
+export async function deterministicBuffer(seed: string, size: number): Promise<Buffer> {
+  const { deterministicStream } = await import('../../electron/engine/testdata.ts');
+  const parts: Buffer[] = [];
+  for await (const part of deterministicStream(seed, size)) parts.push(part as Buffer);
+  return Buffer.concat(parts);
 }

@@ -99,6 +99,6 @@ describe('stable placement (rendezvous hashing)', () => {
     const set = nodes(10);
     const started = performance.now();
     for (let i = 0; i < 100_000; i++) rendezvousPick(`k/${i}_chunk_0`, set);
-    expect(performance.now() - started).toBeLessThan(3000);
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 });

@@ -66,6 +66,7 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+const PULL_EXPIRES_MS = 5_000;
 const SOURCE_RETRY = { retries: 2, baseDelayMs: 200, maxDelayMs: 2000 };
 const NAK_BACKOFF = { retries: 0, baseDelayMs: 500, maxDelayMs: 30_000 };
 /** Storage codes that another delivery would meet again. */
@@ -158,7 +159,9 @@ class Worker implements RunningWorker {
 
   private async consume(consumerName: string): Promise<void> {
     const consumer = await this.js!.consumers.get(this.settings.stream, consumerName);
-    this.messages = await consumer.consume({ max_messages: this.concurrency, callback: (msg) => void this.handle(msg) });
+    // Short pull requests (heartbeats every 2.5 s): after a server restart forgets them, the worker notices and
+    // asks again within seconds instead of the default 30.
+    this.messages = await consumer.consume({ max_messages: this.concurrency, expires: PULL_EXPIRES_MS, callback: (msg) => void this.handle(msg) });
     for await (const status of this.messages.status()) {
       if (status.type === 'consumer_deleted' || status.type === 'consumer_not_found') {
         this.log.log('warn', 'work consumer missing; creating it again', { consumer: consumerName });
