@@ -1,5 +1,5 @@
 // How files become chunks, and how a file's checksum follows from its chunks'. Pure functions of their inputs.
-import { createHash } from 'node:crypto';
+import { createChunkHash } from './hash/chunk-hash.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ShardLayout } from './pack/plan.ts';
 import type { ObjectInfo } from './storage/driver.ts';
@@ -28,15 +28,16 @@ export function planChunks(objects: readonly ObjectInfo[], chunkSize: number): P
 }
 
 const EMPTY_DIGEST: Record<ChecksumAlgorithm, string> = {
-  md5: createHash('md5').digest('hex'),
-  sha256: createHash('sha256').digest('hex'),
+  md5: createChunkHash('md5').digest('hex'),
+  sha256: createChunkHash('sha256').digest('hex'),
+  crc32c: createChunkHash('crc32c').digest('hex'),
 };
 
 /** One chunk: its own checksum. More: hash of the concatenated chunk digests, suffixed with the count (S3 multipart style). */
 export function fileChecksum(algorithm: ChecksumAlgorithm, chunkDigests: readonly string[]): string {
   if (chunkDigests.length === 0) return EMPTY_DIGEST[algorithm];
   if (chunkDigests.length === 1) return chunkDigests[0]!;
-  const hash = createHash(algorithm);
+  const hash = createChunkHash(algorithm);
   for (const digest of chunkDigests) hash.update(Buffer.from(digest, 'hex'));
   return `${hash.digest('hex')}-${chunkDigests.length}`;
 }

@@ -1,6 +1,7 @@
 // Re-hashes every received chunk copy against the manifest.
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ManifestChunk, VerifyProblem, VerifyReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
@@ -13,13 +14,13 @@ import { damagedMembers, shardMembers } from './pack/member.ts';
 
 export type { VerifyProblem, VerifyReport } from '../../shared/types.ts';
 
-export async function hashStream(pool: HashPool, algorithm: 'md5' | 'sha256', stream: NodeJS.ReadableStream, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
+export async function hashStream(pool: HashPool, algorithm: ChecksumAlgorithm, stream: NodeJS.ReadableStream, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
   const tap = pool.tap(algorithm);
   await pipeline(stream, tap, new Writable({ write: (_c, _e, done) => done() }), signal ? { signal } : {});
   return { hex: (await tap.digest).hex, bytes: tap.bytes };
 }
 
-export async function verifyCopy(node: NodeTarget | undefined, chunk: ManifestChunk, algorithm: 'md5' | 'sha256', pool: HashPool, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
+export async function verifyCopy(node: NodeTarget | undefined, chunk: ManifestChunk, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
   const where = { chunkId: chunk.id, file: chunk.file, index: chunk.index, offset: chunk.offset, size: chunk.size, expected: chunk.checksum };
   if (!node) return { ...where, nodeId: '?', reason: 'unreadable', detail: 'the node is not in the config any more' };
   let stream;

@@ -116,7 +116,7 @@ const reason = str({ min: 1, max: 4096 });
 const crcKind = oneOf(['crc32c', 'crc32'] as const);
 const checksumAlgorithm = oneOf(CHECKSUM_ALGORITHMS);
 
-const HEX_LENGTH: Record<(typeof CHECKSUM_ALGORITHMS)[number], number> = { md5: 32, sha256: 64 };
+const HEX_LENGTH: Record<(typeof CHECKSUM_ALGORITHMS)[number], number> = { md5: 32, sha256: 64, crc32c: 8 };
 
 const checksum: Check<StoredResult['checksum']> = (v, path) => {
   const c = object({ algorithm: req(checksumAlgorithm), hex: req(str({ min: 1, max: 64, pattern: /^[0-9a-f]+$/, what: 'a lowercase hex digest' })) })(v, path);

@@ -7,7 +7,8 @@ export type CloudName = (typeof CLOUDS)[number];
 export const SOURCE_TYPES = ['s3', 'gcs', 'blob', 'local'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
 
-export const CHECKSUM_ALGORITHMS = ['md5', 'sha256'] as const;
+/** crc32c: not cryptographic, on the CPU's CRC instructions: one cheap pass, leaving a store's MD5 check the only cryptographic one. */
+export const CHECKSUM_ALGORITHMS = ['md5', 'sha256', 'crc32c'] as const;
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
 
 export const PLACEMENT_STRATEGIES = ['balanced', 'round_robin', 'stable'] as const;

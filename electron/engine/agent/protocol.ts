@@ -92,6 +92,6 @@ export function chunkPath(chunkId: string): string {
 }
 
 export function isHexDigest(value: string, algorithm: string): boolean {
-  const len = algorithm === 'md5' ? 32 : algorithm === 'sha256' ? 64 : -1;
+  const len = algorithm === 'md5' ? 32 : algorithm === 'sha256' ? 64 : algorithm === 'crc32c' ? 8 : -1;
   return value.length === len && /^[0-9a-f]+$/.test(value);
 }

@@ -1,7 +1,6 @@
 // The node agent: an HTTP server that receives, keeps and serves chunks for one folder.
 // One streaming pass per upload: the body goes to a temp file while it is counted and hashed; the sender declares
 // the checksum in an HTTP trailer once it has hashed the last byte; the file is renamed into place only if they match.
-import { createHash } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -13,6 +12,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CHECKSUM_ALGORITHMS } from '../../../shared/config/types.ts';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
+import { createChunkHash } from '../hash/chunk-hash.ts';
 import { MIN_TOKEN_LENGTH, bearerMatches, tokenDigest } from './auth.ts';
 import { jsonLogger } from './log.ts';
 import type { AgentLogger } from './log.ts';
@@ -332,7 +332,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     let idle: NodeJS.Timeout | undefined;
     try {
       if (expectsContinue) res.writeContinue();
-      const hash = createHash(algorithm);
+      const hash = createChunkHash(algorithm as ChecksumAlgorithm);
       let received = 0;
       const meter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {

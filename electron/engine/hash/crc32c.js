@@ -2,8 +2,10 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum GCS keeps for every object and S3 for
 // objects uploaded with it; and combining for CRC-32 (IEEE, computed by zlib.crc32), which S3 keeps for what
 // the current AWS SDKs upload. Plain JavaScript so the hashing threads load it without a type stripper.
-// CRC-32C is slicing-by-8 over 32-bit words (~1.3 GB/s here, twice MD5); combine() joins the CRCs of two
-// adjacent byte runs, so a file's CRC follows from its chunks' without reading them again.
+// CRC-32C runs on the CPU's CRC instructions through the native @node-rs/crc32 (prebuilt binaries; ~3 GB/s on a
+// busy core here, 5× MD5), else as slicing-by-8 over 32-bit words in JavaScript (~0.6–1.3 GB/s). combine() joins
+// the CRCs of two adjacent byte runs, so a file's CRC follows from its chunks' without reading them again.
+import { createRequire } from 'node:module';
 
 const POLY = 0x82f63b78;
 /** Eight 256-entry tables, one after another. */
@@ -23,12 +25,40 @@ for (let n = 0; n < 256; n++) {
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
+ * The native CRC-32C, or undefined where @node-rs/crc32 has no binary for this platform (or is not installed).
+ * @type {((data: Uint8Array, initial?: number) => number) | undefined}
+ */
+const nativeCrc32c = (() => {
+  if (process.env.CLOUD_INGEST_CRC32C === 'js') return undefined;
+  try {
+    const native = /** @type {{ crc32c: (data: Uint8Array, initial?: number) => number }} */ (createRequire(import.meta.url)('@node-rs/crc32'));
+    return native.crc32c(new Uint8Array([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39])) === 0xe3069283 ? native.crc32c : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Which CRC-32C implementation runs: 'native' (CPU instructions) or 'js' (the fallback). */
+export const crc32cImplementation = nativeCrc32c ? 'native' : 'js';
+
+/**
  * The CRC-32C of the bytes so far (`crc`, 0 for none) followed by `data`.
  * @param {number} crc
  * @param {Uint8Array} data
  * @returns {number} unsigned 32-bit
  */
 export function crc32cUpdate(crc, data) {
+  if (nativeCrc32c) return nativeCrc32c(data, crc) >>> 0;
+  return crc32cUpdateJs(crc, data);
+}
+
+/**
+ * The JavaScript CRC-32C (slicing-by-8), for platforms without the native one.
+ * @param {number} crc
+ * @param {Uint8Array} data
+ * @returns {number} unsigned 32-bit
+ */
+export function crc32cUpdateJs(crc, data) {
   const t = TABLE;
   let c = ~crc;
   let i = 0;

@@ -51,7 +51,7 @@ function onTarget(operation) {
  * @param {CopyJob} job
  */
 function copy(job) {
-  const hash = createHash(job.algorithm);
+  const hash = newHash(job.algorithm);
   const input = openSync(job.source, 'r');
   let output;
   try {
@@ -84,9 +84,41 @@ function copy(job) {
   }
 }
 
+/**
+ * A chunk checksum as a Hash-like object: node:crypto's md5 and sha256, or a CRC-32C (hex, big-endian, as its
+ * value reads), on the CPU's CRC instructions when the native module loaded.
+ * @typedef {{ update(bytes: Uint8Array): unknown, digest(encoding: 'hex'): string, copy(): ChunkHash }} ChunkHash
+ * @param {string} algorithm
+ * @returns {ChunkHash}
+ */
+function newHash(algorithm) {
+  return algorithm === 'crc32c' ? new Crc32cHash(0) : createHash(algorithm);
+}
+
+class Crc32cHash {
+  /** @param {number} value */
+  constructor(value) {
+    this.value = value;
+  }
+
+  /** @param {Uint8Array} bytes */
+  update(bytes) {
+    this.value = crc32cUpdate(this.value, bytes);
+    return this;
+  }
+
+  digest() {
+    return this.value.toString(16).padStart(8, '0');
+  }
+
+  copy() {
+    return new Crc32cHash(this.value);
+  }
+}
+
 /** Shared blocks the sender fills, by index (see SharedBlocks in pool.ts). @type {Uint8Array[]} */
 const blocks = [];
-/** @type {Map<number, import('node:crypto').Hash>} */
+/** @type {Map<number, ChunkHash>} */
 const hashes = new Map();
 /**
  * CRCs taken beside the hash of an open hasher (HashTap), by id.
@@ -97,7 +129,7 @@ const crcs = new Map();
 /**
  * Hashes of byte ranges of an open hasher's stream (a shard's members), by id: each range gets its own digest,
  * in order, as the stream passes it.
- * @typedef {{ spec: RangeSpec, next: number, position: number, hash: import('node:crypto').Hash | undefined, hexes: string[] }} RangeHashes
+ * @typedef {{ spec: RangeSpec, next: number, position: number, hash: ChunkHash | undefined, hexes: string[] }} RangeHashes
  * @type {Map<number, RangeHashes>}
  */
 const rangeHashes = new Map();
@@ -119,7 +151,7 @@ function feedRanges(r, bytes) {
       continue;
     }
     const take = Math.min(bytes.length - i, end - at);
-    r.hash ??= createHash(algorithm);
+    r.hash ??= newHash(algorithm);
     r.hash.update(bytes.subarray(i, i + take));
     i += take;
     if (r.position + i === end) {
@@ -141,7 +173,7 @@ function updateCrc(crc, bytes) {
 /**
  * Open file sinks: bytes are hashed (and CRC'd when `crc` is set) and written here. After a failed write,
  * `failure` holds it and the rest is dropped.
- * @type {Map<number, { hash: import('node:crypto').Hash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, failure?: { code: string, message: string } }>}
+ * @type {Map<number, { hash: ChunkHash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, failure?: { code: string, message: string } }>}
  */
 const sinks = new Map();
 
@@ -217,7 +249,7 @@ function hashFileInto(id, path, cancel) {
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open':
-      if (message.algorithm) hashes.set(message.id, createHash(message.algorithm));
+      if (message.algorithm) hashes.set(message.id, newHash(message.algorithm));
       if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
       if (message.ranges) rangeHashes.set(message.id, { spec: message.ranges, next: 0, position: 0, hash: undefined, hexes: [] });
       break;
@@ -253,10 +285,10 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'openFile':
       try {
         const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
-        sinks.set(message.id, { hash: createHash(message.algorithm), ...(crc ? { crc } : {}), fd: openSync(message.target, 'w') });
+        sinks.set(message.id, { hash: newHash(message.algorithm), ...(crc ? { crc } : {}), fd: openSync(message.target, 'w') });
       } catch (error) {
         const failure = failureOf(error);
-        sinks.set(message.id, { hash: createHash(message.algorithm), fd: undefined, failure });
+        sinks.set(message.id, { hash: newHash(message.algorithm), fd: undefined, failure });
         port.postMessage({ op: 'writeFailed', id: message.id, ...failure });
       }
       break;

@@ -6,7 +6,7 @@ import type { ManifestChunk, ManifestFile, PackedMember } from '../../../shared/
 import type { PlannedChunk } from '../chunks.ts';
 import type { JournalState } from '../journal.ts';
 import type { ObjectInfo, SourceInfo } from '../storage/driver.ts';
-import { sourceChecksumPlans } from '../storage/source-checksum.ts';
+import { sameChecksum, sourceChecksumPlans } from '../storage/source-checksum.ts';
 import type { DeliveredShard, ShardLayout } from './plan.ts';
 
 export function packBelowBytes(ingestion: Pick<IngestionConfig, 'pack_below_mb'>): number {
@@ -78,5 +78,5 @@ export class PackedFiles {
 /** The store's checksum of the object when it is in the run's algorithm (the member's checksum is then the file's). */
 function directStoreCheck(object: ObjectInfo, store: SourceInfo['kind'], algorithm: ChecksumAlgorithm, checksum: string): ManifestFile['sourceChecksum'] {
   const plan = sourceChecksumPlans(object, store).find((p) => p.algorithm === algorithm);
-  return plan ? { kind: plan.kind, value: plan.value, matched: plan.value === checksum.toLowerCase() } : undefined;
+  return plan ? { kind: plan.kind, value: plan.value, matched: sameChecksum(plan, checksum) } : undefined;
 }

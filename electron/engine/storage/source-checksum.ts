@@ -133,11 +133,16 @@ export async function checkSourceChecksum(input: SourceChecksumInput, known: { p
   const { kind, value } = plan;
   // One chunk hashed with the same algorithm: its checksum is the file's, nothing to read back.
   if (!needsRehash(plan, input.chunks.length, input.algorithm)) {
-    const actual = input.chunks[0]?.checksum ?? (plan.algorithm === 'md5' ? EMPTY_MD5 : EMPTY_SHA256);
-    return { kind, value, matched: actual.toLowerCase() === value };
+    const actual = input.chunks[0]?.checksum ?? (plan.algorithm === 'md5' ? EMPTY_MD5 : plan.algorithm === 'crc32c' ? '00000000' : EMPTY_SHA256);
+    return { kind, value, matched: sameChecksum(plan, actual) };
   }
   const actual = known.actual ?? (await digestChunks(input, plan.algorithm));
   return { kind, value, matched: actual === value };
+}
+
+/** Whether a chunk checksum (lowercase hex) is the store's value of this plan (hex, or base64 for a CRC). */
+export function sameChecksum(plan: SourceChecksumPlan, hex: string): boolean {
+  return isCrcKind(plan.algorithm) ? /^[0-9a-f]{8}$/.test(hex) && crcBase64(parseInt(hex, 16)) === plan.value : hex.toLowerCase() === plan.value;
 }
 
 /** Where a delivered chunk's bytes can be read again: a local file (hashed on the hashing thread) or a stream. */
