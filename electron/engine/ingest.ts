@@ -36,7 +36,7 @@ import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
 import { SourceChecks } from './source-checks.ts';
-import { isPullMode, openPullCoordinator } from './cluster/run.ts';
+import { checkableInPull, isPullMode, openPullCoordinator } from './cluster/run.ts';
 import type { PullCoordinator } from './cluster/run.ts';
 
 export { NoHealthyNodeError } from './delivery.ts';
@@ -174,7 +174,7 @@ class IngestRun {
     if (packing.shards.length > 0) this.packed = new PackedFiles(this.plan);
     this.delivered = new Array(this.plan.length);
     this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
-    this.checks.start(packing.unpacked);
+    this.checks.start(this.pull ? checkableInPull(packing.unpacked, { store: this.bucket.info.kind, chunkSize: this.chunkSize, algorithm: this.algorithm, emit: this.emit }) : packing.unpacked);
     await this.indexHeldCopies();
     this.emit({
       type: 'run-started',

@@ -1,7 +1,9 @@
 // What the ingest run needs to switch to pull mode: a coordinator for this run, set up from the config (the
 // cluster section, NATS_URL, the source as the workers open it). The run then hands it each transfer.
-import type { CloudName } from '../../../shared/config/types.ts';
+import type { ChecksumAlgorithm, CloudName } from '../../../shared/config/types.ts';
 import type { IngestEvent } from '../../../shared/types.ts';
+import type { ObjectInfo, SourceInfo } from '../storage/driver.ts';
+import { chooseSourceCheck } from '../storage/source-checksum.ts';
 import type { LoadedConfig } from '../config.ts';
 import type { NodeError } from '../nodes/node.ts';
 import { PullCoordinator } from './coordinator.ts';
@@ -37,4 +39,20 @@ export function openPullCoordinator(o: {
     onWorkerLost: o.onWorkerLost,
     ...(o.signal ? { signal: o.signal } : {}),
   });
+}
+
+/**
+ * The objects whose store checksum pull mode checks: those a chunk's own checksum or the workers' chunk CRCs
+ * settle. A file whose store keeps only an MD5 of the whole object (more than one chunk) could be checked only by
+ * hashing all its bytes again in order on this machine, reading them back from the nodes: the very traffic pull
+ * mode takes off the coordinator. Those are left out, and the run says so; every chunk is still verified by its
+ * checksum where it is stored.
+ */
+export function checkableInPull(objects: ObjectInfo[], o: { store: SourceInfo['kind']; chunkSize: number; algorithm: ChecksumAlgorithm; emit: (event: IngestEvent) => void }): ObjectInfo[] {
+  const checkable = objects.filter((object) => chooseSourceCheck(object, o.store, Math.ceil(object.size / o.chunkSize), o.algorithm)?.mode !== 'follow');
+  const skipped = objects.length - checkable.length;
+  if (skipped > 0) {
+    o.emit({ type: 'log', level: 'info', message: `pull mode: ${skipped} file(s) are not checked against the store's whole-object MD5 (that would read them back through this machine); their chunks are checked where they are stored` });
+  }
+  return checkable;
 }
