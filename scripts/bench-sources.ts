@@ -7,7 +7,9 @@
 // Both sides read from the same emulator process on loopback with warm caches. The engine run is a
 // full `runIngest` with the default chunking (100 MiB chunks, up to 10 at once): ranged GETs, hashing,
 // writing to the nodes, the manifest, and the whole-file check against the store's checksum (MD5 on
-// s3rver and Azurite, CRC32 on moto, CRC32C on GCS; see docs/sources.md). rclone runs
+// s3rver and Azurite, CRC32 on moto, CRC32C on GCS; see docs/sources.md), once with the default md5 chunk
+// checksums and once with `checksum: crc32c` (a CRC per chunk, leaving the store's check the only
+// cryptographic hash). rclone runs
 // with its defaults (multi-thread download, checksum check) configured through env only.
 // Each side runs TRIALS times, alternating, each time after settle() (see there: this VM makes whoever
 // writes into long-freed memory pay for it); the best and the median of each are printed.
@@ -21,7 +23,7 @@ import { runIngest } from '../electron/engine/ingest.ts';
 import { AzureBlobDriver } from '../electron/engine/storage/azure.ts';
 import { GcsDriver } from '../electron/engine/storage/gcs.ts';
 import { S3Driver } from '../electron/engine/storage/s3.ts';
-import type { CloudName, DataSourceConfig } from '../shared/config/types.ts';
+import type { ChecksumAlgorithm, CloudName, DataSourceConfig } from '../shared/config/types.ts';
 import { writeCloudProject } from '../test/helpers/cloud-project.ts';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startEmulator, startMoto } from '../test/helpers/emulators.ts';
 import type { Emulator, EmulatorKind } from '../test/helpers/emulators.ts';
@@ -41,6 +43,8 @@ interface Row {
   kind: Store;
   readsMBps?: number;
   engineMs: number[];
+  /** The same run with `ingestion.checksum: crc32c`. */
+  crcMs: number[];
   rcloneMs: number[];
   /** rclone plus an md5sum of its copy, when rclone itself checked nothing. */
   rcloneCheckedMs: number[];
@@ -85,9 +89,9 @@ function sourceOf(kind: EmulatorKind): DataSourceConfig {
   }
 }
 
-async function engineRun(kind: Store, emulator: Emulator, work: string, trial: number): Promise<number> {
+async function engineRun(kind: Store, emulator: Emulator, work: string, trial: number, checksum: ChecksumAlgorithm): Promise<number> {
   const root = join(work, `engine-${kind}-${trial}`);
-  const loaded = await writeCloudProject(root, CLOUD[apiOf(kind)], sourceOf(apiOf(kind)), { chunk_size_mb: 100, max_concurrent_chunks: 10, retry_attempts: 3, retry_delay_seconds: 1 });
+  const loaded = await writeCloudProject(root, CLOUD[apiOf(kind)], sourceOf(apiOf(kind)), { chunk_size_mb: 100, max_concurrent_chunks: 10, retry_attempts: 3, retry_delay_seconds: 1, checksum });
   const saved = { ...process.env };
   Object.assign(process.env, emulator.env);
   try {
@@ -101,7 +105,7 @@ async function engineRun(kind: Store, emulator: Emulator, work: string, trial: n
     if (manifest.status !== 'complete' || !file || file.size !== SIZE) throw new Error(`engine run on ${kind} ended ${manifest.status}: ${file?.error ?? 'no file'}`);
     const check = file.sourceChecksum ? `, store ${file.sourceChecksum.kind} ${file.sourceChecksum.matched ? 'matched' : 'MISMATCH'}` : '';
     const cpuText = `cpu ${(used.user / 1e6).toFixed(2)} s user + ${(used.system / 1e6).toFixed(2)} s system`;
-    console.log(`  engine: ${(ms / 1000).toFixed(2)} s, ${cpuText}, ${manifest.totals.chunks} chunks on ${manifest.nodes.length} nodes, ${manifest.totals.retries} retries${check}`);
+    console.log(`  engine (${checksum}): ${(ms / 1000).toFixed(2)} s, ${cpuText}, ${manifest.totals.chunks} chunks on ${manifest.nodes.length} nodes, ${manifest.totals.retries} retries${check}`);
     return ms;
   } finally {
     await rm(root, { recursive: true, force: true }); // a second run in the same place would skip every chunk
@@ -222,10 +226,11 @@ async function benchOne(kind: Store, file: string, work: string): Promise<Row> {
   try {
     await emulator.createBucket(BUCKET);
     await emulator.put(BUCKET, KEY, { file });
-    const row: Row = { kind, engineMs: [], rcloneMs: [], rcloneCheckedMs: [] };
+    const row: Row = { kind, engineMs: [], crcMs: [], rcloneMs: [], rcloneCheckedMs: [] };
     row.readsMBps = mbps(SIZE, await driverReads(kind, emulator));
     for (let trial = 0; trial < TRIALS; trial++) {
-      row.engineMs.push(await engineRun(kind, emulator, work, trial));
+      row.engineMs.push(await engineRun(kind, emulator, work, trial, 'md5'));
+      row.crcMs.push(await engineRun(kind, emulator, work, trial, 'crc32c'));
       if (row.note) continue;
       const r = await rcloneRun(kind, emulator, work);
       if (typeof r === 'string') row.note = r;
@@ -253,7 +258,7 @@ async function main(): Promise<void> {
       try {
         rows.push(await benchOne(kind, file, work));
       } catch (error) {
-        rows.push({ kind, engineMs: [], rcloneMs: [], rcloneCheckedMs: [], note: `failed: ${error instanceof Error ? error.message : String(error)}` });
+        rows.push({ kind, engineMs: [], crcMs: [], rcloneMs: [], rcloneCheckedMs: [], note: `failed: ${error instanceof Error ? error.message : String(error)}` });
       }
       await rm(join(work, `rclone-${kind}`), { recursive: true, force: true });
     }
@@ -268,9 +273,12 @@ async function main(): Promise<void> {
       console.log(`${r.kind.padEnd(6)}${rd}  ${show(e)}       ${show(c)}   ${ratio}${r.note ? `   (${r.note})` : ''}${r.rcloneCheck ? `   rclone: ${r.rcloneCheck}` : ''}`);
       const v = stats(r.rcloneCheckedMs);
       if (e && v) console.log(`${''.padEnd(6)}${''.padStart(6)}  ${''.padStart(22)}  +md5sum ${show(v)}   ${`${(v.best / e.best).toFixed(2)}x, ${(v.median / e.median).toFixed(2)}x`.padStart(18)}   (rclone, then an md5sum of its copy)`);
+      const k = stats(r.crcMs);
+      const against = v ?? c;
+      if (k) console.log(`${'crc32c'.padEnd(6)}${''.padStart(6)}  ${show(k)}       ${''.padStart(20)}   ${against ? `${(against.best / k.best).toFixed(2)}x, ${(against.median / k.median).toFixed(2)}x`.padStart(18) : ''}   (checksum: crc32c, against rclone${v ? ' + md5sum' : ''})`);
     }
     console.log('reads: the driver alone, 8 ranged GETs at once, bytes discarded.');
-    console.log("engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, the store's whole-object checksum checked).");
+    console.log("engine: full runIngest into 2 folder nodes (100 MiB chunks, 10 at once, md5 per chunk, the store's whole-object checksum checked); crc32c: the same with checksum: crc32c.");
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import type { LoadedConfig } from '../../electron/engine/config.ts';
 import type { CloudName, DataSourceConfig } from '../../shared/config/types.ts';
 
 /** Writes `root/config/data_sources.yml` for `source` under `cloud`, local simulation off, and loads it. */
-export async function writeCloudProject(root: string, cloud: CloudName, source: DataSourceConfig, ingestion: Record<string, number>): Promise<LoadedConfig> {
+export async function writeCloudProject(root: string, cloud: CloudName, source: DataSourceConfig, ingestion: Record<string, number | string>): Promise<LoadedConfig> {
   await mkdir(join(root, 'config'), { recursive: true });
   const inline = (value: Record<string, unknown>): string =>
     `{ ${Object.entries(value)
