@@ -61,7 +61,7 @@ describe('work items', () => {
     expect(bad({ size: -1 })).toBe('item.size: expected a whole number of at least 0, got number');
     expect(bad({ offset: 1.5 })).toContain('item.offset');
     expect(bad({ size: ITEM.objectSize })).toContain("past the object's");
-    expect(bad({ checksum: 'crc64' })).toBe('item.checksum: expected one of md5, sha256');
+    expect(bad({ checksum: 'crc64' })).toBe('item.checksum: expected one of md5, sha256, crc32c');
     expect(bad({ nodeId: '../etc' })).toContain('item.nodeId');
     expect(bad({ targets: ['worker-2'] })).toContain('does not name the item');
     expect(bad({ store: { kind: 'local', path: 'relative/dir' } })).toContain('item.store.path: expected an absolute path');

@@ -1,11 +1,12 @@
 // The pull worker against a real nats-server (-js, file storage) and a local source: it stores what it is given,
 // answers a redelivered item without writing the chunk again, retries what may pass, and gives up (term, with a
 // recorded reason) on what will not. Results are read back from the result stream as the coordinator reads them.
-import { stat, utimes } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkStore } from '../../electron/engine/agent/store.ts';
 import { silentLogger } from '../../electron/engine/agent/log.ts';
 import { SinkError, storeSink } from '../../electron/engine/cluster/sink.ts';
+import { createChunkHash } from '../../electron/engine/hash/chunk-hash.ts';
 import type { ChunkSink } from '../../electron/engine/cluster/sink.ts';
 import { startWorker } from '../../electron/engine/cluster/worker.ts';
 import type { RunningWorker } from '../../electron/engine/cluster/worker.ts';
@@ -87,6 +88,23 @@ describe('pull worker', () => {
       expect((await stat(store.dataPath(item.chunkId))).size).toBe(item.size);
     }
     expect([...sink.writes.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('takes the checksum algorithm from the item: sha256 and crc32c as well as md5', async () => {
+    const source = await localSource([{ key: 'algos.bin', bytes: 3000 }]);
+    const store = await openStore();
+    await worker('w-algos', storeSink(store));
+    const coordinator = await ManualCoordinator.open(nats.url, ['w-algos'], { ack_wait_seconds: 5, max_deliver: 3 });
+    cleanups.push(() => coordinator.close());
+    const [base] = itemsFor('run-algos', source.dir, source.files, 1000, 'w-algos');
+    const items = (['sha256', 'crc32c'] as const).map((checksum, i) => ({ ...base!, chunkId: `algos-${checksum}`, index: i, offset: i * 1000, checksum }));
+    for (const item of items) await coordinator.publish(item);
+    const results = stored(await coordinator.results('run-algos', (r) => r.length >= 2));
+    const bytes = await readFile(source.files[0]!.path);
+    for (const item of items) {
+      const expected = createChunkHash(item.checksum).update(bytes.subarray(item.offset, item.offset + item.size)).digest('hex');
+      expect(results.find((r) => r.chunkId === item.chunkId)?.checksum).toEqual({ algorithm: item.checksum, hex: expected });
+    }
   });
 
   it('a redelivered item finds its chunk stored and is answered without a second write', async () => {

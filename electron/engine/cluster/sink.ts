@@ -3,7 +3,6 @@
 //     into place by ChunkStore.commit, metadata sidecar last), for a worker that shares the agent's store object;
 //   - agentSink: through the agent's HTTP API on loopback (the same verified upload path push mode uses), for a
 //     worker that runs beside an agent whose store it cannot reach (RunningAgent does not expose its store).
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { Transform } from 'node:stream';
@@ -15,6 +14,7 @@ import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import type { AgentChunkMeta } from '../agent/protocol.ts';
 import { chunkPath } from '../agent/protocol.ts';
 import type { ChunkStore } from '../agent/store.ts';
+import { createChunkHash } from '../hash/chunk-hash.ts';
 import { crc32cUpdate } from '../hash/crc32c.js';
 import { AgentNode } from '../nodes/agent-node.ts';
 import { NodeError } from '../nodes/node.ts';
@@ -68,7 +68,7 @@ export class Hasher extends Transform {
   constructor(algorithm: ChecksumAlgorithm, crc?: ChunkCrc['kind']) {
     super({ highWaterMark: 1 });
     this.algorithm = algorithm;
-    this.hash = createHash(algorithm);
+    this.hash = createChunkHash(algorithm);
     this.crcKind = crc;
   }
 
