@@ -220,14 +220,19 @@ async function main(): Promise<void> {
     process.stdout.write(`  manifests: same chunks, checksums and nodes in both modes: ${sameChunks}\n`);
 
     // ---- 2. per-item overhead ---------------------------------------------------------------------------------
-    const smallDir = await tempDir('bench-cluster-small-');
-    await ensureDataFile(join(smallDir, 'small.bin'), items * 4096, 'bench-cluster-small');
-    const smallSource = `  local: { type: "local", path: "${smallDir}" }`;
-    process.stdout.write(`\n2. Per-item overhead: ${items} chunks of 4 KiB (one local file), three agents:\n`);
-    const pushSmall = await measureMode('push', nats.url, smallSource, {}, 'local', 4096 / MiB, 64, 's');
-    const pullSmall = await measureMode('pull', nats.url, smallSource, {}, 'local', 4096 / MiB, 256, 's');
-    for (const [label, m] of [['push', pushSmall], ['pull', pullSmall]] as const) {
-      process.stdout.write(`  ${label}: ${m.wallSeconds.toFixed(2)} s wall, ${(items / m.wallSeconds).toFixed(0)} items/s, ${((m.wallSeconds * 1e6) / items).toFixed(0)} µs/item wall, coordinator ${((m.coordinator.cpuSeconds * 1e6) / items).toFixed(0)} CPU-µs/item\n`);
+    // N and 2N items: the difference is what N more items cost, without the process start and the run's setup.
+    process.stdout.write(`\n2. Per-item overhead: chunks of 4 KiB (one local file), three agents; ${items} and ${2 * items} items, the difference is per item:\n`);
+    for (const mode of ['push', 'pull'] as const) {
+      const runs: RunMeasure[] = [];
+      for (const n of [items, 2 * items]) {
+        const dir = await tempDir('bench-cluster-small-');
+        await ensureDataFile(join(dir, 'small.bin'), n * 4096, `bench-cluster-small-${n}`);
+        runs.push(await measureMode(mode, nats.url, `  local: { type: "local", path: "${dir}" }`, {}, 'local', 4096 / MiB, mode === 'pull' ? 256 : 64, `${mode[1]}${n}x`));
+      }
+      const [one, two] = runs as [RunMeasure, RunMeasure];
+      const wallUs = ((two.wallSeconds - one.wallSeconds) * 1e6) / items;
+      const cpuUs = ((two.coordinator.cpuSeconds - one.coordinator.cpuSeconds) * 1e6) / items;
+      process.stdout.write(`  ${mode}: ${one.wallSeconds.toFixed(2)} s and ${two.wallSeconds.toFixed(2)} s wall → ${wallUs.toFixed(0)} µs/item wall (${(1e6 / wallUs).toFixed(0)} items/s), coordinator ${cpuUs.toFixed(0)} CPU-µs/item\n`);
     }
     const raw = await rawRoundTrips(nats.url, Number(values['raw-items']));
     process.stdout.write(`  JetStream alone (publish + pull + result + ack, ${values['raw-items']} items, one client process): ${raw.seconds.toFixed(2)} s, ${(Number(values['raw-items']) / raw.seconds).toFixed(0)} items/s, ${raw.perItemUs.toFixed(0)} µs/item\n`);
