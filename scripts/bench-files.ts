@@ -1,0 +1,136 @@
+// Benchmark: many small files. npm run bench:files [-- 10000 100000 1000000]
+//
+// Generates trees of N files of 256 B–16 KiB (samples of a .jpg and a .json, 1,000 files a folder; kept under
+// $BENCH_FILES_DIR or the temp folder between runs), then, in the same run and one after another:
+//   - cloud-ingest run, local folder → two folder nodes, 64 MiB chunks (a chunk per file, as before);
+//   - the same with ingestion.pack_below_mb: 1 (files packed into 64 MiB tar shards);
+//   - rclone copy --transfers 8 of the same tree into one folder.
+// Each is timed by /usr/bin/time (wall, peak RSS of the whole process, worker threads included). Prints wall
+// time, files/s, peak RSS and the files each left on disk. Not a test: it never fails on the figures.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
+const FILES_PER_FOLDER = 1000;
+const counts = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const COUNTS = counts.length > 0 ? counts : [10_000, 100_000];
+const WORK = process.env.BENCH_FILES_DIR ?? join(tmpdir(), 'ci-bench-files');
+
+interface Result {
+  tool: string;
+  files: number;
+  seconds: number;
+  maxRssMb: number;
+  filesOnDisk: number;
+  note?: string;
+}
+
+/** Sizes from a seeded generator: the same tree every time. */
+function sizes(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return 256 + (state % (16 * 1024 - 256 + 1));
+  };
+}
+
+/** The tree of `count` files (made once, then reused); returns its folder and total bytes. */
+async function tree(count: number): Promise<{ dir: string; bytes: number }> {
+  const dir = join(WORK, `tree-${count}`);
+  const marker = join(WORK, `tree-${count}.done`);
+  if (existsSync(marker)) return { dir, bytes: Number(await readFile(marker, 'utf8')) };
+  await rm(dir, { recursive: true, force: true });
+  process.stderr.write(`generating ${count.toLocaleString('en')} files under ${dir}\n`);
+  const next = sizes(count);
+  const pool = randomBytes(16 * 1024 + 4096);
+  let bytes = 0;
+  for (let start = 0; start < count; start += FILES_PER_FOLDER) {
+    const folder = join(dir, 'train', String(start / FILES_PER_FOLDER).padStart(5, '0'));
+    await mkdir(folder, { recursive: true });
+    const writes: Promise<void>[] = [];
+    for (let i = start; i < Math.min(count, start + FILES_PER_FOLDER); i++) {
+      const size = next();
+      bytes += size;
+      const name = `${String(i >> 1).padStart(7, '0')}.${i % 2 === 0 ? 'jpg' : 'json'}`;
+      writes.push(writeFile(join(folder, name), pool.subarray(i % 4096, (i % 4096) + size)));
+      if (writes.length >= 64) await Promise.all(writes.splice(0));
+    }
+    await Promise.all(writes);
+  }
+  await writeFile(marker, String(bytes));
+  return { dir, bytes };
+}
+
+/** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB), or why it failed. */
+function timed(command: string, args: string[], cwd: string): { seconds: number; maxRssMb: number } | string {
+  spawnSync('sync');
+  const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M', command, ...args], { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr ?? '');
+  if (result.status !== 0 || !line) return `${command} exited ${result.status}: ${(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`;
+  return { seconds: Number(line[1]), maxRssMb: Number(line[2]) / 1024 };
+}
+
+async function filesUnder(dir: string): Promise<number> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
+  return entries.filter((e) => e.isFile()).length;
+}
+
+async function engine(count: number, source: string, packed: boolean): Promise<Result> {
+  const project = join(WORK, `engine-${count}-${packed ? 'packed' : 'unpacked'}`);
+  await rm(project, { recursive: true, force: true });
+  await mkdir(join(project, 'config'), { recursive: true });
+  const pack = packed ? ', pack_below_mb: 1' : '';
+  const yaml = `data_sources:\n  local: { type: local, path: "${source}" }\ningestion: { chunk_size_mb: 64${pack} }\nnodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
+  await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
+  const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
+  try {
+    const run = timed(process.execPath, ['--initial-old-space-size=64', CLI, 'run', '--config', 'config/data_sources.yml', '--json'], project);
+    if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
+    return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
+  } finally {
+    await rm(project, { recursive: true, force: true });
+  }
+}
+
+async function rclone(count: number, source: string): Promise<Result> {
+  const tool = 'rclone copy --transfers 8';
+  if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: 'rclone not installed (apt-get install rclone)' };
+  const dest = join(WORK, `rclone-${count}`);
+  await rm(dest, { recursive: true, force: true });
+  try {
+    const run = timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK);
+    if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
+    return { tool, files: count, ...run, filesOnDisk: await filesUnder(dest) };
+  } finally {
+    await rm(dest, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  await mkdir(WORK, { recursive: true });
+  const results: Result[] = [];
+  for (const count of COUNTS) {
+    const { dir, bytes } = await tree(count);
+    process.stderr.write(`${count.toLocaleString('en')} files, ${(bytes / 1024 / 1024).toFixed(0)} MiB\n`);
+    for (const run of [() => rclone(count, dir), () => engine(count, dir, false), () => engine(count, dir, true)]) {
+      const result = await run();
+      process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk`}\n`);
+      results.push(result);
+    }
+  }
+  console.log('\nfiles       tool                        wall s   files/s  peak RSS MB  files on disk  vs rclone');
+  for (const r of results) {
+    const peer = results.find((p) => p.files === r.files && p.tool.startsWith('rclone'));
+    const ratio = peer && Number.isFinite(peer.seconds) && Number.isFinite(r.seconds) ? `${(peer.seconds / r.seconds).toFixed(2)}x` : '-';
+    const rate = Number.isFinite(r.seconds) ? Math.round(r.files / r.seconds).toString() : '-';
+    console.log(`${r.files.toLocaleString('en').padEnd(12)}${r.tool.padEnd(28)}${(Number.isFinite(r.seconds) ? r.seconds.toFixed(2) : '-').padStart(6)}${rate.padStart(10)}${(Number.isFinite(r.maxRssMb) ? r.maxRssMb.toFixed(0) : '-').padStart(13)}${String(r.filesOnDisk).padStart(15)}${ratio.padStart(11)}${r.note ? `   (${r.note})` : ''}`);
+  }
+  console.log('vs rclone: rclone wall time / this wall time (above 1: faster than rclone). Local folder → two folder nodes (rclone: one folder), warm page cache.');
+}
+
+await main();
