@@ -2,8 +2,7 @@
 // Verify all at 1024×700, and the Problems list names each bad copy (node, file, chunk, offset, both checksums)
 // without scrolling; node tabs count their problems, "Problems only" narrows the table, a click on a problem
 // brings its row into view; then Repair all, and verify passes on the manifest repair wrote.
-import { openSync, readFileSync, readdirSync, rmSync, writeSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import type { Page } from '@playwright/test';
 import type { Manifest, ManifestChunk } from '../shared/types.ts';
 import { expect, shoot, skipElectronWithoutBinary, test } from './fixtures.ts';
@@ -17,10 +16,10 @@ async function go(page: Page, screen: string): Promise<void> {
   await page.getByRole('navigation', { name: 'Screens' }).getByRole('button', { name: screen }).click();
 }
 
-function latestManifest(dir: string): Manifest {
-  const manifests = join(dir, 'received_chunks', 'manifests');
-  const name = readdirSync(manifests).filter((n) => n.endsWith('.json')).sort().at(-1)!;
-  return JSON.parse(readFileSync(join(manifests, name), 'utf8')) as Manifest;
+/** The manifest of the run the Ingest screen shows (its path is printed under the figures). */
+async function shownManifest(page: Page): Promise<Manifest> {
+  const text = await page.getByTestId('overall').getByText(/^Manifest: /).innerText();
+  return JSON.parse(readFileSync(text.replace(/^Manifest: /, '').trim(), 'utf8')) as Manifest;
 }
 
 /** The chunk with the highest index of `file` whose first copy is on `nodeId`: far down that node's table. */
@@ -31,12 +30,12 @@ function lateChunk(manifest: Manifest, nodeId: string, file: string): ManifestCh
 let damaged: ManifestChunk;
 let deleted: ManifestChunk;
 
-test('after Verify all, every bad copy is named on screen without scrolling, counted per node, and one click away', async ({ page, workspace }, testInfo) => {
+test('after Verify all, every bad copy is named on screen without scrolling, counted per node, and one click away', async ({ page }, testInfo) => {
   await go(page, 'Ingest');
   await page.getByRole('button', { name: 'Start ingest' }).click();
   await expect(page.getByTestId('phase')).toHaveText('finished', { timeout: 90_000 });
 
-  const manifest = latestManifest(workspace.dir);
+  const manifest = await shownManifest(page);
   expect(manifest.chunks).toHaveLength(288);
   const bySize = [...manifest.files].sort((a, b) => b.size - a.size);
   damaged = lateChunk(manifest, 'node-b', bySize[0]!.key);

@@ -28,7 +28,7 @@ export type Emit = <E extends keyof Events>(event: E, payload: Events[E]) => voi
 export interface ServiceOptions {
   configPath: string;
   emit: Emit;
-  /** Progress batch interval; 100 ms gives the contract's ~10 updates a second. */
+  /** Progress batch interval; 110 ms keeps the contract's at most 10 updates a second with room for jitter. */
   batchMs?: number;
   detect?: typeof detectCloud;
   /** True when the host can show a folder dialog (Electron), so errors can point at it. */
@@ -82,7 +82,7 @@ export class EngineService {
   constructor(options: ServiceOptions) {
     this.configPath = resolve(options.configPath);
     this.emit = options.emit;
-    this.batchMs = options.batchMs ?? 100;
+    this.batchMs = options.batchMs ?? 110;
     this.detect = options.detect ?? detectCloud;
     this.canPick = options.canPickFolder ?? false;
     this.mode = options.mode ?? 'serve';

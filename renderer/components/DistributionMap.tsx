@@ -88,25 +88,41 @@ interface Hover {
   y: number;
 }
 
-function NodeCanvas({ chunks, styles, highlight, onHover }: { chunks: ChunkUpdate[]; styles: Map<string, FileStyle>; highlight: string | null; onHover: (hover: Hover | null) => void }) {
+function NodeCanvas({ chunks, capacity, styles, highlight, onHover }: { chunks: ChunkUpdate[]; capacity: number; styles: Map<string, FileStyle>; highlight: string | null; onHover: (hover: Hover | null) => void }) {
   const ref = useRef<HTMLCanvasElement>(null);
-  const { cell, perRow, height } = layoutCells(chunks.length);
+  // The row drawn in each cell: rows are replaced, never changed, when their chunk changes, so a cell holding the
+  // same row object needs no drawing.
+  const drawn = useRef<{ key: string; rows: ChunkUpdate[] }>({ key: '', rows: [] });
+  // Laid out for the chunks the node is expected to get, so cells keep their size while the run fills them in.
+  const { cell, perRow, height } = layoutCells(Math.max(chunks.length, capacity));
   const width = PANEL_W;
   useEffect(() => {
     const canvas = ref.current;
     const ctx = canvas?.getContext('2d');
     if (!canvas || !ctx) return;
     const dpr = window.devicePixelRatio || 1;
-    canvas.width = width * dpr;
-    canvas.height = height * dpr;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, width, height);
+    // A new size or new colours start over; otherwise only the cells that changed are drawn again.
+    const key = `${width}x${height}/${cell}/${perRow}/${dpr}/${styles.size}/${highlight ?? ''}`;
+    if (drawn.current.key !== key) {
+      if (canvas.width !== width * dpr || canvas.height !== height * dpr) {
+        canvas.width = width * dpr;
+        canvas.height = height * dpr;
+      }
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, width, height);
+      drawn.current = { key, rows: [] };
+    }
+    const rows = drawn.current.rows;
     const gap = cell >= 6 ? 1 : 0;
     const fallback: FileStyle = { colour: '#94a3b8', mark: 0 };
-    chunks.forEach((c, i) => {
+    for (let i = 0; i < chunks.length; i += 1) {
+      const c = chunks[i]!;
       const x = (i % perRow) * cell;
       const y = Math.floor(i / perRow) * cell;
-      if (y >= height) return;
+      if (y >= height) break;
+      if (rows[i] === c) continue;
+      rows[i] = c;
+      ctx.clearRect(x, y, cell, cell);
       const dim = highlight !== null && c.file !== highlight;
       drawCell(ctx, c, styles.get(c.file) ?? fallback, x, y, cell - gap, dim);
       if (highlight !== null && !dim && cell >= 6) {
@@ -115,7 +131,11 @@ function NodeCanvas({ chunks, styles, highlight, onHover }: { chunks: ChunkUpdat
         ctx.lineWidth = 1;
         ctx.strokeRect(x + 0.5, y + 0.5, cell - gap - 1, cell - gap - 1);
       }
-    });
+    }
+    for (let i = chunks.length; i < rows.length; i += 1) {
+      ctx.clearRect((i % perRow) * cell, Math.floor(i / perRow) * cell, cell, cell);
+    }
+    rows.length = Math.min(rows.length, chunks.length);
     ctx.globalAlpha = 1;
   }, [chunks, styles, highlight, width, height, cell, perRow]);
 
@@ -165,7 +185,7 @@ export interface NodeFigures {
   state?: string;
 }
 
-function Legend({ files, styles, highlight, onPick }: { files: string[]; styles: Map<string, FileStyle>; highlight: string | null; onPick: (file: string | null) => void }) {
+function Legend({ files, styles, highlight, onPick }: { files: readonly string[]; styles: Map<string, FileStyle>; highlight: string | null; onPick: (file: string | null) => void }) {
   const [query, setQuery] = useState('');
   const shown = query ? files.filter((f) => f.toLowerCase().includes(query.toLowerCase())) : files;
   return (
@@ -200,14 +220,19 @@ function Legend({ files, styles, highlight, onPick }: { files: string[]; styles:
   );
 }
 
-export function DistributionMap({ chunks, nodeIds, figures, placeholder }: { chunks: readonly (ChunkUpdate | undefined)[]; nodeIds: readonly string[]; figures: (nodeId: string) => NodeFigures; placeholder?: string }) {
+export interface DistributionProps {
+  chunks: readonly (ChunkUpdate | undefined)[];
+  /** Files in the order they first arrived; each keeps its colour for the whole run. */
+  files: readonly string[];
+  nodeIds: readonly string[];
+  figures: (nodeId: string) => NodeFigures;
+  /** Chunks the run will place in all (each node's picture is laid out for its share from the start). */
+  expectedChunks?: number;
+  placeholder?: string;
+}
+
+export function DistributionMap({ chunks, files, nodeIds, figures, expectedChunks = 0, placeholder }: DistributionProps) {
   const byNode = useMemo(() => groupByNode(chunks, nodeIds), [chunks, nodeIds]);
-  const files = useMemo(() => {
-    // Rows are indexed by seq, so this is the order files first appeared in the run.
-    const seen = new Set<string>();
-    for (const c of chunks) if (c) seen.add(c.file);
-    return [...seen];
-  }, [chunks]);
   const styles = useMemo(() => fileStyles(files), [files]);
   const [highlight, setHighlight] = useState<string | null>(null);
   const [hover, setHover] = useState<{ nodeId: string; hover: Hover } | null>(null);
@@ -232,7 +257,7 @@ export function DistributionMap({ chunks, nodeIds, figures, placeholder }: { chu
                 </span>
               </figcaption>
               <div className="bar" data-testid={`bar-${nodeId}`} aria-hidden="true"><div style={{ width: `${(f.bytes / maxBytes) * 100}%` }} /></div>
-              <NodeCanvas chunks={list} styles={styles} highlight={picked} onHover={(h) => setHover(h ? { nodeId, hover: h } : null)} />
+              <NodeCanvas chunks={list} capacity={Math.ceil(expectedChunks / Math.max(1, byNode.size))} styles={styles} highlight={picked} onHover={(h) => setHover(h ? { nodeId, hover: h } : null)} />
               {picked !== null && <span className="small muted">{highlighted} chunk{highlighted === 1 ? '' : 's'} of {picked}</span>}
               {hover?.nodeId === nodeId && <HoverCard hover={hover.hover} />}
             </figure>

@@ -1,14 +1,15 @@
 // Ingest: pattern, start, cancel; unfinished runs to resume; overall progress; per-node bars; the distribution
 // picture; the chunk view.
-import { useEffect, useMemo, useState } from 'react';
-import { useShallow } from 'zustand/react/shallow';
+import { memo, useDeferredValue, useEffect, useMemo, useState } from 'react';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ChunkRowState } from '../../shared/ipc/contract.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { useApp } from '../store/context.tsx';
 import { ErrorBanner } from './ErrorBanner.tsx';
 import { countStates, ingestFigures } from '../store/selectors.ts';
-import type { IngestMeta } from '../store/types.ts';
+import type { IngestMeta, IngestSlice } from '../store/types.ts';
+
+type IngestChunks = IngestSlice['ingest']['chunks'];
 import { DistributionMap } from './DistributionMap.tsx';
 import { RepairStatus } from './RepairStatus.tsx';
 import { VirtualList } from './VirtualList.tsx';
@@ -29,41 +30,31 @@ function phaseLabel(meta: IngestMeta | null, starting: boolean): string {
 }
 
 export function IngestScreen() {
-  const pattern = useApp((s) => s.ingest.pattern);
-  const setPattern = useApp((s) => s.setPattern);
-  const start = useApp((s) => s.startIngest);
-  const cancel = useApp((s) => s.cancelIngest);
   const starting = useApp((s) => s.ingest.starting);
   const resuming = useApp((s) => s.ingest.resuming);
   const error = useApp((s) => s.ingest.error);
   const meta = useApp((s) => s.ingest.meta);
-  const chunks = useApp((s) => s.ingest.chunks);
-  const logs = useApp((s) => s.ingest.logs);
   const saved = useApp((s) => s.config.saved);
   const fileName = useApp((s) => s.config.fileName);
   const probe = useApp((s) => s.probeNodes);
   const config = useMemo(() => (fileName ? validateConfigText(saved, fileName).config : undefined), [saved, fileName]);
   const filePattern = config?.ingestion.file_pattern ?? '**';
-  const statusIds = useApp(useShallow((s) => s.nodes.statuses.map((n) => n.id)));
-  const haveStatuses = statusIds.length > 0;
+  const statusKey = useApp((s) => s.nodes.statuses.map((n) => n.id).join('\n'));
+  const configKey = (config?.nodes ?? []).map((n) => n.id).join('\n');
 
   useEffect(() => {
     // Opened before the Nodes screen: ask for the nodes, so every node has its panel before a run starts.
-    if (!haveStatuses) void probe();
-  }, [haveStatuses, probe]);
+    if (!statusKey) void probe();
+  }, [statusKey, probe]);
 
-  const [show, setShow] = useState<ChunkRowState | 'all'>('all');
-  const rows = useMemo(() => (show === 'all' ? chunks : chunks.filter((c) => c?.state === show)), [chunks, show]);
+  // The picture and the chunk list render from deferred copies in memoized sections: a progress batch re-renders
+  // the figures at once, and React renders the rest in slices it can interrupt, so no batch holds the page long.
+  const deferredMeta = useDeferredValue(meta);
+  const chunks = useDeferredValue(useApp((s) => s.ingest.chunks));
+  const files = useDeferredValue(useApp((s) => s.ingest.files));
   const figures = ingestFigures(meta);
-  const counted = useMemo(() => (meta?.states ? null : countStates(chunks)), [meta, chunks]);
-  const counts = meta?.states ?? counted!;
   const running = figures.running || starting;
   const waiting = running && (!meta || meta.phase === 'starting');
-  const nodeIds = useMemo(() => {
-    const ids = new Set<string>(meta?.nodes.length ? meta.nodes.map((n) => n.id) : statusIds.length ? statusIds : (config?.nodes ?? []).map((n) => n.id));
-    for (const id of Object.keys(meta?.nodeBytes ?? {})) ids.add(id);
-    return [...ids];
-  }, [meta, statusIds, config]);
   const total = meta?.totals.chunks ?? 0;
 
   return (
@@ -74,14 +65,7 @@ export function IngestScreen() {
           <p className="muted">Splits every matching object into chunks, places them on healthy nodes, and verifies each copy.</p>
         </div>
       </header>
-      <form className="card ingest-controls" onSubmit={(e) => { e.preventDefault(); void start(); }}>
-        <label className="grow">
-          File pattern
-          <input value={pattern} onChange={(e) => setPattern(e.target.value)} placeholder={`${filePattern} (from config)`} aria-label="File pattern" disabled={running} />
-        </label>
-        <button type="submit" className="primary" disabled={running}>{starting ? 'Starting…' : 'Start ingest'}</button>
-        <button type="button" className="danger" onClick={() => void cancel()} disabled={!figures.running}>Cancel</button>
-      </form>
+      <IngestControls placeholder={`${filePattern} (from config)`} running={running} starting={starting} canCancel={figures.running} />
       <ErrorBanner error={error} />
       {meta?.error && <p className="banner error" role="alert">{meta.error}</p>}
       <ResumableRuns running={running} activeRunId={running ? (meta?.runId ?? resuming) : null} />
@@ -113,65 +97,111 @@ export function IngestScreen() {
         {meta?.manifestPath && <p className="muted small mono path">Manifest: {meta.manifestPath}</p>}
       </div>
       <RepairStatus />
-
-      <div className="card">
-        <h2>Distribution across nodes</h2>
-        <DistributionMap
-          chunks={chunks}
-          nodeIds={nodeIds}
-          placeholder={waiting ? 'The picture fills in as soon as the run has planned its chunks.' : nodeIds.length === 0 ? 'No nodes yet: add one on the Nodes screen.' : undefined}
-          figures={(id) => {
-            const state = meta?.nodes.find((n) => n.id === id)?.state;
-            return { bytes: meta?.nodeBytes[id] ?? 0, chunks: meta?.nodeChunks[id] ?? 0, ...(state ? { state } : {}) };
-          }}
-        />
-      </div>
-      <div className="card">
-        <h2>Chunks</h2>
-        <div className="state-counts" role="group" aria-label="Show chunks">
-          <button type="button" className={`chunk-state all${show === 'all' ? ' selected' : ''}`} aria-pressed={show === 'all'} onClick={() => setShow('all')}>
-            all <b>{Math.max(total, chunks.length)}</b>
-          </button>
-          {STATES.filter((st) => st !== 'cancelled' || counts.cancelled > 0).map((st) => (
-            <button key={st} type="button" className={`chunk-state ${st}${show === st ? ' selected' : ''}`} aria-pressed={show === st} onClick={() => setShow(show === st ? 'all' : st)}>
-              {st} <b>{counts[st]}</b>
-            </button>
-          ))}
-        </div>
-        <div className="vhead chunk-cols" role="presentation"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
-        <VirtualList
-          count={rows.length}
-          rowHeight={26}
-          height={360}
-          label="Chunks"
-          testId="chunk-list"
-          renderRow={(i) => {
-            const c = rows[i];
-            if (!c) return <span className="muted">…</span>;
-            return (
-              <div className="chunk-cols" title={c.error ?? c.id}>
-                <span className="muted">{c.seq + 1}</span>
-                <span className="mono ellipsis">{c.id}</span>
-                <span>{formatBytes(c.size)}</span>
-                <span><span className={`chunk-state ${c.state}`}>{c.state}</span></span>
-                <span className="ellipsis">{c.nodeId ?? '—'}{c.moved ? ' (moved)' : ''}</span>
-                <span>{c.attempt}</span>
-              </div>
-            );
-          }}
-        />
-        {logs.length > 0 && (
-          <ul className="logs" aria-label="Log">
-            {logs.slice(-8).map((l, i) => <li key={i} className={l.level}>{l.message}</li>)}
-          </ul>
-        )}
-      </div>
+      <DistributionSection meta={deferredMeta} chunks={chunks} files={files} statusKey={statusKey} configKey={configKey} waiting={waiting} />
+      <ChunkSection meta={deferredMeta} chunks={chunks} />
     </section>
   );
 }
 
+/** The ids to draw a panel for: the run's nodes, else the probed ones, else the configured ones. */
+function panelIds(meta: IngestMeta | null, statusKey: string, configKey: string): string[] {
+  const fallback = (statusKey || configKey).split('\n').filter(Boolean);
+  const ids = new Set<string>(meta?.nodes.length ? meta.nodes.map((n) => n.id) : fallback);
+  for (const id of Object.keys(meta?.nodeBytes ?? {})) ids.add(id);
+  return [...ids];
+}
+
+const DistributionSection = memo(function DistributionSection({ meta, chunks, files, statusKey, configKey, waiting }: { meta: IngestMeta | null; chunks: IngestChunks; files: readonly string[]; statusKey: string; configKey: string; waiting: boolean }) {
+  const nodeIds = useMemo(() => panelIds(meta, statusKey, configKey), [meta, statusKey, configKey]);
+  return (
+    <div className="card">
+      <h2>Distribution across nodes</h2>
+      <DistributionMap
+        chunks={chunks}
+        files={files}
+        nodeIds={nodeIds}
+        expectedChunks={meta?.totals.chunks ?? 0}
+        placeholder={waiting ? 'The picture fills in as soon as the run has planned its chunks.' : nodeIds.length === 0 ? 'No nodes yet: add one on the Nodes screen.' : undefined}
+        figures={(id) => {
+          const state = meta?.nodes.find((n) => n.id === id)?.state;
+          return { bytes: meta?.nodeBytes[id] ?? 0, chunks: meta?.nodeChunks[id] ?? 0, ...(state ? { state } : {}) };
+        }}
+      />
+    </div>
+  );
+});
+
+const ChunkSection = memo(function ChunkSection({ meta, chunks }: { meta: IngestMeta | null; chunks: IngestChunks }) {
+  const logs = useApp((s) => s.ingest.logs);
+  const [show, setShow] = useState<ChunkRowState | 'all'>('all');
+  const rows = useMemo(() => (show === 'all' ? chunks : chunks.filter((c) => c?.state === show)), [chunks, show]);
+  const counted = useMemo(() => (meta?.states ? null : countStates(chunks)), [meta, chunks]);
+  const counts = meta?.states ?? counted!;
+  const total = meta?.totals.chunks ?? 0;
+  return (
+    <div className="card">
+      <h2>Chunks</h2>
+      <div className="state-counts" role="group" aria-label="Show chunks">
+        <button type="button" className={`chunk-state all${show === 'all' ? ' selected' : ''}`} aria-pressed={show === 'all'} onClick={() => setShow('all')}>
+          all <b>{Math.max(total, chunks.length)}</b>
+        </button>
+        {STATES.filter((st) => st !== 'cancelled' || counts.cancelled > 0).map((st) => (
+          <button key={st} type="button" className={`chunk-state ${st}${show === st ? ' selected' : ''}`} aria-pressed={show === st} onClick={() => setShow(show === st ? 'all' : st)}>
+            {st} <b>{counts[st]}</b>
+          </button>
+        ))}
+      </div>
+      <div className="vhead chunk-cols" role="presentation"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
+      <VirtualList
+        count={rows.length}
+        rowHeight={26}
+        height={360}
+        label="Chunks"
+        testId="chunk-list"
+        renderRow={(i) => {
+          const c = rows[i];
+          if (!c) return <span className="muted">…</span>;
+          return (
+            <div className="chunk-cols" title={c.error ?? c.id}>
+              <span className="muted">{c.seq + 1}</span>
+              <span className="mono ellipsis">{c.id}</span>
+              <span>{formatBytes(c.size)}</span>
+              <span><span className={`chunk-state ${c.state}`}>{c.state}</span></span>
+              <span className="ellipsis">{c.nodeId ?? '—'}{c.moved ? ' (moved)' : ''}</span>
+              <span>{c.attempt}</span>
+            </div>
+          );
+        }}
+      />
+      {logs.length > 0 && (
+        <ul className="logs" aria-label="Log">
+          {logs.slice(-8).map((l, i) => <li key={i} className={l.level}>{l.message}</li>)}
+        </ul>
+      )}
+    </div>
+  );
+});
+
+/** File pattern, Start and Cancel: re-rendered only when one of them changes, not with every progress batch. */
+const IngestControls = memo(function IngestControls({ placeholder, running, starting, canCancel }: { placeholder: string; running: boolean; starting: boolean; canCancel: boolean }) {
+  const pattern = useApp((s) => s.ingest.pattern);
+  const setPattern = useApp((s) => s.setPattern);
+  const start = useApp((s) => s.startIngest);
+  const cancel = useApp((s) => s.cancelIngest);
+  return (
+    <form className="card ingest-controls" onSubmit={(e) => { e.preventDefault(); void start(); }}>
+      <label className="grow">
+        File pattern
+        <input value={pattern} onChange={(e) => setPattern(e.target.value)} placeholder={placeholder} aria-label="File pattern" disabled={running} />
+      </label>
+      <button type="submit" className="primary" disabled={running}>{starting ? 'Starting…' : 'Start ingest'}</button>
+      <button type="button" className="danger" onClick={() => void cancel()} disabled={!canCancel}>Cancel</button>
+    </form>
+  );
+});
+
 /** A run that ended degraded: which chunks are short of copies and why, and Repair. */
-function DegradedRun({ manifestPath }: { manifestPath: string }) {
+const DegradedRun = memo(function DegradedRun({ manifestPath }: { manifestPath: string }) {
   const open = useApp((s) => s.openManifest);
   const manifest = useApp((s) => (s.received.manifestPath === manifestPath ? s.received.manifest : null));
   const runRepair = useApp((s) => s.runRepair);
@@ -203,13 +233,13 @@ function DegradedRun({ manifestPath }: { manifestPath: string }) {
       )}
     </div>
   );
-}
+});
 
 /**
  * Runs that were cancelled or killed, each with a Resume button. The list is read when the screen opens and
  * again whenever no run is going (after one finishes, fails or is cancelled), so it never shows the live run.
  */
-function ResumableRuns({ running, activeRunId }: { running: boolean; activeRunId: string | null }) {
+const ResumableRuns = memo(function ResumableRuns({ running, activeRunId }: { running: boolean; activeRunId: string | null }) {
   const listed = useApp((s) => s.resumable.runs);
   // The run being resumed is going again: it is not unfinished any more, whatever the last listing said.
   const runs = activeRunId ? listed.filter((r) => r.runId !== activeRunId) : listed;
@@ -249,7 +279,7 @@ function ResumableRuns({ running, activeRunId }: { running: boolean; activeRunId
       <p className="muted small">Resuming skips the chunks a run already delivered and keeps its run id, pattern and manifest.</p>
     </div>
   );
-}
+});
 
 function formatStarted(iso: string): string {
   const date = new Date(iso);

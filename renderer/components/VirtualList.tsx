@@ -35,10 +35,14 @@ export function VirtualList({ count, rowHeight, height, overscan = 6, renderRow,
     el.scrollTop = Math.max(0, target * rowHeight - height / 2 + rowHeight / 2);
     setScrollTop(el.scrollTop);
   }, [target, targetKey, rowHeight, height]);
-  // When the list shrinks under the scroll position, pull back to the end.
+  // When the list shrinks under the scroll position, pull back to the end. Only then is scrollTop read: reading it
+  // forces a layout, which a list growing ten times a second during a run must not pay for.
+  const previousCount = useRef(count);
   useLayoutEffect(() => {
+    const shrank = count < previousCount.current;
+    previousCount.current = count;
     const el = ref.current;
-    if (el && el.scrollTop > Math.max(0, count * rowHeight - height)) setScrollTop(el.scrollTop);
+    if (shrank && el && el.scrollTop > Math.max(0, count * rowHeight - height)) setScrollTop(el.scrollTop);
   }, [count, rowHeight, height]);
   const [first, last] = visibleRange(scrollTop, height, rowHeight, count, overscan);
   const rows: ReactNode[] = [];

@@ -138,7 +138,7 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
 
 const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
   const begin = async (req: { pattern?: string; resume?: string }): Promise<void> => {
-    set((s) => ({ ingest: { ...s.ingest, starting: true, resuming: req.resume ?? null, error: null, meta: null, chunks: [], logs: [] } }));
+    set((s) => ({ ingest: { ...s.ingest, starting: true, resuming: req.resume ?? null, error: null, meta: null, chunks: [], files: [], logs: [] } }));
     try {
       await api.startIngest(req);
       // Still starting until the run's first progress arrives (its answer can overtake it).
@@ -148,7 +148,7 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
     }
   };
   return {
-  ingest: { pattern: '', meta: null, chunks: [], logs: [], starting: false, resuming: null, error: null },
+  ingest: { pattern: '', meta: null, chunks: [], files: [], logs: [], starting: false, resuming: null, error: null },
 
   setPattern: (pattern) => set((s) => ({ ingest: { ...s.ingest, pattern } })),
 
@@ -174,8 +174,12 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
       // A batch is a delta on top of the previous one; a full batch (or a new run) replaces the rows.
       const rows = batch.full || !sameRun ? [] : s.ingest.chunks.slice();
       for (const u of updates) rows[u.seq] = u;
-      const kept = batch.full || !sameRun ? logs : [...s.ingest.logs, ...logs].slice(-MAX_LOGS);
-      return { ingest: { ...s.ingest, meta, chunks: rows, logs: kept, starting: false } };
+      const known = sameRun ? s.ingest.files : [];
+      const seen = new Set(known);
+      const added = [...new Set(updates.map((u) => u.file))].filter((f) => !seen.has(f));
+      const files = added.length > 0 ? [...known, ...added] : known;
+      const kept = batch.full || !sameRun ? logs : logs.length === 0 ? s.ingest.logs : [...s.ingest.logs, ...logs].slice(-MAX_LOGS);
+      return { ingest: { ...s.ingest, meta, chunks: rows, files, logs: kept, starting: false } };
     }),
 
   loadIngestSnapshot: async () => {

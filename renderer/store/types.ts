@@ -83,6 +83,8 @@ export interface IngestSlice {
     meta: IngestMeta | null;
     /** Row `seq` of the chunk view. */
     chunks: ChunkUpdate[];
+    /** The run's files in the order their first chunk arrived: the picture's colours follow it and never shift. */
+    files: string[];
     logs: IngestProgress['logs'];
     starting: boolean;
     /** The run id being resumed, from the click until its first progress arrives and after. */

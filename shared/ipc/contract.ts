@@ -74,7 +74,7 @@ export interface ChunkUpdate {
 export type IngestPhase = 'idle' | 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
 
 /**
- * Progress folded by the host and sent at most ~10 times a second, however many chunks move.
+ * Progress folded by the host and sent at most 10 times a second (every 110 ms), however many chunks move.
  * Counters are absolute (a late subscriber catches up from one batch); chunk updates are deltas since the last batch.
  */
 export interface IngestProgress {
