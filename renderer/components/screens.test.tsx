@@ -134,6 +134,40 @@ describe('IngestScreen', () => {
   });
 });
 
+describe('config screen words', () => {
+  it('says a probe that answered as another cloud did answer, and one that did not, did not', async () => {
+    const { probeText } = await import('./ConfigScreen.tsx');
+    expect(probeText({ cloud: 'gcp', endpoint: 'x', ok: false, detail: 'answered, but not like this cloud', elapsedMs: 216 })).toBe('gcp: not this cloud (216 ms) — answered, but not like this cloud');
+    expect(probeText({ cloud: 'azure', endpoint: 'x', ok: false, detail: 'connection refused', elapsedMs: 3 })).toBe('azure: no answer (3 ms) — connection refused');
+    expect(probeText({ cloud: 'aws', endpoint: 'x', ok: true, detail: 'identity document', elapsedMs: 12 })).toMatch(/^aws: this cloud/);
+  });
+
+  it('lists one problem per position, however many errors the parser gives for it', async () => {
+    const { distinctDiagnostics } = await import('./ConfigScreen.tsx');
+    const d = { severity: 'error' as const, file: 'c.yml', line: 4, column: 18, key: '', message: 'a', fix: 'f' };
+    expect(distinctDiagnostics([d, { ...d, message: 'b' }, { ...d, line: 5 }])).toHaveLength(2);
+  });
+
+  it('shows "not loaded" (not "valid · saved") when the config could not be read', async () => {
+    const store = offlineStore();
+    await store.getState().loadConfig();
+    show(store, <ConfigScreen />);
+    expect(screen.getByTestId('config-status').textContent).toBe('not loaded');
+    expect(screen.queryByText(/No problems/)).toBeNull();
+  });
+
+  it('asks before Reload discards unsaved edits', () => {
+    const store = offlineStore();
+    store.getState().applySnapshot({ path: '/x/c.yml', fileName: 'c.yml', text: GOOD, revision: 'r1', diagnostics: [] });
+    show(store, <ConfigScreen />);
+    act(() => store.getState().setDraft(`${GOOD}# mine\n`));
+    fireEvent.click(screen.getByRole('button', { name: 'Reload' }));
+    expect(screen.getByTestId('confirm-reload').textContent).toContain('Discard your unsaved edits');
+    fireEvent.click(screen.getByRole('button', { name: 'Keep editing' }));
+    expect(store.getState().config.draft).toBe(`${GOOD}# mine\n`);
+  });
+});
+
 describe('editor diagnostics', () => {
   it('underlines just the offending token', async () => {
     const { tokenLength } = await import('./YamlEditor.tsx');
