@@ -1,6 +1,8 @@
 // Runtime checks for every pull-mode message, at the end that receives it: a work item at the worker, a result,
 // a heartbeat and a progress note at the coordinator. A message either matches its type exactly (no unknown
 // keys, bounded strings, safe integers, ranges that add up) or is refused with an error naming the field.
+import { checkKit } from '../checks.ts';
+import type { Check } from '../checks.ts';
 import { CHECKSUM_ALGORITHMS } from '../config/types.ts';
 import { CONTRACT_VERSION } from './contract.ts';
 import type { FailedResult, StoreDescriptor, StoredResult, WorkerHeartbeat, WorkItem, WorkProgress, WorkResult } from './contract.ts';
@@ -12,95 +14,12 @@ export class ContractError extends Error {
   }
 }
 
-type Check<T> = (value: unknown, path: string) => T;
-
 /** Largest message either side accepts; a work item is well under 16 KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 const MAX_KEY = 4096;
 const MAX_ID = 1024;
 
-function fail(path: string, expected: string, value: unknown): never {
-  const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-  throw new ContractError(`${path}: expected ${expected}, got ${got}`);
-}
-
-function str(opts: { max?: number; min?: number; pattern?: RegExp; what?: string } = {}): Check<string> {
-  const max = opts.max ?? MAX_KEY;
-  const min = opts.min ?? 0;
-  return (v, path) => {
-    if (typeof v !== 'string') fail(path, opts.what ?? 'a string', v);
-    if (v.length < min) throw new ContractError(`${path}: must not be empty`);
-    if (v.length > max) throw new ContractError(`${path}: longer than ${max} characters`);
-    if (v.includes('\0')) throw new ContractError(`${path}: contains a NUL character`);
-    if (opts.pattern && !opts.pattern.test(v)) fail(path, opts.what ?? `a string matching ${opts.pattern}`, v);
-    return v;
-  };
-}
-
-function count(opts: { min?: number } = {}): Check<number> {
-  const min = opts.min ?? 0;
-  return (v, path) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(path, `a whole number of at least ${min}`, v);
-    return v;
-  };
-}
-
-function oneOf<T extends string>(values: readonly T[]): Check<T> {
-  return (v, path) => {
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw new ContractError(`${path}: expected one of ${values.join(', ')}`);
-    return v as T;
-  };
-}
-
-function literal<T extends string | number>(value: T): Check<T> {
-  return (v, path) => {
-    if (v !== value) throw new ContractError(`${path}: expected ${JSON.stringify(value)}, got ${JSON.stringify(v)?.slice(0, 40)}`);
-    return value;
-  };
-}
-
-function list<T>(item: Check<T>, opts: { min: number; max: number }): Check<T[]> {
-  return (v, path) => {
-    if (!Array.isArray(v)) fail(path, 'a list', v);
-    if (v.length < opts.min || v.length > opts.max) throw new ContractError(`${path}: expected ${opts.min} to ${opts.max} entries, got ${v.length}`);
-    return v.map((x, i) => item(x, `${path}[${i}]`));
-  };
-}
-
-type Field = { check: Check<unknown>; optional?: boolean };
-type Shape = Record<string, Field>;
-type FromShape<S extends Shape> = { [K in keyof S as S[K]['optional'] extends true ? never : K]: ReturnType<S[K]['check']> } & {
-  [K in keyof S as S[K]['optional'] extends true ? K : never]?: ReturnType<S[K]['check']>;
-};
-
-function req<T>(check: Check<T>): { check: Check<T> } {
-  return { check };
-}
-function opt<T>(check: Check<T>): { check: Check<T>; optional: true } {
-  return { check, optional: true };
-}
-
-/** An object with exactly these keys: unknown keys, other prototypes and missing required keys are refused. */
-function object<S extends Shape>(shape: S): Check<FromShape<S>> {
-  return (v, path) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'an object', v);
-    const proto = Object.getPrototypeOf(v) as unknown;
-    if (proto !== Object.prototype && proto !== null) fail(path, 'a plain object', v);
-    for (const key of Object.keys(v)) {
-      if (!Object.hasOwn(shape, key)) throw new ContractError(`${path}: unknown field "${key.slice(0, 40)}"`);
-    }
-    const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(shape)) {
-      const value = (v as Record<string, unknown>)[key];
-      if (value === undefined) {
-        if (!field.optional) throw new ContractError(`${path}.${key}: required`);
-        continue;
-      }
-      out[key] = field.check(value, `${path}.${key}`);
-    }
-    return out as FromShape<S>;
-  };
-}
+const { str, count, oneOf, literal, list, object, req, opt } = checkKit((message) => new ContractError(message), { maxString: MAX_KEY });
 
 const version = literal(CONTRACT_VERSION);
 const runId = str({ min: 1, max: 128, pattern: /^[A-Za-z0-9._-]+$/, what: 'a run id (letters, digits, ".", "_", "-")' });
