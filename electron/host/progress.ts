@@ -264,8 +264,10 @@ export class BatchPacer {
 
   private fire(): void {
     this.timer = undefined;
+    const more = this.send();
+    // Timed from the end of a send, so two batches are always built at least intervalMs apart.
     this.lastAt = Date.now();
-    if (this.send()) this.poke();
+    if (more) this.poke();
     else for (const resolve of this.waiting.splice(0)) resolve();
   }
 }

@@ -1,7 +1,7 @@
 // The demo picture: one panel per node, one cell per chunk it holds, coloured by source file, so where every
 // file's chunks went is obvious at a glance. Drawn on a canvas, so 100,000 chunks cost no DOM. Hover a cell for
 // the chunk's details; pick a file in the legend (or find it by name) to pick out its chunks on every node.
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { MouseEvent } from 'react';
 import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
 import { formatBytes } from '../format.ts';
@@ -96,48 +96,68 @@ function NodeCanvas({ chunks, capacity, styles, highlight, onHover }: { chunks: 
   // Laid out for the chunks the node is expected to get, so cells keep their size while the run fills them in.
   const { cell, perRow, height } = layoutCells(Math.max(chunks.length, capacity));
   const width = PANEL_W;
-  useEffect(() => {
+  const latest = useRef({ chunks, styles, highlight, cell, perRow, height });
+  latest.current = { chunks, styles, highlight, cell, perRow, height };
+  const job = useRef<{ timer: number | undefined; next: number }>({ timer: undefined, next: 0 });
+
+  /** Draws changed cells for at most ~6 ms, then yields and goes on in a later task: never a long task. */
+  const drawSome = useCallback((): void => {
+    job.current.timer = undefined;
     const canvas = ref.current;
     const ctx = canvas?.getContext('2d');
     if (!canvas || !ctx) return;
+    const { chunks: list, styles: looks, highlight: picked, cell: size, perRow: across, height: tall } = latest.current;
     const dpr = window.devicePixelRatio || 1;
     // A new size or new colours start over; otherwise only the cells that changed are drawn again.
-    const key = `${width}x${height}/${cell}/${perRow}/${dpr}/${styles.size}/${highlight ?? ''}`;
+    const key = `${width}x${tall}/${size}/${across}/${dpr}/${looks.size}/${picked ?? ''}`;
     if (drawn.current.key !== key) {
-      if (canvas.width !== width * dpr || canvas.height !== height * dpr) {
+      if (canvas.width !== width * dpr || canvas.height !== tall * dpr) {
         canvas.width = width * dpr;
-        canvas.height = height * dpr;
+        canvas.height = tall * dpr;
       }
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.clearRect(0, 0, width, height);
+      ctx.clearRect(0, 0, width, tall);
       drawn.current = { key, rows: [] };
+      job.current.next = 0;
     }
     const rows = drawn.current.rows;
-    const gap = cell >= 6 ? 1 : 0;
+    const gap = size >= 6 ? 1 : 0;
     const fallback: FileStyle = { colour: '#94a3b8', mark: 0 };
-    for (let i = 0; i < chunks.length; i += 1) {
-      const c = chunks[i]!;
-      const x = (i % perRow) * cell;
-      const y = Math.floor(i / perRow) * cell;
-      if (y >= height) break;
+    const deadline = performance.now() + 6;
+    for (let i = job.current.next; i < list.length; i += 1) {
+      if ((i & 63) === 63 && performance.now() > deadline) {
+        job.current.next = i;
+        job.current.timer = window.setTimeout(drawSome, 0);
+        return;
+      }
+      const c = list[i]!;
+      const x = (i % across) * size;
+      const y = Math.floor(i / across) * size;
+      if (y >= tall) break;
       if (rows[i] === c) continue;
       rows[i] = c;
-      ctx.clearRect(x, y, cell, cell);
-      const dim = highlight !== null && c.file !== highlight;
-      drawCell(ctx, c, styles.get(c.file) ?? fallback, x, y, cell - gap, dim);
-      if (highlight !== null && !dim && cell >= 6) {
+      ctx.clearRect(x, y, size, size);
+      const dim = picked !== null && c.file !== picked;
+      drawCell(ctx, c, looks.get(c.file) ?? fallback, x, y, size - gap, dim);
+      if (picked !== null && !dim && size >= 6) {
         ctx.globalAlpha = 1;
         ctx.strokeStyle = HIGHLIGHT_OUTLINE;
         ctx.lineWidth = 1;
-        ctx.strokeRect(x + 0.5, y + 0.5, cell - gap - 1, cell - gap - 1);
+        ctx.strokeRect(x + 0.5, y + 0.5, size - gap - 1, size - gap - 1);
       }
     }
-    for (let i = chunks.length; i < rows.length; i += 1) {
-      ctx.clearRect((i % perRow) * cell, Math.floor(i / perRow) * cell, cell, cell);
-    }
-    rows.length = Math.min(rows.length, chunks.length);
+    for (let i = list.length; i < rows.length; i += 1) ctx.clearRect((i % across) * size, Math.floor(i / across) * size, size, size);
+    rows.length = Math.min(rows.length, list.length);
     ctx.globalAlpha = 1;
-  }, [chunks, styles, highlight, width, height, cell, perRow]);
+    job.current.next = 0;
+  }, [width]);
+
+  useEffect(() => {
+    // New rows: scan again from the first cell (unchanged cells cost a comparison) in a task of its own.
+    job.current.next = 0;
+    if (job.current.timer === undefined) job.current.timer = window.setTimeout(drawSome, 0);
+  }, [chunks, styles, highlight, cell, perRow, height, drawSome]);
+  useEffect(() => () => window.clearTimeout(job.current.timer), []);
 
   const hover = (e: MouseEvent<HTMLCanvasElement>): void => {
     const rect = e.currentTarget.getBoundingClientRect();
