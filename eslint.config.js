@@ -1,6 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import { layersPlugin } from './eslint/layers.js';
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'out/', 'received_chunks/', 'test_data/', 'e2e/results/', 'e2e/screenshots/', '.venv/'] },
@@ -15,23 +16,13 @@ export default tseslint.config(
     },
   },
   {
-    // Layering: shared/ is pure and imports nothing of the project outside itself; the engine never imports electron.
-    files: ['shared/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', '../electron/*', '../../electron/*', '../renderer/*', '../../renderer/*', 'electron'] }],
-    },
-  },
-  {
-    files: ['electron/engine/**/*.ts', 'electron/cli/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { paths: ['electron'], patterns: ['**/renderer/**', '**/electron/main/**', '**/main/**'] }],
-    },
+    // Layering: an allow-list per layer (eslint/layers.js); the engine is reached through electron/engine/index.ts.
+    files: ['shared/**/*.ts', 'electron/**/*.ts', 'renderer/**/*.{ts,tsx}'],
+    plugins: { layers: layersPlugin },
+    rules: { 'layers/allowed-imports': 'error' },
   },
   {
     files: ['renderer/**/*.{ts,tsx}'],
     languageOptions: { globals: { ...globals.browser } },
-    rules: {
-      'no-restricted-imports': ['error', { paths: ['electron'], patterns: ['node:*', '**/electron/**'] }],
-    },
   },
 );

@@ -2,9 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isLoopback, startAgent } from '../engine/agent/server.ts';
-import { jsonLogger } from '../engine/agent/log.ts';
-import { WORKER_FLAGS, WORKER_USAGE, checkWorkerFlags, startAgentWorker } from '../engine/cluster/agent-worker.ts';
+import { checkWorkerFlags, isLoopback, jsonLogger, startAgent, startAgentWorker, WORKER_FLAGS, WORKER_USAGE } from '../engine/index.ts';
 
 export const DEFAULT_TOKEN_ENV = 'CLOUD_INGEST_AGENT_TOKEN';
 
@@ -153,7 +151,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   let worker: Awaited<ReturnType<typeof startAgentWorker>> | undefined;
   if (natsUrl !== undefined && values.id !== undefined) {
     try {
-      worker = await startAgentWorker({ ...values, nats: natsUrl, id: values.id }, { url: running.url, token: insecure ? undefined : token }, jsonLogger());
+      worker = await startAgentWorker({ ...values, nats: natsUrl, id: values.id }, running, jsonLogger());
     } catch (error) {
       process.stderr.write(`cloud-ingest agent: cannot pull work from ${natsUrl}: ${(error as Error).message}\n`);
       await running.close(0);

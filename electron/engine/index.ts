@@ -16,5 +16,6 @@ export { StorageError } from './storage/driver.ts';
 export { openSource, SourceSelectionError } from './storage/open.ts';
 export { EARLIER_TEST_FILES, ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from './testdata.ts';
 export { verifyRun } from './verify.ts';
-export { startAgent } from './agent/server.ts';
+export { isLoopback, startAgent } from './agent/server.ts';
+export { checkWorkerFlags, startAgentWorker, WORKER_FLAGS, WORKER_USAGE } from './cluster/agent-worker.ts';
 export { jsonLogger } from './agent/log.ts';

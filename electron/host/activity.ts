@@ -6,8 +6,8 @@ import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { ActivityDetail, ActivityEntry } from '../../shared/ipc/contract.ts';
 import type { Manifest } from '../../shared/types.ts';
-import type { LoadedConfig } from '../engine/config.ts';
-import { listManifests, manifestDir, readManifest } from '../engine/manifest.ts';
+import { listManifests, manifestDir, readManifest } from '../engine/index.ts';
+import type { LoadedConfig } from '../engine/index.ts';
 
 /** Often enough that a run of a second has a chart; a 10-hour run keeps ~180,000 samples (a few MB). */
 const SAMPLE_EVERY_MS = 200;

@@ -1,7 +1,7 @@
 // `npm run serve [-- --config F --port N]`: the app in a browser. Prints the URL (with its access token) and
 // serves until interrupted.
 import { parseArgs } from 'node:util';
-import { defaultConfigPath } from '../engine/config.ts';
+import { defaultConfigPath } from '../engine/index.ts';
 import { startServe } from './serve.ts';
 
 const { values } = parseArgs({
