@@ -78,12 +78,20 @@ async function expectNoLossNoDuplicates(result: IngestResult, live: { id: string
   }
 }
 
-/** No agent wrote a chunk twice (each "chunk stored" log line is a write that reached its store). */
-function expectEachWrittenOnce(procs: AgentProcess[]): void {
+/**
+ * No agent wrote a chunk twice (each "chunk stored" log line is a write that reached its store), and the workers
+ * wrote at least every chunk of the manifest, straight into their stores (`via: pull`, not an HTTP upload).
+ */
+function expectEachWrittenOnce(procs: AgentProcess[], manifest: Manifest): void {
+  let total = 0;
   for (const p of procs) {
-    const created = agentLogs(p).filter((l) => l.msg === 'chunk stored' && l.status === 'created').map((l) => String(l.id));
+    const stored = agentLogs(p).filter((l) => l.msg === 'chunk stored');
+    expect(stored.every((l) => l.via === 'pull'), `agent ${p.url} received an upload`).toBe(true);
+    const created = stored.filter((l) => l.status === 'created').map((l) => String(l.id));
     expect(created.length, `agent ${p.url}`).toBe(new Set(created).size);
+    total += created.length;
   }
+  expect(total).toBeGreaterThanOrEqual(manifest.chunks.length);
 }
 
 describe('pull mode (NATS JetStream work queue)', () => {
@@ -130,7 +138,7 @@ describe('pull mode (NATS JetStream work queue)', () => {
     expect(report.problems).toEqual([]);
     expect(report.ok).toBe(10);
     await expectNoLossNoDuplicates(pulled, pull.procs.map((p, i) => ({ id: pull.nodes[i]!.id, dir: p.dir })));
-    expectEachWrittenOnce(pull.procs);
+    expectEachWrittenOnce(pull.procs, pulled.manifest);
   }, 180_000);
 
   it('a worker SIGKILLed mid-run: every chunk lands on the others, verify passes, nothing lost or duplicated', async () => {
@@ -159,7 +167,7 @@ describe('pull mode (NATS JetStream work queue)', () => {
     expect(report.problems).toEqual([]);
     expect(report.ok).toBe(manifest.chunks.length);
     await expectNoLossNoDuplicates(result, [0, 2].map((i) => ({ id: nodes[i]!.id, dir: procs[i]!.dir })));
-    expectEachWrittenOnce(procs);
+    expectEachWrittenOnce(procs, result.manifest);
   }, 180_000);
 
   it('nats-server restarted mid-run (file storage): the run completes with every chunk, none twice', async () => {
@@ -189,7 +197,7 @@ describe('pull mode (NATS JetStream work queue)', () => {
     const report = await verifyRun({ loaded, manifestPath: result.manifestPath });
     expect(report.problems).toEqual([]);
     await expectNoLossNoDuplicates(result, procs.map((p, i) => ({ id: nodes[i]!.id, dir: p.dir })));
-    expectEachWrittenOnce(procs);
+    expectEachWrittenOnce(procs, result.manifest);
   }, 180_000);
 
   it('the coordinator reads no data bytes: its rchar (/proc/<pid>/io) stays far below the data size, push mode reads it all', async () => {

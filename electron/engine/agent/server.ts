@@ -73,6 +73,13 @@ export interface RunningAgent {
   port: number;
   dir: string;
   /**
+   * The agent's chunk store, for a pull worker in the same process to write into directly (cluster/sink.ts
+   * storeSink): one store, one quota, one index, no second hashing pass over loopback HTTP.
+   */
+  store: ChunkStore;
+  /** Largest chunk the agent accepts, in bytes (--max-chunk-bytes). */
+  maxChunkBytes: number;
+  /**
    * Stops accepting connections, lets uploads in progress finish for up to `graceMs` (default 10 s), then aborts
    * the rest and deletes their temp files.
    */
@@ -569,6 +576,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     host: address.address,
     port: address.port,
     dir: store.dir,
+    store,
+    maxChunkBytes,
     close: (graceMs?: number) => (closing ??= close(graceMs)),
   };
 }

@@ -46,7 +46,7 @@ export class ChunkStore {
   private readonly index = new Map<string, AgentChunkMeta>();
   private sortedIds: string[] | undefined;
   private held = 0;
-  /** Bytes of uploads in progress counted against the quota: what has arrived so far (or a whole reservation). */
+  /** Bytes of uploads in progress counted against the quota: what has arrived so far. */
   private charged = 0;
   /** Per-file-name commit queue, so two uploads that name the same files never interleave their renames. */
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -227,19 +227,6 @@ export class ChunkStore {
 
   uncharge(bytes: number): void {
     this.charged = Math.max(0, this.charged - bytes);
-  }
-
-  /** Sets room aside for a whole upload of `size` bytes at once; false when the quota or the disk cannot take it. */
-  async reserve(size: number): Promise<boolean> {
-    if (!(await this.admits(size)) || !this.charge(size)) {
-      this.noteRefused(size);
-      return false;
-    }
-    return true;
-  }
-
-  release(size: number): void {
-    this.uncharge(size);
   }
 
   noteRefused(size: number): void {

@@ -2,7 +2,8 @@
 // The flags, their checks and the start-up live here so the agent command only wires them in.
 import { CLUSTER_DEFAULTS } from '../../../shared/config/types.ts';
 import type { AgentLogger } from '../agent/log.ts';
-import { agentSink } from './sink.ts';
+import type { RunningAgent } from '../agent/server.ts';
+import { storeSink } from './sink.ts';
 import { startWorker } from './worker.ts';
 import type { RunningWorker } from './worker.ts';
 
@@ -50,12 +51,12 @@ export function checkWorkerFlags(values: WorkerFlagValues): string | undefined {
   return undefined;
 }
 
-/** Starts the worker beside a running agent; it stores through the agent's own API on loopback with its token. */
-export function startAgentWorker(values: WorkerFlagValues & { nats: string; id: string }, agent: { url: string; token: string | undefined }, log: AgentLogger): Promise<RunningWorker> {
+/** Starts the worker inside a running agent: it keeps what it pulls straight in the agent's own store. */
+export function startAgentWorker(values: WorkerFlagValues & { nats: string; id: string }, agent: Pick<RunningAgent, 'store' | 'maxChunkBytes'>, log: AgentLogger): Promise<RunningWorker> {
   return startWorker({
     natsUrl: values.nats,
     nodeId: values.id,
-    sink: agentSink({ url: agent.url.replace('0.0.0.0', '127.0.0.1'), token: agent.token }),
+    sink: storeSink(agent.store, { maxChunkBytes: agent.maxChunkBytes, log }),
     ...(values['pull-concurrency'] ? { concurrency: Number(values['pull-concurrency']) } : {}),
     ...(values['nats-stream'] ? { stream: values['nats-stream'] } : {}),
     ...(values['nats-result-stream'] ? { resultStream: values['nats-result-stream'] } : {}),

@@ -1,8 +1,6 @@
-// Where a worker keeps the chunks it pulls: the agent's own chunk store. Two ways in, one interface:
-//   - storeSink: straight into a ChunkStore this process holds (temp file in .incoming, checksum proven, renamed
-//     into place by ChunkStore.commit, metadata sidecar last), for a worker that shares the agent's store object;
-//   - agentSink: through the agent's HTTP API on loopback (the same verified upload path push mode uses), for a
-//     worker that runs beside an agent whose store it cannot reach (RunningAgent does not expose its store).
+// Where a worker keeps the chunks it pulls: straight in its agent's own chunk store (the agent process hands its
+// ChunkStore to the worker it runs), through the same steps as the agent's HTTP upload: temp file in .incoming,
+// quota charged as bytes arrive, checksum taken on the way, renamed into place by ChunkStore.commit, metadata last.
 import { createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { Transform } from 'node:stream';
@@ -13,11 +11,12 @@ import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import type { AgentChunkMeta } from '../agent/protocol.ts';
 import { chunkPath } from '../agent/protocol.ts';
+import type { AgentLogger } from '../agent/log.ts';
+import { silentLogger } from '../agent/log.ts';
+import { ChunkRefusedError } from '../agent/store.ts';
 import type { ChunkStore } from '../agent/store.ts';
 import { createChunkHash } from '../hash/chunk-hash.ts';
 import { crc32cUpdate } from '../hash/crc32c.js';
-import { AgentNode } from '../nodes/agent-node.ts';
-import { NodeError } from '../nodes/node.ts';
 import type { ChunkMeta } from '../nodes/node.ts';
 
 export interface HeldChunk extends ChunkMeta {
@@ -34,11 +33,11 @@ export interface SinkWrite {
 }
 
 /**
- * Why a write failed, for the worker to decide: `full` and `conflict` will fail the same way again, anything
- * else may not.
+ * Why a write failed, for the worker to decide: `full`, `conflict` and `refused` will fail the same way again,
+ * `io` may not.
  */
 export class SinkError extends Error {
-  readonly code: 'full' | 'conflict' | 'unauthorized' | 'refused' | 'io';
+  readonly code: 'full' | 'conflict' | 'refused' | 'io';
   constructor(code: SinkError['code'], message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'SinkError';
@@ -103,31 +102,39 @@ function held(meta: AgentChunkMeta): HeldChunk {
   };
 }
 
-/** Straight into a ChunkStore: reserve room, write a temp file while hashing, then commit (atomic rename). */
-export function storeSink(store: ChunkStore): ChunkSink {
+/**
+ * Straight into the agent's ChunkStore, as its HTTP upload stores: the id checked, the room checked (nothing set
+ * aside), the quota charged as bytes arrive, a temp file written while hashing, then commit (atomic rename,
+ * metadata last). A write that runs past the quota is refused then and leaves nothing behind.
+ */
+export function storeSink(store: ChunkStore, options: { maxChunkBytes?: number; log?: AgentLogger } = {}): ChunkSink {
+  const log = options.log ?? silentLogger;
   return {
     async find(chunkId) {
       const meta = store.get(chunkId);
       return meta ? held(meta) : undefined;
     },
     async write(meta, data, algorithm, crc, signal) {
-      if (!(await store.reserve(meta.size))) {
-        data.destroy();
-        throw new SinkError('full', `no room for a ${meta.size}-byte chunk in ${store.dir}`);
-      }
+      const began = performance.now();
       let temp: string;
       try {
-        temp = store.tempPath(meta.id);
+        if (options.maxChunkBytes !== undefined && meta.size > options.maxChunkBytes) {
+          throw new SinkError('refused', `${meta.id} is ${meta.size} bytes; this agent accepts chunks of at most ${options.maxChunkBytes} (--max-chunk-bytes)`);
+        }
+        temp = tempPathFor(store, meta.id);
+        if (!(await store.admits(meta.size))) {
+          const { freeBytes } = await store.space();
+          throw new SinkError('full', `no room for a ${meta.size}-byte chunk in ${store.dir}: ${freeBytes} bytes free${store.maxBytes !== undefined ? ` under the ${store.maxBytes}-byte quota (--max-bytes)` : ' on disk'}`);
+        }
       } catch (error) {
-        store.release(meta.size);
         data.destroy();
-        // The store refuses this id for its own sake (ChunkRefusedError): another delivery would meet the same.
-        throw (error as Error).name === 'ChunkRefusedError' ? new SinkError('refused', (error as Error).message, { cause: error }) : error;
+        throw error;
       }
+      const meter = new QuotaMeter(store, meta);
       try {
         const hasher = new Hasher(algorithm, crc);
         try {
-          await pipeline(data, hasher, createWriteStream(temp, { flags: 'wx', flush: store.fsync }), ...(signal ? [{ signal }] : []));
+          await pipeline(data, meter, hasher, createWriteStream(temp, { flags: 'wx', flush: store.fsync }), ...(signal ? [{ signal }] : []));
         } catch (error) {
           await unlink(temp).catch(() => undefined);
           const code = (error as NodeJS.ErrnoException).code;
@@ -143,13 +150,14 @@ export function storeSink(store: ChunkStore): ChunkSink {
         }
         const { checksum, crc: crcValue } = hasher.result();
         const record: AgentChunkMeta = { ...meta, checksum, storedAt: new Date().toISOString() };
-        const outcome = await store.commit(record, temp, false);
+        const outcome = await commit(store, record, temp);
         if (outcome.status === 'conflict') {
           throw new SinkError('conflict', `${meta.id} is already stored with ${outcome.existing.checksum.algorithm} ${outcome.existing.checksum.hex} for the same source version and range; these bytes hash to ${checksum.hex}`);
         }
+        log.log('info', 'chunk stored', { id: meta.id, status: outcome.status, bytes: meta.size, ms: Math.round(performance.now() - began), via: 'pull' });
         return { chunk: held(outcome.chunk), status: outcome.status === 'exists' ? 'exists' : 'created', ...(crcValue ? { crc: crcValue } : {}) };
       } finally {
-        store.release(meta.size);
+        store.uncharge(meter.charged);
       }
     },
     async space() {
@@ -160,68 +168,56 @@ export function storeSink(store: ChunkStore): ChunkSink {
   };
 }
 
-/**
- * Through the agent's HTTP API (PUT with the checksum in a trailer, the agent hashing again as it receives), on
- * loopback with the agent's own token. `token` stays inside the AgentNode's private env.
- */
-export function agentSink(options: { url: string; token: string | undefined; timeoutMs?: number }): ChunkSink {
-  const env: NodeJS.ProcessEnv = options.token === undefined ? {} : { CLOUD_INGEST_WORKER_TOKEN: options.token };
-  const nodes = new Map<ChecksumAlgorithm, AgentNode>();
-  const node = (algorithm: ChecksumAlgorithm): AgentNode => {
-    let n = nodes.get(algorithm);
-    if (!n) {
-      n = new AgentNode({
-        id: 'self',
-        url: options.url,
-        env,
-        checksumAlgorithm: algorithm,
-        maxSockets: 16,
-        ...(options.token === undefined ? {} : { tokenEnv: 'CLOUD_INGEST_WORKER_TOKEN' }),
-        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-      });
-      nodes.set(algorithm, n);
-    }
-    return n;
-  };
-  return {
-    async find(chunkId) {
-      try {
-        const stored = await node('md5').find(chunkId);
-        return stored ? { ...stored, location: chunkPath(stored.id) } : undefined;
-      } catch (error) {
-        throw sinkError(error);
-      }
-    },
-    async write(meta, data, algorithm, crc, signal) {
-      const hasher = new Hasher(algorithm, crc);
-      let digest!: (c: Checksum) => void;
-      let failed!: (e: unknown) => void;
-      const checksum = new Promise<Checksum>((resolve, reject) => ((digest = resolve), (failed = reject)));
-      hasher.once('end', () => digest(hasher.result().checksum));
-      hasher.once('error', failed);
-      data.once('error', (error) => hasher.destroy(error));
-      data.pipe(hasher);
-      try {
-        const stored = await node(algorithm).write(meta, hasher, checksum, signal);
-        const crcValue = hasher.result().crc;
-        return { chunk: { ...stored, location: chunkPath(stored.id) }, status: 'created', ...(crcValue ? { crc: crcValue } : {}) };
-      } catch (error) {
-        if (!data.destroyed) data.destroy();
-        throw error instanceof NodeError ? sinkError(error) : error;
-      }
-    },
-    async space() {
-      const probe = await node('md5').probe();
-      return { chunkCount: probe.chunkCount ?? 0, bytesHeld: probe.bytesHeld ?? 0, freeBytes: probe.freeBytes ?? 0 };
-    },
-    async close() {
-      for (const n of nodes.values()) await n.close();
-    },
-  };
+/** The store refuses some ids for its own sake (ChunkRefusedError): another delivery would meet the same. */
+function tempPathFor(store: ChunkStore, id: string): string {
+  try {
+    return store.tempPath(id);
+  } catch (error) {
+    throw error instanceof ChunkRefusedError ? new SinkError('refused', error.message, { cause: error }) : error;
+  }
 }
 
-function sinkError(error: unknown): unknown {
-  if (!(error instanceof NodeError)) return error;
-  const code = error.code === 'full' || error.code === 'conflict' || error.code === 'unauthorized' || error.code === 'refused' ? error.code : 'io';
-  return new SinkError(code, error.message, { cause: error });
+async function commit(store: ChunkStore, record: AgentChunkMeta, temp: string): ReturnType<ChunkStore['commit']> {
+  try {
+    return await store.commit(record, temp, false);
+  } catch (error) {
+    if (error instanceof ChunkRefusedError) throw new SinkError('refused', error.message, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      store.noteRefused(record.size);
+      throw new SinkError('full', `the disk of ${store.dir} is full (${code}) while storing the chunk's metadata`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
+ * Charges the bytes passing through against the store's quota as they arrive (what `charged` holds is the caller's
+ * to uncharge), and refuses more bytes than the chunk's size.
+ */
+class QuotaMeter extends Transform {
+  charged = 0;
+  private readonly store: ChunkStore;
+  private readonly meta: ChunkMeta;
+
+  constructor(store: ChunkStore, meta: ChunkMeta) {
+    super();
+    this.store = store;
+    this.meta = meta;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const arrived = this.charged + chunk.length;
+    if (arrived > this.meta.size) {
+      callback(new SinkError('io', `the source sent more than the ${this.meta.size} bytes of ${this.meta.id}`));
+      return;
+    }
+    if (!this.store.charge(chunk.length)) {
+      this.store.noteRefused(this.meta.size);
+      callback(new SinkError('full', `the ${this.store.maxBytes}-byte quota (--max-bytes) of ${this.store.dir} filled up while ${this.meta.id} arrived (${this.charged} of ${this.meta.size} bytes); nothing kept`));
+      return;
+    }
+    this.charged = arrived;
+    callback(null, chunk);
+  }
 }

@@ -344,7 +344,6 @@ function classify(error: unknown): { retry: true } | { retry: false; code: strin
   if (error instanceof SinkError) {
     if (error.code === 'full') return { retry: false, code: 'store_full' };
     if (error.code === 'conflict') return { retry: false, code: 'conflict' };
-    if (error.code === 'unauthorized') return { retry: false, code: 'unauthorized' };
     if (error.code === 'refused') return { retry: false, code: 'refused' };
   }
   return { retry: true };
