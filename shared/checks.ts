@@ -67,7 +67,7 @@ export function checkKit(makeError: (message: string) => Error, defaults: { maxS
       (v, path) => (v === value ? value : error(`${path}: expected ${JSON.stringify(value)}, got ${JSON.stringify(v)?.slice(0, 40)}`)),
     list: <T>(item: Check<T>, rule: { min?: number; max: number }): Check<T[]> =>
       (v, path) => {
-        if (!Array.isArray(v)) return fail(path, 'a list', v);
+        if (!Array.isArray(v)) return fail(path, 'an array', v);
         if (v.length > rule.max) error(`${path}: more than ${rule.max} items`);
         if (v.length < (rule.min ?? 0)) error(`${path}: fewer than ${rule.min} items`);
         return v.map((x, i) => item(x, `${path}[${i}]`));
