@@ -21,23 +21,7 @@ export const APP_PAGE = `${APP_ORIGIN}/index.html`;
 /** Registered before the app is ready: a standard, secure scheme (origin-bound storage, CSP 'self' works). */
 export const APP_SCHEME_PRIVILEGES = { standard: true, secure: true, supportFetchAPI: true, corsEnabled: false, stream: true } as const;
 
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-  '.map': 'application/json',
-};
-
-export function mimeFor(path: string): string {
-  const dot = path.lastIndexOf('.');
-  return MIME[dot >= 0 ? path.slice(dot).toLowerCase() : ''] ?? 'application/octet-stream';
-}
+export { mimeFor } from '../../shared/ipc/csp.ts';
 
 /**
  * The file an app:// request may read: under `rendererDir` only (the built renderer), `/` meaning index.html.

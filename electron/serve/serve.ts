@@ -7,11 +7,11 @@ import { stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, resolve, sep } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
-import { appCsp } from '../../shared/ipc/csp.ts';
+import { appCsp, mimeFor } from '../../shared/ipc/csp.ts';
 import { parseRequestFrame, ValidationError } from '../../shared/ipc/validators.ts';
 import { createHost } from '../host/host.ts';
 import type { EngineHost } from '../host/host.ts';
@@ -37,17 +37,6 @@ export interface Served {
   close(): Promise<void>;
 }
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-};
 
 /** The page's Content-Security-Policy in serve mode: the app's one policy, with the socket's origin named. */
 export function serveCsp(origin: string): string {
@@ -142,7 +131,7 @@ export async function startServe(options: ServeOptions): Promise<Served> {
     }
     res.writeHead(200, {
       ...common,
-      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'Content-Type': mimeFor(file),
       'Content-Length': size,
       'Content-Security-Policy': serveCsp(isPageOrigin(`http://${req.headers.host ?? ''}`, req.headers.host) ? `http://${req.headers.host ?? ''}` : origin),
     });

@@ -37,3 +37,22 @@ export const APP_CSP = appCsp();
 
 /** The meta tag's policy: the header's, minus header-only directives. */
 export const APP_META_CSP = appCsp({ meta: true });
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+/** The Content-Type the app's bundle files are served with (by app:// in Electron and by serve mode alike). */
+export function mimeFor(path: string): string {
+  const dot = path.lastIndexOf('.');
+  return MIME[dot >= 0 ? path.slice(dot).toLowerCase() : ''] ?? 'application/octet-stream';
+}
