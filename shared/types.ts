@@ -97,6 +97,12 @@ export interface ManifestFile {
   packed?: { shard: string; offset: number };
 }
 
+export interface RunOrigin {
+  tool: 'cli' | 'app';
+  user?: string;
+  host?: string;
+}
+
 export interface ChunkShortfall {
   chunkId: string;
   file: string;
@@ -129,6 +135,8 @@ export interface Manifest {
   shortfall?: ChunkShortfall[];
   /** Which manifest this one follows (repair writes the next version of a run's manifest). */
   previous?: string;
+  /** Who ran it, from where. */
+  ranBy?: RunOrigin;
   cloud: CloudName;
   detection: DetectionResult;
   source: { kind: string; location: string; endpoint?: string };

@@ -134,6 +134,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (!values.json) process.stderr.write(`Cloud: ${detection.cloud} (${detection.signal}: ${detection.detail}, ${detection.elapsedMs} ms)\n`);
   try {
     const { manifest, manifestPath } = await runIngest({
+      tool: 'cli',
       loaded,
       detection,
       ...(values.pattern ? { pattern: values.pattern } : {}),

@@ -7,7 +7,7 @@ import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import { planChunks } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { Placer } from '../../shared/placement.ts';
-import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, RunOrigin } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { Delivery, errorText, NoHealthyNodeError } from './delivery.ts';
 import type { ChunkEventState, DeliverOptions } from './delivery.ts';
@@ -18,6 +18,7 @@ import type { JournalState } from './journal.ts';
 import { forEachLimited, Slots } from './limit.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
 import type { ChunkSource, TransferOutcome } from './nodes/nodes.ts';
@@ -25,7 +26,7 @@ import { openNodes } from './nodes/open.ts';
 import { planPacking } from './pack/plan.ts';
 import type { ShardLayout } from './pack/plan.ts';
 import { deliveredShards, manifestChunkOf, packBelowBytes, PackedFiles, shardChunks, withMembers } from './pack/run.ts';
-import { memberReader, ShardSource } from './pack/source.ts';
+import { ShardSource } from './pack/source.ts';
 import { retryPolicyFromConfig } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
 import { ResumeIndex } from './resume.ts';
@@ -51,6 +52,8 @@ export interface IngestOptions {
   resume?: string;
   /** The id of a new run (default: a fresh one), for callers that announce it before the run starts. */
   runId?: string;
+  /** Who runs it (the CLI or the app), recorded in the manifest with this machine's user and host names. */
+  tool?: RunOrigin['tool'];
   /** Overrides for tests and embedding; normally built from the config. */
   nodes?: NodeTarget[];
   hashPool?: HashPool;
@@ -193,7 +196,7 @@ class IngestRun {
     const files = await summarizeFiles({ objects, plan: this.plan, delivered: this.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}), ...(packedFile ? { packedFile } : {}) });
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, files, shortfall });
     const chunks = this.delivered.filter((c): c is ManifestChunk => c !== undefined).map(manifestChunkOf);
-    const manifest = buildManifest({ loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, files, chunks, shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
+    const manifest = buildManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, files, chunks, shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, manifest);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });
     this.journal = await this.closeJournal();
@@ -317,7 +320,7 @@ class IngestRun {
   private record(i: number, delivered: ManifestChunk): void {
     this.delivered[i] = delivered;
     const etag = this.plan[i]!.object.etag;
-    this.journal?.append({ type: 'chunk', ...(etag ? { etag } : {}), chunk: delivered });
+    this.journal?.append({ type: 'chunk', t: Date.now() - this.startedAt.getTime(), ...(etag ? { etag } : {}), chunk: delivered });
   }
 
   private deliver(chunk: PlannedChunk, options: Omit<DeliverOptions, 'readRetries'>): Promise<ManifestChunk> {
@@ -473,7 +476,7 @@ class IngestRun {
 
   private sourceOf(chunk: PlannedChunk, attempt: number): ChunkSource {
     const bucket = this.bucket!;
-    if (chunk.shard) return new ShardSource(chunk.shard, memberReader(bucket, { slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) }), this.pool, this.algorithm);
+    if (chunk.shard) return new ShardSource(chunk.shard, { bucket, pool: this.pool, algorithm: this.algorithm, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
     return {
       localRange: async () => {
         const path = await bucket.localFile(chunk.object);
@@ -520,6 +523,16 @@ class IngestRun {
   private emitChunk(chunk: PlannedChunk, state: ChunkEventState, attempt: number, nodeId?: string, error?: string): void {
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
+}
+
+function runOrigin(tool: RunOrigin['tool']): RunOrigin {
+  let user: string | undefined;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env.USER; // no passwd entry (a container's arbitrary uid)
+  }
+  return { tool, ...(user ? { user } : {}), host: hostname() };
 }
 
 function chunkMeta(chunk: PlannedChunk): ChunkMeta {

@@ -25,8 +25,8 @@ export interface JournalStart {
 export type JournalEntry =
   | JournalStart
   | { type: 'resume'; at: string }
-  /** `etag` is the source version the chunk was read from. */
-  | { type: 'chunk'; etag?: string; chunk: ManifestChunk }
+  /** `etag` is the source version the chunk was read from; `t` when it was stored, in ms since the run started. */
+  | { type: 'chunk'; t?: number; etag?: string; chunk: ManifestChunk }
   | { type: 'end'; at: string; status: string }
   /** A repair's action (in the repair journal beside the manifest it repaired). */
   | { type: 'repair'; at: string; action: RepairAction };

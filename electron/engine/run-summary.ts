@@ -1,6 +1,6 @@
 // The end of a run: each file's outcome from its delivered chunks (and the store's checksum), then the manifest.
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
-import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary } from '../../shared/types.ts';
+import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary, RunOrigin } from '../../shared/types.ts';
 import { fileChecksum } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import type { LoadedConfig } from './config.ts';
@@ -59,6 +59,7 @@ export async function summarizeFiles(input: FileSummaryInput): Promise<ManifestF
 }
 
 export interface ManifestInput {
+  ranBy?: RunOrigin;
   loaded: LoadedConfig;
   runId: string;
   startedAt: Date;
@@ -92,6 +93,7 @@ export function buildManifest(m: ManifestInput): Manifest {
     finishedAt: new Date().toISOString(),
     status: m.status,
     ...(m.shortfall.length > 0 ? { shortfall: m.shortfall } : {}),
+    ...(m.ranBy ? { ranBy: m.ranBy } : {}),
     cloud: m.detection.cloud,
     detection: m.detection,
     source: m.source,

@@ -169,6 +169,7 @@ export class EngineService {
         return folder.pending;
       }, this.batchMs);
       const done = runIngest({
+        tool: 'app',
         loaded,
         detection,
         signal: abort.signal,

@@ -128,3 +128,16 @@ describe('the run journal', () => {
     expect(lines.length).toBe(1 + 20_500 + 1);
   });
 });
+
+describe('what a run records of itself', () => {
+  it('the manifest says who ran it and from where; each journaled chunk when it was stored', async () => {
+    const { loaded } = await project({ 'a.bin': 3 * MIB });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local'), tool: 'cli' });
+    expect(manifest.ranBy).toEqual({ tool: 'cli', user: expect.any(String), host: expect.any(String) });
+    const lines = (await readFile(manifestPath.replace(/\.json$/, '.journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+    const times = lines.flatMap((e) => (e.type === 'chunk' ? [e.t] : []));
+    expect(times).toHaveLength(3);
+    for (const t of times) expect(t).toBeGreaterThanOrEqual(0);
+    expect(times.every((t) => t !== undefined && t <= Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt))).toBe(true);
+  });
+});
