@@ -13,6 +13,7 @@ import {
   PLACEMENT_STRATEGIES,
   SOURCE_TYPES,
 } from './types.ts';
+import { findIndentationProblems } from './indentation.ts';
 import type { CloudName, ClusterConfig, DataSourceConfig, IngestConfig, IngestionConfig, NodeConfig, SourceType } from './types.ts';
 
 export interface Diagnostic {
@@ -439,11 +440,21 @@ export function validateConfigText(text: string, fileName: string): ValidationRe
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const c = new Checker(fileName, lines);
   if (doc.errors.length > 0) {
+    // Indentation mistakes are named on their own line in plain words; the parser's reports of them (on that
+    // line or the ones either side) are dropped, and the parser's other errors are kept, one per line.
+    const explained = new Set<number>();
+    for (const p of findIndentationProblems(text)) {
+      c.diagnostics.push({ severity: 'error', file: fileName, line: p.line, column: p.column, key: p.key, message: p.message, fix: p.fix });
+      for (let line = p.previousLine; line <= p.nextLine; line++) explained.add(line);
+    }
     for (const err of doc.errors) {
       const pos = lines.linePos(err.pos[0]);
+      if (explained.has(pos.line)) continue;
+      explained.add(pos.line);
       const message = err.message.split('\n')[0] ?? err.message;
       c.diagnostics.push({ severity: 'error', file: fileName, line: pos.line, column: pos.col, key: '', message: `YAML syntax error: ${message}`, fix: yamlFix(err.code) });
     }
+    c.diagnostics.sort((a, b) => a.line - b.line);
     return { diagnostics: c.diagnostics };
   }
   return { diagnostics: c.diagnostics, ...checkDocument(c, doc) };
