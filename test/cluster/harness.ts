@@ -11,7 +11,7 @@ import { CLUSTER_DEFAULTS } from '../../shared/config/types.ts';
 import { resultFilter, workMessageId, workSubject } from '../../shared/cluster/contract.ts';
 import type { WorkItem, WorkResult } from '../../shared/cluster/contract.ts';
 import { decode, encode, workItem, workResult } from '../../shared/cluster/validators.ts';
-import { connectNats, ensureConsumer, ensureStreams, manager } from '../../electron/engine/cluster/nats.ts';
+import { announceDelivery, connectNats, ensureConsumer, ensureStreams, manager } from '../../electron/engine/cluster/nats.ts';
 import { localEtag } from '../../electron/engine/storage/local.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -68,6 +68,7 @@ export class ManualCoordinator {
     const jsm = await manager(nc);
     await ensureStreams(jsm, CLUSTER_DEFAULTS);
     for (const node of nodes) await ensureConsumer(jsm, CLUSTER_DEFAULTS, node, { delivery });
+    await announceDelivery(nc, nodes);
     return new ManualCoordinator(nc);
   }
 

@@ -156,6 +156,24 @@ describe('pull worker', () => {
     expect((results.find((r) => r.chunkId === 'flaky.bin_chunk_1') as { reason: string }).reason).toContain('disk broken (test)');
   });
 
+  it('a worker that started before the coordinator shortened the ack wait keeps a long item to itself (working at the new pace): one delivery', async () => {
+    const source = await localSource([{ key: 'long.bin', bytes: MiB }]);
+    const store = await openStore();
+    // The sink takes 5 s before it keeps the bytes: more than twice the 2 s ack wait the coordinator sets below.
+    const slow = counting(storeSink(store));
+    const sink: ChunkSink = { ...slow, write: async (...args) => (await new Promise((r) => setTimeout(r, 5000)), slow.write(...args)) };
+    // The worker starts first and creates its consumer with the default ack wait (30 s)...
+    await worker('w-ackwait', sink);
+    // ...then a coordinator opens with ack_wait_seconds: 2 and announces it.
+    const coordinator = await ManualCoordinator.open(nats.url, ['w-ackwait'], { ack_wait_seconds: 2, max_deliver: 5 });
+    cleanups.push(() => coordinator.close());
+    const [item] = itemsFor('run-ackwait', source.dir, source.files, MiB, 'w-ackwait');
+    await coordinator.publish(item!);
+    const results = await coordinator.results('run-ackwait', (r) => r.length >= 2, 9_000);
+    expect(results.map((r) => [r.status, r.delivery])).toEqual([['stored', 1]]);
+    expect(slow.writes.get(item!.chunkId)).toBe(1);
+  }, 60_000);
+
   it('a source that changed since it was listed is given up at once (term) with precondition_failed', async () => {
     const source = await localSource([{ key: 'moving.bin', bytes: MiB }]);
     const store = await openStore();

@@ -38,7 +38,7 @@ import type { NodeErrorCode, StoredChunk } from '../nodes/node.ts';
 import { sleep } from '../retry.ts';
 import { StorageError } from '../storage/driver.ts';
 import type { StorageErrorCode } from '../storage/driver.ts';
-import { connectNats, ensureConsumer, ensureStreams, manager } from './nats.ts';
+import { announceDelivery, connectNats, ensureConsumer, ensureStreams, manager } from './nats.ts';
 import type { ClusterSettings } from './nats.ts';
 
 /** The answer of one transfer, shaped as the run's transfer seam expects (nodes/nodes.ts TransferOutcome). */
@@ -147,6 +147,7 @@ export class PullCoordinator {
       const jsm = await manager(nc);
       await ensureStreams(jsm, settings);
       for (const nodeId of options.nodes) await ensureConsumer(jsm, settings, nodeId, { delivery: settings });
+      await announceDelivery(nc, options.nodes);
       const coordinator = new PullCoordinator(options, nc, jsm);
       await coordinator.listen();
       return coordinator;

@@ -6,7 +6,7 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, 
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { CLUSTER_DEFAULTS } from '../../../shared/config/types.ts';
 import type { ClusterConfig } from '../../../shared/config/types.ts';
-import { consumerName, resultStreamSubjects, workFilter, workStreamSubjects } from '../../../shared/cluster/contract.ts';
+import { SUBJECT_ROOT, consumerName, resultStreamSubjects, subjectToken, workFilter, workStreamSubjects } from '../../../shared/cluster/contract.ts';
 
 /** Stream and consumer settings, with the URL resolved (config, else NATS_URL). */
 export interface ClusterSettings extends ClusterConfig {
@@ -131,6 +131,21 @@ export async function ensureConsumer(
   const changed = (Object.keys(wanted) as (keyof typeof wanted)[]).some((k) => c[k] !== wanted[k]);
   if (changed) await jsm.consumers.update(settings.stream, name, wanted);
   return name;
+}
+
+/**
+ * Where a node's worker hears that its consumer's delivery settings (ack wait, max deliver) may have changed: a
+ * worker that started before the coordinator set a shorter ack wait would otherwise say `working` too seldom and
+ * see its long items handed out again. Core NATS, no body: the worker reads its consumer's settings again.
+ */
+export function deliveryNoticeSubject(nodeId: string): string {
+  return `${SUBJECT_ROOT}.control.${subjectToken(nodeId)}.delivery`;
+}
+
+/** Tells each node's worker to read its consumer's delivery settings again (after ensureConsumer set them). */
+export async function announceDelivery(nc: NatsConnection, nodes: readonly string[]): Promise<void> {
+  for (const nodeId of nodes) nc.publish(deliveryNoticeSubject(nodeId));
+  await nc.flush();
 }
 
 /** Items a worker holds at once when it has not said (the consumer's max_ack_pending). */

@@ -29,7 +29,7 @@ import { StorageError } from '../storage/driver.ts';
 import type { ChunkSink, HeldChunk } from './sink.ts';
 import { SinkError } from './sink.ts';
 import { StoreCache } from './store.ts';
-import { connectNats, ensureConsumer, ensureStreams, manager } from './nats.ts';
+import { connectNats, deliveryNoticeSubject, ensureConsumer, ensureStreams, manager } from './nats.ts';
 
 export interface WorkerOptions {
   /** nats://host:port, several separated by commas. */
@@ -66,6 +66,16 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** One delivery being worked on. */
+interface InFlight {
+  item?: WorkItem;
+  bytes: number;
+  reported: number;
+  abort: AbortController;
+  /** The `working` pace for this delivery: `now` says it at once and starts the pace again. */
+  working: { now(): void; stop(): void };
+}
+
 const PULL_EXPIRES_MS = 5_000;
 const SOURCE_RETRY = { retries: 2, baseDelayMs: 200, maxDelayMs: 2000 };
 const NAK_BACKOFF = { retries: 0, baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -98,7 +108,7 @@ class Worker implements RunningWorker {
   private readonly readSlots: Slots;
   private readonly startedAt = new Date().toISOString();
   private readonly counters: Omit<WorkerStats, 'inFlight'> = { stored: 0, existed: 0, failed: 0, retried: 0, bytesRead: 0 };
-  private readonly inFlight = new Map<JsMsg, { item?: WorkItem; bytes: number; reported: number; abort: AbortController }>();
+  private readonly inFlight = new Map<JsMsg, InFlight>();
   private nc: NatsConnection | undefined;
   private js: JetStreamClient | undefined;
   private messages: ConsumerMessages | undefined;
@@ -135,6 +145,8 @@ class Worker implements RunningWorker {
     const jsm = await manager(this.nc);
     await ensureStreams(jsm, this.settings);
     const consumer = await ensureConsumer(jsm, this.settings, this.nodeId, { maxAckPending: this.concurrency });
+    // A coordinator that sets other delivery settings (a shorter ack wait) says so: read them again at once.
+    this.nc.subscribe(deliveryNoticeSubject(this.nodeId), { callback: () => void this.readDelivery(jsm, consumer).catch(() => undefined) });
     await this.readDelivery(jsm, consumer);
     this.refreshDelivery = async () => {
       if (Date.now() - this.deliveryReadAt > 250) await this.readDelivery(jsm, consumer).catch(() => undefined);
@@ -153,8 +165,33 @@ class Worker implements RunningWorker {
     this.deliveryReadAt = Date.now();
     const info = await jsm.consumers.info(this.settings.stream, consumer);
     const { ack_wait: ackWait, max_deliver: maxDeliver } = info.config;
+    const before = this.ackWaitMs;
     if (ackWait) this.ackWaitMs = Math.max(1000, Math.round(ackWait / 1e6));
     this.maxDeliver = maxDeliver !== undefined && maxDeliver > 0 ? maxDeliver : Number.POSITIVE_INFINITY;
+    // Items in progress were saying `working` at the old pace: say it now, and from now on at the new one.
+    if (this.ackWaitMs < before) for (const state of this.inFlight.values()) state.working.now();
+  }
+
+  /** Says `working` for `msg` every third of the ack wait as it stands at each turn (see readDelivery). */
+  private keepWorking(msg: JsMsg): InFlight['working'] {
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const tick = (): void => {
+      if (stopped) return;
+      msg.working();
+      timer = setTimeout(tick, Math.max(250, Math.floor(this.ackWaitMs / 3)));
+    };
+    timer = setTimeout(tick, Math.max(250, Math.floor(this.ackWaitMs / 3)));
+    return {
+      now: () => {
+        clearTimeout(timer);
+        tick();
+      },
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
   }
 
   private async consume(consumerName: string): Promise<void> {
@@ -173,14 +210,15 @@ class Worker implements RunningWorker {
   private async watchConnection(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect') this.log.log(s.type === 'disconnect' ? 'warn' : 'info', `nats ${s.type}`, { server: 'server' in s ? String(s.server) : null });
+      // A delivery notice sent while this worker was away was missed: read the settings again.
+      if (s.type === 'reconnect') void this.refreshDelivery();
     }
   }
 
   private async handle(msg: JsMsg): Promise<void> {
-    const state = { bytes: 0, reported: 0, abort: new AbortController() } as { item?: WorkItem; bytes: number; reported: number; abort: AbortController };
-    this.inFlight.set(msg, state);
     // Long reads say they are still working, well inside the ack wait, so the item is not handed out again.
-    const working = setInterval(() => msg.working(), Math.max(250, Math.floor(this.ackWaitMs / 3)));
+    const state: InFlight = { bytes: 0, reported: 0, abort: new AbortController(), working: this.keepWorking(msg) };
+    this.inFlight.set(msg, state);
     const delivery = msg.info.deliveryCount;
     try {
       const item = decode(workItem, msg.data, 'work item');
@@ -194,7 +232,7 @@ class Worker implements RunningWorker {
     } catch (error) {
       await this.fail(msg, state.item, delivery, error);
     } finally {
-      clearInterval(working);
+      state.working.stop();
       this.inFlight.delete(msg);
     }
   }
