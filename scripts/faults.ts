@@ -1,5 +1,5 @@
 // npm run faults [-- --trials N --seed S --only kill,flaky,...]
-// Runs every fault scenario of issues 6 and 12 against real components with seeded trials, prints the results as
+// Runs every fault scenario of issues 6, 12 and 14 (pull mode) against real components with seeded trials, prints the results as
 // a markdown table, and exits non-zero if any chunk was lost, duplicated or under-replicated or any check failed.
 // `--trials N` sets the kill-and-resume trials (default 20); the other scenarios run a few trials each.
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import type { ScenarioRow } from '../test/faults/harness.ts';
 import { SCENARIOS } from '../test/faults/scenarios.ts';
 import type { ScenarioName } from '../test/faults/scenarios.ts';
 import { cleanupAgents } from '../test/helpers/agents.ts';
+import { stopNatsServers } from '../test/helpers/nats.ts';
 
 // Never let a cloud SDK probe a real metadata address from here.
 process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = 'http://127.0.0.1:9';
@@ -48,6 +49,9 @@ const TRIALS: Record<ScenarioName, number> = {
   'agent-kill-r2': 3,
   'hash-thread': 4,
   names: 4,
+  'pull-worker-killed': 2,
+  'pull-nats-restart': 2,
+  'pull-slow': 2,
 };
 const log = values.quiet ? undefined : (line: string): void => void process.stderr.write(`  ${line}\n`);
 
@@ -61,6 +65,7 @@ try {
     for (const failure of row.failures) process.stderr.write(`  FAIL: ${failure}\n`);
   }
 } finally {
+  await stopNatsServers();
   await cleanupAgents();
   await removeTemps();
 }

@@ -59,7 +59,7 @@ async function sidecarCount(dir: string): Promise<number> {
 }
 
 /** The run must exit 0 with a complete manifest and print no stack trace; the manifest, or undefined after a failure. */
-async function completeRun(row: ScenarioRow, label: string, args: string[], run: { code: number | null; stdout: string; stderr: string }): Promise<{ manifest: Manifest; manifestPath: string } | undefined> {
+export async function completeRun(row: ScenarioRow, label: string, args: string[], run: { code: number | null; stdout: string; stderr: string }): Promise<{ manifest: Manifest; manifestPath: string } | undefined> {
   const summary = parseSummary(run.stdout);
   if (hasStackTrace(run.stdout + run.stderr)) row.failures.push(`${label}: the CLI printed a stack trace:\n${(run.stdout + run.stderr).slice(-1500)}`);
   if (run.code !== 0 || !summary) {

@@ -2,14 +2,17 @@
 // nothing lost, nothing duplicated, nothing under-replicated, verify clean and every file reassembled byte for byte.
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupAgents } from '../helpers/agents.ts';
+import { stopNatsServers } from '../helpers/nats.ts';
 import { removeTemps } from './harness.ts';
 import type { ScenarioRow } from './harness.ts';
 import { agentKilledForReal, hashThreadKilled, namesThroughAgents } from './edge-scenarios.ts';
+import { pullWorkerKilled } from './pull-scenarios.ts';
 import { corruptInTransit, diskFills, flakySource, killAndResume, nodeComesBack, nodeKilled, slowNode } from './scenarios.ts';
 
 const SEED = 'npm-test-1';
 
 afterAll(async () => {
+  await stopNatsServers();
   await cleanupAgents();
   await removeTemps();
 });
@@ -75,5 +78,12 @@ describe('fault suite (few trials; `npm run faults` runs the full set)', () => {
 
   it('8. a seeded fuzz of source names through agents: every file reassembled byte for byte after every agent restarts', async () => {
     expectClean(await namesThroughAgents({ trials: 1, seed: SEED }), 1);
+  });
+
+  // Pull mode's rows (nats-server restarted, a slow worker) run in `npm run faults`; this one stands for them here.
+  it('9a. pull mode: a worker (agent with --nats) SIGKILLed mid-run: complete, verify clean right after with the worker still dead', async () => {
+    const row = await pullWorkerKilled({ trials: 1, seed: SEED });
+    expectClean(row, 1);
+    expect(row.replacements).toBeGreaterThan(0);
   });
 });

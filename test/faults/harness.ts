@@ -134,7 +134,9 @@ export interface ProjectOptions {
   concurrency?: number;
   retries?: number;
   retryDelaySeconds?: number;
-  placement?: 'balanced' | 'round_robin';
+  placement?: 'balanced' | 'round_robin' | 'stable';
+  /** Pull mode: the node agents read their own chunks; work items go through the NATS server at `natsUrl`. */
+  pull?: { natsUrl: string; cluster?: Record<string, number> };
 }
 
 export async function makeProject(o: ProjectOptions): Promise<Project> {
@@ -155,9 +157,11 @@ export async function makeProject(o: ProjectOptions): Promise<Project> {
     `  placement: ${o.placement ?? 'balanced'}`,
     `  replicas: ${o.replicas ?? 1}`,
     `  manifest_dir: ${JSON.stringify(manifestDir)}`,
+    ...(o.pull ? ['  mode: pull'] : []),
     `use_local_simulation: ${o.useLocalSimulation ?? false}`,
     'nodes:',
     ...o.nodes.map(nodeLine),
+    ...(o.pull ? ['cluster:', `  nats_url: ${JSON.stringify(o.pull.natsUrl)}`, ...Object.entries(o.pull.cluster ?? {}).map(([k, v]) => `  ${k}: ${v}`)] : []),
     '',
   ].join('\n');
   const configPath = join(root, 'config', 'data_sources.yml');
@@ -542,15 +546,45 @@ export interface Cluster {
 
 let clusterCount = 0;
 
-export async function startAgents(n: number, extra: { maxBytes?: number }[] = []): Promise<Cluster> {
+export interface AgentExtra {
+  maxBytes?: number;
+  /** Command-line flags, given the agent's id (a1, a2, ...). */
+  args?: (id: string) => string[];
+  /** Environment variables for this agent's process only (agents are then started one after another). */
+  env?: Record<string, string>;
+}
+
+/** `n` agents (ids a1, a2, ... in agentSpecs); `extra[i]` adds a quota, flags or environment to the i-th. */
+export async function startAgents(n: number, extra: AgentExtra[] = []): Promise<Cluster> {
   const tag = ++clusterCount;
-  const agents = await Promise.all(Array.from({ length: n }, (_, i) => spawnAgent({ ...(extra[i]?.maxBytes !== undefined ? { maxBytes: extra[i].maxBytes } : {}) })));
+  const spawnOne = (i: number): Promise<AgentProcess> =>
+    spawnAgent({ ...(extra[i]?.maxBytes !== undefined ? { maxBytes: extra[i].maxBytes } : {}), ...(extra[i]?.args ? { args: extra[i].args(`a${i + 1}`) } : {}) });
+  let agents: AgentProcess[];
+  if (extra.some((e) => e.env)) {
+    // spawnAgent passes this process's environment on: set it around each start, one at a time.
+    agents = [];
+    for (let i = 0; i < n; i++) agents.push(await withEnv(extra[i]?.env ?? {}, () => spawnOne(i)));
+  } else agents = await Promise.all(Array.from({ length: n }, (_, i) => spawnOne(i)));
   const tokenEnvs = agents.map((a, i) => {
     const name = `FAULTS_C${tag}_A${i + 1}_TOKEN`;
     process.env[name] = a.token;
     return name;
   });
   return { agents, tokenEnvs };
+}
+
+/** Runs `fn` with `env` set in process.env, then puts the previous values back. */
+export async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 /** Starts a stopped agent again on its folder, port and token, as an operator restarting it would. */

@@ -38,6 +38,7 @@ import {
 import type { NodeSpec, Project, ScenarioOptions, ScenarioRow } from './harness.ts';
 import { agentKilledForReal, hashThreadKilled, namesThroughAgents } from './edge-scenarios.ts';
 import { corruptingProxy, tcpProxy } from './proxies.ts';
+import { pullNatsRestarted, pullSlowWorker, pullWorkerKilled } from './pull-scenarios.ts';
 
 const AWS: DetectionResult = { cloud: 'aws', signal: 'flag', detail: '--cloud aws (fault suite)', elapsedMs: 0, probes: [] };
 
@@ -523,5 +524,8 @@ export const SCENARIOS = {
   'agent-kill-r2': agentKilledForReal(2),
   'hash-thread': hashThreadKilled,
   names: namesThroughAgents,
+  'pull-worker-killed': pullWorkerKilled,
+  'pull-nats-restart': pullNatsRestarted,
+  'pull-slow': pullSlowWorker,
 } as const;
 export type ScenarioName = keyof typeof SCENARIOS;
