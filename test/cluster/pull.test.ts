@@ -78,6 +78,19 @@ async function expectNoLossNoDuplicates(result: IngestResult, live: { id: string
   }
 }
 
+/** The most chunks of `file` between 'reading' and 'verified' at once. */
+function maxInFlight(events: IngestEvent[], file: string): number {
+  const open = new Set<string>();
+  let most = 0;
+  for (const e of events) {
+    if (e.type !== 'chunk' || e.file !== file) continue;
+    if (e.state === 'reading') open.add(e.id);
+    else if (e.state === 'verified' || e.state === 'failed') open.delete(e.id);
+    most = Math.max(most, open.size);
+  }
+  return most;
+}
+
 /**
  * No agent wrote a chunk twice (each "chunk stored" log line is a write that reached its store), and the workers
  * wrote at least every chunk of the manifest, straight into their stores (`via: pull`, not an HTTP upload).
@@ -134,6 +147,9 @@ describe('pull mode (NATS JetStream work queue)', () => {
     expect(bytes).toBe(files.reduce((s, f) => s + f.bytes, 0));
     expect(events.at(-1)).toMatchObject({ type: 'run-finished', status: 'complete' });
     expect(events.some((e) => e.type === 'log' && e.message.startsWith('pull mode: 3 worker(s)'))).toBe(true);
+    // Its whole-file MD5 left out, a multi-chunk file is not delivered one chunk at a time (as push mode does to
+    // hash it in order): its chunks are in flight together.
+    expect(maxInFlight(events, 'train/shard-000.tar')).toBeGreaterThan(1);
     const report = await verifyRun({ loaded: pullConfig, manifestPath: pulled.manifestPath });
     expect(report.problems).toEqual([]);
     expect(report.ok).toBe(10);
