@@ -1,16 +1,15 @@
-// The Activity screen's data: every past run's figures from its manifest, and for runs the app ran, who ran them
-// and their throughput over time, recorded by the host in `<manifest_dir>/app-activity/<run id>.json` (a folder of
-// its own, so nothing that lists the manifest folder's *.json mistakes a record for a manifest).
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { hostname, userInfo } from 'node:os';
+// The Activity screen's data: every past run's figures and who ran it from where, from its manifest, and its
+// throughput over time from its journal. Runs the app ran before manifests and journals carried that kept it in
+// `<manifest_dir>/app-activity/<run id>.json` (a folder of its own, so nothing that lists the manifest folder's
+// *.json mistakes a record for a manifest); those records are still read for those runs.
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActivityDetail, ActivityEntry } from '../../shared/ipc/contract.ts';
 import type { Manifest } from '../../shared/types.ts';
-import { listManifests, manifestDir, readManifest } from '../engine/index.ts';
+import { journalPath, listManifests, manifestDir, readManifest } from '../engine/index.ts';
 import type { LoadedConfig } from '../engine/index.ts';
+import { journalThroughput } from './throughput.ts';
 
-/** Often enough that a run of a second has a chart; a 10-hour run keeps ~180,000 samples (a few MB). */
-const SAMPLE_EVERY_MS = 200;
 /** Runs listed on the Activity screen; older ones stay on disk and in `cloud-ingest runs`. */
 const MAX_RUNS = 100;
 
@@ -37,51 +36,15 @@ async function readRecord(loaded: LoadedConfig, runId: string): Promise<Activity
   }
 }
 
-function currentUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? 'unknown';
-  }
-}
-
-/** Samples one run's bytes five times a second while the app runs it, and writes the record when it ends. */
-export class ActivityRecorder {
-  private readonly samples: [number, number][] = [];
-  private lastAt = 0;
-  private readonly loaded: LoadedConfig;
-  private readonly runId: string;
-
-  constructor(loaded: LoadedConfig, runId: string) {
-    this.loaded = loaded;
-    this.runId = runId;
-  }
-
-  sample(bytesDone: number, force = false): void {
-    const now = Date.now();
-    if (!force && now - this.lastAt < SAMPLE_EVERY_MS) return;
-    this.lastAt = now;
-    this.samples.push([now, bytesDone]);
-  }
-
-  /** Writes (temp file, then rename) the record, adding to what an earlier attempt of the same run recorded. */
-  async finish(bytesDone: number): Promise<void> {
-    this.sample(bytesDone, true);
-    const earlier = await readRecord(this.loaded, this.runId);
-    const record: ActivityRecord = {
-      version: 1,
-      runId: this.runId,
-      tool: 'app',
-      user: currentUser(),
-      host: hostname(),
-      samples: [...(earlier?.samples ?? []), ...this.samples],
-    };
-    const path = recordPath(this.loaded, this.runId);
-    await mkdir(join(manifestDir(this.loaded), 'app-activity'), { recursive: true });
-    const temp = `${path}.${process.pid}.tmp`;
-    await writeFile(temp, JSON.stringify(record));
-    await rename(temp, path);
-  }
+/** A manifest is read from disk: its `ranBy` is taken only when shaped as the engine writes it. */
+function originOf(ranBy: unknown): ActivityEntry['origin'] | undefined {
+  if (typeof ranBy !== 'object' || ranBy === null) return undefined;
+  const { tool, user, host } = ranBy as Record<string, unknown>;
+  if (tool !== 'cli' && tool !== 'app') return undefined;
+  const name = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v.slice(0, 256) : undefined);
+  const u = name(user);
+  const h = name(host);
+  return { tool, ...(u ? { user: u } : {}), ...(h ? { host: h } : {}) };
 }
 
 function entryFrom(manifest: Manifest, manifestPath: string, record: ActivityRecord | undefined): ActivityEntry {
@@ -102,7 +65,7 @@ function entryFrom(manifest: Manifest, manifestPath: string, record: ActivityRec
     meanBytesPerSecond: durationMs > 0 ? (bytes / durationMs) * 1000 : 0,
     retries: manifest.totals.retries,
     moves: manifest.totals.replacements,
-    origin: record ? { tool: 'app', user: record.user, host: record.host } : { tool: 'cli' },
+    origin: originOf(manifest.ranBy) ?? (record ? { tool: 'app', user: record.user, host: record.host } : { tool: 'unknown' }),
   };
 }
 
@@ -137,18 +100,25 @@ export class ActivityLog {
   }
 }
 
-/** A run's throughput samples as `[ms since its first sample, bytes so far]`, attempts laid end to end. */
+/** A run's throughput over time: from its journal, or for an older app run from the app's record of it. */
 export async function activityDetail(loaded: LoadedConfig, runId: string): Promise<ActivityDetail> {
+  const journal = await journalThroughput(journalPath(loaded, runId)).catch(() => undefined);
+  if (journal && journal.timedChunks > 0) return { runId, samples: journal.samples, source: 'journal', attempts: journal.attempts, heldChunks: journal.heldChunks };
   const record = await readRecord(loaded, runId);
+  if (!record) return { runId, samples: [], source: 'none', attempts: journal?.attempts ?? 1, heldChunks: 0 };
   const samples: [number, number][] = [];
   let offsetBytes = 0;
   let lastBytes = 0;
-  const first = record?.samples[0]?.[0] ?? 0;
-  for (const [at, bytes] of record?.samples ?? []) {
+  let attempts = 1;
+  const first = record.samples[0]?.[0] ?? 0;
+  for (const [at, bytes] of record.samples) {
     // A resumed attempt counts its bytes from zero again: carry the earlier attempts' total forward.
-    if (bytes < lastBytes) offsetBytes += lastBytes;
+    if (bytes < lastBytes) {
+      offsetBytes += lastBytes;
+      attempts++;
+    }
     lastBytes = bytes;
     samples.push([at - first, offsetBytes + bytes]);
   }
-  return { runId, samples };
+  return { runId, samples, source: 'app-record', attempts, heldChunks: 0 };
 }

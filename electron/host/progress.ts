@@ -160,11 +160,6 @@ export class ProgressFolder {
     return this.changed;
   }
 
-  /** Bytes sent to nodes so far in this attempt. */
-  get bytesSent(): number {
-    return this.bytesDone;
-  }
-
   get ended(): boolean {
     return this.phase === 'finished' || this.phase === 'failed' || this.phase === 'cancelled';
   }

@@ -10,7 +10,7 @@ import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req
 import type { DetectionResult, Manifest, NodeStatus, RepairEvent, ResumableRun, VerifyProblem } from '../../shared/types.ts';
 import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, openNodes, probeNodes, readJournal, readManifest, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
 import type { LoadedConfig } from '../engine/index.ts';
-import { ActivityLog, ActivityRecorder, activityDetail } from './activity.ts';
+import { ActivityLog, activityDetail } from './activity.ts';
 import { BatchPacer, ProgressFolder } from './progress.ts';
 import { setNodesInText } from './yaml-nodes.ts';
 import type { Renamed } from './yaml-nodes.ts';
@@ -159,13 +159,9 @@ export class EngineService {
       const abort = new AbortController();
       const active: { runId?: string; since: string } = { ...(resume !== undefined ? { runId: resume } : {}), since: new Date().toISOString() };
       this.active = active;
-      const activity = new ActivityRecorder(loaded, runId);
       const pacer = new BatchPacer(() => {
         const batch = folder.flush();
-        if (batch) {
-          this.emit('ingestProgress', batch);
-          activity.sample(batch.bytesDone);
-        }
+        if (batch) this.emit('ingestProgress', batch);
         return folder.pending;
       }, this.batchMs);
       const done = runIngest({
@@ -186,8 +182,6 @@ export class EngineService {
         if (this.active === active) this.active = undefined;
         pacer.poke();
         await pacer.idle();
-        // The record is the Activity screen's; a run goes on without it if it cannot be written.
-        await activity.finish(folder.bytesSent).catch(() => undefined);
       });
       this.ingest = { folder, abort, pacer, done };
       pacer.poke();

@@ -1,5 +1,5 @@
 // Activity: every past run (status, duration, bytes, files, mean throughput, retries, moves, who ran it from
-// where), newest first, and the selected run's throughput over time for runs the app recorded.
+// where), newest first, and the selected run's throughput over time, from its journal, whoever ran it.
 import { useEffect, useMemo } from 'react';
 import type { ActivityDetail, ActivityEntry } from '../../shared/ipc/contract.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
@@ -21,10 +21,16 @@ export function throughputSeries(samples: readonly [number, number][]): [number,
   return out;
 }
 
-function ThroughputChart({ detail, entry }: { detail: ActivityDetail; entry: ActivityEntry }) {
+export function emptyChartText(detail: ActivityDetail): string {
+  if (detail.source === 'none') return 'Its journal has no timings (it ran before journals recorded them, or the journal is gone), so only its totals are known.';
+  if (detail.samples.length === 0 && detail.heldChunks > 0) return `Nothing to chart: all ${detail.heldChunks} chunks were already on their nodes, so none was sent.`;
+  return 'Too short to chart: its chunks were all stored within one moment.';
+}
+
+function ThroughputChart({ detail }: { detail: ActivityDetail }) {
   const series = useMemo(() => throughputSeries(detail.samples), [detail]);
   if (series.length < 2) {
-    return <p className="muted" data-testid="chart-empty">{entry.origin.tool === 'cli' ? 'This run was not recorded by the app (it ran from the CLI), so only its totals are known.' : 'Too short to chart: fewer than two samples.'}</p>;
+    return <p className="muted" data-testid="chart-empty">{emptyChartText(detail)}</p>;
   }
   const maxT = Math.max(...series.map(([t]) => t), 1);
   const maxY = Math.max(...series.map(([, y]) => y), 1);
@@ -48,9 +54,11 @@ function ThroughputChart({ detail, entry }: { detail: ActivityDetail; entry: Act
   );
 }
 
-function origin(e: ActivityEntry): string {
-  if (e.origin.tool === 'cli') return 'CLI';
-  return `app · ${e.origin.user ?? '?'}@${e.origin.host ?? '?'}`;
+/** `CLI · ana@gpu-07`, `app · ana@laptop`; a run from before manifests said who ran it: `not recorded`. */
+export function originText(origin: ActivityEntry['origin']): string {
+  if (origin.tool === 'unknown') return 'not recorded';
+  const who = origin.user || origin.host ? ` · ${origin.user ?? '?'}@${origin.host ?? '?'}` : '';
+  return `${origin.tool === 'cli' ? 'CLI' : 'app'}${who}`;
 }
 
 export function ActivityScreen() {
@@ -81,7 +89,11 @@ export function ActivityScreen() {
       {entry && (
         <div className="card">
           <h2>Throughput of {entry.runId}</h2>
-          {detail?.runId === entry.runId ? <ThroughputChart detail={detail} entry={entry} /> : <p className="muted">Loading…</p>}
+          <p className="muted">
+            {originText(entry.origin) === 'not recorded' ? 'Who ran it was not recorded' : `Ran from ${originText(entry.origin)}`}
+            {detail?.runId === entry.runId && detail.attempts > 1 ? ` · ${detail.attempts} attempts, laid end to end` : ''}
+          </p>
+          {detail?.runId === entry.runId ? <ThroughputChart detail={detail} /> : <p className="muted">Loading…</p>}
         </div>
       )}
       <div className="card table-card">
@@ -98,7 +110,7 @@ export function ActivityScreen() {
             <tbody>
               {entries.map((e) => (
                 <tr key={e.runId} className={e.runId === selected ? 'selected' : ''} data-testid={`activity-${e.runId}`} aria-selected={e.runId === selected}>
-                  <td>
+                  <td className="run-id">
                     <button type="button" className="link mono" onClick={() => void select(e.runId)} aria-label={`Show throughput of ${e.runId}`}>{e.runId}</button>
                   </td>
                   <td><span className={`phase phase-${e.status}`}>{e.status}</span></td>
@@ -109,7 +121,7 @@ export function ActivityScreen() {
                   <td className="num">{formatRate(e.meanBytesPerSecond)}</td>
                   <td className="num">{e.retries}</td>
                   <td className="num">{e.moves}</td>
-                  <td className="wrap">{origin(e)}</td>
+                  <td className="wrap" data-testid="ran-by">{originText(e.origin)}</td>
                 </tr>
               ))}
             </tbody>

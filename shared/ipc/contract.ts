@@ -126,14 +126,24 @@ export interface ActivityEntry {
   meanBytesPerSecond: number;
   retries: number;
   moves: number;
-  /** Who ran it from where: the app (with the user and machine) when the app recorded it, otherwise the CLI. */
-  origin: { tool: 'app' | 'cli'; user?: string; host?: string };
+  /**
+   * Who ran it from where, as its manifest says (`ranBy`); for a run from before manifests said so, the app's own
+   * record of it, else `unknown`.
+   */
+  origin: { tool: 'app' | 'cli' | 'unknown'; user?: string; host?: string };
 }
 
-/** Throughput over time of one run the app ran: `[msSinceStart, bytesDoneSoFar]`, about five a second. */
+/** Throughput over time of one run, whoever ran it. */
 export interface ActivityDetail {
   runId: string;
+  /** `[ms since the run started, bytes stored so far]`, at most ~400 points; pauses between attempts left out. */
   samples: [number, number][];
+  /** The run's journal (every run since journal lines carry `t`), the app's record of an older app run, or none. */
+  source: 'journal' | 'app-record' | 'none';
+  /** Attempts (a resumed run has more than one). */
+  attempts: number;
+  /** Chunks found already on their nodes (not sent, so not charted). */
+  heldChunks: number;
 }
 
 /** A verify report, narrowed to one node when `nodeId` is set. */
