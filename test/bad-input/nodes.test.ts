@@ -177,7 +177,7 @@ describe('unreachable and lying nodes', () => {
     // Both copies of one chunk gone: reassemble says which chunk and exits 1 (it used to hang here).
     const gone = victims[0]!;
     for (const node of ['n1', 'n2']) await rm(join(p.root, 'nodes', node, gone), { force: true });
-    const again = await cli(['reassemble', '--config', p.configPath, '--file', 'r.bin', '--out', out], { cwd: p.root, timeoutMs: 30_000 });
+    const again = await cli(['reassemble', '--config', p.configPath, '--file', 'r.bin', '--out', out, '--force'], { cwd: p.root, timeoutMs: 30_000 });
     expectCleanExit(again, EXIT.incomplete);
     expect(again.stderr).toMatch(/No good copy of r\.bin_chunk_\d+: n\d: node n\d: chunk r\.bin_chunk_\d+ is not in/);
   });
