@@ -88,10 +88,10 @@ export interface RunningApp {
   close(): Promise<void>;
 }
 
-async function startServeProcess(ws: Workspace): Promise<{ child: ChildProcess; url: string }> {
+export async function startServeProcess(ws: Pick<Workspace, 'configPath'>, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(node22(), [join(ROOT, 'electron/serve/main.ts'), '--config', ws.configPath, '--port', '0'], {
     cwd: ROOT,
-    env: { ...process.env, ...APP_ENV },
+    env: { ...process.env, ...APP_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -116,7 +116,7 @@ async function startServeProcess(ws: Workspace): Promise<{ child: ChildProcess; 
   return { child, url };
 }
 
-function stopProcessGroup(child: ChildProcess): Promise<void> {
+export function stopProcessGroup(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.pid === undefined) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

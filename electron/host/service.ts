@@ -11,6 +11,7 @@ import type { DetectionResult, Manifest, NodeStatus, RepairEvent, ResumableRun, 
 import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, openNodes, probeNodes, readJournal, readManifest, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
 import type { LoadedConfig } from '../engine/index.ts';
 import { ActivityLog, activityDetail } from './activity.ts';
+import { WorkerWatch } from './workers.ts';
 import { BatchPacer, ProgressFolder } from './progress.ts';
 import { setNodesInText } from './yaml-nodes.ts';
 import type { Renamed } from './yaml-nodes.ts';
@@ -55,6 +56,7 @@ export class EngineService {
   private readonly canPick: boolean;
   private readonly mode: 'electron' | 'serve';
   private readonly activityLog = new ActivityLog();
+  private readonly workerWatch = new WorkerWatch();
   private detection: Promise<DetectionResult> | undefined;
   private override: CloudName | null = null;
   /** Set while a start request loads the config, so two quick starts cannot both begin a run. */
@@ -89,6 +91,7 @@ export class EngineService {
     this.ingest?.abort.abort();
     for (const task of this.tasks.values()) task.abort();
     await this.ingest?.done;
+    await this.workerWatch.close();
   }
 
   private readonly handlers: Handlers = {
@@ -118,6 +121,8 @@ export class EngineService {
       this.emit('nodeStatus', statuses);
       return statuses;
     },
+
+    pullWorkers: async () => this.workerWatch.view(await loadConfig(this.configPath)),
 
     upsertNode: async ({ node, originalId }) => this.editNodes(originalId !== undefined && originalId !== node.id ? { from: originalId, to: node.id } : undefined, (nodes) => {
       const clash = nodes.findIndex((n) => n.id === node.id);

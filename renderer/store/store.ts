@@ -102,10 +102,24 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
       inFlight = undefined;
     }
   };
+  let pullInFlight: Promise<void> | undefined;
+  const loadPull = async (): Promise<void> => {
+    try {
+      const view = await api.pullWorkers({});
+      set({ pull: { view, error: null } });
+    } catch (error) {
+      set((s) => ({ pull: { ...s.pull, error: errorText(error) } }));
+    } finally {
+      pullInFlight = undefined;
+    }
+  };
   return {
   nodes: { statuses: [], probing: false, error: null, checkedAt: null, editError: null },
+  pull: { view: null, error: null },
 
   probeNodes: () => (inFlight ??= probe()),
+
+  loadPullWorkers: () => (pullInFlight ??= loadPull()),
 
   setNodeStatuses: (statuses) => set((s) => ({ nodes: { ...s.nodes, statuses, checkedAt: Date.now() } })),
 

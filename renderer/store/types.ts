@@ -10,6 +10,7 @@ import type {
   DetectionView,
   IngestProgress,
   ManifestEntry,
+  PullWorkersView,
   ReassembleResult,
   RepairReport,
   ResumableRun,
@@ -69,7 +70,10 @@ export interface ConfigSlice {
 
 export interface NodesSlice {
   nodes: { statuses: NodeStatus[]; probing: boolean; error: string | null; checkedAt: number | null; editError: string | null };
+  /** Pull mode's workers as last heard on NATS (null until first asked). */
+  pull: { view: PullWorkersView | null; error: string | null };
   probeNodes(): Promise<void>;
+  loadPullWorkers(): Promise<void>;
   setNodeStatuses(statuses: NodeStatus[]): void;
   upsertNode(node: NodeConfig, originalId?: string): Promise<boolean>;
   removeNode(id: string): Promise<boolean>;

@@ -146,6 +146,43 @@ export interface ActivityDetail {
   heldChunks: number;
 }
 
+/** One pull worker as the app last heard it: its heartbeat's figures (since the worker started) and how fresh it is. */
+export interface PullWorkerView {
+  nodeId: string;
+  /** The id is one of the config's nodes (a worker heard that the config does not name is listed too). */
+  configured: boolean;
+  /** Heard within `worker_timeout_seconds` (the coordinator gives up on a worker silent for longer). */
+  alive: boolean;
+  /** Milliseconds since its last heartbeat reached the app; absent: never heard since the app started listening. */
+  silentMs?: number;
+  /** The last heartbeat's figures: items in flight, finished (stored, already there, failed), bytes read, and the agent's store. */
+  heartbeat?: {
+    at: string;
+    startedAt: string;
+    inFlight: number;
+    stored: number;
+    existed: number;
+    failed: number;
+    bytesRead: number;
+    chunkCount: number;
+    bytesHeld: number;
+    freeBytes: number;
+  };
+}
+
+/** Pull mode's workers, heard on NATS (`cloud-ingest.heartbeat.*`); in push mode only `mode`. */
+export interface PullWorkersView {
+  mode: 'push' | 'pull';
+  /** The NATS server listened to (any user:password@ part removed). */
+  natsUrl?: string;
+  connected: boolean;
+  /** Why the app cannot listen (no NATS URL, the server does not answer), with the fix. */
+  error?: string;
+  /** `worker_timeout_seconds` in ms: silent longer than this, a worker is taken as lost. */
+  timeoutMs: number;
+  workers: PullWorkerView[];
+}
+
 /** A verify report, narrowed to one node when `nodeId` is set. */
 export interface VerifyResult extends VerifyReport {
   /** The node verified, or null for all nodes. */
@@ -175,6 +212,8 @@ export interface Requests {
   detectCloud: { req: { override?: CloudName | null }; res: DetectionView };
   /** Probes every node: state, latency, free space, chunks and bytes held. */
   probeNodes: { req: Record<string, never>; res: NodeStatus[] };
+  /** Pull mode: every worker's last heartbeat (the host listens on NATS from the first ask on). */
+  pullWorkers: { req: Record<string, never>; res: PullWorkersView };
   /** Adds a node (no `originalId`) or replaces the node `originalId`, written back into the YAML keeping comments. */
   upsertNode: { req: { node: NodeConfig; originalId?: string }; res: ConfigSnapshot };
   removeNode: { req: { id: string }; res: ConfigSnapshot };
@@ -206,7 +245,7 @@ export interface Requests {
   pickOutputFolder: { req: Record<string, never>; res: { path: string | null } };
   /** Past runs with their figures, newest first. */
   listActivity: { req: Record<string, never>; res: ActivityEntry[] };
-  /** Throughput samples of one run (empty for runs the app did not record). */
+  /** Throughput over time of one run, from its journal. */
   activityDetail: { req: { runId: string }; res: ActivityDetail };
 }
 
@@ -230,6 +269,7 @@ export const REQUEST_CHANNELS = [
   'saveConfig',
   'detectCloud',
   'probeNodes',
+  'pullWorkers',
   'upsertNode',
   'removeNode',
   'startIngest',

@@ -44,6 +44,7 @@ export const requestValidators: { [C in RequestChannel]: Check<Req<C>> } = {
   saveConfig: object({ text: req(str({ max: MAX_TEXT })), baseRevision: opt(str({ min: 1, max: 64, pattern: /^[0-9a-f]+$/, what: 'a revision (hex)' })) }),
   detectCloud: object({ override: opt(nullable(cloud)) }),
   probeNodes: empty,
+  pullWorkers: empty,
   upsertNode: object({ node: req(nodeConfig), originalId: opt(nodeId) }),
   removeNode: object({ id: req(nodeId) }),
   startIngest: object({ pattern: opt(str({ max: 1024 })), resume: opt(runId) }),
