@@ -14,7 +14,7 @@ import { forEachLimited, Slots } from './limit.ts';
 import { nextManifestPath, readManifest, writeJsonAtomic } from './manifest.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
 import { shardFromStore, shardMembers } from './pack/member.ts';
-import { memberReader, ShardSource } from './pack/source.ts';
+import { ShardSource } from './pack/source.ts';
 import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
 import type { ChunkSource } from './nodes/nodes.ts';
@@ -259,8 +259,7 @@ class Repair {
   private async shardFromSource(bucket: Bucket, chunk: ManifestChunk, members: Manifest['files']): Promise<ChunkSource | string> {
     const shard = await shardFromStore(bucket, chunk, members, this.o.signal);
     if (typeof shard === 'string') return `no good copy on any node, and it cannot be packed again from the source: ${shard}; re-ingest its files`;
-    const read = memberReader(bucket, { slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
-    return new ShardSource(shard, read, this.pool, this.manifest.checksumAlgorithm);
+    return new ShardSource(shard, { bucket, pool: this.pool, algorithm: this.manifest.checksumAlgorithm, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
   }
 
   /** The manifest's next version: the same run, its copies as repaired, its status as the copies now stand. */

@@ -2,6 +2,7 @@
 // tarfile and the webdataset package read back byte for byte, samples never split, every packed file in the
 // manifest with its shard, offset and checksum; reassemble and verify per packed file; a resumed run keeps the
 // shards it delivered exactly as they were.
+import { statSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -102,6 +103,31 @@ describe('packing small files into shards', () => {
     const again = await reassembleFile({ loaded, manifestPath: repaired.manifestPath, key: victim.key, outPath: join(root, 'out', 'v.bin') });
     expect(again).toMatchObject({ matched: true, md5Hex: expected.get(victim.key) });
   });
+
+  for (const replicas of [1, 2]) {
+    it(`a file changed after the listing fails its shard only, named (replicas ${replicas}: the shard ${replicas === 1 ? 'written by a hashing thread' : 'streamed to both nodes'})`, async () => {
+      const { data, loaded } = await project(`chunk_size_mb: 0.25, pack_below_mb: 0.1, replicas: ${replicas}`);
+      const expected = await writeSamples(data, { samples: 40, extensions: ['bin', 'txt'] });
+      const victim = 'train/000021.txt';
+      const onEvent = (e: IngestEvent): void => {
+        // After the listing, before any shard is read: same size, other bytes, a new version.
+        if (e.type === 'run-started') writeFileSync(join(data, victim), Buffer.alloc(statSync(join(data, victim)).size, 9));
+      };
+      const { manifest } = await runIngest({ loaded, detection: detection('local'), onEvent });
+      expect(manifest.status).toBe('partial');
+      const failed = manifest.files.filter((f) => f.status === 'failed');
+      const shardOf = failed[0]!.error!.match(/^shard (\S+):/)![1];
+      expect(failed.length).toBeGreaterThan(1);
+      for (const file of failed) expect(file.error).toMatch(new RegExp(`^shard ${shardOf}: .*${victim}.*changed`));
+      const good = manifest.files.filter((f) => f.status === 'complete');
+      expect(good.length + failed.length).toBe(expected.size);
+      for (const shard of shards(manifest)) expect(shard.copies).toHaveLength(replicas);
+      for (const copy of [0, replicas - 1]) {
+        const readBack = await readShardsInPython(shards(manifest).map((c) => c.copies[copy]!.location));
+        for (const file of good) expect(readBack.tarfile[file.key]).toBe(expected.get(file.key));
+      }
+    });
+  }
 
   it('a resumed run keeps the shards it delivered as they were, and packs files added meanwhile around them', async () => {
     const { data, loaded } = await project('chunk_size_mb: 0.25, pack_below_mb: 0.1, max_concurrent_chunks: 1');

@@ -4,7 +4,7 @@
 // stream in flight and nothing is allocated per block. A thread that dies (throws, runs out of memory, is
 // terminated) fails only the jobs it held, with HashThreadLost, and a new thread takes its place.
 import { availableParallelism } from 'node:os';
-import { Transform, Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,10 +24,14 @@ type Reply =
   | { op: 'ack'; id: number; block: number }
   | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc; ranges?: string[] }
   | { op: 'progress'; id: number; bytes: number }
-  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc }
-  | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target' }
+  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[] }
+  | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target'; key?: string }
   | { op: 'writeFailed'; id: number; code: string; message: string }
-  | { op: 'fileHashed'; id: number };
+  | { op: 'fileHashed'; id: number }
+  | { op: 'packBlock'; id: number; block: number; length: number }
+  | { op: 'packDone'; id: number; digests: string[] }
+  | { op: 'packFailed'; id: number; code: string; message: string; key: string }
+  | { op: 'packAborted'; id: number };
 
 /** What a job hears: its thread's replies, or that the thread died before the job was done. */
 type Delivery = Reply | { op: 'lost'; id: number; error: HashThreadLost };
@@ -40,6 +44,29 @@ export interface FileCopyJob {
   /** The source version (see localEtag); the copy fails if the file is another version before or after. */
   etag?: string;
   target: string;
+  /** Instead of one range of `source`: a tar shard laid out from these local files (`source` is not read). */
+  pack?: LocalShard;
+}
+
+/**
+ * A shard to lay out from local files on a hashing thread (HashPool.copyFile, packStream): its members' keys
+ * (relative to `root`), sizes and versions, and their tar headers one after another in `headers`.
+ */
+export interface LocalShard {
+  /** The source folder's real path: every member must resolve inside it. */
+  root: string;
+  keys: string[];
+  sizes: number[];
+  etags: (string | undefined)[];
+  headers: Uint8Array;
+  headerLengths: number[];
+  /** Receives each member's checksum, in order, once the shard is written. */
+  onMemberDigests?: (digests: string[]) => void;
+}
+
+/** A shard as the hashing thread takes it (its data, no callbacks). */
+function shardMessage(shard: LocalShard): Omit<LocalShard, 'onMemberDigests'> {
+  return { root: shard.root, keys: shard.keys, sizes: shard.sizes, etags: shard.etags, headers: shard.headers, headerLengths: shard.headerLengths };
 }
 
 /** A copy made on a hashing thread failed; `code` is CHANGED, CANCELLED, or an errno code. */
@@ -47,12 +74,15 @@ export class FileCopyError extends Error {
   readonly code: string;
   /** Which file failed: the source being read, or the target being written. */
   readonly side: 'source' | 'target';
+  /** The member of a shard that failed (FileCopyJob.pack), by its key. */
+  readonly key: string | undefined;
 
-  constructor(code: string, message: string, side: 'source' | 'target') {
+  constructor(code: string, message: string, side: 'source' | 'target', key?: string) {
     super(message);
     this.name = 'FileCopyError';
     this.code = code;
     this.side = side;
+    this.key = key;
   }
 }
 
@@ -102,6 +132,10 @@ class SharedBlocks {
 
   constructor(worker: Worker) {
     this.worker = worker;
+  }
+
+  view(index: number): Uint8Array {
+    return this.views[index]!;
   }
 
   take(): { index: number; view: Uint8Array } {
@@ -260,6 +294,24 @@ export class HashPool {
     return new FileSink(this, algorithm, target, options.crc);
   }
 
+  /**
+   * A tar shard of local files, read and laid out on a hashing thread (synchronous reads, nothing per file on the
+   * calling thread), each member hashed on the way: the shard's bytes as a stream, and `memberDigests`.
+   */
+  packStream(job: PackStreamJob): PackStream {
+    return new PackStream(this, job);
+  }
+
+  /** @internal Blocks of `slot`'s free list, for a job that has the thread fill them. */
+  takeBlocks(slot: Slot, count: number): number[] {
+    return Array.from({ length: count }, () => slot.blocks.take().index);
+  }
+
+  /** @internal */
+  giveBlocks(slot: Slot, indexes: readonly number[]): void {
+    for (const index of indexes) slot.blocks.give(index);
+  }
+
   /** Stops every thread; jobs still open fail with a HashThreadLost that is not retryable. */
   async close(): Promise<void> {
     this.closed = true;
@@ -273,11 +325,13 @@ export class HashPool {
    * sources delivering to local folder nodes.
    */
   copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<Checksum> {
-    return this.runFileJob({ op: 'copy', ...job }, job.algorithm, options.signal, options.onBytes);
+    const { pack, ...range } = job;
+    const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}) };
+    return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests);
   }
 
   /** Runs a file job on the least busy thread; it checks `cancel` between blocks. */
-  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void): Promise<Checksum> {
+  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void): Promise<Checksum> {
     const cancel = new Int32Array(new SharedArrayBuffer(4));
     return new Promise<Checksum>((resolve, reject) => {
       const { id, slot } = this.claim((reply) => {
@@ -285,9 +339,11 @@ export class HashPool {
         if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
         signal?.removeEventListener('abort', onAbort);
         this.release(id, slot);
-        if (reply.op === 'copied') resolve({ algorithm, hex: reply.hex });
-        else if (reply.op === 'lost') reject(reply.error);
-        else reject(new FileCopyError(reply.code, reply.message, reply.side));
+        if (reply.op === 'copied') {
+          if (reply.members) onMembers?.(reply.members);
+          resolve({ algorithm, hex: reply.hex });
+        } else if (reply.op === 'lost') reject(reply.error);
+        else reject(new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key));
       });
       const onAbort = (): void => void Atomics.store(cancel, 0, 1);
       if (signal?.aborted) onAbort();
@@ -731,4 +787,89 @@ let shared: HashPool | undefined;
 export function sharedHashPool(): HashPool {
   shared ??= new HashPool();
   return shared;
+}
+
+export interface PackStreamJob extends LocalShard {
+  algorithm: ChecksumAlgorithm;
+  /** A member that cannot be read, as the caller reports it (e.g. the store's own error). */
+  sourceError?: (error: FileCopyError, key: string) => Error;
+}
+
+/** Blocks a shard being packed may have out at once (being filled, or waiting to be read). */
+const PACK_BLOCKS = 3;
+
+/**
+ * The bytes of a shard packed on a hashing thread, as a Readable: the thread fills shared blocks it is granted,
+ * each is copied out and granted again when the reader wants more. A member that cannot be read fails the stream
+ * (FileCopyError side 'source', or what `sourceError` makes of it).
+ */
+export class PackStream extends Readable {
+  readonly memberDigests: Promise<string[]>;
+  private readonly pool: HashPool;
+  private readonly slot: Slot;
+  private readonly id: number;
+  private readonly blocks: number[];
+  private readonly job: PackStreamJob;
+  /** Blocks read and not yet granted again (the reader is full). */
+  private readonly held: number[] = [];
+  private readonly result: { resolve: (d: string[]) => void; reject: (e: Error) => void };
+  private finished = false;
+
+  constructor(pool: HashPool, job: PackStreamJob) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.pool = pool;
+    this.job = job;
+    let resolve!: (d: string[]) => void;
+    let reject!: (e: Error) => void;
+    this.memberDigests = new Promise<string[]>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.memberDigests.catch(() => undefined);
+    this.result = { resolve, reject };
+    const claimed = pool.claim((reply) => this.onReply(reply));
+    this.id = claimed.id;
+    this.slot = claimed.slot;
+    this.blocks = claimed.slot.lost ? [] : pool.takeBlocks(claimed.slot, PACK_BLOCKS);
+    this.slot.worker.postMessage({ op: 'pack', id: this.id, algorithm: job.algorithm, ...shardMessage(job), credits: [...this.blocks] });
+  }
+
+  override _read(): void {
+    for (const block of this.held.splice(0)) this.slot.worker.postMessage({ op: 'packCredit', id: this.id, block });
+  }
+
+  private onReply(reply: Delivery): void {
+    if (reply.op === 'packBlock') {
+      const view = this.slot.blocks.view(reply.block);
+      if (this.push(Buffer.from(view.subarray(0, reply.length)))) this.slot.worker.postMessage({ op: 'packCredit', id: this.id, block: reply.block });
+      else this.held.push(reply.block);
+    } else if (reply.op === 'packDone') {
+      this.end(() => this.result.resolve(reply.digests));
+    } else if (reply.op === 'packFailed') {
+      const error = new FileCopyError(reply.code, `${reply.key}: ${reply.message}`, 'source', reply.key);
+      this.end(() => this.destroy(this.job.sourceError?.(error, reply.key) ?? error));
+    } else if (reply.op === 'packAborted') {
+      this.end(() => undefined);
+    } else if (reply.op === 'lost') {
+      this.finished = true;
+      this.pool.release(this.id, this.slot);
+      this.destroy(reply.error);
+    }
+  }
+
+  /** The thread is done with the job: its blocks go back to the free list, then `then` runs. */
+  private end(then: () => void): void {
+    this.finished = true;
+    this.pool.giveBlocks(this.slot, this.blocks);
+    this.pool.release(this.id, this.slot);
+    then();
+    if (!this.destroyed) this.push(null);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.result.reject(error ?? new Error('the shard was not read to its end'));
+    // The thread still holds blocks: they come back with its packAborted.
+    if (!this.finished) this.slot.worker.postMessage({ op: 'packAbort', id: this.id });
+    callback(error);
+  }
 }

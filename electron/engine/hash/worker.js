@@ -2,7 +2,8 @@
 // Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
 // would load Node's type stripper into every hashing thread, ~10 MB each.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, writeSync } from 'node:fs';
+import { sep } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { crc32cUpdate } from './crc32c.js';
@@ -13,7 +14,8 @@ const PROGRESS_EVERY = 8 * COPY_BLOCK;
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
- * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array }} CopyJob
+ * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array, pack?: LocalShard }} CopyJob
+ * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[] }} LocalShard
  * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
@@ -22,7 +24,11 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32' }
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
- *   | ({ op: 'copy' } & CopyJob)} Message
+ *   | ({ op: 'copy' } & CopyJob)
+ *   | ({ op: 'pack' } & PackJob)
+ *   | { op: 'packCredit', id: number, block: number }
+ *   | { op: 'packAbort', id: number }} Message
+ * @typedef {{ id: number, algorithm: string, root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[], credits: number[] }} PackJob
  * @typedef {{ algorithm: string, starts: number[], lengths: number[] }} RangeSpec
  */
 
@@ -51,6 +57,7 @@ function onTarget(operation) {
  * @param {CopyJob} job
  */
 function copy(job) {
+  if (job.pack) return packCopy(job, job.pack);
   const hash = newHash(job.algorithm);
   const input = openSync(job.source, 'r');
   let output;
@@ -77,7 +84,7 @@ function copy(job) {
     }
     if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
     port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
-    return hash.digest('hex');
+    return { hex: hash.digest('hex') };
   } finally {
     closeSync(input);
     if (output !== undefined) closeSync(output);
@@ -212,6 +219,173 @@ function closeQuietly(sink) {
   }
   sink.fd = undefined;
 }
+/**
+ * Shards being packed from local files (HashPool.packStream): each member's tar headers, its bytes read from the
+ * source folder, its padding, then the end of the archive, written into the blocks the sender grants (credits)
+ * and posted back one block at a time; each member's bytes are hashed on the way. By id.
+ * @typedef {{ job: PackJob, member: number, phase: 'header' | 'data' | 'pad' | 'end', at: number, headerAt: number, fd: number | undefined, hash: ChunkHash | undefined, digests: string[] }} Packing
+ * @type {Map<number, Packing>}
+ */
+const packings = new Map();
+const END_OF_ARCHIVE = 1024;
+
+/** @param {number} size */
+function paddingOf(size) {
+  return (512 - (size % 512)) % 512;
+}
+
+/**
+ * Opens member `i` of the job as the local driver would read it: its real path must stay inside the source
+ * folder, and it must be the version the listing saw.
+ * @param {PackJob} job
+ * @param {number} i
+ */
+function openMember(job, i) {
+  const real = realpathSync.native([job.root, ...(/** @type {string} */ (job.keys[i])).split('/')].join(sep));
+  if (real !== job.root && !real.startsWith(job.root + sep)) throw Object.assign(new Error('it resolves outside the source folder'), { code: 'EACCES' });
+  const fd = openSync(real, 'r');
+  const etag = job.etags[i];
+  if (etag && etagOf(fstatSync(fd)) !== etag) {
+    closeSync(fd);
+    throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
+  }
+  return fd;
+}
+
+/**
+ * Fills granted blocks until the credits run out or the shard is done; posts each block, then the digests.
+ * @param {number} id
+ */
+function pack(id) {
+  const p = packings.get(id);
+  if (!p) return;
+  const { job } = p;
+  try {
+    const done = () => p.phase === 'end' && p.at === END_OF_ARCHIVE;
+    while (job.credits.length > 0 && !done()) {
+      const index = /** @type {number} */ (job.credits.shift());
+      const view = /** @type {Uint8Array} */ (blocks[index]);
+      const filled = fillBlock(p, view);
+      port?.postMessage({ op: 'packBlock', id, block: index, length: filled });
+    }
+    if (done()) {
+      packings.delete(id);
+      port?.postMessage({ op: 'packDone', id, digests: p.digests });
+    }
+  } catch (error) {
+    if (p.fd !== undefined) closeSync(p.fd);
+    packings.delete(id);
+    const { code, message } = /** @type {NodeJS.ErrnoException} */ (error);
+    port?.postMessage({ op: 'packFailed', id, code: code ?? 'EIO', message, key: job.keys[p.member] ?? '' });
+  }
+}
+
+/**
+ * The next bytes of the shard into `view`; returns how many.
+ * @param {Packing} p
+ * @param {Uint8Array} view
+ */
+function fillBlock(p, view) {
+  const { job } = p;
+  let filled = 0;
+  while (filled < view.length) {
+    if (p.phase === 'end') {
+      const n = Math.min(view.length - filled, END_OF_ARCHIVE - p.at);
+      if (n === 0) break;
+      view.fill(0, filled, filled + n);
+      filled += n;
+      p.at += n;
+      continue;
+    }
+    const size = /** @type {number} */ (job.sizes[p.member]);
+    if (p.phase === 'header') {
+      const length = /** @type {number} */ (job.headerLengths[p.member]);
+      const n = Math.min(view.length - filled, length - p.at);
+      view.set(job.headers.subarray(p.headerAt + p.at, p.headerAt + p.at + n), filled);
+      filled += n;
+      p.at += n;
+      if (p.at === length) {
+        p.headerAt += length;
+        p.phase = 'data';
+        p.at = 0;
+        p.fd = openMember(job, p.member);
+        p.hash = newHash(job.algorithm);
+      }
+    } else if (p.phase === 'data') {
+      const fd = /** @type {number} */ (p.fd);
+      const n = readSync(fd, view, filled, Math.min(view.length - filled, size - p.at), p.at);
+      if (n === 0 && p.at < size) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
+      p.hash?.update(view.subarray(filled, filled + n));
+      filled += n;
+      p.at += n;
+      if (p.at === size) {
+        const etag = job.etags[p.member];
+        const changed = etag !== undefined && etagOf(fstatSync(fd)) !== etag;
+        closeSync(fd);
+        p.fd = undefined;
+        if (changed) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
+        p.digests.push(/** @type {ChunkHash} */ (p.hash).digest('hex'));
+        p.hash = undefined;
+        p.phase = 'pad';
+        p.at = 0;
+      }
+    } else {
+      const n = Math.min(view.length - filled, paddingOf(size) - p.at);
+      view.fill(0, filled, filled + n);
+      filled += n;
+      p.at += n;
+      if (p.at === paddingOf(size)) {
+        p.member++;
+        p.phase = p.member < job.keys.length ? 'header' : 'end';
+        p.at = 0;
+      }
+    }
+  }
+  return filled;
+}
+
+/**
+ * Lays out a shard of local files straight into `job.target` with the reused block: headers, each member read,
+ * hashed on its own and with the whole shard, padding, the end of the archive. A member that cannot be read fails
+ * the copy on the source side, naming its key.
+ * @param {CopyJob} job
+ * @param {LocalShard} shard
+ */
+function packCopy(job, shard) {
+  const whole = newHash(job.algorithm);
+  /** @type {Packing} */
+  const p = { job: { ...shard, id: job.id, algorithm: job.algorithm, credits: [] }, member: 0, phase: shard.keys.length > 0 ? 'header' : 'end', at: 0, headerAt: 0, fd: undefined, hash: undefined, digests: [] };
+  const output = onTarget(() => openSync(job.target, 'w'));
+  let done = 0;
+  let reported = 0;
+  try {
+    while (!(p.phase === 'end' && p.at === END_OF_ARCHIVE)) {
+      if (Atomics.load(job.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+      let n;
+      try {
+        n = fillBlock(p, block);
+      } catch (error) {
+        throw Object.assign(/** @type {Error} */ (error), { key: shard.keys[p.member] });
+      }
+      const bytes = block.subarray(0, n);
+      whole.update(bytes);
+      onTarget(() => {
+        for (let written = 0; written < n; ) written += writeSync(output, bytes, written, n - written);
+      });
+      done += n;
+      if (done - reported >= PROGRESS_EVERY) {
+        port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
+        reported = done;
+      }
+    }
+    port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
+    return { hex: whole.digest('hex'), members: p.digests };
+  } finally {
+    if (p.fd !== undefined) closeSync(p.fd);
+    closeSync(output);
+  }
+}
+
 const port = parentPort;
 if (!port) throw new Error('hash worker must run in a worker thread');
 
@@ -266,10 +440,10 @@ port.on('message', (/** @type {Message} */ message) => {
     }
     case 'copy':
       try {
-        port.postMessage({ op: 'copied', id: message.id, hex: copy(message) });
+        port.postMessage({ op: 'copied', id: message.id, ...copy(message) });
       } catch (error) {
-        const { code, message: text, side } = /** @type {NodeJS.ErrnoException & { side?: string }} */ (error);
-        port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source' });
+        const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
+        port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
       }
       break;
     case 'hashFile': {
@@ -305,6 +479,24 @@ port.on('message', (/** @type {Message} */ message) => {
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }
+      break;
+    }
+    case 'pack':
+      packings.set(message.id, { job: message, member: 0, phase: message.keys.length > 0 ? 'header' : 'end', at: 0, headerAt: 0, fd: undefined, hash: undefined, digests: [] });
+      pack(message.id);
+      break;
+    case 'packCredit': {
+      const p = packings.get(message.id);
+      if (!p) break;
+      p.job.credits.push(message.block);
+      pack(message.id);
+      break;
+    }
+    case 'packAbort': {
+      const p = packings.get(message.id);
+      packings.delete(message.id);
+      if (p?.fd !== undefined) closeSync(p.fd);
+      port.postMessage({ op: 'packAborted', id: message.id });
       break;
     }
     case 'abortFile': {

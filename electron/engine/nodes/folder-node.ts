@@ -98,7 +98,7 @@ export class FolderNode implements NodeTarget {
   async writeFromFile(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk> {
     const temp = await this.tempFor(meta);
     try {
-      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, ...(file.etag ? { etag: file.etag } : {}) };
+      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, ...(file.etag ? { etag: file.etag } : {}), ...(file.pack ? { pack: file.pack } : {}) };
       const digest = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
       return await this.commit(meta, temp, digest);
     } catch (error) {

@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
-import type { HashPool, SequentialHash } from '../hash/pool.ts';
+import type { HashPool, LocalShard, SequentialHash } from '../hash/pool.ts';
 
 export interface ChunkMeta {
   id: string;
@@ -29,6 +29,8 @@ export interface LocalRange {
   offset: number;
   length: number;
   etag?: string;
+  /** A shard of packed files laid out from local files instead of one range (HashPool.copyFile). */
+  pack?: LocalShard;
 }
 
 export interface HashingWriteOptions {

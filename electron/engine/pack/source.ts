@@ -2,17 +2,18 @@
 // archive. Nothing is built in memory: small members are read a few ahead (each whole, at most SMALL_MEMBER bytes),
 // larger ones streamed when their turn comes. The stream passes a range tap that hashes every member on its own,
 // so the manifest gets each file's checksum from the same read.
-import { open } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
-import type { HashPool } from '../hash/pool.ts';
+import type { FileCopyError, HashPool, LocalShard } from '../hash/pool.ts';
 import type { Slots } from '../limit.ts';
+import type { LocalRange } from '../nodes/node.ts';
 import type { ChunkSource } from '../nodes/nodes.ts';
 import type { Bucket } from '../storage/bucket.ts';
 import type { ObjectInfo } from '../storage/driver.ts';
 import { localEtag } from '../storage/local.ts';
 import type { ShardLayout } from './plan.ts';
-import { END_OF_ARCHIVE, memberHeader, padded } from './tar.ts';
+import { END_OF_ARCHIVE, headerLength, memberHeader, padded, writeMemberHeader } from './tar.ts';
 
 /** Members up to this size are read whole, ahead of their turn. */
 const SMALL_MEMBER = 1024 * 1024;
@@ -122,37 +123,77 @@ class ReadAhead {
   }
 }
 
-/** A shard as a chunk source for Nodes.store, whose members' checksums are known once a transfer has read it. */
+export interface ShardSourceOptions {
+  bucket: Bucket;
+  pool: HashPool;
+  algorithm: ChecksumAlgorithm;
+  slots: Slots;
+  signal?: AbortSignal;
+}
+
+/**
+ * A shard as a chunk source for Nodes.store, whose members' checksums are known once a transfer has read it. From a
+ * local folder the shard is read and laid out on a hashing thread (HashPool.packStream: no call per file on this
+ * thread); from a cloud store, members are read a few ahead and the shard passes a range tap.
+ */
 export class ShardSource implements ChunkSource {
   private readonly shard: ShardLayout;
-  private readonly read: MemberReader;
-  private readonly pool: HashPool;
-  private readonly algorithm: ChecksumAlgorithm;
+  private readonly o: ShardSourceOptions;
   private digests: Promise<string[]> | undefined;
 
-  constructor(shard: ShardLayout, read: MemberReader, pool: HashPool, algorithm: ChecksumAlgorithm) {
+  constructor(shard: ShardLayout, options: ShardSourceOptions) {
     this.shard = shard;
-    this.read = read;
-    this.pool = pool;
-    this.algorithm = algorithm;
+    this.o = options;
   }
 
-  localRange(): Promise<undefined> {
-    return Promise.resolve(undefined);
+  /** From a local folder: the shard laid out by a hashing thread straight into a folder node's file. */
+  async localRange(): Promise<LocalRange | undefined> {
+    const shard = await this.localShard();
+    if (!shard) return undefined;
+    let resolve!: (digests: string[]) => void;
+    this.digests = new Promise<string[]>((res) => (resolve = res));
+    return { path: shard.root, offset: 0, length: this.shard.size, pack: { ...shard, onMemberDigests: resolve } };
   }
 
-  open(): Promise<Readable> {
-    const bytes = Readable.from(shardBytes(this.shard, this.read), { objectMode: false, highWaterMark: 1024 * 1024 });
-    const tap = this.pool.rangeTap(this.algorithm, this.shard.members.map((m) => ({ offset: m.offset, length: m.object.size })));
+  async open(): Promise<Readable> {
+    const { bucket, pool, algorithm } = this.o;
+    const shard = await this.localShard();
+    if (!shard) return this.openStreamed();
+    const packed = pool.packStream({ algorithm, ...shard, sourceError: (error, key) => bucket.copyError(error, key) });
+    this.digests = packed.memberDigests;
+    return packed;
+  }
+
+  /** A member's failure in a local copy (HashPool.copyFile), as the store's own error for that file. */
+  sourceError(error: FileCopyError): unknown {
+    return this.o.bucket.copyError(error, error.key ?? this.shard.id);
+  }
+
+  /** The shard's members as local files, when the source is a local folder. */
+  private async localShard(): Promise<LocalShard | undefined> {
+    const { bucket } = this.o;
+    if (bucket.info.kind !== 'local' || !bucket.driver.localPath) return undefined;
+    const root = await realpath(bucket.info.location).catch((error: unknown) => {
+      throw bucket.wrap(error, 'read');
+    });
+    const members = this.shard.members.map((m) => m.object);
+    const headerLengths = members.map((object) => headerLength(object.key));
+    const headers = Buffer.alloc(headerLengths.reduce((sum, n) => sum + n, 0));
+    let at = 0;
+    for (const object of members) at += writeMemberHeader(headers, at, object.key, object.size);
+    return { root, keys: members.map((o) => o.key), sizes: members.map((o) => o.size), etags: members.map((o) => o.etag), headers, headerLengths };
+  }
+
+  private openStreamed(): Readable {
+    const read = memberReader(this.o.bucket, { slots: this.o.slots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
+    const { pool, algorithm } = this.o;
+    const bytes = Readable.from(shardBytes(this.shard, read), { objectMode: false, highWaterMark: 1024 * 1024 });
+    const tap = pool.rangeTap(algorithm, this.shard.members.map((m) => ({ offset: m.offset, length: m.object.size })));
     bytes.on('error', (error) => tap.destroy(error));
     tap.once('close', () => bytes.destroyed || bytes.destroy());
     bytes.pipe(tap);
     this.digests = tap.rangeDigests;
-    return Promise.resolve(tap);
-  }
-
-  sourceError(error: unknown): unknown {
-    return error;
+    return tap;
   }
 
   /** The members' checksums, in order, from the last read of the shard (after a transfer that stored it). */

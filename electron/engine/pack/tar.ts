@@ -29,13 +29,24 @@ export function memberLength(name: string, size: number): number {
 
 /** The headers of a regular-file member of `size` bytes named `name` (exactly headerLength(name) bytes). */
 export function memberHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(headerLength(name));
+  writeMemberHeader(header, 0, name, size);
+  return header;
+}
+
+/** Writes memberHeader(name, size) into `target` (zero-filled there) at `at`; returns its length. */
+export function writeMemberHeader(target: Buffer, at: number, name: string, size: number): number {
   if (!Number.isSafeInteger(size) || size < 0 || size > MAX_USTAR_SIZE) throw new RangeError(`tar member ${name}: size ${size} does not fit a ustar header`);
-  if (fitsUstar(name)) return ustarHeader(name, size, '0');
+  if (fitsUstar(name)) {
+    writeUstar(target, at, name, size, '0');
+    return BLOCK;
+  }
   const record = Buffer.from(paxRecord('path', name), 'utf8');
-  const pax = Buffer.alloc(BLOCK + padded(record.length));
-  ustarHeader(paxName(name), record.length, 'x').copy(pax, 0);
-  record.copy(pax, BLOCK);
-  return Buffer.concat([pax, ustarHeader(paxName(name), size, '0')]);
+  writeUstar(target, at, paxName(name), record.length, 'x');
+  record.copy(target, at + BLOCK);
+  const length = BLOCK + padded(record.length) + BLOCK;
+  writeUstar(target, at + length - BLOCK, paxName(name), size, '0');
+  return length;
 }
 
 /** A pax record `"<len> <key>=<value>\n"`, whose decimal length counts itself. */
@@ -53,8 +64,9 @@ function paxName(name: string): string {
   return ascii.length <= 100 ? ascii : ascii.slice(ascii.length - 100);
 }
 
-function ustarHeader(name: string, size: number, type: '0' | 'x'): Buffer {
-  const header = Buffer.alloc(BLOCK);
+/** One ustar header block at `at` of a zero-filled `target`. */
+function writeUstar(target: Buffer, at: number, name: string, size: number, type: '0' | 'x'): void {
+  const header = target.subarray(at, at + BLOCK);
   header.write(name, 0, 100, 'latin1');
   header.write('0000644\0', 100, 'latin1');
   header.write('0000000\0', 108, 'latin1');
@@ -65,7 +77,6 @@ function ustarHeader(name: string, size: number, type: '0' | 'x'): Buffer {
   header.write('ustar\x0000', 257, 'latin1');
   header.fill(0x20, 148, 156);
   let sum = 0;
-  for (const byte of header) sum += byte;
+  for (let i = 0; i < BLOCK; i++) sum += header[i]!;
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return header;
 }
