@@ -54,22 +54,25 @@ export const NODE_IDS = ['node-a', 'node-b', 'node-c'];
 export interface WorkspaceIngestion {
   chunk_size_mb: number;
   max_concurrent_chunks?: number;
+  /** Not in the default config: added to its ingestion: map. */
+  replicas?: number;
 }
 
 export const DEFAULT_INGESTION: WorkspaceIngestion = { chunk_size_mb: 0.5 };
 
-/** A temp project: config/data_sources.yml (the default config, 0.5 MiB chunks unless told, three folder nodes) and test data. */
-export function makeWorkspace(ingestion: WorkspaceIngestion = DEFAULT_INGESTION): Workspace {
+/** A temp project: config/data_sources.yml (the default config, 0.5 MiB chunks unless told, three folder nodes unless told) and test data. */
+export function makeWorkspace(ingestion: WorkspaceIngestion = DEFAULT_INGESTION, nodeIds: readonly string[] = NODE_IDS): Workspace {
   const dir = mkdtempSync(join(tmpdir(), 'cloud-ingest-e2e-'));
   mkdirSync(join(dir, 'config'));
   const original = readFileSync(join(ROOT, 'config', 'data_sources.yml'), 'utf8');
   let text = original.replace(/retry_delay_seconds:\s*\d+(\.\d+)?/, 'retry_delay_seconds: 0.2');
   for (const [key, value] of Object.entries(ingestion)) {
     const setting = new RegExp(`${key}:\\s*\\d+(\\.\\d+)?`);
-    if (!setting.test(text)) throw new Error(`config/data_sources.yml has no ${key} to override`);
-    text = text.replace(setting, `${key}: ${value}`);
+    if (setting.test(text)) text = text.replace(setting, `${key}: ${value}`);
+    else if (/^ingestion: \{.*\}$/m.test(text)) text = text.replace(/^(ingestion: \{.*?)\s*\}$/m, `$1, ${key}: ${value} }`);
+    else throw new Error(`config/data_sources.yml has no ${key} to override, and no one-line ingestion: map to add it to`);
   }
-  const nodes = ['', '# Folder nodes of the end-to-end test.', 'nodes:', ...NODE_IDS.map((id) => `  - { id: ${id}, path: ./nodes/${id} }`), ''].join('\n');
+  const nodes = ['', '# Folder nodes of the end-to-end test.', 'nodes:', ...nodeIds.map((id) => `  - { id: ${id}, path: ./nodes/${id} }`), ''].join('\n');
   const configPath = join(dir, 'config', 'data_sources.yml');
   writeFileSync(configPath, `${text.trimEnd()}\n${nodes}`);
   execFileSync(node22(), [join(ROOT, 'bin/cloud-ingest.js'), 'make-test-data', '--scale', '0.01', '--out', join(dir, 'test_data')], {
@@ -174,14 +177,15 @@ async function startElectronApp(ws: Workspace): Promise<RunningApp> {
 }
 
 export type AppMode = 'serve' | 'electron';
-type WorkerFixtures = { mode: AppMode; ingestion: WorkspaceIngestion; workspace: Workspace; app: RunningApp };
+type WorkerFixtures = { mode: AppMode; ingestion: WorkspaceIngestion; nodeIds: readonly string[]; workspace: Workspace; app: RunningApp };
 
 export const test = base.extend<{ page: Page }, WorkerFixtures>({
   mode: ['serve', { scope: 'worker', option: true }],
   ingestion: [DEFAULT_INGESTION, { scope: 'worker', option: true }],
+  nodeIds: [NODE_IDS, { scope: 'worker', option: true }],
   workspace: [
-    async ({ ingestion }, use) => {
-      const ws = makeWorkspace(ingestion);
+    async ({ ingestion, nodeIds }, use) => {
+      const ws = makeWorkspace(ingestion, nodeIds);
       await use(ws);
       rmSync(ws.dir, { recursive: true, force: true });
     },

@@ -203,18 +203,39 @@ const IngestControls = memo(function IngestControls({ placeholder, running, star
 /** A run that ended degraded: which chunks are short of copies and why, and Repair. */
 const DegradedRun = memo(function DegradedRun({ manifestPath }: { manifestPath: string }) {
   const open = useApp((s) => s.openManifest);
-  const manifest = useApp((s) => (s.received.manifestPath === manifestPath ? s.received.manifest : null));
   const runRepair = useApp((s) => s.runRepair);
   const repairing = useApp((s) => s.repair.running);
+  const report = useApp((s) => (s.repair.report?.previousManifestPath === manifestPath ? s.repair.report : null));
+  // After a repair of this run, its latest manifest is the one repair wrote (and opened).
+  const current = report?.manifestPath ?? manifestPath;
+  const manifest = useApp((s) => (s.received.manifestPath === current ? s.received.manifest : null));
+  // A repair that completed the run: the card says so, instead of listing a shortfall that is gone.
+  const repaired = report?.status === 'complete' ? report : null;
   useEffect(() => {
     void open(manifestPath);
   }, [open, manifestPath]);
   const shortfall = manifest?.shortfall ?? [];
+  if (repaired) {
+    return (
+      <div className="card degraded repaired" data-testid="degraded" data-repaired="true">
+        <h2>Run ended degraded · repaired</h2>
+        <p className="small">Repair gave every chunk its copies: the run's manifest is now complete (<span className="mono path">{repaired.manifestPath}</span>).</p>
+      </div>
+    );
+  }
+  if (!manifest) {
+    return (
+      <div className="card degraded" data-testid="degraded">
+        <h2>Run ended degraded</h2>
+        <p className="small muted">Reading which chunks are short of copies…</p>
+      </div>
+    );
+  }
   return (
     <div className="card degraded" data-testid="degraded">
       <div className="problems-head">
         <h2>Run ended degraded <span className="count-pill bad">{shortfall.length}</span></h2>
-        <button type="button" className="primary" disabled={repairing} onClick={() => void runRepair(manifestPath, {})}>Repair</button>
+        <button type="button" className="primary" disabled={repairing} onClick={() => void runRepair(current, {})}>Repair</button>
       </div>
       <p className="small">Every file was read, but {shortfall.length || 'some'} chunk{shortfall.length === 1 ? ' has' : 's have'} fewer good copies on healthy nodes than wanted. Repair copies them again from a good copy or the source, then verifies.</p>
       {shortfall.length > 0 && (

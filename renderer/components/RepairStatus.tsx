@@ -2,6 +2,7 @@
 // every failure in words, then what verify said about the manifest repair wrote.
 import { useApp } from '../store/context.tsx';
 import type { RepairScope } from '../store/types.ts';
+import type { RepairAction, RepairReport } from '../../shared/types.ts';
 
 function scopeText(scope: RepairScope | null): string {
   if (!scope) return '';
@@ -23,13 +24,31 @@ function Progress({ label, value }: { label: string; value: { done: number; tota
   );
 }
 
+function fromWhere(actions: readonly RepairAction[]): string {
+  const fromCopy = actions.filter((a) => a.from === 'copy').length;
+  return `${fromCopy} from another node's good copy, ${actions.length - fromCopy} read again from the source`;
+}
+
+/**
+ * What repair did, in words: bad copies (missing or damaged) restored, and copies added to chunks short of their
+ * replicas (a degraded run) — the latter are not bad copies, so they are counted apart, never as "nothing".
+ */
+export function repairHeadline(report: RepairReport): string {
+  const restored = report.actions.filter((a) => a.outcome === 'restored');
+  const bad = new Set(report.problems.map((p) => `${p.chunkId}\n${p.nodeId}`));
+  const fixed = restored.filter((a) => bad.has(`${a.chunkId}\n${a.nodeId}`));
+  const added = restored.filter((a) => !bad.has(`${a.chunkId}\n${a.nodeId}`));
+  const parts: string[] = [];
+  if (report.problems.length > 0) parts.push(`Restored ${fixed.length} of ${report.problems.length} bad copies (${fromWhere(fixed)}).`);
+  if (added.length > 0) parts.push(`Added ${added.length} ${added.length === 1 ? 'copy' : 'copies'} to chunks short of their replicas (${fromWhere(added)}).`);
+  return parts.length > 0 ? parts.join(' ') : `Nothing to repair: all ${report.checked} copies checked are good.`;
+}
+
 export function RepairStatus() {
   const repair = useApp((s) => s.repair);
   const cancel = useApp((s) => s.cancelTask);
   if (!repair.running && !repair.report && !repair.error) return null;
   const report = repair.report;
-  const restored = report?.actions.filter((a) => a.outcome === 'restored') ?? [];
-  const fromCopy = restored.filter((a) => a.from === 'copy').length;
   const failed = report?.actions.filter((a) => a.outcome === 'failed') ?? [];
   const after = repair.verifyAfter;
   return (
@@ -48,11 +67,7 @@ export function RepairStatus() {
       {repair.error && <p className="banner error" role="alert">{repair.error}</p>}
       {report && (
         <p className={`banner ${failed.length || report.changedSources.length ? 'error' : 'ok'}`} data-testid="repair-result">
-          <strong>
-            {report.problems.length === 0
-              ? `Nothing to repair: all ${report.checked} copies checked are good.`
-              : `Restored ${restored.length} of ${report.problems.length} bad copies (${fromCopy} from another node's good copy, ${restored.length - fromCopy} read again from the source).`}
-          </strong>
+          <strong>{repairHeadline(report)}</strong>
           {failed.length > 0 && <span>{failed.length} could not be restored: {failed.slice(0, 3).map((a) => `${a.chunkId} on ${a.nodeId}: ${a.detail ?? 'failed'}`).join('; ')}{failed.length > 3 ? '; …' : ''}</span>}
           {report.changedSources.length > 0 && <span>Changed at the source since the run (not stitched from two versions): {report.changedSources.join(', ')}. Fix: run the ingest again for these files.</span>}
           <span className="small">Manifest now {report.status}: <span className="mono path">{report.manifestPath}</span></span>
