@@ -88,19 +88,30 @@ const configSlice = (api: Api): Slice<ConfigSlice> => (set, get) => ({
 });
 
 const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
-  // One probe at a time: a caller arriving mid-probe waits for that probe's answer.
-  let inFlight: Promise<void> | undefined;
-  const probe = async (): Promise<void> => {
+  // One probe at a time: a caller arriving mid-probe waits for that probe's answer, unless the nodes were edited
+  // since it started; then a fresh probe follows it, and only an answer about the current nodes is kept.
+  let inFlight: { done: Promise<void>; asOf: number } | undefined;
+  let edits = 0;
+  const probe = async (asOf: number): Promise<void> => {
     set((s) => ({ nodes: { ...s.nodes, probing: true } }));
     try {
       const statuses = await api.probeNodes({});
-      set((s) => ({ nodes: { ...s.nodes, statuses, error: null, checkedAt: Date.now() } }));
+      if (asOf === edits) set((s) => ({ nodes: { ...s.nodes, statuses, error: null, checkedAt: Date.now() } }));
     } catch (error) {
-      set((s) => ({ nodes: { ...s.nodes, error: errorText(error) } }));
-    } finally {
-      set((s) => ({ nodes: { ...s.nodes, probing: false } }));
-      inFlight = undefined;
+      if (asOf === edits) set((s) => ({ nodes: { ...s.nodes, error: errorText(error) } }));
     }
+  };
+  const probeNodes = (): Promise<void> => {
+    if (inFlight && inFlight.asOf === edits) return inFlight.done;
+    const asOf = edits;
+    const entry = { done: (inFlight?.done ?? Promise.resolve()).then(() => probe(asOf)), asOf };
+    inFlight = entry;
+    void entry.done.finally(() => {
+      if (inFlight !== entry) return;
+      inFlight = undefined;
+      set((s) => ({ nodes: { ...s.nodes, probing: false } }));
+    });
+    return entry.done;
   };
   let pullInFlight: Promise<void> | undefined;
   const loadPull = async (): Promise<void> => {
@@ -117,7 +128,7 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
   nodes: { statuses: [], probing: false, error: null, checkedAt: null, editError: null },
   pull: { view: null, error: null },
 
-  probeNodes: () => (inFlight ??= probe()),
+  probeNodes,
 
   loadPullWorkers: () => (pullInFlight ??= loadPull()),
 
@@ -128,6 +139,7 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
       const snapshot = await api.upsertNode(originalId === undefined ? { node } : { node, originalId });
       get().applySnapshot(snapshot);
       set((s) => ({ nodes: { ...s.nodes, editError: null } }));
+      edits++;
       void get().probeNodes();
       return true;
     } catch (error) {
@@ -140,6 +152,7 @@ const nodesSlice = (api: Api): Slice<NodesSlice> => (set, get) => {
     try {
       get().applySnapshot(await api.removeNode({ id }));
       set((s) => ({ nodes: { ...s.nodes, editError: null, statuses: s.nodes.statuses.filter((n) => n.id !== id) } }));
+      edits++;
       void get().probeNodes();
       return true;
     } catch (error) {
