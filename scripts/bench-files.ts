@@ -1,4 +1,4 @@
-// Benchmark: many small files. npm run bench:files [-- 10000 100000 1000000]
+// Benchmark: many small files. npm run bench:files [-- 10000 100000 1000000] [--only rclone,unpacked,packed]
 //
 // Generates trees of N files of 256 B–16 KiB (samples of a .jpg and a .json, 1,000 files a folder; kept under
 // $BENCH_FILES_DIR or the temp folder between runs), then, in the same run and one after another:
@@ -17,7 +17,10 @@ import { join, resolve } from 'node:path';
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
 const FILES_PER_FOLDER = 1000;
-const counts = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const args = process.argv.slice(2);
+const counts = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const onlyAt = args.indexOf('--only');
+const ONLY = new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rclone', 'unpacked', 'packed']);
 const COUNTS = counts.length > 0 ? counts : [10_000, 100_000];
 const WORK = process.env.BENCH_FILES_DIR ?? join(tmpdir(), 'ci-bench-files');
 
@@ -117,7 +120,9 @@ async function main(): Promise<void> {
   for (const count of COUNTS) {
     const { dir, bytes } = await tree(count);
     process.stderr.write(`${count.toLocaleString('en')} files, ${(bytes / 1024 / 1024).toFixed(0)} MiB\n`);
-    for (const run of [() => rclone(count, dir), () => engine(count, dir, false), () => engine(count, dir, true)]) {
+    const runs = { rclone: () => rclone(count, dir), unpacked: () => engine(count, dir, false), packed: () => engine(count, dir, true) };
+    for (const [name, run] of Object.entries(runs)) {
+      if (!ONLY.has(name)) continue;
       const result = await run();
       process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk`}\n`);
       results.push(result);
