@@ -365,7 +365,8 @@ class IngestRun {
     if (live.length >= this.replicas) return;
     const lost = done.copies.filter((c) => !live.includes(c)).map((c) => c.nodeId);
     const held: HeldCopy[] = live.map((c) => ({ nodeId: c.nodeId, location: c.location, checksum: done.checksum, ...(done.crc ? { crc: done.crc } : {}) }));
-    this.emit({ type: 'log', level: 'warn', message: `${chunk.id}: its copy on ${lost.join(', ')} is not reachable; sending it again from the source` });
+    const why = lost.length > 0 ? `its copy on ${lost.join(', ')} is not reachable` : `it has ${live.length} of ${this.replicas} copies`;
+    this.emit({ type: 'log', level: 'warn', message: `${chunk.id}: ${why}; sending it again from the source` });
     try {
       const again = await this.deliver(chunk, { held, movedFrom: [...done.movedFrom, ...lost], attemptsBefore: done.attempts });
       if (again.checksum !== done.checksum) throw new Error(`${chunk.id} read again does not hash as before (${again.checksum}, was ${done.checksum})`);

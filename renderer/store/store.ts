@@ -302,8 +302,9 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
     try {
       const report = await api.repair({ manifestPath, ...scope });
       set((s) => ({ repair: { ...s.repair, report } }));
-      // What repair wrote is the run's manifest from now on: show it, and check every copy again.
-      await get().listManifests();
+      // What repair wrote is the run's manifest from now on: show it, and check every copy again. A run it
+      // completed is no longer unfinished.
+      await Promise.all([get().listManifests(), get().listResumable()]);
       await get().openManifest(report.manifestPath);
       await get().verify();
       set((s) => ({ repair: { ...s.repair, verifyAfter: s.received.verify } }));

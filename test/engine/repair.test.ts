@@ -1,9 +1,11 @@
 // Repair: after damage on the nodes (a flipped byte, a deleted chunk, a node folder gone), `repairRun` restores
 // every copy from a good copy or from the source, writes the manifest's next version, and verify passes.
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
+import { listResumableRuns } from '../../electron/engine/journal.ts';
 import { latestManifestPath, readManifest } from '../../electron/engine/manifest.ts';
 import { repairRun } from '../../electron/engine/repair.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
@@ -158,6 +160,37 @@ describe('repair on node agents', () => {
     expect((await verifyRun({ loaded, manifestPath: run.manifestPath })).problems.map((p) => [p.chunkId, p.nodeId])).toEqual([[victim.id, 'ag1']]);
     const report = await repairRun({ loaded, manifestPath: run.manifestPath });
     expect(report.actions).toEqual([expect.objectContaining({ chunkId: victim.id, nodeId: 'ag1', from: 'copy', sourceNodeId: 'ag2', outcome: 'restored' })]);
+    expect((await verifyRun({ loaded, manifestPath: report.manifestPath })).problems).toEqual([]);
+  });
+});
+
+describe('a degraded run, then repair', () => {
+  it('a node lost mid-run leaves the run degraded and resumable; repair completes it and it is no longer offered for resuming', async () => {
+    const root = await tempProject();
+    await ensureDataFile(join(root, 'data', 'a.bin'), 6 * MIB, 'a.bin');
+    const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 1, max_concurrent_chunks: 1, retry_attempts: 0, retry_delay_seconds: 0.01, replicas: 2 }\n${nodesYaml([{ id: 'n1', path: './nodes/n1' }, { id: 'n2', path: './nodes/n2' }])}`;
+    const loaded = await writeConfig(root, yaml);
+    const n2 = join(root, 'nodes', 'n2');
+    let moved = false;
+    const run = await runIngest({
+      loaded,
+      detection: detection('local'),
+      onEvent: (e) => {
+        if (!moved && e.type === 'chunk' && e.state === 'verified') {
+          moved = true;
+          renameSync(n2, `${n2}.aside`);
+          writeFileSync(n2, 'not a folder');
+        }
+      },
+    });
+    expect(run.manifest.status).toBe('degraded');
+    expect(run.manifest.shortfall!.length).toBeGreaterThan(0);
+    expect((await listResumableRuns(loaded)).map((r) => r.runId)).toEqual([run.manifest.runId]);
+    rmSync(n2);
+    renameSync(`${n2}.aside`, n2);
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath });
+    expect(report.status).toBe('complete');
+    expect(await listResumableRuns(loaded)).toEqual([]);
     expect((await verifyRun({ loaded, manifestPath: report.manifestPath })).problems).toEqual([]);
   });
 });
