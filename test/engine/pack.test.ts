@@ -10,6 +10,7 @@ import { runIngest } from '../../electron/engine/ingest.ts';
 import { readJournal, journalPath } from '../../electron/engine/journal.ts';
 import { sampleKey } from '../../electron/engine/pack/plan.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
+import { startStore } from '../storage/stores.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { repairRun } from '../../electron/engine/repair.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
@@ -159,6 +160,31 @@ describe('packing small files into shards', () => {
     const readBack = await readShardsInPython(shardPaths(resumed.manifest));
     expect(readBack.tarfile).toEqual(Object.fromEntries(expected));
     expect((await verifyRun({ loaded, manifestPath: resumed.manifestPath })).problems).toEqual([]);
+  });
+});
+
+describe('packing from a cloud store', () => {
+  it("packs S3 objects read a few ahead, checks each against the store's MD5 ETag, and tarfile reads the shards back exactly", { timeout: 120_000 }, async () => {
+    const store = await startStore('s3', 'pack-bucket');
+    try {
+      const root = await tempProject();
+      const local = join(root, 'staging');
+      const expected = await writeSamples(local, { samples: 60, extensions: ['jpg', 'json'], max: 40 * 1024 });
+      for (const key of expected.keys()) await store.put(key, await readFile(join(local, key)));
+      await store.put('big.bin', Buffer.alloc(600 * 1024, 1));
+      const yaml = ['data_sources:', '  aws: { type: s3, bucket: pack-bucket, region: us-east-1 }', 'ingestion: { chunk_size_mb: 0.5, pack_below_mb: 0.25, retry_attempts: 1, retry_delay_seconds: 0.05 }', 'use_local_simulation: false', nodesYaml(NODES)].join('\n');
+      const loaded = await writeConfig(root, yaml);
+      const { manifest } = await runIngest({ loaded, detection: detection('aws') });
+      expect(manifest.status).toBe('complete');
+      const packed = manifest.files.filter((f) => f.packed);
+      expect(packed.map((f) => f.key).sort()).toEqual([...expected.keys()].sort());
+      for (const file of packed) expect([file.key, file.sourceChecksum]).toEqual([file.key, { kind: 's3-etag-md5', value: expected.get(file.key), matched: true }]);
+      expect(manifest.files.find((f) => f.key === 'big.bin')).toMatchObject({ chunkCount: 2, status: 'complete' });
+      expect(shards(manifest).length).toBeGreaterThan(3);
+      expect((await readShardsInPython(shardPaths(manifest))).tarfile).toEqual(Object.fromEntries(expected));
+    } finally {
+      await store.stop();
+    }
   });
 });
 

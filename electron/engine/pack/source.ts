@@ -1,8 +1,9 @@
 // A shard's bytes, streamed: each member's tar headers, its bytes from the store, its padding, then the end of the
-// archive. Nothing is built in memory: small members are read a few ahead (each whole, at most SMALL_MEMBER bytes),
-// larger ones streamed when their turn comes. The stream passes a range tap that hashes every member on its own,
-// so the manifest gets each file's checksum from the same read.
-import { open, realpath } from 'node:fs/promises';
+// archive. Nothing is built in memory. From a local folder a hashing thread lays the shard out (HashPool.copyFile
+// into a folder node's file, or HashPool.packStream); from a cloud store small members are read a few ahead (each
+// whole, at most SMALL_MEMBER bytes), larger ones streamed when their turn comes, and the stream passes a range tap.
+// Either way every member is hashed on its own from the same read, for the manifest.
+import { realpath } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { FileCopyError, HashPool, LocalShard } from '../hash/pool.ts';
@@ -11,7 +12,6 @@ import type { LocalRange } from '../nodes/node.ts';
 import type { ChunkSource } from '../nodes/nodes.ts';
 import type { Bucket } from '../storage/bucket.ts';
 import type { ObjectInfo } from '../storage/driver.ts';
-import { localEtag } from '../storage/local.ts';
 import type { ShardLayout } from './plan.ts';
 import { END_OF_ARCHIVE, headerLength, memberHeader, padded, writeMemberHeader } from './tar.ts';
 
@@ -25,36 +25,13 @@ const ZEROS = Buffer.alloc(END_OF_ARCHIVE);
 /** A member's bytes: whole (a small member) or as a stream. Failures are the store's errors (StorageError). */
 export type MemberReader = (object: ObjectInfo) => Promise<Buffer | Readable>;
 
-/** Reads members from a bucket: a local file directly, a cloud object as one checked ranged read. */
+/** Reads members from a bucket, each as one checked ranged read (resumed where it broke); small ones whole. */
 export function memberReader(bucket: Bucket, options: { slots: Slots; signal?: AbortSignal }): MemberReader {
   const signal = options.signal;
   return async (object) => {
-    const path = object.size <= SMALL_MEMBER ? await bucket.localFile(object) : undefined;
-    if (path) return readLocal(bucket, path, object);
     const stream = await bucket.readInParts(object, { offset: 0, length: object.size }, { partSize: object.size, ahead: 1, slots: options.slots, ...(signal ? { signal } : {}) });
     return object.size <= SMALL_MEMBER ? collect(stream) : stream;
   };
-}
-
-/** A small local file read whole, checked against the version the listing saw (as a streamed read checks it). */
-async function readLocal(bucket: Bucket, path: string, object: ObjectInfo): Promise<Buffer> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-    if (object.etag && localEtag(await handle.stat()) !== object.etag) throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
-    const bytes = Buffer.allocUnsafe(object.size);
-    for (let done = 0; done < object.size; ) {
-      const { bytesRead } = await handle.read(bytes, done, object.size - done, done);
-      if (bytesRead === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
-      done += bytesRead;
-    }
-    return bytes;
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    throw code === 'CHANGED' ? bucket.copyError({ code, message }, object.key) : bucket.wrap(error, 'read', object.key);
-  } finally {
-    await handle?.close();
-  }
 }
 
 async function collect(stream: Readable): Promise<Buffer> {
