@@ -5,6 +5,7 @@ import { open, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
+import { forEachLimited } from '../limit.ts';
 import { StorageError } from './driver.ts';
 import type { ByteRange, ListPage, ObjectInfo, ReadResult, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
 
@@ -13,6 +14,9 @@ const READ_BUFFER_BYTES = 256 * 1024;
 export function localEtag(stats: Pick<Stats, 'size' | 'mtimeMs' | 'ino'>): string {
   return `${stats.size}-${Math.floor(stats.mtimeMs * 1000)}-${stats.ino}`;
 }
+
+/** Entries of a folder stat'ed at once while listing. */
+const STAT_AHEAD = 32;
 
 export class LocalDriver implements StorageDriver {
   readonly info: SourceInfo;
@@ -105,21 +109,26 @@ export class LocalDriver implements StorageDriver {
     const rootReal = await this.rootReal();
     const objects: ObjectInfo[] = [];
     const visited = new Set<string>([rootReal]);
+    const statOf = async (full: string, isLink: boolean): Promise<{ real: string; stats: Stats } | undefined> => {
+      try {
+        const real = isLink ? await realpath(full) : full;
+        if (isLink && real !== rootReal && !real.startsWith(rootReal + sep)) return undefined;
+        return { real, stats: await stat(real) };
+      } catch {
+        return undefined; // dangling link or a file that vanished while listing
+      }
+    };
     const visit = async (dir: string): Promise<void> => {
       const entries = await readdir(dir, { withFileTypes: true });
-      for (const entry of entries) {
+      // A folder's entries are stat'ed STAT_AHEAD at a time (one at a time, a million files took 40 s here).
+      const found = new Array<{ real: string; stats: Stats } | undefined>(entries.length);
+      await forEachLimited(entries, STAT_AHEAD, async (entry, i) => {
+        found[i] = await statOf(join(dir, entry.name), entry.isSymbolicLink());
+      });
+      for (const [i, entry] of entries.entries()) {
         const full = join(dir, entry.name);
-        let real = full;
-        let stats: Stats;
-        try {
-          if (entry.isSymbolicLink()) {
-            real = await realpath(full);
-            if (real !== rootReal && !real.startsWith(rootReal + sep)) continue;
-          }
-          stats = await stat(real);
-        } catch {
-          continue; // dangling link or a file that vanished while listing
-        }
+        if (!found[i]) continue;
+        const { real, stats } = found[i];
         if (stats.isDirectory()) {
           if (visited.has(real)) continue; // symlink loop
           visited.add(real);
