@@ -91,3 +91,26 @@ describe('a folder node on a folder it cannot write to', () => {
     expect(await readdir(join(dir, '.tmp'))).toEqual([]);
   });
 });
+
+describe('a source that fails while the folder node sets up its temp file', () => {
+  for (const path of ['write', 'writeHashing'] as const) {
+    it(`${path}: the failure rejects that write with the source's error, never as an uncaught exception`, async () => {
+      const { HashPool } = await import('../../electron/engine/hash/pool.ts');
+      const { Readable } = await import('node:stream');
+      const pool = new HashPool(1);
+      try {
+        // A fresh node: its first write still has to create its folders when the source fails.
+        const node = new FolderNode('fresh', join(await tempDir('ci-folder-node-'), 'a', 'b', 'c'));
+        const data = new Readable({ read() {} });
+        const failure = new Error('connection reset by the store');
+        const meta = metaFor('early-failure.bin_chunk_0', 10);
+        const written = path === 'write' ? node.write(meta, data, Promise.resolve({ algorithm: 'md5', hex: '0'.repeat(32) })) : node.writeHashing(meta, data, { pool, algorithm: 'md5' });
+        data.destroy(failure);
+        await expect(written).rejects.toBe(failure);
+        expect(await node.find(meta.id)).toBeUndefined();
+      } finally {
+        await pool.close();
+      }
+    });
+  }
+});

@@ -54,13 +54,15 @@ export class FolderNode implements NodeTarget {
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
     // Awaited only once the data is written; a hasher that fails earlier must not go unhandled.
     checksum.catch(() => undefined);
-    const temp = await this.tempFor(meta);
     let writeError: unknown;
     let sourceError: unknown;
+    // Listened to from the start (a source may fail while the temp name is set up); pipeline() destroys the file
+    // stream with the source's error too: remember which side failed first.
+    data.on('error', (error) => (sourceError ??= writeError === undefined ? error : undefined));
+    const temp = await this.tempFor(meta);
+    if (sourceError !== undefined) throw sourceError;
     const file = createWriteStream(temp, { highWaterMark: 256 * 1024 });
     file.on('error', (error) => (writeError ??= error));
-    // pipeline() destroys the file stream with the source's error too: remember which side failed first.
-    data.once('error', (error) => (sourceError ??= writeError === undefined ? error : undefined));
     try {
       await pipeline(data, file, signal ? { signal } : {});
       return await this.commit(meta, temp, await checksum);
@@ -73,13 +75,15 @@ export class FolderNode implements NodeTarget {
   }
 
   async writeHashing(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk> {
+    let sourceError: unknown;
+    // Listened to from the start (a source may fail while the temp name is set up); pipeline() also destroys the
+    // source with the sink's error: only an error of the source's own counts.
+    data.on('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
     const temp = await this.tempFor(meta);
+    if (sourceError !== undefined) throw sourceError;
     const sink = options.pool.fileSink(options.algorithm, temp, options.crc ? { crc: options.crc } : {});
     sink.onBytes = options.onBytes;
     if (options.keepHash) sink.keepHash();
-    let sourceError: unknown;
-    // pipeline() also destroys the source with the sink's error: only an error of the source's own counts.
-    data.once('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
     try {
       await pipeline(data, sink, options.signal ? { signal: options.signal } : {});
       const digest = await sink.digest;
