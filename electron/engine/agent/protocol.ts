@@ -87,6 +87,20 @@ export interface AgentListPage {
   next: string | null;
 }
 
+/** What a client keeps of a stored chunk's metadata: everything but when it was stored, and where to find it. */
+export function heldChunk(meta: AgentChunkMeta): Omit<AgentChunkMeta, 'storedAt'> & { location: string } {
+  return {
+    id: meta.id,
+    file: meta.file,
+    index: meta.index,
+    offset: meta.offset,
+    size: meta.size,
+    ...(meta.sourceEtag !== undefined ? { sourceEtag: meta.sourceEtag } : {}),
+    checksum: meta.checksum,
+    location: chunkPath(meta.id),
+  };
+}
+
 export function chunkPath(chunkId: string): string {
   return `${CHUNKS_PATH}/${encodeURIComponent(chunkId)}`;
 }

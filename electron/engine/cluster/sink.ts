@@ -10,7 +10,7 @@ import { crc32 } from 'node:zlib';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import type { AgentChunkMeta } from '../agent/protocol.ts';
-import { chunkPath } from '../agent/protocol.ts';
+import { heldChunk } from '../agent/protocol.ts';
 import type { AgentLogger } from '../agent/log.ts';
 import { silentLogger } from '../agent/log.ts';
 import { ChunkRefusedError } from '../agent/store.ts';
@@ -90,16 +90,7 @@ export class Hasher extends Transform {
 }
 
 function held(meta: AgentChunkMeta): HeldChunk {
-  return {
-    id: meta.id,
-    file: meta.file,
-    index: meta.index,
-    offset: meta.offset,
-    size: meta.size,
-    ...(meta.sourceEtag !== undefined ? { sourceEtag: meta.sourceEtag } : {}),
-    checksum: meta.checksum,
-    location: chunkPath(meta.id),
-  };
+  return heldChunk(meta);
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   H_SOURCE_ETAG,
   HEALTH_PATH,
   chunkPath,
+  heldChunk,
 } from '../agent/protocol.ts';
 import type { AgentChunkMeta, AgentErrorBody, AgentHealth, AgentListPage, AgentPutResult } from '../agent/protocol.ts';
 import { NodeError } from './node.ts';
@@ -252,16 +253,7 @@ export class AgentNode implements NodeTarget {
   // ---- internals -------------------------------------------------------------------------------------------
 
   private stored(meta: AgentChunkMeta): StoredChunk {
-    return {
-      id: meta.id,
-      file: meta.file,
-      index: meta.index,
-      offset: meta.offset,
-      size: meta.size,
-      ...(meta.sourceEtag !== undefined ? { sourceEtag: meta.sourceEtag } : {}),
-      checksum: meta.checksum,
-      location: chunkPath(meta.id),
-    };
+    return heldChunk(meta);
   }
 
   /** Authorization header; the token never leaves this function except in the header itself. */
