@@ -176,8 +176,10 @@ export class HashPool {
   }
 
   private startThread(): Slot {
-    // Hashing allocates almost nothing on the JS heap (blocks are shared memory), so a small heap is plenty.
-    const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
+    // Hashing allocates almost nothing on the JS heap (blocks are shared memory). Packing holds each shard's
+    // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
+    // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
+    const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
     const slot: Slot = { worker, blocks: new SharedBlocks(worker), jobs: new Set(), online: false, failure: undefined, lost: undefined };
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
