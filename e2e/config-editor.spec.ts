@@ -22,6 +22,11 @@ async function lineOf(page: Page, text: string): Promise<number> {
   return index + 1;
 }
 
+// The app is shared with the specs before this one: start from the Config screen whatever screen they left open.
+test.beforeEach(async ({ page }) => {
+  await page.getByRole('navigation', { name: 'Screens' }).getByRole('button', { name: 'Config' }).click();
+});
+
 test('a key indented one space too far is named on its own line, once, with the fix', async ({ page }, testInfo) => {
   await expect(page.getByTestId('config-status')).toHaveText('valid · saved');
   const line = await lineOf(page, 'local:');
