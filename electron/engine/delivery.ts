@@ -88,12 +88,12 @@ export class Delivery {
       const outcome = await transfer(targets, attempts);
       const next: string[] = [];
       let mustWait = false;
+      // The copies this attempt stored count first, so a node failing beside them is not taken for the last one left.
       for (const nodeId of targets) {
         const stored = outcome.stored.get(nodeId);
-        if (stored) {
-          copies.push({ nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) });
-          continue;
-        }
+        if (stored) copies.push({ nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) });
+      }
+      for (const nodeId of targets.filter((t) => !outcome.stored.has(t))) {
         const nodeError = outcome.nodeErrors.get(nodeId);
         if (nodeError === undefined) {
           next.push(nodeId); // the source failed; same node next time
