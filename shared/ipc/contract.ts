@@ -2,6 +2,7 @@
 // Each request channel maps to its request and response; each event channel to its payload. Main, preload,
 // serve mode and the renderer all derive their types from these two maps, and `validators.ts` checks every
 // request at runtime. Nothing here carries a credential: configs name environment variables, never secrets.
+import type { WorkerHeartbeat } from '../cluster/contract.ts';
 import type { CloudName, NodeConfig } from '../config/types.ts';
 import type { Diagnostic } from '../config/validate.ts';
 import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, RepairEvent, RepairReport, ResumableRun, VerifyReport } from '../types.ts';
@@ -156,18 +157,7 @@ export interface PullWorkerView {
   /** Milliseconds since its last heartbeat reached the app; absent: never heard since the app started listening. */
   silentMs?: number;
   /** The last heartbeat's figures: items in flight, finished (stored, already there, failed), bytes read, and the agent's store. */
-  heartbeat?: {
-    at: string;
-    startedAt: string;
-    inFlight: number;
-    stored: number;
-    existed: number;
-    failed: number;
-    bytesRead: number;
-    chunkCount: number;
-    bytesHeld: number;
-    freeBytes: number;
-  };
+  heartbeat?: Omit<WorkerHeartbeat, 'v' | 'nodeId'>;
 }
 
 /** Pull mode's workers, heard on NATS (`cloud-ingest.heartbeat.*`); in push mode only `mode`. */
