@@ -1,14 +1,16 @@
 // HTTPS for the node agent (--tls-cert/--tls-key) and the refusal to serve plain HTTP beyond loopback, with a CA and
 // a server certificate made by openssl for the test and real agent processes.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { CLI, cleanupAgents, newToken, runCli } from '../helpers/agents.ts';
+import { makeTestPki } from '../helpers/pki.ts';
+import type { TestPki } from '../helpers/pki.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { md5 } from './helpers.ts';
 import { makeProject, makeSource } from './project.ts';
@@ -23,17 +25,10 @@ interface Started {
 }
 
 const running = new Set<Started>();
-let pki: { ca: string; cert: string; key: string; otherKey: string };
+let pki: TestPki;
 
 beforeAll(async () => {
-  const dir = await tempDir('ci-agent-pki-');
-  const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=cloud-ingest test CA');
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'agent.key', '-out', 'agent.csr', '-subj', '/CN=127.0.0.1');
-  await writeFile(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run('x509', '-req', '-in', 'agent.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'agent.pem', '-days', '2', '-extfile', 'san.ext');
-  run('genrsa', '-out', 'other.key', '2048');
-  pki = { ca: join(dir, 'ca.pem'), cert: join(dir, 'agent.pem'), key: join(dir, 'agent.key'), otherKey: join(dir, 'other.key') };
+  pki = await makeTestPki('agent');
 });
 
 afterAll(async () => {

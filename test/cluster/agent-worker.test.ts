@@ -1,33 +1,28 @@
 // The pull worker inside a real agent process (`cloud-ingest agent --nats --id`) keeps its chunks straight in the
 // agent's store: no upload to itself over loopback HTTP(S). So an agent serving HTTPS with a certificate Node does
 // not trust (no NODE_EXTRA_CA_CERTS) still stores what it pulls, and the agent serves those chunks afterwards.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import https from 'node:https';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredResult } from '../../shared/cluster/contract.ts';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { CLI, newToken } from '../helpers/agents.ts';
 import { startNatsServer, stopNatsServers } from '../helpers/nats.ts';
 import type { NatsServer } from '../helpers/nats.ts';
+import { makeTestPki } from '../helpers/pki.ts';
+import type { TestPki } from '../helpers/pki.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { ManualCoordinator, MiB, itemsFor, localSource, md5Range } from './harness.ts';
 
 let nats: NatsServer;
-let pki: { ca: string; cert: string; key: string };
+let pki: TestPki;
 const stops: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   nats = await startNatsServer();
-  const dir = await tempDir('ci-worker-pki-');
-  const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=cloud-ingest worker test CA');
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'agent.key', '-out', 'agent.csr', '-subj', '/CN=127.0.0.1');
-  await writeFile(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run('x509', '-req', '-in', 'agent.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'agent.pem', '-days', '2', '-extfile', 'san.ext');
-  pki = { ca: join(dir, 'ca.pem'), cert: join(dir, 'agent.pem'), key: join(dir, 'agent.key') };
+  pki = await makeTestPki('worker');
 }, 60_000);
 
 afterAll(async () => {
