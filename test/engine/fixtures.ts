@@ -7,7 +7,7 @@ import { afterAll } from 'vitest';
 import { loadConfig } from '../../electron/engine/config.ts';
 import type { LoadedConfig } from '../../electron/engine/config.ts';
 import type { CloudName } from '../../shared/config/types.ts';
-import type { DetectionResult } from '../../shared/types.ts';
+import type { DetectionResult, IngestEvent } from '../../shared/types.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 
 export const MIB = 1024 * 1024;
@@ -48,4 +48,16 @@ export async function md5OfRange(path: string, start: number, length: number): P
   if (length === 0) return hash.digest('hex');
   for await (const part of createReadStream(path, { start, end: start + length - 1, highWaterMark: MIB })) hash.update(part as Buffer);
   return hash.digest('hex');
+}
+
+/** A signal and an event handler for runIngest that cancel the run once `count` chunks are verified. */
+export function cancelAfterVerified(count: number): { signal: AbortSignal; onEvent: (e: IngestEvent) => void } {
+  const controller = new AbortController();
+  let verified = 0;
+  return {
+    signal: controller.signal,
+    onEvent: (e) => {
+      if (e.type === 'chunk' && e.state === 'verified' && ++verified === count) controller.abort(new Error('stop'));
+    },
+  };
 }

@@ -17,7 +17,7 @@ import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest } from '../../shared/types.ts';
 import { md5, readShardsInPython, writeSample, writeSamples } from '../helpers/samples.ts';
-import { detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
+import { cancelAfterVerified, detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
 const NODES = [{ id: 'n1', path: './nodes/n1' }, { id: 'n2', path: './nodes/n2' }];
 
@@ -133,14 +133,7 @@ describe('packing small files into shards', () => {
   it('a resumed run keeps the shards it delivered as they were, and packs files added meanwhile around them', async () => {
     const { data, loaded } = await project('chunk_size_mb: 0.25, pack_below_mb: 0.1, max_concurrent_chunks: 1');
     const expected = await writeSamples(data, { samples: 120, extensions: ['bin', 'txt'] });
-    const controller = new AbortController();
-    let verified = 0;
-    const first = await runIngest({
-      loaded,
-      detection: detection('local'),
-      signal: controller.signal,
-      onEvent: (e) => e.type === 'chunk' && e.state === 'verified' && ++verified === 3 && controller.abort(new Error('stop')),
-    });
+    const first = await runIngest({ loaded, detection: detection('local'), ...cancelAfterVerified(3) });
     expect(first.manifest.status).toBe('cancelled');
     const journal = await readJournal(journalPath(loaded, first.manifest.runId));
     const delivered = [...journal.chunks.values()].map((e) => e.chunk).filter((c) => c.members);

@@ -9,7 +9,7 @@ import type { JournalEntry, JournalStart } from '../../electron/engine/journal.t
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest } from '../../shared/types.ts';
-import { detection, md5OfRange, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
+import { cancelAfterVerified, detection, md5OfRange, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
 async function project(files: Record<string, number>) {
   const root = await tempProject();
@@ -82,14 +82,7 @@ describe('cancel and resume', () => {
 
   it('a file that changed since the run started is read again, never mixed', async () => {
     const { loaded, root } = await project({ 'a.bin': 4 * MIB, 'b.bin': 2 * MIB });
-    const controller = new AbortController();
-    let verified = 0;
-    const first = await runIngest({
-      loaded,
-      detection: detection('local'),
-      signal: controller.signal,
-      onEvent: (e) => e.type === 'chunk' && e.state === 'verified' && ++verified === 2 && controller.abort(new Error('stop')),
-    });
+    const first = await runIngest({ loaded, detection: detection('local'), ...cancelAfterVerified(2) });
     expect(first.manifest.status).toBe('cancelled');
     // Rewrite a.bin with other bytes of the same size: same key, new version.
     await writeFile(join(root, 'data', 'a.bin'), Buffer.alloc(4 * MIB, 7));
