@@ -196,7 +196,7 @@ async function startLocal(): Promise<StoreFixture> {
     bucket,
     keepsMd5: false,
     keepsCrc32c: false,
-    paginates: false,
+    paginates: true,
     concurrency: 16,
     async put(key, body) {
       const path = join(root, bucket, ...key.split('/'));
@@ -204,7 +204,7 @@ async function startLocal(): Promise<StoreFixture> {
       if (Buffer.isBuffer(body)) await writeFile(path, body);
       else await copyFile(body.file, path);
     },
-    driver: (options = {}) => new LocalDriver(join(root, options.bucket ?? bucket)),
+    driver: (options = {}) => new LocalDriver(join(root, options.bucket ?? bucket), options.pageSize ? { pageSize: options.pageSize } : {}),
     source: (b = bucket) => ({ type: 'local', path: join(root, b) }),
     env: {},
     stop: () => rm(root, { recursive: true, force: true }),

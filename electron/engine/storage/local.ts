@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { forEachLimited } from '../limit.ts';
 import { StorageError } from './driver.ts';
@@ -15,24 +15,84 @@ export function localEtag(stats: Pick<Stats, 'size' | 'mtimeMs' | 'ino'>): strin
   return `${stats.size}-${Math.floor(stats.mtimeMs * 1000)}-${stats.ino}`;
 }
 
-/** Entries of a folder stat'ed at once while listing. */
+/** Entries stat'ed (or symlinks resolved) at once while listing (one at a time, a million files took 40 s here). */
 const STAT_AHEAD = 32;
+
+/** Files per listing page by default, as S3 pages. */
+const PAGE_SIZE = 1000;
+
+/** Listings a driver keeps open at once: a listing abandoned midway is dropped once this many newer ones are open. */
+const OPEN_LISTINGS = 16;
+
+export interface LocalDriverOptions {
+  /** Files per listing page (default 1000). */
+  pageSize?: number;
+}
+
+/** A folder entry that may be listed: a file, or a folder to walk. A symlink carries the real path it resolves to. */
+interface Entry {
+  name: string;
+  /** What the entry sorts by among its siblings: a folder as `name/`, so that the walk gives keys in string order. */
+  sortKey: string;
+  kind: 'file' | 'dir';
+  real?: string;
+}
+
+/** One folder of the walk: its entries, sorted, and the next one to take. */
+interface Frame {
+  realDir: string;
+  keyPrefix: string;
+  entries: Entry[];
+  next: number;
+}
+
+/** An open listing: the folders being walked (root first) and the files found but not returned yet. */
+interface Listing {
+  prefix: string;
+  rootReal: string;
+  stack: Frame[];
+  /** Real paths of the folders walked so far: a folder reached again (a symlink loop, a second link to it) is skipped. */
+  visited: Set<string>;
+  /** Kept across a call that failed, so that its retry goes on from where it stopped. */
+  found: { key: string; path: string }[];
+  page: number;
+}
 
 export class LocalDriver implements StorageDriver {
   readonly info: SourceInfo;
   private readonly root: string;
-  private listing: Promise<ObjectInfo[]> | undefined;
+  private readonly pageSize: number;
+  private readonly listings = new Map<number, Listing>();
+  private lastListingId = 0;
 
-  constructor(root: string) {
+  constructor(root: string, options: LocalDriverOptions = {}) {
     this.root = root;
+    this.pageSize = Math.max(1, Math.floor(options.pageSize ?? PAGE_SIZE));
     this.info = { kind: 'local', location: root, bucket: root };
   }
 
-  async listPage(prefix: string, _pageToken: string | undefined): Promise<ListPage> {
-    this.listing ??= this.walk();
-    const all = await this.listing;
-    this.listing = undefined;
-    return { objects: prefix ? all.filter((o) => o.key.startsWith(prefix)) : all };
+  /**
+   * Pages of at most `pageSize` files, in the order sorting every key as a JS string would give, without holding
+   * the tree: the walk is depth first with each folder's entries sorted, a folder as `name/` (`a.txt` < `a/b` <
+   * `a0`, as '.' < '/' < '0'), and a listing holds only the sorted entries of the folders it is inside. The page
+   * token names a listing the driver keeps open and the page it is at; no token starts a new listing.
+   */
+  async listPage(prefix: string, pageToken: string | undefined, signal?: AbortSignal): Promise<ListPage> {
+    signal?.throwIfAborted();
+    const { id, listing } = pageToken === undefined ? await this.startListing(prefix) : this.openListing(prefix, pageToken);
+    try {
+      const objects = await this.nextPage(listing, signal);
+      if (listing.stack.length === 0) {
+        this.listings.delete(id);
+        return { objects };
+      }
+      listing.page++;
+      return { objects, nextPageToken: `${id}.${listing.page}` };
+    } catch (error) {
+      // A transient failure is retried with the same token: the listing stays open for it.
+      if (pageToken === undefined || this.errorCode(error) !== 'transient') this.listings.delete(id);
+      throw error;
+    }
   }
 
   async stat(key: string): Promise<ObjectInfo> {
@@ -75,7 +135,9 @@ export class LocalDriver implements StorageDriver {
     return 'unknown';
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.listings.clear();
+  }
 
   /** Resolves a key to a path and refuses anything (.., absolute, symlink) that lands outside the root. */
   private async resolveInside(key: string): Promise<string> {
@@ -105,42 +167,119 @@ export class LocalDriver implements StorageDriver {
     }
   }
 
-  private async walk(): Promise<ObjectInfo[]> {
+  private async startListing(prefix: string): Promise<{ id: number; listing: Listing }> {
     const rootReal = await this.rootReal();
-    const objects: ObjectInfo[] = [];
-    const visited = new Set<string>([rootReal]);
-    const statOf = async (full: string, isLink: boolean): Promise<{ real: string; stats: Stats } | undefined> => {
-      try {
-        const real = isLink ? await realpath(full) : full;
-        if (isLink && real !== rootReal && !real.startsWith(rootReal + sep)) return undefined;
-        return { real, stats: await stat(real) };
-      } catch {
-        return undefined; // dangling link or a file that vanished while listing
-      }
-    };
-    const visit = async (dir: string): Promise<void> => {
-      const entries = await readdir(dir, { withFileTypes: true });
-      // A folder's entries are stat'ed STAT_AHEAD at a time (one at a time, a million files took 40 s here).
-      const found = new Array<{ real: string; stats: Stats } | undefined>(entries.length);
-      await forEachLimited(entries, STAT_AHEAD, async (entry, i) => {
-        found[i] = await statOf(join(dir, entry.name), entry.isSymbolicLink());
+    const root = await this.readFolder(rootReal, '', prefix, rootReal);
+    const listing: Listing = { prefix, rootReal, stack: root ? [root] : [], visited: new Set([rootReal]), found: [], page: 0 };
+    const id = ++this.lastListingId;
+    this.listings.set(id, listing);
+    for (const oldest of this.listings.keys()) {
+      if (this.listings.size <= OPEN_LISTINGS) break;
+      this.listings.delete(oldest);
+    }
+    return { id, listing };
+  }
+
+  private openListing(prefix: string, pageToken: string): { id: number; listing: Listing } {
+    const [id, page] = pageToken.split('.').map(Number);
+    const listing = id === undefined ? undefined : this.listings.get(id);
+    if (id === undefined || !listing || listing.page !== page || listing.prefix !== prefix) {
+      throw new StorageError({
+        code: 'invalid_argument',
+        store: 'local',
+        bucket: this.root,
+        message: `the listing page ${pageToken} is not open (under prefix "${prefix}")`,
+        hint: `a local listing is continued only from the page it is at, and at most ${OPEN_LISTINGS} stay open at once; list again from the start.`,
       });
-      for (const [i, entry] of entries.entries()) {
-        const full = join(dir, entry.name);
-        if (!found[i]) continue;
-        const { real, stats } = found[i];
-        if (stats.isDirectory()) {
-          if (visited.has(real)) continue; // symlink loop
-          visited.add(real);
-          await visit(full);
-        } else if (stats.isFile()) {
-          const key = relative(rootReal, full).split(sep).join('/');
-          objects.push({ key, size: stats.size, etag: localEtag(stats) });
-        }
+    }
+    return { id, listing };
+  }
+
+  /** Walks on until `pageSize` files are found or the walk ends, then stats them. */
+  private async nextPage(listing: Listing, signal: AbortSignal | undefined): Promise<ObjectInfo[]> {
+    while (listing.found.length < this.pageSize) {
+      const frame = listing.stack.at(-1);
+      if (!frame) break;
+      const entry = frame.entries[frame.next];
+      if (!entry) {
+        listing.stack.pop();
+        continue;
       }
-    };
-    await visit(rootReal);
-    return objects;
+      const key = frame.keyPrefix + entry.name;
+      const real = entry.real ?? join(frame.realDir, entry.name);
+      if (entry.kind === 'file') {
+        listing.found.push({ key, path: real });
+        frame.next++;
+        continue;
+      }
+      if (!listing.visited.has(real)) {
+        signal?.throwIfAborted();
+        // A failure here leaves the entry next in line, for a retry.
+        const folder = await this.readFolder(real, `${key}/`, listing.prefix, listing.rootReal);
+        listing.visited.add(real);
+        if (folder) listing.stack.push(folder);
+      }
+      frame.next++;
+    }
+    // Folders already done are left now, so that a walk ending on a full page says so instead of giving an empty one.
+    for (let top = listing.stack.at(-1); top && top.next >= top.entries.length; top = listing.stack.at(-1)) listing.stack.pop();
+    const found = listing.found;
+    const objects = new Array<ObjectInfo | undefined>(found.length);
+    await forEachLimited(found, STAT_AHEAD, async ({ key, path }, i) => {
+      try {
+        const stats = await stat(path);
+        if (stats.isFile()) objects[i] = { key, size: stats.size, etag: localEtag(stats) };
+      } catch {
+        // a file that vanished since its folder was read
+      }
+    });
+    listing.found = [];
+    return objects.filter((o) => o !== undefined);
+  }
+
+  /**
+   * The entries of a folder that may hold keys under `prefix`, sorted, symlinks resolved (a dangling one, or one
+   * leading out of the root, is left out). A folder other than the root that vanished since its parent was read
+   * gives undefined, as a vanished file is left out.
+   */
+  private async readFolder(realDir: string, keyPrefix: string, prefix: string, rootReal: string): Promise<Frame | undefined> {
+    let dirents;
+    try {
+      dirents = await readdir(realDir, { withFileTypes: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (realDir !== rootReal && (code === 'ENOENT' || code === 'ENOTDIR')) return undefined;
+      throw error;
+    }
+    const mayHold = (key: string): boolean => key.startsWith(prefix) || prefix.startsWith(key);
+    const entries: Entry[] = [];
+    const links: string[] = [];
+    for (const dirent of dirents) {
+      const key = keyPrefix + dirent.name;
+      if (dirent.isSymbolicLink()) {
+        if (mayHold(key) || mayHold(`${key}/`)) links.push(dirent.name);
+      } else if (dirent.isFile()) {
+        if (key.startsWith(prefix)) entries.push({ name: dirent.name, sortKey: dirent.name, kind: 'file' });
+      } else if (dirent.isDirectory()) {
+        if (mayHold(`${key}/`)) entries.push({ name: dirent.name, sortKey: `${dirent.name}/`, kind: 'dir' });
+      }
+    }
+    const resolved = new Array<Entry | undefined>(links.length);
+    await forEachLimited(links, STAT_AHEAD, async (name, i) => {
+      try {
+        const real = await realpath(join(realDir, name));
+        if (real !== rootReal && !real.startsWith(rootReal + sep)) return;
+        const stats = await stat(real);
+        const key = keyPrefix + name;
+        if (stats.isFile() && key.startsWith(prefix)) resolved[i] = { name, sortKey: name, kind: 'file', real };
+        else if (stats.isDirectory() && mayHold(`${key}/`)) resolved[i] = { name, sortKey: `${name}/`, kind: 'dir', real };
+      } catch {
+        // a dangling link, a link loop, or a link that vanished while listing
+      }
+    });
+    for (const entry of resolved) if (entry) entries.push(entry);
+    entries.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    return { realDir, keyPrefix, entries, next: 0 };
   }
 }
 
