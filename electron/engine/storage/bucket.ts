@@ -42,20 +42,41 @@ export class Bucket {
     return this.driver.info;
   }
 
-  /** Every object under `prefix` whose key (relative to the prefix) matches `pattern`, in key order. */
-  async list(options: { pattern: string; prefix?: string; signal?: AbortSignal }): Promise<ObjectInfo[]> {
+  /**
+   * The objects under `prefix` whose key (relative to the prefix) matches `pattern`, one driver page at a time, as
+   * each page arrives: only the page being filtered is held, so a listing of a million objects never is. Empty
+   * pages (nothing matched) are skipped, and a key equal to the one yielded just before it is dropped.
+   *
+   * The order is the store's key order: S3, GCS and Azure list lexicographically (S3 by the keys' UTF-8 bytes, which
+   * orders a key with a character beyond U+FFFF differently from a JS string sort), the local driver walks its folder
+   * in the order sorting the keys as JS strings gives. The same objects therefore come in the same order on every
+   * listing, which is what makes a run's plan the same when it is resumed.
+   */
+  async *listPages(options: { pattern: string; prefix?: string; signal?: AbortSignal }): AsyncGenerator<ObjectInfo[]> {
     const prefix = options.prefix ?? '';
     const matches = matcherFor(options.pattern);
-    const byKey = new Map<string, ObjectInfo>();
+    let previousKey: string | undefined;
     let token: string | undefined;
     do {
       const page = await this.call('list', undefined, () => this.driver.listPage(prefix, token, options.signal), options.signal);
+      const kept: ObjectInfo[] = [];
       for (const object of page.objects) {
-        if (matches(object.key.slice(prefix.length))) byKey.set(object.key, object);
+        if (object.key === previousKey || !matches(object.key.slice(prefix.length))) continue;
+        kept.push(object);
+        previousKey = object.key;
       }
       token = page.nextPageToken;
+      if (kept.length > 0) yield kept;
     } while (token);
-    return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Every object listPages gives, held at once, sorted by key as JS strings compare, each key once. */
+  async list(options: { pattern: string; prefix?: string; signal?: AbortSignal }): Promise<ObjectInfo[]> {
+    const all: ObjectInfo[] = [];
+    for await (const page of this.listPages(options)) for (const object of page) all.push(object);
+    all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // Each key once, as the last page that listed it gave it.
+    return all.filter((object, i) => all[i + 1]?.key !== object.key);
   }
 
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo> {
