@@ -34,11 +34,16 @@ export function batch(over: Partial<IngestProgress>): IngestProgress {
     chunksFailed: 0,
     states: emptyStates(),
     retries: 0,
+    filesDone: 0,
+    filesFailed: 0,
     nodeBytes: {},
     nodeChunks: {},
+    nodeStates: {},
     nodes: [],
     chunks: [],
+    droppedRows: [],
     logs: [],
+    logsDropped: 0,
     ...over,
   };
 }

@@ -1,17 +1,25 @@
 // Folds the engine's ingest events into progress batches for the app. However many chunks move, the host sends
-// at most one batch per interval (default 100 ms, ~10 a second): counters are absolute, chunk updates carry only
-// each chunk's latest state since the previous batch, at most MAX_ROWS_PER_BATCH of them (what changed in a
-// chunk's state goes before a queued chunk's first row), so no batch is large enough to stall the renderer.
+// at most one batch per interval (default 100 ms, ~10 a second): counters are absolute and exact for every chunk;
+// chunk rows are those of the chunk view, a bounded window on the run (RowWindow: in flight, latest finished, first
+// failed), each row's latest state since the previous batch, at most MAX_ROWS_PER_BATCH of them, and the rows that
+// left the view. Nothing here grows with the run but the ledger's few bytes per chunk (ChunkLedger), freed when the
+// run ends; a run of a million chunks sends no more rows, and keeps no more, than one of ten thousand.
+import { LOG_LINES_KEPT } from '../../shared/ipc/contract.ts';
 import type { ChunkRowState, ChunkUpdate, IngestPhase, IngestProgress } from '../../shared/ipc/contract.ts';
 import type { IngestEvent, NodeStatus } from '../../shared/types.ts';
+import { ChunkLedger } from './chunk-ledger.ts';
+import { RowWindow } from './row-window.ts';
+import type { RowLimits } from './row-window.ts';
 
 const MAX_LOGS_PER_BATCH = 50;
-/** ~45 KB of JSON: a run's 2,000 queued chunks reach the renderer over five batches, not in one 280 KB message. */
+/** ~45 KB of JSON: a flood of changes reaches the renderer over several batches, not in one 280 KB message. */
 export const MAX_ROWS_PER_BATCH = 300;
 
 const IN_FLIGHT: ReadonlySet<ChunkRowState> = new Set(['queued', 'reading', 'sending', 'retried']);
 
-function isDone(state: ChunkUpdate['state']): boolean {
+type LogLine = IngestProgress['logs'][number];
+
+function isDone(state: ChunkRowState | undefined): boolean {
   return state === 'verified' || state === 'skipped';
 }
 
@@ -28,18 +36,21 @@ export class ProgressFolder {
   private bytesDone = 0;
   private bytesSkipped = 0;
   private retries = 0;
+  private filesDone = 0;
+  private filesFailed = 0;
   private readonly nodeBytes = new Map<string, number>();
   private readonly nodeChunks = new Map<string, number>();
+  private readonly nodeStates = new Map<string, Record<ChunkRowState, number>>();
   private readonly nodes = new Map<string, NodeStatus>();
-  /** Every chunk seen, by id; `seq` is its row. */
-  private readonly chunks = new Map<string, ChunkUpdate>();
-  /** Chunks whose state changed since the last batch, oldest change first; then queued chunks not yet sent. */
-  private readonly dirty = new Set<string>();
-  private readonly unsentQueued = new Set<string>();
+  private readonly ledger = new ChunkLedger();
+  private readonly window: RowWindow;
   private readonly states = emptyStateCounts();
-  /** `chunkId \0 nodeId` of every verified or skipped copy, so replicas count once per node. */
-  private readonly verifiedCopies = new Set<string>();
-  private logs: IngestProgress['logs'] = [];
+  /** Lines since the last batch (the latest MAX_LOGS_PER_BATCH), and how many before them were left out. */
+  private logs: LogLine[] = [];
+  private logsDropped = 0;
+  /** The latest lines sent, for a snapshot, and how many were sent or left out before them. */
+  private readonly sentLogs: LogLine[] = [];
+  private logsBeforeSent = 0;
   private manifestPath: string | undefined;
   private error: string | undefined;
   private endedAt: number | undefined;
@@ -53,11 +64,12 @@ export class ProgressFolder {
   /** A chunk has moved past queued: the run is delivering, not still planning (or reading a resumed run's journal). */
   private delivering = false;
 
-  /** `chunkSize` gives each chunk's offset (chunk i starts at i × chunkSize). */
-  constructor(runId: string, options: { chunkSize?: number; resumed?: boolean } = {}) {
+  /** `chunkSize` gives each chunk's offset (chunk i starts at i × chunkSize); `rows` bounds the chunk view. */
+  constructor(runId: string, options: { chunkSize?: number; resumed?: boolean; rows?: RowLimits } = {}) {
     this.runId = runId;
     this.chunkSize = options.chunkSize ?? 0;
     this.resumed = options.resumed ?? false;
+    this.window = new RowWindow(options.rows);
   }
 
   apply(e: IngestEvent): void {
@@ -68,40 +80,9 @@ export class ProgressFolder {
         this.totals = { files: e.files, chunks: e.chunks, bytes: e.bytes };
         for (const n of e.nodes) this.nodes.set(n.id, n);
         break;
-      case 'chunk': {
-        if (e.state !== 'queued') this.delivering = true;
-        const prev = this.chunks.get(e.id);
-        const row: ChunkUpdate = {
-          seq: prev?.seq ?? this.chunks.size,
-          id: e.id,
-          file: e.file,
-          index: e.index,
-          offset: e.index * this.chunkSize,
-          size: e.size,
-          state: e.state,
-          attempt: e.attempt,
-          ...(e.nodeId !== undefined ? { nodeId: e.nodeId } : prev?.nodeId !== undefined ? { nodeId: prev.nodeId } : {}),
-          ...(e.error !== undefined ? { error: e.error } : {}),
-          ...(e.state === 'moved' || prev?.moved ? { moved: true } : {}),
-        };
-        if (e.state === 'retried') this.retries += 1;
-        this.chunksDone += Number(isDone(row.state)) - Number(prev !== undefined && isDone(prev.state));
-        this.chunksFailed += Number(row.state === 'failed') - Number(prev?.state === 'failed');
-        if ((e.state === 'verified' || e.state === 'skipped') && row.nodeId !== undefined) {
-          const copy = `${e.id}\0${row.nodeId}`;
-          if (!this.verifiedCopies.has(copy)) {
-            this.verifiedCopies.add(copy);
-            this.nodeChunks.set(row.nodeId, (this.nodeChunks.get(row.nodeId) ?? 0) + 1);
-            if (e.state === 'skipped') {
-              // Already on the node from an earlier run: it holds these bytes though none moved now.
-              this.nodeBytes.set(row.nodeId, (this.nodeBytes.get(row.nodeId) ?? 0) + e.size);
-            }
-          }
-        }
-        if (e.state === 'skipped' && prev?.state !== 'skipped') this.bytesSkipped += e.size;
-        this.setRow(row, prev);
+      case 'chunk':
+        this.onChunk(e);
         break;
-      }
       case 'bytes':
         this.bytesDone += e.bytes;
         this.nodeBytes.set(e.nodeId, (this.nodeBytes.get(e.nodeId) ?? 0) + e.bytes);
@@ -110,7 +91,10 @@ export class ProgressFolder {
         this.nodes.set(e.status.id, e.status);
         break;
       case 'file':
-        if (e.status === 'failed') this.pushLog('error', `${e.key}: ${e.error ?? 'failed'}`);
+        if (e.status === 'failed') {
+          this.filesFailed += 1;
+          this.pushLog('error', `${e.key}: ${e.error ?? 'failed'}`);
+        } else this.filesDone += 1;
         break;
       case 'log':
         this.pushLog(e.level, e.message);
@@ -121,6 +105,7 @@ export class ProgressFolder {
         this.manifestPath = e.manifestPath;
         this.endedAt = Date.now();
         if (this.phase !== 'finished') this.stopInFlight();
+        this.ledger.clear();
         break;
     }
   }
@@ -128,30 +113,70 @@ export class ProgressFolder {
   /** The run ended without a run-finished event (it threw before or during the run). */
   fail(message: string, cancelled: boolean): void {
     this.changed = true;
-    if (this.phase === 'finished' || this.phase === 'failed' || this.phase === 'cancelled') return;
+    if (this.ended) return;
     this.phase = cancelled ? 'cancelled' : 'failed';
     this.error = message;
     this.endedAt = Date.now();
     this.pushLog('error', message);
     this.stopInFlight();
+    this.ledger.clear();
+  }
+
+  private onChunk(e: Extract<IngestEvent, { type: 'chunk' }>): void {
+    // The ledger is gone once the run ended: nothing changes a finished run's counters.
+    if (this.ended) return;
+    if (e.state !== 'queued') this.delivering = true;
+    const known = this.ledger.seqOf(e.id);
+    const seq = known ?? this.ledger.add(e.id);
+    const prev = known === undefined ? undefined : this.ledger.get(seq);
+    const nodeId = e.nodeId ?? prev?.nodeId;
+    const moved = e.state === 'moved' || prev?.moved === true;
+    if (e.state === 'retried') this.retries += 1;
+    this.chunksDone += Number(isDone(e.state)) - Number(isDone(prev?.state));
+    this.chunksFailed += Number(e.state === 'failed') - Number(prev?.state === 'failed');
+    if (isDone(e.state) && nodeId !== undefined && this.ledger.countCopy(seq, nodeId)) {
+      this.nodeChunks.set(nodeId, (this.nodeChunks.get(nodeId) ?? 0) + 1);
+      // Already on the node from an earlier run: it holds these bytes though none moved now.
+      if (e.state === 'skipped') this.nodeBytes.set(nodeId, (this.nodeBytes.get(nodeId) ?? 0) + e.size);
+    }
+    if (e.state === 'skipped' && prev?.state !== 'skipped') this.bytesSkipped += e.size;
+    this.count(prev?.state, prev?.nodeId, -1);
+    this.count(e.state, nodeId, 1);
+    this.ledger.set(seq, { state: e.state, nodeId, moved });
+    this.window.put({
+      seq,
+      id: e.id,
+      file: e.file,
+      index: e.index,
+      offset: e.index * this.chunkSize,
+      size: e.size,
+      state: e.state,
+      attempt: e.attempt,
+      ...(nodeId !== undefined ? { nodeId } : {}),
+      ...(e.error !== undefined ? { error: e.error } : {}),
+      ...(moved ? { moved: true } : {}),
+    });
+  }
+
+  private count(state: ChunkRowState | undefined, nodeId: string | undefined, by: 1 | -1): void {
+    if (state === undefined) return;
+    this.states[state] += by;
+    if (nodeId === undefined) return;
+    let perNode = this.nodeStates.get(nodeId);
+    if (!perNode) this.nodeStates.set(nodeId, (perNode = emptyStateCounts()));
+    perNode[state] += by;
   }
 
   /** A stopped run delivers nothing more: chunks still waiting or in flight are shown as cancelled, not sending. */
   private stopInFlight(): void {
-    for (const row of this.chunks.values()) {
-      if (IN_FLIGHT.has(row.state)) this.setRow({ ...row, state: 'cancelled' }, row);
-    }
-  }
-
-  private setRow(row: ChunkUpdate, prev: ChunkUpdate | undefined): void {
-    if (prev) this.states[prev.state] -= 1;
-    this.states[row.state] += 1;
-    this.chunks.set(row.id, row);
-    if (row.state === 'queued' && !this.dirty.has(row.id)) {
-      this.unsentQueued.add(row.id);
-    } else {
-      this.unsentQueued.delete(row.id);
-      this.dirty.add(row.id);
+    this.ledger.forEach((seq, entry) => {
+      if (!IN_FLIGHT.has(entry.state)) return;
+      this.count(entry.state, entry.nodeId, -1);
+      this.count('cancelled', entry.nodeId, 1);
+      this.ledger.set(seq, { ...entry, state: 'cancelled' });
+    });
+    for (const row of this.window.inGroup('inFlight')) {
+      if (IN_FLIGHT.has(row.state)) this.window.put({ ...row, state: 'cancelled' });
     }
   }
 
@@ -167,28 +192,20 @@ export class ProgressFolder {
   /** The next batch, or undefined when nothing changed since the last one. Rows beyond the cap wait for the next. */
   flush(maxRows = MAX_ROWS_PER_BATCH): IngestProgress | undefined {
     if (!this.changed) return undefined;
-    const chunks: ChunkUpdate[] = [];
-    for (const pending of [this.dirty, this.unsentQueued]) {
-      for (const id of pending) {
-        if (chunks.length >= maxRows) break;
-        pending.delete(id);
-        const row = this.chunks.get(id);
-        if (row) chunks.push(row);
-      }
-    }
-    const out = this.build(chunks, false);
-    this.logs = [];
-    this.changed = this.dirty.size > 0 || this.unsentQueued.size > 0;
+    const { rows, dropped } = this.window.take(maxRows);
+    this.batch += 1;
+    const out = { ...this.build(rows, false), droppedRows: dropped, logs: this.logs, logsDropped: this.logsDropped };
+    this.keepSentLogs();
+    this.changed = this.window.pending;
     return out;
   }
 
-  /** Every chunk seen so far, for a renderer that (re)subscribes mid-run. Does not consume pending deltas. */
+  /** The whole chunk view and the latest log lines, for a renderer that (re)subscribes mid-run. Does not consume pending deltas. */
   snapshot(): IngestProgress {
-    return { ...this.build([...this.chunks.values()], true), batch: this.batch };
+    return { ...this.build(this.window.all(), true), droppedRows: [], logs: [...this.sentLogs], logsDropped: this.logsBeforeSent };
   }
 
-  private build(chunks: ChunkUpdate[], full: boolean): IngestProgress {
-    if (!full) this.batch += 1;
+  private build(chunks: ChunkUpdate[], full: boolean): Omit<IngestProgress, 'droppedRows' | 'logs' | 'logsDropped'> {
     return {
       runId: this.runId,
       // Until a chunk moves, a run is still starting: a resumed run's first frame would otherwise read 0 %.
@@ -204,11 +221,13 @@ export class ProgressFolder {
       chunksFailed: this.chunksFailed,
       states: { ...this.states },
       retries: this.retries,
+      filesDone: this.filesDone,
+      filesFailed: this.filesFailed,
       nodeBytes: Object.fromEntries(this.nodeBytes),
       nodeChunks: Object.fromEntries(this.nodeChunks),
+      nodeStates: Object.fromEntries([...this.nodeStates].map(([id, counts]) => [id, { ...counts }])),
       nodes: [...this.nodes.values()],
       chunks,
-      logs: full ? [] : this.logs,
       ...(this.manifestPath !== undefined ? { manifestPath: this.manifestPath } : {}),
       ...(this.status !== undefined ? { status: this.status } : {}),
       ...(this.resumed ? { resumed: true } : {}),
@@ -216,8 +235,25 @@ export class ProgressFolder {
     };
   }
 
-  private pushLog(level: 'info' | 'warn' | 'error', message: string): void {
-    if (this.logs.length < MAX_LOGS_PER_BATCH) this.logs.push({ level, message });
+  private pushLog(level: LogLine['level'], message: string): void {
+    this.logs.push({ level, message });
+    if (this.logs.length > MAX_LOGS_PER_BATCH) {
+      this.logs.shift();
+      this.logsDropped += 1;
+    }
+  }
+
+  /** The batch's lines join the latest ones sent (a snapshot's), the oldest of those counted as dropped. */
+  private keepSentLogs(): void {
+    this.logsBeforeSent += this.logsDropped;
+    this.sentLogs.push(...this.logs);
+    const over = this.sentLogs.length - LOG_LINES_KEPT;
+    if (over > 0) {
+      this.sentLogs.splice(0, over);
+      this.logsBeforeSent += over;
+    }
+    this.logs = [];
+    this.logsDropped = 0;
   }
 }
 

@@ -1,12 +1,16 @@
-// The demo picture: one panel per node, one cell per chunk it holds, coloured by source file, so where every
-// file's chunks went is obvious at a glance. Drawn on a canvas, so 100,000 chunks cost no DOM. Hover a cell for
-// the chunk's details; pick a file in the legend (or find it by name) to pick out its chunks on every node.
+// The demo picture: one panel per node, one cell per chunk of the chunk view on it, coloured by source file, so
+// where every file's chunks went is obvious at a glance. The chunk view is a bounded window on the run (every chunk
+// of a small run; in flight, the latest finished and the first failed of a large one), and each panel's figures
+// count every chunk. Drawn on a canvas, so thousands of cells cost no DOM. Hover a cell for the chunk's details;
+// pick a file in the legend (or find it by name) to pick out its chunks on every node.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { MouseEvent } from 'react';
+import { CHUNK_VIEW_MAX_ROWS } from '../../shared/ipc/contract.ts';
 import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
 import { formatBytes } from '../format.ts';
-import { FAILED_COLOUR, fileStyles, HIGHLIGHT_OUTLINE, MOVED_OUTLINE } from '../palette.ts';
+import { FAILED_COLOUR, fileStyle, HIGHLIGHT_OUTLINE, MOVED_OUTLINE } from '../palette.ts';
 import type { FileStyle } from '../palette.ts';
+import type { FileColour } from '../store/types.ts';
 
 export function groupByNode(chunks: readonly (ChunkUpdate | undefined)[], nodeIds: readonly string[]): Map<string, ChunkUpdate[]> {
   const out = new Map<string, ChunkUpdate[]>(nodeIds.map((id) => [id, []]));
@@ -22,6 +26,8 @@ export function groupByNode(chunks: readonly (ChunkUpdate | undefined)[], nodeId
 const PANEL_W = 240;
 const MAX_H = 150;
 const LEGEND_SEARCH_FROM = 12;
+/** Files the legend lists at most (the rest are found by name). */
+export const LEGEND_MAX_FILES = 200;
 
 /** Cell size and canvas height for n chunks: large squares for a handful, down to 1 px for 100,000. */
 export function layoutCells(n: number, width = PANEL_W, maxHeight = MAX_H): { cell: number; perRow: number; height: number } {
@@ -205,13 +211,15 @@ export interface NodeFigures {
   state?: string;
 }
 
-function Legend({ files, styles, highlight, onPick }: { files: readonly string[]; styles: Map<string, FileStyle>; highlight: string | null; onPick: (file: string | null) => void }) {
+function Legend({ files, totalFiles, styles, highlight, onPick }: { files: readonly string[]; totalFiles: number; styles: Map<string, FileStyle>; highlight: string | null; onPick: (file: string | null) => void }) {
   const [query, setQuery] = useState('');
-  const shown = query ? files.filter((f) => f.toLowerCase().includes(query.toLowerCase())) : files;
+  const matching = query ? files.filter((f) => f.toLowerCase().includes(query.toLowerCase())) : files;
+  const shown = matching.slice(0, LEGEND_MAX_FILES);
+  const count = totalFiles > files.length ? `${files.length} of ${totalFiles} files (those of the chunks shown)` : `${files.length} file${files.length === 1 ? '' : 's'}`;
   return (
     <div className="legend">
       <div className="legend-head">
-        <span className="muted small">{files.length} file{files.length === 1 ? '' : 's'} · click one to pick out its chunks</span>
+        <span className="muted small">{count} · click one to pick out its chunks</span>
         {files.length > LEGEND_SEARCH_FROM && (
           <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="Find a file" aria-label="Find a file" />
         )}
@@ -230,6 +238,7 @@ function Legend({ files, styles, highlight, onPick }: { files: readonly string[]
           );
         })}
         {shown.length === 0 && <li className="muted small">No file matches “{query}”.</li>}
+        {matching.length > shown.length && <li className="muted small" data-testid="legend-more">… {matching.length - shown.length} more: find one by name</li>}
       </ul>
       <ul className="legend-states" aria-label="Chunk states">
         <li><span className="swatch state-failed" />failed</li>
@@ -241,19 +250,26 @@ function Legend({ files, styles, highlight, onPick }: { files: readonly string[]
 }
 
 export interface DistributionProps {
+  /** The chunk view's rows (every chunk of a run up to CHUNK_VIEW_MAX_ROWS). */
   chunks: readonly (ChunkUpdate | undefined)[];
-  /** Files in the order they first arrived; each keeps its colour for the whole run. */
-  files: readonly string[];
+  /** The rows' files, each with its colour's place (the order files first arrived); a file keeps it while shown. */
+  files: readonly FileColour[];
   nodeIds: readonly string[];
   figures: (nodeId: string) => NodeFigures;
   /** Chunks the run will place in all (each node's picture is laid out for its share from the start). */
   expectedChunks?: number;
+  /** Files in the run (the legend lists only those of the rows). */
+  totalFiles?: number;
   placeholder?: string;
 }
 
-export function DistributionMap({ chunks, files, nodeIds, figures, expectedChunks = 0, placeholder }: DistributionProps) {
+export function DistributionMap({ chunks, files, nodeIds, figures, expectedChunks = 0, totalFiles = 0, placeholder }: DistributionProps) {
   const byNode = useMemo(() => groupByNode(chunks, nodeIds), [chunks, nodeIds]);
-  const styles = useMemo(() => fileStyles(files), [files]);
+  const styles = useMemo(() => new Map(files.map((f) => [f.name, fileStyle(f.order)])), [files]);
+  const names = useMemo(() => files.map((f) => f.name), [files]);
+  // Laid out for the rows the view can hold, so cells keep their size while a large run goes on.
+  const capacity = Math.ceil(Math.min(expectedChunks, CHUNK_VIEW_MAX_ROWS) / Math.max(1, byNode.size));
+  const rows = chunks.reduce((n, c) => n + Number(c !== undefined), 0);
   const [highlight, setHighlight] = useState<string | null>(null);
   const [hover, setHover] = useState<{ nodeId: string; hover: Hover } | null>(null);
   const picked = highlight !== null && styles.has(highlight) ? highlight : null;
@@ -277,14 +293,19 @@ export function DistributionMap({ chunks, files, nodeIds, figures, expectedChunk
                 </span>
               </figcaption>
               <div className="bar" data-testid={`bar-${nodeId}`} aria-hidden="true"><div style={{ width: `${(f.bytes / maxBytes) * 100}%` }} /></div>
-              <NodeCanvas chunks={list} capacity={Math.ceil(expectedChunks / Math.max(1, byNode.size))} styles={styles} highlight={picked} onHover={(h) => setHover(h ? { nodeId, hover: h } : null)} />
+              <NodeCanvas chunks={list} capacity={capacity} styles={styles} highlight={picked} onHover={(h) => setHover(h ? { nodeId, hover: h } : null)} />
               {picked !== null && <span className="small muted">{highlighted} chunk{highlighted === 1 ? '' : 's'} of {picked}</span>}
               {hover?.nodeId === nodeId && <HoverCard hover={hover.hover} />}
             </figure>
           );
         })}
       </div>
-      {files.length > 0 && <Legend files={files} styles={styles} highlight={picked} onPick={setHighlight} />}
+      {expectedChunks > CHUNK_VIEW_MAX_ROWS && (
+        <p className="muted small" data-testid="dist-window-note">
+          A run this size is drawn from the chunk list below: its {rows.toLocaleString('en-US')} chunks of the run's {expectedChunks.toLocaleString('en-US')}. Each node's figures count them all.
+        </p>
+      )}
+      {files.length > 0 && <Legend files={names} totalFiles={totalFiles} styles={styles} highlight={picked} onPick={setHighlight} />}
     </div>
   );
 }

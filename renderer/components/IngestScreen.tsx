@@ -1,18 +1,19 @@
 // Ingest: pattern, start, cancel; unfinished runs to resume; overall progress; per-node bars; the distribution
 // picture; the chunk view.
-import { memo, useDeferredValue, useEffect, useMemo, useState } from 'react';
+import { memo, useDeferredValue, useEffect, useMemo, useRef, useState } from 'react';
 import { validateConfigText } from '../../shared/config/validate.ts';
+import { CHUNK_VIEW_LIMITS } from '../../shared/ipc/contract.ts';
 import type { ChunkRowState } from '../../shared/ipc/contract.ts';
 import { formatBytes, formatDuration, formatRate } from '../format.ts';
 import { useApp } from '../store/context.tsx';
 import { ErrorBanner } from './ErrorBanner.tsx';
 import { countStates, ingestFigures } from '../store/selectors.ts';
-import type { IngestMeta, IngestSlice } from '../store/types.ts';
-
-type IngestChunks = IngestSlice['ingest']['chunks'];
+import type { FileColour, IngestMeta, IngestSlice, LogEntry } from '../store/types.ts';
 import { DistributionMap } from './DistributionMap.tsx';
 import { RepairStatus } from './RepairStatus.tsx';
 import { VirtualList } from './VirtualList.tsx';
+
+type IngestChunks = IngestSlice['ingest']['chunks'];
 
 const STATES: ChunkRowState[] = ['queued', 'reading', 'sending', 'verified', 'retried', 'failed', 'moved', 'skipped', 'cancelled'];
 
@@ -90,7 +91,11 @@ export function IngestScreen() {
           <div><dt>ETA</dt><dd>{figures.running ? formatDuration(figures.etaSeconds) : '—'}</dd></div>
           <div><dt>Elapsed</dt><dd>{formatDuration((meta?.elapsedMs ?? 0) / 1000)}</dd></div>
           <div><dt>Chunks</dt><dd data-testid="chunks-done">{meta?.chunksDone ?? 0} / {total}</dd></div>
-          <div><dt>Files</dt><dd>{meta?.totals.files ?? 0}</dd></div>
+          <div>
+            <dt>Files</dt>
+            <dd>{meta?.totals.files ?? 0}</dd>
+            {meta?.filesFailed ? <dd className="bad small" data-testid="files-failed">{meta.filesFailed} failed</dd> : null}
+          </div>
           <div><dt>Retries</dt><dd>{meta?.retries ?? 0}</dd></div>
           <div><dt>Failed</dt><dd className={meta?.chunksFailed ? 'bad' : ''}>{meta?.chunksFailed ?? 0}</dd></div>
         </dl>
@@ -111,7 +116,7 @@ function panelIds(meta: IngestMeta | null, statusKey: string, configKey: string)
   return [...ids];
 }
 
-const DistributionSection = memo(function DistributionSection({ meta, chunks, files, statusKey, configKey, waiting }: { meta: IngestMeta | null; chunks: IngestChunks; files: readonly string[]; statusKey: string; configKey: string; waiting: boolean }) {
+const DistributionSection = memo(function DistributionSection({ meta, chunks, files, statusKey, configKey, waiting }: { meta: IngestMeta | null; chunks: IngestChunks; files: readonly FileColour[]; statusKey: string; configKey: string; waiting: boolean }) {
   const nodeIds = useMemo(() => panelIds(meta, statusKey, configKey), [meta, statusKey, configKey]);
   return (
     <div className="card">
@@ -121,6 +126,7 @@ const DistributionSection = memo(function DistributionSection({ meta, chunks, fi
         files={files}
         nodeIds={nodeIds}
         expectedChunks={meta?.totals.chunks ?? 0}
+        totalFiles={meta?.totals.files ?? 0}
         placeholder={waiting ? 'The picture fills in as soon as the run has planned its chunks.' : nodeIds.length === 0 ? 'No nodes yet: add one on the Nodes screen.' : undefined}
         figures={(id) => {
           const state = meta?.nodes.find((n) => n.id === id)?.state;
@@ -134,16 +140,17 @@ const DistributionSection = memo(function DistributionSection({ meta, chunks, fi
 const ChunkSection = memo(function ChunkSection({ meta, chunks }: { meta: IngestMeta | null; chunks: IngestChunks }) {
   const logs = useApp((s) => s.ingest.logs);
   const [show, setShow] = useState<ChunkRowState | 'all'>('all');
-  const rows = useMemo(() => (show === 'all' ? chunks : chunks.filter((c) => c?.state === show)), [chunks, show]);
+  const rows = useMemo(() => (show === 'all' ? chunks : chunks.filter((c) => c.state === show)), [chunks, show]);
   const counted = useMemo(() => (meta?.states ? null : countStates(chunks)), [meta, chunks]);
   const counts = meta?.states ?? counted!;
-  const total = meta?.totals.chunks ?? 0;
+  const total = Math.max(meta?.totals.chunks ?? 0, chunks.length);
+  const note = windowNote(show, rows.length, show === 'all' ? total : counts[show]);
   return (
     <div className="card">
       <h2>Chunks</h2>
       <div className="state-counts" role="group" aria-label="Show chunks">
         <button type="button" className={`chunk-state all${show === 'all' ? ' selected' : ''}`} aria-pressed={show === 'all'} onClick={() => setShow('all')}>
-          all <b>{Math.max(total, chunks.length)}</b>
+          all <b>{total}</b>
         </button>
         {STATES.filter((st) => st !== 'cancelled' || counts.cancelled > 0).map((st) => (
           <button key={st} type="button" className={`chunk-state ${st}${show === st ? ' selected' : ''}`} aria-pressed={show === st} onClick={() => setShow(show === st ? 'all' : st)}>
@@ -151,6 +158,7 @@ const ChunkSection = memo(function ChunkSection({ meta, chunks }: { meta: Ingest
           </button>
         ))}
       </div>
+      {note && <p className="muted small" data-testid="chunk-window-note">{note}</p>}
       <div className="vhead chunk-cols" role="presentation"><span>#</span><span>Chunk</span><span>Size</span><span>State</span><span>Node</span><span>Try</span></div>
       <VirtualList
         count={rows.length}
@@ -173,14 +181,46 @@ const ChunkSection = memo(function ChunkSection({ meta, chunks }: { meta: Ingest
           );
         }}
       />
-      {logs.length > 0 && (
-        <ul className="logs" aria-label="Log">
-          {logs.slice(-8).map((l, i) => <li key={i} className={l.level}>{l.message}</li>)}
-        </ul>
-      )}
+      <RunLog logs={logs} />
     </div>
   );
 });
+
+/**
+ * What the chunk list leaves out, when it does: the view holds every chunk in flight, the latest finished ones and
+ * the first failed ones; queued chunks are counted only.
+ */
+export function windowNote(show: ChunkRowState | 'all', shown: number, of: number): string | null {
+  if (shown >= of) return null;
+  const n = (x: number): string => x.toLocaleString('en-US');
+  if (show === 'queued') return `${n(of)} queued chunks are counted, not listed: each is listed once it starts.`;
+  if (show === 'failed') return `Showing the first ${n(shown)} of ${n(of)} failed chunks.`;
+  if (show === 'all') {
+    return `Showing the latest ${n(shown)} of ${n(of)} chunks: every chunk in flight, the latest ${n(CHUNK_VIEW_LIMITS.finished)} finished and the first ${n(CHUNK_VIEW_LIMITS.failed)} failed; queued chunks are counted, not listed.`;
+  }
+  return `Showing the latest ${n(shown)} of ${n(of)} ${show} chunks.`;
+}
+
+/** The run's log, its latest lines kept, with a mark wherever earlier lines were dropped; scrolled to the end. */
+function RunLog({ logs }: { logs: readonly LogEntry[] }) {
+  const ref = useRef<HTMLUListElement>(null);
+  useEffect(() => {
+    const list = ref.current;
+    if (list) list.scrollTop = list.scrollHeight;
+  }, [logs]);
+  if (logs.length === 0) return null;
+  return (
+    <ul className="logs" aria-label="Log" ref={ref}>
+      {logs.map((l, i) =>
+        l.level === 'dropped' ? (
+          <li key={i} className="muted" data-testid="log-dropped">… {l.count.toLocaleString('en-US')} earlier line{l.count === 1 ? '' : 's'} dropped</li>
+        ) : (
+          <li key={i} className={l.level}>{l.message}</li>
+        ),
+      )}
+    </ul>
+  );
+}
 
 /** File pattern, Start and Cancel: re-rendered only when one of them changes, not with every progress batch. */
 const IngestControls = memo(function IngestControls({ placeholder, running, starting, canCancel }: { placeholder: string; running: boolean; starting: boolean; canCancel: boolean }) {

@@ -29,8 +29,8 @@ export function NodesScreen() {
   const pull = useApp((s) => s.pull.view);
   const pullError = useApp((s) => s.pull.error);
   const loadPull = useApp((s) => s.loadPullWorkers);
-  const chunks = useApp((s) => s.ingest.chunks);
-  const runId = useApp((s) => s.ingest.meta?.runId);
+  const meta = useApp((s) => s.ingest.meta);
+  const runId = meta?.runId;
   const [editing, setEditing] = useState<{ original?: string; node: NodeConfig } | null>(null);
 
   useEffect(() => {
@@ -46,7 +46,7 @@ export function NodesScreen() {
   }, [loadPull]);
 
   const pullMode = pull?.mode === 'pull';
-  const progress = useMemo(() => (pullMode ? runProgressByNode(chunks) : new Map<string, NodeRunProgress>()), [pullMode, chunks]);
+  const progress = useMemo(() => (pullMode ? runProgressByNode(meta) : new Map<string, NodeRunProgress>()), [pullMode, meta]);
   const workerOf = (id: string): PullWorkerView | undefined => pull?.workers.find((w) => w.nodeId === id);
   const strangers = pull?.workers.filter((w) => !w.configured && !statuses.some((s) => s.id === w.nodeId)) ?? [];
 

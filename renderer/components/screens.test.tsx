@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
 import { StoreProvider } from '../store/context.tsx';
 import type { AppStore } from '../store/store.ts';
-import { countStates } from '../store/selectors.ts';
+import { countStates, emptyStates } from '../store/selectors.ts';
 import { batch, offlineStore } from '../test-support.ts';
 import { ConfigScreen } from './ConfigScreen.tsx';
 import { IngestScreen } from './IngestScreen.tsx';
@@ -62,22 +62,66 @@ describe('ConfigScreen', () => {
 describe('IngestScreen', () => {
   const chunk = (seq: number, state: ChunkUpdate['state']): ChunkUpdate => ({ seq, id: `big.bin_chunk_${seq}`, file: seq % 3 ? 'big.bin' : 'other.bin', index: seq, offset: seq * 1024, size: 1024, state, nodeId: `node-${seq % 4}`, attempt: 1 });
 
-  it('shows 100,000 chunks with a bounded DOM, overall figures and every node', () => {
+  it('shows a 100,000-chunk run from its bounded view: exact figures, a bounded DOM, every node, and what the list leaves out', () => {
     const store = offlineStore();
-    const chunks = Array.from({ length: 100_000 }, (_, i) => chunk(i, i < 60_000 ? 'verified' : 'queued'));
+    // The host's view 60,000 chunks into the run: the latest 5,000 finished and 8 in flight (queued ones have no row).
+    const finished = Array.from({ length: 5_000 }, (_, i) => ({ ...chunk(55_000 + i, 'verified'), file: `file-${(55_000 + i) >> 1}` }));
+    const sending = Array.from({ length: 8 }, (_, i) => ({ ...chunk(60_000 + i, 'sending'), file: `file-${(60_000 + i) >> 1}` }));
+    const states = { ...emptyStates(), verified: 60_000, sending: 8, queued: 39_992 };
+    const perNode = { ...emptyStates(), verified: 15_000, sending: 2 };
     store.getState().applyProgress(
-      batch({ totals: { files: 2, chunks: 100_000, bytes: 100_000 * 1024 }, chunksDone: 60_000, bytesDone: 60_000 * 1024, elapsedMs: 10_000, chunks, nodeBytes: { 'node-0': 1, 'node-1': 2, 'node-2': 3, 'node-3': 4 } }),
+      batch({
+        totals: { files: 50_000, chunks: 100_000, bytes: 100_000 * 1024 },
+        chunksDone: 60_000,
+        bytesDone: 60_000 * 1024,
+        elapsedMs: 10_000,
+        states,
+        chunks: [...finished, ...sending],
+        nodeBytes: { 'node-0': 1, 'node-1': 2, 'node-2': 3, 'node-3': 4 },
+        nodeChunks: { 'node-0': 15_000, 'node-1': 15_000, 'node-2': 15_000, 'node-3': 15_000 },
+        nodeStates: { 'node-0': perNode, 'node-1': perNode, 'node-2': perNode, 'node-3': perNode },
+      }),
     );
     const { container } = show(store, <IngestScreen />);
     expect(screen.getByTestId('percent').textContent).toBe('60.0%');
     expect(screen.getByTestId('chunks-done').textContent).toBe('60000 / 100000');
+    // The state buttons count every chunk; the list holds the view and says what it leaves out.
+    expect(screen.getByRole('button', { name: 'all 100000' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'verified 60000' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'queued 39992' })).toBeTruthy();
     const list = screen.getByTestId('chunk-list');
-    expect(list.getAttribute('aria-rowcount')).toBe('100000');
+    expect(list.getAttribute('aria-rowcount')).toBe('5008');
+    expect(screen.getByTestId('chunk-window-note').textContent).toMatch(/^Showing the latest 5,008 of 100,000 chunks: every chunk in flight, the latest 5,000 finished and the first 1,000 failed; queued chunks are counted, not listed\./);
     expect(within(list).getAllByRole('row').length).toBeLessThanOrEqual(30);
     expect(container.querySelectorAll('*').length).toBeLessThan(1500);
-    for (let n = 0; n < 4; n += 1) expect(screen.getByTestId(`dist-node-${n}`).getAttribute('data-chunks')).toBe('25000');
+    // Each node's figures count every chunk; its cells are its rows of the view.
+    for (let n = 0; n < 4; n += 1) {
+      expect(screen.getByTestId(`dist-node-${n}`).getAttribute('data-chunks')).toBe('1252');
+      expect(screen.getByTestId(`share-node-${n}`).textContent).toContain('15000 chunks');
+    }
+    expect(screen.getByTestId('dist-window-note').textContent).toContain("its 5,008 chunks of the run's 100,000");
+    // The legend: the files of the rows (2,504 of 50,000), the first 200 listed, the rest found by name.
+    expect(screen.getByText(/2504 of 50000 files/)).toBeTruthy();
+    expect(within(screen.getByRole('list', { name: 'Files' })).getAllByRole('button')).toHaveLength(200);
+    expect(screen.getByTestId('legend-more').textContent).toBe('… 2304 more: find one by name');
+    fireEvent.change(screen.getByRole('searchbox', { name: 'Find a file' }), { target: { value: 'file-30003' } });
+    expect(within(screen.getByRole('list', { name: 'Files' })).getAllByRole('button').map((b) => b.textContent)).toEqual(['file-30003']);
+
+    fireEvent.click(screen.getByRole('button', { name: 'queued 39992' }));
+    expect(list.getAttribute('aria-rowcount')).toBe('0');
+    expect(screen.getByTestId('chunk-window-note').textContent).toBe('39,992 queued chunks are counted, not listed: each is listed once it starts.');
+    fireEvent.click(screen.getByRole('button', { name: 'verified 60000' }));
+    expect(screen.getByTestId('chunk-window-note').textContent).toBe('Showing the latest 5,000 of 60,000 verified chunks.');
     expect((screen.getByRole('button', { name: 'Start ingest' }) as HTMLButtonElement).disabled).toBe(true);
     expect((screen.getByRole('button', { name: 'Cancel' }) as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it('shows the log’s latest lines and a mark for the lines dropped before them', () => {
+    const store = offlineStore();
+    store.getState().applyProgress(batch({ logs: [{ level: 'error', message: 'a.bin: gone' }], logsDropped: 12_345 }));
+    show(store, <IngestScreen />);
+    const log = screen.getByRole('list', { name: 'Log' });
+    expect(Array.from(log.querySelectorAll('li')).map((li) => li.textContent)).toEqual(['… 12,345 earlier lines dropped', 'a.bin: gone']);
   });
 
   it('filters the chunk view by state', () => {

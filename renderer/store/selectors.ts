@@ -1,5 +1,5 @@
 // Derived views of the state, computed on read and never stored.
-import type { ChunkRowState, ChunkUpdate } from '../../shared/ipc/contract.ts';
+import type { ChunkRowState } from '../../shared/ipc/contract.ts';
 import type { AppState, IngestMeta } from './types.ts';
 
 export const selectDirty = (s: AppState): boolean => s.config.draft !== s.config.saved;
@@ -39,7 +39,7 @@ export function countStates(chunks: readonly ({ state: ChunkRowState } | undefin
   return out;
 }
 
-/** One node's share of the run on screen: chunks placed on it, done, in flight, failed, and bytes done. */
+/** One node's share of the run: chunks whose latest state names it, done, in flight, failed, and bytes sent to it. */
 export interface NodeRunProgress {
   placed: number;
   done: number;
@@ -48,22 +48,19 @@ export interface NodeRunProgress {
   bytesDone: number;
 }
 
-const DONE: ReadonlySet<ChunkRowState> = new Set(['verified', 'skipped', 'moved']);
-const IN_FLIGHT: ReadonlySet<ChunkRowState> = new Set(['reading', 'sending', 'retried']);
-
-/** Per node, from the chunk rows (one pass; rows not yet placed on a node are left out). */
-export function runProgressByNode(chunks: readonly (ChunkUpdate | undefined)[]): Map<string, NodeRunProgress> {
+/** Per node, from the host's counters (every chunk of the run, not only the rows on screen). */
+export function runProgressByNode(meta: IngestMeta | null): Map<string, NodeRunProgress> {
   const out = new Map<string, NodeRunProgress>();
-  for (const c of chunks) {
-    if (!c?.nodeId) continue;
-    let p = out.get(c.nodeId);
-    if (!p) out.set(c.nodeId, (p = { placed: 0, done: 0, inFlight: 0, failed: 0, bytesDone: 0 }));
-    p.placed += 1;
-    if (DONE.has(c.state)) {
-      p.done += 1;
-      p.bytesDone += c.size;
-    } else if (IN_FLIGHT.has(c.state)) p.inFlight += 1;
-    else if (c.state === 'failed') p.failed += 1;
+  for (const [nodeId, n] of Object.entries(meta?.nodeStates ?? {})) {
+    const placed = Object.values(n).reduce((sum, count) => sum + count, 0);
+    if (placed === 0) continue;
+    out.set(nodeId, {
+      placed,
+      done: n.verified + n.skipped + n.moved,
+      inFlight: n.reading + n.sending + n.retried,
+      failed: n.failed,
+      bytesDone: meta?.nodeBytes[nodeId] ?? 0,
+    });
   }
   return out;
 }

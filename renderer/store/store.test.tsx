@@ -1,5 +1,6 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from 'vitest';
+import { CHUNK_VIEW_MAX_ROWS } from '../../shared/ipc/contract.ts';
 import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
 import { batch, offlineStore } from '../test-support.ts';
 import { countStates, ingestFigures, selectDirty } from './selectors.ts';
@@ -47,22 +48,48 @@ describe('ingest slice', () => {
     expect(s.chunks.map((c) => c?.state)).toEqual(['queued']);
   });
 
-  it('keeps a bounded log', () => {
+  it('drops the rows the host says left the view, and the files no row shows any more; colours keep their place', () => {
     const store = offlineStore();
-    for (let i = 0; i < 30; i += 1) {
-      store.getState().applyProgress(batch({ batch: i + 1, logs: Array.from({ length: 10 }, (_, j) => ({ level: 'info' as const, message: `m${i}-${j}` })) }));
-    }
-    const logs = store.getState().ingest.logs;
-    expect(logs).toHaveLength(200);
-    expect(logs.at(-1)?.message).toBe('m29-9');
+    const row = (seq: number, file: string): ChunkUpdate => ({ ...chunk(seq, 'verified'), id: `${file}_chunk_${seq}`, file });
+    store.getState().applyProgress(batch({ batch: 1, chunks: [row(0, 'a'), row(1, 'b'), row(2, 'c')] }));
+    expect(store.getState().ingest.files).toEqual([{ name: 'a', order: 0 }, { name: 'b', order: 1 }, { name: 'c', order: 2 }]);
+    store.getState().applyProgress(batch({ batch: 2, chunks: [row(3, 'd')], droppedRows: [0, 1] }));
+    const s = store.getState().ingest;
+    expect(s.chunks.map((c) => c.seq)).toEqual([2, 3]);
+    expect(s.files).toEqual([{ name: 'c', order: 2 }, { name: 'd', order: 3 }]);
+    // A batch with no row change keeps the same rows and files (the picture does not redraw).
+    store.getState().applyProgress(batch({ batch: 3, bytesDone: 5 }));
+    expect(store.getState().ingest.chunks).toBe(s.chunks);
+    expect(store.getState().ingest.files).toBe(s.files);
   });
 
-  it('folds 100,000 chunk updates', () => {
+  it('keeps the latest 200 log lines, with a mark wherever lines were dropped', () => {
     const store = offlineStore();
-    const updates = Array.from({ length: 100_000 }, (_, i) => chunk(i, i % 2 ? 'verified' : 'sending'));
+    for (let i = 0; i < 30; i += 1) {
+      store.getState().applyProgress(batch({ batch: i + 1, logs: Array.from({ length: 10 }, (_, j) => ({ level: 'info' as const, message: `m${i}-${j}` })), logsDropped: i === 29 ? 7 : 0 }));
+    }
+    const logs = store.getState().ingest.logs;
+    // 300 lines arrived, and the host left 7 out before the last batch's: the latest 200, a mark for the 100 before
+    // them, and a mark where the 7 were.
+    expect(logs.filter((l) => l.level !== 'dropped')).toHaveLength(200);
+    expect(logs[0]).toEqual({ level: 'dropped', count: 100 });
+    expect(logs[1]).toEqual({ level: 'info', message: 'm10-0' });
+    expect(logs.at(-11)).toEqual({ level: 'dropped', count: 7 });
+    expect(logs.at(-1)).toEqual({ level: 'info', message: 'm29-9' });
+    // A full batch starts the log over: the host's latest lines, and how many came before them.
+    store.getState().applyProgress(batch({ batch: 31, full: true, logs: [{ level: 'warn', message: 'late' }], logsDropped: 42 }));
+    expect(store.getState().ingest.logs).toEqual([{ level: 'dropped', count: 42 }, { level: 'warn', message: 'late' }]);
+  });
+
+  it('holds at most CHUNK_VIEW_MAX_ROWS rows, whatever a batch carries', () => {
+    const store = offlineStore();
+    const updates = Array.from({ length: 100_000 }, (_, i) => chunk(i, i % 20 ? 'verified' : 'sending'));
     store.getState().applyProgress(batch({ totals: { files: 1, chunks: 100_000, bytes: 1e8 }, chunks: updates }));
-    expect(store.getState().ingest.chunks).toHaveLength(100_000);
-    expect(countStates(store.getState().ingest.chunks)).toMatchObject({ verified: 50_000, sending: 50_000, failed: 0 });
+    const rows = store.getState().ingest.chunks;
+    expect(rows).toHaveLength(CHUNK_VIEW_MAX_ROWS);
+    // Finished rows make way first (the lowest-numbered): every row in flight is kept.
+    expect(countStates(rows)).toMatchObject({ sending: 5_000, verified: CHUNK_VIEW_MAX_ROWS - 5_000 });
+    expect(rows.every((r, i) => i === 0 || r.seq > rows[i - 1]!.seq)).toBe(true);
   });
 });
 

@@ -4,6 +4,7 @@ import { createStore } from 'zustand/vanilla';
 import type { StateCreator, StoreApi } from 'zustand/vanilla';
 import { ApiError } from '../../shared/ipc/contract.ts';
 import type { Api } from '../../shared/ipc/contract.ts';
+import { appendLogs, fileColours, mergeRows } from './ingest-rows.ts';
 import type { ActivitySlice, AppState, ConfigSlice, IngestSlice, NodesSlice, ReceivedSlice, RepairState, ResumeSlice, UiSlice } from './types.ts';
 
 type Slice<T> = StateCreator<AppState, [], [], T>;
@@ -12,8 +13,6 @@ export function errorText(error: unknown): string {
   if (error instanceof ApiError || error instanceof Error) return error.message;
   return String(error);
 }
-
-const MAX_LOGS = 200;
 
 const uiSlice = (api: Api): Slice<UiSlice> => (set) => ({
   screen: 'config',
@@ -196,17 +195,14 @@ const ingestSlice = (api: Api): Slice<IngestSlice> => (set, get) => {
 
   applyProgress: (batch) =>
     set((s) => {
-      const { chunks: updates, logs, ...meta } = batch;
+      const { chunks: updates, droppedRows, logs, logsDropped, ...meta } = batch;
       const sameRun = s.ingest.meta?.runId === batch.runId;
-      // A batch is a delta on top of the previous one; a full batch (or a new run) replaces the rows.
-      const rows = batch.full || !sameRun ? [] : s.ingest.chunks.slice();
-      for (const u of updates) rows[u.seq] = u;
-      const known = sameRun ? s.ingest.files : [];
-      const seen = new Set(known);
-      const added = [...new Set(updates.map((u) => u.file))].filter((f) => !seen.has(f));
-      const files = added.length > 0 ? [...known, ...added] : known;
-      const kept = batch.full || !sameRun ? logs : logs.length === 0 ? s.ingest.logs : [...s.ingest.logs, ...logs].slice(-MAX_LOGS);
-      return { ingest: { ...s.ingest, meta, chunks: rows, files, logs: kept, starting: false } };
+      // A batch is a delta on top of the previous one; a full batch (or a new run) replaces the rows and the log.
+      const fresh = batch.full || !sameRun;
+      const chunks = fresh ? mergeRows([], updates, []) : mergeRows(s.ingest.chunks, updates, droppedRows);
+      const files = chunks === s.ingest.chunks ? s.ingest.files : fileColours(sameRun ? s.ingest.files : [], chunks);
+      const kept = appendLogs(fresh ? [] : s.ingest.logs, { logs, logsDropped });
+      return { ingest: { ...s.ingest, meta, chunks, files, logs: kept, starting: false } };
     }),
 
   loadIngestSnapshot: async () => {

@@ -79,17 +79,32 @@ export interface NodesSlice {
   removeNode(id: string): Promise<boolean>;
 }
 
-export type IngestMeta = Omit<IngestProgress, 'chunks' | 'logs'>;
+export type IngestMeta = Omit<IngestProgress, 'chunks' | 'droppedRows' | 'logs' | 'logsDropped'>;
+
+/** A file of the chunk view and its colour's place: files are numbered in the order they first arrive. */
+export interface FileColour {
+  name: string;
+  order: number;
+}
+
+/** A log line, or a mark where lines were dropped (the log keeps the latest LOG_LINES_KEPT). */
+export type LogEntry = IngestProgress['logs'][number] | { level: 'dropped'; count: number };
 
 export interface IngestSlice {
   ingest: {
     pattern: string;
     meta: IngestMeta | null;
-    /** Row `seq` of the chunk view. */
+    /**
+     * The chunk view's rows by `seq`: the host's bounded window on the run (in flight, latest finished, first
+     * failed; CHUNK_VIEW_LIMITS), never every chunk. The counts in `meta` cover every chunk.
+     */
     chunks: ChunkUpdate[];
-    /** The run's files in the order their first chunk arrived: the picture's colours follow it and never shift. */
-    files: string[];
-    logs: IngestProgress['logs'];
+    /**
+     * The files of those rows in the order they first arrived, each with its colour's place, which it keeps while
+     * it has rows on screen. Files whose rows have all left the view leave this list.
+     */
+    files: FileColour[];
+    logs: LogEntry[];
     starting: boolean;
     /** The run id being resumed, from the click until its first progress arrives and after. */
     resuming: string | null;

@@ -55,7 +55,7 @@ export interface ManifestEntry {
  */
 export type ChunkRowState = ChunkState | 'cancelled';
 
-/** One chunk's latest state inside a progress batch. `seq` is its row in the chunk view, assigned by the host in first-seen order. */
+/** One chunk's latest state inside a progress batch. `seq` is the chunk's number in the run (the host numbers chunks in first-seen order) and its row's key in the chunk view. */
 export interface ChunkUpdate {
   seq: number;
   id: string;
@@ -75,15 +75,27 @@ export interface ChunkUpdate {
 export type IngestPhase = 'idle' | 'starting' | 'running' | 'finished' | 'failed' | 'cancelled';
 
 /**
+ * The chunk view is a window on the run, never every chunk (a run can have a million): every chunk in flight
+ * (reading, sending, retried, moved), the latest finished ones (verified, skipped, cancelled), and the first failed
+ * ones. Queued chunks are counted, not listed. The counters (`states`, `nodeStates`, …) cover every chunk.
+ */
+export const CHUNK_VIEW_LIMITS = { inFlight: 1_000, finished: 5_000, failed: 1_000 } as const;
+/** Rows the chunk view holds at most. */
+export const CHUNK_VIEW_MAX_ROWS = CHUNK_VIEW_LIMITS.inFlight + CHUNK_VIEW_LIMITS.finished + CHUNK_VIEW_LIMITS.failed;
+/** Log lines the app keeps of a run (the latest); the ones before are counted and marked as dropped. */
+export const LOG_LINES_KEPT = 200;
+
+/**
  * Progress folded by the host and sent at most 10 times a second (every 110 ms), however many chunks move.
- * Counters are absolute (a late subscriber catches up from one batch); chunk updates are deltas since the last batch.
+ * Counters are absolute (a late subscriber catches up from one batch); chunk updates are deltas since the last batch,
+ * to the rows of the chunk view (`CHUNK_VIEW_LIMITS`): rows that change, and rows that left the view.
  */
 export interface IngestProgress {
   runId: string;
   phase: IngestPhase;
   /** Batch number within the run; a renderer that misses one asks for a full `ingestSnapshot`. */
   batch: number;
-  /** True for a batch that carries every chunk seen so far (the renderer replaces its chunk rows). */
+  /** True for a batch that carries the whole chunk view (the renderer replaces its chunk rows and log). */
   full: boolean;
   startedAt: number;
   elapsedMs: number;
@@ -97,11 +109,21 @@ export interface IngestProgress {
   /** How many chunks are in each state now (absolute, so filters count right before every row has arrived). */
   states: Record<ChunkRowState, number>;
   retries: number;
+  /** Files the run has finished checking, and files that failed (one `file` event each). */
+  filesDone: number;
+  filesFailed: number;
   nodeBytes: Record<string, number>;
   nodeChunks: Record<string, number>;
+  /** Per node, how many chunks whose latest state names that node are in each state (absolute). */
+  nodeStates: Record<string, Record<ChunkRowState, number>>;
   nodes: NodeStatus[];
+  /** Rows of the chunk view that changed since the previous batch (a full batch: every row of the view). */
   chunks: ChunkUpdate[];
+  /** Rows (`seq`) that left the chunk view since the previous batch (older finished rows make way for newer). */
+  droppedRows: number[];
   logs: { level: 'info' | 'warn' | 'error'; message: string }[];
+  /** Log lines before `logs` that are not sent: past the per-batch cap, or (a full batch) before the lines kept. */
+  logsDropped: number;
   manifestPath?: string;
   /** How the run ended, as its manifest says (`degraded`: some chunks have fewer good copies than wanted). */
   status?: Manifest['status'];

@@ -1,7 +1,8 @@
 // The host's progress folding: however many engine events arrive between two flushes, one batch goes out,
-// with each chunk once (its latest state) and absolute counters.
+// with each row of the chunk view once (its latest state), the rows that left the view, and absolute counters.
 import { describe, expect, it } from 'vitest';
 import { BatchPacer, MAX_ROWS_PER_BATCH, ProgressFolder } from '../../electron/host/progress.ts';
+import { CHUNK_VIEW_LIMITS } from '../../shared/ipc/contract.ts';
 import type { ChunkUpdate, IngestProgress } from '../../shared/ipc/contract.ts';
 import type { IngestEvent } from '../../shared/types.ts';
 
@@ -19,7 +20,7 @@ function drain(folder: ProgressFolder): IngestProgress[] {
 }
 
 describe('ProgressFolder', () => {
-  it('folds 40,000 events into batches of at most MAX_ROWS_PER_BATCH rows, each chunk once, in its latest state', () => {
+  it('folds 40,000 events into batches of at most MAX_ROWS_PER_BATCH rows, each row once, in its latest state', () => {
     const folder = new ProgressFolder('app-run', { chunkSize: 1000 });
     folder.apply(started);
     for (let i = 0; i < 10_000; i += 1) {
@@ -33,9 +34,13 @@ describe('ProgressFolder', () => {
     const batch = batches[0]!;
     expect(batch.phase).toBe('running');
     const rows = batches.flatMap((b) => b.chunks);
-    expect(rows).toHaveLength(10_000);
-    expect(new Set(rows.map((c) => c.seq)).size).toBe(10_000);
+    // The chunk view: the latest 5,000 finished chunks and the failed one; the counters below cover all 10,000.
+    expect(rows).toHaveLength(CHUNK_VIEW_LIMITS.finished + 1);
+    expect(new Set(rows.map((c) => c.seq)).size).toBe(rows.length);
+    expect(rows.filter((c) => c.state === 'verified').every((c) => c.seq >= 10_000 - CHUNK_VIEW_LIMITS.finished)).toBe(true);
     expect(rows.find((c) => c.seq === 7)).toMatchObject({ seq: 7, state: 'failed', offset: 7000 });
+    // Rows that left the view before they were sent are never named as dropped.
+    expect(batches.flatMap((b) => b.droppedRows)).toEqual([]);
     // Counters are whole from the first batch on, whatever rows are still to come.
     expect(batch.states).toMatchObject({ verified: 9_999, failed: 1, queued: 0 });
     expect(batch.chunksDone).toBe(9_999);
@@ -47,18 +52,16 @@ describe('ProgressFolder', () => {
     expect(folder.flush()).toBeUndefined();
   });
 
-  it('sends a run’s first state changes before the rows of chunks still queued, and counts the queued ones', () => {
+  it('counts queued chunks without listing them: a run’s first batch carries the chunks that moved', () => {
     const folder = new ProgressFolder('big-run');
     folder.apply(started);
     for (let i = 0; i < 2_000; i += 1) folder.apply(chunk(i, 'queued'));
     folder.apply(chunk(1_999, 'reading'));
     const first = folder.flush()!;
-    expect(first.chunks[0]).toMatchObject({ seq: 1_999, state: 'reading' });
-    expect(first.chunks).toHaveLength(MAX_ROWS_PER_BATCH);
+    expect(first.chunks).toEqual([expect.objectContaining({ seq: 1_999, state: 'reading' })]);
     expect(first.states).toMatchObject({ queued: 1_999, reading: 1 });
-    expect(JSON.stringify(first).length).toBeLessThan(60_000);
-    const rest = drain(folder).flatMap((b) => b.chunks);
-    expect(rest.length + first.chunks.length).toBe(2_000);
+    expect(JSON.stringify(first).length).toBeLessThan(2_000);
+    expect(drain(folder)).toEqual([]);
   });
 
   it('marks every chunk still waiting or in flight as cancelled when the run is cancelled or stops', () => {
@@ -74,13 +77,18 @@ describe('ProgressFolder', () => {
       if (end === 'thrown') folder.fail('cancelled by the user', true);
       else folder.apply({ type: 'run-finished', runId: 'r', status: 'cancelled', manifestPath: '/m.json', elapsedMs: 5, bytes: 0 });
       const rows: ChunkUpdate[] = drain(folder).flatMap((b) => b.chunks);
+      // Chunk 3 was still queued: it is counted as cancelled but, like every queued chunk, has no row.
       expect(rows.map((c) => [c.seq, c.state]), end).toEqual([
         [1, 'cancelled'],
         [2, 'cancelled'],
-        [3, 'cancelled'],
         [4, 'cancelled'],
       ]);
       expect(folder.snapshot().states).toMatchObject({ verified: 1, cancelled: 4, sending: 0, queued: 0, reading: 0, retried: 0 });
+      expect(folder.snapshot().nodeStates).toEqual({
+        n0: expect.objectContaining({ verified: 1, cancelled: 1, reading: 0, queued: 0 }),
+        n1: expect.objectContaining({ cancelled: 2, sending: 0, retried: 0 }),
+        n2: expect.objectContaining({ cancelled: 1, reading: 0 }),
+      });
     }
   });
 
@@ -138,6 +146,81 @@ describe('ProgressFolder', () => {
     expect(batch.bytesSkipped).toBe(2000);
     expect(batch.nodeChunks).toEqual({ n1: 2, n2: 1 });
     expect(batch.nodeBytes).toEqual({ n1: 2000, n2: 1000 });
+  });
+
+  it('names the rows that left the view in the next batch, once, and only rows it had sent', () => {
+    const folder = new ProgressFolder('small-view', { rows: { inFlight: 2, finished: 3, failed: 1 } });
+    folder.apply(started);
+    for (let i = 0; i < 3; i += 1) folder.apply(chunk(i, 'verified'));
+    expect(folder.flush()!.chunks.map((c) => c.seq)).toEqual([0, 1, 2]);
+    folder.apply(chunk(3, 'verified'));
+    folder.apply(chunk(4, 'verified'));
+    const next = folder.flush()!;
+    expect(next.chunks.map((c) => c.seq)).toEqual([3, 4]);
+    expect(next.droppedRows).toEqual([0, 1]);
+    // Chunk 5 enters and leaves the view between two batches: never sent, so never dropped.
+    for (let i = 5; i < 9; i += 1) folder.apply(chunk(i, 'verified'));
+    const after = folder.flush()!;
+    expect(after.chunks.map((c) => c.seq)).toEqual([6, 7, 8]);
+    expect(after.droppedRows).toEqual([2, 3, 4]);
+    // The first failed chunk is kept; a later one is counted, not listed. In flight: the latest two.
+    folder.apply(chunk(9, 'failed'));
+    folder.apply(chunk(10, 'failed'));
+    for (let i = 11; i < 14; i += 1) folder.apply(chunk(i, 'sending'));
+    const last = folder.flush()!;
+    expect(last.chunks.map((c) => [c.seq, c.state])).toEqual([
+      [9, 'failed'],
+      [12, 'sending'],
+      [13, 'sending'],
+    ]);
+    expect(last.states).toMatchObject({ verified: 9, failed: 2, sending: 3 });
+    expect(folder.snapshot().chunks.map((c) => c.seq)).toEqual([6, 7, 8, 9, 12, 13]);
+    expect(folder.flush()).toBeUndefined();
+  });
+
+  it('keeps the counts exact when a chunk whose row left the view is sent again (a node died)', () => {
+    const folder = new ProgressFolder('resend', { rows: { inFlight: 10, finished: 2, failed: 10 } });
+    folder.apply(started);
+    for (let i = 0; i < 6; i += 1) {
+      folder.apply(chunk(i, 'queued'));
+      folder.apply(chunk(i, 'reading', 'n1'));
+      folder.apply(chunk(i, 'verified', 'n1'));
+    }
+    // Chunk 0 left the view long ago; n1 died, so it goes again to n2.
+    folder.apply({ type: 'node', status: { id: 'n1', kind: 'folder', location: '/n1', state: 'unhealthy', freeBytes: 0 } as never });
+    folder.apply(chunk(0, 'reading', 'n2'));
+    let b = drain(folder).at(-1)!;
+    expect(b.states).toMatchObject({ verified: 5, reading: 1, queued: 0 });
+    expect(b.chunksDone).toBe(5);
+    expect(b.nodeStates.n1).toMatchObject({ verified: 5, reading: 0 });
+    expect(b.nodeStates.n2).toMatchObject({ reading: 1 });
+    folder.apply(chunk(0, 'moved', 'n0'));
+    folder.apply(chunk(0, 'verified', 'n0'));
+    b = drain(folder).at(-1)!;
+    expect(b.states).toMatchObject({ verified: 6, reading: 0, moved: 0 });
+    expect(b.chunksDone).toBe(6);
+    expect(b.nodeChunks).toEqual({ n1: 6, n0: 1 });
+    expect(b.nodeStates.n0).toMatchObject({ verified: 1 });
+    expect(folder.snapshot().chunks.find((c) => c.seq === 0)).toMatchObject({ state: 'verified', nodeId: 'n0', moved: true });
+  });
+
+  it('sends each batch’s latest 50 log lines, counts the rest, and gives a late renderer the latest 200', () => {
+    const folder = new ProgressFolder('loud');
+    folder.apply(started);
+    for (let i = 0; i < 120; i += 1) folder.apply({ type: 'log', level: 'warn', message: `w${i}` });
+    const first = folder.flush()!;
+    expect(first.logs).toHaveLength(50);
+    expect(first.logs[0]!.message).toBe('w70');
+    expect(first.logsDropped).toBe(70);
+    for (let b = 0; b < 10; b += 1) {
+      for (let i = 0; i < 50; i += 1) folder.apply({ type: 'file', key: `f${b}-${i}`, status: i % 2 ? 'complete' : 'failed', error: 'gone' });
+      expect(folder.flush()).toMatchObject({ logsDropped: 0, logs: expect.arrayContaining([{ level: 'error', message: `f${b}-0: gone` }]) });
+    }
+    const snap = folder.snapshot();
+    // 120 warnings (70 never sent) and 250 failed files: the latest 200 lines, the 170 before them counted.
+    expect(snap).toMatchObject({ filesDone: 250, filesFailed: 250, logsDropped: 170 });
+    expect(snap.logs).toHaveLength(200);
+    expect(snap.logs.at(-1)!.message).toBe('f9-48: gone');
   });
 
   it('ends with the run, or with the error that stopped it', () => {
