@@ -54,6 +54,28 @@ function failingAfter(good: number): Readable {
   });
 }
 
+describe('HashPool.copyFile', () => {
+  it('copies and hashes a range, reports every byte, and with renameTo renames the copy unless the name is taken', async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 3);
+    const source = join(dir, 'copy-source.bin');
+    await writeFile(source, data);
+    const range = { offset: 1000, length: data.length - 2000 };
+    const expected = data.subarray(range.offset, range.offset + range.length);
+    const [temp, final] = [join(dir, 'copy.part'), join(dir, 'copy.bin')];
+    let reported = 0;
+    const copied = await pool.copyFile({ algorithm: 'md5', source, ...range, target: temp, renameTo: final }, { onBytes: (n) => (reported += n) });
+    expect(copied).toEqual({ checksum: { algorithm: 'md5', hex: md5(expected) }, renamed: true });
+    expect(reported).toBe(range.length);
+    expect((await readFile(final)).equals(expected)).toBe(true);
+
+    const again = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: temp, renameTo: final });
+    expect(again.renamed).toBe(false);
+    expect((await readFile(temp)).equals(data.subarray(0, 10))).toBe(true);
+    expect((await readFile(final)).equals(expected), 'the file that had the name is left as it was').toBe(true);
+    expect((await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(dir, 'plain.bin') })).renamed).toBe(false);
+  });
+});
+
 describe('FileSink', () => {
   it('writes exactly the bytes it is given and hashes them, across many blocks', async () => {
     const data = randomBytes(5 * 1024 * 1024 + 12_345);
@@ -81,6 +103,25 @@ describe('FileSink', () => {
     await pipeline(pieces(data), plain);
     await plain.digest;
     expect(plain.crc).toBeUndefined();
+  });
+
+  it('with renameTo, renames the closed file there in the same job, unless the name is taken', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 7);
+    const [temp, final] = [join(dir, 'rename-me.part'), join(dir, 'renamed.bin')];
+    const sink = pool.fileSink('md5', temp, { renameTo: final });
+    await pipeline(pieces(data), sink);
+    expect((await sink.digest).hex).toBe(md5(data));
+    expect(sink.renamed).toBe(true);
+    expect((await readFile(final)).equals(data)).toBe(true);
+    expect((await readdir(dir)).includes('rename-me.part')).toBe(false);
+
+    const other = randomBytes(1000);
+    const taken = pool.fileSink('md5', temp, { renameTo: final });
+    await pipeline(pieces(other), taken);
+    expect((await taken.digest).hex).toBe(md5(other));
+    expect(taken.renamed).toBe(false);
+    expect((await readFile(final)).equals(data), 'the file that had the name is left as it was').toBe(true);
+    expect((await readFile(temp)).equals(other)).toBe(true);
   });
 
   it('an empty stream gives an empty file and the empty digest', async () => {

@@ -9,6 +9,7 @@ import type { JournalEntry, JournalStart } from '../../electron/engine/journal.t
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest } from '../../shared/types.ts';
+import { heldChunks } from '../nodes/folder-layout.ts';
 import { cancelAfterVerified, detection, md5OfRange, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
 async function project(files: Record<string, number>) {
@@ -24,12 +25,7 @@ const shape = (m: Manifest) => m.chunks.map((c) => [c.id, c.offset, c.size, c.ch
 async function assertNoPartialChunks(root: string): Promise<void> {
   for (const node of ['n1', 'n2']) {
     const dir = join(root, 'nodes', node);
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const name of names.filter((n) => n.endsWith('.chunk.json'))) {
-      const meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as { size: number; checksum: { hex: string } };
-      const chunk = join(dir, name.replace(/\.json$/, ''));
-      expect(await md5OfRange(chunk, 0, meta.size)).toBe(meta.checksum.hex);
-    }
+    for (const held of await heldChunks(dir)) expect(await md5OfRange(held.dataPath, 0, held.size)).toBe(held.checksum);
     expect(await readdir(join(dir, '.tmp')).catch(() => [])).toEqual([]);
   }
 }

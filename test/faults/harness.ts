@@ -19,6 +19,7 @@ import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { DetectionResult, Manifest } from '../../shared/types.ts';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { CLI, REPO_ROOT, spawnAgent } from '../helpers/agents.ts';
+import { heldChunks } from '../nodes/folder-layout.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 
 export const MiB = 1024 * 1024;
@@ -220,27 +221,14 @@ export interface CanonicalCopy {
   checksum: string;
 }
 
-/** Every chunk a node folder shows as complete: a `.chunk.json` sidecar (with its id) next to a `.chunk` file. */
+/**
+ * Every chunk a node folder shows as complete: a folder node's index line (or its old layout's sidecar), an agent's
+ * `.chunk.json` sidecar, each naming a `.chunk` file (see test/nodes/folder-layout.ts).
+ */
 export async function canonicalCopies(nodeDirs: Map<string, string>): Promise<CanonicalCopy[]> {
   const copies: CanonicalCopy[] = [];
   for (const [nodeId, dir] of nodeDirs) {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      if (!name.endsWith('.chunk.json')) continue;
-      let meta: { id?: unknown; size?: unknown; checksum?: { hex?: unknown } };
-      try {
-        meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as typeof meta;
-      } catch {
-        continue; // a sidecar half written by a killed writer is not a claim of completeness
-      }
-      if (typeof meta.id !== 'string' || typeof meta.size !== 'number' || typeof meta.checksum?.hex !== 'string') continue;
-      copies.push({ nodeId, id: meta.id, dataPath: join(dir, name.slice(0, -'.json'.length)), size: meta.size, checksum: meta.checksum.hex });
-    }
+    for (const held of await heldChunks(dir)) copies.push({ nodeId, id: held.id, dataPath: held.dataPath, size: held.size, checksum: held.checksum });
   }
   return copies;
 }

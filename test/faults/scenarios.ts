@@ -13,6 +13,7 @@ import type { DetectionResult, IngestEvent, ManifestChunk } from '../../shared/t
 import { spawnAgent } from '../helpers/agents.ts';
 import { S3RVER_KEY, startS3 } from '../helpers/emulators.ts';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
+import { heldCount } from '../nodes/folder-layout.ts';
 import {
   agentSpecs,
   canonicalCopies,
@@ -44,15 +45,10 @@ const AWS: DetectionResult = { cloud: 'aws', signal: 'flag', detail: '--cloud aw
 
 // ---- 1. the engine process SIGKILLed at seeded points, then resumed --------------------------------------------
 
+/** Complete copies on the nodes (index lines and sidecars: see test/nodes/folder-layout.ts). */
 async function countSidecars(dirs: Iterable<string>): Promise<number> {
   let n = 0;
-  for (const dir of dirs) {
-    try {
-      for (const name of await readdir(dir)) if (name.endsWith('.chunk.json')) n++;
-    } catch {
-      // not created yet
-    }
-  }
+  for (const dir of dirs) n += await heldCount(dir);
   return n;
 }
 

@@ -32,6 +32,11 @@ export function bytesFor(label: string, size: number): Buffer {
   return out;
 }
 
+/** Bytes of their own for `id` (100 B–1 KiB), the same whoever asks: a test can tell whose bytes a node gave back. */
+export function bytesOfId(id: string): Buffer {
+  return bytesFor(id, 100 + (Number.parseInt(md5(Buffer.from(id)).slice(0, 6), 16) % 925));
+}
+
 /**
  * A source of `bytes` in pieces of `pieceSize`, hashed as they are read. With `failWith`, it gives the first
  * `failAfter` bytes and then fails with that error (with `failAfter` 0, before its first byte, after `delayMs`).

@@ -8,14 +8,15 @@ import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { MiB, streamOf } from './chunks.ts';
-import { damageChunkFile, defineNodeSuite, metaFor, strayFiles } from './conformance.ts';
+import { damageChunkFile, defineNodeSuite, metaFor } from './conformance.ts';
+import { folderStrayFiles } from './folder-layout.ts';
 import type { NodeUnderTest } from './conformance.ts';
 import { makeReadOnly, makeWritable, releaseFolders, smallFilesystem } from './folders.ts';
 
 function folderUnderTest(dir: string): NodeUnderTest {
   const fixture: NodeUnderTest = {
     node: new FolderNode('folder-under-test', dir),
-    leftovers: () => strayFiles(dir, '.tmp'),
+    leftovers: () => folderStrayFiles(dir),
     damage: (chunkId) => damageChunkFile(dir, chunkId),
     async restart() {
       await fixture.node.close();
@@ -66,7 +67,7 @@ describe('a folder node on a folder it cannot write to', () => {
       await makeWritable(dir);
     }
     expect((await node.probe()).ok).toBe(true);
-    expect(await strayFiles(dir, '.tmp')).toEqual([]);
+    expect(await folderStrayFiles(dir)).toEqual([]);
   });
 
   it('probes unhealthy when a file sits where the folder should be', async () => {
@@ -87,7 +88,7 @@ describe('a folder node on a folder it cannot write to', () => {
     expect(error).toBeInstanceOf(NodeError);
     expect((error as NodeError).code).toBe('full');
     expect(await node.find('fills-it.bin_chunk_0')).toBeUndefined();
-    expect(await strayFiles(dir, '.tmp')).toEqual([]);
+    expect(await folderStrayFiles(dir)).toEqual([]);
     expect(await readdir(join(dir, '.tmp'))).toEqual([]);
   });
 });

@@ -24,7 +24,7 @@ type Reply =
   | { op: 'ack'; id: number; block: number }
   | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc; ranges?: string[] }
   | { op: 'progress'; id: number; bytes: number }
-  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[] }
+  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[]; bytes?: number; renamed?: boolean }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target'; key?: string }
   | { op: 'writeFailed'; id: number; code: string; message: string }
   | { op: 'fileHashed'; id: number }
@@ -44,8 +44,20 @@ export interface FileCopyJob {
   /** The source version (see localEtag); the copy fails if the file is another version before or after. */
   etag?: string;
   target: string;
+  /**
+   * Once written and closed, `target` is renamed to this path in the same job, unless something already has that
+   * name (then it keeps its own: FileCopied.renamed is false).
+   */
+  renameTo?: string;
   /** Instead of one range of `source`: a tar shard laid out from these local files (`source` is not read). */
   pack?: LocalShard;
+}
+
+/** What a copy on a hashing thread did. */
+export interface FileCopied {
+  checksum: Checksum;
+  /** With FileCopyJob.renameTo: whether the file now has that name (false: the name was taken; it kept its own). */
+  renamed: boolean;
 }
 
 /**
@@ -290,10 +302,11 @@ export class HashPool {
 
   /**
    * A writable that hashes what it is given and writes it to `target` (created or truncated) on a hashing thread;
-   * with `crc`, it also takes the bytes' CRC of that kind (see FileSink.crc).
+   * with `crc`, it also takes the bytes' CRC of that kind (see FileSink.crc); with `renameTo`, the closed file is
+   * renamed there unless the name is taken (see FileSink.renamed).
    */
-  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind'] } = {}): FileSink {
-    return new FileSink(this, algorithm, target, options.crc);
+  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string } = {}): FileSink {
+    return new FileSink(this, algorithm, target, options);
   }
 
   /**
@@ -326,24 +339,25 @@ export class HashPool {
    * reused block: no bytes cross threads and nothing is left for the garbage collector. For local folder
    * sources delivering to local folder nodes.
    */
-  copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<Checksum> {
+  copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<FileCopied> {
     const { pack, ...range } = job;
     const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}) };
     return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests);
   }
 
   /** Runs a file job on the least busy thread; it checks `cancel` between blocks. */
-  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void): Promise<Checksum> {
+  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void): Promise<FileCopied> {
     const cancel = new Int32Array(new SharedArrayBuffer(4));
-    return new Promise<Checksum>((resolve, reject) => {
+    return new Promise<FileCopied>((resolve, reject) => {
       const { id, slot } = this.claim((reply) => {
         if (reply.op === 'progress') return onBytes?.(reply.bytes);
         if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
         signal?.removeEventListener('abort', onAbort);
         this.release(id, slot);
         if (reply.op === 'copied') {
+          if (reply.bytes) onBytes?.(reply.bytes);
           if (reply.members) onMembers?.(reply.members);
-          resolve({ algorithm, hex: reply.hex });
+          resolve({ checksum: { algorithm, hex: reply.hex }, renamed: reply.renamed === true });
         } else if (reply.op === 'lost') reject(reply.error);
         else reject(new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key));
       });
@@ -361,7 +375,7 @@ export class HashPool {
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc: ChunkCrc['kind'] | undefined }, onReply: Pending): { id: number; slot: Slot } {
+  openHasher(open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc?: ChunkCrc['kind']; renameTo?: string }, onReply: Pending): { id: number; slot: Slot } {
     const claimed = this.claim(onReply);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
@@ -596,6 +610,8 @@ export class FileSink extends Writable {
   readonly digest: Promise<Checksum>;
   /** The CRC of everything written, once `digest` has resolved, when the sink was asked for one. */
   crc: ChunkCrc | undefined;
+  /** Once `digest` has resolved: whether the file was renamed to the sink's `renameTo` (false: that name was taken). */
+  renamed = false;
   onBytes: ((bytes: number) => void) | undefined;
   private readonly pool: HashPool;
   private readonly id: number;
@@ -609,12 +625,13 @@ export class FileSink extends Writable {
   private readonly result = laterDigest();
   private released = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, crc: ChunkCrc['kind'] | undefined) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string }) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const opened = pool.openHasher({ op: 'openFile', algorithm, target, crc }, (reply) => {
+    const open = { op: 'openFile' as const, algorithm, target, ...(options.crc ? { crc: options.crc } : {}), ...(options.renameTo !== undefined ? { renameTo: options.renameTo } : {}) };
+    const opened = pool.openHasher(open, (reply) => {
       if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
       else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
@@ -670,6 +687,7 @@ export class FileSink extends Writable {
     }
     if (reply.op === 'copied') {
       this.crc = reply.crc;
+      this.renamed = reply.renamed === true;
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();
     } else {

@@ -2,7 +2,7 @@
 // Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
 // would load Node's type stripper into every hashing thread, ~10 MB each.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync, realpathSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readSync, realpathSync, renameSync, writeSync } from 'node:fs';
 import { sep } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
@@ -14,14 +14,14 @@ const PROGRESS_EVERY = 8 * COPY_BLOCK;
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
- * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, cancel: Int32Array, pack?: LocalShard }} CopyJob
+ * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, cancel: Int32Array, pack?: LocalShard }} CopyJob
  * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[] }} LocalShard
  * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
  *   | { op: 'digest', id: number }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
- *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32' }
+ *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string }
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
@@ -83,12 +83,27 @@ function copy(job) {
       }
     }
     if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
-    port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
-    return { hex: hash.digest('hex') };
+    // The last bytes are reported with the result: one message fewer per small file.
+    return { hex: hash.digest('hex'), bytes: done - reported };
   } finally {
     closeSync(input);
-    if (output !== undefined) closeSync(output);
+    const out = output;
+    if (out !== undefined) onTarget(() => closeSync(out));
   }
+}
+
+/**
+ * Gives a finished file its final name in the same job, unless something already has that name: a stored copy
+ * is left for the caller to replace in its own order (see FolderNode.commit). Returns whether it renamed.
+ * @param {string} from
+ * @param {string} to
+ */
+function renameUnlessTaken(from, to) {
+  return onTarget(() => {
+    if (lstatSync(to, { throwIfNoEntry: false }) !== undefined) return false;
+    renameSync(from, to);
+    return true;
+  });
 }
 
 /**
@@ -180,7 +195,8 @@ function updateCrc(crc, bytes) {
 /**
  * Open file sinks: bytes are hashed (and CRC'd when `crc` is set) and written here. After a failed write,
  * `failure` holds it and the rest is dropped.
- * @type {Map<number, { hash: ChunkHash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, failure?: { code: string, message: string } }>}
+ * With `renameTo`, the file is renamed there once closed, unless that name is taken (renameUnlessTaken).
+ * @type {Map<number, { hash: ChunkHash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, failure?: { code: string, message: string } }>}
  */
 const sinks = new Map();
 
@@ -378,11 +394,10 @@ function packCopy(job, shard) {
         reported = done;
       }
     }
-    port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
-    return { hex: whole.digest('hex'), members: p.digests };
+    return { hex: whole.digest('hex'), members: p.digests, bytes: done - reported };
   } finally {
     if (p.fd !== undefined) closeSync(p.fd);
-    closeSync(output);
+    onTarget(() => closeSync(output));
   }
 }
 
@@ -440,7 +455,9 @@ port.on('message', (/** @type {Message} */ message) => {
     }
     case 'copy':
       try {
-        port.postMessage({ op: 'copied', id: message.id, ...copy(message) });
+        const copied = copy(message);
+        const renamed = message.renameTo !== undefined && renameUnlessTaken(message.target, message.renameTo);
+        port.postMessage({ op: 'copied', id: message.id, ...copied, renamed });
       } catch (error) {
         const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
         port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
@@ -459,7 +476,8 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'openFile':
       try {
         const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
-        sinks.set(message.id, { hash: newHash(message.algorithm), ...(crc ? { crc } : {}), fd: openSync(message.target, 'w') });
+        const renameTo = message.renameTo !== undefined ? { target: message.target, renameTo: message.renameTo } : {};
+        sinks.set(message.id, { hash: newHash(message.algorithm), ...(crc ? { crc } : {}), ...renameTo, fd: openSync(message.target, 'w') });
       } catch (error) {
         const failure = failureOf(error);
         sinks.set(message.id, { hash: newHash(message.algorithm), fd: undefined, failure });
@@ -473,9 +491,11 @@ port.on('message', (/** @type {Message} */ message) => {
       try {
         if (sink.failure) throw Object.assign(new Error(sink.failure.message), { code: sink.failure.code });
         if (sink.fd !== undefined) closeSync(sink.fd);
+        sink.fd = undefined;
+        const renamed = sink.renameTo !== undefined && sink.target !== undefined && renameUnlessTaken(sink.target, sink.renameTo);
         // The hash so far lives on as an open hash: the start of a whole-file hash that continues with the next chunk.
         if (message.keepAs !== undefined) hashes.set(message.keepAs, sink.hash.copy());
-        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc });
+        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc, renamed });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }

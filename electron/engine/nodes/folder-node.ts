@@ -1,19 +1,26 @@
-// A node that is a local folder. Chunks are written to .tmp/ and renamed into place only when complete
-// and their checksum is known; the metadata sidecar is written last, so a chunk without it does not exist.
+// A node that is a local folder. A chunk is one file, `<name>.chunk`, written under .tmp/ and renamed into place
+// only once complete and its checksum known (on the hashing thread that wrote it, when it wrote it); its metadata
+// is then appended to the node's index (folder-index.ts), and only from then on does the chunk exist. Folders
+// written before the index hold a `<name>.chunk.json` sidecar beside each chunk: those chunks are still found and
+// listed, and whatever the index says about an id wins over its sidecar.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
+import type { FileCopied } from '../hash/pool.ts';
 import { chunkFileName } from '../chunk-names.ts';
+import { IndexReader, IndexWriter, chunkLine, goneLine } from './folder-index.ts';
+import type { IndexedChunk } from './folder-index.ts';
 import { NodeError } from './node.ts';
 import type { ChunkMeta, HashingWriteOptions, LocalRange, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
 
 const CHUNK_EXT = '.chunk';
-const META_EXT = '.chunk.json';
+/** The metadata file each chunk had before the index (still read, never written). */
+const SIDECAR_EXT = '.chunk.json';
 const ABANDONED_AFTER_MS = 10 * 60 * 1000;
 
 export class FolderNode implements NodeTarget {
@@ -21,10 +28,17 @@ export class FolderNode implements NodeTarget {
   readonly kind = 'folder' as const;
   readonly location: string;
   private ready: Promise<void> | undefined;
+  private readonly index: IndexWriter;
+  private readonly indexed: IndexReader;
+  /** Temp names are this node object's own: a random prefix (other processes, other node objects) and a counter. */
+  private readonly tempPrefix = randomBytes(6).toString('hex');
+  private temps = 0;
 
   constructor(id: string, dir: string) {
     this.id = id;
     this.location = dir;
+    this.index = new IndexWriter(dir);
+    this.indexed = new IndexReader(dir);
   }
 
   async probe(): Promise<NodeProbe> {
@@ -43,9 +57,12 @@ export class FolderNode implements NodeTarget {
   async find(chunkId: string): Promise<StoredChunk | undefined> {
     const name = chunkFileName(chunkId);
     try {
-      const meta = JSON.parse(await readFile(join(this.location, name + META_EXT), 'utf8')) as StoredChunk;
-      const size = (await stat(join(this.location, name + CHUNK_EXT))).size;
-      return meta.id === chunkId && size === meta.size ? meta : undefined;
+      const indexed = await this.indexed.find(chunkId);
+      if (indexed === 'gone') return undefined;
+      const meta = indexed ?? (await this.sidecar(join(this.location, name + SIDECAR_EXT)));
+      const path = this.chunkPath(name);
+      if (meta?.id !== chunkId || (await stat(path)).size !== meta.size) return undefined;
+      return stored(meta, path);
     } catch {
       return undefined;
     }
@@ -59,19 +76,22 @@ export class FolderNode implements NodeTarget {
     // Listened to from the start (a source may fail while the temp name is set up); pipeline() destroys the file
     // stream with the source's error too: remember which side failed first.
     data.on('error', (error) => (sourceError ??= writeError === undefined ? error : undefined));
-    const temp = await this.tempFor(meta);
+    const name = chunkFileName(meta.id);
+    const temp = await this.tempFor(name);
     if (sourceError !== undefined) throw sourceError;
     const file = createWriteStream(temp, { highWaterMark: 256 * 1024 });
     file.on('error', (error) => (writeError ??= error));
+    let digest: Checksum;
     try {
       await pipeline(data, file, signal ? { signal } : {});
-      return await this.commit(meta, temp, await checksum);
+      digest = await checksum;
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       if (sourceError !== undefined) throw sourceError; // the source's error, not ours
       if (writeError === undefined && !isOwnFsError(error)) throw error; // the source's error, not ours
       throw this.writeFailed(meta, writeError ?? error);
     }
+    return this.commit(meta, name, temp, digest, undefined);
   }
 
   async writeHashing(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk> {
@@ -79,68 +99,93 @@ export class FolderNode implements NodeTarget {
     // Listened to from the start (a source may fail while the temp name is set up); pipeline() also destroys the
     // source with the sink's error: only an error of the source's own counts.
     data.on('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
-    const temp = await this.tempFor(meta);
+    const name = chunkFileName(meta.id);
+    const temp = await this.tempFor(name);
     if (sourceError !== undefined) throw sourceError;
-    const sink = options.pool.fileSink(options.algorithm, temp, options.crc ? { crc: options.crc } : {});
+    const path = this.chunkPath(name);
+    const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path });
     sink.onBytes = options.onBytes;
     if (options.keepHash) sink.keepHash();
+    let digest: Checksum;
     try {
       await pipeline(data, sink, options.signal ? { signal: options.signal } : {});
-      const digest = await sink.digest;
-      const stored = await this.commit(sink.crc ? { ...meta, crc: sink.crc } : meta, temp, digest);
-      if (sink.kept) options.keepHash?.(sink.kept);
-      return stored;
+      digest = await sink.digest;
     } catch (error) {
       sink.kept?.discard();
       await rm(temp, { force: true }).catch(() => undefined);
+      // Renamed just before the write was cancelled: bytes no index line names are no chunk.
+      if (sink.renamed) await rm(path, { force: true }).catch(() => undefined);
       if (sourceError !== undefined) throw sourceError;
       if (error instanceof FileCopyError || isOwnFsError(error)) throw this.writeFailed(meta, error);
       throw error;
     }
+    let kept: StoredChunk;
+    try {
+      kept = await this.commit(sink.crc ? { ...meta, crc: sink.crc } : meta, name, temp, digest, sink.renamed);
+    } catch (error) {
+      sink.kept?.discard();
+      throw error;
+    }
+    if (sink.kept) options.keepHash?.(sink.kept);
+    return kept;
   }
 
   async writeFromFile(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk> {
-    const temp = await this.tempFor(meta);
+    const name = chunkFileName(meta.id);
+    const temp = await this.tempFor(name);
+    let copied: FileCopied;
     try {
-      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, ...(file.etag ? { etag: file.etag } : {}), ...(file.pack ? { pack: file.pack } : {}) };
-      const digest = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
-      return await this.commit(meta, temp, digest);
+      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, renameTo: this.chunkPath(name), ...(file.etag ? { etag: file.etag } : {}), ...(file.pack ? { pack: file.pack } : {}) };
+      copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       if (error instanceof FileCopyError && error.side === 'source') throw error;
       throw this.writeFailed(meta, error);
     }
+    return this.commit(meta, name, temp, copied.checksum, copied.renamed);
   }
 
-  private async tempFor(meta: ChunkMeta): Promise<string> {
+  private chunkPath(name: string): string {
+    return join(this.location, name + CHUNK_EXT);
+  }
+
+  private async tempFor(name: string): Promise<string> {
     await this.ensureDir().catch((error: unknown) => {
       throw new NodeError(this.id, 'io', `node ${this.id}: cannot use folder ${this.location}: ${this.describe(error)}`, { cause: error });
     });
-    return join(this.location, '.tmp', `${chunkFileName(meta.id)}.${randomBytes(6).toString('hex')}.part`);
+    return join(this.location, '.tmp', `${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`);
   }
 
-  /** Complete bytes in `temp` become the chunk: rename into place, then the sidecar that makes it exist. */
-  private async commit(meta: ChunkMeta & { crc?: ChunkCrc }, temp: string, digest: Checksum): Promise<StoredChunk> {
-    const name = chunkFileName(meta.id);
-    const finalPath = join(this.location, name + CHUNK_EXT);
-    const metaPath = join(this.location, name + META_EXT);
+  /**
+   * Complete bytes in `temp` become the chunk, which exists once its index line is written. `renamed`: the hashing
+   * thread has already given them the chunk's name (true), found the name taken (false), or was not asked to
+   * (undefined). A name that is taken holds a copy being replaced: the index forgets it before its bytes are, so a
+   * crash between the rename and the new line never leaves new bytes described by the old line.
+   */
+  private async commit(meta: ChunkMeta & { crc?: ChunkCrc }, name: string, temp: string, digest: Checksum, renamed: boolean | undefined): Promise<StoredChunk> {
+    const path = this.chunkPath(name);
     // `replace` tells this write what to do; it is no property of the stored chunk.
     const { replace: _replace, ...described } = meta;
-    const stored: StoredChunk = { ...described, checksum: digest, location: finalPath };
-    // The old sidecar goes first so a crash never leaves new bytes described by an old checksum.
-    await rm(metaPath, { force: true });
-    await rename(temp, finalPath);
-    const metaTemp = `${temp}.json`;
+    const chunk: IndexedChunk = { ...described, checksum: digest };
+    let placed = renamed === true;
+    let replaced = false;
     try {
-      await writeFile(metaTemp, JSON.stringify(stored));
-      await rename(metaTemp, metaPath);
+      if (!placed) {
+        replaced = renamed === false || (await isTaken(path));
+        if (replaced) await this.index.append(goneLine(meta.id));
+        await rename(temp, path);
+        placed = true;
+      }
+      await this.index.append(chunkLine(chunk));
     } catch (error) {
-      // Bytes without their sidecar are no chunk: remove them rather than leave them taking space unseen.
-      await rm(metaTemp, { force: true }).catch(() => undefined);
-      await rm(finalPath, { force: true }).catch(() => undefined);
-      throw error;
+      // Bytes without their index line are no chunk: remove them rather than leave them taking space unseen.
+      await rm(temp, { force: true }).catch(() => undefined);
+      if (placed) await rm(path, { force: true }).catch(() => undefined);
+      throw this.writeFailed(meta, error);
     }
-    return stored;
+    // A copy written before the index had a sidecar: the index's line now speaks for the chunk.
+    if (replaced) await rm(join(this.location, name + SIDECAR_EXT), { force: true }).catch(() => undefined);
+    return stored(chunk, path);
   }
 
   /**
@@ -174,24 +219,39 @@ export class FolderNode implements NodeTarget {
     return createReadStream(path, { highWaterMark: 1024 * 1024 });
   }
 
+  /**
+   * Every chunk the index holds, then every chunk of the old layout (a sidecar) the index says nothing about. A chunk
+   * replaced while this runs may be left out; it is listed on the next call.
+   */
   async *list(): AsyncIterable<StoredChunk> {
-    let names: string[];
+    for await (const chunk of this.indexed.chunks()) yield stored(chunk, this.chunkPath(chunkFileName(chunk.id)));
+    let dir;
     try {
-      names = await readdir(this.location);
+      dir = await opendir(this.location, { bufferSize: 256 });
     } catch {
       return;
     }
-    for (const name of names.sort()) {
-      if (!name.endsWith(META_EXT)) continue;
-      try {
-        yield JSON.parse(await readFile(join(this.location, name), 'utf8')) as StoredChunk;
-      } catch {
-        // a sidecar being replaced right now; it is listed on the next call
-      }
+    for await (const entry of dir) {
+      if (!entry.name.endsWith(SIDECAR_EXT)) continue;
+      const meta = await this.sidecar(join(this.location, entry.name));
+      // The index's word on an id wins; a sidecar being replaced right now is listed on the next call.
+      if (meta && !this.indexed.names(meta.id)) yield stored(meta, join(this.location, entry.name.slice(0, -'.json'.length)));
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await Promise.all([this.index.close(), this.indexed.close()]);
+  }
+
+  /** A chunk's metadata in the old layout's sidecar; undefined when there is none or it does not parse. */
+  private async sidecar(path: string): Promise<StoredChunk | undefined> {
+    try {
+      const meta = JSON.parse(await readFile(path, 'utf8')) as StoredChunk;
+      return typeof meta.id === 'string' && typeof meta.size === 'number' ? meta : undefined;
+    } catch {
+      return undefined;
+    }
+  }
 
   private ensureDir(): Promise<void> {
     this.ready ??= (async () => {
@@ -223,6 +283,23 @@ export class FolderNode implements NodeTarget {
     if (code === 'EACCES' || code === 'EPERM') return `no permission to write to ${this.location}`;
     if (code === 'ENOSPC') return `the disk holding ${this.location} is full`;
     return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** A chunk as the node answers for it: its metadata, and where it is now (the folder may have moved since). */
+function stored(meta: IndexedChunk | StoredChunk, path: string): StoredChunk {
+  const { location: _location, replace: _replace, ...chunk } = meta as StoredChunk;
+  return { ...chunk, location: path };
+}
+
+/** Whether something already has this name. */
+async function isTaken(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
   }
 }
 

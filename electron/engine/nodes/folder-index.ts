@@ -1,0 +1,253 @@
+// A folder node's index: one append-only file of JSON lines, `<node>/.cloud-ingest-index/chunks.jsonl`, instead of a
+// metadata sidecar per chunk. A line is a stored chunk's metadata, or a chunk's removal (`"gone": true`); the last
+// line about an id is the one that counts. Appends are batched (the first waits for no one; the ones that arrive
+// meanwhile go in the next write) and every batch is one write(2) on an O_APPEND descriptor, so batches of two
+// writers (two runs on one node folder) never interleave on a local file system. A batch starts with a newline:
+// a line torn by a writer that died mid-write then stands alone, fails to parse (no prefix of a JSON object is
+// one) and is skipped, and what comes after it is read as before.
+import { mkdir, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { StoredChunk } from './node.ts';
+
+export const INDEX_DIR = '.cloud-ingest-index';
+export const INDEX_FILE = 'chunks.jsonl';
+const READ_BLOCK = 1024 * 1024;
+const NEWLINE = 0x0a;
+
+/** A stored chunk as its index line holds it: where it lives follows from the folder and its id. */
+export type IndexedChunk = Omit<StoredChunk, 'location' | 'replace'>;
+
+export function indexPath(folder: string): string {
+  return join(folder, INDEX_DIR, INDEX_FILE);
+}
+
+/** The index line for a stored chunk, its id first. */
+export function chunkLine(chunk: IndexedChunk): string {
+  const { id, ...rest } = chunk;
+  return JSON.stringify({ id, ...rest });
+}
+
+/** The index line that forgets a chunk. */
+export function goneLine(id: string): string {
+  return JSON.stringify({ id, gone: true });
+}
+
+/** What one line says: a chunk, a removal, or nothing (blank, torn, or not ours). */
+export function parseLine(text: string): IndexedChunk | { id: string; gone: true } | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const line = value as Partial<IndexedChunk> & { gone?: unknown };
+  if (typeof line.id !== 'string') return undefined;
+  if (line.gone === true) return { id: line.id, gone: true };
+  const { checksum } = line;
+  const valid = typeof line.file === 'string' && isCount(line.index) && isCount(line.offset) && isCount(line.size) && typeof checksum?.hex === 'string' && typeof checksum.algorithm === 'string';
+  return valid ? (line as IndexedChunk) : undefined;
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+interface QueuedLine {
+  bytes: Buffer;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** The one writer of a node's index in this process (per FolderNode). */
+export class IndexWriter {
+  private readonly path: string;
+  private handle: Promise<FileHandle> | undefined;
+  private queue: QueuedLine[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(folder: string) {
+    this.path = indexPath(folder);
+  }
+
+  /** Resolves once `line` is in the file (one write with the lines queued beside it); rejects if it is not. */
+  append(line: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ bytes: Buffer.from(`${line}\n`), resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.flushing;
+    const handle = this.handle;
+    this.handle = undefined;
+    await (await handle?.catch(() => undefined))?.close();
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) await this.write(this.queue.splice(0));
+    this.flushing = undefined;
+  }
+
+  /**
+   * One write of the batch. A short write (a disk filling up) keeps the lines it holds whole; the rest go again in
+   * a write of their own, so no line is ever written in two pieces another writer's batch could come between.
+   */
+  private async write(batch: QueuedLine[]): Promise<void> {
+    let pending = batch;
+    try {
+      const handle = await this.open();
+      while (pending.length > 0) {
+        const bytes = Buffer.concat([Buffer.from([NEWLINE]), ...pending.map((q) => q.bytes)]);
+        const { bytesWritten } = await handle.write(bytes, 0, bytes.length, null);
+        let end = 1;
+        let whole = 0;
+        for (const q of pending) {
+          end += q.bytes.length;
+          if (end > bytesWritten) break;
+          whole++;
+        }
+        for (const q of pending.slice(0, whole)) q.resolve();
+        pending = pending.slice(whole);
+        if (bytesWritten === 0) throw Object.assign(new Error('the index took no bytes'), { code: 'EIO', syscall: 'write' });
+      }
+    } catch (error) {
+      // The descriptor may be what failed: the next batch opens the file again.
+      const handle = this.handle;
+      this.handle = undefined;
+      void handle?.then((h) => h.close()).catch(() => undefined);
+      for (const q of pending) q.reject(error);
+    }
+  }
+
+  private open(): Promise<FileHandle> {
+    this.handle ??= (async () => {
+      await mkdir(dirname(this.path), { recursive: true });
+      return open(this.path, 'a');
+    })();
+    const opening = this.handle;
+    opening.catch(() => {
+      if (this.handle === opening) this.handle = undefined;
+    });
+    return opening;
+  }
+}
+
+/**
+ * What a node's index says, read as it grows: which line counts for each id (by its offset in the file; -1 when
+ * the id's last line removes it). Kept in memory as ids and offsets only; a chunk's line is read when asked for.
+ * Only whole lines are taken: a line still being written (or torn) is read again once a newline follows it.
+ */
+export class IndexReader {
+  private readonly path: string;
+  private readonly latest = new Map<string, number>();
+  private handle: FileHandle | undefined;
+  /** Bytes of the file taken so far: every line before this offset is in `latest`. */
+  private taken = 0;
+  private reading: Promise<void> = Promise.resolve();
+
+  constructor(folder: string) {
+    this.path = indexPath(folder);
+  }
+
+  /** Takes the lines appended since the last call (by anyone); concurrent calls take turns, each sees the file at its turn. */
+  catchUp(): Promise<void> {
+    const turn = this.reading.then(() => this.readNewLines());
+    this.reading = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /** The chunk the index holds for `id`: its metadata, 'gone' when its last line removes it, undefined when no line names it. */
+  async find(id: string): Promise<IndexedChunk | 'gone' | undefined> {
+    await this.catchUp();
+    const offset = this.latest.get(id);
+    if (offset === undefined) return undefined;
+    if (offset < 0 || !this.handle) return 'gone';
+    const line = parseLine(await this.lineAt(this.handle, offset));
+    return line && !('gone' in line) && line.id === id ? line : undefined;
+  }
+
+  /** Whether any line names `id` (read so far). */
+  names(id: string): boolean {
+    return this.latest.has(id);
+  }
+
+  /**
+   * Every chunk the index holds, in the order their lines were written. A chunk whose line is superseded while
+   * this runs is left out and listed by the next call.
+   */
+  async *chunks(): AsyncIterable<IndexedChunk> {
+    await this.catchUp();
+    const handle = this.handle;
+    if (!handle) return;
+    for await (const { offset, text } of this.lines(handle, 0, this.taken)) {
+      const line = parseLine(text);
+      if (line && !('gone' in line) && this.latest.get(line.id) === offset) yield line;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reading;
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.close();
+  }
+
+  private async readNewLines(): Promise<void> {
+    if (!this.handle) {
+      try {
+        this.handle = await open(this.path, 'r');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw error;
+      }
+    }
+    const { size } = await this.handle.stat();
+    if (size <= this.taken) return;
+    let end = this.taken;
+    for await (const { offset, text, next } of this.lines(this.handle, this.taken, size)) {
+      end = next;
+      const line = parseLine(text);
+      if (line) this.latest.set(line.id, 'gone' in line ? -1 : offset);
+    }
+    this.taken = end;
+  }
+
+  /** The whole lines in [from, to) of the file, each with its offset and the offset after its newline. */
+  private async *lines(handle: FileHandle, from: number, to: number): AsyncIterable<{ offset: number; text: string; next: number }> {
+    const block = Buffer.allocUnsafe(READ_BLOCK);
+    let carry: Buffer = Buffer.alloc(0);
+    let carryAt = from;
+    for (let at = from; at < to; ) {
+      const { bytesRead } = await handle.read(block, 0, Math.min(READ_BLOCK, to - at), at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+      const bytes = carry.length > 0 ? Buffer.concat([carry, block.subarray(0, bytesRead)]) : block.subarray(0, bytesRead);
+      let start = 0;
+      for (let nl = bytes.indexOf(NEWLINE); nl >= 0; nl = bytes.indexOf(NEWLINE, start)) {
+        if (nl > start) yield { offset: carryAt + start, text: bytes.toString('utf8', start, nl), next: carryAt + nl + 1 };
+        else yield { offset: carryAt + start, text: '', next: carryAt + nl + 1 };
+        start = nl + 1;
+      }
+      carry = Buffer.from(bytes.subarray(start));
+      carryAt += start;
+    }
+  }
+
+  /** The line that starts at `offset`. */
+  private async lineAt(handle: FileHandle, offset: number): Promise<string> {
+    const parts: Buffer[] = [];
+    for (let at = offset; ; ) {
+      const block = Buffer.allocUnsafe(4096);
+      const { bytesRead } = await handle.read(block, 0, block.length, at);
+      if (bytesRead === 0) break;
+      const nl = block.subarray(0, bytesRead).indexOf(NEWLINE);
+      parts.push(block.subarray(0, nl >= 0 ? nl : bytesRead));
+      if (nl >= 0) break;
+      at += bytesRead;
+    }
+    return Buffer.concat(parts).toString('utf8');
+  }
+}

@@ -1,0 +1,91 @@
+// What a node folder holds, read straight from its files (not through FolderNode), for tests that look behind a node's
+// back: the folder node's index (`.cloud-ingest-index/chunks.jsonl`, one JSON line per chunk stored or removed, the
+// last line about an id counts, a line that does not parse is skipped) and `<name>.chunk.json` sidecars (the folder
+// node's old layout, and the agent's layout), each beside its `<name>.chunk`.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chunkFileName } from '../../electron/engine/chunk-names.ts';
+
+export const INDEX_PATH = join('.cloud-ingest-index', 'chunks.jsonl');
+
+export interface HeldChunk {
+  id: string;
+  size: number;
+  checksum: string;
+  /** The chunk's bytes. */
+  dataPath: string;
+  /** Where its metadata is: the index, or a sidecar beside the bytes. */
+  via: 'index' | 'sidecar';
+}
+
+interface IndexLine {
+  id?: unknown;
+  size?: unknown;
+  gone?: unknown;
+  checksum?: { hex?: unknown };
+}
+
+/** The index's last word on each id: its line, or 'gone'. */
+export async function indexLines(dir: string): Promise<Map<string, IndexLine | 'gone'>> {
+  const latest = new Map<string, IndexLine | 'gone'>();
+  const text = await readFile(join(dir, INDEX_PATH), 'utf8').catch(() => '');
+  // Only whole lines: the last one is being written (or was torn) unless a newline follows it.
+  for (const raw of text.split('\n').slice(0, -1)) {
+    let line: IndexLine;
+    try {
+      line = JSON.parse(raw) as IndexLine;
+    } catch {
+      continue;
+    }
+    if (typeof line.id !== 'string') continue;
+    latest.set(line.id, line.gone === true ? 'gone' : line);
+  }
+  return latest;
+}
+
+/** Every chunk a node folder says it holds: the index's, then the sidecars of ids the index does not name. */
+export async function heldChunks(dir: string): Promise<HeldChunk[]> {
+  const held: HeldChunk[] = [];
+  const index = await indexLines(dir);
+  for (const [id, line] of index) {
+    if (line === 'gone' || typeof line.size !== 'number' || typeof line.checksum?.hex !== 'string') continue;
+    held.push({ id, size: line.size, checksum: line.checksum.hex, dataPath: join(dir, `${chunkFileName(id)}.chunk`), via: 'index' });
+  }
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith('.chunk.json')) continue;
+    let meta: IndexLine;
+    try {
+      meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as IndexLine;
+    } catch {
+      continue; // a sidecar half written by a killed writer is not a claim of completeness
+    }
+    if (typeof meta.id !== 'string' || index.has(meta.id) || typeof meta.size !== 'number' || typeof meta.checksum?.hex !== 'string') continue;
+    held.push({ id: meta.id, size: meta.size, checksum: meta.checksum.hex, dataPath: join(dir, name.slice(0, -'.json'.length)), via: 'sidecar' });
+  }
+  return held;
+}
+
+/** How many chunks a node folder holds (0 for a folder not made yet). */
+export async function heldCount(dir: string): Promise<number> {
+  return (await heldChunks(dir)).length;
+}
+
+/**
+ * Files in a folder node's folder that belong to no chunk it holds: its temp files, chunk files nothing describes,
+ * sidecars the index has superseded or whose chunk file is gone, anything else. The index itself is the node's own.
+ */
+export async function folderStrayFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const chunks = await heldChunks(dir);
+  const held = new Set(chunks.map((c) => c.dataPath));
+  const bySidecar = new Set(chunks.filter((c) => c.via === 'sidecar').map((c) => c.dataPath));
+  const stray = (await readdir(join(dir, '.tmp')).catch(() => [] as string[])).map((name) => `.tmp/${name}`);
+  for (const name of names) {
+    if (name === '.tmp' || name === '.cloud-ingest-index') continue;
+    if (name.endsWith('.chunk') && held.has(join(dir, name))) continue;
+    const described = name.slice(0, -'.json'.length);
+    if (name.endsWith('.chunk.json') && bySidecar.has(join(dir, described)) && names.includes(described)) continue;
+    stray.push(name);
+  }
+  return stray;
+}
