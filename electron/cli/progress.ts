@@ -1,7 +1,13 @@
 // Folds engine events into a live progress line on a TTY (≤ 10 redraws a second), or plain lines otherwise.
+// Counters only, and the chunks in flight: nothing is kept per finished chunk or per file, whatever the run's size.
 import type { IngestEvent } from '../../shared/types.ts';
 
 const REDRAW_MS = 100;
+/**
+ * Chunks in flight kept for the bar's part-way bytes: far above any max_concurrent_chunks, so only chunks whose
+ * delivery ended without a final state (a re-send that failed) are ever let go, oldest first.
+ */
+export const MAX_TRACKED_IN_FLIGHT = 10_000;
 
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -53,9 +59,15 @@ export class ProgressView {
         if (this.tty) this.timer = setInterval(() => this.draw(), REDRAW_MS).unref();
         break;
       case 'bytes': {
-        const perNode = this.inFlight.get(event.chunkId) ?? new Map<string, number>();
+        let perNode = this.inFlight.get(event.chunkId);
+        if (!perNode) {
+          this.inFlight.set(event.chunkId, (perNode = new Map<string, number>()));
+          for (const oldest of this.inFlight.keys()) {
+            if (this.inFlight.size <= MAX_TRACKED_IN_FLIGHT) break;
+            this.inFlight.delete(oldest);
+          }
+        }
         perNode.set(event.nodeId, (perNode.get(event.nodeId) ?? 0) + event.bytes);
-        this.inFlight.set(event.chunkId, perNode);
         break;
       }
       case 'chunk':
@@ -86,9 +98,17 @@ export class ProgressView {
       this.draw(true);
       this.out.write('\n');
     }
+    this.inFlight.clear();
+  }
+
+  /** Chunks whose part-way bytes the bar counts now. */
+  get chunksInFlight(): number {
+    return this.inFlight.size;
   }
 
   private onChunk(event: Extract<IngestEvent, { type: 'chunk' }>): void {
+    // A new attempt reads the chunk from its start: what an earlier one got part-way no longer counts.
+    if (event.state === 'reading') this.inFlight.delete(event.id);
     if (event.state === 'retried' || event.state === 'moved' || event.state === 'failed') {
       this.inFlight.delete(event.id);
       if (event.state !== 'failed') this.line(`${event.state}: ${event.id}${event.nodeId ? ` → ${event.nodeId}` : ''}${event.error ? ` (${event.error})` : ''}`);

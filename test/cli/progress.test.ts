@@ -3,7 +3,7 @@
 // chunk on two folder nodes), replayed into the view the CLI draws on a terminal.
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ProgressView } from '../../electron/cli/progress.ts';
+import { MAX_TRACKED_IN_FLIGHT, ProgressView } from '../../electron/cli/progress.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import type { IngestEvent } from '../../shared/types.ts';
@@ -75,5 +75,44 @@ describe('live progress with replicas', () => {
     }
     expect(checked).toBeGreaterThan(10);
     expect(sawPartial, 'the run never had a chunk part-way through: nothing was checked').toBe(true);
+  });
+});
+
+describe('live progress over 200,000 chunks in 100,000 files', () => {
+  it('counts every chunk and keeps only the chunks in flight', () => {
+    const screen = terminal();
+    const view = new ProgressView(screen.stream);
+    const CHUNKS = 200_000;
+    const chunk = (i: number, state: 'queued' | 'reading' | 'sending' | 'verified' | 'retried' | 'failed'): IngestEvent => ({ type: 'chunk', id: `f${i >> 1}_chunk_${i & 1}`, file: `f${i >> 1}`, index: i & 1, size: 1000, state, nodeId: `n${i % 3}`, attempt: 1 });
+    const bytes = (i: number, n: number): IngestEvent => ({ type: 'bytes', chunkId: `f${i >> 1}_chunk_${i & 1}`, nodeId: `n${i % 3}`, bytes: n });
+    view.handle({ type: 'run-started', runId: 'r', files: CHUNKS / 2, chunks: CHUNKS, bytes: CHUNKS * 1000, nodes: [], source: { kind: 'local', location: '/src' } });
+    for (let i = 0; i < CHUNKS; i += 1) view.handle(chunk(i, 'queued'));
+    let maxTracked = 0;
+    let verified = 0;
+    const perNode = [0, 0, 0];
+    for (let i = 0; i < CHUNKS; i += 1) {
+      view.handle(chunk(i, 'reading'));
+      view.handle(bytes(i, 400));
+      // Every tenth chunk's delivery ends without a final state (a re-send that failed): never let go of otherwise.
+      if (i % 10 === 9) continue;
+      view.handle(bytes(i, 600));
+      view.handle(chunk(i, 'sending'));
+      if (i % 1000 === 0) view.handle(chunk(i, 'failed'));
+      else {
+        view.handle(chunk(i, 'verified'));
+        verified += 1;
+        perNode[i % 3]! += 1;
+      }
+      maxTracked = Math.max(maxTracked, view.chunksInFlight);
+    }
+    for (let f = 0; f < CHUNKS / 2; f += 1) view.handle({ type: 'file', key: `f${f}`, status: f % 500 ? 'complete' : 'failed', error: 'gone' });
+    expect(maxTracked).toBeLessThanOrEqual(MAX_TRACKED_IN_FLIGHT);
+    expect(view.chunksInFlight).toBe(MAX_TRACKED_IN_FLIGHT);
+    view.handle({ type: 'run-finished', runId: 'r', status: 'partial', manifestPath: '/m.json', elapsedMs: 1, bytes: 0 });
+    expect(view.chunksInFlight).toBe(0);
+    const last = screen.text().split('\r\x1b[2K').at(-1)!;
+    expect(last).toContain(`chunks ${verified}/${CHUNKS}`);
+    for (const n of [0, 1, 2]) expect(last).toContain(` n${n}:${perNode[n]}`);
+    expect(screen.text().split('\n').filter((l) => l.includes('failed: f')).length).toBe(CHUNKS / 2 / 500);
   });
 });
