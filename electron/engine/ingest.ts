@@ -18,20 +18,22 @@ import type { JournalState } from './journal.ts';
 import { forEachLimited, Slots } from './limit.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
 import type { ChunkSource, TransferOutcome } from './nodes/nodes.ts';
 import { openNodes } from './nodes/open.ts';
-import { planPacking } from './pack/plan.ts';
-import type { ShardLayout } from './pack/plan.ts';
+import { keptShards, Packer } from './pack/plan.ts';
+import type { DeliveredShard, PlanItem, ShardLayout } from './pack/plan.ts';
 import { deliveredShards, manifestChunkOf, packBelowBytes, PackedFiles, shardChunks, withMembers } from './pack/run.ts';
 import { ShardSource } from './pack/source.ts';
 import { retryPolicyFromConfig } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
 import { ResumeIndex } from './resume.ts';
 import type { HeldCopy } from './resume.ts';
-import { buildManifest, runStatus, summarizeFiles } from './run-summary.ts';
+import { manifestWithEntriesOnDisk, runStatus, streamedManifest, summarizeFiles } from './run-summary.ts';
+import { RunSpill } from './run-spill.ts';
 import type { Bucket } from './storage/bucket.ts';
 import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
@@ -76,9 +78,23 @@ const READ_PART_BYTES = 8 * 1024 * 1024;
 const READ_PARTS_AHEAD = 4;
 /** Rounds of re-sending at the end of a run while nodes keep dying under the re-sends. */
 const REFILL_ROUNDS = 3;
+/**
+ * The plan is delivered a window at a time: at most this many chunks (whole files and shards) are in memory at
+ * once, however many the run has. Large enough that the lanes rarely wait at a window's end.
+ */
+const WINDOW_CHUNKS = 2048;
 
 /** Work for the delivery lanes: a run of planned chunks, or one delivered chunk to send again (its node died). */
 type Work = { kind: 'plan'; indices: number[] } | { kind: 'refill'; index: number };
+
+/** The plan's chunks in memory: one window of it, from plan index `base`. */
+interface PlanWindow {
+  base: number;
+  objects: ObjectInfo[];
+  chunks: PlannedChunk[];
+  delivered: (ManifestChunk | undefined)[];
+  packed: PackedFiles | undefined;
+}
 
 class IngestRun {
   private readonly o: IngestOptions;
@@ -97,6 +113,7 @@ class IngestRun {
   private readonly nodes: Nodes;
   private readonly delivery: Delivery;
   private readonly fileErrors = new Map<string, string>();
+  private failedFiles = 0;
   private index: ResumeIndex | undefined;
   /** Reads of a chunk (or of its parts) asked for again after a transient failure, by chunk id (Bucket.readInParts). */
   private readonly readRetries = new Map<string, number>();
@@ -106,18 +123,19 @@ class IngestRun {
   private readonly readSlots: Slots;
   private readonly counters = { retries: 0, replacements: 0 };
   private fatal: Error | undefined;
-  private plan: PlannedChunk[] = [];
-  private delivered: (ManifestChunk | undefined)[] = [];
+  /** The plan, the delivered chunks and the files' entries, on disk. */
+  private spill: RunSpill | undefined;
+  /** The window of the plan being delivered. */
+  private window: PlanWindow | undefined;
   /** The delivery lanes' queue; re-sends are appended while it runs. */
   private work: Work[] = [];
   /** Delivered chunks queued to be sent again, so one is never queued twice at once. */
   private readonly refilling = new Set<number>();
-  /** Packed files (ingestion.pack_below_mb), by where their shard is in the plan. */
-  private packed: PackedFiles | undefined;
   /** Each shard's member checksums from its last transfer that stored it. */
   private readonly memberChecksums = new Map<string, string[]>();
   /** Pull mode (ingestion.mode: pull): the workers read their chunks; transfers go through this coordinator. */
   private pull: PullCoordinator | undefined;
+  private pullNoticeGiven = false;
 
   constructor(options: IngestOptions) {
     this.o = options;
@@ -152,7 +170,9 @@ class IngestRun {
       throw error;
     } finally {
       this.checks?.close();
+      this.resumed?.chunks.close();
       await this.closeJournal();
+      await this.spill?.remove().catch(() => undefined);
       await this.pull?.close();
       await this.nodes.close();
       await this.bucket?.close();
@@ -169,41 +189,70 @@ class IngestRun {
       const onWorkerLost = (nodeId: string, error: unknown): void => this.nodes.registry.markFailed(nodeId, error);
       this.pull = await openPullCoordinator({ loaded: this.loaded, cloud: detection.cloud, runId: this.runId, nodes: this.nodes.registry.nodes.map((n) => n.id), emit: this.emit, onWorkerLost, ...(signal ? { signal } : {}) });
     }
-    const listed = await this.bucket.list({ pattern, ...(source.prefix ? { prefix: source.prefix } : {}), ...(signal ? { signal } : {}) });
-    const objects = await this.withStoreChecksums(listed);
-    if (objects.length === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
-    const packing = planPacking(objects, { chunkSize: this.chunkSize, packBelow: packBelowBytes(this.loaded.config.ingestion), delivered: deliveredShards(this.resumed) });
-    this.plan = [...planChunks(packing.unpacked, this.chunkSize), ...shardChunks(packing.shards)];
-    if (packing.shards.length > 0) this.packed = new PackedFiles(this.plan);
-    this.delivered = new Array(this.plan.length);
+    this.spill = await RunSpill.open(join(manifestDir(this.loaded), `${this.runId}.work`));
+    const listed = await this.listAndPlan(pattern, source.prefix);
+    if (listed.files === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
     this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
-    this.checks.start(this.pull ? checkableInPull(packing.unpacked, { store: this.bucket.info.kind, chunkSize: this.chunkSize, algorithm: this.algorithm, emit: this.emit }) : packing.unpacked);
     await this.indexHeldCopies();
-    this.emit({
-      type: 'run-started',
-      runId: this.runId,
-      files: objects.length,
-      chunks: this.plan.length,
-      bytes: objects.reduce((sum, o) => sum + o.size, 0),
-      nodes: this.nodes.registry.statuses(),
-      source: this.bucket.info,
-    });
-    for (const chunk of this.plan) this.emitChunk(chunk, 'queued', 0);
+    this.emit({ type: 'run-started', runId: this.runId, files: listed.files, chunks: listed.chunks, bytes: listed.bytes, nodes: this.nodes.registry.statuses(), source: this.bucket.info });
 
     await this.deliverAll();
     const shortfall = await this.ensureReplicas();
-    const packedFile = this.packed ? this.packedFileOf(this.packed, this.bucket.info.kind) : undefined;
-    const files = await summarizeFiles({ objects, plan: this.plan, delivered: this.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}), ...(packedFile ? { packedFile } : {}) });
-    const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, files, shortfall });
-    const chunks = this.delivered.filter((c): c is ManifestChunk => c !== undefined).map(manifestChunkOf);
-    const manifest = buildManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, files, chunks, shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
-    const manifestPath = await writeManifest(this.loaded, manifest);
+    const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles, shortfall });
+    const spill = this.spill;
+    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileEntries(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
+    const manifestPath = await writeManifest(this.loaded, document);
+    const manifest = manifestWithEntriesOnDisk(summary(), manifestPath);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });
     this.journal = await this.closeJournal();
     if (status === 'degraded') this.emit({ type: 'log', level: 'error', message: describeShortfall(shortfall, this.replicas) });
     this.emit({ type: 'run-finished', runId: this.runId, status, manifestPath, elapsedMs: Date.now() - this.startedAt.getTime(), bytes: manifest.totals.bytes });
     if (this.fatal) throw this.fatal;
     return { manifest, manifestPath };
+  }
+
+  /**
+   * Lists the store page by page and writes the plan to the spill as it goes (packing files into shards in listing
+   * order): nothing holds the whole listing. A resumed run that delivered shards lists twice: first to learn
+   * which of those shards' members are still listed unchanged (the shards it keeps), then to plan.
+   */
+  private async listAndPlan(pattern: string, prefix: string | undefined): Promise<{ files: number; chunks: number; bytes: number }> {
+    const spill = this.spill!;
+    const packBelow = packBelowBytes(this.loaded.config.ingestion);
+    const delivered = packBelow > 0 ? deliveredShards(this.resumed) : [];
+    const kept = delivered.length > 0 ? keptShards(await this.listedMembers(delivered, pattern, prefix), delivered, packBelow) : undefined;
+    const packer = new Packer({ chunkSize: this.chunkSize, packBelow, ...(kept ? { kept } : {}) });
+    const totals = { files: 0, chunks: 0, bytes: 0 };
+    const add = (items: PlanItem[]): void => {
+      for (const item of items) {
+        spill.items.append(item);
+        totals.chunks += item.shard ? 1 : Math.ceil(item.object.size / this.chunkSize);
+      }
+    };
+    for await (const page of this.listPages(pattern, prefix)) {
+      for (const object of page) {
+        totals.files++;
+        totals.bytes += object.size;
+        add(packer.add(object));
+      }
+    }
+    add(packer.finish());
+    spill.items.flush();
+    return totals;
+  }
+
+  /** The listing, a page at a time, with the checksums S3 keeps only on stat looked up for multi-chunk objects. */
+  private async *listPages(pattern: string, prefix: string | undefined): AsyncGenerator<ObjectInfo[]> {
+    const signal = this.o.signal;
+    for await (const page of this.bucket!.listPages({ pattern, ...(prefix ? { prefix } : {}), ...(signal ? { signal } : {}) })) yield await this.withStoreChecksums(page);
+  }
+
+  /** The listed objects that are members of shards a resumed run delivered, by key. */
+  private async listedMembers(delivered: readonly DeliveredShard[], pattern: string, prefix: string | undefined): Promise<Map<string, ObjectInfo>> {
+    const members = new Set(delivered.flatMap((shard) => shard.members.map((m) => m.key)));
+    const listed = new Map<string, ObjectInfo>();
+    for await (const page of this.listPages(pattern, prefix)) for (const object of page) if (members.has(object.key)) listed.set(object.key, object);
+    return listed;
   }
 
   private async probeNodes(): Promise<void> {
@@ -279,10 +328,75 @@ class IngestRun {
     return new Set(this.nodes.registry.usable().map((n) => n.id));
   }
 
-  /** Runs chunk deliveries with bounded concurrency, in plan order; re-sends queued meanwhile run in the same lanes. */
+  /**
+   * Delivers the plan a window at a time, in plan order, with bounded concurrency; re-sends queued meanwhile run
+   * in the same lanes. Each window's files are summarized (and checked against the store) once its chunks are
+   * delivered, and their entries go to the spill.
+   */
   private async deliverAll(): Promise<void> {
-    this.work = this.deliveryRuns().map((indices): Work => ({ kind: 'plan', indices }));
+    const spill = this.spill!;
+    let base = 0;
+    let items: PlanItem[] = [];
+    let chunks = 0;
+    const flush = async (): Promise<void> => {
+      if (items.length > 0) base = await this.deliverWindow(base, items);
+      items = [];
+      chunks = 0;
+    };
+    for (const { value: item } of spill.items.scan()) {
+      if (!item) continue;
+      items.push(item);
+      chunks += item.shard ? 1 : Math.ceil(item.object.size / this.chunkSize);
+      if (chunks >= WINDOW_CHUNKS) await flush();
+      if (this.stopped()) return;
+    }
+    await flush();
+  }
+
+  /** Delivers one window of the plan from plan index `base`; returns the index after it. */
+  private async deliverWindow(base: number, items: PlanItem[]): Promise<number> {
+    const objects: ObjectInfo[] = [];
+    const chunks: PlannedChunk[] = [];
+    const unpacked: ObjectInfo[] = [];
+    for (const item of items) {
+      if (item.shard) {
+        chunks.push(...shardChunks([item.shard]));
+        objects.push(...item.shard.members.map((m) => m.object));
+      } else {
+        chunks.push(...planChunks([item.object], this.chunkSize));
+        objects.push(item.object);
+        unpacked.push(item.object);
+      }
+    }
+    const packed = items.some((item) => item.shard) ? new PackedFiles(chunks) : undefined;
+    this.window = { base, objects, chunks, delivered: new Array(chunks.length), packed };
+    this.checks!.start(this.pull ? checkableInPull(unpacked, { store: this.bucket!.info.kind, chunkSize: this.chunkSize, algorithm: this.algorithm, emit: this.pullNotice() }) : unpacked);
+    for (const chunk of chunks) this.emitChunk(chunk, 'queued', 0);
+    this.work = this.deliveryRuns(chunks).map((indices): Work => ({ kind: 'plan', indices: indices.map((i) => base + i) }));
     await this.drainWork();
+    await this.summarizeWindow(this.window);
+    this.window = undefined;
+    return base + chunks.length;
+  }
+
+  private async summarizeWindow(window: PlanWindow): Promise<void> {
+    const signal = this.o.signal;
+    const packedFile = window.packed ? this.packedFileOf(window, this.bucket!.info.kind) : undefined;
+    const files = await summarizeFiles({ objects: window.objects, plan: window.chunks, delivered: window.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}), ...(packedFile ? { packedFile } : {}) });
+    for (const file of files) {
+      this.spill!.addFile(file);
+      this.checks!.done(file.key);
+      if (file.status === 'failed') this.failedFiles++;
+    }
+  }
+
+  /** The pull-mode notice about files not checked against the store, said once for the run, not per window. */
+  private pullNotice(): (event: IngestEvent) => void {
+    return (event) => {
+      if (this.pullNoticeGiven) return;
+      this.pullNoticeGiven = true;
+      this.emit(event);
+    };
   }
 
   private async drainWork(): Promise<void> {
@@ -290,12 +404,16 @@ class IngestRun {
       if (work.kind === 'refill') return this.refill(work.index);
       for (const i of work.indices) await this.deliverPlanned(i);
     };
-    const stop = (): boolean => this.fatal !== undefined || this.o.signal?.aborted === true;
-    await forEachLimited(this.work, this.loaded.config.ingestion.max_concurrent_chunks, lane, stop);
+    await forEachLimited(this.work, this.loaded.config.ingestion.max_concurrent_chunks, lane, () => this.stopped());
+  }
+
+  /** A chunk of the window in flight, by plan index. */
+  private planned(i: number): PlannedChunk {
+    return this.window!.chunks[i - this.window!.base]!;
   }
 
   private async deliverPlanned(i: number): Promise<void> {
-    const chunk = this.plan[i]!;
+    const chunk = this.planned(i);
     if (this.fileErrors.has(chunk.object.key)) return;
     try {
       const done = this.index!.journaled(chunk, this.usableIds(), (key, was) => {
@@ -304,62 +422,67 @@ class IngestRun {
       if (done) {
         for (const copy of done.copies) this.placer.record(copy.nodeId, chunk.size);
         this.emitChunk(chunk, 'skipped', 0, done.node);
-        this.delivered[i] = done;
+        this.record(i, chunk, done, { journal: false });
         this.checks?.delivered(chunk.object.key, chunk.index, done);
         return;
       }
       // A shard held on a node says nothing of its members' checksums: it is sent again unless journaled.
-      const held = chunk.shard ? [] : this.index!.heldCopies(chunk, this.usableIds(), this.replicas);
-      this.record(i, await this.deliver(chunk, { held }));
-      this.checks?.delivered(chunk.object.key, chunk.index, this.delivered[i]!);
+      const held = chunk.shard ? [] : await this.index!.heldCopies(chunk, this.usableIds(), this.replicas);
+      const delivered = await this.deliver(chunk, { held });
+      this.record(i, chunk, delivered);
+      this.checks?.delivered(chunk.object.key, chunk.index, delivered);
     } catch (error) {
       this.onChunkFailed(chunk, error);
     }
   }
 
-  private record(i: number, delivered: ManifestChunk): void {
-    this.delivered[i] = delivered;
-    const etag = this.plan[i]!.object.etag;
-    this.journal?.append({ type: 'chunk', t: Date.now() - this.startedAt.getTime(), ...(etag ? { etag } : {}), chunk: delivered });
+  /** A chunk is on its nodes: kept in the window (for its file's summary), the spill and the journal. */
+  private record(i: number, chunk: PlannedChunk, delivered: ManifestChunk, o: { journal: boolean } = { journal: true }): void {
+    const window = this.window;
+    if (window && i >= window.base && i < window.base + window.chunks.length) window.delivered[i - window.base] = delivered;
+    this.spill!.record(i, delivered, chunk);
+    const etag = chunk.object.etag;
+    if (o.journal) this.journal?.append({ type: 'chunk', t: Date.now() - this.startedAt.getTime(), ...(etag ? { etag } : {}), chunk: delivered });
   }
 
-  private deliver(chunk: PlannedChunk, options: Omit<DeliverOptions, 'readRetries'>): Promise<ManifestChunk> {
+  private deliver(chunk: PlannedChunk, options: Omit<DeliverOptions, 'readRetries'>, before?: ManifestChunk): Promise<ManifestChunk> {
     const transfer = (targets: string[], attempt: number): Promise<TransferOutcome> => this.transfer(chunk, targets, attempt);
     return this.delivery.deliver(chunk, transfer, options).then((done) => {
       const readRetries = this.readRetries.get(chunk.id);
+      this.readRetries.delete(chunk.id);
       const delivered = readRetries ? { ...done, readRetries } : done;
-      return chunk.shard ? this.withMemberChecksums(chunk, chunk.shard, delivered) : delivered;
+      return chunk.shard ? this.withMemberChecksums(chunk, chunk.shard, delivered, before) : delivered;
     });
   }
 
   /** A delivered shard with its members' checksums: from the transfer that stored it, or as delivered before (a re-send). */
-  private withMemberChecksums(chunk: PlannedChunk, shard: ShardLayout, done: ManifestChunk): ManifestChunk {
-    const checksums = this.memberChecksums.get(chunk.id) ?? this.delivered[this.plan.indexOf(chunk)]?.members?.map((m) => m.checksum);
+  private withMemberChecksums(chunk: PlannedChunk, shard: ShardLayout, done: ManifestChunk, before: ManifestChunk | undefined): ManifestChunk {
+    const checksums = this.memberChecksums.get(chunk.id) ?? before?.members?.map((m) => m.checksum);
     this.memberChecksums.delete(chunk.id);
     if (!checksums) throw new Error(`shard ${chunk.id}: its members' checksums are unknown`);
     return withMembers(done, shard, checksums);
   }
 
-  private packedFileOf(packed: PackedFiles, store: SourceInfo['kind']): (object: ObjectInfo) => ManifestFile | undefined {
-    return (object) => packed.file(object, { delivered: this.delivered, plan: this.plan, fileErrors: this.fileErrors, algorithm: this.algorithm, store });
+  private packedFileOf(window: PlanWindow, store: SourceInfo['kind']): (object: ObjectInfo) => ManifestFile | undefined {
+    return (object) => window.packed?.file(object, { delivered: window.delivered, plan: window.chunks, fileErrors: this.fileErrors, algorithm: this.algorithm, store });
   }
 
   /** A node went down: every chunk already delivered with a copy on it is queued to be sent again. */
   private queueRefillsFrom(nodeId: string): void {
-    this.delivered.forEach((chunk, index) => {
-      if (chunk?.copies.some((c) => c.nodeId === nodeId) && !this.refilling.has(index)) {
-        this.refilling.add(index);
-        this.work.push({ kind: 'refill', index });
-      }
-    });
+    if (!this.spill) return;
+    for (const index of this.spill.indicesWhere((ids) => ids.includes(nodeId))) {
+      if (this.refilling.has(index)) continue;
+      this.refilling.add(index);
+      this.work.push({ kind: 'refill', index });
+    }
   }
 
   /** Sends a delivered chunk again from the source (its pinned version) until it has its copies on live nodes. */
   private async refill(index: number): Promise<void> {
     this.refilling.delete(index);
-    const done = this.delivered[index];
-    const chunk = this.plan[index]!;
-    if (!done || this.fileErrors.has(chunk.object.key)) return;
+    const done = this.spill!.chunk(index);
+    const chunk = this.spill!.plannedChunk(index);
+    if (!done || !chunk || this.fileErrors.has(chunk.object.key)) return;
     const registry = this.nodes.registry;
     const live = done.copies.filter((c) => registry.alive(c.nodeId));
     if (live.length >= this.replicas) return;
@@ -368,9 +491,9 @@ class IngestRun {
     const why = lost.length > 0 ? `its copy on ${lost.join(', ')} is not reachable` : `it has ${live.length} of ${this.replicas} copies`;
     this.emit({ type: 'log', level: 'warn', message: `${chunk.id}: ${why}; sending it again from the source` });
     try {
-      const again = await this.deliver(chunk, { held, movedFrom: [...done.movedFrom, ...lost], attemptsBefore: done.attempts });
+      const again = await this.deliver(chunk, { held, movedFrom: [...done.movedFrom, ...lost], attemptsBefore: done.attempts }, done);
       if (again.checksum !== done.checksum) throw new Error(`${chunk.id} read again does not hash as before (${again.checksum}, was ${done.checksum})`);
-      this.record(index, { ...again, skipped: false });
+      this.record(index, chunk, { ...again, skipped: false });
     } catch (error) {
       if (this.o.signal?.aborted) return;
       // The chunk keeps what it has; the replication check names it.
@@ -394,7 +517,7 @@ class IngestRun {
     }
     if (this.stopped()) return [];
     return this.shortIndices().map((i) => {
-      const chunk = this.delivered[i]!;
+      const chunk = this.spill!.chunk(i)!;
       const live = chunk.copies.filter((c) => registry.alive(c.nodeId));
       const down = chunk.copies.filter((c) => !registry.alive(c.nodeId)).map((c) => c.nodeId);
       const reason = down.length > 0 ? `its copies on ${down.join(', ')} are on nodes that are down, and no other node took it` : `only ${live.length} node(s) could take it`;
@@ -402,13 +525,12 @@ class IngestRun {
     });
   }
 
+  /** Delivered chunks with fewer than `replicas` copies on live nodes (their files not failed). */
   private shortIndices(): number[] {
     const registry = this.nodes.registry;
-    const short: number[] = [];
-    this.delivered.forEach((chunk, i) => {
-      if (chunk && !this.fileErrors.has(chunk.file) && chunk.copies.filter((c) => registry.alive(c.nodeId)).length < this.replicas) short.push(i);
-    });
-    return short;
+    const short = [...this.spill!.indicesWhere((ids) => ids.filter((id) => registry.alive(id)).length < this.replicas)];
+    if (this.fileErrors.size === 0) return short;
+    return short.filter((i) => !this.fileErrors.has(this.spill!.chunk(i)!.file));
   }
 
   private stopped(): boolean {
@@ -416,13 +538,13 @@ class IngestRun {
   }
 
   /**
-   * The plan's chunks in runs delivered one after another: a file whose store check hashes its chunks in order
-   * is one run (each chunk read in parallel parts instead), every other chunk a run of its own.
+   * A window's chunks (by their index in it) in runs delivered one after another: a file whose store check hashes
+   * its chunks in order is one run (each chunk read in parallel parts instead), every other chunk a run of its own.
    */
-  private deliveryRuns(): number[][] {
+  private deliveryRuns(chunks: readonly PlannedChunk[]): number[][] {
     const runs: number[][] = [];
     let current: number[] | undefined;
-    this.plan.forEach((chunk, i) => {
+    chunks.forEach((chunk, i) => {
       if (!this.checks?.readsInOrder(chunk.object.key)) {
         runs.push([i]);
         current = undefined;
@@ -524,6 +646,10 @@ class IngestRun {
   private emitChunk(chunk: PlannedChunk, state: ChunkEventState, attempt: number, nodeId?: string, error?: string): void {
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
+}
+
+function* mapIterable<T, U>(items: Iterable<T>, fn: (item: T) => U): Generator<U> {
+  for (const item of items) yield fn(item);
 }
 
 function runOrigin(tool: RunOrigin['tool']): RunOrigin {

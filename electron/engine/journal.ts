@@ -1,13 +1,14 @@
 // The run journal: one JSON line per event worth surviving a crash (the run's start, each chunk once it is on
 // its nodes). Appended through one file handle, so kill -9 keeps every line the kernel has; a torn last line is
 // ignored when the journal is read back. `run --resume RUN_ID` rebuilds the run's state from it.
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult, ManifestChunk, RepairAction, ResumableRun } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
+import { KeyIndex, RecordFile } from './spill.ts';
 
 export interface JournalStart {
   type: 'start';
@@ -31,10 +32,26 @@ export type JournalEntry =
   /** A repair's action (in the repair journal beside the manifest it repaired). */
   | { type: 'repair'; at: string; action: RepairAction };
 
+export interface JournaledChunk {
+  etag?: string;
+  chunk: ManifestChunk;
+}
+
+/**
+ * The latest entry per chunk id, read from the journal file when asked for: a journal of a million chunks costs
+ * 16 bytes a chunk in memory (KeyIndex), not the entries. `close` releases the file.
+ */
+export interface JournalChunks {
+  readonly size: number;
+  get(id: string): JournaledChunk | undefined;
+  keys(): Iterable<string>;
+  values(): Iterable<JournaledChunk>;
+  close(): void;
+}
+
 export interface JournalState {
   start: JournalStart;
-  /** Latest entry per chunk id. */
-  chunks: Map<string, { etag?: string; chunk: ManifestChunk }>;
+  chunks: JournalChunks;
   ended?: string;
 }
 
@@ -95,30 +112,70 @@ export class JournalWriter {
 }
 
 export async function readJournal(path: string): Promise<JournalState> {
-  let text: string;
+  let file: RecordFile<JournalEntry>;
   try {
-    text = await readFile(path, 'utf8');
+    file = new RecordFile<JournalEntry>(path, 'r');
   } catch {
     throw new ResumeError(`There is no journal at ${path}. Fix: pass a run id from \`cloud-ingest runs\` (or the manifest folder), with the same --config as the run.`);
   }
   let start: JournalStart | undefined;
   let ended: string | undefined;
-  const chunks = new Map<string, { etag?: string; chunk: ManifestChunk }>();
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    let entry: JournalEntry;
-    try {
-      entry = JSON.parse(line) as JournalEntry;
-    } catch {
-      continue; // a line torn by a crash: its chunk is simply redone
-    }
-    if (entry.type === 'start') start = entry;
-    else if (entry.type === 'chunk') chunks.set(entry.chunk.id, { ...(entry.etag ? { etag: entry.etag } : {}), chunk: entry.chunk });
-    else if (entry.type === 'end') ended = entry.status;
-    else if (entry.type === 'resume') ended = undefined;
+  const index = new KeyIndex();
+  const chunkAt = (offset: number): ManifestChunk => (file.read(offset) as Extract<JournalEntry, { type: 'chunk' }>).chunk;
+  for (const { offset, value: entry } of file.scan()) {
+    // A line torn by a crash reads as undefined: its chunk is simply redone.
+    if (entry?.type === 'start') start = entry;
+    else if (entry?.type === 'chunk' && typeof entry.chunk?.id === 'string') index.set(entry.chunk.id, offset, (at) => chunkAt(at).id === entry.chunk.id);
+    else if (entry?.type === 'end') ended = entry.status;
+    else if (entry?.type === 'resume') ended = undefined;
   }
-  if (!start) throw new ResumeError(`${path} is not a Cloud Ingest journal (no start line). Fix: pass the run id of a run this config started.`);
-  return { start, chunks, ...(ended ? { ended } : {}) };
+  if (!start) {
+    file.close();
+    throw new ResumeError(`${path} is not a Cloud Ingest journal (no start line). Fix: pass the run id of a run this config started.`);
+  }
+  return { start, chunks: new IndexedJournalChunks(file, index), ...(ended ? { ended } : {}) };
+}
+
+class IndexedJournalChunks implements JournalChunks {
+  private readonly file: RecordFile<JournalEntry>;
+  private readonly index: KeyIndex;
+
+  constructor(file: RecordFile<JournalEntry>, index: KeyIndex) {
+    this.file = file;
+    this.index = index;
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  get(id: string): JournaledChunk | undefined {
+    for (const offset of this.index.candidates(id)) {
+      const entry = this.file.read(offset);
+      if (entry?.type === 'chunk' && entry.chunk.id === id) return journaled(entry);
+    }
+    return undefined;
+  }
+
+  *keys(): Generator<string> {
+    for (const entry of this.values()) yield entry.chunk.id;
+  }
+
+  /** The latest entry of each chunk, in the order those entries were written. */
+  *values(): Generator<JournaledChunk> {
+    for (const { offset, value } of this.file.scan()) {
+      if (value?.type !== 'chunk') continue;
+      if ([...this.index.candidates(value.chunk.id)].includes(offset)) yield journaled(value);
+    }
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
+
+function journaled(entry: Extract<JournalEntry, { type: 'chunk' }>): JournaledChunk {
+  return { ...(entry.etag ? { etag: entry.etag } : {}), chunk: entry.chunk };
 }
 
 export type { ResumableRun };
@@ -132,6 +189,7 @@ export async function listResumableRuns(loaded: LoadedConfig): Promise<Resumable
   const complete = new Set((await listManifests(loaded)).filter((m) => m.status === 'complete').map((m) => m.runId));
   return readRunFiles(loaded, '.journal.jsonl', async (path) => {
     const state = await readJournal(path);
+    state.chunks.close();
     if (state.ended === 'complete' || complete.has(state.start.runId)) return undefined;
     if (resolve(state.start.configPath) !== resolve(loaded.path)) return undefined;
     if (state.ended === 'failed' && state.chunks.size === 0) return undefined;

@@ -16,9 +16,28 @@ export function manifestDir(loaded: LoadedConfig): string {
 }
 
 /**
+ * A top-level array written one element at a time from an iterable that is read once, when the writer gets to
+ * it: the elements of a run of a million files come from disk and are never all in memory.
+ */
+export class StreamedArray<T> {
+  readonly items: () => AsyncIterable<T> | Iterable<T>;
+  constructor(items: () => AsyncIterable<T> | Iterable<T>) {
+    this.items = items;
+  }
+}
+
+/** A top-level value computed when the writer gets to it (totals summed while the arrays before it streamed by). */
+export class Deferred<T> {
+  readonly value: () => T;
+  constructor(value: () => T) {
+    this.value = value;
+  }
+}
+
+/**
  * Writes `value` as `JSON.stringify(value, null, 2)` would, byte for byte, to a temp name and then renames it
- * into place. The top-level arrays are written one element at a time, so a run of 100,000 files never holds
- * its whole manifest as one string.
+ * into place. The top-level arrays are written one element at a time (StreamedArray members from their
+ * iterables), so a run of a million files never holds its whole manifest, or its text, at once.
  */
 export async function writeJsonAtomic(path: string, value: object): Promise<void> {
   const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
@@ -26,7 +45,7 @@ export async function writeJsonAtomic(path: string, value: object): Promise<void
     const file = await open(temp, 'w');
     try {
       const out = new BufferedWriter(file);
-      for (const piece of prettyJsonPieces(value)) await out.write(piece);
+      for await (const piece of streamedJsonPieces(value)) await out.write(piece);
       await out.flush();
     } finally {
       await file.close();
@@ -46,21 +65,52 @@ export function* prettyJsonPieces(value: object): Generator<string> {
     return;
   }
   yield '{\n';
+  for (const [i, [key, member]] of entries.entries()) yield* memberPieces(key, member, i < entries.length - 1);
+  yield '}\n';
+}
+
+/** prettyJsonPieces, where members may also be StreamedArray or Deferred. */
+export async function* streamedJsonPieces(value: object): AsyncGenerator<string> {
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined && typeof v !== 'function');
+  if (entries.length === 0) {
+    yield '{}\n';
+    return;
+  }
+  yield '{\n';
   for (const [i, [key, member]] of entries.entries()) {
-    const comma = i < entries.length - 1 ? ',' : '';
-    const name = `  ${JSON.stringify(key)}: `;
-    if (Array.isArray(member) && member.length > 0) {
-      yield `${name}[\n`;
-      for (const [j, element] of member.entries()) {
-        const text = JSON.stringify(element === undefined ? null : element, null, 2) ?? 'null';
-        yield `    ${text.replaceAll('\n', '\n    ')}${j < member.length - 1 ? ',' : ''}\n`;
-      }
-      yield `  ]${comma}\n`;
-    } else {
-      yield `${name}${JSON.stringify(member, null, 2).replaceAll('\n', '\n  ')}${comma}\n`;
-    }
+    const more = i < entries.length - 1;
+    if (member instanceof StreamedArray) yield* streamedArrayPieces(key, member as StreamedArray<unknown>, more);
+    else yield* memberPieces(key, member instanceof Deferred ? (member as Deferred<unknown>).value() : member, more);
   }
   yield '}\n';
+}
+
+function* memberPieces(key: string, member: unknown, more: boolean): Generator<string> {
+  const comma = more ? ',' : '';
+  const name = `  ${JSON.stringify(key)}: `;
+  if (Array.isArray(member) && member.length > 0) {
+    yield `${name}[\n`;
+    for (const [j, element] of member.entries()) yield `${elementText(element)}${j < member.length - 1 ? ',' : ''}\n`;
+    yield `  ]${comma}\n`;
+  } else {
+    yield `${name}${JSON.stringify(member, null, 2).replaceAll('\n', '\n  ')}${comma}\n`;
+  }
+}
+
+async function* streamedArrayPieces(key: string, member: StreamedArray<unknown>, more: boolean): AsyncGenerator<string> {
+  const comma = more ? ',' : '';
+  const name = `  ${JSON.stringify(key)}: `;
+  let previous: { element: unknown } | undefined;
+  for await (const element of member.items()) {
+    yield previous ? `${elementText(previous.element)},\n` : `${name}[\n`;
+    previous = { element };
+  }
+  yield previous ? `${elementText(previous.element)}\n  ]${comma}\n` : `${name}[]${comma}\n`;
+}
+
+function elementText(element: unknown): string {
+  const text = JSON.stringify(element === undefined ? null : element, null, 2) ?? 'null';
+  return `    ${text.replaceAll('\n', '\n    ')}`;
 }
 
 /** Collects small strings into ~1 MiB writes. */
@@ -88,7 +138,8 @@ class BufferedWriter {
   }
 }
 
-export async function writeManifest(loaded: LoadedConfig, manifest: Manifest): Promise<string> {
+/** Writes a run's manifest: a Manifest, or one whose files and chunks are StreamedArray members. */
+export async function writeManifest(loaded: LoadedConfig, manifest: Pick<Manifest, 'runId'> & object): Promise<string> {
   const dir = manifestDir(loaded);
   await mkdir(dir, { recursive: true });
   const path = join(dir, `${manifest.runId}.json`);

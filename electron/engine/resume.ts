@@ -6,6 +6,7 @@ import type { ChunkCrc, ManifestChunk } from '../../shared/types.ts';
 import type { PlannedChunk } from './chunks.ts';
 import type { JournalState } from './journal.ts';
 import type { NodeTarget, StoredChunk } from './nodes/node.ts';
+import { KeyIndex } from './spill.ts';
 
 /** A copy a node already holds, with what the node says of its bytes. */
 export interface HeldCopy {
@@ -24,7 +25,9 @@ export interface ResumeIndexOptions {
 }
 
 export class ResumeIndex {
-  private readonly held = new Map<string, { nodeId: string; stored: StoredChunk }[]>();
+  /** Which node holds which chunk id: the node's position in `nodes`, under the id's hash (16 bytes a copy). */
+  private readonly held = new KeyIndex();
+  private nodes: readonly NodeTarget[] = [];
   private readonly o: ResumeIndexOptions;
   /** Files whose source changed since the resumed run read them (warned once each). */
   private readonly changed = new Set<string>();
@@ -35,23 +38,20 @@ export class ResumeIndex {
 
   /** Lists every node's chunks, all nodes at once. */
   async indexNodes(nodes: readonly NodeTarget[]): Promise<void> {
-    await Promise.all(nodes.map((node) => this.indexNode(node)));
+    this.nodes = nodes;
+    await Promise.all(nodes.map((node, position) => this.indexNode(node, position)));
   }
 
-  private async indexNode(node: NodeTarget): Promise<void> {
-    const found: StoredChunk[] = [];
+  private async indexNode(node: NodeTarget, position: number): Promise<void> {
+    const found = new KeyIndex();
     try {
-      for await (const stored of node.list(this.o.signal)) found.push(stored);
+      for await (const stored of node.list(this.o.signal)) found.add(stored.id, position);
     } catch (error) {
       if (this.o.signal?.aborted) throw error;
       this.o.onListFailed?.(node.id, error);
       return;
     }
-    for (const stored of found) {
-      const copies = this.held.get(stored.id) ?? [];
-      copies.push({ nodeId: node.id, stored });
-      this.held.set(stored.id, copies);
-    }
+    this.held.merge(found);
   }
 
   /**
@@ -72,13 +72,24 @@ export class ResumeIndex {
     return entry.chunk.copies.every((c) => live.has(c.nodeId)) ? entry.chunk : undefined;
   }
 
-  /** Copies on nodes in `live` of exactly this chunk (same source version, range and algorithm), at most `limit`. */
-  heldCopies(chunk: PlannedChunk, live: ReadonlySet<string>, limit: number): HeldCopy[] {
+  /**
+   * Copies on nodes in `live` of exactly this chunk (same source version, range and algorithm), at most `limit`.
+   * The listing kept only which node may hold the id; the node is asked for the copy's details.
+   */
+  async heldCopies(chunk: PlannedChunk, live: ReadonlySet<string>, limit: number): Promise<HeldCopy[]> {
     const etag = chunk.object.etag;
-    if (etag === undefined) return [];
-    return (this.held.get(chunk.id) ?? [])
-      .filter(({ nodeId, stored: s }) => live.has(nodeId) && s.sourceEtag === etag && s.size === chunk.size && s.offset === chunk.offset && s.checksum.algorithm === this.o.algorithm)
-      .slice(0, limit)
-      .map(({ nodeId, stored }) => ({ nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) }));
+    if (etag === undefined || this.held.size === 0) return [];
+    const copies: HeldCopy[] = [];
+    for (const position of new Set(this.held.candidates(chunk.id))) {
+      const node = this.nodes[position];
+      if (!node || !live.has(node.id) || copies.length >= limit) continue;
+      const stored = await node.find(chunk.id, this.o.signal).catch(() => undefined);
+      if (stored && this.matches(stored, chunk, etag)) copies.push({ nodeId: node.id, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) });
+    }
+    return copies;
+  }
+
+  private matches(s: StoredChunk, chunk: PlannedChunk, etag: string): boolean {
+    return s.id === chunk.id && s.sourceEtag === etag && s.size === chunk.size && s.offset === chunk.offset && s.checksum.algorithm === this.o.algorithm;
   }
 }

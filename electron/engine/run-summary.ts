@@ -1,10 +1,13 @@
-// The end of a run: each file's outcome from its delivered chunks (and the store's checksum), then the manifest.
+// The end of a run: each file's outcome from its delivered chunks (and the store's checksum), then the manifest,
+// written from the run's spill (its files and chunks streamed, never all in memory).
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary, RunOrigin } from '../../shared/types.ts';
 import { fileChecksum } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import type { LoadedConfig } from './config.ts';
+import { Deferred, StreamedArray } from './manifest.ts';
 import type { SourceChecks } from './source-checks.ts';
+import { readFileSync } from 'node:fs';
 import type { ObjectInfo } from './storage/driver.ts';
 
 export interface FileSummaryInput {
@@ -68,26 +71,43 @@ export interface ManifestInput {
   source: Manifest['source'];
   algorithm: ChecksumAlgorithm;
   chunkSize: number;
-  files: ManifestFile[];
-  chunks: ManifestChunk[];
+  fileCount: number;
+  /** Read once each, as the manifest is written. */
+  files: () => Iterable<ManifestFile> | AsyncIterable<ManifestFile>;
+  chunks: () => Iterable<ManifestChunk> | AsyncIterable<ManifestChunk>;
   shortfall: ChunkShortfall[];
   nodes: NodeStatus[];
   counters: { retries: number; replacements: number };
 }
 
-export function buildManifest(m: ManifestInput): Manifest {
-  const held = new Map<string, { chunks: number; bytes: number }>();
-  for (const chunk of m.chunks) {
+/** Sums a manifest's totals and per-node holdings from its chunks as they stream by. */
+export class ManifestTotals {
+  chunks = 0;
+  bytes = 0;
+  skipped = 0;
+  readonly held = new Map<string, { chunks: number; bytes: number }>();
+
+  add(chunk: ManifestChunk): ManifestChunk {
+    this.chunks++;
+    this.bytes += chunk.size;
+    if (chunk.skipped) this.skipped++;
     for (const copy of chunk.copies) {
-      const entry = held.get(copy.nodeId) ?? { chunks: 0, bytes: 0 };
+      const entry = this.held.get(copy.nodeId) ?? { chunks: 0, bytes: 0 };
       entry.chunks++;
       entry.bytes += chunk.size;
-      held.set(copy.nodeId, entry);
+      this.held.set(copy.nodeId, entry);
     }
+    return chunk;
   }
-  const nodes: NodeSummary[] = m.nodes.map((s) => ({ id: s.id, kind: s.kind, location: s.location, chunks: held.get(s.id)?.chunks ?? 0, bytes: held.get(s.id)?.bytes ?? 0, healthy: s.state === 'healthy' }));
-  return {
-    version: 1,
+}
+
+/** The manifest as written: every key of Manifest in order, its files and chunks streamed (writeManifest). */
+export function streamedManifest(m: ManifestInput): { document: Pick<Manifest, 'runId'> & object; summary: () => Omit<Manifest, 'files' | 'chunks'> } {
+  const totals = new ManifestTotals();
+  const nodes = (): NodeSummary[] => m.nodes.map((s) => ({ id: s.id, kind: s.kind, location: s.location, chunks: totals.held.get(s.id)?.chunks ?? 0, bytes: totals.held.get(s.id)?.bytes ?? 0, healthy: s.state === 'healthy' }));
+  const sums = (): Manifest['totals'] => ({ files: m.fileCount, chunks: totals.chunks, bytes: totals.bytes, retries: m.counters.retries, replacements: m.counters.replacements, skipped: totals.skipped });
+  const head = {
+    version: 1 as const,
     runId: m.runId,
     startedAt: m.startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
@@ -101,24 +121,36 @@ export function buildManifest(m: ManifestInput): Manifest {
     chunkSize: m.chunkSize,
     config: m.loaded.config,
     configPath: m.loaded.path,
-    files: m.files,
-    chunks: m.chunks,
-    nodes,
-    totals: {
-      files: m.files.length,
-      chunks: m.chunks.length,
-      bytes: m.chunks.reduce((sum, c) => sum + c.size, 0),
-      retries: m.counters.retries,
-      replacements: m.counters.replacements,
-      skipped: m.chunks.filter((c) => c.skipped).length,
-    },
   };
+  const document = {
+    ...head,
+    files: new StreamedArray(m.files),
+    chunks: new StreamedArray(async function* () {
+      for await (const chunk of m.chunks()) yield totals.add(chunk);
+    }),
+    nodes: new Deferred(nodes),
+    totals: new Deferred(sums),
+  };
+  return { document, summary: () => ({ ...head, nodes: nodes(), totals: sums() }) };
+}
+
+/**
+ * The manifest a run returns: its figures in memory, its files and chunks read back from the file it wrote on
+ * first use (a run of a million files does not keep them; callers that want them read them then).
+ */
+export function manifestWithEntriesOnDisk(summary: Omit<Manifest, 'files' | 'chunks'>, path: string): Manifest {
+  let entries: Pick<Manifest, 'files' | 'chunks'> | undefined;
+  const load = (): Pick<Manifest, 'files' | 'chunks'> => (entries ??= JSON.parse(readFileSync(path, 'utf8')) as Manifest);
+  const manifest = { ...summary } as Manifest;
+  Object.defineProperty(manifest, 'files', { enumerable: true, get: () => load().files });
+  Object.defineProperty(manifest, 'chunks', { enumerable: true, get: () => load().chunks });
+  return manifest;
 }
 
 /** The run's outcome, in order of precedence. */
-export function runStatus(s: { cancelled: boolean; fatal: boolean; files: readonly ManifestFile[]; shortfall: readonly ChunkShortfall[] }): Manifest['status'] {
+export function runStatus(s: { cancelled: boolean; fatal: boolean; failedFiles: number; shortfall: readonly ChunkShortfall[] }): Manifest['status'] {
   if (s.cancelled) return 'cancelled';
   if (s.fatal) return 'failed';
-  if (s.files.some((f) => f.status === 'failed')) return 'partial';
+  if (s.failedFiles > 0) return 'partial';
   return s.shortfall.length > 0 ? 'degraded' : 'complete';
 }

@@ -32,7 +32,7 @@ export class SourceChecks {
     this.o = options;
   }
 
-  /** Starts following every listed object the store keeps a usable checksum for. */
+  /** Starts following every object given (a window of the listing) the store keeps a usable checksum for. */
   start(objects: readonly ObjectInfo[]): void {
     const { store, chunkSize, algorithm, pool, signal } = this.o;
     for (const object of objects) {
@@ -106,6 +106,13 @@ export class SourceChecks {
       file.status = 'failed';
       file.error = `could not check the store's checksum: ${error instanceof Error ? error.message : String(error)}`;
     }
+  }
+
+  /** The file is summarized: forget it (a run of a million files keeps only the files of the window in flight). */
+  done(key: string): void {
+    this.followers.get(key)?.discard();
+    this.followers.delete(key);
+    this.choices.delete(key);
   }
 
   /** Releases every hash still open (a cancelled or failed run). */

@@ -42,6 +42,9 @@ export interface PackOptions {
   delivered?: Iterable<DeliveredShard>;
 }
 
+/** One step of a run's plan, in listing order: a file chunked as before, or a shard of packed files. */
+export type PlanItem = { object: ObjectInfo; shard?: undefined } | { shard: ShardLayout; object?: undefined };
+
 /** WebDataset's sample key: the path up to the first dot of its last component (base_plus_ext). */
 export function sampleKey(key: string): string {
   return /^((?:.*\/|)[^.]+)\.([^/]*)$/.exec(key)?.[1] ?? key;
@@ -51,45 +54,70 @@ export function isPackable(object: ObjectInfo, packBelow: number): boolean {
   return object.size > 0 && object.size < packBelow;
 }
 
+/** The whole plan at once (for a listing held in memory): the packer's items, split by kind. */
 export function planPacking(objects: readonly ObjectInfo[], o: PackOptions): PackPlan {
-  if (o.packBelow <= 0) return { unpacked: [...objects], shards: [] };
-  const kept = keptShards(objects, o);
-  const unpacked: ObjectInfo[] = [];
-  const shards: ShardLayout[] = [];
-  let open: ObjectInfo[] = [];
-  let openBytes = 0;
-  let group: ObjectInfo[] = [];
-  const close = (): void => {
-    if (open.length > 0) shards.push(layout(open, shards.length));
-    open = [];
-    openBytes = 0;
-  };
-  const flushGroup = (): void => {
-    const bytes = group.reduce((sum, m) => sum + memberBytes(m), 0);
-    if (open.length > 0 && openBytes + bytes + END_OF_ARCHIVE > o.chunkSize) close();
-    open.push(...group);
-    openBytes += bytes;
-    group = [];
-  };
-  for (const object of objects) {
-    if (!isPackable(object, o.packBelow)) {
-      unpacked.push(object);
-      continue;
-    }
-    const keptShard = kept.byKey.get(object.key);
+  const kept = o.delivered ? keptShards(new Map(objects.map((object) => [object.key, object] as const)), o.delivered, o.packBelow) : new Map<string, ShardLayout>();
+  const packer = new Packer({ chunkSize: o.chunkSize, packBelow: o.packBelow, kept });
+  const items = [...objects.flatMap((object) => packer.add(object)), ...packer.finish()];
+  return { unpacked: items.flatMap((item) => (item.object ? [item.object] : [])), shards: items.flatMap((item) => (item.shard ? [item.shard] : [])) };
+}
+
+/**
+ * Packs a listing as it streams by: `add` each object in listing order, then `finish`; each returns the plan
+ * items that became final. Holds only the shard being filled (at most a chunk's worth of members).
+ */
+export class Packer {
+  private readonly o: { chunkSize: number; packBelow: number; kept: ReadonlyMap<string, ShardLayout> };
+  private open: ObjectInfo[] = [];
+  private openBytes = 0;
+  /** The files of one sample (same sample key): never split between shards. */
+  private group: ObjectInfo[] = [];
+  private shards = 0;
+
+  /** `kept`: delivered shards to keep as they are, by member key (keptShards). */
+  constructor(o: { chunkSize: number; packBelow: number; kept?: ReadonlyMap<string, ShardLayout> }) {
+    this.o = { ...o, kept: o.kept ?? new Map() };
+  }
+
+  add(object: ObjectInfo): PlanItem[] {
+    if (this.o.packBelow <= 0 || !isPackable(object, this.o.packBelow)) return [{ object }];
+    const out: PlanItem[] = [];
+    const keptShard = this.o.kept.get(object.key);
     if (keptShard) {
       // A delivered shard stands where its first member is listed; fresh packing restarts after it.
-      flushGroup();
-      close();
-      if (keptShard.members[0]!.object === object) shards.push(keptShard);
-      continue;
+      this.flushGroup(out);
+      this.close(out);
+      if (keptShard.members[0]!.object.key === object.key) {
+        out.push({ shard: keptShard });
+        this.shards++;
+      }
+      return out;
     }
-    if (group.length > 0 && sampleKey(group[0]!.key) !== sampleKey(object.key)) flushGroup();
-    group.push(object);
+    if (this.group.length > 0 && sampleKey(this.group[0]!.key) !== sampleKey(object.key)) this.flushGroup(out);
+    this.group.push(object);
+    return out;
   }
-  flushGroup();
-  close();
-  return { unpacked, shards };
+
+  finish(): PlanItem[] {
+    const out: PlanItem[] = [];
+    this.flushGroup(out);
+    this.close(out);
+    return out;
+  }
+
+  private close(out: PlanItem[]): void {
+    if (this.open.length > 0) out.push({ shard: layout(this.open, this.shards++) });
+    this.open = [];
+    this.openBytes = 0;
+  }
+
+  private flushGroup(out: PlanItem[]): void {
+    const bytes = this.group.reduce((sum, m) => sum + memberBytes(m), 0);
+    if (this.open.length > 0 && this.openBytes + bytes + END_OF_ARCHIVE > this.o.chunkSize) this.close(out);
+    this.open.push(...this.group);
+    this.openBytes += bytes;
+    this.group = [];
+  }
 }
 
 function memberBytes(object: ObjectInfo): number {
@@ -115,20 +143,21 @@ export function shardVersion(members: readonly { key: string; size: number; etag
   return hash.digest('hex').slice(0, 32);
 }
 
-/** Delivered shards whose members are all listed with the same size and version, and still packable; by member key. */
-function keptShards(objects: readonly ObjectInfo[], o: PackOptions): { byKey: Map<string, ShardLayout> } {
+/**
+ * Delivered shards whose members are all listed with the same size and version, and still packable; by member
+ * key. `listed` needs only the listed objects whose keys are members of a delivered shard.
+ */
+export function keptShards(listed: ReadonlyMap<string, ObjectInfo>, delivered: Iterable<DeliveredShard>, packBelow: number): Map<string, ShardLayout> {
   const byKey = new Map<string, ShardLayout>();
-  if (!o.delivered) return { byKey };
-  const listed = new Map(objects.map((object) => [object.key, object] as const));
-  for (const shard of o.delivered) {
+  for (const shard of delivered) {
     const members = shard.members.map((m) => listed.get(m.key));
     const unchanged = members.every((object, i): object is ObjectInfo => {
       const was = shard.members[i]!;
-      return object !== undefined && object.size === was.size && object.etag === was.etag && isPackable(object, o.packBelow) && !byKey.has(object.key);
+      return object !== undefined && object.size === was.size && object.etag === was.etag && isPackable(object, packBelow) && !byKey.has(object.key);
     });
     if (!unchanged || members.length === 0) continue;
     const kept = layout(members as ObjectInfo[], 0, shard.id);
     for (const member of kept.members) byKey.set(member.object.key, kept);
   }
-  return { byKey };
+  return byKey;
 }

@@ -1,0 +1,141 @@
+// What an ingest run keeps of its plan, its delivered chunks and its files while it runs: on disk, in a work
+// folder beside the run's journal, with 16 bytes a chunk in memory (where its record is, which nodes hold it).
+// So a run of a million files holds about as much memory as a run of ten thousand.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import type { PlannedChunk } from './chunks.ts';
+import { layout } from './pack/plan.ts';
+import type { PlanItem } from './pack/plan.ts';
+import { shardChunks } from './pack/run.ts';
+import { NumberColumn, RecordFile } from './spill.ts';
+import type { ObjectInfo } from './storage/driver.ts';
+
+/** A delivered chunk as the spill keeps it: the chunk, and the file it was read from (to read it again). */
+interface DeliveredRecord {
+  /** Its index in the run's plan. */
+  i: number;
+  chunk: ManifestChunk;
+  /** The source file of a chunk that is not a shard (a shard is rebuilt from its members). */
+  object?: ObjectInfo;
+}
+
+/** Copies are kept as a bit per node while nodes fit in a double's 52 exact bits; beyond, records are read. */
+const MASK_BITS = 52;
+
+export class RunSpill {
+  readonly dir: string;
+  /** The plan in listing order, written while listing, read back a window at a time. */
+  readonly items: RecordFile<PlanItem>;
+  private readonly delivered: RecordFile<DeliveredRecord>;
+  private readonly files: RecordFile<ManifestFile>;
+  /** Per plan index: the offset of its latest delivered record, or -1. */
+  private readonly at = new NumberColumn(-1);
+  /** Per plan index: the nodes holding its copies, a bit per node position. */
+  private readonly masks = new NumberColumn(0);
+  private readonly positions = new Map<string, number>();
+  private readonly nodeIds: string[] = [];
+  private masksExact = true;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.items = new RecordFile(join(dir, 'plan.jsonl'));
+    this.delivered = new RecordFile(join(dir, 'delivered.jsonl'));
+    this.files = new RecordFile(join(dir, 'files.jsonl'));
+  }
+
+  /** A fresh work folder (what a killed run left there is discarded: the journal is the durable record). */
+  static async open(dir: string): Promise<RunSpill> {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    return new RunSpill(dir);
+  }
+
+  /** How many plan indices were delivered at least once so far (the highest index + 1). */
+  get planned(): number {
+    return this.at.size;
+  }
+
+  record(i: number, chunk: ManifestChunk, planned: PlannedChunk): void {
+    this.at.set(i, this.delivered.append({ i, chunk, ...(planned.shard ? {} : { object: planned.object }) }));
+    let mask = 0;
+    for (const copy of chunk.copies) {
+      const position = this.positionOf(copy.nodeId);
+      if (position < MASK_BITS) mask += 2 ** position;
+      else this.masksExact = false;
+    }
+    this.masks.set(i, mask);
+  }
+
+  chunk(i: number): ManifestChunk | undefined {
+    return this.recordOf(i)?.chunk;
+  }
+
+  /** The planned chunk behind delivered index `i`, rebuilt from its record (for sending it again). */
+  plannedChunk(i: number): PlannedChunk | undefined {
+    const record = this.recordOf(i);
+    if (!record) return undefined;
+    const { chunk, object } = record;
+    if (object) return { id: chunk.id, object, index: chunk.index, offset: chunk.offset, size: chunk.size };
+    const members = chunk.members ?? [];
+    const shard = layout(members.map((m) => ({ key: m.key, size: m.size, ...(m.etag ? { etag: m.etag } : {}) })), 0, chunk.id);
+    return shardChunks([shard])[0];
+  }
+
+  /** Delivered indices whose copies (node ids) `wanted` accepts, in plan order. */
+  *indicesWhere(wanted: (nodeIds: readonly string[]) => boolean): Generator<number> {
+    for (let i = 0; i < this.at.size; i++) {
+      if (this.at.get(i) < 0) continue;
+      if (wanted(this.copiesOf(i))) yield i;
+    }
+  }
+
+  /** Every delivered chunk in plan order, as last recorded. */
+  *deliveredChunks(): Generator<ManifestChunk> {
+    for (let i = 0; i < this.at.size; i++) {
+      const chunk = this.chunk(i);
+      if (chunk) yield chunk;
+    }
+  }
+
+  addFile(file: ManifestFile): void {
+    this.files.append(file);
+  }
+
+  *fileEntries(): Generator<ManifestFile> {
+    for (const { value } of this.files.scan()) if (value) yield value;
+  }
+
+  close(): void {
+    this.items.close();
+    this.delivered.close();
+    this.files.close();
+  }
+
+  async remove(): Promise<void> {
+    this.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private recordOf(i: number): DeliveredRecord | undefined {
+    const offset = this.at.get(i);
+    return offset < 0 ? undefined : this.delivered.read(offset);
+  }
+
+  private copiesOf(i: number): readonly string[] {
+    if (!this.masksExact) return this.chunk(i)?.copies.map((c) => c.nodeId) ?? [];
+    const ids: string[] = [];
+    let mask = this.masks.get(i);
+    for (let position = 0; mask > 0; position++, mask = Math.floor(mask / 2)) if (mask % 2 === 1) ids.push(this.nodeIds[position]!);
+    return ids;
+  }
+
+  private positionOf(nodeId: string): number {
+    let position = this.positions.get(nodeId);
+    if (position === undefined) {
+      position = this.nodeIds.push(nodeId) - 1;
+      this.positions.set(nodeId, position);
+    }
+    return position;
+  }
+}

@@ -1,0 +1,230 @@
+// What a run keeps on disk instead of in memory, so a run of a million files holds a few bytes per file at most:
+// JSON-lines files read back by offset (RecordFile), a growable array of numbers (NumberColumn), and an
+// open-addressing table from string keys to numbers (KeyIndex) that keeps only a 52-bit hash per key.
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+const READ_BLOCK_BYTES = 256 * 1024;
+const NEWLINE = 0x0a;
+
+/**
+ * An append-only file of JSON lines. `append` returns the line's byte offset; `read(offset)` parses the line back.
+ * Writes are buffered and synchronous (1 MiB at a time into the page cache); reads go through one cached block,
+ * so reading records in nearly the order they were written costs about one read per block.
+ */
+export class RecordFile<T> {
+  readonly path: string;
+  private fd: number;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes on disk (flushed); appended bytes beyond this are still in `pending`. */
+  private written = 0;
+  private readonly block = Buffer.allocUnsafe(READ_BLOCK_BYTES);
+  private blockAt = 0;
+  private blockLength = 0;
+
+  /** `w+` starts a new file; `r` reads one (a torn last line, as a crash leaves, reads as undefined). */
+  constructor(path: string, flags: 'w+' | 'r' = 'w+') {
+    this.path = path;
+    this.fd = openSync(path, flags);
+    if (flags === 'r') this.written = fstatSync(this.fd).size;
+  }
+
+  /** Total bytes appended (the offset the next record gets). */
+  get size(): number {
+    return this.written + this.pendingBytes;
+  }
+
+  append(value: T): number {
+    const offset = this.size;
+    const line = Buffer.from(`${JSON.stringify(value)}\n`);
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (this.pendingBytes >= WRITE_BUFFER_BYTES) this.flush();
+    return offset;
+  }
+
+  flush(): void {
+    if (this.pendingBytes === 0) return;
+    const data = Buffer.concat(this.pending, this.pendingBytes);
+    let done = 0;
+    while (done < data.length) done += writeSync(this.fd, data, done, data.length - done, this.written + done);
+    this.written += data.length;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  /** The record at `offset`; undefined for a line that is not JSON (torn by a crash). */
+  read(offset: number): T | undefined {
+    if (offset >= this.written) this.flush();
+    return parseLine<T>(this.lineAt(offset).toString('utf8'));
+  }
+
+  /** Every record in file order, with its offset (blank lines skipped). */
+  *scan(): Generator<{ offset: number; value: T | undefined }> {
+    this.flush();
+    let offset = 0;
+    while (offset < this.written) {
+      const bytes = this.lineAt(offset);
+      const line = bytes.toString('utf8');
+      if (line.trim().length > 0) yield { offset, value: parseLine<T>(line) };
+      offset += bytes.length + 1;
+    }
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** The bytes of the line at `offset`, without its newline. */
+  private lineAt(offset: number): Buffer {
+    const parts: Buffer[] = [];
+    let at = offset;
+    for (;;) {
+      if (at < this.blockAt || at >= this.blockAt + this.blockLength) this.loadBlock(at);
+      if (this.blockLength === 0) break;
+      const start = at - this.blockAt;
+      const end = this.block.subarray(0, this.blockLength).indexOf(NEWLINE, start);
+      if (end >= 0) {
+        parts.push(this.block.subarray(start, end));
+        break;
+      }
+      parts.push(Buffer.from(this.block.subarray(start, this.blockLength)));
+      at = this.blockAt + this.blockLength;
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Bytes already on disk never change (the file is append-only), so a loaded block never goes stale. */
+  private loadBlock(at: number): void {
+    this.blockLength = readSync(this.fd, this.block, 0, Math.min(READ_BLOCK_BYTES, Math.max(0, this.written - at)), at);
+    this.blockAt = at;
+  }
+}
+
+function parseLine<T>(line: string): T | undefined {
+  try {
+    return JSON.parse(line) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A growable column of numbers (8 bytes each), `fill` where nothing was set. */
+export class NumberColumn {
+  private values: Float64Array;
+  private length = 0;
+  private readonly fill: number;
+
+  constructor(fill = -1, capacity = 1024) {
+    this.fill = fill;
+    this.values = new Float64Array(capacity).fill(fill);
+  }
+
+  get size(): number {
+    return this.length;
+  }
+
+  get(index: number): number {
+    return index < this.length ? this.values[index]! : this.fill;
+  }
+
+  set(index: number, value: number): void {
+    if (index >= this.values.length) {
+      const grown = new Float64Array(Math.max(index + 1, this.values.length * 2)).fill(this.fill);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[index] = value;
+    this.length = Math.max(this.length, index + 1);
+  }
+}
+
+/**
+ * String keys to numbers in 16 bytes a key: the table keeps a 52-bit hash of each key, not the key. Two keys may
+ * share a hash, so `candidates` yields every value stored under the key's hash, and the caller checks each
+ * against its own record (the record holds the key).
+ */
+export class KeyIndex {
+  private hashes: Float64Array;
+  private values: Float64Array;
+  private used = 0;
+
+  constructor(capacity = 1024) {
+    this.hashes = new Float64Array(capacity);
+    this.values = new Float64Array(capacity);
+  }
+
+  get size(): number {
+    return this.used;
+  }
+
+  /** Adds a value under `key` (kept beside any value already there). */
+  add(key: string, value: number): void {
+    if ((this.used + 1) * 2 > this.hashes.length) this.grow();
+    this.insert(hashKey(key), value);
+    this.used++;
+  }
+
+  /** Replaces the value under `key` that `same` accepts, or adds it. */
+  set(key: string, value: number, same: (existing: number) => boolean): void {
+    const hash = hashKey(key);
+    for (let slot = this.slotOf(hash); this.hashes[slot] !== 0; slot = (slot + 1) % this.hashes.length) {
+      if (this.hashes[slot] === hash && same(this.values[slot]!)) {
+        this.values[slot] = value;
+        return;
+      }
+    }
+    this.add(key, value);
+  }
+
+  *candidates(key: string): Generator<number> {
+    const hash = hashKey(key);
+    for (let slot = this.slotOf(hash); this.hashes[slot] !== 0; slot = (slot + 1) % this.hashes.length) {
+      if (this.hashes[slot] === hash) yield this.values[slot]!;
+    }
+  }
+
+  /** Adds every entry of `other` (its keys' hashes carried over as they are). */
+  merge(other: KeyIndex): void {
+    for (let slot = 0; slot < other.hashes.length; slot++) {
+      if (other.hashes[slot] === 0) continue;
+      if ((this.used + 1) * 2 > this.hashes.length) this.grow();
+      this.insert(other.hashes[slot]!, other.values[slot]!);
+      this.used++;
+    }
+  }
+
+  *allValues(): Generator<number> {
+    for (let slot = 0; slot < this.hashes.length; slot++) if (this.hashes[slot] !== 0) yield this.values[slot]!;
+  }
+
+  private slotOf(hash: number): number {
+    return hash % this.hashes.length;
+  }
+
+  private insert(hash: number, value: number): void {
+    let slot = this.slotOf(hash);
+    while (this.hashes[slot] !== 0) slot = (slot + 1) % this.hashes.length;
+    this.hashes[slot] = hash;
+    this.values[slot] = value;
+  }
+
+  private grow(): void {
+    const { hashes, values } = this;
+    this.hashes = new Float64Array(hashes.length * 2);
+    this.values = new Float64Array(hashes.length * 2);
+    for (let slot = 0; slot < hashes.length; slot++) if (hashes[slot] !== 0) this.insert(hashes[slot]!, values[slot]!);
+  }
+}
+
+/** A non-zero 52-bit hash of a key (zero marks an empty slot). */
+function hashKey(key: string): number {
+  const digest = createHash('sha1').update(key).digest();
+  const hash = digest.readUIntBE(0, 6) * 16 + (digest[6]! >> 4);
+  return hash === 0 ? 1 : hash;
+}
