@@ -468,6 +468,7 @@ export class EngineService {
 /** Throws the engine's ResumeError for a run id with no journal, and a HostError for a run that already completed. */
 async function checkResumable(loaded: LoadedConfig, runId: string): Promise<void> {
   const state = await readJournal(journalPath(loaded, runId));
+  state.chunks.close();
   if (state.ended === 'complete') {
     throw new HostError({ code: 'invalid_request', message: `Run ${runId} already completed; there is nothing to resume. Fix: pick a run from the "Unfinished runs" list, or start a new ingest.` });
   }
