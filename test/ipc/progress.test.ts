@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { BatchPacer, MAX_ROWS_PER_BATCH, ProgressFolder } from '../../electron/host/progress.ts';
 import { CHUNK_VIEW_LIMITS } from '../../shared/ipc/contract.ts';
 import type { ChunkUpdate, IngestProgress } from '../../shared/ipc/contract.ts';
-import type { IngestEvent } from '../../shared/types.ts';
+import type { ChunkState, IngestEvent } from '../../shared/types.ts';
 
 const started: IngestEvent = { type: 'run-started', runId: 'r', files: 1, chunks: 10_000, bytes: 10_000_000, nodes: [], source: { kind: 'local', location: '/src' } };
-const chunk = (i: number, state: 'queued' | 'reading' | 'sending' | 'verified' | 'retried' | 'failed', nodeId = `n${i % 3}`): IngestEvent => ({ type: 'chunk', id: `f_chunk_${i}`, file: 'f', index: i, size: 1000, state, nodeId, attempt: 1 });
+const chunk = (i: number, state: ChunkState, nodeId = `n${i % 3}`): IngestEvent => ({ type: 'chunk', id: `f_chunk_${i}`, file: 'f', index: i, size: 1000, state, nodeId, attempt: 1 });
 
 /** Flushes until nothing is left; every batch within the row cap. */
 function drain(folder: ProgressFolder): IngestProgress[] {
@@ -187,7 +187,7 @@ describe('ProgressFolder', () => {
       folder.apply(chunk(i, 'verified', 'n1'));
     }
     // Chunk 0 left the view long ago; n1 died, so it goes again to n2.
-    folder.apply({ type: 'node', status: { id: 'n1', kind: 'folder', location: '/n1', state: 'unhealthy', freeBytes: 0 } as never });
+    folder.apply({ type: 'node', status: { id: 'n1', kind: 'folder', location: '/n1', state: 'unhealthy', checkedAt: new Date().toISOString() } });
     folder.apply(chunk(0, 'reading', 'n2'));
     let b = drain(folder).at(-1)!;
     expect(b.states).toMatchObject({ verified: 5, reading: 1, queued: 0 });
