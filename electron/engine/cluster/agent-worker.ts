@@ -4,7 +4,6 @@ import { CLUSTER_DEFAULTS } from '../../../shared/config/types.ts';
 import type { AgentLogger } from '../agent/log.ts';
 import type { RunningAgent } from '../agent/server.ts';
 import { storeSink } from './sink.ts';
-import { startWorker } from './worker.ts';
 import type { RunningWorker } from './worker.ts';
 
 export const WORKER_FLAGS = {
@@ -52,7 +51,9 @@ export function checkWorkerFlags(values: WorkerFlagValues): string | undefined {
 }
 
 /** Starts the worker inside a running agent: it keeps what it pulls straight in the agent's own store. */
-export function startAgentWorker(values: WorkerFlagValues & { nats: string; id: string }, agent: Pick<RunningAgent, 'store' | 'maxChunkBytes'>, log: AgentLogger): Promise<RunningWorker> {
+export async function startAgentWorker(values: WorkerFlagValues & { nats: string; id: string }, agent: Pick<RunningAgent, 'store' | 'maxChunkBytes'>, log: AgentLogger): Promise<RunningWorker> {
+  // Loaded only here: the NATS client costs every other command ~20 MB of memory it would never use.
+  const { startWorker } = await import('./worker.ts');
   return startWorker({
     natsUrl: values.nats,
     nodeId: values.id,
