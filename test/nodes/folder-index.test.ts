@@ -3,7 +3,7 @@
 // read, two processes writing one node folder at once, and folders of the old layout (a `.chunk.json` per chunk).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,20 @@ describe('the folder node index', () => {
     const names = files.filter((f) => f.isFile()).map((f) => join(f.parentPath, f.name).slice(dir.length + 1));
     expect(names.sort()).toEqual([...[...expected.keys()].map((id) => `${chunkFileName(id)}.chunk`), INDEX_PATH].sort());
     await node.close();
+  });
+
+  it('a node that is never closed holds no descriptor on its index once idle', async () => {
+    const dir = join(await tempDir('ci-folder-index-'), 'node');
+    const sourceDir = await tempDir('ci-folder-index-src-');
+    const node = new FolderNode('unclosed', dir);
+    await storeFromFile(node, sourceDir, 'held_chunk_0', bytesOfId('held_chunk_0'));
+    expect(await node.find('held_chunk_0')).toBeDefined();
+    const open = async (): Promise<string[]> => (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((target) => target.startsWith(dir));
+    // In use a moment ago (one to append, one to read): kept for the next line or lookup.
+    expect(await open()).toEqual([join(dir, INDEX_PATH), join(dir, INDEX_PATH)]);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(await open()).toEqual([]);
+    expect(await node.find('held_chunk_0')).toBeDefined(); // and opened again when needed
   });
 
   it('the last line about an id wins: a replaced chunk is found, read and listed as its new bytes only', async () => {

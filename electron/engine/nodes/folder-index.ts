@@ -14,6 +14,8 @@ export const INDEX_DIR = '.cloud-ingest-index';
 export const INDEX_FILE = 'chunks.jsonl';
 const READ_BLOCK = 1024 * 1024;
 const NEWLINE = 0x0a;
+/** A descriptor unused this long is closed (and opened again when needed). */
+const IDLE_CLOSE_MS = 250;
 
 /** A stored chunk as its index line holds it: where it lives follows from the folder and its id. */
 export type IndexedChunk = Omit<StoredChunk, 'location' | 'replace'>;
@@ -54,6 +56,54 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
+/**
+ * A file descriptor opened when first needed and closed once unused for a moment, so a node object nobody closes
+ * never leaves one behind for the garbage collector (which warns), and an idle process holds none.
+ */
+class IdleFile {
+  private readonly openFile: () => Promise<FileHandle>;
+  private opening: Promise<FileHandle> | undefined;
+  private users = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(openFile: () => Promise<FileHandle>) {
+    this.openFile = openFile;
+  }
+
+  /** The descriptor, held until release(); rejects as open(2) does. */
+  async acquire(): Promise<FileHandle> {
+    this.users++;
+    clearTimeout(this.timer);
+    const opening = (this.opening ??= this.openFile());
+    try {
+      return await opening;
+    } catch (error) {
+      if (this.opening === opening) this.opening = undefined;
+      this.release();
+      throw error;
+    }
+  }
+
+  release(): void {
+    if (--this.users === 0) this.timer = setTimeout(() => void this.close().catch(() => undefined), IDLE_CLOSE_MS).unref();
+  }
+
+  /** Lets the descriptor go now (after it failed: the next acquire opens the file again). */
+  drop(): void {
+    const opening = this.opening;
+    this.opening = undefined;
+    void opening?.then((handle) => handle.close()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    if (this.users > 0) return;
+    const opening = this.opening;
+    this.opening = undefined;
+    await (await opening?.catch(() => undefined))?.close();
+  }
+}
+
 interface QueuedLine {
   bytes: Buffer;
   resolve: () => void;
@@ -62,13 +112,16 @@ interface QueuedLine {
 
 /** The one writer of a node's index in this process (per FolderNode). */
 export class IndexWriter {
-  private readonly path: string;
-  private handle: Promise<FileHandle> | undefined;
+  private readonly file: IdleFile;
   private queue: QueuedLine[] = [];
   private flushing: Promise<void> | undefined;
 
   constructor(folder: string) {
-    this.path = indexPath(folder);
+    const path = indexPath(folder);
+    this.file = new IdleFile(async () => {
+      await mkdir(dirname(path), { recursive: true });
+      return open(path, 'a');
+    });
   }
 
   /** Resolves once `line` is in the file (one write with the lines queued beside it); rejects if it is not. */
@@ -81,9 +134,7 @@ export class IndexWriter {
 
   async close(): Promise<void> {
     await this.flushing;
-    const handle = this.handle;
-    this.handle = undefined;
-    await (await handle?.catch(() => undefined))?.close();
+    await this.file.close();
   }
 
   private async flush(): Promise<void> {
@@ -97,8 +148,9 @@ export class IndexWriter {
    */
   private async write(batch: QueuedLine[]): Promise<void> {
     let pending = batch;
+    let handle: FileHandle | undefined;
     try {
-      const handle = await this.open();
+      handle = await this.file.acquire();
       while (pending.length > 0) {
         const bytes = Buffer.concat([Buffer.from([NEWLINE]), ...pending.map((q) => q.bytes)]);
         const { bytesWritten } = await handle.write(bytes, 0, bytes.length, null);
@@ -115,23 +167,11 @@ export class IndexWriter {
       }
     } catch (error) {
       // The descriptor may be what failed: the next batch opens the file again.
-      const handle = this.handle;
-      this.handle = undefined;
-      void handle?.then((h) => h.close()).catch(() => undefined);
+      if (handle) this.file.drop();
       for (const q of pending) q.reject(error);
+    } finally {
+      if (handle) this.file.release();
     }
-  }
-
-  private open(): Promise<FileHandle> {
-    this.handle ??= (async () => {
-      await mkdir(dirname(this.path), { recursive: true });
-      return open(this.path, 'a');
-    })();
-    const opening = this.handle;
-    opening.catch(() => {
-      if (this.handle === opening) this.handle = undefined;
-    });
-    return opening;
   }
 }
 
@@ -141,15 +181,17 @@ export class IndexWriter {
  * Only whole lines are taken: a line still being written (or torn) is read again once a newline follows it.
  */
 export class IndexReader {
-  private readonly path: string;
+  private readonly file: IdleFile;
   private readonly latest = new Map<string, number>();
-  private handle: FileHandle | undefined;
   /** Bytes of the file taken so far: every line before this offset is in `latest`. */
   private taken = 0;
+  /** The file those bytes are of (another file in its place is read from its start). */
+  private ino: number | undefined;
   private reading: Promise<void> = Promise.resolve();
 
   constructor(folder: string) {
-    this.path = indexPath(folder);
+    const path = indexPath(folder);
+    this.file = new IdleFile(() => open(path, 'r'));
   }
 
   /** Takes the lines appended since the last call (by anyone); concurrent calls take turns, each sees the file at its turn. */
@@ -164,9 +206,14 @@ export class IndexReader {
     await this.catchUp();
     const offset = this.latest.get(id);
     if (offset === undefined) return undefined;
-    if (offset < 0 || !this.handle) return 'gone';
-    const line = parseLine(await this.lineAt(this.handle, offset));
-    return line && !('gone' in line) && line.id === id ? line : undefined;
+    if (offset < 0) return 'gone';
+    const handle = await this.file.acquire();
+    try {
+      const line = parseLine(await lineAt(handle, offset));
+      return line && !('gone' in line) && line.id === id ? line : undefined;
+    } finally {
+      this.file.release();
+    }
   }
 
   /** Whether any line names `id` (read so far). */
@@ -180,74 +227,83 @@ export class IndexReader {
    */
   async *chunks(): AsyncIterable<IndexedChunk> {
     await this.catchUp();
-    const handle = this.handle;
-    if (!handle) return;
-    for await (const { offset, text } of this.lines(handle, 0, this.taken)) {
-      const line = parseLine(text);
-      if (line && !('gone' in line) && this.latest.get(line.id) === offset) yield line;
+    if (this.taken === 0) return;
+    const handle = await this.file.acquire();
+    try {
+      for await (const { offset, text } of lines(handle, 0, this.taken)) {
+        const line = parseLine(text);
+        if (line && !('gone' in line) && this.latest.get(line.id) === offset) yield line;
+      }
+    } finally {
+      this.file.release();
     }
   }
 
   async close(): Promise<void> {
     await this.reading;
-    const handle = this.handle;
-    this.handle = undefined;
-    await handle?.close();
+    await this.file.close();
   }
 
   private async readNewLines(): Promise<void> {
-    if (!this.handle) {
-      try {
-        this.handle = await open(this.path, 'r');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw error;
+    let handle: FileHandle;
+    try {
+      handle = await this.file.acquire();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    try {
+      const { size, ino } = await handle.stat();
+      if (this.ino !== undefined && ino !== this.ino) {
+        this.latest.clear();
+        this.taken = 0;
       }
-    }
-    const { size } = await this.handle.stat();
-    if (size <= this.taken) return;
-    let end = this.taken;
-    for await (const { offset, text, next } of this.lines(this.handle, this.taken, size)) {
-      end = next;
-      const line = parseLine(text);
-      if (line) this.latest.set(line.id, 'gone' in line ? -1 : offset);
-    }
-    this.taken = end;
-  }
-
-  /** The whole lines in [from, to) of the file, each with its offset and the offset after its newline. */
-  private async *lines(handle: FileHandle, from: number, to: number): AsyncIterable<{ offset: number; text: string; next: number }> {
-    const block = Buffer.allocUnsafe(READ_BLOCK);
-    let carry: Buffer = Buffer.alloc(0);
-    let carryAt = from;
-    for (let at = from; at < to; ) {
-      const { bytesRead } = await handle.read(block, 0, Math.min(READ_BLOCK, to - at), at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
-      const bytes = carry.length > 0 ? Buffer.concat([carry, block.subarray(0, bytesRead)]) : block.subarray(0, bytesRead);
-      let start = 0;
-      for (let nl = bytes.indexOf(NEWLINE); nl >= 0; nl = bytes.indexOf(NEWLINE, start)) {
-        if (nl > start) yield { offset: carryAt + start, text: bytes.toString('utf8', start, nl), next: carryAt + nl + 1 };
-        else yield { offset: carryAt + start, text: '', next: carryAt + nl + 1 };
-        start = nl + 1;
+      this.ino = ino;
+      if (size <= this.taken) return;
+      let end = this.taken;
+      for await (const { offset, text, next } of lines(handle, this.taken, size)) {
+        end = next;
+        const line = parseLine(text);
+        if (line) this.latest.set(line.id, 'gone' in line ? -1 : offset);
       }
-      carry = Buffer.from(bytes.subarray(start));
-      carryAt += start;
+      this.taken = end;
+    } finally {
+      this.file.release();
     }
   }
+}
 
-  /** The line that starts at `offset`. */
-  private async lineAt(handle: FileHandle, offset: number): Promise<string> {
-    const parts: Buffer[] = [];
-    for (let at = offset; ; ) {
-      const block = Buffer.allocUnsafe(4096);
-      const { bytesRead } = await handle.read(block, 0, block.length, at);
-      if (bytesRead === 0) break;
-      const nl = block.subarray(0, bytesRead).indexOf(NEWLINE);
-      parts.push(block.subarray(0, nl >= 0 ? nl : bytesRead));
-      if (nl >= 0) break;
-      at += bytesRead;
+/** The whole lines in [from, to) of the file, each with its offset and the offset after its newline. */
+async function* lines(handle: FileHandle, from: number, to: number): AsyncIterable<{ offset: number; text: string; next: number }> {
+  const block = Buffer.allocUnsafe(READ_BLOCK);
+  let carry: Buffer = Buffer.alloc(0);
+  let carryAt = from;
+  for (let at = from; at < to; ) {
+    const { bytesRead } = await handle.read(block, 0, Math.min(READ_BLOCK, to - at), at);
+    if (bytesRead === 0) break;
+    at += bytesRead;
+    const bytes = carry.length > 0 ? Buffer.concat([carry, block.subarray(0, bytesRead)]) : block.subarray(0, bytesRead);
+    let start = 0;
+    for (let nl = bytes.indexOf(NEWLINE); nl >= 0; nl = bytes.indexOf(NEWLINE, start)) {
+      yield { offset: carryAt + start, text: bytes.toString('utf8', start, nl), next: carryAt + nl + 1 };
+      start = nl + 1;
     }
-    return Buffer.concat(parts).toString('utf8');
+    carry = Buffer.from(bytes.subarray(start));
+    carryAt += start;
   }
+}
+
+/** The line that starts at `offset`. */
+async function lineAt(handle: FileHandle, offset: number): Promise<string> {
+  const parts: Buffer[] = [];
+  for (let at = offset; ; ) {
+    const block = Buffer.allocUnsafe(4096);
+    const { bytesRead } = await handle.read(block, 0, block.length, at);
+    if (bytesRead === 0) break;
+    const nl = block.subarray(0, bytesRead).indexOf(NEWLINE);
+    parts.push(block.subarray(0, nl >= 0 ? nl : bytesRead));
+    if (nl >= 0) break;
+    at += bytesRead;
+  }
+  return Buffer.concat(parts).toString('utf8');
 }
