@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -302,5 +302,72 @@ describe('SourceChecksumFollower', () => {
     const unreadable = follow(object, 5)!;
     paths.forEach((p, i) => unreadable.add(i, { file: i === 2 ? join(dir, 'gone.chunk') : p }));
     expect(await unreadable.result()).toBeUndefined();
+  });
+});
+
+describe('a whole-file hash carried along chunk writes (continueHash)', () => {
+  const chunkSize = 3 * 1024 * 1024;
+  const chunksOf = (data: Buffer): Buffer[] => Array.from({ length: Math.ceil(data.length / chunkSize) }, (_, i) => data.subarray(i * chunkSize, (i + 1) * chunkSize));
+  const meta = (key: string, i: number, size: number) => ({ id: `${key}_chunk_${i}`, file: key, index: i, offset: i * chunkSize, size });
+
+  it('a file checksummed CRC-32C per chunk gets its whole-file MD5 in the same pass, through every folder-node write path', async () => {
+    const data = randomBytes(3 * chunkSize + 4321);
+    const source = join(dir, 'carried.bin');
+    await writeFile(source, data);
+    const node = new FolderNode('carry', join(dir, 'carry-node'));
+    const whole = pool.sequence('md5');
+    const chunks = chunksOf(data);
+    for (const [i, bytes] of chunks.entries()) {
+      expect(whole.inputs).toBe(i);
+      const options = { pool, algorithm: 'crc32c' as const, continueHash: whole };
+      const stored =
+        i % 2 === 0
+          ? await node.writeFromFile(meta('carried.bin', i, bytes.length), { path: source, offset: i * chunkSize, length: bytes.length }, options)
+          : await node.writeHashing(meta('carried.bin', i, bytes.length), pieces(bytes), options);
+      expect(stored.checksum).toEqual({ algorithm: 'crc32c', hex: new Crc32c().update(bytes).value().toString(16).padStart(8, '0') });
+    }
+    expect(whole.inputs).toBe(chunks.length);
+    expect(await whole.digest()).toBe(md5(data));
+    await node.close();
+  });
+
+  it('a write that fails part way leaves the hash as it was; its retry feeds it once', async () => {
+    const data = randomBytes(2 * chunkSize + 99);
+    const source = join(dir, 'retried.bin');
+    await writeFile(source, data);
+    const node = new FolderNode('carry-retry', join(dir, 'carry-retry-node'));
+    const whole = pool.sequence('md5');
+    const [first, second, third] = chunksOf(data) as [Buffer, Buffer, Buffer];
+    const options = { pool, algorithm: 'crc32c' as const, continueHash: whole };
+    await node.writeFromFile(meta('retried.bin', 0, first.length), { path: source, offset: 0, length: first.length }, options);
+    // A local file that shrank mid-read, then a stream that drops: both fail after some of their bytes went by.
+    const shrunk = join(dir, 'retried-short.bin');
+    await writeFile(shrunk, data.subarray(0, chunkSize + 1000));
+    await expect(node.writeFromFile(meta('retried.bin', 1, second.length), { path: shrunk, offset: chunkSize, length: second.length }, options)).rejects.toBeInstanceOf(FileCopyError);
+    await expect(node.writeHashing(meta('retried.bin', 1, second.length), failingAfter(2 * 1024 * 1024), options)).rejects.toThrow('socket hang up');
+    expect(whole.inputs).toBe(1);
+    await node.writeHashing(meta('retried.bin', 1, second.length), pieces(second), options);
+    await node.writeFromFile(meta('retried.bin', 2, third.length), { path: source, offset: 2 * chunkSize, length: third.length }, options);
+    expect(whole.inputs).toBe(3);
+    expect(await whole.digest()).toBe(md5(data));
+    await node.close();
+  });
+
+  it('teed to two nodes, the bytes count once a copy is stored: not for an attempt no node kept', async () => {
+    const data = randomBytes(2 * chunkSize + 5);
+    const whole = pool.sequence('md5');
+    const [first, second, third] = chunksOf(data) as [Buffer, Buffer, Buffer];
+    const tapped = async (bytes: Buffer, stored: boolean): Promise<void> => {
+      const tap = pool.tap('crc32c', { continues: whole });
+      await pipeline(pieces(bytes), tap, new Writable({ write: (_chunk, _encoding, done) => done() }));
+      await tap.digest;
+      tap.settleAlong(stored);
+    };
+    await tapped(first, true);
+    await tapped(second, false); // every node failed: the run sends the chunk again
+    await tapped(second, true);
+    await tapped(third, true);
+    await whole.digest().then((hex) => expect(hex).toBe(md5(data)));
+    expect(whole.inputs).toBe(3);
   });
 });

@@ -24,7 +24,8 @@ type Reply =
   | { op: 'ack'; id: number; block: number }
   | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc; ranges?: string[] }
   | { op: 'progress'; id: number; bytes: number }
-  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[]; bytes?: number; renamed?: boolean }
+  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[]; bytes?: number; renamed?: boolean; continued?: boolean }
+  | { op: 'alongDone'; id: number; continued: boolean }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target'; key?: string }
   | { op: 'writeFailed'; id: number; code: string; message: string }
   | { op: 'fileHashed'; id: number }
@@ -49,6 +50,8 @@ export interface FileCopyJob {
    * name (then it keeps its own: FileCopied.renamed is false).
    */
   renameTo?: string;
+  /** A whole-file hash to feed these bytes along (see HashPool.copyFile); not for shards. */
+  continues?: SequentialHash;
   /** Instead of one range of `source`: a tar shard laid out from these local files (`source` is not read). */
   pack?: LocalShard;
 }
@@ -286,10 +289,11 @@ export class HashPool {
 
   /**
    * A pass-through stream that hashes what flows through it; `digest` resolves after the last byte. With
-   * `crc`, it also takes a CRC of that kind (HashTap.crc).
+   * `crc`, it also takes a CRC of that kind (HashTap.crc). With `continues`, it feeds the bytes along into that
+   * whole-file hash too, which takes them once told the chunk was stored (HashTap.settleAlong).
    */
-  tap(algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind'] } = {}): HashTap {
-    return new HashTap(this, algorithm, { ...(options.crc ? { crc: options.crc } : {}) });
+  tap(algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind']; continues?: SequentialHash } = {}): HashTap {
+    return new HashTap(this, algorithm, { ...(options.crc ? { crc: options.crc } : {}), ...(options.continues ? { continues: options.continues } : {}) });
   }
 
   /**
@@ -305,7 +309,7 @@ export class HashPool {
    * with `crc`, it also takes the bytes' CRC of that kind (see FileSink.crc); with `renameTo`, the closed file is
    * renamed there unless the name is taken (see FileSink.renamed).
    */
-  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string } = {}): FileSink {
+  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string; continues?: SequentialHash } = {}): FileSink {
     return new FileSink(this, algorithm, target, options);
   }
 
@@ -337,16 +341,18 @@ export class HashPool {
   /**
    * Copies a byte range of a local file to `target` while hashing it, entirely on a hashing thread with one
    * reused block: no bytes cross threads and nothing is left for the garbage collector. For local folder
-   * sources delivering to local folder nodes.
+   * sources delivering to local folder nodes. With `continues`, the job runs on that hash's thread and feeds it
+   * the bytes in the same pass; it takes them only if the copy succeeds (SequentialHash.inputs counts them).
    */
   copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<FileCopied> {
-    const { pack, ...range } = job;
-    const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}) };
-    return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests);
+    const { pack, continues, ...range } = job;
+    const along = continues && !pack ? continues : undefined;
+    const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}), ...(along ? { continues: along.id } : {}) };
+    return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests, along);
   }
 
-  /** Runs a file job on the least busy thread; it checks `cancel` between blocks. */
-  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void): Promise<FileCopied> {
+  /** Runs a file job on the least busy thread (or `along`'s); it checks `cancel` between blocks. */
+  private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void, along?: SequentialHash): Promise<FileCopied> {
     const cancel = new Int32Array(new SharedArrayBuffer(4));
     return new Promise<FileCopied>((resolve, reject) => {
       const { id, slot } = this.claim((reply) => {
@@ -357,10 +363,11 @@ export class HashPool {
         if (reply.op === 'copied') {
           if (reply.bytes) onBytes?.(reply.bytes);
           if (reply.members) onMembers?.(reply.members);
+          if (reply.continued) along?.tookInput();
           resolve({ checksum: { algorithm, hex: reply.hex }, renamed: reply.renamed === true });
         } else if (reply.op === 'lost') reject(reply.error);
         else reject(new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key));
-      });
+      }, along?.thread);
       const onAbort = (): void => void Atomics.store(cancel, 0, 1);
       if (signal?.aborted) onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -375,8 +382,12 @@ export class HashPool {
   }
 
   /** @internal */
-  openHasher(open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc?: ChunkCrc['kind']; renameTo?: string }, onReply: Pending): { id: number; slot: Slot } {
-    const claimed = this.claim(onReply);
+  openHasher(
+    open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec; continues?: number } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc?: ChunkCrc['kind']; renameTo?: string; continues?: number },
+    onReply: Pending,
+    slot?: Slot,
+  ): { id: number; slot: Slot } {
+    const claimed = this.claim(onReply, slot);
     claimed.slot.worker.postMessage({ ...open, id: claimed.id });
     return claimed;
   }
@@ -535,8 +546,9 @@ export class HashTap extends Transform {
   private readonly result = laterDigest();
   private released = false;
   private flushed = false;
+  private continues: SequentialHash | undefined;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind']; ranges?: RangeSpec }) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind']; ranges?: RangeSpec; continues?: SequentialHash }) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
@@ -545,7 +557,9 @@ export class HashTap extends Transform {
     this.rangeDigests = this.digest.then(() => rangeHexes);
     this.rangeDigests.catch(() => undefined);
     // A range tap hashes its ranges only: no hash of the whole stream.
-    const open = options.ranges ? { op: 'open' as const, ranges: options.ranges } : { op: 'open' as const, algorithm, ...(options.crc ? { crc: options.crc } : {}) };
+    this.continues = options.ranges ? undefined : options.continues;
+    const along = this.continues ? { continues: this.continues.id } : {};
+    const open = options.ranges ? { op: 'open' as const, ranges: options.ranges } : { op: 'open' as const, algorithm, ...(options.crc ? { crc: options.crc } : {}), ...along };
     const opened = pool.openHasher(open, (reply) => {
       if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'digest') {
@@ -554,10 +568,20 @@ export class HashTap extends Transform {
         this.release();
         this.result.resolve({ algorithm, hex: reply.hex });
       } else if (reply.op === 'lost') this.lose(reply.error);
-    });
+    }, this.continues?.thread);
     this.id = opened.id;
     this.slot = opened.slot;
     this.sender = new BlockSender(opened.slot, opened.id);
+  }
+
+  /**
+   * With `continues`: whether the chunk these bytes were was stored. The whole-file hash takes them only if it was,
+   * and this tap passed all of them (SequentialHash.inputs counts them once it has). Call once, after the end.
+   */
+  settleAlong(stored: boolean): void {
+    const continues = this.continues;
+    this.continues = undefined;
+    if (continues && !this.slot.lost) this.slot.worker.postMessage({ op: 'along', id: this.id, continues: continues.id, keep: stored });
   }
 
   /** The thread stopped: the digest fails, and so does the stream unless all of it has already passed. */
@@ -578,7 +602,7 @@ export class HashTap extends Transform {
   override _flush(callback: TransformCallback): void {
     this.sender.send();
     this.flushed = true;
-    this.slot.worker.postMessage({ op: 'digest', id: this.id });
+    this.slot.worker.postMessage({ op: 'digest', id: this.id, ...(this.continues ? { along: true } : {}) });
     callback();
   }
 
@@ -621,16 +645,19 @@ export class FileSink extends Writable {
   /** After keepHash(), once `digest` has resolved: a hash that has taken every byte written and can take more. */
   kept: SequentialHash | undefined;
   private keep = false;
+  private readonly continues: SequentialHash | undefined;
   private finishing: ((error?: Error | null) => void) | undefined;
   private readonly result = laterDigest();
   private released = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string }) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string; continues?: SequentialHash }) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const open = { op: 'openFile' as const, algorithm, target, ...(options.crc ? { crc: options.crc } : {}), ...(options.renameTo !== undefined ? { renameTo: options.renameTo } : {}) };
+    this.continues = options.continues;
+    const along = options.continues ? { continues: options.continues.id } : {};
+    const open = { op: 'openFile' as const, algorithm, target, ...(options.crc ? { crc: options.crc } : {}), ...(options.renameTo !== undefined ? { renameTo: options.renameTo } : {}), ...along };
     const opened = pool.openHasher(open, (reply) => {
       if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
@@ -639,7 +666,7 @@ export class FileSink extends Writable {
         this.destroy(reply.error);
         this.sender.onLost();
       }
-    });
+    }, options.continues?.thread);
     this.id = opened.id;
     this.slot = opened.slot;
     this.sender = new BlockSender(opened.slot, opened.id);
@@ -688,6 +715,7 @@ export class FileSink extends Writable {
     if (reply.op === 'copied') {
       this.crc = reply.crc;
       this.renamed = reply.renamed === true;
+      if (reply.continued) this.continues?.tookInput();
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();
     } else {
@@ -726,6 +754,7 @@ export class SequentialHash {
   private waiter: { resolve: (hex: string) => void; reject: (error: Error) => void } | undefined;
   private released = false;
   private lost: HashThreadLost | undefined;
+  private taken = 0;
 
   /** @internal `open` opens the hash on a thread (or claims an id for one that a FileSink keeps going). */
   constructor(pool: HashPool, algorithm: SequenceAlgorithm, open: (onReply: Pending) => { id: number; slot: Slot }) {
@@ -733,6 +762,7 @@ export class SequentialHash {
     this.algorithm = algorithm;
     const opened = open((reply) => {
       if (reply.op === 'ack') return this.sender.onAck();
+      if (reply.op === 'alongDone') return void (reply.continued && this.tookInput());
       const waiter = this.waiter;
       this.waiter = undefined;
       if (reply.op === 'lost') {
@@ -740,7 +770,10 @@ export class SequentialHash {
         this.release();
         waiter?.reject(reply.error);
         this.sender.onLost();
-      } else if (reply.op === 'fileHashed') waiter?.resolve('');
+      } else if (reply.op === 'fileHashed') {
+        this.taken++;
+        waiter?.resolve('');
+      }
       else if (reply.op === 'digest') waiter?.resolve(reply.crc ? crcBase64(reply.crc.value) : reply.hex);
       else if (reply.op === 'copyFailed') waiter?.reject(new FileCopyError(reply.code, reply.message, 'source'));
     });
@@ -765,6 +798,30 @@ export class SequentialHash {
   /** Adds everything `stream` yields. */
   async addStream(stream: AsyncIterable<Uint8Array>): Promise<void> {
     for await (const data of stream) await new Promise<void>((resolve, reject) => this.sender.absorb(data, (error) => (error ? reject(error) : resolve())));
+    this.taken++;
+  }
+
+  /**
+   * The inputs this hash has taken: files and streams added, and chunks a write fed along in the same pass
+   * (HashingWriteOptions.continueHash) once it succeeded. A whole-file hash of chunks 0..i-1 has taken i.
+   */
+  get inputs(): number {
+    return this.taken;
+  }
+
+  /** Whether the hash can still take input (not digested, discarded, or lost with its thread). */
+  get usable(): boolean {
+    return !this.released && !this.lost && !this.slot.lost;
+  }
+
+  /** @internal The thread the hash lives on: jobs that feed it along must run there. */
+  get thread(): Slot {
+    return this.slot;
+  }
+
+  /** @internal A job fed this hash along and succeeded. */
+  tookInput(): void {
+    this.taken++;
   }
 
   /** The result as the manifest shows it: hex for a hash, big-endian base64 for a CRC (the stores' own form). */

@@ -14,14 +14,15 @@ const PROGRESS_EVERY = 8 * COPY_BLOCK;
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
- * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, cancel: Int32Array, pack?: LocalShard }} CopyJob
+ * @typedef {{ id: number, algorithm: string, source: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, continues?: number, cancel: Int32Array, pack?: LocalShard }} CopyJob
  * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[] }} LocalShard
- * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec }
+ * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec, continues?: number }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
- *   | { op: 'digest', id: number }
+ *   | { op: 'digest', id: number, along?: boolean }
+ *   | { op: 'along', id: number, continues: number, keep: boolean }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
- *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string }
+ *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string, continues?: number }
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
@@ -59,6 +60,7 @@ function onTarget(operation) {
 function copy(job) {
   if (job.pack) return packCopy(job, job.pack);
   const hash = newHash(job.algorithm);
+  const along = alongFrom(job.continues);
   const input = openSync(job.source, 'r');
   let output;
   try {
@@ -72,6 +74,7 @@ function copy(job) {
       if (n === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
       const bytes = block.subarray(0, n);
       hash.update(bytes);
+      along?.update(bytes);
       const out = output;
       onTarget(() => {
         for (let written = 0; written < n; ) written += writeSync(out, bytes, written, n - written);
@@ -84,7 +87,7 @@ function copy(job) {
     }
     if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
     // The last bytes are reported with the result: one message fewer per small file.
-    return { hex: hash.digest('hex'), bytes: done - reported };
+    return { hex: hash.digest('hex'), bytes: done - reported, along };
   } finally {
     closeSync(input);
     const out = output;
@@ -143,6 +146,36 @@ const blocks = [];
 /** @type {Map<number, ChunkHash>} */
 const hashes = new Map();
 /**
+ * A copy of open hash `id` (a whole-file hash of the chunks before this one) for a job to feed along with its own
+ * bytes: the hash itself takes them only once the job has succeeded (carryAlong), so a job that fails part way
+ * leaves it as it was for the job's retry. Undefined when this thread holds no such hash (the bytes are then
+ * hashed again later, from where they were stored).
+ * @param {number | undefined} id
+ * @returns {ChunkHash | undefined}
+ */
+function alongFrom(id) {
+  return id === undefined ? undefined : hashes.get(id)?.copy();
+}
+
+/**
+ * A job that fed `along` succeeded: open hash `id` now holds its bytes too. Says whether it did.
+ * @param {number | undefined} id
+ * @param {ChunkHash | undefined} along
+ */
+function carryAlong(id, along) {
+  if (id === undefined || along === undefined || !hashes.has(id)) return false;
+  hashes.set(id, along);
+  return true;
+}
+
+/**
+ * Taps (open hashers) feeding a whole-file hash along: the hash they continue and their copy of it. After the
+ * tap's end the copy waits for the sender's word (op 'along': the chunk was stored, or not).
+ * @type {Map<number, { continues: number, hash: ChunkHash, ended: boolean }>}
+ */
+const alongs = new Map();
+
+/**
  * CRCs taken beside the hash of an open hasher (HashTap), by id.
  * @type {Map<number, { kind: 'crc32c' | 'crc32', value: number }>}
  */
@@ -196,7 +229,8 @@ function updateCrc(crc, bytes) {
  * Open file sinks: bytes are hashed (and CRC'd when `crc` is set) and written here. After a failed write,
  * `failure` holds it and the rest is dropped.
  * With `renameTo`, the file is renamed there once closed, unless that name is taken (renameUnlessTaken).
- * @type {Map<number, { hash: ChunkHash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, failure?: { code: string, message: string } }>}
+ * With `continues`, `along` is fed too (see alongFrom).
+ * @type {Map<number, { hash: ChunkHash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, continues?: number, along?: ChunkHash, failure?: { code: string, message: string } }>}
  */
 const sinks = new Map();
 
@@ -215,6 +249,7 @@ function writeToSink(id, bytes) {
   if (!sink || sink.failure || sink.fd === undefined) return;
   const fd = sink.fd;
   sink.hash.update(bytes);
+  sink.along?.update(bytes);
   if (sink.crc) updateCrc(sink.crc, bytes);
   try {
     for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
@@ -394,7 +429,7 @@ function packCopy(job, shard) {
         reported = done;
       }
     }
-    return { hex: whole.digest('hex'), members: p.digests, bytes: done - reported };
+    return { hex: whole.digest('hex'), members: p.digests, bytes: done - reported, along: undefined };
   } finally {
     if (p.fd !== undefined) closeSync(p.fd);
     onTarget(() => closeSync(output));
@@ -411,6 +446,7 @@ if (!port) throw new Error('hash worker must run in a worker thread');
  */
 function updateOpen(id, bytes) {
   hashes.get(id)?.update(bytes);
+  alongs.get(id)?.hash.update(bytes);
   const crc = crcs.get(id);
   if (crc) updateCrc(crc, bytes);
   const ranges = rangeHashes.get(id);
@@ -437,11 +473,14 @@ function hashFileInto(id, path, cancel) {
 
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
-    case 'open':
+    case 'open': {
+      const along = alongFrom(message.continues);
+      if (along && message.continues !== undefined) alongs.set(message.id, { continues: message.continues, hash: along, ended: false });
       if (message.algorithm) hashes.set(message.id, newHash(message.algorithm));
       if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
       if (message.ranges) rangeHashes.set(message.id, { spec: message.ranges, next: 0, position: 0, hash: undefined, hexes: [] });
       break;
+    }
     case 'block':
       blocks[message.index] = new Uint8Array(message.buffer);
       break;
@@ -455,9 +494,10 @@ port.on('message', (/** @type {Message} */ message) => {
     }
     case 'copy':
       try {
-        const copied = copy(message);
+        const { along, ...copied } = copy(message);
         const renamed = message.renameTo !== undefined && renameUnlessTaken(message.target, message.renameTo);
-        port.postMessage({ op: 'copied', id: message.id, ...copied, renamed });
+        const continued = carryAlong(message.continues, along);
+        port.postMessage({ op: 'copied', id: message.id, ...copied, renamed, continued });
       } catch (error) {
         const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
         port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
@@ -477,7 +517,9 @@ port.on('message', (/** @type {Message} */ message) => {
       try {
         const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
         const renameTo = message.renameTo !== undefined ? { target: message.target, renameTo: message.renameTo } : {};
-        sinks.set(message.id, { hash: newHash(message.algorithm), ...(crc ? { crc } : {}), ...renameTo, fd: openSync(message.target, 'w') });
+        const along = alongFrom(message.continues);
+        const carry = along ? { continues: message.continues, along } : {};
+        sinks.set(message.id, { hash: newHash(message.algorithm), ...(crc ? { crc } : {}), ...renameTo, ...carry, fd: openSync(message.target, 'w') });
       } catch (error) {
         const failure = failureOf(error);
         sinks.set(message.id, { hash: newHash(message.algorithm), fd: undefined, failure });
@@ -493,9 +535,10 @@ port.on('message', (/** @type {Message} */ message) => {
         if (sink.fd !== undefined) closeSync(sink.fd);
         sink.fd = undefined;
         const renamed = sink.renameTo !== undefined && sink.target !== undefined && renameUnlessTaken(sink.target, sink.renameTo);
+        const continued = carryAlong(sink.continues, sink.along);
         // The hash so far lives on as an open hash: the start of a whole-file hash that continues with the next chunk.
         if (message.keepAs !== undefined) hashes.set(message.keepAs, sink.hash.copy());
-        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc, renamed });
+        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc, renamed, continued });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }
@@ -525,7 +568,19 @@ port.on('message', (/** @type {Message} */ message) => {
       if (sink) closeQuietly(sink);
       break;
     }
+    case 'along': {
+      const along = alongs.get(message.id);
+      alongs.delete(message.id);
+      const continued = message.keep && along?.ended === true && carryAlong(along.continues, along.hash);
+      // Answered to the whole-file hash, which counts what it has taken.
+      port.postMessage({ op: 'alongDone', id: message.continues, continued });
+      break;
+    }
     case 'digest': {
+      const along = alongs.get(message.id);
+      // A tap's end: its copy of the whole-file hash waits for the word that its chunk was stored. A cancel: dropped.
+      if (along && message.along) along.ended = true;
+      else alongs.delete(message.id);
       const hash = hashes.get(message.id);
       const crc = crcs.get(message.id);
       const ranges = rangeHashes.get(message.id)?.hexes;

@@ -103,7 +103,7 @@ export class FolderNode implements NodeTarget {
     const temp = await this.tempFor(name);
     if (sourceError !== undefined) throw sourceError;
     const path = this.chunkPath(name);
-    const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path });
+    const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path, ...(options.continueHash ? { continues: options.continueHash } : {}) });
     sink.onBytes = options.onBytes;
     if (options.keepHash) sink.keepHash();
     let digest: Checksum;
@@ -135,7 +135,8 @@ export class FolderNode implements NodeTarget {
     const temp = await this.tempFor(name);
     let copied: FileCopied;
     try {
-      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, renameTo: this.chunkPath(name), ...(file.etag ? { etag: file.etag } : {}), ...(file.pack ? { pack: file.pack } : {}) };
+      const along = options.continueHash ? { continues: options.continueHash } : {};
+      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, renameTo: this.chunkPath(name), ...along, ...(file.etag ? { etag: file.etag } : {}), ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);

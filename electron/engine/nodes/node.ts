@@ -45,6 +45,13 @@ export interface HashingWriteOptions {
    * whole-file hash, when this is a file's first chunk. Writers that cannot keep one never call it.
    */
   keepHash?: (hash: SequentialHash) => void;
+  /**
+   * A whole-file hash that has taken the file's chunks before this one: the writer feeds it this chunk's bytes in
+   * the same pass, on its hashing thread. It takes them (SequentialHash.inputs counts one more) only once all of
+   * them reached the node; a write that fails before leaves it as it was, for the retry. Writers that cannot feed
+   * it leave it as it was.
+   */
+  continueHash?: SequentialHash;
 }
 
 export interface NodeProbe {

@@ -29,6 +29,8 @@ export interface TransferOptions {
   crc?: ChunkCrc['kind'];
   /** For a file's first chunk stored on one node: receives the hash of its bytes, to carry on over the file. */
   keepHash?: (hash: SequentialHash) => void;
+  /** A whole-file hash of the chunks before this one, fed this chunk's bytes in the same pass (HashingWriteOptions.continueHash). */
+  continueHash?: SequentialHash;
   signal?: AbortSignal;
   /** The bytes are about to move (after the source opened). */
   onSending?: () => void;
@@ -96,7 +98,7 @@ export class Nodes {
     if (!range) return undefined;
     o.onSending?.();
     try {
-      const options = { pool: this.pool, algorithm: o.algorithm, ...(o.signal ? { signal: o.signal } : {}), ...(o.onBytes ? { onBytes: o.onBytes } : {}) };
+      const options = { pool: this.pool, algorithm: o.algorithm, ...pick(o, 'continueHash', 'signal', 'onBytes') };
       return outcome({ stored: [[node.id, await node.writeFromFile(meta, range, options)]] });
     } catch (error) {
       throwIfAborted(o.signal);
@@ -109,7 +111,7 @@ export class Nodes {
   private async writeHashing(meta: ChunkMeta, data: Readable, node: NodeTarget, o: TransferOptions): Promise<TransferOutcome> {
     o.onSending?.();
     try {
-      const options = { pool: this.pool, algorithm: o.algorithm, ...pick(o, 'crc', 'keepHash', 'signal', 'onBytes') };
+      const options = { pool: this.pool, algorithm: o.algorithm, ...pick(o, 'crc', 'keepHash', 'continueHash', 'signal', 'onBytes') };
       return outcome({ stored: [[node.id, await node.writeHashing!(meta, data, options)]] });
     } catch (error) {
       throwIfAborted(o.signal);
@@ -120,7 +122,7 @@ export class Nodes {
 
   /** The stream hashed once on a hashing thread and teed to every node's plain write. */
   private async writeTeed(meta: ChunkMeta, data: Readable, nodes: NodeTarget[], o: TransferOptions): Promise<TransferOutcome> {
-    const tap = this.pool.tap(o.algorithm, o.crc ? { crc: o.crc } : {});
+    const tap = this.pool.tap(o.algorithm, { ...(o.crc ? { crc: o.crc } : {}), ...(o.continueHash ? { continues: o.continueHash } : {}) });
     tap.onBytes = o.onBytes;
     data.on('error', (error) => tap.destroy(error));
     tap.once('close', () => data.destroyed || data.destroy()); // a failed node write must not leave the source open
@@ -142,6 +144,8 @@ export class Nodes {
         }
       }),
     );
+    // The whole-file hash takes this chunk's bytes once a copy of them is stored (the tap has seen them all then).
+    tap.settleAlong(stored.length > 0 && sourceError === undefined);
     throwIfAborted(o.signal);
     return outcome({ stored, nodeErrors, sourceError });
   }
