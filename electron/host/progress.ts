@@ -43,6 +43,12 @@ export class ProgressFolder {
   private readonly nodeStates = new Map<string, Record<ChunkRowState, number>>();
   private readonly nodes = new Map<string, NodeStatus>();
   private readonly ledger = new ChunkLedger();
+  /**
+   * Chunks seen in an event. The engine says a chunk is queued when it plans the window of the run that holds it:
+   * until then a chunk of the run's total is queued all the same, and a run stopped before is cancelled.
+   */
+  private seen = 0;
+  private unseenCancelled = false;
   private readonly window: RowWindow;
   private readonly states = emptyStateCounts();
   /** Lines since the last batch (the latest MAX_LOGS_PER_BATCH), and how many before them were left out. */
@@ -126,9 +132,9 @@ export class ProgressFolder {
     // The ledger is gone once the run ended: nothing changes a finished run's counters.
     if (this.ended) return;
     if (e.state !== 'queued') this.delivering = true;
-    const known = this.ledger.seqOf(e.id);
-    const seq = known ?? this.ledger.add(e.id);
-    const prev = known === undefined ? undefined : this.ledger.get(seq);
+    const { seq, known } = this.ledger.enter(e.id);
+    if (!known) this.seen += 1;
+    const prev = known ? this.ledger.get(seq) : undefined;
     const nodeId = e.nodeId ?? prev?.nodeId;
     const moved = e.state === 'moved' || prev?.moved === true;
     if (e.state === 'retried') this.retries += 1;
@@ -143,19 +149,11 @@ export class ProgressFolder {
     this.count(prev?.state, prev?.nodeId, -1);
     this.count(e.state, nodeId, 1);
     this.ledger.set(seq, { state: e.state, nodeId, moved });
-    this.window.put({
-      seq,
-      id: e.id,
-      file: e.file,
-      index: e.index,
-      offset: e.index * this.chunkSize,
-      size: e.size,
-      state: e.state,
-      attempt: e.attempt,
-      ...(nodeId !== undefined ? { nodeId } : {}),
-      ...(e.error !== undefined ? { error: e.error } : {}),
-      ...(moved ? { moved: true } : {}),
-    });
+    const row: ChunkUpdate = { seq, id: e.id, file: e.file, index: e.index, offset: e.index * this.chunkSize, size: e.size, state: e.state, attempt: e.attempt };
+    if (nodeId !== undefined) row.nodeId = nodeId;
+    if (e.error !== undefined) row.error = e.error;
+    if (moved) row.moved = true;
+    this.window.put(row);
   }
 
   private count(state: ChunkRowState | undefined, nodeId: string | undefined, by: 1 | -1): void {
@@ -169,6 +167,8 @@ export class ProgressFolder {
 
   /** A stopped run delivers nothing more: chunks still waiting or in flight are shown as cancelled, not sending. */
   private stopInFlight(): void {
+    this.states.cancelled += this.unseen;
+    this.unseenCancelled = true;
     this.ledger.forEach((seq, entry) => {
       if (!IN_FLIGHT.has(entry.state)) return;
       this.count(entry.state, entry.nodeId, -1);
@@ -178,6 +178,11 @@ export class ProgressFolder {
     for (const row of this.window.inGroup('inFlight')) {
       if (IN_FLIGHT.has(row.state)) this.window.put({ ...row, state: 'cancelled' });
     }
+  }
+
+  /** Chunks of the run no event has named yet: queued, or cancelled once the run stopped. */
+  private get unseen(): number {
+    return this.unseenCancelled ? 0 : Math.max(0, this.totals.chunks - this.seen);
   }
 
   /** Rows or counters not sent yet. */
@@ -219,7 +224,7 @@ export class ProgressFolder {
       bytesSkipped: this.bytesSkipped,
       chunksDone: this.chunksDone,
       chunksFailed: this.chunksFailed,
-      states: { ...this.states },
+      states: { ...this.states, queued: this.states.queued + this.unseen },
       retries: this.retries,
       filesDone: this.filesDone,
       filesFailed: this.filesFailed,

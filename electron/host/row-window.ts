@@ -58,7 +58,9 @@ export class RowWindow {
     const group = rowGroup(row.state);
     // Failed rows: the first ones are kept; a later failure is counted but not listed.
     const full = group === 'failed' && !this.groups.failed.has(seq) && this.groups.failed.size >= this.limits.failed;
-    for (const g of Object.values(this.groups)) g.delete(seq);
+    this.groups.inFlight.delete(seq);
+    this.groups.finished.delete(seq);
+    this.groups.failed.delete(seq);
     if (group === undefined || full || this.limits[group] === 0) {
       this.remove(seq);
       return;
