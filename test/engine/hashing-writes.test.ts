@@ -1,9 +1,9 @@
 // Streams hashed and written on a hashing thread (FileSink, FolderNode.writeHashing), and a file's checksum
 // taken from its chunks in order while they arrive (SequentialHash, SourceChecksumFollower).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import type { SequentialHash } from '../../electron/engine/hash/pool.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
+import { memberHeader } from '../../electron/engine/pack/tar.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { chooseSourceCheck, combinedCrc, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
@@ -73,6 +74,39 @@ describe('HashPool.copyFile', () => {
     expect((await readFile(temp)).equals(data.subarray(0, 10))).toBe(true);
     expect((await readFile(final)).equals(expected), 'the file that had the name is left as it was').toBe(true);
     expect((await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(dir, 'plain.bin') })).renamed).toBe(false);
+  });
+});
+
+describe('a local copy checked to stay inside its source folder (FileCopyJob.inside)', () => {
+  it('copies a file inside, or reached through a link that stays inside; a link or .. that leads out fails on the source side', async () => {
+    const root = await mkdtemp(join(dir, 'inside-'));
+    const outside = await mkdtemp(join(dir, 'outside-'));
+    await mkdir(join(root, 'sub'));
+    await writeFile(join(root, 'sub', 'in.bin'), 'inside');
+    await writeFile(join(outside, 'secret.bin'), 'secret');
+    await symlink(join(root, 'sub', 'in.bin'), join(root, 'alias.bin'));
+    await symlink(join(outside, 'secret.bin'), join(root, 'leak.bin'));
+    await symlink(outside, join(root, 'out'));
+    const real = await realpath(root);
+    const copy = (source: string) => pool.copyFile({ algorithm: 'md5', source, inside: real, offset: 0, length: 6, target: join(dir, 'inside-copy.bin') });
+    for (const source of [join(real, 'sub', 'in.bin'), join(real, 'alias.bin')]) expect((await copy(source)).checksum.hex).toBe(md5(Buffer.from('inside')));
+    for (const source of [join(real, 'leak.bin'), join(real, 'out', 'secret.bin'), join(real, 'sub', '..', '..', basename(outside), 'secret.bin')]) {
+      const error = await copy(source).catch((e: unknown) => e);
+      expect(error, source).toBeInstanceOf(FileCopyError);
+      expect(error).toMatchObject({ code: 'EACCES', side: 'source' });
+    }
+  });
+
+  it('a shard member that leads out of the source folder fails the shard, naming the member', async () => {
+    const root = await realpath(await mkdtemp(join(dir, 'shard-root-')));
+    const outside = await mkdtemp(join(dir, 'shard-outside-'));
+    await writeFile(join(root, 'a.txt'), 'aaaa');
+    await writeFile(join(outside, 'b.txt'), 'bbbb');
+    await symlink(join(outside, 'b.txt'), join(root, 'b.txt'));
+    const shard = (keys: string[]) => ({ root, keys, sizes: keys.map(() => 4), etags: keys.map(() => undefined), headers: Buffer.concat(keys.map((k) => memberHeader(k, 4))), headerLengths: keys.map((k) => memberHeader(k, 4).length) });
+    const job = { algorithm: 'md5' as const, source: '', offset: 0, length: 0, target: join(dir, 'shard.tar') };
+    await expect(pool.copyFile({ ...job, pack: shard(['a.txt']) })).resolves.toMatchObject({ checksum: { algorithm: 'md5' } });
+    await expect(pool.copyFile({ ...job, pack: shard(['a.txt', 'b.txt']) })).rejects.toMatchObject({ code: 'EACCES', side: 'source', key: 'b.txt' });
   });
 });
 

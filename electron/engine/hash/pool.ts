@@ -40,6 +40,11 @@ type Delivery = Reply | { op: 'lost'; id: number; error: HashThreadLost };
 export interface FileCopyJob {
   algorithm: ChecksumAlgorithm;
   source: string;
+  /**
+   * The real path of a folder `source` must lie inside: the hashing thread checks the file it opened (on Linux one
+   * readlink of /proc/self/fd), so `source` need not be resolved beforehand. Fails with code EACCES, side 'source'.
+   */
+  inside?: string;
   offset: number;
   length: number;
   /** The source version (see localEtag); the copy fails if the file is another version before or after. */

@@ -136,7 +136,8 @@ export class FolderNode implements NodeTarget {
     let copied: FileCopied;
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
-      const job = { algorithm: options.algorithm, source: file.path, offset: file.offset, length: file.length, target: temp, renameTo: this.chunkPath(name), ...along, ...(file.etag ? { etag: file.etag } : {}), ...(file.pack ? { pack: file.pack } : {}) };
+      const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
+      const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: this.chunkPath(name), ...along, ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);

@@ -26,6 +26,8 @@ export interface StoredChunk extends ChunkMeta {
 
 export interface LocalRange {
   path: string;
+  /** The real path of a folder `path` must lie inside, checked where the file is opened (FileCopyJob.inside). */
+  inside?: string;
   offset: number;
   length: number;
   etag?: string;
