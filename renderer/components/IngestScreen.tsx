@@ -201,16 +201,24 @@ export function windowNote(show: ChunkRowState | 'all', shown: number, of: numbe
   return `Showing the latest ${n(shown)} of ${n(of)} ${show} chunks.`;
 }
 
-/** The run's log, its latest lines kept, with a mark wherever earlier lines were dropped; scrolled to the end. */
+/**
+ * The run's log, its latest lines kept, with a mark wherever earlier lines were dropped. It follows new lines while
+ * scrolled to its end, and stays put while the user reads further up.
+ */
 function RunLog({ logs }: { logs: readonly LogEntry[] }) {
   const ref = useRef<HTMLUListElement>(null);
+  const following = useRef(true);
   useEffect(() => {
     const list = ref.current;
-    if (list) list.scrollTop = list.scrollHeight;
+    if (list && following.current) list.scrollTop = list.scrollHeight;
   }, [logs]);
   if (logs.length === 0) return null;
+  const onScroll = (): void => {
+    const list = ref.current;
+    if (list) following.current = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  };
   return (
-    <ul className="logs" aria-label="Log" ref={ref}>
+    <ul className="logs" aria-label="Log" ref={ref} onScroll={onScroll}>
       {logs.map((l, i) =>
         l.level === 'dropped' ? (
           <li key={i} className="muted" data-testid="log-dropped">… {l.count.toLocaleString('en-US')} earlier line{l.count === 1 ? '' : 's'} dropped</li>
