@@ -133,7 +133,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const view = values.json ? undefined : new ProgressView();
   if (!values.json) process.stderr.write(`Cloud: ${detection.cloud} (${detection.signal}: ${detection.detail}, ${detection.elapsedMs} ms)\n`);
   try {
-    const { manifest, manifestPath } = await runIngest({
+    const { manifest, manifestPath, failedFiles } = await runIngest({
       tool: 'cli',
       loaded,
       detection,
@@ -147,7 +147,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       const pattern = values.pattern ?? loaded.config.ingestion.file_pattern;
       process.stderr.write(`No files found matching ${pattern} in ${manifest.source.kind} ${manifest.source.location}. Fix: check --pattern (or ingestion.file_pattern) and the source's folder, bucket and prefix.\n`);
     }
-    const failed = manifest.files.filter((f) => f.status === 'failed');
+    const failed = failedFiles.shown;
     const seconds = (Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt)) / 1000;
     const summary = {
       runId: manifest.runId,
@@ -156,7 +156,8 @@ async function cmdRun(argv: string[]): Promise<number> {
       source: manifest.source,
       manifest: manifestPath,
       files: manifest.totals.files,
-      failedFiles: failed.map((f) => ({ key: f.key, error: f.error })),
+      failedFiles: failed,
+      ...(failedFiles.count > failed.length ? { failedFilesNotShown: failedFiles.count - failed.length } : {}),
       chunks: manifest.totals.chunks,
       bytes: manifest.totals.bytes,
       retries: manifest.totals.retries,
@@ -170,7 +171,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     const rate = seconds > 0 ? ` (${(manifest.totals.bytes / seconds / 1e6).toFixed(0)} MB/s)` : '';
     print(values.json, summary, `${manifest.status}: ${manifest.totals.files} file(s), ${manifest.totals.chunks} chunk(s), ${formatBytes(manifest.totals.bytes)} in ${seconds.toFixed(2)} s${rate}; ${manifest.totals.retries} retries, ${manifest.totals.replacements} re-placements, ${manifest.totals.skipped} already present\n${nodeLines}\nmanifest: ${manifestPath}`);
     if (manifest.status === 'cancelled') return EXIT.cancelled;
-    return failed.length > 0 || manifest.status !== 'complete' ? EXIT.incomplete : EXIT.ok;
+    return failedFiles.count > 0 || manifest.status !== 'complete' ? EXIT.incomplete : EXIT.ok;
   } finally {
     view?.stop();
     process.off('SIGINT', onSignal);

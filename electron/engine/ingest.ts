@@ -4,7 +4,6 @@
 import type { Readable } from 'node:stream';
 import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
-import { planChunks } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { Placer } from '../../shared/placement.ts';
 import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, RunOrigin } from '../../shared/types.ts';
@@ -24,9 +23,9 @@ import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
 import type { ChunkSource, TransferOutcome } from './nodes/nodes.ts';
 import { openNodes } from './nodes/open.ts';
-import { keptShards, Packer } from './pack/plan.ts';
+import { isPackable, keptShards, Packer } from './pack/plan.ts';
 import type { DeliveredShard, PlanItem, ShardLayout } from './pack/plan.ts';
-import { deliveredShards, manifestChunkOf, packBelowBytes, PackedFiles, shardChunks, withMembers } from './pack/run.ts';
+import { deliveredShards, manifestChunkOf, packBelowBytes, withMembers } from './pack/run.ts';
 import { ShardSource } from './pack/source.ts';
 import { retryPolicyFromConfig } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -34,12 +33,14 @@ import { ResumeIndex } from './resume.ts';
 import type { HeldCopy } from './resume.ts';
 import { manifestWithEntriesOnDisk, runStatus, streamedManifest, summarizeFiles } from './run-summary.ts';
 import { RunSpill } from './run-spill.ts';
+import { PlanWindow, planEntry } from './plan-window.ts';
+import type { PlanEntry } from './plan-window.ts';
 import type { Bucket } from './storage/bucket.ts';
 import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
 import { SourceChecks } from './source-checks.ts';
-import { checkableInPull, isPullMode, openPullCoordinator } from './cluster/run.ts';
+import { checkableInPull, isPullMode, openPullCoordinator, pullUncheckedNotice, uncheckedInPull } from './cluster/run.ts';
 import type { PullCoordinator } from './cluster/run.ts';
 
 export { NoHealthyNodeError } from './delivery.ts';
@@ -62,9 +63,14 @@ export interface IngestOptions {
 }
 
 export interface IngestResult {
+  /** The manifest as written; its `files` and `chunks` are read back from `manifestPath` when first used. */
   manifest: Manifest;
   manifestPath: string;
+  /** The files that failed: how many, and the first FAILED_FILES_SHOWN of them with why. */
+  failedFiles: { count: number; shown: { key: string; error?: string }[] };
 }
+
+const FAILED_FILES_SHOWN = 1000;
 
 export async function runIngest(options: IngestOptions): Promise<IngestResult> {
   const run = new IngestRun(options);
@@ -79,22 +85,14 @@ const READ_PARTS_AHEAD = 4;
 /** Rounds of re-sending at the end of a run while nodes keep dying under the re-sends. */
 const REFILL_ROUNDS = 3;
 /**
- * The plan is delivered a window at a time: at most this many chunks (whole files and shards) are in memory at
- * once, however many the run has. Large enough that the lanes rarely wait at a window's end.
+ * At most this many of the plan's chunks (and files: a shard holds many) are in memory at once, however many
+ * the run has: a window that slides along the plan as the files at its head are done.
  */
-const WINDOW_CHUNKS = 2048;
+const WINDOW_CHUNKS = 4096;
+const WINDOW_FILES = 65_536;
 
 /** Work for the delivery lanes: a run of planned chunks, or one delivered chunk to send again (its node died). */
 type Work = { kind: 'plan'; indices: number[] } | { kind: 'refill'; index: number };
-
-/** The plan's chunks in memory: one window of it, from plan index `base`. */
-interface PlanWindow {
-  base: number;
-  objects: ObjectInfo[];
-  chunks: PlannedChunk[];
-  delivered: (ManifestChunk | undefined)[];
-  packed: PackedFiles | undefined;
-}
 
 class IngestRun {
   private readonly o: IngestOptions;
@@ -113,7 +111,7 @@ class IngestRun {
   private readonly nodes: Nodes;
   private readonly delivery: Delivery;
   private readonly fileErrors = new Map<string, string>();
-  private failedFiles = 0;
+  private readonly failedFiles: IngestResult['failedFiles'] = { count: 0, shown: [] };
   private index: ResumeIndex | undefined;
   /** Reads of a chunk (or of its parts) asked for again after a transient failure, by chunk id (Bucket.readInParts). */
   private readonly readRetries = new Map<string, number>();
@@ -135,7 +133,6 @@ class IngestRun {
   private readonly memberChecksums = new Map<string, string[]>();
   /** Pull mode (ingestion.mode: pull): the workers read their chunks; transfers go through this coordinator. */
   private pull: PullCoordinator | undefined;
-  private pullNoticeGiven = false;
 
   constructor(options: IngestOptions) {
     this.o = options;
@@ -198,7 +195,7 @@ class IngestRun {
 
     await this.deliverAll();
     const shortfall = await this.ensureReplicas();
-    const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles, shortfall });
+    const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles.count, shortfall });
     const spill = this.spill;
     const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileEntries(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, document);
@@ -208,7 +205,7 @@ class IngestRun {
     if (status === 'degraded') this.emit({ type: 'log', level: 'error', message: describeShortfall(shortfall, this.replicas) });
     this.emit({ type: 'run-finished', runId: this.runId, status, manifestPath, elapsedMs: Date.now() - this.startedAt.getTime(), bytes: manifest.totals.bytes });
     if (this.fatal) throw this.fatal;
-    return { manifest, manifestPath };
+    return { manifest, manifestPath, failedFiles: this.failedFiles };
   }
 
   /**
@@ -223,6 +220,7 @@ class IngestRun {
     const kept = delivered.length > 0 ? keptShards(await this.listedMembers(delivered, pattern, prefix), delivered, packBelow) : undefined;
     const packer = new Packer({ chunkSize: this.chunkSize, packBelow, ...(kept ? { kept } : {}) });
     const totals = { files: 0, chunks: 0, bytes: 0 };
+    let uncheckedInPullMode = 0;
     const add = (items: PlanItem[]): void => {
       for (const item of items) {
         spill.items.append(item);
@@ -233,11 +231,13 @@ class IngestRun {
       for (const object of page) {
         totals.files++;
         totals.bytes += object.size;
+        if (this.pull && !isPackable(object, packBelow) && uncheckedInPull(object, this.pullChecks())) uncheckedInPullMode++;
         add(packer.add(object));
       }
     }
     add(packer.finish());
     spill.items.flush();
+    if (uncheckedInPullMode > 0) this.emit(pullUncheckedNotice(uncheckedInPullMode));
     return totals;
   }
 
@@ -329,74 +329,107 @@ class IngestRun {
   }
 
   /**
-   * Delivers the plan a window at a time, in plan order, with bounded concurrency; re-sends queued meanwhile run
-   * in the same lanes. Each window's files are summarized (and checked against the store) once its chunks are
-   * delivered, and their entries go to the spill.
+   * Delivers the plan in order through a window that slides along it, with bounded concurrency; re-sends queued
+   * meanwhile go first. A file is summarized (and checked against the store) as soon as it and every file before
+   * it are done, and its entry goes to the spill; the window then takes the next items of the plan.
    */
   private async deliverAll(): Promise<void> {
-    const spill = this.spill!;
-    let base = 0;
-    let items: PlanItem[] = [];
-    let chunks = 0;
-    const flush = async (): Promise<void> => {
-      if (items.length > 0) base = await this.deliverWindow(base, items);
-      items = [];
-      chunks = 0;
-    };
-    for (const { value: item } of spill.items.scan()) {
-      if (!item) continue;
-      items.push(item);
-      chunks += item.shard ? 1 : Math.ceil(item.object.size / this.chunkSize);
-      if (chunks >= WINDOW_CHUNKS) await flush();
-      if (this.stopped()) return;
-    }
-    await flush();
-  }
-
-  /** Delivers one window of the plan from plan index `base`; returns the index after it. */
-  private async deliverWindow(base: number, items: PlanItem[]): Promise<number> {
-    const objects: ObjectInfo[] = [];
-    const chunks: PlannedChunk[] = [];
-    const unpacked: ObjectInfo[] = [];
-    for (const item of items) {
-      if (item.shard) {
-        chunks.push(...shardChunks([item.shard]));
-        objects.push(...item.shard.members.map((m) => m.object));
-      } else {
-        chunks.push(...planChunks([item.object], this.chunkSize));
-        objects.push(item.object);
-        unpacked.push(item.object);
+    const items = this.spill!.items.scan();
+    const window = (this.window = new PlanWindow({ maxChunks: WINDOW_CHUNKS, maxFiles: WINDOW_FILES }));
+    const planWork: Work[] = [];
+    let nextBase = 0;
+    let exhausted = false;
+    const admit = (): void => {
+      while (!exhausted && !window.full()) {
+        const next = items.next();
+        if (next.done) exhausted = true;
+        else if (next.value.value) planWork.push(...this.admit(window, nextBase, next.value.value));
+        nextBase = window.end;
       }
-    }
-    const packed = items.some((item) => item.shard) ? new PackedFiles(chunks) : undefined;
-    this.window = { base, objects, chunks, delivered: new Array(chunks.length), packed };
-    this.checks!.start(this.pull ? checkableInPull(unpacked, { store: this.bucket!.info.kind, chunkSize: this.chunkSize, algorithm: this.algorithm, emit: this.pullNotice() }) : unpacked);
-    for (const chunk of chunks) this.emitChunk(chunk, 'queued', 0);
-    this.work = this.deliveryRuns(chunks).map((indices): Work => ({ kind: 'plan', indices: indices.map((i) => base + i) }));
-    await this.drainWork();
-    await this.summarizeWindow(this.window);
-    this.window = undefined;
-    return base + chunks.length;
-  }
-
-  private async summarizeWindow(window: PlanWindow): Promise<void> {
-    const signal = this.o.signal;
-    const packedFile = window.packed ? this.packedFileOf(window, this.bucket!.info.kind) : undefined;
-    const files = await summarizeFiles({ objects: window.objects, plan: window.chunks, delivered: window.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}), ...(packedFile ? { packedFile } : {}) });
-    for (const file of files) {
-      this.spill!.addFile(file);
-      this.checks!.done(file.key);
-      if (file.status === 'failed') this.failedFiles++;
-    }
-  }
-
-  /** The pull-mode notice about files not checked against the store, said once for the run, not per window. */
-  private pullNotice(): (event: IngestEvent) => void {
-    return (event) => {
-      if (this.pullNoticeGiven) return;
-      this.pullNoticeGiven = true;
-      this.emit(event);
     };
+    let retiring = Promise.resolve();
+    const retire = (): void => {
+      const done = window.takeDone();
+      if (done.length > 0) retiring = retiring.then(() => this.summarize(done));
+    };
+    const waiting: (() => void)[] = [];
+    const wake = (): void => waiting.splice(0).forEach((resolve) => resolve());
+    let busy = 0;
+    const lane = async (): Promise<void> => {
+      while (!this.stopped()) {
+        admit();
+        retire();
+        const work = this.work.shift() ?? planWork.shift();
+        if (!work) {
+          if (exhausted && busy === 0) return wake();
+          await new Promise<void>((resolve) => waiting.push(resolve));
+          continue;
+        }
+        busy++;
+        try {
+          await this.runWork(work);
+        } finally {
+          busy--;
+          wake();
+        }
+      }
+      wake();
+    };
+    await Promise.all(Array.from({ length: Math.max(1, this.loaded.config.ingestion.max_concurrent_chunks) }, lane));
+    retire();
+    await retiring;
+    if (this.stopped()) await this.summarizeUndelivered(window, items, nextBase);
+  }
+
+  /** Takes a plan item into the window: its chunks, its files' store checks, its queued events; returns its work. */
+  private admit(window: PlanWindow, base: number, item: PlanItem): Work[] {
+    const entry = planEntry(base, item, this.chunkSize);
+    window.add(entry);
+    const unpacked = item.object ? [item.object] : [];
+    this.checks!.start(this.pull ? checkableInPull(unpacked, this.pullChecks()) : unpacked);
+    for (const chunk of entry.chunks) this.emitChunk(chunk, 'queued', 0);
+    return this.deliveryRuns(entry.chunks).map((indices): Work => ({ kind: 'plan', indices: indices.map((i) => base + i) }));
+  }
+
+  private async runWork(work: Work): Promise<void> {
+    if (work.kind === 'refill') return this.refill(work.index);
+    for (const i of work.indices) {
+      await this.deliverPlanned(i);
+      this.window?.finished(i);
+    }
+  }
+
+  /** A run that stopped early still lists every file: those in the window and those never reached, as they stand. */
+  private async summarizeUndelivered(window: PlanWindow, rest: Iterator<{ value: PlanItem | undefined }>, base: number): Promise<void> {
+    await this.summarize(window.takeAll());
+    let at = base;
+    for (let next = rest.next(); !next.done; next = rest.next()) {
+      if (!next.value.value) continue;
+      const entry = planEntry(at, next.value.value, this.chunkSize);
+      at += entry.chunks.length;
+      await this.summarize([entry]);
+    }
+  }
+
+  private async summarize(entries: readonly PlanEntry[]): Promise<void> {
+    const signal = this.o.signal;
+    for (const entry of entries) {
+      const packedFile = entry.packed ? this.packedFileOf(entry, this.bucket!.info.kind) : undefined;
+      const files = await summarizeFiles({ objects: entry.objects, plan: entry.chunks, delivered: entry.delivered, chunkSize: this.chunkSize, algorithm: this.algorithm, fileErrors: this.fileErrors, checks: this.checks, emit: this.emit, ...(signal ? { signal } : {}), ...(packedFile ? { packedFile } : {}) });
+      for (const file of files) this.addFile(file);
+    }
+  }
+
+  private addFile(file: ManifestFile): void {
+    this.spill!.addFile(file);
+    this.checks!.done(file.key);
+    if (file.status !== 'failed') return;
+    this.failedFiles.count++;
+    if (this.failedFiles.shown.length < FAILED_FILES_SHOWN) this.failedFiles.shown.push({ key: file.key, ...(file.error ? { error: file.error } : {}) });
+  }
+
+  private pullChecks(): { store: SourceInfo['kind']; chunkSize: number; algorithm: ChecksumAlgorithm } {
+    return { store: this.bucket!.info.kind, chunkSize: this.chunkSize, algorithm: this.algorithm };
   }
 
   private async drainWork(): Promise<void> {
@@ -409,7 +442,8 @@ class IngestRun {
 
   /** A chunk of the window in flight, by plan index. */
   private planned(i: number): PlannedChunk {
-    return this.window!.chunks[i - this.window!.base]!;
+    const entry = this.window!.entryOf(i)!;
+    return entry.chunks[i - entry.base]!;
   }
 
   private async deliverPlanned(i: number): Promise<void> {
@@ -438,8 +472,8 @@ class IngestRun {
 
   /** A chunk is on its nodes: kept in the window (for its file's summary), the spill and the journal. */
   private record(i: number, chunk: PlannedChunk, delivered: ManifestChunk, o: { journal: boolean } = { journal: true }): void {
-    const window = this.window;
-    if (window && i >= window.base && i < window.base + window.chunks.length) window.delivered[i - window.base] = delivered;
+    const entry = this.window?.entryOf(i);
+    if (entry) entry.delivered[i - entry.base] = delivered;
     this.spill!.record(i, delivered, chunk);
     const etag = chunk.object.etag;
     if (o.journal) this.journal?.append({ type: 'chunk', t: Date.now() - this.startedAt.getTime(), ...(etag ? { etag } : {}), chunk: delivered });
@@ -463,8 +497,8 @@ class IngestRun {
     return withMembers(done, shard, checksums);
   }
 
-  private packedFileOf(window: PlanWindow, store: SourceInfo['kind']): (object: ObjectInfo) => ManifestFile | undefined {
-    return (object) => window.packed?.file(object, { delivered: window.delivered, plan: window.chunks, fileErrors: this.fileErrors, algorithm: this.algorithm, store });
+  private packedFileOf(entry: PlanEntry, store: SourceInfo['kind']): (object: ObjectInfo) => ManifestFile | undefined {
+    return (object) => entry.packed?.file(object, { delivered: entry.delivered, plan: entry.chunks, fileErrors: this.fileErrors, algorithm: this.algorithm, store });
   }
 
   /** A node went down: every chunk already delivered with a copy on it is queued to be sent again. */

@@ -49,11 +49,17 @@ export async function openPullCoordinator(o: {
  * mode takes off the coordinator. Those are left out, and the run says so; every chunk is still verified by its
  * checksum where it is stored.
  */
-export function checkableInPull(objects: ObjectInfo[], o: { store: SourceInfo['kind']; chunkSize: number; algorithm: ChecksumAlgorithm; emit: (event: IngestEvent) => void }): ObjectInfo[] {
-  const checkable = objects.filter((object) => chooseSourceCheck(object, o.store, Math.ceil(object.size / o.chunkSize), o.algorithm)?.mode !== 'follow');
-  const skipped = objects.length - checkable.length;
-  if (skipped > 0) {
-    o.emit({ type: 'log', level: 'info', message: `pull mode: ${skipped} file(s) are not checked against the store's whole-object MD5 (that would read them back through this machine); their chunks are checked where they are stored` });
-  }
-  return checkable;
+type PullCheckOptions = { store: SourceInfo['kind']; chunkSize: number; algorithm: ChecksumAlgorithm };
+
+/** Whether pull mode leaves this file's store check out: its whole-object MD5 would read it back through this machine. */
+export function uncheckedInPull(object: ObjectInfo, o: PullCheckOptions): boolean {
+  return chooseSourceCheck(object, o.store, Math.ceil(object.size / o.chunkSize), o.algorithm)?.mode === 'follow';
+}
+
+export function checkableInPull(objects: ObjectInfo[], o: PullCheckOptions): ObjectInfo[] {
+  return objects.filter((object) => !uncheckedInPull(object, o));
+}
+
+export function pullUncheckedNotice(count: number): IngestEvent {
+  return { type: 'log', level: 'info', message: `pull mode: ${count} file(s) are not checked against the store's whole-object MD5 (that would read them back through this machine); their chunks are checked where they are stored` };
 }
