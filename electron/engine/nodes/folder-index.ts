@@ -8,6 +8,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { KeyIndex } from '../spill.ts';
 import type { StoredChunk } from './node.ts';
 
 export const INDEX_DIR = '.cloud-ingest-index';
@@ -176,13 +177,16 @@ export class IndexWriter {
 }
 
 /**
- * What a node's index says, read as it grows: which line counts for each id (by its offset in the file; -1 when
- * the id's last line removes it). Kept in memory as ids and offsets only; a chunk's line is read when asked for.
- * Only whole lines are taken: a line still being written (or torn) is read again once a newline follows it.
+ * What a node's index says, read as it grows: which line counts for each id, by its offset in the file (a removal
+ * as -1 - its offset). Kept in memory as 16 bytes an id (a 52-bit hash of it and the offset, KeyIndex), not the
+ * ids: a chunk's line is read when asked for, and its id checked. Two ids sharing a hash (about one pair in 10^4
+ * among a million ids) share one entry, the later line's: the other is then not found and is sent again, never
+ * taken for the wrong chunk. Only whole lines are taken: a line still being written (or torn) is read again once
+ * a newline follows it.
  */
 export class IndexReader {
   private readonly file: IdleFile;
-  private readonly latest = new Map<string, number>();
+  private latest = new KeyIndex();
   /** Bytes of the file taken so far: every line before this offset is in `latest`. */
   private taken = 0;
   /** The file those bytes are of (another file in its place is read from its start). */
@@ -204,21 +208,27 @@ export class IndexReader {
   /** The chunk the index holds for `id`: its metadata, 'gone' when its last line removes it, undefined when no line names it. */
   async find(id: string): Promise<IndexedChunk | 'gone' | undefined> {
     await this.catchUp();
-    const offset = this.latest.get(id);
+    const offset = this.offsetOf(id);
     if (offset === undefined) return undefined;
     if (offset < 0) return 'gone';
     const handle = await this.file.acquire();
     try {
       const line = parseLine(await lineAt(handle, offset));
-      return line && !('gone' in line) && line.id === id ? line : undefined;
+      // Another id's line under the same hash: this one's last word is lost, so it is not held.
+      return line && !('gone' in line) && line.id === id ? line : 'gone';
     } finally {
       this.file.release();
     }
   }
 
-  /** Whether any line names `id` (read so far). */
+  /** Whether any line names `id` (read so far), or another id's under the same hash. */
   names(id: string): boolean {
-    return this.latest.has(id);
+    return this.offsetOf(id) !== undefined;
+  }
+
+  private offsetOf(id: string): number | undefined {
+    for (const offset of this.latest.candidates(id)) return offset;
+    return undefined;
   }
 
   /**
@@ -232,7 +242,7 @@ export class IndexReader {
     try {
       for await (const { offset, text } of lines(handle, 0, this.taken)) {
         const line = parseLine(text);
-        if (line && !('gone' in line) && this.latest.get(line.id) === offset) yield line;
+        if (line && !('gone' in line) && this.offsetOf(line.id) === offset) yield line;
       }
     } finally {
       this.file.release();
@@ -255,7 +265,7 @@ export class IndexReader {
     try {
       const { size, ino } = await handle.stat();
       if (this.ino !== undefined && ino !== this.ino) {
-        this.latest.clear();
+        this.latest = new KeyIndex();
         this.taken = 0;
       }
       this.ino = ino;
@@ -264,7 +274,7 @@ export class IndexReader {
       for await (const { offset, text, next } of lines(handle, this.taken, size)) {
         end = next;
         const line = parseLine(text);
-        if (line) this.latest.set(line.id, 'gone' in line ? -1 : offset);
+        if (line) this.latest.set(line.id, 'gone' in line ? -1 - offset : offset, () => true);
       }
       this.taken = end;
     } finally {
