@@ -1,0 +1,75 @@
+// Child process of million.test.ts, run under a heap cap: `write DIR COUNT` journals COUNT delivered chunks the
+// way a run does (journal, spill, streamed manifest); `resume DIR COUNT` reads that journal back as `run --resume`
+// does and looks chunks up in it. Prints one JSON line of figures.
+import { join } from 'node:path';
+import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import type { PlannedChunk } from '../../electron/engine/chunks.ts';
+import { JournalWriter, readJournal } from '../../electron/engine/journal.ts';
+import { writeJsonAtomic } from '../../electron/engine/manifest.ts';
+import { ResumeIndex } from '../../electron/engine/resume.ts';
+import { RunSpill } from '../../electron/engine/run-spill.ts';
+import { streamedManifest } from '../../electron/engine/run-summary.ts';
+import type { LoadedConfig } from '../../electron/engine/config.ts';
+import { INGESTION_DEFAULTS } from '../../shared/config/types.ts';
+import type { IngestConfig } from '../../shared/config/types.ts';
+
+const [phase, dir, countText] = process.argv.slice(2);
+const count = Number(countText);
+
+function key(i: number): string {
+  return `train/${String(Math.floor(i / 1000)).padStart(5, '0')}/${String(i).padStart(7, '0')}.jpg`;
+}
+
+function planned(i: number): PlannedChunk {
+  const size = 256 + (i % 16_000);
+  return { id: `${key(i)}_chunk_0`, object: { key: key(i), size, etag: `${size}-${i}` }, index: 0, offset: 0, size };
+}
+
+function delivered(chunk: PlannedChunk): ManifestChunk {
+  const copies = ['n1', 'n2'].map((nodeId) => ({ nodeId, location: `/nodes/${nodeId}/${encodeURIComponent(chunk.id)}.chunk` }));
+  return { id: chunk.id, file: chunk.object.key, index: 0, offset: 0, size: chunk.size, checksum: (chunk.object.etag ?? '').padEnd(32, '0'), node: 'n1', path: copies[0]!.location, copies, attempts: 1, movedFrom: [], skipped: false };
+}
+
+async function write(): Promise<Record<string, number>> {
+  const journal = await JournalWriter.open(join(dir!, 'run.journal.jsonl'));
+  journal.append({ type: 'start', version: 1, runId: 'run', startedAt: new Date(0).toISOString(), cloud: 'local', detection: { cloud: 'local', signal: 'env', detail: 'test', elapsedMs: 0, probes: [] }, pattern: '*', chunkSize: 64 << 20, algorithm: 'md5', configPath: '/config.yml' });
+  const spill = await RunSpill.open(join(dir!, 'run.work'));
+  for (let i = 0; i < count; i++) {
+    const chunk = planned(i);
+    const done = delivered(chunk);
+    journal.append({ type: 'chunk', t: i, etag: chunk.object.etag!, chunk: done });
+    spill.record(i, done, chunk);
+    const file: ManifestFile = { key: chunk.object.key, size: chunk.size, etag: chunk.object.etag!, checksum: done.checksum, chunkCount: 1, status: 'complete' };
+    spill.addFile(file);
+    // A run journals as chunks land, between transfers: let the journal's writes go out the same way.
+    if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await journal.close();
+  const loaded = { path: '/config.yml', config: { data_sources: {}, ingestion: INGESTION_DEFAULTS } as unknown as IngestConfig } as unknown as LoadedConfig;
+  const { document } = streamedManifest({ loaded, runId: 'run', startedAt: new Date(0), status: 'complete', detection: { cloud: 'local', signal: 'env', detail: 'test', elapsedMs: 0, probes: [] }, source: { kind: 'local', location: '/data' }, algorithm: 'md5', chunkSize: 64 << 20, fileCount: count, files: () => spill.fileEntries(), chunks: () => spill.deliveredChunks(), shortfall: [], nodes: [], counters: { retries: 0, replacements: 0 } });
+  await writeJsonAtomic(join(dir!, 'run.json'), document);
+  await spill.remove();
+  return {};
+}
+
+async function resume(): Promise<Record<string, number>> {
+  const state = await readJournal(join(dir!, 'run.journal.jsonl'));
+  const index = new ResumeIndex({ journal: state, algorithm: 'md5' });
+  const live = new Set(['n1', 'n2']);
+  let found = 0;
+  let changed = 0;
+  for (let i = 0; i < count; i += 997) {
+    const entry = index.journaled(planned(i), live, () => changed++);
+    if (entry?.id === planned(i).id && entry.checksum === delivered(planned(i)).checksum) found++;
+  }
+  // A chunk whose source changed since is not taken as delivered.
+  const moved = { ...planned(5), object: { ...planned(5).object, etag: 'other' } };
+  const reread = index.journaled(moved, live, () => changed++) === undefined ? 1 : 0;
+  const size = state.chunks.size;
+  state.chunks.close();
+  return { chunks: size, found, changed, reread };
+}
+
+const figures = phase === 'write' ? await write() : await resume();
+const memory = process.memoryUsage();
+process.stdout.write(`${JSON.stringify({ ...figures, heapUsedMb: Math.round(memory.heapUsed / 2 ** 20), rssMb: Math.round(memory.rss / 2 ** 20) })}\n`);

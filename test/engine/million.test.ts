@@ -1,0 +1,48 @@
+// A run of a million files, as far as memory goes: its journal, spill and manifest are written, and the journal
+// read back for a resume, each in a process whose heap is capped far below what a million entries take when held.
+import { spawnSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/temp.ts';
+import './fixtures.ts';
+
+const MILLION = 1_000_000;
+/** A million entries held as objects take several hundred MB of heap; streamed, the engine stays far below this. */
+const HEAP_CAP_MB = 64;
+const CHILD = join(import.meta.dirname, 'million-child.ts');
+
+function child(phase: 'write' | 'resume', dir: string): Record<string, number> {
+  const run = spawnSync(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, CHILD, phase, dir, String(MILLION)], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
+  expect(run.stderr.replace(/^.*ExperimentalWarning.*\n?/gm, '')).toBe('');
+  expect(run.status).toBe(0);
+  return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+}
+
+/** How many lines of the manifest start each of these members (the manifest is pretty-printed, one member a line). */
+async function countMembers(path: string, names: string[]): Promise<Record<string, number>> {
+  const counts = Object.fromEntries(names.map((n) => [n, 0]));
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  for await (const line of lines) {
+    const name = /^\s+"(\w+)":/.exec(line)?.[1];
+    if (name !== undefined && name in counts) counts[name]!++;
+  }
+  return counts;
+}
+
+describe('a million files (issue 15)', () => {
+  it(`a million-entry journal and manifest are written, and the journal read back to resume, within a ${HEAP_CAP_MB} MB heap`, async () => {
+    const dir = await tempDir('ci-million-');
+    const written = child('write', dir);
+    expect(written.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
+
+    // Every file and chunk is in the manifest once, in order, as JSON.stringify(manifest, null, 2) lays it out.
+    const members = await countMembers(join(dir, 'run.json'), ['chunkCount', 'copies', 'files', 'chunks', 'totals']);
+    expect(members).toEqual({ chunkCount: MILLION, copies: MILLION, files: 2, chunks: 2, totals: 1 });
+
+    const resumed = child('resume', dir);
+    expect(resumed).toMatchObject({ chunks: MILLION, found: Math.ceil(MILLION / 997), changed: 1, reread: 1 });
+    expect(resumed.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
+  }, 600_000);
+});
