@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import type { SequentialHash } from '../../electron/engine/hash/pool.ts';
+import { chunkLineHead, parseLine } from '../../electron/engine/nodes/folder-index.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { memberHeader } from '../../electron/engine/pack/tar.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
@@ -65,7 +66,7 @@ describe('HashPool.copyFile', () => {
     const [temp, final] = [join(dir, 'copy.part'), join(dir, 'copy.bin')];
     let reported = 0;
     const copied = await pool.copyFile({ algorithm: 'md5', source, ...range, target: temp, renameTo: final }, { onBytes: (n) => (reported += n) });
-    expect(copied).toEqual({ checksum: { algorithm: 'md5', hex: md5(expected) }, renamed: true });
+    expect(copied).toEqual({ checksum: { algorithm: 'md5', hex: md5(expected) }, renamed: true, indexed: false });
     expect(reported).toBe(range.length);
     expect((await readFile(final)).equals(expected)).toBe(true);
 
@@ -74,6 +75,25 @@ describe('HashPool.copyFile', () => {
     expect((await readFile(temp)).equals(data.subarray(0, 10))).toBe(true);
     expect((await readFile(final)).equals(expected), 'the file that had the name is left as it was').toBe(true);
     expect((await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(dir, 'plain.bin') })).renamed).toBe(false);
+  });
+
+  it('with an index line, appends it completed with the checksum once renamed, and only then', async () => {
+    const source = join(dir, 'indexed-source.bin');
+    await writeFile(source, randomBytes(5000));
+    const index = { path: join(dir, 'index.jsonl'), head: chunkLineHead({ id: 'x_chunk_0', file: 'x', index: 0, offset: 0, size: 5000 }) };
+    const first = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 5000, target: join(dir, 'indexed.part'), renameTo: join(dir, 'indexed.bin'), index });
+    expect(first).toMatchObject({ renamed: true, indexed: true });
+    const taken = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(dir, 'indexed.part'), renameTo: join(dir, 'indexed.bin'), index });
+    expect(taken).toMatchObject({ renamed: false, indexed: false });
+    const sink = pool.fileSink('md5', join(dir, 'indexed-sink.part'), { crc: 'crc32c', renameTo: join(dir, 'indexed-sink.bin'), index: { ...index, head: chunkLineHead({ id: 'y_chunk_0', file: 'y', index: 0, offset: 0, size: 3 }) } });
+    await pipeline(Readable.from([Buffer.from('abc')]), sink);
+    await sink.digest;
+    expect(sink.indexed).toBe(true);
+    const lines = (await readFile(index.path, 'utf8')).split('\n').filter(Boolean).map((line) => parseLine(line));
+    expect(lines).toEqual([
+      { id: 'x_chunk_0', file: 'x', index: 0, offset: 0, size: 5000, checksum: first.checksum },
+      { id: 'y_chunk_0', file: 'y', index: 0, offset: 0, size: 3, checksum: { algorithm: 'md5', hex: md5(Buffer.from('abc')) }, crc: { kind: 'crc32c', value: new Crc32c().update(Buffer.from('abc')).value() } },
+    ]);
   });
 });
 

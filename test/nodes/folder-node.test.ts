@@ -1,7 +1,7 @@
 // The folder node: the NodeTarget conformance suite, plus what only a folder has (a folder nothing may be written
 // to, a disk that fills up between a chunk's bytes and its metadata).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
@@ -78,19 +78,38 @@ describe('a folder node on a folder it cannot write to', () => {
     expect(probe.error).toMatch(/not a folder/);
   });
 
-  it('a disk that fills up between a chunk and its metadata fails the write with `full` and leaves no file behind', async () => {
-    const dir = await smallFilesystem(MiB);
-    const node = new FolderNode('tiny-1', dir);
-    await mkdir(join(dir, '.tmp'));
-    const bytes = randomBytes(MiB); // exactly fills the filesystem: the data fits, its metadata does not
-    const source = streamOf(bytes);
-    const error = await node.write(metaFor('fills-it.bin_chunk_0', bytes.length), source.data, source.checksum).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(NodeError);
-    expect((error as NodeError).code).toBe('full');
-    expect(await node.find('fills-it.bin_chunk_0')).toBeUndefined();
-    expect(await folderStrayFiles(dir)).toEqual([]);
-    expect(await readdir(join(dir, '.tmp'))).toEqual([]);
-  });
+  for (const path of ['write', 'writeHashing', 'writeFromFile'] as const) {
+    it(`${path}: a disk that fills up between a chunk and its index line fails the write with \`full\` and leaves no file behind`, async () => {
+      const { HashPool } = await import('../../electron/engine/hash/pool.ts');
+      const pool = new HashPool(1);
+      try {
+        const dir = await smallFilesystem(MiB);
+        const node = new FolderNode('tiny-1', dir);
+        await node.probe();
+        const bytes = randomBytes(MiB); // exactly fills the filesystem: the data fits, its index line does not
+        const meta = metaFor('fills-it.bin_chunk_0', bytes.length);
+        const source = streamOf(bytes);
+        const sourceFile = join(await tempDir('ci-folder-full-src-'), 'source.bin');
+        await writeFile(sourceFile, bytes);
+        const options = { pool, algorithm: 'md5' as const };
+        const written =
+          path === 'write'
+            ? node.write(meta, source.data, source.checksum)
+            : path === 'writeHashing'
+              ? node.writeHashing(meta, source.data, options)
+              : node.writeFromFile(meta, { path: sourceFile, offset: 0, length: bytes.length }, options);
+        const error = await written.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(NodeError);
+        expect((error as NodeError).code, String(error)).toBe('full');
+        expect(await node.find('fills-it.bin_chunk_0')).toBeUndefined();
+        expect(await folderStrayFiles(dir)).toEqual([]);
+        expect(await readdir(join(dir, '.tmp'))).toEqual([]);
+        await node.close();
+      } finally {
+        await pool.close();
+      }
+    });
+  }
 });
 
 describe('a source that fails while the folder node sets up its temp file', () => {

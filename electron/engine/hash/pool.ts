@@ -24,7 +24,7 @@ type Reply =
   | { op: 'ack'; id: number; block: number }
   | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc; ranges?: string[] }
   | { op: 'progress'; id: number; bytes: number }
-  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[]; bytes?: number; renamed?: boolean; continued?: boolean }
+  | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[]; bytes?: number; renamed?: boolean; indexed?: boolean; continued?: boolean }
   | { op: 'alongDone'; id: number; continued: boolean }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target'; key?: string }
   | { op: 'writeFailed'; id: number; code: string; message: string }
@@ -55,10 +55,22 @@ export interface FileCopyJob {
    * name (then it keeps its own: FileCopied.renamed is false).
    */
   renameTo?: string;
+  /** Once renamed: the line to append to a folder node's index, which the thread completes (IndexLine). */
+  index?: IndexLine;
   /** A whole-file hash to feed these bytes along (see HashPool.copyFile); not for shards. */
   continues?: SequentialHash;
   /** Instead of one range of `source`: a tar shard laid out from these local files (`source` is not read). */
   pack?: LocalShard;
+}
+
+/**
+ * A line for a folder node's index (nodes/folder-index.ts) that the hashing thread completes and appends once it
+ * has renamed the file: `head` is the line's JSON object without its closing brace, to which the thread adds the
+ * checksum (and the CRC) it took. One write, a newline before it, on an append-only descriptor.
+ */
+export interface IndexLine {
+  path: string;
+  head: string;
 }
 
 /** What a copy on a hashing thread did. */
@@ -66,6 +78,8 @@ export interface FileCopied {
   checksum: Checksum;
   /** With FileCopyJob.renameTo: whether the file now has that name (false: the name was taken; it kept its own). */
   renamed: boolean;
+  /** With FileCopyJob.index: whether its line was appended (it is when the file was renamed). */
+  indexed: boolean;
 }
 
 /**
@@ -314,7 +328,7 @@ export class HashPool {
    * with `crc`, it also takes the bytes' CRC of that kind (see FileSink.crc); with `renameTo`, the closed file is
    * renamed there unless the name is taken (see FileSink.renamed).
    */
-  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string; continues?: SequentialHash } = {}): FileSink {
+  fileSink(algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string; index?: IndexLine; continues?: SequentialHash } = {}): FileSink {
     return new FileSink(this, algorithm, target, options);
   }
 
@@ -369,7 +383,7 @@ export class HashPool {
           if (reply.bytes) onBytes?.(reply.bytes);
           if (reply.members) onMembers?.(reply.members);
           if (reply.continued) along?.tookInput();
-          resolve({ checksum: { algorithm, hex: reply.hex }, renamed: reply.renamed === true });
+          resolve({ checksum: { algorithm, hex: reply.hex }, renamed: reply.renamed === true, indexed: reply.indexed === true });
         } else if (reply.op === 'lost') reject(reply.error);
         else reject(new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key));
       }, along?.thread);
@@ -388,7 +402,7 @@ export class HashPool {
 
   /** @internal */
   openHasher(
-    open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec; continues?: number } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc?: ChunkCrc['kind']; renameTo?: string; continues?: number },
+    open: { op: 'open'; algorithm?: ChecksumAlgorithm; crc?: ChunkCrc['kind']; ranges?: RangeSpec; continues?: number } | { op: 'openFile'; algorithm: ChecksumAlgorithm; target: string; crc?: ChunkCrc['kind']; renameTo?: string; index?: IndexLine; continues?: number },
     onReply: Pending,
     slot?: Slot,
   ): { id: number; slot: Slot } {
@@ -641,6 +655,8 @@ export class FileSink extends Writable {
   crc: ChunkCrc | undefined;
   /** Once `digest` has resolved: whether the file was renamed to the sink's `renameTo` (false: that name was taken). */
   renamed = false;
+  /** Once `digest` has resolved: whether the sink's `index` line was appended (it is when the file was renamed). */
+  indexed = false;
   onBytes: ((bytes: number) => void) | undefined;
   private readonly pool: HashPool;
   private readonly id: number;
@@ -655,14 +671,15 @@ export class FileSink extends Writable {
   private readonly result = laterDigest();
   private released = false;
 
-  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string; continues?: SequentialHash }) {
+  constructor(pool: HashPool, algorithm: ChecksumAlgorithm, target: string, options: { crc?: ChunkCrc['kind']; renameTo?: string; index?: IndexLine; continues?: SequentialHash }) {
     super();
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
     this.continues = options.continues;
     const along = options.continues ? { continues: options.continues.id } : {};
-    const open = { op: 'openFile' as const, algorithm, target, ...(options.crc ? { crc: options.crc } : {}), ...(options.renameTo !== undefined ? { renameTo: options.renameTo } : {}), ...along };
+    const rename = options.renameTo !== undefined ? { renameTo: options.renameTo, ...(options.index ? { index: options.index } : {}) } : {};
+    const open = { op: 'openFile' as const, algorithm, target, ...(options.crc ? { crc: options.crc } : {}), ...rename, ...along };
     const opened = pool.openHasher(open, (reply) => {
       if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
@@ -720,6 +737,7 @@ export class FileSink extends Writable {
     if (reply.op === 'copied') {
       this.crc = reply.crc;
       this.renamed = reply.renamed === true;
+      this.indexed = reply.indexed === true;
       if (reply.continued) this.continues?.tookInput();
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();

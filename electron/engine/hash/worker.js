@@ -2,7 +2,7 @@
 // Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
 // would load Node's type stripper into every hashing thread, ~10 MB each.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { sep } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
@@ -14,7 +14,8 @@ const PROGRESS_EVERY = 8 * COPY_BLOCK;
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
- * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, continues?: number, cancel: Int32Array, pack?: LocalShard }} CopyJob
+ * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: Int32Array, pack?: LocalShard }} CopyJob
+ * @typedef {{ path: string, head: string }} IndexLine
  * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[] }} LocalShard
  * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec, continues?: number }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
@@ -22,7 +23,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'digest', id: number, along?: boolean }
  *   | { op: 'along', id: number, continues: number, keep: boolean }
  *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
- *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string, continues?: number }
+ *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string, index?: IndexLine, continues?: number }
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
@@ -128,6 +129,60 @@ function copy(job) {
     const out = output;
     if (out !== undefined) onTarget(() => closeSync(out));
   }
+}
+
+/** Index files this thread appends to (appendIndexLine), by path, open until it has appended none for a moment. */
+/** @type {Map<string, number>} */
+const indexFds = new Map();
+/** @type {NodeJS.Timeout | undefined} */
+let indexIdle;
+const INDEX_IDLE_MS = 250;
+
+/**
+ * After a rename: the chunk's line in its node's index (folder-index.ts), completed with what only this thread
+ * knows (the checksum, the CRC), appended in one write with a newline before it, as the node's own writer does;
+ * the chunk exists from then on. A write that fails or falls short (a full disk) removes the renamed file again:
+ * bytes no line describes are no chunk.
+ * @param {IndexLine} index
+ * @param {string} renamedTo
+ * @param {string} algorithm
+ * @param {string} hex
+ * @param {{ kind: string, value: number } | undefined} crc
+ */
+function appendIndexLine(index, renamedTo, algorithm, hex, crc) {
+  const line = Buffer.from(`\n${index.head},"checksum":${JSON.stringify({ algorithm, hex })}${crc ? `,"crc":${JSON.stringify(crc)}` : ''}}\n`);
+  try {
+    let fd = indexFds.get(index.path);
+    if (fd === undefined) {
+      fd = openSync(index.path, 'a');
+      indexFds.set(index.path, fd);
+    }
+    const written = writeSync(fd, line, 0, line.length, null);
+    if (written < line.length) throw Object.assign(new Error('no room for the chunk\'s index line'), { code: 'ENOSPC' });
+  } catch (error) {
+    closeIndexFds(); // the next line opens its file again
+    try {
+      unlinkSync(renamedTo);
+    } catch {
+      // already gone; the write's error is the one reported
+    }
+    throw Object.assign(/** @type {Error} */ (error), { side: 'target' });
+  } finally {
+    clearTimeout(indexIdle);
+    indexIdle = setTimeout(closeIndexFds, INDEX_IDLE_MS);
+    indexIdle.unref();
+  }
+}
+
+function closeIndexFds() {
+  for (const fd of indexFds.values()) {
+    try {
+      closeSync(fd);
+    } catch {
+      // nothing to do about it
+    }
+  }
+  indexFds.clear();
 }
 
 /**
@@ -265,7 +320,7 @@ function updateCrc(crc, bytes) {
  * `failure` holds it and the rest is dropped.
  * With `renameTo`, the file is renamed there once closed, unless that name is taken (renameUnlessTaken).
  * With `continues`, `along` is fed too (see alongFrom).
- * @type {Map<number, { hash: ChunkHash, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, continues?: number, along?: ChunkHash, failure?: { code: string, message: string } }>}
+ * @type {Map<number, { hash: ChunkHash, algorithm: string, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, index?: IndexLine, continues?: number, along?: ChunkHash, failure?: { code: string, message: string } }>}
  */
 const sinks = new Map();
 
@@ -529,8 +584,10 @@ port.on('message', (/** @type {Message} */ message) => {
       try {
         const { along, ...copied } = copy(message);
         const renamed = message.renameTo !== undefined && renameUnlessTaken(message.target, message.renameTo);
+        const indexed = renamed && message.index !== undefined && message.renameTo !== undefined;
+        if (indexed) appendIndexLine(/** @type {IndexLine} */ (message.index), /** @type {string} */ (message.renameTo), message.algorithm, copied.hex, undefined);
         const continued = carryAlong(message.continues, along);
-        port.postMessage({ op: 'copied', id: message.id, ...copied, renamed, continued });
+        port.postMessage({ op: 'copied', id: message.id, ...copied, renamed, indexed, continued });
       } catch (error) {
         const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
         port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
@@ -549,13 +606,13 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'openFile':
       try {
         const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
-        const renameTo = message.renameTo !== undefined ? { target: message.target, renameTo: message.renameTo } : {};
+        const renameTo = message.renameTo !== undefined ? { target: message.target, renameTo: message.renameTo, ...(message.index ? { index: message.index } : {}) } : {};
         const along = alongFrom(message.continues);
         const carry = along ? { continues: message.continues, along } : {};
-        sinks.set(message.id, { hash: newHash(message.algorithm), ...(crc ? { crc } : {}), ...renameTo, ...carry, fd: openSync(message.target, 'w') });
+        sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, ...(crc ? { crc } : {}), ...renameTo, ...carry, fd: openSync(message.target, 'w') });
       } catch (error) {
         const failure = failureOf(error);
-        sinks.set(message.id, { hash: newHash(message.algorithm), fd: undefined, failure });
+        sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, fd: undefined, failure });
         port.postMessage({ op: 'writeFailed', id: message.id, ...failure });
       }
       break;
@@ -568,10 +625,14 @@ port.on('message', (/** @type {Message} */ message) => {
         if (sink.fd !== undefined) closeSync(sink.fd);
         sink.fd = undefined;
         const renamed = sink.renameTo !== undefined && sink.target !== undefined && renameUnlessTaken(sink.target, sink.renameTo);
-        const continued = carryAlong(sink.continues, sink.along);
         // The hash so far lives on as an open hash: the start of a whole-file hash that continues with the next chunk.
-        if (message.keepAs !== undefined) hashes.set(message.keepAs, sink.hash.copy());
-        port.postMessage({ op: 'copied', id: message.id, hex: sink.hash.digest('hex'), crc: sink.crc, renamed, continued });
+        const kept = message.keepAs !== undefined ? sink.hash.copy() : undefined;
+        const hex = sink.hash.digest('hex');
+        const indexed = renamed && sink.index !== undefined && sink.renameTo !== undefined;
+        if (indexed) appendIndexLine(/** @type {IndexLine} */ (sink.index), /** @type {string} */ (sink.renameTo), sink.algorithm, hex, sink.crc);
+        if (kept && message.keepAs !== undefined) hashes.set(message.keepAs, kept);
+        const continued = carryAlong(sink.continues, sink.along);
+        port.postMessage({ op: 'copied', id: message.id, hex, crc: sink.crc, renamed, indexed, continued });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }

@@ -31,6 +31,14 @@ export function chunkLine(chunk: IndexedChunk): string {
   return JSON.stringify({ id, ...rest });
 }
 
+/**
+ * The line for a chunk about to be stored, without its checksum and closing brace: the hashing thread that takes
+ * the checksum completes it (HashPool IndexLine) into what chunkLine gives.
+ */
+export function chunkLineHead(chunk: Omit<IndexedChunk, 'checksum' | 'crc'>): string {
+  return chunkLine(chunk as IndexedChunk).slice(0, -1);
+}
+
 /** The index line that forgets a chunk. */
 export function goneLine(id: string): string {
   return JSON.stringify({ id, gone: true });

@@ -13,7 +13,7 @@ import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
 import type { FileCopied } from '../hash/pool.ts';
 import { chunkFileName } from '../chunk-names.ts';
-import { IndexReader, IndexWriter, chunkLine, goneLine } from './folder-index.ts';
+import { INDEX_DIR, IndexReader, IndexWriter, chunkLine, chunkLineHead, goneLine, indexPath } from './folder-index.ts';
 import type { IndexedChunk } from './folder-index.ts';
 import { NodeError } from './node.ts';
 import type { ChunkMeta, HashingWriteOptions, LocalRange, NodeProbe, NodeTarget, StoredChunk } from './node.ts';
@@ -103,7 +103,8 @@ export class FolderNode implements NodeTarget {
     const temp = await this.tempFor(name);
     if (sourceError !== undefined) throw sourceError;
     const path = this.chunkPath(name);
-    const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path, ...(options.continueHash ? { continues: options.continueHash } : {}) });
+    const index = { path: indexPath(this.location), head: chunkLineHead(described(meta)) };
+    const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path, index, ...(options.continueHash ? { continues: options.continueHash } : {}) });
     sink.onBytes = options.onBytes;
     if (options.keepHash) sink.keepHash();
     let digest: Checksum;
@@ -121,7 +122,9 @@ export class FolderNode implements NodeTarget {
     }
     let kept: StoredChunk;
     try {
-      kept = await this.commit(sink.crc ? { ...meta, crc: sink.crc } : meta, name, temp, digest, sink.renamed);
+      const withCrc = sink.crc ? { ...meta, crc: sink.crc } : meta;
+      // The hashing thread renamed it and wrote its index line: it is stored.
+      kept = sink.indexed ? stored({ ...described(withCrc), checksum: digest }, path) : await this.commit(withCrc, name, temp, digest, sink.renamed);
     } catch (error) {
       sink.kept?.discard();
       throw error;
@@ -137,13 +140,16 @@ export class FolderNode implements NodeTarget {
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
       const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
-      const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: this.chunkPath(name), ...along, ...(file.pack ? { pack: file.pack } : {}) };
+      const index = { path: indexPath(this.location), head: chunkLineHead(described(meta)) };
+      const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: this.chunkPath(name), index, ...along, ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       if (error instanceof FileCopyError && error.side === 'source') throw error;
       throw this.writeFailed(meta, error);
     }
+    // Renamed and its index line written on the hashing thread, it is stored; else its name was taken (a replace).
+    if (copied.indexed) return stored({ ...described(meta), checksum: copied.checksum }, this.chunkPath(name));
     return this.commit(meta, name, temp, copied.checksum, copied.renamed);
   }
 
@@ -166,9 +172,7 @@ export class FolderNode implements NodeTarget {
    */
   private async commit(meta: ChunkMeta & { crc?: ChunkCrc }, name: string, temp: string, digest: Checksum, renamed: boolean | undefined): Promise<StoredChunk> {
     const path = this.chunkPath(name);
-    // `replace` tells this write what to do; it is no property of the stored chunk.
-    const { replace: _replace, ...described } = meta;
-    const chunk: IndexedChunk = { ...described, checksum: digest };
+    const chunk: IndexedChunk = { ...described(meta), checksum: digest };
     let placed = renamed === true;
     let replaced = false;
     try {
@@ -258,6 +262,7 @@ export class FolderNode implements NodeTarget {
   private ensureDir(): Promise<void> {
     this.ready ??= (async () => {
       await mkdir(join(this.location, '.tmp'), { recursive: true });
+      await mkdir(join(this.location, INDEX_DIR), { recursive: true });
       const stats = await stat(this.location);
       if (!stats.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       await this.removeAbandonedTemps();
@@ -286,6 +291,12 @@ export class FolderNode implements NodeTarget {
     if (code === 'ENOSPC') return `the disk holding ${this.location} is full`;
     return error instanceof Error ? error.message : String(error);
   }
+}
+
+/** What the node keeps of a write's metadata: `replace` tells one write what to do; it is no property of the chunk. */
+function described<T extends ChunkMeta>(meta: T): Omit<T, 'replace'> {
+  const { replace: _replace, ...rest } = meta;
+  return rest;
 }
 
 /** A chunk as the node answers for it: its metadata, and where it is now (the folder may have moved since). */
