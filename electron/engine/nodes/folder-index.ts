@@ -1,10 +1,12 @@
 // A folder node's index: one append-only file of JSON lines, `<node>/.cloud-ingest-index/chunks.jsonl`, instead of a
 // metadata sidecar per chunk. A line is a stored chunk's metadata, or a chunk's removal (`"gone": true`); the last
-// line about an id is the one that counts. Appends are batched (the first waits for no one; the ones that arrive
-// meanwhile go in the next write) and every batch is one write(2) on an O_APPEND descriptor, so batches of two
-// writers (two runs on one node folder) never interleave on a local file system. A batch starts with a newline:
-// a line torn by a writer that died mid-write then stands alone, fails to parse (no prefix of a JSON object is
-// one) and is skipped, and what comes after it is read as before.
+// line about an id is the one that counts. Its writers: the hashing thread that renamed a chunk appends the chunk's
+// line in the same job (HashPool IndexLine), and the node's own writer here the rest (streamed writes, removals),
+// batched (the first waits for no one; the ones that arrive meanwhile go in the next write). Every write is one
+// write(2) of whole lines on an O_APPEND descriptor, so the writes of several writers (threads, two runs on one node
+// folder) never interleave on a local file system. Each write starts with a newline: a line torn by a writer that
+// died mid-write then stands alone, fails to parse (no prefix of a JSON object is one) and is skipped, and what
+// comes after it is read as before.
 import { mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
