@@ -412,10 +412,12 @@ describe('a whole-file hash carried along chunk writes (continueHash)', () => {
     const whole = pool.sequence('md5');
     const [first, second, third] = chunksOf(data) as [Buffer, Buffer, Buffer];
     const tapped = async (bytes: Buffer, stored: boolean): Promise<void> => {
+      const inputsBefore = whole.inputs;
       const tap = pool.tap('crc32c', { continues: whole });
       await pipeline(pieces(bytes), tap, new Writable({ write: (_chunk, _encoding, done) => done() }));
       await tap.digest;
-      tap.settleAlong(stored);
+      await tap.settleAlong(stored);
+      expect(whole.inputs, 'counted once settled').toBe(inputsBefore + (stored ? 1 : 0));
     };
     await tapped(first, true);
     await tapped(second, false); // every node failed: the run sends the chunk again

@@ -595,12 +595,14 @@ export class HashTap extends Transform {
 
   /**
    * With `continues`: whether the chunk these bytes were was stored. The whole-file hash takes them only if it was,
-   * and this tap passed all of them (SequentialHash.inputs counts them once it has). Call once, after the end.
+   * and this tap passed all of them. Resolves once the hash has settled it (SequentialHash.inputs counts them then,
+   * if it took them). Call once, after the end.
    */
-  settleAlong(stored: boolean): void {
+  settleAlong(stored: boolean): Promise<void> {
     const continues = this.continues;
     this.continues = undefined;
-    if (continues && !this.slot.lost) this.slot.worker.postMessage({ op: 'along', id: this.id, continues: continues.id, keep: stored });
+    if (!continues) return Promise.resolve();
+    return continues.settle({ op: 'along', id: this.id, continues: continues.id, keep: stored });
   }
 
   /** The thread stopped: the digest fails, and so does the stream unless all of it has already passed. */
@@ -778,6 +780,8 @@ export class SequentialHash {
   private released = false;
   private lost: HashThreadLost | undefined;
   private taken = 0;
+  /** Taps whose bytes this hash is settling, in the order asked (HashTap.settleAlong). */
+  private readonly settling: (() => void)[] = [];
 
   /** @internal `open` opens the hash on a thread (or claims an id for one that a FileSink keeps going). */
   constructor(pool: HashPool, algorithm: SequenceAlgorithm, open: (onReply: Pending) => { id: number; slot: Slot }) {
@@ -785,13 +789,17 @@ export class SequentialHash {
     this.algorithm = algorithm;
     const opened = open((reply) => {
       if (reply.op === 'ack') return this.sender.onAck();
-      if (reply.op === 'alongDone') return void (reply.continued && this.tookInput());
+      if (reply.op === 'alongDone') {
+        if (reply.continued) this.tookInput();
+        return this.settling.shift()?.();
+      }
       const waiter = this.waiter;
       this.waiter = undefined;
       if (reply.op === 'lost') {
         this.lost = reply.error;
         this.release();
         waiter?.reject(reply.error);
+        for (const settled of this.settling.splice(0)) settled();
         this.sender.onLost();
       } else if (reply.op === 'fileHashed') {
         this.taken++;
@@ -847,6 +855,15 @@ export class SequentialHash {
     this.taken++;
   }
 
+  /** @internal Asks this hash's thread to settle a tap's bytes; resolves once it has answered (or is gone). */
+  settle(message: { op: 'along'; id: number; continues: number; keep: boolean }): Promise<void> {
+    if (!this.usable) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.settling.push(resolve);
+      this.slot.worker.postMessage(message);
+    });
+  }
+
   /** The result as the manifest shows it: hex for a hash, big-endian base64 for a CRC (the stores' own form). */
   async digest(): Promise<string> {
     this.sender.send();
@@ -878,6 +895,8 @@ export class SequentialHash {
     if (this.released) return;
     this.released = true;
     this.pool.release(this.id, this.slot);
+    // Its answers no longer come here: nobody waits for them.
+    for (const settled of this.settling.splice(0)) settled();
   }
 }
 

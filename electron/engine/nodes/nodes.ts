@@ -145,7 +145,7 @@ export class Nodes {
       }),
     );
     // The whole-file hash takes this chunk's bytes once a copy of them is stored (the tap has seen them all then).
-    tap.settleAlong(stored.length > 0 && sourceError === undefined);
+    await tap.settleAlong(stored.length > 0 && sourceError === undefined);
     throwIfAborted(o.signal);
     return outcome({ stored, nodeErrors, sourceError });
   }
