@@ -259,7 +259,11 @@ describe('FolderNode.writeHashing', () => {
     const stored = await node.writeHashing(meta('k.bin_chunk_0', first.length), pieces(first), { pool, algorithm: 'md5', keepHash: (h) => kept.push(h) });
     expect(stored.checksum.hex).toBe(md5(first));
     expect(kept).toHaveLength(1);
-    await kept[0]!.addStream(pieces(second));
+    expect(kept[0]!.inputs, 'the chunk counts as its first input').toBe(1);
+    // The next chunk's write can carry it on (continueHash), as it would one it had fed itself.
+    const next = await node.writeHashing(meta('k.bin_chunk_1', second.length), pieces(second), { pool, algorithm: 'md5', continueHash: kept[0]! });
+    expect(next.checksum.hex).toBe(md5(second));
+    expect(kept[0]!.inputs).toBe(2);
     expect(await kept[0]!.digest()).toBe(md5(Buffer.concat([first, second])));
 
     const failed: SequentialHash[] = [];

@@ -741,6 +741,8 @@ export class FileSink extends Writable {
       this.renamed = reply.renamed === true;
       this.indexed = reply.indexed === true;
       if (reply.continued) this.continues?.tookInput();
+      // The kept hash has taken this sink's bytes: its first input (so a follower can hand it on to the next chunk).
+      this.kept?.tookInput();
       this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
       finishing?.();
     } else {
