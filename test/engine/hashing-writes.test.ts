@@ -368,26 +368,38 @@ describe('a whole-file hash carried along chunk writes (continueHash)', () => {
   const chunksOf = (data: Buffer): Buffer[] => Array.from({ length: Math.ceil(data.length / chunkSize) }, (_, i) => data.subarray(i * chunkSize, (i + 1) * chunkSize));
   const meta = (key: string, i: number, size: number) => ({ id: `${key}_chunk_${i}`, file: key, index: i, offset: i * chunkSize, size });
 
-  it('a file checksummed CRC-32C per chunk gets its whole-file MD5 in the same pass, through every folder-node write path', async () => {
-    const data = randomBytes(3 * chunkSize + 4321);
-    const source = join(dir, 'carried.bin');
-    await writeFile(source, data);
-    const node = new FolderNode('carry', join(dir, 'carry-node'));
-    const whole = pool.sequence('md5');
-    const chunks = chunksOf(data);
-    for (const [i, bytes] of chunks.entries()) {
-      expect(whole.inputs).toBe(i);
-      const options = { pool, algorithm: 'crc32c' as const, continueHash: whole };
-      const stored =
-        i % 2 === 0
-          ? await node.writeFromFile(meta('carried.bin', i, bytes.length), { path: source, offset: i * chunkSize, length: bytes.length }, options)
-          : await node.writeHashing(meta('carried.bin', i, bytes.length), pieces(bytes), options);
-      expect(stored.checksum).toEqual({ algorithm: 'crc32c', hex: new Crc32c().update(bytes).value().toString(16).padStart(8, '0') });
-    }
-    expect(whole.inputs).toBe(chunks.length);
-    expect(await whole.digest()).toBe(md5(data));
-    await node.close();
-  });
+  const firstPath = ['a local copy', 'a file sink', 'a tap'];
+  for (const [algorithm, rotation] of [['crc32c', 0], ['md5', 0], ['md5', 1], ['md5', 2]] as const) {
+    // md5 chunks: chunk 0's own hash is the whole-file hash so far (nothing hashed twice), by whichever path it goes.
+    it(`a file checksummed ${algorithm} per chunk gets its whole-file MD5 in the same pass, through every write path (chunk 0 through ${firstPath[rotation]})`, async () => {
+      const data = randomBytes(4 * chunkSize + 4321);
+      const source = join(dir, `carried-${algorithm}-${rotation}.bin`);
+      await writeFile(source, data);
+      const node = new FolderNode('carry', join(dir, `carry-node-${algorithm}-${rotation}`));
+      const whole = pool.sequence('md5');
+      const chunks = chunksOf(data);
+      const chunkChecksum = (bytes: Buffer): string => (algorithm === 'md5' ? md5(bytes) : new Crc32c().update(bytes).value().toString(16).padStart(8, '0'));
+      for (const [i, bytes] of chunks.entries()) {
+        expect(whole.inputs).toBe(i);
+        const options = { pool, algorithm, continueHash: whole };
+        const chunk = meta(`carried-${algorithm}-${rotation}.bin`, i, bytes.length);
+        let checksum: string;
+        if ((i + rotation) % 3 === 0) checksum = (await node.writeFromFile(chunk, { path: source, offset: i * chunkSize, length: bytes.length }, options)).checksum.hex;
+        else if ((i + rotation) % 3 === 1) checksum = (await node.writeHashing(chunk, pieces(bytes), options)).checksum.hex;
+        else {
+          // As a teed transfer does it: a tap, then the word that a copy was stored.
+          const tap = pool.tap(algorithm, { continues: whole });
+          await pipeline(pieces(bytes), tap, new Writable({ write: (_chunk, _encoding, done) => done() }));
+          checksum = (await tap.digest).hex;
+          await tap.settleAlong(true);
+        }
+        expect(checksum).toBe(chunkChecksum(bytes));
+      }
+      expect(whole.inputs).toBe(chunks.length);
+      expect(await whole.digest()).toBe(md5(data));
+      await node.close();
+    });
+  }
 
   it('a write that fails part way leaves the hash as it was; its retry feeds it once', async () => {
     const data = randomBytes(2 * chunkSize + 99);

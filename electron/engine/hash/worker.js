@@ -96,7 +96,7 @@ function onTarget(operation) {
 function copy(job) {
   if (job.pack) return packCopy(job, job.pack);
   const hash = newHash(job.algorithm);
-  const along = alongFrom(job.continues);
+  const along = alongFrom(job.continues, job.algorithm);
   const input = openInside(job.source, job.inside);
   let output;
   try {
@@ -110,7 +110,7 @@ function copy(job) {
       if (n === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
       const bytes = block.subarray(0, n);
       hash.update(bytes);
-      along?.update(bytes);
+      if (along !== 'own') along?.update(bytes);
       const out = output;
       onTarget(() => {
         for (let written = 0; written < n; ) written += writeSync(out, bytes, written, n - written);
@@ -122,8 +122,9 @@ function copy(job) {
       }
     }
     if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
+    const carried = along === 'own' ? hash.copy() : along;
     // The last bytes are reported with the result: one message fewer per small file.
-    return { hex: hash.digest('hex'), bytes: done - reported, along };
+    return { hex: hash.digest('hex'), bytes: done - reported, along: carried };
   } finally {
     closeSync(input);
     const out = output;
@@ -236,15 +237,27 @@ const blocks = [];
 /** @type {Map<number, ChunkHash>} */
 const hashes = new Map();
 /**
+ * Open hashes that have taken nothing yet, with their algorithm: a job of the same algorithm feeding one along
+ * needs no second hash (alongFrom 'own').
+ * @type {Map<number, string>}
+ */
+const untouched = new Map();
+
+/**
  * A copy of open hash `id` (a whole-file hash of the chunks before this one) for a job to feed along with its own
  * bytes: the hash itself takes them only once the job has succeeded (carryAlong), so a job that fails part way
- * leaves it as it was for the job's retry. Undefined when this thread holds no such hash (the bytes are then
- * hashed again later, from where they were stored).
+ * leaves it as it was for the job's retry. 'own' when the hash has taken nothing yet and the job hashes with the
+ * same algorithm: the job's own hash is then the whole-file hash so far (copied before its digest), no bytes are
+ * hashed twice. Undefined when this thread holds no such hash (the bytes are hashed again later, from where they
+ * were stored).
  * @param {number | undefined} id
- * @returns {ChunkHash | undefined}
+ * @param {string | undefined} algorithm
+ * @returns {ChunkHash | 'own' | undefined}
  */
-function alongFrom(id) {
-  return id === undefined ? undefined : hashes.get(id)?.copy();
+function alongFrom(id, algorithm) {
+  if (id === undefined) return undefined;
+  if (algorithm !== undefined && untouched.get(id) === algorithm && hashes.has(id)) return 'own';
+  return hashes.get(id)?.copy();
 }
 
 /**
@@ -255,13 +268,15 @@ function alongFrom(id) {
 function carryAlong(id, along) {
   if (id === undefined || along === undefined || !hashes.has(id)) return false;
   hashes.set(id, along);
+  untouched.delete(id);
   return true;
 }
 
 /**
- * Taps (open hashers) feeding a whole-file hash along: the hash they continue and their copy of it. After the
- * tap's end the copy waits for the sender's word (op 'along': the chunk was stored, or not).
- * @type {Map<number, { continues: number, hash: ChunkHash, ended: boolean }>}
+ * Taps (open hashers) feeding a whole-file hash along: the hash they continue and their copy of it ('own': the
+ * tap's own hash, copied at its end). After the tap's end the copy waits for the sender's word (op 'along': the
+ * chunk was stored, or not).
+ * @type {Map<number, { continues: number, hash: ChunkHash | 'own', ended: boolean }>}
  */
 const alongs = new Map();
 
@@ -320,7 +335,7 @@ function updateCrc(crc, bytes) {
  * `failure` holds it and the rest is dropped.
  * With `renameTo`, the file is renamed there once closed, unless that name is taken (renameUnlessTaken).
  * With `continues`, `along` is fed too (see alongFrom).
- * @type {Map<number, { hash: ChunkHash, algorithm: string, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, index?: IndexLine, continues?: number, along?: ChunkHash, failure?: { code: string, message: string } }>}
+ * @type {Map<number, { hash: ChunkHash, algorithm: string, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, index?: IndexLine, continues?: number, along?: ChunkHash | 'own', failure?: { code: string, message: string } }>}
  */
 const sinks = new Map();
 
@@ -339,7 +354,7 @@ function writeToSink(id, bytes) {
   if (!sink || sink.failure || sink.fd === undefined) return;
   const fd = sink.fd;
   sink.hash.update(bytes);
-  sink.along?.update(bytes);
+  if (sink.along !== 'own') sink.along?.update(bytes);
   if (sink.crc) updateCrc(sink.crc, bytes);
   try {
     for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
@@ -534,7 +549,9 @@ if (!port) throw new Error('hash worker must run in a worker thread');
  */
 function updateOpen(id, bytes) {
   hashes.get(id)?.update(bytes);
-  alongs.get(id)?.hash.update(bytes);
+  untouched.delete(id);
+  const along = alongs.get(id)?.hash;
+  if (along !== 'own') along?.update(bytes);
   const crc = crcs.get(id);
   if (crc) updateCrc(crc, bytes);
   const ranges = rangeHashes.get(id);
@@ -562,9 +579,10 @@ function hashFileInto(id, path, cancel) {
 port.on('message', (/** @type {Message} */ message) => {
   switch (message.op) {
     case 'open': {
-      const along = alongFrom(message.continues);
+      const along = alongFrom(message.continues, message.ranges ? undefined : message.algorithm);
       if (along && message.continues !== undefined) alongs.set(message.id, { continues: message.continues, hash: along, ended: false });
       if (message.algorithm) hashes.set(message.id, newHash(message.algorithm));
+      if (message.algorithm && !message.crc && !message.ranges && message.continues === undefined) untouched.set(message.id, message.algorithm);
       if (message.crc) crcs.set(message.id, { kind: message.crc, value: 0 });
       if (message.ranges) rangeHashes.set(message.id, { spec: message.ranges, next: 0, position: 0, hash: undefined, hexes: [] });
       break;
@@ -607,7 +625,7 @@ port.on('message', (/** @type {Message} */ message) => {
       try {
         const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
         const renameTo = message.renameTo !== undefined ? { target: message.target, renameTo: message.renameTo, ...(message.index ? { index: message.index } : {}) } : {};
-        const along = alongFrom(message.continues);
+        const along = alongFrom(message.continues, message.algorithm);
         const carry = along ? { continues: message.continues, along } : {};
         sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, ...(crc ? { crc } : {}), ...renameTo, ...carry, fd: openSync(message.target, 'w') });
       } catch (error) {
@@ -627,11 +645,12 @@ port.on('message', (/** @type {Message} */ message) => {
         const renamed = sink.renameTo !== undefined && sink.target !== undefined && renameUnlessTaken(sink.target, sink.renameTo);
         // The hash so far lives on as an open hash: the start of a whole-file hash that continues with the next chunk.
         const kept = message.keepAs !== undefined ? sink.hash.copy() : undefined;
+        const carried = sink.along === 'own' ? sink.hash.copy() : sink.along;
         const hex = sink.hash.digest('hex');
         const indexed = renamed && sink.index !== undefined && sink.renameTo !== undefined;
         if (indexed) appendIndexLine(/** @type {IndexLine} */ (sink.index), /** @type {string} */ (sink.renameTo), sink.algorithm, hex, sink.crc);
         if (kept && message.keepAs !== undefined) hashes.set(message.keepAs, kept);
-        const continued = carryAlong(sink.continues, sink.along);
+        const continued = carryAlong(sink.continues, carried);
         port.postMessage({ op: 'copied', id: message.id, hex, crc: sink.crc, renamed, indexed, continued });
       } catch (error) {
         port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
@@ -665,20 +684,23 @@ port.on('message', (/** @type {Message} */ message) => {
     case 'along': {
       const along = alongs.get(message.id);
       alongs.delete(message.id);
-      const continued = message.keep && along?.ended === true && carryAlong(along.continues, along.hash);
+      const continued = message.keep && along?.ended === true && along.hash !== 'own' && carryAlong(along.continues, along.hash);
       // Answered to the whole-file hash, which counts what it has taken.
       port.postMessage({ op: 'alongDone', id: message.continues, continued });
       break;
     }
     case 'digest': {
       const along = alongs.get(message.id);
-      // A tap's end: its copy of the whole-file hash waits for the word that its chunk was stored. A cancel: dropped.
-      if (along && message.along) along.ended = true;
-      else alongs.delete(message.id);
       const hash = hashes.get(message.id);
+      // A tap's end: its copy of the whole-file hash waits for the word that its chunk was stored. A cancel: dropped.
+      if (along && message.along) {
+        if (along.hash === 'own' && hash) along.hash = hash.copy();
+        along.ended = true;
+      } else alongs.delete(message.id);
       const crc = crcs.get(message.id);
       const ranges = rangeHashes.get(message.id)?.hexes;
       hashes.delete(message.id);
+      untouched.delete(message.id);
       crcs.delete(message.id);
       rangeHashes.delete(message.id);
       port.postMessage({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '', crc, ranges });
