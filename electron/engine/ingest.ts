@@ -606,11 +606,12 @@ class IngestRun {
   }
 
   /** One transfer attempt: the chunk's bytes from the store to these nodes, through the path each supports. */
-  private transfer(chunk: PlannedChunk, targets: string[], attempt: number): Promise<TransferOutcome> {
+  private async transfer(chunk: PlannedChunk, targets: string[], attempt: number): Promise<TransferOutcome> {
     this.emitChunk(chunk, 'reading', attempt, targets[0]);
     const progress = this.progressFor(chunk, targets);
     const crc = this.checks?.crcWanted(chunk.object.key);
     const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
+    const continueHash = this.pull ? undefined : await this.checks?.continueHashFor(chunk.object.key, chunk.index);
     const signal = this.o.signal;
     const onSending = (): void => this.emitChunk(chunk, 'sending', attempt, targets[0]);
     if (this.pull) return this.pull.transfer(chunk, targets, attempt, { onBytes: progress.add, onSending, ...(crc ? { crc } : {}) }).finally(progress.flush);
@@ -622,6 +623,7 @@ class IngestRun {
         onSending,
         ...(crc ? { crc } : {}),
         ...(keepHash ? { keepHash } : {}),
+        ...(continueHash ? { continueHash } : {}),
         ...(signal ? { signal } : {}),
       })
       .then(async (outcome) => {

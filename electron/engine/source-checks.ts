@@ -67,6 +67,15 @@ export class SourceChecks {
     return (hash) => follower.startFrom(hash);
   }
 
+  /**
+   * For a chunk of a file checked in order: the whole-file hash its transfer feeds the chunk's bytes to in the same
+   * pass, so no chunk is read back from its nodes for the store's checksum (undefined: the chunk is read back).
+   */
+  continueHashFor(key: string, index: number): Promise<SequentialHash | undefined> {
+    if (this.keepHashFor(key, index)) return Promise.resolve(undefined);
+    return this.followers.get(key)?.continueFor(index) ?? Promise.resolve(undefined);
+  }
+
   /** Chunk `index` of `key` is on its nodes (delivered now, or by the run being resumed). */
   delivered(key: string, index: number, chunk: ManifestChunk): void {
     this.followers.get(key)?.add(index, this.bytesOf(chunk));

@@ -160,6 +160,8 @@ export class SourceChecksumFollower {
   private work: Promise<void> = Promise.resolve();
   private failed = false;
   private startedPastFirst = false;
+  /** The chunk whose transfer was handed the hash to feed (continueFor), and what the hash had taken then. */
+  private lent: { index: number; inputs: number } | undefined;
   private readonly pool: HashPool;
   private readonly algorithm: ChecksumAlgorithm;
   private readonly signal: AbortSignal | undefined;
@@ -188,14 +190,30 @@ export class SourceChecksumFollower {
     this.startedPastFirst = true;
   }
 
+  /**
+   * For the transfer of chunk `index`, when every chunk before it is in the hash: the hash, for the transfer to
+   * feed the chunk's bytes in the same pass (TransferOptions.continueHash), so the chunk is never read back.
+   * undefined when chunks before it are still missing (it is then read back once they are in).
+   */
+  async continueFor(index: number): Promise<SequentialHash | undefined> {
+    await this.work;
+    if (this.failed || index !== this.next || (index === 0 && this.startedPastFirst)) return undefined;
+    this.hash ??= this.pool.sequence(this.algorithm);
+    this.lent = { index, inputs: this.hash.inputs };
+    return this.hash;
+  }
+
   /** Chunk `index` is delivered. */
   add(index: number, bytes: ChunkBytes): void {
     this.arrived[index] = bytes;
     while (this.next < this.arrived.length && this.arrived[this.next]) {
       const chunk = this.arrived[this.next]!;
       this.arrived[this.next] = undefined;
-      if (this.next++ === 0 && this.startedPastFirst) continue;
-      this.work = this.work.then(() => this.feed(chunk));
+      const at = this.next++;
+      if (at === 0 && this.startedPastFirst) continue;
+      const fedByTransfer = this.lent?.index === at && this.hash !== undefined && this.hash.inputs > this.lent.inputs;
+      this.lent = undefined;
+      if (!fedByTransfer) this.work = this.work.then(() => this.feed(chunk));
     }
   }
 
