@@ -357,8 +357,8 @@ class IngestRun {
     let busy = 0;
     const lane = async (): Promise<void> => {
       while (!this.stopped()) {
+        retire(); // first: the room it frees is what admit fills
         admit();
-        retire();
         const work = this.work.shift() ?? planWork.shift();
         if (!work) {
           if (exhausted && busy === 0) return wake();

@@ -2,11 +2,13 @@
 // read back for a resume, each in a process whose heap is capped far below what a million entries take when held.
 import { spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { runIngest } from '../../electron/engine/ingest.ts';
 import { tempDir } from '../helpers/temp.ts';
-import './fixtures.ts';
+import { detection, tempProject, writeConfig } from './fixtures.ts';
 
 const MILLION = 1_000_000;
 /** A million entries held as objects take several hundred MB of heap; streamed, the engine stays far below this. */
@@ -45,4 +47,26 @@ describe('a million files (issue 15)', () => {
     expect(resumed).toMatchObject({ chunks: MILLION, found: Math.ceil(MILLION / 997), changed: 1, reread: 1 });
     expect(resumed.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
   }, 600_000);
+});
+
+describe('a plan longer than the window of it held in memory', () => {
+  it('9,000 files through one delivery lane: every file delivered and listed once, in listing order', async () => {
+    const root = await tempProject();
+    const keys: string[] = [];
+    for (let d = 0; d < 9; d++) {
+      await mkdir(join(root, 'data', `d${d}`), { recursive: true });
+      for (let i = 0; i < 1000; i++) {
+        const key = `d${d}/${String(i).padStart(4, '0')}.txt`;
+        keys.push(key);
+        await writeFile(join(root, 'data', key), `${key}\n`);
+      }
+    }
+    const loaded = await writeConfig(root, 'data_sources:\n  local: { type: local, path: ./data }\ningestion: { max_concurrent_chunks: 1 }\nnodes:\n  - { id: n1, path: ./nodes/n1 }\n');
+    const { manifest, failedFiles } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    expect(failedFiles.count).toBe(0);
+    expect(manifest.files.map((f) => f.key)).toEqual(keys);
+    expect(manifest.chunks.map((c) => c.file)).toEqual(keys);
+    expect(manifest.totals).toMatchObject({ files: 9000, chunks: 9000 });
+  }, 120_000);
 });
