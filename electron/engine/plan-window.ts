@@ -29,7 +29,8 @@ export function planEntry(base: number, item: PlanItem, chunkSize: number): Plan
 
 export class PlanWindow {
   private readonly o: { maxChunks: number; maxFiles: number };
-  private entries: PlanEntry[] = [];
+  /** Entries that left are cleared at once (a shard's entry holds thousands of files), the array compacted later. */
+  private entries: (PlanEntry | undefined)[] = [];
   /** Index into `entries` of the head (entries before it have left). */
   private head = 0;
   private chunks = 0;
@@ -90,7 +91,8 @@ export class PlanWindow {
   }
 
   private leave(): PlanEntry {
-    const entry = this.entries[this.head++]!;
+    const entry = this.entries[this.head]!;
+    this.entries[this.head++] = undefined;
     this.chunks -= entry.chunks.length;
     this.files -= entry.objects.length;
     return entry;
