@@ -113,6 +113,8 @@ describe('a folder node on a folder it cannot write to', () => {
 });
 
 describe('a source that fails while the folder node sets up its temp file', () => {
+  afterAll(cleanup);
+
   for (const path of ['write', 'writeHashing'] as const) {
     it(`${path}: the failure rejects that write with the source's error, never as an uncaught exception`, async () => {
       const { HashPool } = await import('../../electron/engine/hash/pool.ts');
