@@ -58,21 +58,10 @@ export class SourceChecks {
   }
 
   /**
-   * For the first chunk of a file checked in order: where the chunk's writer can hand over its hash to carry on
-   * as the whole-file hash (when both use the same algorithm), so chunk 0 is not hashed twice.
-   */
-  keepHashFor(key: string, index: number): ((hash: SequentialHash) => void) | undefined {
-    const follower = this.followers.get(key);
-    if (index !== 0 || !follower || this.choices.get(key)?.plan.algorithm !== this.o.algorithm) return undefined;
-    return (hash) => follower.startFrom(hash);
-  }
-
-  /**
    * For a chunk of a file checked in order: the whole-file hash its transfer feeds the chunk's bytes to in the same
    * pass, so no chunk is read back from its nodes for the store's checksum (undefined: the chunk is read back).
    */
   continueHashFor(key: string, index: number): Promise<SequentialHash | undefined> {
-    if (this.keepHashFor(key, index)) return Promise.resolve(undefined);
     return this.followers.get(key)?.continueFor(index) ?? Promise.resolve(undefined);
   }
 

@@ -159,7 +159,6 @@ export class SourceChecksumFollower {
   private hash: SequentialHash | undefined;
   private work: Promise<void> = Promise.resolve();
   private failed = false;
-  private startedPastFirst = false;
   /** The chunk whose transfer was handed the hash to feed (continueFor), and what the hash had taken then. */
   private lent: { index: number; inputs: number } | undefined;
   private readonly pool: HashPool;
@@ -181,23 +180,13 @@ export class SourceChecksumFollower {
   }
 
   /**
-   * Starts from a hash that has already taken chunk 0 (its writer kept it going: HashingWriteOptions.keepHash),
-   * so chunk 0 is not hashed again. Only before chunk 0 is added; otherwise the hash is let go.
-   */
-  startFrom(hash: SequentialHash): void {
-    if (this.hash || this.next > 0 || this.failed || hash.algorithm !== this.algorithm) return hash.discard();
-    this.hash = hash;
-    this.startedPastFirst = true;
-  }
-
-  /**
    * For the transfer of chunk `index`, when every chunk before it is in the hash: the hash, for the transfer to
    * feed the chunk's bytes in the same pass (TransferOptions.continueHash), so the chunk is never read back.
    * undefined when chunks before it are still missing (it is then read back once they are in).
    */
   async continueFor(index: number): Promise<SequentialHash | undefined> {
     await this.work;
-    if (this.failed || index !== this.next || (index === 0 && this.startedPastFirst)) return undefined;
+    if (this.failed || index !== this.next) return undefined;
     this.hash ??= this.pool.sequence(this.algorithm);
     this.lent = { index, inputs: this.hash.inputs };
     return this.hash;
@@ -210,7 +199,6 @@ export class SourceChecksumFollower {
       const chunk = this.arrived[this.next]!;
       this.arrived[this.next] = undefined;
       const at = this.next++;
-      if (at === 0 && this.startedPastFirst) continue;
       const fedByTransfer = this.lent?.index === at && this.hash !== undefined && this.hash.inputs > this.lent.inputs;
       this.lent = undefined;
       if (!fedByTransfer) this.work = this.work.then(() => this.feed(chunk));
