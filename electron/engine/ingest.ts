@@ -89,7 +89,7 @@ const REFILL_ROUNDS = 3;
  * the run has: a window that slides along the plan as the files at its head are done.
  */
 const WINDOW_CHUNKS = 4096;
-const WINDOW_FILES = 65_536;
+const WINDOW_FILES = 16_384;
 
 /** Work for the delivery lanes: a run of planned chunks, or one delivered chunk to send again (its node died). */
 type Work = { kind: 'plan'; indices: number[] } | { kind: 'refill'; index: number };
@@ -610,7 +610,6 @@ class IngestRun {
     this.emitChunk(chunk, 'reading', attempt, targets[0]);
     const progress = this.progressFor(chunk, targets);
     const crc = this.checks?.crcWanted(chunk.object.key);
-    const keepHash = this.checks?.keepHashFor(chunk.object.key, chunk.index);
     const continueHash = this.pull ? undefined : await this.checks?.continueHashFor(chunk.object.key, chunk.index);
     const signal = this.o.signal;
     const onSending = (): void => this.emitChunk(chunk, 'sending', attempt, targets[0]);
@@ -622,7 +621,6 @@ class IngestRun {
         onBytes: progress.add,
         onSending,
         ...(crc ? { crc } : {}),
-        ...(keepHash ? { keepHash } : {}),
         ...(continueHash ? { continueHash } : {}),
         ...(signal ? { signal } : {}),
       })
