@@ -636,8 +636,8 @@ class IngestRun {
     if (chunk.shard) return new ShardSource(chunk.shard, { bucket, pool: this.pool, algorithm: this.algorithm, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
     return {
       localRange: async () => {
-        const path = await bucket.localFile(chunk.object);
-        return path ? { path, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) } : undefined;
+        const file = await bucket.localFile(chunk.object);
+        return file ? { ...file, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) } : undefined;
       },
       open: () => this.readChunk(chunk, attempt),
       sourceError: (error: FileCopyError) => bucket.copyError(error, chunk.object.key),

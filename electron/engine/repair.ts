@@ -247,8 +247,8 @@ class Repair {
     }
     return {
       localRange: async () => {
-        const path = await bucket.localFile(object);
-        return path ? { path, offset: chunk.offset, length: chunk.size, ...(object.etag ? { etag: object.etag } : {}) } : undefined;
+        const file = await bucket.localFile(object);
+        return file ? { ...file, offset: chunk.offset, length: chunk.size, ...(object.etag ? { etag: object.etag } : {}) } : undefined;
       },
       open: () => bucket.readInParts(object, { offset: chunk.offset, length: chunk.size }, { partSize: chunk.size, ahead: 1, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) }),
       sourceError: (error: FileCopyError) => bucket.copyError(error, chunk.file),

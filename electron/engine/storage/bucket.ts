@@ -6,7 +6,7 @@ import picomatch from 'picomatch';
 import { withRetries } from '../retry.ts';
 import type { RetryPolicy } from '../retry.ts';
 import { StorageError } from './driver.ts';
-import type { ByteRange, ObjectInfo, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
+import type { ByteRange, LocalFile, ObjectInfo, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
 import { readInParts } from './read-in-parts.ts';
 import type { ReadInPartsOptions } from './read-in-parts.ts';
 
@@ -115,8 +115,11 @@ export class Bucket {
     return readInParts((part, signal) => this.read(object, part, signal), this.retry, range, options);
   }
 
-  /** The local file behind an object, when the driver has one (see StorageDriver.localPath). */
-  async localFile(object: ObjectInfo): Promise<string | undefined> {
+  /**
+   * The local file behind an object, when the driver has one (see StorageDriver.localPath), and the folder it must
+   * lie inside, checked by whoever opens it: a failure to open it (gone, or leading out) comes through copyError.
+   */
+  async localFile(object: ObjectInfo): Promise<LocalFile | undefined> {
     if (!this.driver.localPath) return undefined;
     try {
       return await this.driver.localPath(object.key);
@@ -129,6 +132,11 @@ export class Bucket {
   copyError(error: { code: string; message: string }, key: string): StorageError {
     if (error.code === 'CHANGED') {
       return this.wrap(new StorageError({ code: 'precondition_failed', store: this.info.kind, bucket: this.info.bucket, key, message: `${key}: ${error.message}`, hint: HINTS.precondition_failed }), 'read', key);
+    }
+    // The hashing thread's containment check (FileCopyJob.inside) fails with EACCES and says so: not a permission
+    // the user could grant, so not that hint.
+    if (error.code === 'EACCES' && error.message.endsWith('outside the source folder')) {
+      return this.wrap(new StorageError({ code: 'permission_denied', store: this.info.kind, bucket: this.info.bucket, key, message: `${key} resolves outside the source folder`, hint: 'symlinks and .. may not leave the data folder.' }), 'read', key);
     }
     return this.wrap(error, 'read', key);
   }

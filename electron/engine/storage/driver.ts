@@ -42,6 +42,13 @@ export interface ReadResult {
   etag?: string;
 }
 
+/** A key's file on this machine (StorageDriver.localPath). */
+export interface LocalFile {
+  path: string;
+  /** The source folder's real path: the file opened at `path` must lie inside it (LocalRange.inside, FileCopyJob.inside). */
+  inside: string;
+}
+
 export type StorageErrorCode =
   | 'not_found'
   | 'bucket_not_found'
@@ -62,9 +69,10 @@ export interface StorageDriver {
   read(key: string, range: ByteRange, options: { ifMatch?: string; signal?: AbortSignal }): Promise<ReadResult>;
   /**
    * Optional: the local file behind a key, for drivers whose objects are files on this machine. Lets a node on the
-   * same machine copy the bytes on a hashing thread instead of streaming them through JavaScript.
+   * same machine copy the bytes on a hashing thread instead of streaming them through JavaScript. The path is not
+   * resolved or checked here: whoever opens it must check that the file it opened lies inside `inside`.
    */
-  localPath?(key: string): Promise<string>;
+  localPath?(key: string): Promise<LocalFile>;
   /** Maps a provider error to a portable code; the wrapper decides wording and whether to retry. */
   errorCode(error: unknown): StorageErrorCode;
   close(): Promise<void>;

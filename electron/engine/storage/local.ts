@@ -7,7 +7,7 @@ import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { forEachLimited } from '../limit.ts';
 import { StorageError } from './driver.ts';
-import type { ByteRange, ListPage, ObjectInfo, ReadResult, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
+import type { ByteRange, ListPage, LocalFile, ObjectInfo, ReadResult, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
 
 const READ_BUFFER_BYTES = 256 * 1024;
 
@@ -64,6 +64,8 @@ export class LocalDriver implements StorageDriver {
   private readonly pageSize: number;
   private readonly listings = new Map<number, Listing>();
   private lastListingId = 0;
+  /** The folder's real path, resolved once for every file's path (sourceRoot); a listing resolves its own. */
+  private realRoot: Promise<string> | undefined;
 
   constructor(root: string, options: LocalDriverOptions = {}) {
     this.root = root;
@@ -122,8 +124,15 @@ export class LocalDriver implements StorageDriver {
     }
   }
 
-  localPath(key: string): Promise<string> {
-    return this.resolveInside(key);
+  /**
+   * The key's path under the folder's real path, neither resolved nor checked here: the hashing thread that opens it
+   * checks that the file it opened lies inside the folder (FileCopyJob.inside), so a symlink or `..` leading out
+   * fails there, as does a file that vanished. That check is one readlink per file on Linux, where resolving the
+   * path here took one per path component, on every chunk.
+   */
+  async localPath(key: string): Promise<LocalFile> {
+    const inside = await this.sourceRoot();
+    return { path: join(inside, ...key.split('/')), inside };
   }
 
   errorCode(error: unknown): StorageErrorCode {
@@ -141,13 +150,24 @@ export class LocalDriver implements StorageDriver {
 
   /** Resolves a key to a path and refuses anything (.., absolute, symlink) that lands outside the root. */
   private async resolveInside(key: string): Promise<string> {
-    const rootReal = await this.rootReal();
+    const rootReal = await this.sourceRoot();
     const candidate = join(rootReal, ...key.split('/'));
     const real = await realpath(candidate);
     if (real !== rootReal && !real.startsWith(rootReal + sep)) {
       throw new StorageError({ code: 'permission_denied', store: 'local', bucket: this.root, key, message: `${key} resolves outside the source folder`, hint: 'symlinks and .. may not leave the data folder.' });
     }
     return real;
+  }
+
+  /** rootReal() once for the driver's files (a failure is not kept: the next call tries again). */
+  private sourceRoot(): Promise<string> {
+    if (this.realRoot) return this.realRoot;
+    const resolving = this.rootReal();
+    this.realRoot = resolving;
+    resolving.catch(() => {
+      if (this.realRoot === resolving) this.realRoot = undefined;
+    });
+    return resolving;
   }
 
   private async rootReal(): Promise<string> {
