@@ -131,6 +131,10 @@ class IngestRun {
   private readonly refilling = new Set<number>();
   /** Each shard's member checksums from its last transfer that stored it. */
   private readonly memberChecksums = new Map<string, string[]>();
+  /** For a file read in order, chunk by chunk: each chunk's next (readChunk reads it ahead). */
+  private readonly nextInFile = new WeakMap<PlannedChunk, PlannedChunk>();
+  /** The one chunk read ahead, waiting for its transfer. */
+  private readAhead: { chunkId: string; stream: Promise<Readable> } | undefined;
   /** Pull mode (ingestion.mode: pull): the workers read their chunks; transfers go through this coordinator. */
   private pull: PullCoordinator | undefined;
 
@@ -166,6 +170,7 @@ class IngestRun {
       this.journal?.append({ type: 'end', at: new Date().toISOString(), status: this.o.signal?.aborted ? 'cancelled' : 'failed' });
       throw error;
     } finally {
+      this.dropReadAhead();
       this.checks?.close();
       this.resumed?.chunks.close();
       await this.closeJournal();
@@ -388,13 +393,17 @@ class IngestRun {
     const unpacked = item.object ? [item.object] : [];
     this.checks!.start(this.pull ? checkableInPull(unpacked, this.pullChecks()) : unpacked);
     for (const chunk of entry.chunks) this.emitChunk(chunk, 'queued', 0);
-    return this.deliveryRuns(entry.chunks).map((indices): Work => ({ kind: 'plan', indices: indices.map((i) => base + i) }));
+    const runs = this.deliveryRuns(entry.chunks);
+    for (const run of runs) for (let k = 0; k + 1 < run.length; k++) this.nextInFile.set(entry.chunks[run[k]!]!, entry.chunks[run[k + 1]!]!);
+    return runs.map((indices): Work => ({ kind: 'plan', indices: indices.map((i) => base + i) }));
   }
 
   private async runWork(work: Work): Promise<void> {
     if (work.kind === 'refill') return this.refill(work.index);
     for (const i of work.indices) {
+      const chunk = this.planned(i);
       await this.deliverPlanned(i);
+      this.dropReadAhead(chunk); // read ahead for it, but it was skipped or failed before its transfer took it
       this.window?.finished(i);
     }
   }
@@ -646,10 +655,32 @@ class IngestRun {
 
   /**
    * The chunk's bytes from the store (see Bucket.readInParts), each open ranged read holding one of the run's
-   * read slots. A file checked in order is read in parts, several at once; any other chunk as one read. A read
-   * that breaks goes on from where it stopped, counted as a retry of the chunk's.
+   * read slots. A file checked in order is read in parts, several at once, and the next chunk's first parts are
+   * asked for while this one is sent (one chunk ahead across the run, so the reads never wait at a chunk's
+   * boundary); any other chunk is one read. A read that breaks goes on from where it stopped, counted as a retry.
    */
   private readChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
+    const early = this.readAhead?.chunkId === chunk.id ? this.readAhead.stream : undefined;
+    if (early) this.readAhead = undefined;
+    const stream = early ?? this.openChunk(chunk, attempt);
+    const next = this.nextInFile.get(chunk);
+    if (next && !this.readAhead && this.loaded.config.ingestion.max_concurrent_chunks >= 2 * READ_PARTS_AHEAD) {
+      const ahead = this.openChunk(next, 1);
+      ahead.catch(() => undefined); // its own transfer sees the error
+      this.readAhead = { chunkId: next.id, stream: ahead };
+    }
+    return stream;
+  }
+
+  /** Lets go of the chunk read ahead for `chunk` if its transfer did not take it (it was skipped, or failed). */
+  private dropReadAhead(chunk?: PlannedChunk): void {
+    const ahead = this.readAhead;
+    if (!ahead || (chunk && ahead.chunkId !== chunk.id)) return;
+    this.readAhead = undefined;
+    void ahead.stream.then((stream) => stream.destroy(), () => undefined);
+  }
+
+  private openChunk(chunk: PlannedChunk, attempt: number): Promise<Readable> {
     const onRetry = (error: StorageError): void => {
       this.counters.retries++;
       this.readRetries.set(chunk.id, (this.readRetries.get(chunk.id) ?? 0) + 1);
