@@ -91,6 +91,11 @@ export class JournalWriter {
     this.writing ??= this.writeQueued();
   }
 
+  /** Resolves once every line appended so far is written (a writer of many lines at once waits on it now and then). */
+  async drained(): Promise<void> {
+    await this.writing;
+  }
+
   async close(): Promise<void> {
     await this.writing;
     await this.handle.close();
