@@ -14,11 +14,16 @@ export interface PlannedChunk {
   shard?: ShardLayout;
 }
 
+/** How many chunks a file of `size` bytes is cut into (a zero-byte file has none). */
+export function chunkCount(size: number, chunkSize: number): number {
+  return Math.ceil(size / chunkSize);
+}
+
 /** Chunk i covers [i·size, min((i+1)·size, fileSize)). A zero-byte file has no chunks. */
 export function planChunks(objects: readonly ObjectInfo[], chunkSize: number): PlannedChunk[] {
   const chunks: PlannedChunk[] = [];
   for (const object of objects) {
-    const count = Math.ceil(object.size / chunkSize);
+    const count = chunkCount(object.size, chunkSize);
     for (let index = 0; index < count; index++) {
       const offset = index * chunkSize;
       chunks.push({ id: `${object.key}_chunk_${index}`, object, index, offset, size: Math.min(chunkSize, object.size - offset) });

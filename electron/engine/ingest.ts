@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
+import { chunkCount } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { Placer } from '../../shared/placement.ts';
 import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, RunOrigin } from '../../shared/types.ts';
@@ -229,7 +230,7 @@ class IngestRun {
     const add = (items: PlanItem[]): void => {
       for (const item of items) {
         spill.items.append(item);
-        totals.chunks += item.shard ? 1 : Math.ceil(item.object.size / this.chunkSize);
+        totals.chunks += item.shard ? 1 : chunkCount(item.object.size, this.chunkSize);
       }
     };
     for await (const page of this.listPages(pattern, prefix)) {
@@ -459,7 +460,8 @@ class IngestRun {
     const chunk = this.planned(i);
     if (this.fileErrors.has(chunk.object.key)) return;
     try {
-      const done = this.index!.journaled(chunk, this.usableIds(), (key, was) => {
+      const live = this.usableIds();
+      const done = this.index!.journaled(chunk, live, (key, was) => {
         this.emit({ type: 'log', level: 'warn', message: `${key} changed since run ${this.runId} started (version ${was ?? '?'} → ${chunk.object.etag ?? '?'}); reading it again` });
       });
       if (done) {
@@ -470,7 +472,7 @@ class IngestRun {
         return;
       }
       // A shard held on a node says nothing of its members' checksums: it is sent again unless journaled.
-      const held = chunk.shard ? [] : await this.index!.heldCopies(chunk, this.usableIds(), this.replicas);
+      const held = chunk.shard ? [] : await this.index!.heldCopies(chunk, live, this.replicas);
       const delivered = await this.deliver(chunk, { held });
       this.record(i, chunk, delivered);
       this.checks?.delivered(chunk.object.key, chunk.index, delivered);

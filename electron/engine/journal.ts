@@ -125,12 +125,11 @@ export async function readJournal(path: string): Promise<JournalState> {
   }
   let start: JournalStart | undefined;
   let ended: string | undefined;
-  const index = new KeyIndex();
-  const chunkAt = (offset: number): ManifestChunk => (file.read(offset) as Extract<JournalEntry, { type: 'chunk' }>).chunk;
+  const chunks = new IndexedJournalChunks(file);
   for (const { offset, value: entry } of file.scan()) {
     // A line torn by a crash reads as undefined: its chunk is simply redone.
     if (entry?.type === 'start') start = entry;
-    else if (entry?.type === 'chunk' && typeof entry.chunk?.id === 'string') index.set(entry.chunk.id, offset, (at) => chunkAt(at).id === entry.chunk.id);
+    else if (entry?.type === 'chunk' && typeof entry.chunk?.id === 'string') chunks.record(entry.chunk.id, offset);
     else if (entry?.type === 'end') ended = entry.status;
     else if (entry?.type === 'resume') ended = undefined;
   }
@@ -138,16 +137,20 @@ export async function readJournal(path: string): Promise<JournalState> {
     file.close();
     throw new ResumeError(`${path} is not a Cloud Ingest journal (no start line). Fix: pass the run id of a run this config started.`);
   }
-  return { start, chunks: new IndexedJournalChunks(file, index), ...(ended ? { ended } : {}) };
+  return { start, chunks, ...(ended ? { ended } : {}) };
 }
 
 class IndexedJournalChunks implements JournalChunks {
   private readonly file: RecordFile<JournalEntry>;
-  private readonly index: KeyIndex;
+  private readonly index = new KeyIndex();
 
-  constructor(file: RecordFile<JournalEntry>, index: KeyIndex) {
+  constructor(file: RecordFile<JournalEntry>) {
     this.file = file;
-    this.index = index;
+  }
+
+  /** The chunk's latest entry is the one at `offset` (it replaces an earlier one of the same id). */
+  record(id: string, offset: number): void {
+    this.index.set(id, offset, (at) => this.entryAt(at, id) !== undefined);
   }
 
   get size(): number {
@@ -156,10 +159,16 @@ class IndexedJournalChunks implements JournalChunks {
 
   get(id: string): JournaledChunk | undefined {
     for (const offset of this.index.candidates(id)) {
-      const entry = this.file.read(offset);
-      if (entry?.type === 'chunk' && entry.chunk.id === id) return journaled(entry);
+      const entry = this.entryAt(offset, id);
+      if (entry) return journaled(entry);
     }
     return undefined;
+  }
+
+  /** The chunk entry at `offset` when it is about `id` (another id may share its hash). */
+  private entryAt(offset: number, id: string): Extract<JournalEntry, { type: 'chunk' }> | undefined {
+    const entry = this.file.read(offset);
+    return entry?.type === 'chunk' && entry.chunk.id === id ? entry : undefined;
   }
 
   *keys(): Generator<string> {

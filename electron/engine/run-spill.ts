@@ -3,6 +3,7 @@
 // So a run of a million files holds about as much memory as a run of ten thousand.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Positions } from '../../shared/positions.ts';
 import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { layout } from './pack/plan.ts';
@@ -33,8 +34,7 @@ export class RunSpill {
   private readonly at = new NumberColumn(-1);
   /** Per plan index: the nodes holding its copies, a bit per node position. */
   private readonly masks = new NumberColumn(0);
-  private readonly positions = new Map<string, number>();
-  private readonly nodeIds: string[] = [];
+  private readonly nodePositions = new Positions();
   private masksExact = true;
 
   private constructor(dir: string) {
@@ -51,16 +51,11 @@ export class RunSpill {
     return new RunSpill(dir);
   }
 
-  /** How many plan indices were delivered at least once so far (the highest index + 1). */
-  get planned(): number {
-    return this.at.size;
-  }
-
   record(i: number, chunk: ManifestChunk, planned: PlannedChunk): void {
     this.at.set(i, this.delivered.append({ i, chunk, ...(planned.shard ? {} : { object: planned.object }) }));
     let mask = 0;
     for (const copy of chunk.copies) {
-      const position = this.positionOf(copy.nodeId);
+      const position = this.nodePositions.of(copy.nodeId);
       if (position < MASK_BITS) mask += 2 ** position;
       else this.masksExact = false;
     }
@@ -126,16 +121,7 @@ export class RunSpill {
     if (!this.masksExact) return this.chunk(i)?.copies.map((c) => c.nodeId) ?? [];
     const ids: string[] = [];
     let mask = this.masks.get(i);
-    for (let position = 0; mask > 0; position++, mask = Math.floor(mask / 2)) if (mask % 2 === 1) ids.push(this.nodeIds[position]!);
+    for (let position = 0; mask > 0; position++, mask = Math.floor(mask / 2)) if (mask % 2 === 1) ids.push(this.nodePositions.idAt(position)!);
     return ids;
-  }
-
-  private positionOf(nodeId: string): number {
-    let position = this.positions.get(nodeId);
-    if (position === undefined) {
-      position = this.nodeIds.push(nodeId) - 1;
-      this.positions.set(nodeId, position);
-    }
-    return position;
   }
 }

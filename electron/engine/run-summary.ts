@@ -2,7 +2,7 @@
 // written from the run's spill (its files and chunks streamed, never all in memory).
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, NodeStatus, NodeSummary, RunOrigin } from '../../shared/types.ts';
-import { fileChecksum } from './chunks.ts';
+import { chunkCount, fileChecksum } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import type { LoadedConfig } from './config.ts';
 import { Deferred, StreamedArray } from './manifest.ts';
@@ -42,15 +42,15 @@ export async function summarizeFiles(input: FileSummaryInput): Promise<ManifestF
       const done = delivered[next];
       if (done) chunks.push(done);
     }
-    const chunkCount = Math.ceil(object.size / input.chunkSize);
+    const wanted = chunkCount(object.size, input.chunkSize);
     const failedBefore = input.fileErrors.get(object.key);
-    const error = failedBefore ?? (chunks.length < chunkCount ? 'not all chunks were delivered' : undefined);
+    const error = failedBefore ?? (chunks.length < wanted ? 'not all chunks were delivered' : undefined);
     const file: ManifestFile = {
       key: object.key,
       size: object.size,
       ...(object.etag ? { etag: object.etag } : {}),
       checksum: fileChecksum(input.algorithm, chunks.map((c) => c.checksum)),
-      chunkCount,
+      chunkCount: wanted,
       status: error ? 'failed' : 'complete',
       ...(error ? { error } : {}),
     };

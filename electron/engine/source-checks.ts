@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { ChunkCrc, ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import { chunkCount } from './chunks.ts';
 import { isCrcKind } from './hash/pool.ts';
 import type { HashPool, SequentialHash } from './hash/pool.ts';
 import type { NodeRegistry } from './nodes/registry.ts';
@@ -36,11 +37,11 @@ export class SourceChecks {
   start(objects: readonly ObjectInfo[]): void {
     const { store, chunkSize, algorithm, pool, signal } = this.o;
     for (const object of objects) {
-      const chunkCount = Math.ceil(object.size / chunkSize);
-      const choice = chooseSourceCheck(object, store, chunkCount, algorithm);
+      const chunks = chunkCount(object.size, chunkSize);
+      const choice = chooseSourceCheck(object, store, chunks, algorithm);
       if (!choice) continue;
       this.choices.set(object.key, choice);
-      const follower = SourceChecksumFollower.for(choice, chunkCount, pool, signal);
+      const follower = SourceChecksumFollower.for(choice, chunks, pool, signal);
       if (follower) this.followers.set(object.key, follower);
     }
   }

@@ -199,10 +199,6 @@ export class KeyIndex {
     }
   }
 
-  *allValues(): Generator<number> {
-    for (let slot = 0; slot < this.hashes.length; slot++) if (this.hashes[slot] !== 0) yield this.values[slot]!;
-  }
-
   private slotOf(hash: number): number {
     return hash % this.hashes.length;
   }

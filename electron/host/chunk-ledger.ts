@@ -7,6 +7,7 @@
 // a run of a million chunks, odds of about one in 30 million). The engine could spare this table by putting the
 // chunk's plan index, or the state it leaves, on its chunk events.
 import type { ChunkRowState } from '../../shared/ipc/contract.ts';
+import { Positions } from '../../shared/positions.ts';
 
 export const ROW_STATES: readonly ChunkRowState[] = ['queued', 'reading', 'sending', 'verified', 'retried', 'failed', 'moved', 'skipped', 'cancelled'];
 const CODE = new Map(ROW_STATES.map((s, i) => [s, i]));
@@ -83,8 +84,7 @@ export class ChunkLedger {
   /** Bit i: a verified or skipped copy on node i was counted (nodes 0-31; the rest in `laterCopies`). */
   private copies = new Uint32Array(1024);
   private readonly laterCopies = new Set<string>();
-  private readonly nodeIds: string[] = [];
-  private readonly nodeIndex = new Map<string, number>();
+  private readonly nodePositions = new Positions();
 
   /** The chunk's number, and whether it was seen before; a chunk seen for the first time is entered (queued, on no node). */
   enter(id: string): { seq: number; known: boolean } {
@@ -98,17 +98,17 @@ export class ChunkLedger {
   get(seq: number): LedgerEntry {
     const byte = this.states[seq]!;
     const node = this.nodes[seq]!;
-    return { state: ROW_STATES[byte & STATE_MASK]!, nodeId: node === 0 ? undefined : this.nodeIds[node - 1], moved: (byte & MOVED_BIT) !== 0 };
+    return { state: ROW_STATES[byte & STATE_MASK]!, nodeId: node === 0 ? undefined : this.nodePositions.idAt(node - 1), moved: (byte & MOVED_BIT) !== 0 };
   }
 
   set(seq: number, entry: LedgerEntry): void {
     this.states[seq] = CODE.get(entry.state)! | (entry.moved ? MOVED_BIT : 0);
-    this.nodes[seq] = entry.nodeId === undefined ? 0 : this.indexOf(entry.nodeId) + 1;
+    this.nodes[seq] = entry.nodeId === undefined ? 0 : this.nodePositions.of(entry.nodeId) + 1;
   }
 
   /** Marks a verified (or skipped) copy of the chunk on this node as counted; false when it already was. */
   countCopy(seq: number, nodeId: string): boolean {
-    const i = this.indexOf(nodeId);
+    const i = this.nodePositions.of(nodeId);
     if (i < 32) {
       const word = this.copies[seq]!;
       const bit = 1 << i;
@@ -135,15 +135,6 @@ export class ChunkLedger {
     this.nodes = new Uint16Array(0);
     this.copies = new Uint32Array(0);
     this.laterCopies.clear();
-  }
-
-  private indexOf(nodeId: string): number {
-    let i = this.nodeIndex.get(nodeId);
-    if (i === undefined) {
-      i = this.nodeIds.push(nodeId) - 1;
-      this.nodeIndex.set(nodeId, i);
-    }
-    return i;
   }
 
   private grow(): void {

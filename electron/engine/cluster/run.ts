@@ -3,6 +3,7 @@
 import type { ChecksumAlgorithm, CloudName } from '../../../shared/config/types.ts';
 import type { IngestEvent } from '../../../shared/types.ts';
 import type { ObjectInfo, SourceInfo } from '../storage/driver.ts';
+import { chunkCount } from '../chunks.ts';
 import { chooseSourceCheck } from '../storage/source-checksum.ts';
 import type { LoadedConfig } from '../config.ts';
 import type { NodeError } from '../nodes/node.ts';
@@ -53,7 +54,7 @@ type PullCheckOptions = { store: SourceInfo['kind']; chunkSize: number; algorith
 
 /** Whether pull mode leaves this file's store check out: its whole-object MD5 would read it back through this machine. */
 export function uncheckedInPull(object: ObjectInfo, o: PullCheckOptions): boolean {
-  return chooseSourceCheck(object, o.store, Math.ceil(object.size / o.chunkSize), o.algorithm)?.mode === 'follow';
+  return chooseSourceCheck(object, o.store, chunkCount(object.size, o.chunkSize), o.algorithm)?.mode === 'follow';
 }
 
 export function checkableInPull(objects: ObjectInfo[], o: PullCheckOptions): ObjectInfo[] {

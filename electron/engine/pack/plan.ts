@@ -28,20 +28,6 @@ export interface DeliveredShard {
   members: readonly { key: string; size: number; etag?: string }[];
 }
 
-export interface PackPlan {
-  /** Files chunked as before, in listing order. */
-  unpacked: ObjectInfo[];
-  shards: ShardLayout[];
-}
-
-export interface PackOptions {
-  chunkSize: number;
-  /** Files of fewer bytes than this (and at least one) are packed; 0 packs nothing. */
-  packBelow: number;
-  /** Shards already delivered: kept as they are when every member is listed unchanged. */
-  delivered?: Iterable<DeliveredShard>;
-}
-
 /** One step of a run's plan, in listing order: a file chunked as before, or a shard of packed files. */
 export type PlanItem = { object: ObjectInfo; shard?: undefined } | { shard: ShardLayout; object?: undefined };
 
@@ -52,14 +38,6 @@ export function sampleKey(key: string): string {
 
 export function isPackable(object: ObjectInfo, packBelow: number): boolean {
   return object.size > 0 && object.size < packBelow;
-}
-
-/** The whole plan at once (for a listing held in memory): the packer's items, split by kind. */
-export function planPacking(objects: readonly ObjectInfo[], o: PackOptions): PackPlan {
-  const kept = o.delivered ? keptShards(new Map(objects.map((object) => [object.key, object] as const)), o.delivered, o.packBelow) : new Map<string, ShardLayout>();
-  const packer = new Packer({ chunkSize: o.chunkSize, packBelow: o.packBelow, kept });
-  const items = [...objects.flatMap((object) => packer.add(object)), ...packer.finish()];
-  return { unpacked: items.flatMap((item) => (item.object ? [item.object] : [])), shards: items.flatMap((item) => (item.shard ? [item.shard] : [])) };
 }
 
 /**
