@@ -1,10 +1,13 @@
 #!/usr/bin/env -S node --initial-old-space-size=64
-// Launcher: runs the TypeScript CLI with a Node that strips types, re-executing with Node 22 if needed.
+// Launcher: runs the TypeScript CLI with a Node that strips types (from the stripped copies bin/ts-cache.js keeps),
+// re-executing with Node 22 if needed.
 import { fileURLToPath } from 'node:url';
 import { isNodeNewEnough, node22Path, withEngineFlags } from './node22.js';
 import { relaunch } from './relaunch.js';
+import { useTypeScriptCache } from './ts-cache.js';
 
 if (isNodeNewEnough()) {
+  useTypeScriptCache();
   await import('../electron/cli/main.ts');
 } else {
   const self = fileURLToPath(import.meta.url);

@@ -25,4 +25,6 @@ const entry = resolveEntry(command);
 const flags = entry === command ? withEngineFlags([]) : [];
 // The child stops when this launcher goes, however it goes (see bin/relaunch.js).
 const stopWithLauncher = ['--import', new URL('../bin/relaunch.js', import.meta.url).href];
-relaunch(node22Path(), [...stopWithLauncher, ...flags, entry, ...args]);
+// The project's scripts load its TypeScript from the stripped copies bin/ts-cache.js keeps, as the CLI does.
+const strippedOnce = entry === command ? ['--import', new URL('../bin/ts-cache-preload.js', import.meta.url).href] : [];
+relaunch(node22Path(), [...stopWithLauncher, ...strippedOnce, ...flags, entry, ...args]);
