@@ -1,8 +1,10 @@
 // What a node folder holds, read straight from its files (not through FolderNode), for tests that look behind a node's
 // back: the folder node's index (`.cloud-ingest-index/chunks.jsonl`, one JSON line per chunk stored or removed, the
-// last line about an id counts, a line that does not parse is skipped) and `<name>.chunk.json` sidecars (the folder
-// node's old layout, and the agent's layout), each beside its `<name>.chunk`.
-import { readdir, readFile } from 'node:fs/promises';
+// last line about an id counts, a line that does not parse is skipped), each line naming the subfolder of its
+// `<sub>/<name>.chunk` (two hex digits; no subfolder: `<name>.chunk` in the node folder itself, as written before the
+// subfolders), and `<name>.chunk.json` sidecars (the folder node's oldest layout, and the agent's layout), each
+// beside its `<name>.chunk` in the node folder itself.
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 
@@ -22,8 +24,11 @@ interface IndexLine {
   id?: unknown;
   size?: unknown;
   gone?: unknown;
+  subfolder?: unknown;
   checksum?: { hex?: unknown };
 }
+
+const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 /** The index's last word on each id: its line, or 'gone'. */
 export async function indexLines(dir: string): Promise<Map<string, IndexLine | 'gone'>> {
@@ -38,6 +43,7 @@ export async function indexLines(dir: string): Promise<Map<string, IndexLine | '
       continue;
     }
     if (typeof line.id !== 'string') continue;
+    if (line.subfolder !== undefined && !(typeof line.subfolder === 'string' && SUBFOLDER.test(line.subfolder))) continue;
     latest.set(line.id, line.gone === true ? 'gone' : line);
   }
   return latest;
@@ -49,7 +55,8 @@ export async function heldChunks(dir: string): Promise<HeldChunk[]> {
   const index = await indexLines(dir);
   for (const [id, line] of index) {
     if (line === 'gone' || typeof line.size !== 'number' || typeof line.checksum?.hex !== 'string') continue;
-    held.push({ id, size: line.size, checksum: line.checksum.hex, dataPath: join(dir, `${chunkFileName(id)}.chunk`), via: 'index' });
+    const sub = typeof line.subfolder === 'string' ? line.subfolder : '';
+    held.push({ id, size: line.size, checksum: line.checksum.hex, dataPath: join(dir, sub, `${chunkFileName(id)}.chunk`), via: 'index' });
   }
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.endsWith('.chunk.json')) continue;
@@ -82,10 +89,30 @@ export async function folderStrayFiles(dir: string): Promise<string[]> {
   const stray = (await readdir(join(dir, '.tmp')).catch(() => [] as string[])).map((name) => `.tmp/${name}`);
   for (const name of names) {
     if (name === '.tmp' || name === '.cloud-ingest-index') continue;
+    if (SUBFOLDER.test(name)) {
+      for (const inside of await readdir(join(dir, name)).catch(() => [] as string[])) {
+        if (!(inside.endsWith('.chunk') && held.has(join(dir, name, inside)))) stray.push(`${name}/${inside}`);
+      }
+      continue;
+    }
     if (name.endsWith('.chunk') && held.has(join(dir, name))) continue;
     const described = name.slice(0, -'.json'.length);
     if (name.endsWith('.chunk.json') && bySidecar.has(join(dir, described)) && names.includes(described)) continue;
     stray.push(name);
   }
   return stray;
+}
+
+/** Flips the first byte of the data of chunk `chunkId`, wherever the folder node's metadata says it is. */
+export async function damageFolderChunk(dir: string, chunkId: string): Promise<void> {
+  const chunk = (await heldChunks(dir)).find((c) => c.id === chunkId);
+  if (!chunk) throw new Error(`no chunk ${chunkId} in ${dir}`);
+  const handle = await open(chunk.dataPath, 'r+');
+  try {
+    const first = Buffer.alloc(1);
+    await handle.read(first, 0, 1, 0);
+    await handle.write(Buffer.from([first[0]! ^ 0xff]), 0, 1, 0);
+  } finally {
+    await handle.close();
+  }
 }

@@ -8,8 +8,8 @@ import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { MiB, streamOf } from './chunks.ts';
-import { damageChunkFile, defineNodeSuite, metaFor } from './conformance.ts';
-import { folderStrayFiles } from './folder-layout.ts';
+import { defineNodeSuite, metaFor } from './conformance.ts';
+import { damageFolderChunk, folderStrayFiles } from './folder-layout.ts';
 import type { NodeUnderTest } from './conformance.ts';
 import { makeReadOnly, makeWritable, releaseFolders, smallFilesystem } from './folders.ts';
 
@@ -17,7 +17,7 @@ function folderUnderTest(dir: string): NodeUnderTest {
   const fixture: NodeUnderTest = {
     node: new FolderNode('folder-under-test', dir),
     leftovers: () => folderStrayFiles(dir),
-    damage: (chunkId) => damageChunkFile(dir, chunkId),
+    damage: (chunkId) => damageFolderChunk(dir, chunkId),
     async restart() {
       await fixture.node.close();
       fixture.node = new FolderNode('folder-under-test', dir);
