@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { HashPool } from '../../electron/engine/hash/pool.ts';
 import { chunkLine, goneLine } from '../../electron/engine/nodes/folder-index.ts';
-import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
+import { chunkSubfolder, FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import type { StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { bytesOfId, md5, md5Checksum, readAll, streamOf } from './chunks.ts';
@@ -95,7 +95,7 @@ describe('the folder node index', () => {
     expect(await problemsWith(node, expected)).toEqual([]);
     const files = await readdir(dir, { recursive: true, withFileTypes: true });
     const names = files.filter((f) => f.isFile()).map((f) => join(f.parentPath, f.name).slice(dir.length + 1));
-    expect(names.sort()).toEqual([...[...expected.keys()].map((id) => `${chunkFileName(id)}.chunk`), INDEX_PATH].sort());
+    expect(names.sort()).toEqual([...[...expected.keys()].map((id) => join(chunkSubfolder(id), `${chunkFileName(id)}.chunk`)), INDEX_PATH].sort());
     await node.close();
   });
 
@@ -161,8 +161,10 @@ describe('the folder node index', () => {
     // A writer killed part way through its write: half of a line, no newline. Its chunk's bytes are in place.
     const tornId = 'torn_chunk_0';
     const tornBytes = bytesOfId(tornId);
-    await writeFile(join(dir, `${chunkFileName(tornId)}.chunk`), tornBytes);
-    const line = chunkLine({ ...metaFor(tornId, tornBytes.length), checksum: md5Checksum(tornBytes) });
+    const tornFile = join(chunkSubfolder(tornId), `${chunkFileName(tornId)}.chunk`);
+    await mkdir(join(dir, chunkSubfolder(tornId)), { recursive: true });
+    await writeFile(join(dir, tornFile), tornBytes);
+    const line = chunkLine({ ...metaFor(tornId, tornBytes.length), subfolder: chunkSubfolder(tornId), checksum: md5Checksum(tornBytes) });
     await appendFile(join(dir, INDEX_PATH), `\n${line.slice(0, Math.floor(line.length / 2))}`);
 
     const second = new FolderNode('torn', dir);
@@ -176,7 +178,7 @@ describe('the folder node index', () => {
     const third = new FolderNode('torn', dir);
     expect(await problemsWith(third, expected)).toEqual([]);
     await third.close();
-    expect(await folderStrayFiles(dir)).toEqual([`${chunkFileName(tornId)}.chunk`]); // bytes no line describes
+    expect(await folderStrayFiles(dir)).toEqual([tornFile]); // bytes no line describes
   });
 
   it('a writer process SIGKILLed mid-run: every chunk it acknowledged is held, and everything held reads back', async () => {

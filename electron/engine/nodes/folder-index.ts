@@ -6,7 +6,9 @@
 // write(2) of whole lines on an O_APPEND descriptor, so the writes of several writers (threads, two runs on one node
 // folder) never interleave on a local file system. Each write starts with a newline: a line torn by a writer that
 // died mid-write then stands alone, fails to parse (no prefix of a JSON object is one) and is skipped, and what
-// comes after it is read as before.
+// comes after it is read as before. A chunk's line names the subfolder its file is in (`"subfolder": "3f"`, two
+// hex digits and nothing else, so a line cannot point outside the node folder); lines written before the
+// subfolders have none, and their chunk is in the node folder itself.
 import { mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -20,8 +22,13 @@ const NEWLINE = 0x0a;
 /** A descriptor unused this long is closed (and opened again when needed). */
 const IDLE_CLOSE_MS = 250;
 
-/** A stored chunk as its index line holds it: where it lives follows from the folder and its id. */
-export type IndexedChunk = Omit<StoredChunk, 'location' | 'replace'>;
+/**
+ * A stored chunk as its index line holds it: where it lives follows from the folder, its id and its subfolder
+ * (none: the node folder itself, the layout before the subfolders).
+ */
+export type IndexedChunk = Omit<StoredChunk, 'location' | 'replace'> & { subfolder?: string };
+
+const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 export function indexPath(folder: string): string {
   return join(folder, INDEX_DIR, INDEX_FILE);
@@ -59,7 +66,8 @@ export function parseLine(text: string): IndexedChunk | { id: string; gone: true
   if (typeof line.id !== 'string') return undefined;
   if (line.gone === true) return { id: line.id, gone: true };
   const { checksum } = line;
-  const valid = typeof line.file === 'string' && isCount(line.index) && isCount(line.offset) && isCount(line.size) && typeof checksum?.hex === 'string' && typeof checksum.algorithm === 'string';
+  const placed = line.subfolder === undefined || (typeof line.subfolder === 'string' && SUBFOLDER.test(line.subfolder));
+  const valid = typeof line.file === 'string' && isCount(line.index) && isCount(line.offset) && isCount(line.size) && typeof checksum?.hex === 'string' && typeof checksum.algorithm === 'string' && placed;
   return valid ? (line as IndexedChunk) : undefined;
 }
 

@@ -1,14 +1,19 @@
-// A node that is a local folder. A chunk is one file, `<name>.chunk`, written under .tmp/ and renamed into place
-// only once complete and its checksum known (on the hashing thread that wrote it, when it wrote it); its metadata
-// is then appended to the node's index (folder-index.ts), and only from then on does the chunk exist. Folders
-// written before the index hold a `<name>.chunk.json` sidecar beside each chunk: those chunks are still found and
-// listed, and whatever the index says about an id wins over its sidecar.
+// A node that is a local folder. A chunk is one file, `<sub>/<name>.chunk`, written under .tmp/ and renamed into
+// place only once complete and its checksum known (on the hashing thread that wrote it, when it wrote it); its
+// metadata is then appended to the node's index (folder-index.ts), and only from then on does the chunk exist.
+// `<sub>` is one of 256 subfolders, two hex digits of a hash of the chunk's id, so that no folder holds more than a
+// few thousand files even with a million chunks (one folder of half a million entries slowed every create, rename
+// and lookup in it). The index line names the subfolder; a line without one (written before the subfolders) means
+// the chunk is `<name>.chunk` in the node folder itself. Folders written before the index hold a `<name>.chunk.json`
+// sidecar beside each chunk, also in the node folder itself: those chunks are still found and listed, and whatever
+// the index says about an id wins over its sidecar. A chunk of either older layout that is written again moves to
+// its subfolder, and its old files are removed once the index says where it now is.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, opendir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
 import type { FileCopied } from '../hash/pool.ts';
@@ -23,6 +28,14 @@ const CHUNK_EXT = '.chunk';
 const SIDECAR_EXT = '.chunk.json';
 const ABANDONED_AFTER_MS = 10 * 60 * 1000;
 
+/**
+ * The subfolder chunk `chunkId` is written to: the first two hex digits of its id's SHA-256, so 256 subfolders
+ * share the chunks evenly whatever their names. Only hex digits: nothing in an id can steer it out of the node.
+ */
+export function chunkSubfolder(chunkId: string): string {
+  return createHash('sha256').update(chunkId).digest('hex').slice(0, 2);
+}
+
 export class FolderNode implements NodeTarget {
   readonly id: string;
   readonly kind = 'folder' as const;
@@ -33,6 +46,13 @@ export class FolderNode implements NodeTarget {
   /** Temp names are this node object's own: a random prefix (other processes, other node objects) and a counter. */
   private readonly tempPrefix = randomBytes(6).toString('hex');
   private temps = 0;
+  /** The subfolders made (or found) by this node object: each is made once, before its first chunk is written. */
+  private readonly subfolders = new Map<string, Promise<void>>();
+  /**
+   * Whether the node folder itself holds chunk files (the layouts before the subfolders): a chunk written again
+   * then has its old files removed. Known once the folder is ready.
+   */
+  private flatChunks = false;
 
   constructor(id: string, dir: string) {
     this.id = id;
@@ -55,17 +75,27 @@ export class FolderNode implements NodeTarget {
   }
 
   async find(chunkId: string): Promise<StoredChunk | undefined> {
-    const name = chunkFileName(chunkId);
     try {
-      const indexed = await this.indexed.find(chunkId);
-      if (indexed === 'gone') return undefined;
-      const meta = indexed ?? (await this.sidecar(join(this.location, name + SIDECAR_EXT)));
-      const path = this.chunkPath(name);
-      if (meta?.id !== chunkId || (await stat(path)).size !== meta.size) return undefined;
-      return stored(meta, path);
+      const located = await this.locate(chunkId);
+      if (!located || (await stat(located.path)).size !== located.meta.size) return undefined;
+      return stored(located.meta, located.path);
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Where chunk `chunkId` is, by what its metadata says: the index's last line about it (its subfolder, or the node
+   * folder itself for a line written before the subfolders), else the sidecar of the oldest layout. Undefined when
+   * neither describes it.
+   */
+  private async locate(chunkId: string): Promise<{ meta: IndexedChunk | StoredChunk; path: string } | undefined> {
+    const indexed = await this.indexed.find(chunkId);
+    if (indexed === 'gone') return undefined;
+    const name = chunkFileName(chunkId);
+    if (indexed) return { meta: indexed, path: this.chunkPath(name, indexed.subfolder) };
+    const meta = await this.sidecar(join(this.location, name + SIDECAR_EXT));
+    return meta?.id === chunkId ? { meta, path: this.chunkPath(name, undefined) } : undefined;
   }
 
   async write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk> {
@@ -77,7 +107,8 @@ export class FolderNode implements NodeTarget {
     // stream with the source's error too: remember which side failed first.
     data.on('error', (error) => (sourceError ??= writeError === undefined ? error : undefined));
     const name = chunkFileName(meta.id);
-    const temp = await this.tempFor(name);
+    const subfolder = chunkSubfolder(meta.id);
+    const temp = await this.tempFor(name, subfolder);
     if (sourceError !== undefined) throw sourceError;
     const file = createWriteStream(temp, { highWaterMark: 256 * 1024 });
     file.on('error', (error) => (writeError ??= error));
@@ -91,7 +122,7 @@ export class FolderNode implements NodeTarget {
       if (writeError === undefined && !isOwnFsError(error)) throw error; // the source's error, not ours
       throw this.writeFailed(meta, writeError ?? error);
     }
-    return this.commit(meta, name, temp, digest, undefined);
+    return this.commit(meta, name, subfolder, temp, digest, undefined);
   }
 
   async writeHashing(meta: ChunkMeta, data: Readable, options: HashingWriteOptions): Promise<StoredChunk> {
@@ -100,10 +131,11 @@ export class FolderNode implements NodeTarget {
     // source with the sink's error: only an error of the source's own counts.
     data.on('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
     const name = chunkFileName(meta.id);
-    const temp = await this.tempFor(name);
+    const subfolder = chunkSubfolder(meta.id);
+    const temp = await this.tempFor(name, subfolder);
     if (sourceError !== undefined) throw sourceError;
-    const path = this.chunkPath(name);
-    const index = { path: indexPath(this.location), head: chunkLineHead(described(meta)) };
+    const path = this.chunkPath(name, subfolder);
+    const index = { path: indexPath(this.location), head: chunkLineHead({ ...described(meta), subfolder }) };
     const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path, index, ...(options.continueHash ? { continues: options.continueHash } : {}) });
     sink.onBytes = options.onBytes;
     if (options.keepHash) sink.keepHash();
@@ -124,7 +156,8 @@ export class FolderNode implements NodeTarget {
     try {
       const withCrc = sink.crc ? { ...meta, crc: sink.crc } : meta;
       // The hashing thread renamed it and wrote its index line: it is stored.
-      kept = sink.indexed ? stored({ ...described(withCrc), checksum: digest }, path) : await this.commit(withCrc, name, temp, digest, sink.renamed);
+      if (sink.indexed) await this.dropFlatCopy(name);
+      kept = sink.indexed ? stored({ ...described(withCrc), checksum: digest }, path) : await this.commit(withCrc, name, subfolder, temp, digest, sink.renamed);
     } catch (error) {
       sink.kept?.discard();
       throw error;
@@ -135,13 +168,15 @@ export class FolderNode implements NodeTarget {
 
   async writeFromFile(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk> {
     const name = chunkFileName(meta.id);
-    const temp = await this.tempFor(name);
+    const subfolder = chunkSubfolder(meta.id);
+    const path = this.chunkPath(name, subfolder);
+    const temp = await this.tempFor(name, subfolder);
     let copied: FileCopied;
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
       const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
-      const index = { path: indexPath(this.location), head: chunkLineHead(described(meta)) };
-      const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: this.chunkPath(name), index, ...along, ...(file.pack ? { pack: file.pack } : {}) };
+      const index = { path: indexPath(this.location), head: chunkLineHead({ ...described(meta), subfolder }) };
+      const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: path, index, ...along, ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
@@ -149,19 +184,52 @@ export class FolderNode implements NodeTarget {
       throw this.writeFailed(meta, error);
     }
     // Renamed and its index line written on the hashing thread, it is stored; else its name was taken (a replace).
-    if (copied.indexed) return stored({ ...described(meta), checksum: copied.checksum }, this.chunkPath(name));
-    return this.commit(meta, name, temp, copied.checksum, copied.renamed);
+    if (copied.indexed) {
+      await this.dropFlatCopy(name);
+      return stored({ ...described(meta), checksum: copied.checksum }, path);
+    }
+    return this.commit(meta, name, subfolder, temp, copied.checksum, copied.renamed);
   }
 
-  private chunkPath(name: string): string {
-    return join(this.location, name + CHUNK_EXT);
+  /** A chunk's file: in its subfolder, or (undefined: an older layout) in the node folder itself. */
+  private chunkPath(name: string, subfolder: string | undefined): string {
+    return subfolder === undefined ? join(this.location, name + CHUNK_EXT) : join(this.location, subfolder, name + CHUNK_EXT);
   }
 
-  private async tempFor(name: string): Promise<string> {
-    await this.ensureDir().catch((error: unknown) => {
+  /**
+   * A temp name for chunk `name`, once the folder and the chunk's subfolder exist (the hashing thread renames the
+   * temp into the subfolder and does not make folders). Temps are all in .tmp/, in the node folder: on the same file
+   * system as every subfolder, so the rename is atomic.
+   */
+  private async tempFor(name: string, subfolder: string): Promise<string> {
+    try {
+      await this.ensureDir();
+      await this.ensureSubfolder(subfolder);
+    } catch (error) {
       throw new NodeError(this.id, 'io', `node ${this.id}: cannot use folder ${this.location}: ${this.describe(error)}`, { cause: error });
-    });
+    }
     return join(this.location, '.tmp', `${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`);
+  }
+
+  private ensureSubfolder(subfolder: string): Promise<void> {
+    let made = this.subfolders.get(subfolder);
+    if (!made) {
+      made = mkdir(join(this.location, subfolder), { recursive: true }).then(() => undefined);
+      this.subfolders.set(subfolder, made);
+      // A failure is not remembered: the next write tries again.
+      made.catch(() => this.subfolders.delete(subfolder));
+    }
+    return made;
+  }
+
+  /**
+   * Once the index says chunk `name` is in its subfolder, the copy an older layout kept in the node folder itself
+   * (and its sidecar) is stale: removed, so it is neither read nor counted. Nothing to do in a folder that never had
+   * such copies.
+   */
+  private async dropFlatCopy(name: string): Promise<void> {
+    if (!this.flatChunks) return;
+    await Promise.all([rm(this.chunkPath(name, undefined), { force: true }), rm(join(this.location, name + SIDECAR_EXT), { force: true })]).catch(() => undefined);
   }
 
   /**
@@ -170,14 +238,13 @@ export class FolderNode implements NodeTarget {
    * (undefined). A name that is taken holds a copy being replaced: the index forgets it before its bytes are, so a
    * crash between the rename and the new line never leaves new bytes described by the old line.
    */
-  private async commit(meta: ChunkMeta & { crc?: ChunkCrc }, name: string, temp: string, digest: Checksum, renamed: boolean | undefined): Promise<StoredChunk> {
-    const path = this.chunkPath(name);
-    const chunk: IndexedChunk = { ...described(meta), checksum: digest };
+  private async commit(meta: ChunkMeta & { crc?: ChunkCrc }, name: string, subfolder: string, temp: string, digest: Checksum, renamed: boolean | undefined): Promise<StoredChunk> {
+    const path = this.chunkPath(name, subfolder);
+    const chunk: IndexedChunk = { ...described(meta), subfolder, checksum: digest };
     let placed = renamed === true;
-    let replaced = false;
     try {
       if (!placed) {
-        replaced = renamed === false || (await isTaken(path));
+        const replaced = renamed === false || (await isTaken(path));
         if (replaced) await this.index.append(goneLine(meta.id));
         await rename(temp, path);
         placed = true;
@@ -189,8 +256,7 @@ export class FolderNode implements NodeTarget {
       if (placed) await rm(path, { force: true }).catch(() => undefined);
       throw this.writeFailed(meta, error);
     }
-    // A copy written before the index had a sidecar: the index's line now speaks for the chunk.
-    if (replaced) await rm(join(this.location, name + SIDECAR_EXT), { force: true }).catch(() => undefined);
+    await this.dropFlatCopy(name);
     return stored(chunk, path);
   }
 
@@ -216,12 +282,14 @@ export class FolderNode implements NodeTarget {
   }
 
   async read(chunkId: string): Promise<Readable> {
-    const path = join(this.location, chunkFileName(chunkId) + CHUNK_EXT);
+    let path: string | undefined;
     try {
-      await stat(path);
+      path = (await this.locate(chunkId))?.path;
+      if (path) await stat(path);
     } catch (error) {
       throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`, { cause: error });
     }
+    if (!path) throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`);
     return createReadStream(path, { highWaterMark: 1024 * 1024 });
   }
 
@@ -230,7 +298,7 @@ export class FolderNode implements NodeTarget {
    * replaced while this runs may be left out; it is listed on the next call.
    */
   async *list(): AsyncIterable<StoredChunk> {
-    for await (const chunk of this.indexed.chunks()) yield stored(chunk, this.chunkPath(chunkFileName(chunk.id)));
+    for await (const chunk of this.indexed.chunks()) yield stored(chunk, this.chunkPath(chunkFileName(chunk.id), chunk.subfolder));
     let dir;
     try {
       dir = await opendir(this.location, { bufferSize: 256 });
@@ -265,9 +333,22 @@ export class FolderNode implements NodeTarget {
       await mkdir(join(this.location, INDEX_DIR), { recursive: true });
       const stats = await stat(this.location);
       if (!stats.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      this.flatChunks = await this.holdsFlatChunks();
       await this.removeAbandonedTemps();
     })();
     return this.ready;
+  }
+
+  /**
+   * Whether any chunk file lies in the node folder itself. Cheap either way: a folder of the subfolder layout has a
+   * few hundred entries at its top, and one of an older layout shows a chunk file among its first.
+   */
+  private async holdsFlatChunks(): Promise<boolean> {
+    const dir = await opendir(this.location, { bufferSize: 256 });
+    for await (const entry of dir) {
+      if (entry.name.endsWith(CHUNK_EXT) || entry.name.endsWith(SIDECAR_EXT)) return true;
+    }
+    return false;
   }
 
   /**
@@ -301,7 +382,7 @@ function described<T extends ChunkMeta>(meta: T): Omit<T, 'replace'> {
 
 /** A chunk as the node answers for it: its metadata, and where it is now (the folder may have moved since). */
 function stored(meta: IndexedChunk | StoredChunk, path: string): StoredChunk {
-  const { location: _location, replace: _replace, ...chunk } = meta as StoredChunk;
+  const { location: _location, replace: _replace, subfolder: _subfolder, ...chunk } = meta as StoredChunk & { subfolder?: string };
   return { ...chunk, location: path };
 }
 
