@@ -80,7 +80,10 @@ export class RecordFile<T> {
     this.fd = -1;
   }
 
-  /** The bytes of the line at `offset`, without its newline. */
+  /**
+   * The bytes of the line at `offset`, without its newline. A line within the cached block is a view of it (valid
+   * until the next read), not a copy: the callers decode it at once, and runs read one line per chunk.
+   */
   private lineAt(offset: number): Buffer {
     const parts: Buffer[] = [];
     let at = offset;
@@ -88,8 +91,9 @@ export class RecordFile<T> {
       if (at < this.blockAt || at >= this.blockAt + this.blockLength) this.loadBlock(at);
       if (this.blockLength === 0) break;
       const start = at - this.blockAt;
-      const end = this.block.subarray(0, this.blockLength).indexOf(NEWLINE, start);
-      if (end >= 0) {
+      const end = this.block.indexOf(NEWLINE, start);
+      if (end >= 0 && end < this.blockLength) {
+        if (parts.length === 0) return this.block.subarray(start, end);
         parts.push(this.block.subarray(start, end));
         break;
       }
