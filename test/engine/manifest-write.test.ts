@@ -1,9 +1,10 @@
-// Manifests are written piece by piece, but must read exactly as JSON.stringify(value, null, 2) wrote them.
+// Manifests are written piece by piece: they read back as the value, laid out as JSON.stringify(value, null, 2)
+// except that each element of a top-level array (a file, a chunk) is one compact line.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prettyJsonPieces, writeJsonAtomic } from '../../electron/engine/manifest.ts';
+import { manifestJsonPieces, writeJsonAtomic } from '../../electron/engine/manifest.ts';
 
 const sample = {
   version: 1,
@@ -21,12 +22,31 @@ const sample = {
   totals: { files: 2, chunks: 1 },
 };
 
+/** The layout spelled out: pretty top level, one compact line per element of a top-level array. */
+function laidOut(value: Record<string, unknown>): string {
+  const members = Object.entries(value)
+    .filter(([, member]) => member !== undefined)
+    .map(([key, member]) => {
+      const name = `  ${JSON.stringify(key)}: `;
+      if (Array.isArray(member) && member.length > 0) return `${name}[\n${member.map((e) => `    ${JSON.stringify(e)}`).join(',\n')}\n  ]`;
+      return `${name}${JSON.stringify(member, null, 2).replaceAll('\n', '\n  ')}`;
+    });
+  return members.length === 0 ? '{}\n' : `{\n${members.join(',\n')}\n}\n`;
+}
+
 describe('manifest writing', () => {
-  it('pieces join to exactly JSON.stringify(value, null, 2) plus a newline', () => {
-    expect([...prettyJsonPieces(sample)].join('')).toBe(JSON.stringify(sample, null, 2) + '\n');
-    expect([...prettyJsonPieces({})].join('')).toBe('{}\n');
+  it('reads back as the value; a line per top-level key and per file or chunk', () => {
+    const text = [...manifestJsonPieces(sample)].join('');
+    expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(sample)));
+    expect(text).toBe(laidOut(sample));
+    const lines = text.split('\n');
+    expect(lines[lines.indexOf('  "files": [') + 1]).toBe(`    ${JSON.stringify(sample.files[0])},`);
+    expect(lines).toContain('  "detection": {');
+    expect([...manifestJsonPieces({})].join('')).toBe('{}\n');
     const big = { files: Array.from({ length: 5000 }, (_, i) => ({ key: `f${i}`, size: i })) };
-    expect([...prettyJsonPieces(big)].join('')).toBe(JSON.stringify(big, null, 2) + '\n');
+    const bigText = [...manifestJsonPieces(big)].join('');
+    expect(bigText.split('\n')).toHaveLength(5000 + 5); // {, "files": [, the 5,000, ], }, and the empty string after the last newline
+    expect(JSON.parse(bigText)).toEqual(big);
   });
 
   it('writes through a temp name: the file reads back equal, and no temp file is left', async () => {
@@ -34,7 +54,7 @@ describe('manifest writing', () => {
     try {
       const big = { ...sample, chunks: Array.from({ length: 20_000 }, (_, i) => ({ id: `k_chunk_${i}`, size: i, copies: [{ nodeId: 'n', location: `/n/${i}` }] })) };
       await writeJsonAtomic(join(dir, 'run.json'), big);
-      expect(await readFile(join(dir, 'run.json'), 'utf8')).toBe(JSON.stringify(big, null, 2) + '\n');
+      expect(await readFile(join(dir, 'run.json'), 'utf8')).toBe(laidOut(big));
       expect(await readdir(dir)).toEqual(['run.json']);
     } finally {
       await rm(dir, { recursive: true, force: true });
