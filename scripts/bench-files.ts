@@ -92,7 +92,8 @@ async function engine(count: number, source: string, packed: boolean): Promise<R
   await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
   try {
-    const run = timed(process.execPath, ['--initial-old-space-size=64', CLI, 'run', '--config', 'config/data_sources.yml', '--json'], project);
+    // --cloud local: a benchmark never probes the real cloud metadata addresses.
+    const run = timed(process.execPath, ['--initial-old-space-size=64', CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'], project);
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {
