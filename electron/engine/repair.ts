@@ -216,12 +216,15 @@ class Repair {
     return this.manifest.files.find((f) => f.key === chunk.file);
   }
 
-  /** A good copy on another node, read back (a folder node's file is copied on a hashing thread). */
+  /**
+   * A good copy on another node, read back (a folder node's file is copied on a hashing thread, from where the node
+   * says it is now: the manifest's path may be of an older layout, or of the folder before it moved).
+   */
   private fromCopy(chunk: ManifestChunk, nodeId: string): ChunkSource {
     const node = this.nodes.get(nodeId)!;
     const location = chunk.copies.find((c) => c.nodeId === nodeId)!.location;
     return {
-      localRange: async () => (node.kind === 'folder' ? { path: location, offset: 0, length: chunk.size } : undefined),
+      localRange: async () => (node.kind === 'folder' ? { path: (await node.find(chunk.id))?.location ?? location, offset: 0, length: chunk.size } : undefined),
       open: (): Promise<Readable> => node.read(chunk.id, this.o.signal),
       sourceError: (error: FileCopyError) => new Error(`reading the good copy on ${nodeId} failed: ${error.message}`),
     };

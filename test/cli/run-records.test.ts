@@ -45,7 +45,7 @@ describe('where run records live', () => {
     const chunksPerNode = new Map<string, number>();
     for (const entry of await readdir(receiveDir, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
-      const names = await readdir(join(receiveDir, entry.name));
+      const names = await readdir(join(receiveDir, entry.name), { recursive: true });
       chunksPerNode.set(entry.name, names.filter((n) => n.endsWith('.chunk')).length);
     }
     expect([...chunksPerNode.keys()].sort()).toEqual(['aws-node-1', 'local-node-1']);

@@ -156,7 +156,7 @@ describe('a hashing thread terminated mid-job', () => {
       expect(await killed).toBe(1);
       expect(isHashThreadLost(error)).toBe(true);
 
-      expect((await readdir(nodeDir)).filter((name) => name.endsWith('.chunk'))).toEqual([]);
+      expect((await readdir(nodeDir, { recursive: true })).filter((name) => name.endsWith('.chunk'))).toEqual([]);
       expect(await node.find('copy-chunk')).toBeUndefined();
       expect(await readdir(join(nodeDir, '.tmp'))).toEqual([]);
       expect(await openFdsUnder(nodeDir)).toEqual([]); // Node closes the files a stopped worker opened

@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
+import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
@@ -111,7 +112,7 @@ describe('unhealthy nodes and failures', () => {
     const { root, loaded } = await smallProject({ 'x.bin': 2 * MIB }, { nodes: 1 });
     // The final name of chunk 0 is taken by a non-empty folder, so the rename fails; the folder is cleared
     // as soon as the engine reports the failure, before its backoff ends.
-    const blocker = join(root, 'nodes', 'node-1', `${chunkFileName('x.bin_chunk_0')}.chunk`);
+    const blocker = join(root, 'nodes', 'node-1', chunkSubfolder('x.bin_chunk_0'), `${chunkFileName('x.bin_chunk_0')}.chunk`);
     await mkdir(join(blocker, 'in-the-way'), { recursive: true });
     const events: IngestEvent[] = [];
     const onEvent = (e: IngestEvent): void => {
@@ -129,7 +130,7 @@ describe('unhealthy nodes and failures', () => {
 
   it('a node that keeps failing is marked unhealthy and its chunk moves to another node', async () => {
     const { root, loaded } = await smallProject({ 'x.bin': 2 * MIB }, { nodes: 2 });
-    const blocker = join(root, 'nodes', 'node-1', `${chunkFileName('x.bin_chunk_0')}.chunk`);
+    const blocker = join(root, 'nodes', 'node-1', chunkSubfolder('x.bin_chunk_0'), `${chunkFileName('x.bin_chunk_0')}.chunk`);
     await mkdir(join(blocker, 'in-the-way'), { recursive: true });
     const { manifest } = await runIngest({ loaded, detection: detection('local') });
     expect(manifest.status).toBe('complete');

@@ -52,7 +52,7 @@ async function deliverAndCheck(md5Hex: string): Promise<{ file: ManifestFile; ch
     const folder = join(root, 'nodes', 'n1');
     const file: ManifestFile = { key: 'big.bin', size: bytes.length, checksum: 'x', chunkCount: chunks.length, status: 'complete' };
     await checks.check(file, object, chunks);
-    return { file, chunksOnNode: (await readdir(folder)).filter((n) => n.endsWith('.chunk')).length };
+    return { file, chunksOnNode: (await readdir(folder, { recursive: true })).filter((n) => n.endsWith('.chunk')).length };
   } finally {
     await nodes.close();
     await pool.close();
