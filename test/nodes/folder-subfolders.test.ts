@@ -3,15 +3,19 @@
 // lines without a subfolder or by `.chunk.json` sidecars) are still found, read, listed and verified, and a chunk of
 // theirs written again moves to its subfolder without leaving a stale copy behind.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { HashPool } from '../../electron/engine/hash/pool.ts';
+import { runIngest } from '../../electron/engine/ingest.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import type { StoredChunk } from '../../electron/engine/nodes/node.ts';
-import { verifyCopy } from '../../electron/engine/verify.ts';
-import type { ManifestChunk } from '../../shared/types.ts';
+import { repairRun } from '../../electron/engine/repair.ts';
+import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { verifyCopy, verifyRun } from '../../electron/engine/verify.ts';
+import type { Manifest, ManifestChunk } from '../../shared/types.ts';
+import { detection, MIB, nodesYaml, tempProject, writeConfig } from '../engine/fixtures.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { bytesOfId, md5, md5Checksum, readAll, streamOf } from './chunks.ts';
 import { metaFor, ODD_IDS } from './conformance.ts';
@@ -240,5 +244,70 @@ describe('a node folder written in the flat layout, after the upgrade', () => {
     expect(await folderStrayFiles(dir)).toEqual([]);
     await reopened.close();
     expect(JSON.parse((await readFile(join(dir, INDEX_PATH), 'utf8')).trim().split('\n').at(-1)!)).toMatchObject({ id: 'moved_chunk_0', subfolder: subfolderOf('moved_chunk_0') });
+  });
+});
+
+/**
+ * Turns a node folder written now into what the version before the subfolders wrote: every chunk file back in the
+ * node folder itself, index lines without a subfolder. Returns each chunk file's move, old path to new.
+ */
+async function flatten(dir: string): Promise<Map<string, string>> {
+  const moved = new Map<string, string>();
+  const lines = (await readFile(join(dir, INDEX_PATH), 'utf8')).split('\n');
+  const flat = lines.map((text) => {
+    if (!text.trim()) return text;
+    const { subfolder, ...line } = JSON.parse(text) as { id: string; subfolder?: string };
+    if (subfolder === undefined) return text;
+    moved.set(join(dir, subfolder, `${chunkFileName(line.id)}.chunk`), join(dir, `${chunkFileName(line.id)}.chunk`));
+    return JSON.stringify(line);
+  });
+  for (const [from, to] of moved) await rename(from, to);
+  for (const name of await readdir(dir)) if (/^[0-9a-f]{2}$/.test(name)) await rmdir(join(dir, name));
+  await writeFile(join(dir, INDEX_PATH), flat.join('\n'));
+  return moved;
+}
+
+describe('a run written in the flat layout, after the upgrade', () => {
+  it('verify passes; a damaged flat copy is reported and repaired into its subfolder from the good copy, found where its node says it is (moved since; the manifest's path is stale), and verify passes again', async () => {
+    const root = await tempProject();
+    await ensureDataFile(join(root, 'data', 'a.bin'), 3 * MIB + 17, 'a.bin');
+    const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 1, max_concurrent_chunks: 2, retry_attempts: 1, retry_delay_seconds: 0.05, replicas: 2 }\n${nodesYaml([1, 2].map((i) => ({ id: `n${i}`, path: `./nodes/n${i}` })))}`;
+    const loaded = await writeConfig(root, yaml);
+    const run = await runIngest({ loaded, detection: detection('local') });
+    expect(run.manifest.status).toBe('complete');
+    // The run as the flat layout left it: its files, its index lines and the manifest's paths.
+    const moved = new Map([...(await flatten(join(root, 'nodes', 'n1'))), ...(await flatten(join(root, 'nodes', 'n2')))]);
+    const manifest = JSON.parse(await readFile(run.manifestPath, 'utf8')) as Manifest;
+    for (const chunk of manifest.chunks) {
+      chunk.copies = chunk.copies.map((c) => ({ ...c, location: moved.get(c.location) ?? c.location }));
+      chunk.path = chunk.copies[0]!.location;
+    }
+    await writeFile(run.manifestPath, JSON.stringify(manifest));
+    for (const chunk of manifest.chunks) for (const copy of chunk.copies) expect(copy.location.startsWith(join(root, 'nodes', copy.nodeId, chunkFileName(chunk.id)))).toBe(true);
+    expect((await verifyRun({ loaded, manifestPath: run.manifestPath })).problems).toEqual([]);
+
+    const damaged = manifest.chunks[1]!;
+    // Its good copy written again since (the same bytes): moved to its subfolder, the manifest's flat path is stale.
+    const good = damaged.copies[1]!;
+    const goodNode = new FolderNode(good.nodeId, join(root, 'nodes', good.nodeId));
+    const goodBytes = await readFile(good.location);
+    const meta = { id: damaged.id, file: damaged.file, index: damaged.index, offset: damaged.offset, size: damaged.size, replace: true };
+    expect((await goodNode.writeHashing(meta, streamOf(goodBytes).data, { pool, algorithm: 'md5' })).location).toBe(join(root, 'nodes', good.nodeId, subfolderOf(damaged.id), `${chunkFileName(damaged.id)}.chunk`));
+    await goodNode.close();
+    await expect(stat(good.location)).rejects.toMatchObject({ code: 'ENOENT' });
+    const handle = await open(damaged.copies[0]!.location, 'r+');
+    await handle.write(Buffer.from('damage'), 0, 6, 100);
+    await handle.close();
+    expect((await verifyRun({ loaded, manifestPath: run.manifestPath })).problems.map((p) => [p.chunkId, p.nodeId])).toEqual([[damaged.id, damaged.copies[0]!.nodeId]]);
+    const report = await repairRun({ loaded, manifestPath: run.manifestPath });
+    expect(report.actions.map((a) => [a.chunkId, a.outcome, a.from])).toEqual([[damaged.id, 'restored', 'copy']]);
+    const after = await verifyRun({ loaded, manifestPath: report.manifestPath });
+    expect(after.problems).toEqual([]);
+    expect(after.checked).toBe(manifest.chunks.length * 2);
+    const repaired = (JSON.parse(await readFile(report.manifestPath, 'utf8')) as Manifest).chunks.find((c) => c.id === damaged.id)!;
+    const nodeDir = join(root, 'nodes', damaged.copies[0]!.nodeId);
+    expect(repaired.copies.find((c) => c.nodeId === damaged.copies[0]!.nodeId)?.location).toBe(join(nodeDir, subfolderOf(damaged.id), `${chunkFileName(damaged.id)}.chunk`));
+    await expect(stat(damaged.copies[0]!.location), 'the damaged flat copy is gone').rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await folderStrayFiles(nodeDir)).toEqual([]);
   });
 });
