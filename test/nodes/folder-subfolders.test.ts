@@ -268,7 +268,7 @@ async function flatten(dir: string): Promise<Map<string, string>> {
 }
 
 describe('a run written in the flat layout, after the upgrade', () => {
-  it('verify passes; a damaged flat copy is reported and repaired into its subfolder from the good copy, found where its node says it is (moved since; the manifest's path is stale), and verify passes again', async () => {
+  it('verify passes; a damaged flat copy is reported and repaired into its subfolder from the good copy, found where its node says it is (moved since, so the path in the manifest is stale), and verify passes again', async () => {
     const root = await tempProject();
     await ensureDataFile(join(root, 'data', 'a.bin'), 3 * MIB + 17, 'a.bin');
     const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 1, max_concurrent_chunks: 2, retry_attempts: 1, retry_delay_seconds: 0.05, replicas: 2 }\n${nodesYaml([1, 2].map((i) => ({ id: `n${i}`, path: `./nodes/n${i}` })))}`;
