@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
@@ -93,7 +94,7 @@ async function engine(count: number, source: string, packed: boolean): Promise<R
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
   try {
     // --cloud local: a benchmark never probes the real cloud metadata addresses.
-    const run = timed(process.execPath, ['--initial-old-space-size=64', CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'], project);
+    const run = timed(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'], project);
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {
