@@ -3,10 +3,12 @@
 // re-executing with Node 22 if needed.
 import { fileURLToPath } from 'node:url';
 import { isNodeNewEnough, node22Path, withEngineFlags } from './node22.js';
+import { execWithMallocEnv } from './malloc-env.js';
 import { relaunch } from './relaunch.js';
 import { useTypeScriptCache } from './ts-cache.js';
 
 if (isNodeNewEnough()) {
+  execWithMallocEnv();
   useTypeScriptCache();
   await import('../electron/cli/main.ts');
 } else {

@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
+import { withMallocEnv } from './malloc-env.js';
 
 /** Names the child's file descriptor of the socket pair it shares with its launcher. */
 const LAUNCHER_FD_ENV = 'CLOUD_INGEST_LAUNCHER_FD';
@@ -29,7 +30,7 @@ export function relaunch(command, args) {
   const child = spawn(command, args, {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
     detached: true,
-    env: { ...process.env, [LAUNCHER_FD_ENV]: String(LAUNCHER_FD) },
+    env: withMallocEnv({ ...process.env, [LAUNCHER_FD_ENV]: String(LAUNCHER_FD) }),
   });
   /** @type {Map<string, () => void>} */
   const handlers = new Map();

@@ -1,0 +1,47 @@
+// The CLI (here its node agent) runs with the engine's glibc malloc settings (bin/malloc-env.js), set before the
+// process's first allocation by re-executing itself in place: same PID, so signals and service managers still
+// reach it. A value the user set wins.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
+import { tempDir } from '../helpers/temp.ts';
+
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cloud-ingest.js');
+
+/** Starts an agent with `env`, waits until it listens, and returns its environment as the kernel holds it. */
+async function agentEnvironment(env: Record<string, string>): Promise<Record<string, string>> {
+  const clean: NodeJS.ProcessEnv = { ...process.env, ...env, CI_MALLOC_TOKEN: 'a-token-for-this-test-only-0123456789' };
+  for (const name of ['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_']) if (!(name in env)) delete clean[name];
+  const dir = await tempDir('ci-malloc-');
+  const proc = spawn(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'agent', '--port', '0', '--dir', dir, '--token-env', 'CI_MALLOC_TOKEN'], { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('listening on')) resolve();
+      });
+      proc.once('exit', (code) => reject(new Error(`agent exited ${code} before listening: ${out}`)));
+    });
+    const environ = await readFile(`/proc/${proc.pid}/environ`, 'utf8');
+    return Object.fromEntries(environ.split('\0').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+  } finally {
+    proc.kill('SIGTERM');
+  }
+}
+
+describe.runIf(process.platform === 'linux')('malloc settings', () => {
+  it('the agent runs with two arenas and big blocks mapped on their own, in the process that was started', async () => {
+    const env = await agentEnvironment({});
+    expect(env.MALLOC_ARENA_MAX).toBe('2');
+    expect(env.MALLOC_MMAP_THRESHOLD_).toBe('131072');
+  });
+
+  it('keeps a value the user set', async () => {
+    const env = await agentEnvironment({ MALLOC_ARENA_MAX: '4' });
+    expect(env.MALLOC_ARENA_MAX).toBe('4');
+    expect(env.MALLOC_MMAP_THRESHOLD_).toBe('131072');
+  });
+});
