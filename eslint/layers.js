@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ENGINE = 'electron/engine/index.ts';
+/** The node agent's entry (the CLI's `agent` command): loaded only where chunks are served. */
+const ENGINE_SERVING = 'electron/engine/serving.ts';
 
 /** First match wins. `allow`: project paths (folders end with /) this layer may import; `node`/`electron`: builtins. */
 export const LAYERS = [
@@ -12,7 +14,7 @@ export const LAYERS = [
   // The agent serves chunks; nodes/ is the engine's client of it: one way only (nodes → agent/protocol.ts).
   { name: 'engine/agent', under: 'electron/engine/agent/', allow: ['shared/', 'electron/engine/'], deny: ['electron/engine/nodes/'], node: true, electron: false },
   { name: 'engine', under: 'electron/engine/', allow: ['shared/', 'electron/engine/'], node: true, electron: false },
-  { name: 'cli', under: 'electron/cli/', allow: ['shared/', 'electron/cli/', ENGINE], node: true, electron: false },
+  { name: 'cli', under: 'electron/cli/', allow: ['shared/', 'electron/cli/', ENGINE, ENGINE_SERVING], node: true, electron: false },
   { name: 'host', under: 'electron/host/', allow: ['shared/', 'electron/host/', ENGINE], node: true, electron: false },
   { name: 'serve', under: 'electron/serve/', allow: ['shared/', 'electron/serve/', 'electron/host/', ENGINE], node: true, electron: false },
   { name: 'main', under: 'electron/main/', allow: ['shared/', 'electron/main/', 'electron/host/', 'bin/node22.js'], node: true, electron: true },

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkWorkerFlags, isLoopback, jsonLogger, startAgent, startAgentWorker, WORKER_FLAGS, WORKER_USAGE } from '../engine/index.ts';
+import { checkWorkerFlags, isLoopback, jsonLogger, startAgent, startAgentWorker, WORKER_FLAGS, WORKER_USAGE } from '../engine/serving.ts';
 
 export const DEFAULT_TOKEN_ENV = 'CLOUD_INGEST_AGENT_TOKEN';
 

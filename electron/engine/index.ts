@@ -1,5 +1,6 @@
 // The engine's one entry module: what the CLI, the app's host and serve mode may use. Everything else under
-// electron/engine/ is the engine's own (the layer rule in eslint.config.js keeps other layers to this file).
+// electron/engine/ is the engine's own (the layer rule in eslint.config.js keeps other layers to this file and to
+// serving.ts, the node agent's entry, which only the commands that serve load).
 export { ConfigError, defaultConfigPath, effectiveNodes, loadConfig, PROJECT_ROOT } from './config.ts';
 export type { LoadedConfig } from './config.ts';
 export { detectCloud, DetectionError } from './detect/detect.ts';
@@ -16,6 +17,3 @@ export { StorageError } from './storage/driver.ts';
 export { openSource, SourceSelectionError } from './storage/open.ts';
 export { EARLIER_TEST_FILES, ensureDataFile, ORIGINAL_TEST_FILES, testFileBytes } from './testdata.ts';
 export { verifyRun } from './verify.ts';
-export { isLoopback, startAgent } from './agent/server.ts';
-export { checkWorkerFlags, startAgentWorker, WORKER_FLAGS, WORKER_USAGE } from './cluster/agent-worker.ts';
-export { jsonLogger } from './agent/log.ts';

@@ -1,8 +1,8 @@
 // A node that is a remote node agent (`cloud-ingest agent`), reached over HTTP keep-alive connections.
 // Writes stream the chunk and declare its checksum in an HTTP trailer once the last byte has been hashed; the
 // agent keeps the chunk only if the bytes it received hash to it. See docs/agent.md for the protocol.
-import http from 'node:http';
-import https from 'node:https';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
@@ -151,6 +151,10 @@ export class AgentNode implements NodeTarget {
     this.algorithm = options.checksumAlgorithm ?? 'md5';
     this.timeoutMs = options.timeoutMs ?? DEFAULT_AGENT_TIMEOUT_MS;
     this.probeTimeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    // Loaded here, as CommonJS: an ESM import of node:http builds its ESM facade, which reads every export and so
+    // loads undici (~50-100 ms), in every run, agent nodes or not.
+    const http = process.getBuiltinModule('node:http');
+    const https = process.getBuiltinModule('node:https');
     this.transport = base.protocol === 'https:' ? https : http;
     const maxSockets = options.maxSockets ?? 8;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
