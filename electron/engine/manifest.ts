@@ -178,6 +178,61 @@ export async function readManifest(path: string): Promise<Manifest> {
   return value;
 }
 
+/** The top-level members a manifest writes before its `files` (all but files, chunks, nodes and totals). */
+export type ManifestHead = Omit<Manifest, 'files' | 'chunks' | 'nodes' | 'totals'>;
+
+const HEAD_BLOCK_BYTES = 64 * 1024;
+const HEAD_MAX_BYTES = 4 * 1024 * 1024;
+/** A raw newline never occurs inside a JSON string, so this can only be the manifest's own top-level key. */
+const FILES_MEMBER = '\n  "files": ';
+
+/**
+ * A manifest's head, read from the start of the file up to its `files` member: listing runs reads a few KB of a
+ * million-file run's manifest, not all of it (236 MB). A file laid out otherwise is read whole.
+ */
+export async function readManifestHead(path: string): Promise<ManifestHead> {
+  let head: string | undefined;
+  try {
+    head = await textBefore(path, FILES_MEMBER);
+  } catch {
+    throw new ManifestError(`Cannot read manifest ${path}. Fix: pass --manifest with a file from the runs folder, or run an ingest first.`);
+  }
+  return head === undefined ? readManifest(path) : headOf(path, head);
+}
+
+/** The file's text before the first `marker` (ASCII), reading at most HEAD_MAX_BYTES; undefined if not there. */
+async function textBefore(path: string, marker: string): Promise<string | undefined> {
+  const file = await open(path, 'r');
+  try {
+    const block = Buffer.alloc(HEAD_BLOCK_BYTES);
+    let bytes = ''; // one char per byte (latin1), so a UTF-8 sequence split across blocks is decoded whole below
+    while (bytes.length < HEAD_MAX_BYTES) {
+      const { bytesRead } = await file.read(block, 0, block.length, bytes.length);
+      if (bytesRead === 0) return undefined;
+      bytes += block.toString('latin1', 0, bytesRead);
+      const end = bytes.indexOf(marker);
+      if (end >= 0) return Buffer.from(bytes.slice(0, end), 'latin1').toString('utf8');
+    }
+    return undefined;
+  } finally {
+    await file.close();
+  }
+}
+
+function headOf(path: string, members: string): ManifestHead {
+  let value: unknown;
+  try {
+    value = JSON.parse(`${members.replace(/,\s*$/, '')}\n}`);
+  } catch (error) {
+    throw new ManifestError(`${path} is not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`);
+  }
+  const head = value as ManifestHead | null;
+  if (typeof head !== 'object' || head === null || head.version !== 1 || typeof head.runId !== 'string' || typeof head.startedAt !== 'string' || typeof head.status !== 'string') {
+    throw new ManifestError(`${path} is not a Cloud Ingest manifest (version 1). Fix: pass the JSON file a run wrote.`);
+  }
+  return head;
+}
+
 export interface ManifestEntry {
   runId: string;
   path: string;
@@ -203,7 +258,7 @@ export async function readRunFiles<T>(loaded: LoadedConfig, suffix: string, read
 /** One entry per run: its latest manifest version (repair writes `RUN.v002.json` after `RUN.json`). */
 export async function listManifests(loaded: LoadedConfig): Promise<ManifestEntry[]> {
   const all = await readRunFiles(loaded, '.json', async (path) => {
-    const m = await readManifest(path);
+    const m = await readManifestHead(path);
     return { runId: m.runId, path, startedAt: m.startedAt, status: m.status };
   });
   const latest = new Map(all.map((entry) => [entry.runId, entry] as const));
