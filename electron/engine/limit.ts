@@ -15,6 +15,32 @@ export async function forEachLimited<T>(items: readonly T[], width: number, fn: 
   await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, lane));
 }
 
+/**
+ * forEachLimited for items that arrive one by one (read from disk): at most `width` calls at a time, items taken
+ * as lanes free up, so only the items in flight are held.
+ */
+export async function forEachStreamed<T>(items: AsyncIterable<T>, width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const iterator = items[Symbol.asyncIterator]();
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (!failed) {
+      const next = await iterator.next();
+      if (next.done) return;
+      try {
+        await fn(next.value);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, width) }, lane));
+  } finally {
+    await iterator.return?.();
+  }
+}
+
 /** At most `size` holders at a time; `acquire` waits its turn (first come, first served) and gives the release. */
 export class Slots {
   private free: number;

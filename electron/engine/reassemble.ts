@@ -57,7 +57,7 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
   const outPath = resolve(options.outPath);
   const replacing = await checkOutputPath(outPath, options.force === true);
   const pool = options.pool ?? sharedHashPool();
-  const nodes = nodesForManifest(options.loaded, manifest);
+  const nodes = nodesForManifest(options.loaded, manifest.nodes);
   await mkdir(dirname(outPath), { recursive: true });
   const temp = join(dirname(outPath), `.${basename(outPath)}.${randomBytes(4).toString('hex')}.part`);
   const handle = await open(temp, 'wx');

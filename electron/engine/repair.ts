@@ -54,7 +54,7 @@ export async function repairRun(options: RepairOptions): Promise<RepairReport> {
   const manifest = await readManifest(options.manifestPath);
   const scope = chunksInScope(manifest, options);
   const pool = options.pool ?? sharedHashPool();
-  const nodes = new Nodes(options.nodes ?? [...nodesForManifest(options.loaded, manifest).values()], pool, { probeIntervalMs: 0 });
+  const nodes = new Nodes(options.nodes ?? [...nodesForManifest(options.loaded, manifest.nodes).values()], pool, { probeIntervalMs: 0 });
   const repair = new Repair(options, manifest, nodes, pool);
   try {
     return await repair.run(scope);

@@ -2,15 +2,15 @@
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
-import type { ManifestChunk, VerifyProblem, VerifyReport } from '../../shared/types.ts';
+import type { ManifestChunk, ManifestFile, VerifyProblem, VerifyReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
-import { forEachLimited } from './limit.ts';
-import { readManifest } from './manifest.ts';
+import { forEachStreamed } from './limit.ts';
+import { ManifestReader } from './manifest-reader.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
-import { damagedMembers, shardMembers } from './pack/member.ts';
+import { damagedMembers } from './pack/member.ts';
 
 export type { VerifyProblem, VerifyReport } from '../../shared/types.ts';
 
@@ -40,29 +40,45 @@ export async function verifyCopy(node: NodeTarget | undefined, chunk: ManifestCh
 }
 
 export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: string; signal?: AbortSignal; onProgress?: (done: number, total: number) => void; pool?: HashPool }): Promise<VerifyReport> {
-  const manifest = await readManifest(options.manifestPath);
-  const nodes = nodesForManifest(options.loaded, manifest);
+  const manifest = await ManifestReader.open(options.manifestPath);
+  const algorithm = manifest.head.checksumAlgorithm;
+  const nodes = nodesForManifest(options.loaded, manifest.tail.nodes);
   const pool = options.pool ?? sharedHashPool();
-  const copies = manifest.chunks.flatMap((chunk) => chunk.copies.map((copy) => ({ chunk, nodeId: copy.nodeId })));
   const problems: VerifyProblem[] = [];
   const bad = new Map<string, number>();
-  const packed = shardMembers(manifest);
+  const unrecoverable: string[] = [];
   let done = 0;
-  const check = async ({ chunk, nodeId }: (typeof copies)[number]): Promise<void> => {
-    const problem = await verifyCopy(nodes.get(nodeId), chunk, manifest.checksumAlgorithm, pool, options.signal);
+  const check = async ({ chunk, nodeId }: { chunk: ManifestChunk; nodeId: string }): Promise<void> => {
+    const problem = await verifyCopy(nodes.get(nodeId), chunk, algorithm, pool, options.signal);
     if (problem) {
-      const members = packed.get(chunk.id);
-      const damaged = members && problem.reason === 'checksum_mismatch' ? await damagedMembers(nodes.get(nodeId)!, chunk, members, manifest.checksumAlgorithm, pool, options.signal) : undefined;
+      const members = problem.reason === 'checksum_mismatch' ? await membersOf(manifest, chunk.id) : [];
+      const damaged = members.length > 0 ? await damagedMembers(nodes.get(nodeId)!, chunk, members, algorithm, pool, options.signal) : undefined;
       problems.push({ ...problem, nodeId, ...(damaged ? { members: damaged, detail: `${problem.detail}; damaged packed files: ${damaged.join(', ') || 'none (only tar headers or padding)'}` } : {}) });
-      bad.set(chunk.id, (bad.get(chunk.id) ?? 0) + 1);
+      const count = (bad.get(chunk.id) ?? 0) + 1;
+      bad.set(chunk.id, count);
+      if (count === chunk.copies.length) unrecoverable.push(chunk.id);
     }
-    options.onProgress?.(++done, copies.length);
+    done++;
+    options.onProgress?.(done, manifest.copies);
   };
   try {
-    await forEachLimited(copies, options.loaded.config.ingestion.max_concurrent_chunks, check);
+    await forEachStreamed(copiesOf(manifest.chunks()), options.loaded.config.ingestion.max_concurrent_chunks, check);
   } finally {
     await Promise.all([...nodes.values()].map((n) => n.close()));
   }
-  const unrecoverable = manifest.chunks.filter((c) => (bad.get(c.id) ?? 0) >= c.copies.length).map((c) => c.id);
-  return { manifestPath: options.manifestPath, checked: copies.length, ok: copies.length - problems.length, problems, unrecoverable };
+  return { manifestPath: options.manifestPath, checked: done, ok: done - problems.length, problems, unrecoverable };
+}
+
+async function* copiesOf(chunks: AsyncIterable<ManifestChunk>): AsyncGenerator<{ chunk: ManifestChunk; nodeId: string }> {
+  for await (const chunk of chunks) for (const copy of chunk.copies) yield { chunk, nodeId: copy.nodeId };
+}
+
+/**
+ * A shard's packed files in shard order (none for a chunk of one file), read from the manifest when one of its
+ * copies is found damaged: a scan of the files, rather than every packed file held for the whole check.
+ */
+async function membersOf(manifest: ManifestReader, shardId: string): Promise<ManifestFile[]> {
+  const members: ManifestFile[] = [];
+  for await (const file of manifest.files()) if (file.packed?.shard === shardId) members.push(file);
+  return members.sort((a, b) => a.packed!.offset - b.packed!.offset);
 }

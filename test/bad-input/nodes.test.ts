@@ -162,7 +162,7 @@ describe('unreachable and lying nodes', () => {
     const md5 = await withData(p, { 'r.bin': 4 * MiB + 5 });
     expectCleanExit(await cli(['run', '--config', p.configPath, '--cloud', 'local'], { cwd: p.root }), EXIT.ok);
     const liar = join(p.root, 'nodes', 'n2');
-    const victims = (await readdir(liar)).filter((n) => n.endsWith('.chunk'));
+    const victims = (await readdir(liar, { recursive: true })).filter((n) => n.endsWith('.chunk')); // in its hex subfolders
     expect(victims.length).toBeGreaterThan(0);
     for (const name of victims) await writeFile(join(liar, name), Buffer.alloc(MiB, 0xee)); // wrong bytes (and length)
     const verify = await cli(['verify', '--config', p.configPath, '--json'], { cwd: p.root });

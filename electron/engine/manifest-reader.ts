@@ -1,0 +1,120 @@
+// A manifest read entry by entry: its head and tail are parsed, its files and chunks are streamed from disk one line
+// at a time, so checking a million-file run does not hold its manifest (236 MB of text, several times that as
+// objects). Manifests in the older layout (each entry indented over many lines) are parsed whole, as before.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import { ManifestError, readManifest, readManifestHead } from './manifest.ts';
+import type { ManifestHead } from './manifest.ts';
+
+type Section = 'files' | 'chunks';
+type Tail = Pick<Manifest, 'nodes' | 'totals'>;
+
+export class ManifestReader {
+  readonly path: string;
+  readonly head: ManifestHead;
+  readonly tail: Tail;
+  /** How many copies its chunks list (for progress). */
+  readonly copies: number;
+  /** An older layout, parsed whole. */
+  private readonly whole: Manifest | undefined;
+
+  private constructor(path: string, head: ManifestHead, tail: Tail, copies: number, whole?: Manifest) {
+    this.path = path;
+    this.head = head;
+    this.tail = tail;
+    this.copies = copies;
+    this.whole = whole;
+  }
+
+  static async open(path: string): Promise<ManifestReader> {
+    const head = await readManifestHead(path);
+    let copies = 0;
+    let tail = '';
+    let section: Section | 'head' | 'tail' = 'head';
+    for await (const { line, at } of sectionLines(path)) {
+      if (at === 'entry') {
+        const entry = parseEntry(path, line);
+        if (entry === undefined) return ManifestReader.parsedWhole(path);
+        if (section === 'chunks') copies += (entry as ManifestChunk).copies?.length ?? 0;
+      } else if (at === 'files' || at === 'chunks') section = at;
+      else if (at === 'after') {
+        section = 'tail';
+        tail += `${line}\n`;
+      }
+    }
+    if (section !== 'tail') return ManifestReader.parsedWhole(path);
+    let parsed: Tail;
+    try {
+      parsed = JSON.parse(`{\n${tail.replace(/^\s*\],?\s*\n/, '')}`) as Tail;
+    } catch (error) {
+      throw new ManifestError(`${path} is not valid JSON after its chunks (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`);
+    }
+    if (!Array.isArray(parsed.nodes)) throw new ManifestError(`${path} is not a Cloud Ingest manifest (no nodes). Fix: pass the JSON file a run wrote.`);
+    return new ManifestReader(path, head, parsed, copies);
+  }
+
+  private static async parsedWhole(path: string): Promise<ManifestReader> {
+    const whole = await readManifest(path);
+    const copies = whole.chunks.reduce((sum, chunk) => sum + chunk.copies.length, 0);
+    return new ManifestReader(path, whole, { nodes: whole.nodes, totals: whole.totals }, copies, whole);
+  }
+
+  async *files(): AsyncGenerator<ManifestFile> {
+    yield* this.entries<ManifestFile>('files');
+  }
+
+  async *chunks(): AsyncGenerator<ManifestChunk> {
+    yield* this.entries<ManifestChunk>('chunks');
+  }
+
+  private async *entries<T>(wanted: Section): AsyncGenerator<T> {
+    if (this.whole) {
+      yield* this.whole[wanted] as T[];
+      return;
+    }
+    let section: Section | undefined;
+    for await (const { line, at } of sectionLines(this.path)) {
+      if (at === 'files' || at === 'chunks') section = at;
+      else if (at === 'entry' && section === wanted) yield parseEntry(this.path, line) as T;
+      else if (section === wanted) return;
+    }
+  }
+}
+
+/**
+ * The manifest's lines, each marked: the line opening `files` or `chunks`, an entry inside either, a line after
+ * `chunks` (the tail), or anything else (the head, closing brackets).
+ */
+async function* sectionLines(path: string): AsyncGenerator<{ line: string; at: Section | 'entry' | 'after' | 'other' }> {
+  const lines = createInterface({ input: createReadStream(path, { highWaterMark: 1024 * 1024 }), crlfDelay: Infinity });
+  let inside: Section | undefined;
+  let afterChunks = false;
+  for await (const line of lines) {
+    if (afterChunks) yield { line, at: 'after' };
+    else if (line === '  "files": [' || line === '  "chunks": [') {
+      inside = line.includes('files') ? 'files' : 'chunks';
+      yield { line, at: inside };
+    } else if (line.startsWith('  "files": []') || line.startsWith('  "chunks": []')) {
+      const section: Section = line.includes('files') ? 'files' : 'chunks';
+      yield { line, at: section };
+      if (section === 'chunks') afterChunks = true;
+    } else if (inside && line.startsWith('    ')) yield { line, at: 'entry' };
+    else if (inside && /^ {2}\],?$/.test(line)) {
+      if (inside === 'chunks') afterChunks = true;
+      inside = undefined;
+      yield { line, at: 'other' };
+    } else yield { line, at: 'other' };
+  }
+}
+
+/** An entry line (`    {...},`) parsed; undefined when it is not a whole entry (the older, indented layout). */
+function parseEntry(path: string, line: string): unknown {
+  const text = line.trim().replace(/,$/, '');
+  if (!text.startsWith('{') || !text.endsWith('}')) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ManifestError(`${path} has an entry that is not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited.`);
+  }
+}
