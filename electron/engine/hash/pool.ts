@@ -1,8 +1,7 @@
 // A pool of hashing threads, one per core, so hashing never runs on the thread that moves bytes
 // (or on Electron's main thread). Streams are tapped: bytes are copied into 1 MiB blocks of shared memory
-// that every thread can read and that all streams take from and give back to one free list, so memory stays
-// at a few blocks per stream in flight and nothing is allocated per block. A block can go to two threads at
-// once: a chunk's write and CRC on one, the whole-file hash it also feeds on another (see AlongFeeder). A thread that dies (throws, runs out of memory, is
+// that each thread's streams take from and give back to one free list, so memory stays at a few blocks per
+// stream in flight and nothing is allocated per block. A thread that dies (throws, runs out of memory, is
 // terminated) fails only the jobs it held, with HashThreadLost, and a new thread takes its place.
 import { availableParallelism } from 'node:os';
 import { Readable, Transform, Writable } from 'node:stream';
@@ -145,8 +144,7 @@ export function isHashThreadLost(error: unknown): boolean {
 
 interface Slot {
   worker: Worker;
-  /** Blocks sent to this thread and not yet acknowledged, with how many times each (given back if it stops). */
-  holds: Map<number, number>;
+  blocks: SharedBlocks;
   /** Ids of the jobs open on this thread. */
   jobs: Set<number>;
   online: boolean;
@@ -157,30 +155,21 @@ interface Slot {
 }
 
 /**
- * The 1 MiB blocks bytes travel to the hashing threads in: shared memory, each handed to every thread once (and
- * to a thread started later, at its start) and then named by its index, taken and given back through one free
- * list for every stream. A block sent to several threads is free again once each has acknowledged it. No buffer
- * is transferred or allocated per block, so the receiving threads' heaps see no garbage from hashing.
+ * The 1 MiB blocks bytes travel to one hashing thread in: shared memory, each handed to the thread once and
+ * then named by its index, taken and given back through one free list for every stream on that thread. No
+ * buffer is transferred or allocated per block, so the receiving thread's heap sees no garbage from hashing.
  */
 class SharedBlocks {
-  private readonly buffers: SharedArrayBuffer[] = [];
+  private readonly worker: Worker;
   private readonly views: Uint8Array[] = [];
   private readonly free: number[] = [];
-  /** Acknowledgements each block sent out still waits for. */
-  private readonly awaited: number[] = [];
-  private readonly workers: () => Worker[];
 
-  constructor(workers: () => Worker[]) {
-    this.workers = workers;
+  constructor(worker: Worker) {
+    this.worker = worker;
   }
 
   view(index: number): Uint8Array {
     return this.views[index]!;
-  }
-
-  /** How many blocks exist (each 1 MiB, shared by every thread). */
-  get created(): number {
-    return this.views.length;
   }
 
   take(): { index: number; view: Uint8Array } {
@@ -188,32 +177,14 @@ class SharedBlocks {
     return { index, view: this.views[index]! };
   }
 
-  /** A block taken and never sent (or one a thread filled and handed back) is free again. */
   give(index: number): void {
     this.free.push(index);
-  }
-
-  /** Block `index` was sent to `count` threads: free again after as many acknowledgements. */
-  sent(index: number, count: number): void {
-    this.awaited[index] = count;
-  }
-
-  acknowledged(index: number): void {
-    const left = (this.awaited[index] ?? 1) - 1;
-    this.awaited[index] = left;
-    if (left === 0) this.free.push(index);
-  }
-
-  /** A thread that starts after blocks exist gets them all before any message names one. */
-  shareWith(worker: Worker): void {
-    this.buffers.forEach((buffer, index) => worker.postMessage({ op: 'block', index, buffer }));
   }
 
   private create(): number {
     const buffer = new SharedArrayBuffer(BLOCK_BYTES);
     const index = this.views.push(new Uint8Array(buffer)) - 1;
-    this.buffers.push(buffer);
-    for (const worker of this.workers()) worker.postMessage({ op: 'block', index, buffer });
+    this.worker.postMessage({ op: 'block', index, buffer });
     return index;
   }
 }
@@ -221,9 +192,7 @@ class SharedBlocks {
 type Pending = (reply: Delivery) => void;
 
 export class HashPool {
-  private readonly slots: Slot[] = [];
-  /** @internal */
-  readonly blocks = new SharedBlocks(() => this.slots.map((slot) => slot.worker));
+  private readonly slots: Slot[];
   private readonly pending = new Map<number, Pending>();
   private readonly workerUrl: URL;
   private nextId = 1;
@@ -236,7 +205,7 @@ export class HashPool {
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
-    for (let i = 0; i < size; i++) this.slots.push(this.startThread());
+    this.slots = Array.from({ length: size }, () => this.startThread());
     this.armFaultKill(process.env[FAULT_KILL_ENV]);
   }
 
@@ -245,8 +214,7 @@ export class HashPool {
     // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
     const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
-    this.blocks.shareWith(worker);
-    const slot: Slot = { worker, holds: new Map(), jobs: new Set(), online: false, failure: undefined, lost: undefined };
+    const slot: Slot = { worker, blocks: new SharedBlocks(worker), jobs: new Set(), online: false, failure: undefined, lost: undefined };
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
       slot.online = true;
@@ -269,9 +237,6 @@ export class HashPool {
     slot.lost = this.closed
       ? new HashThreadLost('the hashing pool was closed before this job finished', { retryable: false })
       : new HashThreadLost(`hashing thread ${index} stopped before this job finished (${errorText(cause)}); retry the job`, { cause });
-    // What it held is acknowledged for it: the blocks go back to the free list once no live thread holds them.
-    for (const [block, times] of slot.holds) for (let i = 0; i < times; i++) this.blocks.acknowledged(block);
-    slot.holds.clear();
     if (!this.closed && index >= 0) {
       this.lost++;
       // A thread that never started is replaced a few times only: a worker that cannot load would loop forever.
@@ -375,23 +340,14 @@ export class HashPool {
     return new PackStream(this, job);
   }
 
-  /** @internal Blocks from the free list, for a job that has a thread fill them. */
-  takeBlocks(count: number): number[] {
-    return Array.from({ length: count }, () => this.blocks.take().index);
+  /** @internal Blocks of `slot`'s free list, for a job that has the thread fill them. */
+  takeBlocks(slot: Slot, count: number): number[] {
+    return Array.from({ length: count }, () => slot.blocks.take().index);
   }
 
   /** @internal */
-  giveBlocks(indexes: readonly number[]): void {
-    for (const index of indexes) this.blocks.give(index);
-  }
-
-  /** @internal Sends block `index` (its first `length` bytes) to each target, for their open hashers. */
-  sendBlock(targets: readonly { slot: Slot; id: number }[], index: number, length: number): void {
-    this.blocks.sent(index, targets.length);
-    for (const { slot, id } of targets) {
-      slot.holds.set(index, (slot.holds.get(index) ?? 0) + 1);
-      slot.worker.postMessage({ op: 'update', id, block: index, length });
-    }
+  giveBlocks(slot: Slot, indexes: readonly number[]): void {
+    for (const index of indexes) slot.blocks.give(index);
   }
 
   /** Stops every thread; jobs still open fail with a HashThreadLost that is not retryable. */
@@ -472,12 +428,10 @@ export class HashPool {
     return { id, slot };
   }
 
-  /** @internal The thread with the fewest open jobs, other than `besides` when there is another. */
-  leastBusy(besides?: Slot): Slot {
+  private leastBusy(): Slot {
     if (this.closed) throw new HashThreadLost('the hashing pool is closed', { retryable: false });
     if (this.slots.length === 0) throw new HashThreadLost(`no hashing thread could start (${MAX_START_FAILURES} in a row stopped before starting)`, { retryable: false });
-    const others = this.slots.filter((slot) => slot !== besides);
-    return (others.length > 0 ? others : this.slots).reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+    return this.slots.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
   }
 
   /** @internal Ends job `id`; again, or for a job its thread's loss has ended, does nothing. */
@@ -488,13 +442,8 @@ export class HashPool {
   }
 
   private onReply(slot: Slot, reply: Reply): void {
-    // A block comes back to the free list even when its stream is gone.
-    if (reply.op === 'ack') {
-      const held = (slot.holds.get(reply.block) ?? 1) - 1;
-      if (held > 0) slot.holds.set(reply.block, held);
-      else slot.holds.delete(reply.block);
-      this.blocks.acknowledged(reply.block);
-    }
+    // A block comes back to the thread's free list even when its stream is gone.
+    if (reply.op === 'ack') slot.blocks.give(reply.block);
     this.pending.get(reply.id)?.(reply);
   }
 }
@@ -517,46 +466,30 @@ function laterDigest(): { promise: Promise<Checksum>; resolve: (c: Checksum) => 
 
 /**
  * The sending half of an open hasher: bytes are copied into shared blocks that are handed to the hashing thread
- * (or to two: see AlongFeeder) and handed back for reuse, with at most BLOCKS_IN_FLIGHT out at a time. Shared by
- * HashTap and FileSink.
+ * and handed back for reuse, with at most BLOCKS_IN_FLIGHT out at a time. Shared by HashTap and FileSink.
  */
 class BlockSender {
-  private readonly pool: HashPool;
-  private readonly targets: { slot: Slot; id: number }[];
+  private readonly slot: Slot;
+  private readonly id: number;
   private inFlight = 0;
-  /** Acknowledgements each block out still waits for from this sender's targets. */
-  private readonly awaited = new Map<number, number>();
   private block: { index: number; view: Uint8Array } | undefined;
   private filled = 0;
   private waiting: (() => void) | undefined;
 
-  constructor(pool: HashPool, slot: Slot, id: number) {
-    this.pool = pool;
-    this.targets = [{ slot, id }];
+  constructor(slot: Slot, id: number) {
+    this.slot = slot;
+    this.id = id;
   }
 
-  /** Every block from now on also goes to hasher `id` on `slot` (a whole-file hash fed along, on its own thread). */
-  alsoTo(slot: Slot, id: number): void {
-    this.targets.push({ slot, id });
-  }
-
-  /** A target gave block `index` back (the pool has already counted it towards the free list). */
-  onAck(index: number): void {
-    const left = (this.awaited.get(index) ?? 1) - 1;
-    if (left > 0) return void this.awaited.set(index, left);
-    this.awaited.delete(index);
+  /** A block came back from the hashing thread (the pool has already put it back on the free list). */
+  onAck(): void {
     this.inFlight--;
     this.resume();
   }
 
-  /** A target's thread stopped: bytes waiting for a block fail now, and so will any given later. */
+  /** The thread stopped: bytes waiting for a block fail now, and so will any given later. */
   onLost(): void {
     this.resume();
-  }
-
-  private lost(): HashThreadLost | undefined {
-    for (const { slot } of this.targets) if (slot.lost) return slot.lost;
-    return undefined;
   }
 
   private resume(): void {
@@ -567,11 +500,10 @@ class BlockSender {
 
   /**
    * Copies `data` into blocks, sending each full one; calls `done` once all of it is taken (maybe later), or with
-   * the HashThreadLost once a target's thread has stopped.
+   * the HashThreadLost once the thread has stopped.
    */
   absorb(data: Uint8Array, done: (error?: HashThreadLost) => void, from = 0): void {
-    const lost = this.lost();
-    if (lost) return done(lost);
+    if (this.slot.lost) return done(this.slot.lost);
     let offset = from;
     while (offset < data.length) {
       if (!this.block) {
@@ -579,7 +511,7 @@ class BlockSender {
           this.waiting = () => this.absorb(data, done, offset);
           return;
         }
-        this.block = this.pool.blocks.take();
+        this.block = this.slot.blocks.take();
         this.filled = 0;
       }
       const n = Math.min(data.length - offset, BLOCK_BYTES - this.filled);
@@ -594,9 +526,8 @@ class BlockSender {
   /** Sends the partly filled block, if any. */
   send(): void {
     if (!this.block) return;
-    if (this.filled === 0 || this.lost()) return this.drop();
-    this.pool.sendBlock(this.targets, this.block.index, this.filled);
-    this.awaited.set(this.block.index, this.targets.length);
+    if (this.filled === 0 || this.slot.lost) return this.drop();
+    this.slot.worker.postMessage({ op: 'update', id: this.id, block: this.block.index, length: this.filled });
     this.inFlight++;
     this.block = undefined;
     this.filled = 0;
@@ -604,72 +535,9 @@ class BlockSender {
 
   /** Gives back a block taken but never sent (the stream stopped). */
   drop(): void {
-    if (this.block) this.pool.blocks.give(this.block.index);
+    if (this.block) this.slot.blocks.give(this.block.index);
     this.block = undefined;
     this.filled = 0;
-  }
-}
-
-/**
- * A whole-file hash fed a chunk's bytes along on the hash's own thread while the chunk's own hash, CRC and write run
- * on another: the sender hands the same shared blocks to both (BlockSender.alsoTo), so a file checked in order costs
- * the thread that writes its chunks no MD5 of its own. As with a tap on the hash's thread, a copy of the hash takes
- * the bytes, and the hash keeps them only once told the chunk was stored (settle).
- */
-class AlongFeeder {
-  readonly id: number;
-  readonly slot: Slot;
-  private readonly pool: HashPool;
-  private readonly continues: SequentialHash;
-  private ended = false;
-  private settled = false;
-
-  /**
-   * Whether feeding `continues` on its own thread pays for a chunk hashed with `algorithm`: not with one thread,
-   * nor for a hash that has taken nothing yet and is of the chunk's own algorithm (it becomes a copy of the chunk's
-   * hash at its end, no bytes hashed twice: see alongFrom in worker.js).
-   */
-  static wanted(pool: HashPool, continues: SequentialHash | undefined, algorithm: ChecksumAlgorithm): boolean {
-    return continues !== undefined && pool.size > 1 && continues.usable && !(continues.inputs === 0 && continues.algorithm === algorithm);
-  }
-
-  /** `onReply` hears the feeder's acknowledgements and the loss of its thread. */
-  constructor(pool: HashPool, continues: SequentialHash, onReply: (reply: Extract<Delivery, { op: 'ack' | 'lost' }>) => void) {
-    this.pool = pool;
-    this.continues = continues;
-    const opened = pool.openHasher(
-      { op: 'open', continues: continues.id },
-      (reply) => {
-        if (reply.op === 'digest') return this.pool.release(this.id, this.slot);
-        if (reply.op === 'lost') this.settled = true;
-        if (reply.op === 'ack' || reply.op === 'lost') onReply(reply);
-      },
-      continues.thread,
-    );
-    this.id = opened.id;
-    this.slot = opened.slot;
-  }
-
-  /** Every byte has been sent: the copy waits for the word that the chunk was stored. */
-  end(): void {
-    if (this.ended || this.settled) return;
-    this.ended = true;
-    this.slot.worker.postMessage({ op: 'digest', id: this.id, along: true });
-  }
-
-  /** After end(): the hash keeps the bytes if `stored`. Resolves once it has (SequentialHash.inputs counts them). */
-  settle(stored: boolean): Promise<void> {
-    if (!this.ended || this.settled) return Promise.resolve();
-    this.settled = true;
-    return this.continues.settle({ op: 'along', id: this.id, continues: this.continues.id, keep: stored });
-  }
-
-  /** The chunk failed: the hash never takes its bytes. */
-  drop(): void {
-    if (this.ended) return void this.settle(false);
-    if (this.settled) return;
-    this.settled = true;
-    this.slot.worker.postMessage({ op: 'digest', id: this.id });
   }
 }
 
@@ -697,10 +565,7 @@ export class HashTap extends Transform {
   private readonly result = laterDigest();
   private released = false;
   private flushed = false;
-  /** The whole-file hash fed along on this tap's thread. */
   private continues: SequentialHash | undefined;
-  /** Or on its own thread. */
-  private readonly feeder: AlongFeeder | undefined;
 
   constructor(pool: HashPool, algorithm: ChecksumAlgorithm, options: { crc?: ChunkCrc['kind']; ranges?: RangeSpec; continues?: SequentialHash }) {
     super();
@@ -711,27 +576,21 @@ export class HashTap extends Transform {
     this.rangeDigests = this.digest.then(() => rangeHexes);
     this.rangeDigests.catch(() => undefined);
     // A range tap hashes its ranges only: no hash of the whole stream.
-    const continues = options.ranges ? undefined : options.continues;
-    const apart = AlongFeeder.wanted(pool, continues, algorithm) ? continues : undefined;
-    this.continues = apart ? undefined : continues;
+    this.continues = options.ranges ? undefined : options.continues;
     const along = this.continues ? { continues: this.continues.id } : {};
     const open = options.ranges ? { op: 'open' as const, ranges: options.ranges } : { op: 'open' as const, algorithm, ...(options.crc ? { crc: options.crc } : {}), ...along };
     const opened = pool.openHasher(open, (reply) => {
-      if (reply.op === 'ack') this.sender.onAck(reply.block);
+      if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'digest') {
         this.crc = reply.crc;
         rangeHexes = reply.ranges ?? [];
         this.release();
         this.result.resolve({ algorithm, hex: reply.hex });
       } else if (reply.op === 'lost') this.lose(reply.error);
-    }, apart ? pool.leastBusy(apart.thread) : this.continues?.thread);
+    }, this.continues?.thread);
     this.id = opened.id;
     this.slot = opened.slot;
-    this.sender = new BlockSender(pool, opened.slot, opened.id);
-    if (apart) {
-      this.feeder = new AlongFeeder(pool, apart, (reply) => (reply.op === 'ack' ? this.sender.onAck(reply.block) : this.lose(reply.error)));
-      this.sender.alsoTo(this.feeder.slot, this.feeder.id);
-    }
+    this.sender = new BlockSender(opened.slot, opened.id);
   }
 
   /**
@@ -740,7 +599,6 @@ export class HashTap extends Transform {
    * if it took them). Call once, after the end.
    */
   settleAlong(stored: boolean): Promise<void> {
-    if (this.feeder) return this.feeder.settle(stored);
     const continues = this.continues;
     this.continues = undefined;
     if (!continues) return Promise.resolve();
@@ -766,7 +624,6 @@ export class HashTap extends Transform {
     this.sender.send();
     this.flushed = true;
     this.slot.worker.postMessage({ op: 'digest', id: this.id, ...(this.continues ? { along: true } : {}) });
-    this.feeder?.end();
     callback();
   }
 
@@ -776,7 +633,6 @@ export class HashTap extends Transform {
     if (!this.released && !(this.flushed && !error)) {
       this.result.reject(error ?? new Error('hashing stopped before the end of the stream'));
       this.slot.worker.postMessage({ op: 'digest', id: this.id });
-      this.feeder?.drop();
       this.release();
     }
     callback(error);
@@ -812,10 +668,7 @@ export class FileSink extends Writable {
   /** After keepHash(), once `digest` has resolved: a hash that has taken every byte written and can take more. */
   kept: SequentialHash | undefined;
   private keep = false;
-  /** The whole-file hash fed along on this sink's thread. */
   private readonly continues: SequentialHash | undefined;
-  /** Or on its own thread, while this one writes. */
-  private readonly feeder: AlongFeeder | undefined;
   private finishing: ((error?: Error | null) => void) | undefined;
   private readonly result = laterDigest();
   private released = false;
@@ -825,34 +678,22 @@ export class FileSink extends Writable {
     this.pool = pool;
     this.algorithm = algorithm;
     this.digest = this.result.promise;
-    const apart = AlongFeeder.wanted(pool, options.continues, algorithm) ? options.continues : undefined;
-    this.continues = apart ? undefined : options.continues;
-    const along = this.continues ? { continues: this.continues.id } : {};
+    this.continues = options.continues;
+    const along = options.continues ? { continues: options.continues.id } : {};
     const rename = options.renameTo !== undefined ? { renameTo: options.renameTo, ...(options.index ? { index: options.index } : {}) } : {};
     const open = { op: 'openFile' as const, algorithm, target, ...(options.crc ? { crc: options.crc } : {}), ...rename, ...along };
     const opened = pool.openHasher(open, (reply) => {
-      if (reply.op === 'ack') this.sender.onAck(reply.block);
+      if (reply.op === 'ack') this.sender.onAck();
       else if (reply.op === 'writeFailed') this.destroy(new FileCopyError(reply.code, reply.message, 'target'));
       else if (reply.op === 'copied' || reply.op === 'copyFailed') this.settle(reply);
-      else if (reply.op === 'lost') this.lose(reply.error);
-    }, apart ? pool.leastBusy(apart.thread) : this.continues?.thread);
+      else if (reply.op === 'lost') {
+        this.destroy(reply.error);
+        this.sender.onLost();
+      }
+    }, options.continues?.thread);
     this.id = opened.id;
     this.slot = opened.slot;
-    this.sender = new BlockSender(pool, opened.slot, opened.id);
-    if (apart) {
-      this.feeder = new AlongFeeder(pool, apart, (reply) => (reply.op === 'ack' ? this.sender.onAck(reply.block) : this.lose(reply.error)));
-      this.sender.alsoTo(this.feeder.slot, this.feeder.id);
-    }
-  }
-
-  /**
-   * A thread the sink's bytes go to stopped. Once the chunk is written it is stored all the same: what was lost is
-   * the whole-file hash on its own thread, and its follower reads the chunk back instead.
-   */
-  private lose(error: HashThreadLost): void {
-    if (this.released) return;
-    this.destroy(error);
-    this.sender.onLost();
+    this.sender = new BlockSender(opened.slot, opened.id);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -878,7 +719,6 @@ export class FileSink extends Writable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.sender.drop();
     if (!this.released) {
-      this.feeder?.drop();
       this.kept?.discard();
       this.kept = undefined;
       this.result.reject(error ?? new Error('writing stopped before the end of the stream'));
@@ -903,17 +743,9 @@ export class FileSink extends Writable {
       if (reply.continued) this.continues?.tookInput();
       // The kept hash has taken this sink's bytes: its first input (so a follower can hand it on to the next chunk).
       this.kept?.tookInput();
-      const done = (): void => {
-        this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
-        finishing?.();
-      };
-      // Written and renamed: the whole-file hash on its own thread keeps the bytes, and has counted them before the
-      // digest resolves (a follower told of the chunk then sees them taken).
-      if (!this.feeder) return done();
-      this.feeder.end();
-      void this.feeder.settle(true).then(done);
+      this.result.resolve({ algorithm: this.algorithm, hex: reply.hex });
+      finishing?.();
     } else {
-      this.feeder?.drop();
       const error = new FileCopyError(reply.code, reply.message, 'target');
       this.result.reject(error);
       finishing?.(error);
@@ -958,7 +790,7 @@ export class SequentialHash {
     this.pool = pool;
     this.algorithm = algorithm;
     const opened = open((reply) => {
-      if (reply.op === 'ack') return this.sender.onAck(reply.block);
+      if (reply.op === 'ack') return this.sender.onAck();
       if (reply.op === 'alongDone') {
         if (reply.continued) this.tookInput();
         return this.settling.shift()?.();
@@ -980,7 +812,7 @@ export class SequentialHash {
     });
     this.id = opened.id;
     this.slot = opened.slot;
-    this.sender = new BlockSender(pool, opened.slot, opened.id);
+    this.sender = new BlockSender(opened.slot, opened.id);
   }
 
   /** Adds the whole of a local file. */
@@ -1119,7 +951,7 @@ export class PackStream extends Readable {
     const claimed = pool.claim((reply) => this.onReply(reply));
     this.id = claimed.id;
     this.slot = claimed.slot;
-    this.blocks = claimed.slot.lost ? [] : pool.takeBlocks(PACK_BLOCKS);
+    this.blocks = claimed.slot.lost ? [] : pool.takeBlocks(claimed.slot, PACK_BLOCKS);
     this.slot.worker.postMessage({ op: 'pack', id: this.id, algorithm: job.algorithm, ...shardMessage(job), credits: [...this.blocks] });
   }
 
@@ -1129,7 +961,7 @@ export class PackStream extends Readable {
 
   private onReply(reply: Delivery): void {
     if (reply.op === 'packBlock') {
-      const view = this.pool.blocks.view(reply.block);
+      const view = this.slot.blocks.view(reply.block);
       if (this.push(Buffer.from(view.subarray(0, reply.length)))) this.slot.worker.postMessage({ op: 'packCredit', id: this.id, block: reply.block });
       else this.held.push(reply.block);
     } else if (reply.op === 'packDone') {
@@ -1141,8 +973,6 @@ export class PackStream extends Readable {
       this.end(() => undefined);
     } else if (reply.op === 'lost') {
       this.finished = true;
-      // The thread that held its blocks is gone: nothing writes to them any more.
-      this.pool.giveBlocks(this.blocks);
       this.pool.release(this.id, this.slot);
       this.destroy(reply.error);
     }
@@ -1151,7 +981,7 @@ export class PackStream extends Readable {
   /** The thread is done with the job: its blocks go back to the free list, then `then` runs. */
   private end(then: () => void): void {
     this.finished = true;
-    this.pool.giveBlocks(this.blocks);
+    this.pool.giveBlocks(this.slot, this.blocks);
     this.pool.release(this.id, this.slot);
     then();
     if (!this.destroyed) this.push(null);
