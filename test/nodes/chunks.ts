@@ -1,6 +1,7 @@
 // Chunk sources for the node tests: bytes streamed in odd-sized pieces with their checksum resolving after the last
 // byte (as the engine's hashing tap does), and sources that fail before their first byte or part way through.
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Checksum } from '../../shared/types.ts';
 
@@ -11,6 +12,18 @@ export interface ChunkSource {
   data: Readable;
   /** Resolves once the last byte has been read; rejects with the source's error if it fails first. */
   checksum: Promise<Checksum>;
+}
+
+/** Flips the first byte of a file in place (a bit rot the size of a byte). */
+export async function flipFirstByte(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    const first = Buffer.alloc(1);
+    await handle.read(first, 0, 1, 0);
+    await handle.write(Buffer.from([first[0]! ^ 0xff]), 0, 1, 0);
+  } finally {
+    await handle.close();
+  }
 }
 
 export function md5(bytes: Buffer): string {

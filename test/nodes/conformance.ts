@@ -3,7 +3,7 @@
 // test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile) run the write
 // cases too, for the kinds that have them.
 import { randomBytes } from 'node:crypto';
-import { open as openFile, readdir, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
@@ -11,7 +11,7 @@ import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import { NodeError, isNodeLevelError } from '../../electron/engine/nodes/node.ts';
 import type { ChunkMeta, NodeTarget, StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { tempDir } from '../helpers/temp.ts';
-import { KiB, MiB, bytesFor, md5, md5Checksum, readAll, sourceError, streamOf, within } from './chunks.ts';
+import { KiB, MiB, bytesFor, flipFirstByte, md5, md5Checksum, readAll, sourceError, streamOf, within } from './chunks.ts';
 
 export type WritePath = 'write' | 'writeHashing' | 'writeFromFile';
 
@@ -83,7 +83,7 @@ async function eventually(check: () => Promise<boolean>, what: string, ms = 15_0
   }
 }
 
-async function listAll(node: NodeTarget): Promise<StoredChunk[]> {
+export async function listAll(node: NodeTarget): Promise<StoredChunk[]> {
   const out: StoredChunk[] = [];
   for await (const chunk of node.list()) out.push(chunk);
   return out;
@@ -123,14 +123,7 @@ export async function strayFiles(dir: string, tempSubdir: string, ignore: string
 
 /** Flips the first byte of chunk `chunkId`'s data in a node folder laid out as `<name>.chunk` + `<name>.chunk.json`. */
 export async function damageChunkFile(dir: string, chunkId: string): Promise<void> {
-  const handle = await openFile(join(dir, `${chunkFileName(chunkId)}.chunk`), 'r+');
-  try {
-    const first = Buffer.alloc(1);
-    await handle.read(first, 0, 1, 0);
-    await handle.write(Buffer.from([first[0]! ^ 0xff]), 0, 1, 0);
-  } finally {
-    await handle.close();
-  }
+  await flipFirstByte(join(dir, `${chunkFileName(chunkId)}.chunk`));
 }
 
 export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory): void {

@@ -14,7 +14,7 @@ import { chunkSubfolder, FolderNode } from '../../electron/engine/nodes/folder-n
 import type { StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { bytesOfId, md5, md5Checksum, readAll, streamOf } from './chunks.ts';
-import { metaFor } from './conformance.ts';
+import { listAll, metaFor } from './conformance.ts';
 import { folderStrayFiles, heldChunks, INDEX_PATH } from './folder-layout.ts';
 
 const CHILD = fileURLToPath(new URL('./folder-writer-child.ts', import.meta.url));
@@ -24,12 +24,6 @@ afterAll(async () => {
   await pool.close();
   await removeTempDirs();
 });
-
-async function listAll(node: FolderNode): Promise<StoredChunk[]> {
-  const out: StoredChunk[] = [];
-  for await (const chunk of node.list()) out.push(chunk);
-  return out;
-}
 
 /** Stores `bytes` as `id` through the hashing thread's local copy (the path a local source takes). */
 async function storeFromFile(node: FolderNode, sourceDir: string, id: string, bytes: Buffer, extra: Parameters<typeof metaFor>[2] = {}): Promise<StoredChunk> {

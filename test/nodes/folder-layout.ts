@@ -4,9 +4,10 @@
 // `<sub>/<name>.chunk` (two hex digits; no subfolder: `<name>.chunk` in the node folder itself, as written before the
 // subfolders), and `<name>.chunk.json` sidecars (the folder node's oldest layout, and the agent's layout), each
 // beside its `<name>.chunk` in the node folder itself.
-import { open, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
+import { flipFirstByte } from './chunks.ts';
 
 export const INDEX_PATH = join('.cloud-ingest-index', 'chunks.jsonl');
 
@@ -107,12 +108,5 @@ export async function folderStrayFiles(dir: string): Promise<string[]> {
 export async function damageFolderChunk(dir: string, chunkId: string): Promise<void> {
   const chunk = (await heldChunks(dir)).find((c) => c.id === chunkId);
   if (!chunk) throw new Error(`no chunk ${chunkId} in ${dir}`);
-  const handle = await open(chunk.dataPath, 'r+');
-  try {
-    const first = Buffer.alloc(1);
-    await handle.read(first, 0, 1, 0);
-    await handle.write(Buffer.from([first[0]! ^ 0xff]), 0, 1, 0);
-  } finally {
-    await handle.close();
-  }
+  await flipFirstByte(chunk.dataPath);
 }

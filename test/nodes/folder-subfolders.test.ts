@@ -18,7 +18,7 @@ import type { Manifest, ManifestChunk } from '../../shared/types.ts';
 import { detection, MIB, nodesYaml, tempProject, writeConfig } from '../engine/fixtures.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { bytesOfId, md5, md5Checksum, readAll, streamOf } from './chunks.ts';
-import { metaFor, ODD_IDS } from './conformance.ts';
+import { listAll, metaFor, ODD_IDS } from './conformance.ts';
 import { folderStrayFiles, heldChunks, INDEX_PATH } from './folder-layout.ts';
 
 const pool = new HashPool(2);
@@ -27,12 +27,6 @@ afterAll(async () => {
   await pool.close();
   await removeTempDirs();
 });
-
-async function listAll(node: FolderNode): Promise<StoredChunk[]> {
-  const out: StoredChunk[] = [];
-  for await (const chunk of node.list()) out.push(chunk);
-  return out;
-}
 
 /** The subfolder the on-disk format puts a chunk in: the first two hex digits of its id's SHA-256. */
 function subfolderOf(id: string): string {
