@@ -13,9 +13,9 @@ import { chunkLine, goneLine } from '../../electron/engine/nodes/folder-index.ts
 import { chunkSubfolder, FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import type { StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
-import { bytesOfId, md5, md5Checksum, readAll, streamOf } from './chunks.ts';
+import { bytesOfId, md5, md5Checksum, streamOf } from './chunks.ts';
 import { listAll, metaFor } from './conformance.ts';
-import { folderStrayFiles, heldChunks, INDEX_PATH } from './folder-layout.ts';
+import { folderProblems, folderStrayFiles, heldChunks, INDEX_PATH } from './folder-layout.ts';
 
 const CHILD = fileURLToPath(new URL('./folder-writer-child.ts', import.meta.url));
 const pool = new HashPool(2);
@@ -30,21 +30,6 @@ async function storeFromFile(node: FolderNode, sourceDir: string, id: string, by
   const source = join(sourceDir, `${randomBytes(6).toString('hex')}.bin`);
   await writeFile(source, bytes);
   return node.writeFromFile(metaFor(id, bytes.length, extra), { path: source, offset: 0, length: bytes.length }, { pool, algorithm: 'md5' });
-}
-
-/** Each id found, read back byte-exact and listed once, and nothing else listed; the problems, one line each. */
-async function problemsWith(node: FolderNode, expected: Map<string, Buffer>): Promise<string[]> {
-  const problems: string[] = [];
-  for (const [id, bytes] of expected) {
-    const found = await node.find(id);
-    if (found?.checksum.hex !== md5(bytes)) problems.push(`${id}: find gives ${JSON.stringify(found)}`);
-    const read = await node.read(id).then(readAll, (error: unknown) => String(error));
-    if (typeof read === 'string' || !read.equals(bytes)) problems.push(`${id}: read gives ${typeof read === 'string' ? read : `${read.length} other bytes`}`);
-  }
-  const listed = await listAll(node);
-  for (const id of expected.keys()) if (listed.filter((c) => c.id === id).length !== 1) problems.push(`${id}: listed ${listed.filter((c) => c.id === id).length} times`);
-  for (const c of listed) if (!expected.has(c.id)) problems.push(`${c.id}: listed but not expected`);
-  return problems;
 }
 
 interface Child {
@@ -86,7 +71,7 @@ describe('the folder node index', () => {
         await node.write(metaFor(id, bytes.length), source.data, source.checksum);
       }
     }
-    expect(await problemsWith(node, expected)).toEqual([]);
+    expect(await folderProblems(node, expected)).toEqual([]);
     const files = await readdir(dir, { recursive: true, withFileTypes: true });
     const names = files.filter((f) => f.isFile()).map((f) => join(f.parentPath, f.name).slice(dir.length + 1));
     expect(names.sort()).toEqual([...[...expected.keys()].map((id) => join(chunkSubfolder(id), `${chunkFileName(id)}.chunk`)), INDEX_PATH].sort());
@@ -118,7 +103,7 @@ describe('the folder node index', () => {
     await storeFromFile(node, sourceDir, 'x_chunk_0', after, { sourceEtag: '"v2"' });
     for (const looking of [node, new FolderNode('replaced', dir)]) {
       expect(await looking.find('x_chunk_0')).toMatchObject({ checksum: md5Checksum(after), sourceEtag: '"v2"' });
-      expect(await problemsWith(looking, new Map([['x_chunk_0', after]]))).toEqual([]);
+      expect(await folderProblems(looking, new Map([['x_chunk_0', after]]))).toEqual([]);
       await looking.close();
     }
     // The old line, the removal written before the rename, and the new line.
@@ -163,14 +148,14 @@ describe('the folder node index', () => {
 
     const second = new FolderNode('torn', dir);
     expect(await second.find(tornId)).toBeUndefined();
-    expect(await problemsWith(second, expected)).toEqual([]);
+    expect(await folderProblems(second, expected)).toEqual([]);
     // The next writer appends after the torn half: its line stands on a line of its own.
     expected.set('c_chunk_0', bytesOfId('c_chunk_0'));
     await storeFromFile(second, sourceDir, 'c_chunk_0', expected.get('c_chunk_0')!);
-    expect(await problemsWith(second, expected)).toEqual([]);
+    expect(await folderProblems(second, expected)).toEqual([]);
     await second.close();
     const third = new FolderNode('torn', dir);
-    expect(await problemsWith(third, expected)).toEqual([]);
+    expect(await folderProblems(third, expected)).toEqual([]);
     await third.close();
     expect(await folderStrayFiles(dir)).toEqual([tornFile]); // bytes no line describes
   });
@@ -193,7 +178,7 @@ describe('the folder node index', () => {
     expect(acknowledged.filter((id) => !listedIds.has(id))).toEqual([]);
     expect(listed.length).toBeLessThan(5000);
     const expected = new Map(listed.map((c) => [c.id, bytesOfId(c.id)]));
-    expect(await problemsWith(node, expected)).toEqual([]);
+    expect(await folderProblems(node, expected)).toEqual([]);
     await node.close();
   });
 
@@ -211,7 +196,7 @@ describe('the folder node index', () => {
     const expected = new Map(ids.map((id) => [id, bytesOfId(id)]));
     expect(expected.size).toBe(1300);
     const node = new FolderNode('two-writers', dir);
-    expect(await problemsWith(node, expected)).toEqual([]);
+    expect(await folderProblems(node, expected)).toEqual([]);
     await node.close();
     // No two batches ran into each other: every line of the index parses.
     const lines = (await readFile(join(dir, INDEX_PATH), 'utf8')).split('\n').filter(Boolean);
@@ -240,7 +225,7 @@ describe('a node folder of the old layout (a `.chunk.json` sidecar beside each c
     const dir = join(await tempDir('ci-folder-old-'), 'node');
     const chunks = await oldLayout(dir, ['old-1_chunk_0', 'old/2_chunk_0', 'X.chunk', 'X.chunk.json']);
     const node = new FolderNode('old', dir);
-    expect(await problemsWith(node, chunks)).toEqual([]);
+    expect(await folderProblems(node, chunks)).toEqual([]);
     for (const chunk of await listAll(node)) expect(chunk.location).toBe(join(dir, `${chunkFileName(chunk.id)}.chunk`));
     expect((await node.find('old-1_chunk_0'))?.location).toBe(join(dir, `${chunkFileName('old-1_chunk_0')}.chunk`));
     await node.close();
@@ -258,7 +243,7 @@ describe('a node folder of the old layout (a `.chunk.json` sidecar beside each c
     await storeFromFile(node, sourceDir, 'rewritten_chunk_0', rewritten, { sourceEtag: '"v2"' });
     chunks.set('rewritten_chunk_0', rewritten);
     for (const looking of [node, new FolderNode('mixed', dir)]) {
-      expect(await problemsWith(looking, chunks)).toEqual([]);
+      expect(await folderProblems(looking, chunks)).toEqual([]);
       await looking.close();
     }
     expect((await readdir(dir)).filter((n) => n.endsWith('.chunk.json'))).toEqual(['kept_chunk_0.chunk.json']);

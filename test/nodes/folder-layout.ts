@@ -7,7 +7,10 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
-import { flipFirstByte } from './chunks.ts';
+import type { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
+import type { StoredChunk } from '../../electron/engine/nodes/node.ts';
+import { flipFirstByte, md5, readAll } from './chunks.ts';
+import { listAll } from './conformance.ts';
 
 export const INDEX_PATH = join('.cloud-ingest-index', 'chunks.jsonl');
 
@@ -109,4 +112,24 @@ export async function damageFolderChunk(dir: string, chunkId: string): Promise<v
   const chunk = (await heldChunks(dir)).find((c) => c.id === chunkId);
   if (!chunk) throw new Error(`no chunk ${chunkId} in ${dir}`);
   await flipFirstByte(chunk.dataPath);
+}
+
+/**
+ * Each id found, read back byte-exact and listed once, and nothing else listed; `alsoCheck` adds a check per id.
+ * The problems, one line each.
+ */
+export async function folderProblems(node: FolderNode, expected: Map<string, Buffer>, alsoCheck?: (id: string, bytes: Buffer, found: StoredChunk | undefined) => Promise<string | undefined>): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [id, bytes] of expected) {
+    const found = await node.find(id);
+    if (found?.checksum.hex !== md5(bytes)) problems.push(`${id}: find gives ${JSON.stringify(found)}`);
+    const read = await node.read(id).then(readAll, (error: unknown) => String(error));
+    if (typeof read === 'string' || !read.equals(bytes)) problems.push(`${id}: read gives ${typeof read === 'string' ? read : `${read.length} other bytes`}`);
+    const also = await alsoCheck?.(id, bytes, found ?? undefined);
+    if (also) problems.push(`${id}: ${also}`);
+  }
+  const listed = await listAll(node);
+  for (const id of expected.keys()) if (listed.filter((c) => c.id === id).length !== 1) problems.push(`${id}: listed ${listed.filter((c) => c.id === id).length} times`);
+  for (const c of listed) if (!expected.has(c.id)) problems.push(`${c.id}: listed but not expected`);
+  return problems;
 }

@@ -17,9 +17,9 @@ import { verifyCopy, verifyRun } from '../../electron/engine/verify.ts';
 import type { Manifest, ManifestChunk } from '../../shared/types.ts';
 import { detection, MIB, nodesYaml, tempProject, writeConfig } from '../engine/fixtures.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
-import { bytesOfId, md5, md5Checksum, readAll, streamOf } from './chunks.ts';
+import { bytesOfId, md5, md5Checksum, streamOf } from './chunks.ts';
 import { listAll, metaFor, ODD_IDS } from './conformance.ts';
-import { folderStrayFiles, heldChunks, INDEX_PATH } from './folder-layout.ts';
+import { folderProblems, folderStrayFiles, heldChunks, INDEX_PATH } from './folder-layout.ts';
 
 const pool = new HashPool(2);
 
@@ -41,19 +41,10 @@ function manifestChunk(id: string, bytes: Buffer, location: string): ManifestChu
 
 /** Each id found, read back byte-exact, verified against its checksum and listed once; nothing else listed. */
 async function problemsWith(node: FolderNode, expected: Map<string, Buffer>): Promise<string[]> {
-  const problems: string[] = [];
-  for (const [id, bytes] of expected) {
-    const found = await node.find(id);
-    if (found?.checksum.hex !== md5(bytes)) problems.push(`${id}: find gives ${JSON.stringify(found)}`);
-    const read = await node.read(id).then(readAll, (error: unknown) => String(error));
-    if (typeof read === 'string' || !read.equals(bytes)) problems.push(`${id}: read gives ${typeof read === 'string' ? read : `${read.length} other bytes`}`);
+  return folderProblems(node, expected, async (id, bytes, found) => {
     const verified = await verifyCopy(node, manifestChunk(id, bytes, found?.location ?? '?'), 'md5', pool);
-    if (verified) problems.push(`${id}: verify says ${verified.reason}: ${verified.detail}`);
-  }
-  const listed = await listAll(node);
-  for (const id of expected.keys()) if (listed.filter((c) => c.id === id).length !== 1) problems.push(`${id}: listed ${listed.filter((c) => c.id === id).length} times`);
-  for (const c of listed) if (!expected.has(c.id)) problems.push(`${c.id}: listed but not expected`);
-  return problems;
+    return verified ? `verify says ${verified.reason}: ${verified.detail}` : undefined;
+  });
 }
 
 /**
