@@ -12,7 +12,7 @@ import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
 import type { SequentialHash } from '../../electron/engine/hash/pool.ts';
 import { chunkLineHead, parseLine } from '../../electron/engine/nodes/folder-index.ts';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
-import { memberHeader } from '../../electron/engine/pack/tar.ts';
+import { memberHeader } from '../../electron/engine/pack/tar.js';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { chooseSourceCheck, combinedCrc, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';

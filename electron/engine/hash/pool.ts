@@ -84,7 +84,7 @@ export interface FileCopied {
 
 /**
  * A shard to lay out from local files on a hashing thread (HashPool.copyFile, packStream): its members' keys
- * (relative to `root`), sizes and versions, and their tar headers one after another in `headers`.
+ * (relative to `root`), sizes and versions; the thread writes each member's tar headers as it reaches it.
  */
 export interface LocalShard {
   /** The source folder's real path: every member must resolve inside it. */
@@ -92,15 +92,13 @@ export interface LocalShard {
   keys: string[];
   sizes: number[];
   etags: (string | undefined)[];
-  headers: Uint8Array;
-  headerLengths: number[];
   /** Receives each member's checksum, in order, once the shard is written. */
   onMemberDigests?: (digests: string[]) => void;
 }
 
 /** A shard as the hashing thread takes it (its data, no callbacks). */
 function shardMessage(shard: LocalShard): Omit<LocalShard, 'onMemberDigests'> {
-  return { root: shard.root, keys: shard.keys, sizes: shard.sizes, etags: shard.etags, headers: shard.headers, headerLengths: shard.headerLengths };
+  return { root: shard.root, keys: shard.keys, sizes: shard.sizes, etags: shard.etags };
 }
 
 /** A copy made on a hashing thread failed; `code` is CHANGED, CANCELLED, or an errno code. */

@@ -6,6 +6,7 @@ import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync, real
 import { sep } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
+import { memberHeader } from '../pack/tar.js';
 import { crc32cUpdate } from './crc32c.js';
 
 const COPY_BLOCK = 1024 * 1024;
@@ -16,7 +17,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 /**
  * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: Int32Array, pack?: LocalShard }} CopyJob
  * @typedef {{ path: string, head: string }} IndexLine
- * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[] }} LocalShard
+ * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[] }} LocalShard
  * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec, continues?: number }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
@@ -30,7 +31,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | ({ op: 'pack' } & PackJob)
  *   | { op: 'packCredit', id: number, block: number }
  *   | { op: 'packAbort', id: number }} Message
- * @typedef {{ id: number, algorithm: string, root: string, keys: string[], sizes: number[], etags: (string | undefined)[], headers: Uint8Array, headerLengths: number[], credits: number[] }} PackJob
+ * @typedef {{ id: number, algorithm: string, root: string, keys: string[], sizes: number[], etags: (string | undefined)[], credits: number[] }} PackJob
  * @typedef {{ algorithm: string, starts: number[], lengths: number[] }} RangeSpec
  */
 
@@ -379,7 +380,7 @@ function closeQuietly(sink) {
  * Shards being packed from local files (HashPool.packStream): each member's tar headers, its bytes read from the
  * source folder, its padding, then the end of the archive, written into the blocks the sender grants (credits)
  * and posted back one block at a time; each member's bytes are hashed on the way. By id.
- * @typedef {{ job: PackJob, member: number, phase: 'header' | 'data' | 'pad' | 'end', at: number, headerAt: number, fd: number | undefined, hash: ChunkHash | undefined, digests: string[] }} Packing
+ * @typedef {{ job: PackJob, member: number, phase: 'header' | 'data' | 'pad' | 'end', at: number, header: Buffer | undefined, fd: number | undefined, hash: ChunkHash | undefined, digests: string[] }} Packing
  * @type {Map<number, Packing>}
  */
 const packings = new Map();
@@ -453,13 +454,15 @@ function fillBlock(p, view) {
     }
     const size = /** @type {number} */ (job.sizes[p.member]);
     if (p.phase === 'header') {
-      const length = /** @type {number} */ (job.headerLengths[p.member]);
-      const n = Math.min(view.length - filled, length - p.at);
-      view.set(job.headers.subarray(p.headerAt + p.at, p.headerAt + p.at + n), filled);
+      // Written here as the member is reached (512 bytes, or three blocks with a pax name): a shard's headers are
+      // never built up front, nor posted from the main thread.
+      const header = (p.header ??= memberHeader(/** @type {string} */ (job.keys[p.member]), size));
+      const n = Math.min(view.length - filled, header.length - p.at);
+      view.set(header.subarray(p.at, p.at + n), filled);
       filled += n;
       p.at += n;
-      if (p.at === length) {
-        p.headerAt += length;
+      if (p.at === header.length) {
+        p.header = undefined;
         p.phase = 'data';
         p.at = 0;
         p.fd = openMember(job, p.member);
@@ -508,7 +511,7 @@ function fillBlock(p, view) {
 function packCopy(job, shard) {
   const whole = newHash(job.algorithm);
   /** @type {Packing} */
-  const p = { job: { ...shard, id: job.id, algorithm: job.algorithm, credits: [] }, member: 0, phase: shard.keys.length > 0 ? 'header' : 'end', at: 0, headerAt: 0, fd: undefined, hash: undefined, digests: [] };
+  const p = { job: { ...shard, id: job.id, algorithm: job.algorithm, credits: [] }, member: 0, phase: shard.keys.length > 0 ? 'header' : 'end', at: 0, header: undefined, fd: undefined, hash: undefined, digests: [] };
   const output = onTarget(() => openSync(job.target, 'w'));
   let done = 0;
   let reported = 0;
@@ -658,7 +661,7 @@ port.on('message', (/** @type {Message} */ message) => {
       break;
     }
     case 'pack':
-      packings.set(message.id, { job: message, member: 0, phase: message.keys.length > 0 ? 'header' : 'end', at: 0, headerAt: 0, fd: undefined, hash: undefined, digests: [] });
+      packings.set(message.id, { job: message, member: 0, phase: message.keys.length > 0 ? 'header' : 'end', at: 0, header: undefined, fd: undefined, hash: undefined, digests: [] });
       pack(message.id);
       break;
     case 'packCredit': {

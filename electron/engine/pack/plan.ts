@@ -5,7 +5,7 @@
 // unchanged, and what is left is packed around them.
 import { createHash } from 'node:crypto';
 import type { ObjectInfo } from '../storage/driver.ts';
-import { END_OF_ARCHIVE, headerLength, padded } from './tar.ts';
+import { END_OF_ARCHIVE, headerLength, padded } from './tar.js';
 
 export interface ShardMember {
   object: ObjectInfo;

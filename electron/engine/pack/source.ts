@@ -13,7 +13,7 @@ import type { ChunkSource } from '../nodes/nodes.ts';
 import type { Bucket } from '../storage/bucket.ts';
 import type { ObjectInfo } from '../storage/driver.ts';
 import type { ShardLayout } from './plan.ts';
-import { END_OF_ARCHIVE, headerLength, memberHeader, padded, writeMemberHeader } from './tar.ts';
+import { END_OF_ARCHIVE, memberHeader, padded } from './tar.js';
 
 /** Members up to this size are read whole, ahead of their turn. */
 const SMALL_MEMBER = 1024 * 1024;
@@ -154,11 +154,7 @@ export class ShardSource implements ChunkSource {
       throw bucket.wrap(error, 'read');
     });
     const members = this.shard.members.map((m) => m.object);
-    const headerLengths = members.map((object) => headerLength(object.key));
-    const headers = Buffer.alloc(headerLengths.reduce((sum, n) => sum + n, 0));
-    let at = 0;
-    for (const object of members) at += writeMemberHeader(headers, at, object.key, object.size);
-    return { root, keys: members.map((o) => o.key), sizes: members.map((o) => o.size), etags: members.map((o) => o.etag), headers, headerLengths };
+    return { root, keys: members.map((o) => o.key), sizes: members.map((o) => o.size), etags: members.map((o) => o.etag) };
   }
 
   private openStreamed(): Readable {
