@@ -27,13 +27,24 @@ async function runJson(p: BadProject, extra: string[] = [], o: { env?: NodeJS.Pr
   return { ...r, summary: r.code === 0 || r.code === 1 ? (JSON.parse(r.stdout) as { runId: string; status: string; manifest: string; files: number; chunks: number }) : undefined };
 }
 
-/** Every chunk file on the nodes sits directly in a node folder: no key made a path of its own. */
+/**
+ * Every chunk file on the nodes sits in a node folder's own layout: one of its 256 two-hex-digit subfolders (or,
+ * for older folders, the node folder itself); no key made a path of its own.
+ */
 async function chunkFilesStayFlat(root: string): Promise<void> {
   for (const node of await readdir(join(root, 'nodes'))) {
     for (const entry of await readdir(join(root, 'nodes', node), { withFileTypes: true })) {
-      // The node's own folders: temp names while writing, and its index of chunks (one file).
-      if (entry.isDirectory()) expect(['.tmp', INDEX_DIR]).toContain(entry.name);
-      else expect(entry.name).toMatch(/\.chunk(\.json)?$/);
+      if (!entry.isDirectory()) {
+        expect(entry.name).toMatch(/\.chunk(\.json)?$/);
+        continue;
+      }
+      // The node's own folders: temp names while writing, its index of chunks (one file), the chunk subfolders.
+      if (['.tmp', INDEX_DIR].includes(entry.name)) continue;
+      expect(entry.name).toMatch(/^[0-9a-f]{2}$/);
+      for (const inside of await readdir(join(root, 'nodes', node, entry.name), { withFileTypes: true })) {
+        expect(inside.isFile()).toBe(true);
+        expect(inside.name).toMatch(/\.chunk$/);
+      }
     }
     const index = await readdir(join(root, 'nodes', node, INDEX_DIR)).catch(() => []);
     expect(index.every((name) => name === INDEX_FILE)).toBe(true);
