@@ -12,7 +12,7 @@ import { S3Driver } from '../../electron/engine/storage/s3.ts';
 import { startMoto } from '../helpers/emulators.ts';
 import type { Emulator } from '../helpers/emulators.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
-import { applyEnv } from './stores.ts';
+import { applyEnv, bindDriver } from './stores.ts';
 
 const RETRY = { retries: 1, baseDelayMs: 10 };
 
@@ -47,18 +47,6 @@ async function collect(pages: AsyncIterable<ObjectInfo[]>): Promise<ObjectInfo[]
 
 const keysOf = (pages: ObjectInfo[][]): string[] => pages.flat().map((o) => o.key);
 
-/** The driver's methods bound to it, so that one can be wrapped. */
-function bound(driver: StorageDriver): StorageDriver {
-  return {
-    info: driver.info,
-    listPage: (...args) => driver.listPage(...args),
-    stat: (...args) => driver.stat(...args),
-    read: (...args) => driver.read(...args),
-    errorCode: (error) => driver.errorCode(error),
-    close: () => driver.close(),
-  };
-}
-
 /** The driver, with its listPage calls counted (each call goes to the driver itself). */
 function counted(driver: StorageDriver): { driver: StorageDriver; calls: () => number } {
   let calls = 0;
@@ -66,7 +54,7 @@ function counted(driver: StorageDriver): { driver: StorageDriver; calls: () => n
     calls++;
     return driver.listPage(...args);
   };
-  return { calls: () => calls, driver: { ...bound(driver), listPage } };
+  return { calls: () => calls, driver: { ...bindDriver(driver), listPage } };
 }
 
 /** How many listPage calls the driver had answered when the first page came out of listPages, and all pages. */
@@ -172,7 +160,7 @@ describe('local driver: pages of bounded size in string order of the keys', () =
     const local = new LocalDriver(root, { pageSize: 6 });
     let last: ObjectInfo | undefined;
     const repeating: StorageDriver = {
-      ...bound(local),
+      ...bindDriver(local),
       listPage: async (prefix, token, signal) => {
         const page = await local.listPage(prefix, token, signal);
         const objects = last ? [last, ...page.objects] : page.objects;

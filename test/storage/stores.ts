@@ -176,7 +176,7 @@ function cloudFixture(emulator: Emulator, bucket: string): StoreFixture {
 }
 
 /** The driver's methods bound to it, so one can be replaced. */
-function bindDriver(driver: StorageDriver): StorageDriver {
+export function bindDriver(driver: StorageDriver): StorageDriver {
   return {
     info: driver.info,
     listPage: (...args) => driver.listPage(...args),
