@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
-import { ManifestError, readManifest, readManifestHead } from './manifest.ts';
+import { manifestErrors, readManifest, readManifestHead } from './manifest.ts';
 import type { ManifestHead } from './manifest.ts';
 
 type Section = 'files' | 'chunks';
@@ -34,9 +34,9 @@ export class ManifestReader {
     let section: Section | 'head' | 'tail' = 'head';
     for await (const { line, at } of sectionLines(path)) {
       if (at === 'entry') {
-        const entry = parseEntry(path, line);
-        if (entry === undefined) return ManifestReader.parsedWhole(path);
-        if (section === 'chunks') copies += (entry as ManifestChunk).copies?.length ?? 0;
+        if (!isWholeEntry(line)) return ManifestReader.parsedWhole(path);
+        // Chunks are parsed here only to count their copies; files are parsed when they are read.
+        if (section === 'chunks') copies += (parseEntry(path, line) as ManifestChunk).copies?.length ?? 0;
       } else if (at === 'files' || at === 'chunks') section = at;
       else if (at === 'after') {
         section = 'tail';
@@ -46,11 +46,11 @@ export class ManifestReader {
     if (section !== 'tail') return ManifestReader.parsedWhole(path);
     let parsed: Tail;
     try {
-      parsed = JSON.parse(`{\n${tail.replace(/^\s*\],?\s*\n/, '')}`) as Tail;
+      parsed = JSON.parse(`{\n${tail}`) as Tail;
     } catch (error) {
-      throw new ManifestError(`${path} is not valid JSON after its chunks (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`);
+      throw manifestErrors.notJson(path, error, 'a tail after its chunks');
     }
-    if (!Array.isArray(parsed.nodes)) throw new ManifestError(`${path} is not a Cloud Ingest manifest (no nodes). Fix: pass the JSON file a run wrote.`);
+    if (!Array.isArray(parsed.nodes)) throw manifestErrors.notOurs(path);
     return new ManifestReader(path, head, parsed, copies);
   }
 
@@ -108,13 +108,18 @@ async function* sectionLines(path: string): AsyncGenerator<{ line: string; at: S
   }
 }
 
-/** An entry line (`    {...},`) parsed; undefined when it is not a whole entry (the older, indented layout). */
+/** Whether an entry line holds a whole entry (`    {...},`), not the first line of an indented one (older layout). */
+function isWholeEntry(line: string): boolean {
+  const text = line.trimEnd();
+  return text.trimStart().startsWith('{') && (text.endsWith('}') || text.endsWith('},'));
+}
+
+/** An entry line (`    {...},`) parsed. */
 function parseEntry(path: string, line: string): unknown {
   const text = line.trim().replace(/,$/, '');
-  if (!text.startsWith('{') || !text.endsWith('}')) return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new ManifestError(`${path} has an entry that is not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited.`);
+    throw manifestErrors.notJson(path, error, 'an entry');
   }
 }

@@ -159,21 +159,29 @@ export class ManifestError extends Error {
   }
 }
 
+/** The errors a manifest that cannot be used gives, each naming the file and the fix. */
+export const manifestErrors = {
+  unreadable: (path: string): ManifestError => new ManifestError(`Cannot read manifest ${path}. Fix: pass --manifest with a file from the runs folder, or run an ingest first.`),
+  notJson: (path: string, error: unknown, where = ''): ManifestError =>
+    new ManifestError(`${path} ${where ? `has ${where} that is` : 'is'} not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`),
+  notOurs: (path: string): ManifestError => new ManifestError(`${path} is not a Cloud Ingest manifest (version 1). Fix: pass the JSON file a run wrote.`),
+};
+
 export async function readManifest(path: string): Promise<Manifest> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch {
-    throw new ManifestError(`Cannot read manifest ${path}. Fix: pass --manifest with a file from the runs folder, or run an ingest first.`);
+    throw manifestErrors.unreadable(path);
   }
   let value: Manifest;
   try {
     value = JSON.parse(text) as Manifest;
   } catch (error) {
-    throw new ManifestError(`${path} is not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`);
+    throw manifestErrors.notJson(path, error);
   }
   if (typeof value !== 'object' || value === null || value.version !== 1 || !Array.isArray(value.chunks) || !Array.isArray(value.files)) {
-    throw new ManifestError(`${path} is not a Cloud Ingest manifest (version 1). Fix: pass the JSON file a run wrote.`);
+    throw manifestErrors.notOurs(path);
   }
   return value;
 }
@@ -195,7 +203,7 @@ export async function readManifestHead(path: string): Promise<ManifestHead> {
   try {
     head = await textBefore(path, FILES_MEMBER);
   } catch {
-    throw new ManifestError(`Cannot read manifest ${path}. Fix: pass --manifest with a file from the runs folder, or run an ingest first.`);
+    throw manifestErrors.unreadable(path);
   }
   return head === undefined ? readManifest(path) : headOf(path, head);
 }
@@ -224,11 +232,11 @@ function headOf(path: string, members: string): ManifestHead {
   try {
     value = JSON.parse(`${members.replace(/,\s*$/, '')}\n}`);
   } catch (error) {
-    throw new ManifestError(`${path} is not valid JSON (${(error as Error).message}). Fix: pass a manifest a run wrote, unedited, or the latest one (omit --manifest).`);
+    throw manifestErrors.notJson(path, error);
   }
   const head = value as ManifestHead | null;
   if (typeof head !== 'object' || head === null || head.version !== 1 || typeof head.runId !== 'string' || typeof head.startedAt !== 'string' || typeof head.status !== 'string') {
-    throw new ManifestError(`${path} is not a Cloud Ingest manifest (version 1). Fix: pass the JSON file a run wrote.`);
+    throw manifestErrors.notOurs(path);
   }
   return head;
 }

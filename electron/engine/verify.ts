@@ -47,12 +47,18 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   const problems: VerifyProblem[] = [];
   const bad = new Map<string, number>();
   const unrecoverable: string[] = [];
+  const membersByShard = new Map<string, Promise<ManifestFile[]>>();
   let done = 0;
   const check = async ({ chunk, nodeId }: { chunk: ManifestChunk; nodeId: string }): Promise<void> => {
     const problem = await verifyCopy(nodes.get(nodeId), chunk, algorithm, pool, options.signal);
     if (problem) {
-      const members = problem.reason === 'checksum_mismatch' ? await membersOf(manifest, chunk.id) : [];
-      const damaged = members.length > 0 ? await damagedMembers(nodes.get(nodeId)!, chunk, members, algorithm, pool, options.signal) : undefined;
+      let members: Promise<ManifestFile[]> | undefined;
+      if (problem.reason === 'checksum_mismatch') {
+        members = membersByShard.get(chunk.id) ?? membersOf(manifest, chunk.id);
+        membersByShard.set(chunk.id, members); // both copies of a shard damaged: one scan of the files
+      }
+      const damagedShardMembers = members ? await members : [];
+      const damaged = damagedShardMembers.length > 0 ? await damagedMembers(nodes.get(nodeId)!, chunk, damagedShardMembers, algorithm, pool, options.signal) : undefined;
       problems.push({ ...problem, nodeId, ...(damaged ? { members: damaged, detail: `${problem.detail}; damaged packed files: ${damaged.join(', ') || 'none (only tar headers or padding)'}` } : {}) });
       const count = (bad.get(chunk.id) ?? 0) + 1;
       bad.set(chunk.id, count);

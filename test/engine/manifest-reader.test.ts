@@ -56,9 +56,13 @@ describe('reading a manifest entry by entry', () => {
     await writeJsonAtomic(join(dir, 'torn.json'), manifestOf(3, true));
     const { readFile } = await import('node:fs/promises');
     const text = await readFile(join(dir, 'torn.json'), 'utf8');
-    await writeFile(join(dir, 'torn.json'), text.replace('"chunkCount":1,"status":"complete"},', '"chunkCount":1,"status":},'));
+    await writeFile(join(dir, 'torn.json'), text.replace('"attempts":1,"movedFrom":[],"skipped":false},', '"attempts":1,"movedFrom":[],"skipped":},'));
     await expect(ManifestReader.open(join(dir, 'torn.json'))).rejects.toThrow(ManifestError);
     await expect(ManifestReader.open(join(dir, 'torn.json'))).rejects.toThrow(/torn\.json has an entry that is not valid JSON.*Fix:/);
+    // A torn file entry is found when the files are read.
+    await writeFile(join(dir, 'torn-file.json'), text.replace('"chunkCount":1,"status":"complete"},', '"chunkCount":1,"status":},'));
+    const reader = await ManifestReader.open(join(dir, 'torn-file.json'));
+    await expect(everything(reader)).rejects.toThrow(/torn-file\.json has an entry that is not valid JSON.*Fix:/);
   });
 
   it('reads every chunk of a 300,000-chunk manifest within a 32 MB heap', async () => {
