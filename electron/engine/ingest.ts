@@ -301,6 +301,8 @@ class IngestRun {
     if (!this.o.resume) {
       this.journal = await JournalWriter.open(journalPath(this.loaded, this.runId));
       this.journal.append({ type: 'start', version: 1, runId: this.runId, startedAt: this.startedAt.toISOString(), cloud: this.o.detection.cloud, detection: this.o.detection, pattern, chunkSize: this.chunkSize, algorithm: this.algorithm, configPath: this.loaded.path });
+      // On disk before any chunk moves: a journal without its start line cannot be resumed (chunk lines may wait).
+      await this.journal.drained();
       return pattern;
     }
     const state = await readJournal(journalPath(this.loaded, this.o.resume));

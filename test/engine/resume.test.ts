@@ -1,10 +1,12 @@
 // Cancel and resume: nothing partial is visible as complete, delivered chunks are not read again,
 // and the resumed run ends with the manifest a clean run would have written.
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { JournalWriter, listResumableRuns, readJournal } from '../../electron/engine/journal.ts';
+import { manifestDir } from '../../electron/engine/manifest.ts';
 import type { JournalEntry, JournalStart } from '../../electron/engine/journal.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
@@ -29,6 +31,24 @@ async function assertNoPartialChunks(root: string): Promise<void> {
     expect(await readdir(join(dir, '.tmp')).catch(() => [])).toEqual([]);
   }
 }
+
+describe('the journal of a run killed as it starts', () => {
+  it('holds its start line before the first chunk moves, so the run can be resumed', async () => {
+    const { loaded } = await project({ 'a.bin': 3 * MIB });
+    const dir = manifestDir(loaded);
+    let firstLineAtFirstChunk: string | undefined;
+    await runIngest({
+      loaded,
+      detection: detection('local'),
+      onEvent: (e) => {
+        if (e.type !== 'chunk' || firstLineAtFirstChunk !== undefined) return;
+        const journal = readdirSync(dir).find((name) => name.endsWith('.journal.jsonl'));
+        firstLineAtFirstChunk = journal ? readFileSync(join(dir, journal), 'utf8').split('\n')[0] : '(no journal)';
+      },
+    });
+    expect(JSON.parse(firstLineAtFirstChunk ?? '{}')).toMatchObject({ type: 'start', version: 1 });
+  });
+});
 
 describe('cancel and resume', () => {
   it('cancel stops promptly, leaves nothing half-written, and resume finishes without re-reading delivered chunks', async () => {
