@@ -17,6 +17,7 @@ import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { chooseSourceCheck, combinedCrc, SourceChecksumFollower } from '../../electron/engine/storage/source-checksum.ts';
 import type { ObjectInfo } from '../../electron/engine/storage/driver.ts';
 import { Crc32c } from '../storage/data.ts';
+import { folderTemps } from '../nodes/folder-layout.ts';
 
 const pool = new HashPool(2);
 let dir: string;
@@ -239,7 +240,7 @@ describe('FolderNode.writeHashing', () => {
     expect(stored.checksum).toEqual({ algorithm: 'md5', hex: md5(data) });
     expect((await readFile(stored.location)).equals(data)).toBe(true);
     expect(await node.find('f.bin_chunk_0')).toMatchObject({ size: data.length, checksum: { hex: md5(data) } });
-    expect(await readdir(join(dir, 'node-1', '.tmp'))).toEqual([]);
+    expect(await folderTemps(join(dir, 'node-1'))).toEqual([]);
   });
 
   it("a source that fails midway rejects with the source's own error, and leaves no chunk and no temp file", async () => {
@@ -248,7 +249,7 @@ describe('FolderNode.writeHashing', () => {
     expect(error).not.toBeInstanceOf(NodeError);
     expect(error).toMatchObject({ code: 'ECONNRESET' });
     expect(await node.find('g.bin_chunk_0')).toBeUndefined();
-    expect(await readdir(join(dir, 'node-2', '.tmp'))).toEqual([]);
+    expect(await folderTemps(join(dir, 'node-2'))).toEqual([]);
   });
 
   it('asked to keep its hash, hands over one that has taken the chunk and can go on with the next', async () => {

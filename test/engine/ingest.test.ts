@@ -12,6 +12,7 @@ import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent } from '../../shared/types.ts';
 import { detection, md5OfRange, MIB, nodesYaml, ORIGINAL_YAML, tempProject, writeConfig } from './fixtures.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { folderTemps } from '../nodes/folder-layout.ts';
 
 let big: string;
 
@@ -245,13 +246,16 @@ describe('keys, files and re-runs', () => {
 describe('folder node housekeeping', () => {
   it('removes temp files a killed writer abandoned, and keeps fresh ones', async () => {
     const { root, loaded } = await smallProject({ 'x.bin': 100 }, { nodes: 1 });
-    const tmp = join(root, 'nodes', 'node-1', '.tmp');
-    await mkdir(tmp, { recursive: true });
-    await writeFile(join(tmp, 'old.part'), 'left by a killed run');
+    const node = join(root, 'nodes', 'node-1');
+    await mkdir(join(node, '.tmp', '3f'), { recursive: true });
     const anHourAgo = new Date(Date.now() - 3600_000);
-    await utimes(join(tmp, 'old.part'), anHourAgo, anHourAgo);
-    await writeFile(join(tmp, 'fresh.part'), 'another run is writing this');
+    // Temps are in .tmp/<sub>/; a version before the subfolders left them in .tmp/ itself.
+    for (const old of ['.tmp/3f/old.part', '.tmp/older.part']) {
+      await writeFile(join(node, old), 'left by a killed run');
+      await utimes(join(node, old), anHourAgo, anHourAgo);
+    }
+    await writeFile(join(node, '.tmp/3f/fresh.part'), 'another run is writing this');
     await runIngest({ loaded, detection: detection('local') });
-    expect((await readdir(tmp)).sort()).toEqual(['fresh.part']);
+    expect(await folderTemps(node)).toEqual(['.tmp/3f/fresh.part']);
   });
 });

@@ -1,7 +1,7 @@
 // Cancel and resume: nothing partial is visible as complete, delivered chunks are not read again,
 // and the resumed run ends with the manifest a clean run would have written.
 import { readdirSync, readFileSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
@@ -11,7 +11,7 @@ import type { JournalEntry, JournalStart } from '../../electron/engine/journal.t
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest } from '../../shared/types.ts';
-import { heldChunks } from '../nodes/folder-layout.ts';
+import { folderTemps, heldChunks } from '../nodes/folder-layout.ts';
 import { cancelAfterVerified, detection, md5OfRange, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
 async function project(files: Record<string, number>) {
@@ -28,7 +28,7 @@ async function assertNoPartialChunks(root: string): Promise<void> {
   for (const node of ['n1', 'n2']) {
     const dir = join(root, 'nodes', node);
     for (const held of await heldChunks(dir)) expect(await md5OfRange(held.dataPath, 0, held.size)).toBe(held.checksum);
-    expect(await readdir(join(dir, '.tmp')).catch(() => [])).toEqual([]);
+    expect(await folderTemps(dir)).toEqual([]);
   }
 }
 

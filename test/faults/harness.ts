@@ -21,6 +21,7 @@ import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { CLI, REPO_ROOT, spawnAgent } from '../helpers/agents.ts';
 import { heldChunks } from '../nodes/folder-layout.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
+import { folderTemps } from '../nodes/folder-layout.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -237,13 +238,8 @@ export async function canonicalCopies(nodeDirs: Map<string, string>): Promise<Ca
 export async function partialFiles(nodeDirs: Map<string, string>): Promise<number> {
   let count = 0;
   for (const dir of nodeDirs.values()) {
-    for (const sub of ['.tmp', '.incoming']) {
-      try {
-        count += (await readdir(join(dir, sub))).length;
-      } catch {
-        // none
-      }
-    }
+    count += (await folderTemps(dir)).length;
+    count += (await readdir(join(dir, '.incoming')).catch(() => [])).length;
   }
   return count;
 }

@@ -81,6 +81,16 @@ export async function heldCount(dir: string): Promise<number> {
   return (await heldChunks(dir)).length;
 }
 
+/** A folder node's temp files (unfinished chunks), as paths relative to the node folder: in .tmp/<sub>/ or .tmp/. */
+export async function folderTemps(dir: string): Promise<string[]> {
+  const temps: string[] = [];
+  for (const entry of await readdir(join(dir, '.tmp'), { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory()) temps.push(`.tmp/${entry.name}`);
+    else for (const name of await readdir(join(dir, '.tmp', entry.name))) temps.push(`.tmp/${entry.name}/${name}`);
+  }
+  return temps;
+}
+
 /**
  * Files in a folder node's folder that belong to no chunk it holds: its temp files, chunk files nothing describes,
  * sidecars the index has superseded or whose chunk file is gone, anything else. The index itself is the node's own.
@@ -90,7 +100,7 @@ export async function folderStrayFiles(dir: string): Promise<string[]> {
   const chunks = await heldChunks(dir);
   const held = new Set(chunks.map((c) => c.dataPath));
   const bySidecar = new Set(chunks.filter((c) => c.via === 'sidecar').map((c) => c.dataPath));
-  const stray = (await readdir(join(dir, '.tmp')).catch(() => [] as string[])).map((name) => `.tmp/${name}`);
+  const stray = await folderTemps(dir);
   for (const name of names) {
     if (name === '.tmp' || name === '.cloud-ingest-index') continue;
     if (SUBFOLDER.test(name)) {

@@ -1,7 +1,7 @@
 // The folder node: the NodeTarget conformance suite, plus what only a folder has (a folder nothing may be written
 // to, a disk that fills up between a chunk's bytes and its metadata).
 import { randomBytes } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
@@ -9,7 +9,7 @@ import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { MiB, streamOf } from './chunks.ts';
 import { defineNodeSuite, metaFor } from './conformance.ts';
-import { damageFolderChunk, folderStrayFiles } from './folder-layout.ts';
+import { damageFolderChunk, folderStrayFiles, folderTemps } from './folder-layout.ts';
 import type { NodeUnderTest } from './conformance.ts';
 import { makeReadOnly, makeWritable, releaseFolders, smallFilesystem } from './folders.ts';
 
@@ -103,7 +103,7 @@ describe('a folder node on a folder it cannot write to', () => {
         expect((error as NodeError).code, String(error)).toBe('full');
         expect(await node.find('fills-it.bin_chunk_0')).toBeUndefined();
         expect(await folderStrayFiles(dir)).toEqual([]);
-        expect(await readdir(join(dir, '.tmp'))).toEqual([]);
+        expect(await folderTemps(dir)).toEqual([]);
         await node.close();
       } finally {
         await pool.close();

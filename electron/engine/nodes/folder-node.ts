@@ -1,4 +1,4 @@
-// A node that is a local folder. A chunk is one file, `<sub>/<name>.chunk`, written under .tmp/ and renamed into
+// A node that is a local folder. A chunk is one file, `<sub>/<name>.chunk`, written under .tmp/<sub>/ and renamed into
 // place only once complete and its checksum known (on the hashing thread that wrote it, when it wrote it); its
 // metadata is then appended to the node's index (folder-index.ts), and only from then on does the chunk exist.
 // `<sub>` is one of 256 subfolders, two hex digits of a hash of the chunk's id, so that no folder holds more than a
@@ -108,7 +108,7 @@ export class FolderNode implements NodeTarget {
     data.on('error', (error) => (sourceError ??= writeError === undefined ? error : undefined));
     const name = chunkFileName(meta.id);
     const subfolder = chunkSubfolder(meta.id);
-    const temp = await this.tempFor(name, subfolder);
+    const temp = await this.tempFor(meta, name, subfolder);
     if (sourceError !== undefined) throw sourceError;
     const file = createWriteStream(temp, { highWaterMark: 256 * 1024 });
     file.on('error', (error) => (writeError ??= error));
@@ -132,7 +132,7 @@ export class FolderNode implements NodeTarget {
     data.on('error', (error) => (sourceError ??= error instanceof FileCopyError ? undefined : error));
     const name = chunkFileName(meta.id);
     const subfolder = chunkSubfolder(meta.id);
-    const temp = await this.tempFor(name, subfolder);
+    const temp = await this.tempFor(meta, name, subfolder);
     if (sourceError !== undefined) throw sourceError;
     const path = this.chunkPath(name, subfolder);
     const index = { path: indexPath(this.location), head: chunkLineHead({ ...described(meta), subfolder }) };
@@ -170,7 +170,7 @@ export class FolderNode implements NodeTarget {
     const name = chunkFileName(meta.id);
     const subfolder = chunkSubfolder(meta.id);
     const path = this.chunkPath(name, subfolder);
-    const temp = await this.tempFor(name, subfolder);
+    const temp = await this.tempFor(meta, name, subfolder);
     let copied: FileCopied;
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
@@ -198,23 +198,30 @@ export class FolderNode implements NodeTarget {
 
   /**
    * A temp name for chunk `name`, once the folder and the chunk's subfolder exist (the hashing thread renames the
-   * temp into the subfolder and does not make folders). Temps are all in .tmp/, in the node folder: on the same file
-   * system as every subfolder, so the rename is atomic.
+   * temp into the subfolder and does not make folders). Temps are in .tmp/<sub>/, in the node folder: on the same file
+   * system as every subfolder, so the rename is atomic. One folder per subfolder, not one for all: every create
+   * and every rename out of a folder takes that folder's lock, and one .tmp/ for all made creating a chunk 3-5x
+   * slower with two hashing threads writing (scripts/bench-files.ts).
    */
-  private async tempFor(name: string, subfolder: string): Promise<string> {
+  private async tempFor(meta: ChunkMeta, name: string, subfolder: string): Promise<string> {
     try {
       await this.ensureDir();
-      await this.ensureSubfolder(subfolder);
     } catch (error) {
       throw new NodeError(this.id, 'io', `node ${this.id}: cannot use folder ${this.location}: ${this.describe(error)}`, { cause: error });
     }
-    return join(this.location, '.tmp', `${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`);
+    try {
+      await this.ensureSubfolder(subfolder);
+    } catch (error) {
+      throw this.writeFailed(meta, error);
+    }
+    return join(this.location, '.tmp', subfolder, `${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`);
   }
 
   private ensureSubfolder(subfolder: string): Promise<void> {
     let made = this.subfolders.get(subfolder);
     if (!made) {
-      made = mkdir(join(this.location, subfolder), { recursive: true }).then(() => undefined);
+      const folders = [join(this.location, subfolder), join(this.location, '.tmp', subfolder)];
+      made = Promise.all(folders.map((folder) => mkdir(folder, { recursive: true }))).then(() => undefined);
       this.subfolders.set(subfolder, made);
       // A failure is not remembered: the next write tries again.
       made.catch(() => this.subfolders.delete(subfolder));
@@ -356,17 +363,20 @@ export class FolderNode implements NodeTarget {
    * touches its file all the time, so one untouched for a while is abandoned (another run may share the folder).
    */
   private async removeAbandonedTemps(): Promise<void> {
-    const dir = join(this.location, '.tmp');
     const cutoff = Date.now() - ABANDONED_AFTER_MS;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const path = join(dir, name);
-      const stats = await stat(path).catch(() => undefined);
-      if (stats && stats.mtimeMs < cutoff) await rm(path, { force: true }).catch(() => undefined);
+    const tmp = join(this.location, '.tmp');
+    // Temps are in .tmp/<sub>/; older versions wrote them in .tmp/ itself.
+    for (const entry of await readdir(tmp, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory()) {
+        for (const name of await readdir(join(tmp, entry.name)).catch(() => [] as string[])) await removeIfOlder(join(tmp, entry.name, name), cutoff);
+      } else await removeIfOlder(join(tmp, entry.name), cutoff);
     }
   }
 
   private describe(error: unknown): string {
     const code = (error as NodeJS.ErrnoException).code;
+    const path = (error as NodeJS.ErrnoException).path;
+    if ((code === 'ENOTDIR' || code === 'EEXIST') && path !== undefined && path !== this.location) return `cannot make folder ${path}: something in its way is not a folder`;
     if (code === 'ENOTDIR' || code === 'EEXIST') return `${this.location} is not a folder`;
     if (code === 'EACCES' || code === 'EPERM') return `no permission to write to ${this.location}`;
     if (code === 'ENOSPC') return `the disk holding ${this.location} is full`;
@@ -384,6 +394,12 @@ function described<T extends ChunkMeta>(meta: T): Omit<T, 'replace'> {
 function stored(meta: IndexedChunk | StoredChunk, path: string): StoredChunk {
   const { location: _location, replace: _replace, subfolder: _subfolder, ...chunk } = meta as StoredChunk & { subfolder?: string };
   return { ...chunk, location: path };
+}
+
+/** Removes the file at `path` if it was last written before `cutoff` (ms since the epoch). */
+async function removeIfOlder(path: string, cutoff: number): Promise<void> {
+  const stats = await stat(path).catch(() => undefined);
+  if (stats?.isFile() && stats.mtimeMs < cutoff) await rm(path, { force: true }).catch(() => undefined);
 }
 
 /** Whether something already has this name. */
