@@ -13,6 +13,7 @@ import { HashPool, HashThreadLost, isHashThreadLost } from '../../electron/engin
 import { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import type { ChunkMeta } from '../../electron/engine/nodes/node.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
+import { folderTemps } from '../nodes/folder-layout.ts';
 
 const MIB = 1024 * 1024;
 /** A dead thread's jobs must fail well within this; a hang turns into a failure here, not a stuck run. */
@@ -158,7 +159,7 @@ describe('a hashing thread terminated mid-job', () => {
 
       expect((await readdir(nodeDir, { recursive: true })).filter((name) => name.endsWith('.chunk'))).toEqual([]);
       expect(await node.find('copy-chunk')).toBeUndefined();
-      expect(await readdir(join(nodeDir, '.tmp'))).toEqual([]);
+      expect(await folderTemps(nodeDir)).toEqual([]);
       expect(await openFdsUnder(nodeDir)).toEqual([]); // Node closes the files a stopped worker opened
 
       feed.end(data.subarray(data.length / 2));
@@ -190,7 +191,7 @@ describe('a hashing thread terminated mid-job', () => {
       expect(await killed).toBe(0);
       expect(isHashThreadLost(error)).toBe(true);
       expect(await node.find('sink-chunk')).toBeUndefined();
-      expect(await readdir(join(nodeDir, '.tmp'))).toEqual([]);
+      expect(await folderTemps(nodeDir)).toEqual([]);
       expect(await openFdsUnder(nodeDir)).toEqual([]);
       expect(await within(hashDataFile(pool, 2), PROMPTLY_MS, 'jobs after the loss')).toEqual([dataMd5, dataMd5]);
     } finally {
@@ -221,6 +222,25 @@ describe('a hashing thread terminated mid-job', () => {
       expect(await after.digest()).toBe(dataMd5);
       expect(pool.lostThreads).toBe(2);
       expect(pool.size).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('cancelling a copy', () => {
+  it('stops the copy it was making with CANCELLED, and the copies after it on the same thread run to the end', async () => {
+    const pool = new HashPool(1);
+    try {
+      for (let round = 0; round < 3; round++) {
+        const stop = new AbortController();
+        const copy = pool.copyFile({ algorithm: 'md5', source: bigFile, offset: 0, length: 2048 * MIB, target: join(dir, `cancelled-${round}.bin`) }, { signal: stop.signal, onBytes: () => stop.abort() });
+        const error = await rejection(copy, 'the cancelled copy');
+        expect((error as { code?: string }).code).toBe('CANCELLED');
+        // The next copy is given the flag the cancelled one had: it must start lowered.
+        const next = await within(pool.copyFile({ algorithm: 'md5', source: dataFile, offset: 0, length: 24 * MIB, target: join(dir, `after-${round}.bin`) }, { signal: new AbortController().signal }), PROMPTLY_MS, 'the copy after a cancel');
+        expect(next.checksum.hex).toBe(dataMd5);
+      }
     } finally {
       await pool.close();
     }

@@ -143,6 +143,7 @@ export function isHashThreadLost(error: unknown): boolean {
 interface Slot {
   worker: Worker;
   blocks: SharedBlocks;
+  cancels: CancelFlags;
   /** Ids of the jobs open on this thread. */
   jobs: Set<number>;
   online: boolean;
@@ -187,6 +188,44 @@ class SharedBlocks {
   }
 }
 
+/**
+ * The flags that cancel file jobs on one hashing thread: cells of shared memory the thread checks between blocks,
+ * handed to it a page at a time and reused. A job names its cell; no memory is shared or allocated per job (a
+ * SharedArrayBuffer per job cost more than the rest of posting it).
+ */
+class CancelFlags {
+  private static readonly PAGE = 1024;
+  private readonly worker: Worker;
+  private readonly pages: Int32Array[] = [];
+  private readonly free: number[] = [];
+
+  constructor(worker: Worker) {
+    this.worker = worker;
+  }
+
+  take(): number {
+    return this.free.pop() ?? this.addPage();
+  }
+
+  cancel(cell: number): void {
+    Atomics.store(this.pages[Math.floor(cell / CancelFlags.PAGE)]!, cell % CancelFlags.PAGE, 1);
+  }
+
+  give(cell: number): void {
+    Atomics.store(this.pages[Math.floor(cell / CancelFlags.PAGE)]!, cell % CancelFlags.PAGE, 0);
+    this.free.push(cell);
+  }
+
+  private addPage(): number {
+    const page = new Int32Array(new SharedArrayBuffer(4 * CancelFlags.PAGE));
+    const index = this.pages.push(page) - 1;
+    this.worker.postMessage({ op: 'cancelPage', index, buffer: page.buffer });
+    const first = index * CancelFlags.PAGE;
+    for (let cell = first + CancelFlags.PAGE - 1; cell > first; cell--) this.free.push(cell);
+    return first;
+  }
+}
+
 type Pending = (reply: Delivery) => void;
 
 export class HashPool {
@@ -212,7 +251,7 @@ export class HashPool {
     // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
     const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
-    const slot: Slot = { worker, blocks: new SharedBlocks(worker), jobs: new Set(), online: false, failure: undefined, lost: undefined };
+    const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), jobs: new Set(), online: false, failure: undefined, lost: undefined };
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
       slot.online = true;
@@ -368,14 +407,14 @@ export class HashPool {
     return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests, along);
   }
 
-  /** Runs a file job on the least busy thread (or `along`'s); it checks `cancel` between blocks. */
+  /** Runs a file job on the least busy thread (or `along`'s); it checks its cancel flag between blocks. */
   private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void, along?: SequentialHash): Promise<FileCopied> {
-    const cancel = new Int32Array(new SharedArrayBuffer(4));
     return new Promise<FileCopied>((resolve, reject) => {
       const { id, slot } = this.claim((reply) => {
         if (reply.op === 'progress') return onBytes?.(reply.bytes);
         if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
         signal?.removeEventListener('abort', onAbort);
+        slot.cancels.give(cancel);
         this.release(id, slot);
         if (reply.op === 'copied') {
           if (reply.bytes) onBytes?.(reply.bytes);
@@ -385,7 +424,8 @@ export class HashPool {
         } else if (reply.op === 'lost') reject(reply.error);
         else reject(new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key));
       }, along?.thread);
-      const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+      const cancel = slot.cancels.take();
+      const onAbort = (): void => slot.cancels.cancel(cancel);
       if (signal?.aborted) onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       slot.worker.postMessage({ ...job, id, cancel });
@@ -816,13 +856,15 @@ export class SequentialHash {
   /** Adds the whole of a local file. */
   async addFile(path: string, signal?: AbortSignal): Promise<void> {
     this.sender.send();
-    const cancel = new Int32Array(new SharedArrayBuffer(4));
-    const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+    const cancel = this.slot.cancels.take();
+    const onAbort = (): void => this.slot.cancels.cancel(cancel);
+    if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.ask({ op: 'hashFile', id: this.id, path, cancel });
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      this.slot.cancels.give(cancel);
     }
   }
 

@@ -15,7 +15,7 @@ const PROGRESS_EVERY = 8 * COPY_BLOCK;
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 
 /**
- * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: Int32Array, pack?: LocalShard }} CopyJob
+ * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: number, pack?: LocalShard }} CopyJob
  * @typedef {{ path: string, head: string }} IndexLine
  * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[] }} LocalShard
  * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec, continues?: number }
@@ -23,7 +23,8 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'update', id: number, block: number, length: number }
  *   | { op: 'digest', id: number, along?: boolean }
  *   | { op: 'along', id: number, continues: number, keep: boolean }
- *   | { op: 'hashFile', id: number, path: string, cancel: Int32Array }
+ *   | { op: 'hashFile', id: number, path: string, cancel: number }
+ *   | { op: 'cancelPage', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string, index?: IndexLine, continues?: number }
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
@@ -106,7 +107,7 @@ function copy(job) {
     let done = 0;
     let reported = 0;
     while (done < job.length) {
-      if (Atomics.load(job.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+      throwIfCancelled(job.cancel);
       const n = readSync(input, block, 0, Math.min(COPY_BLOCK, job.length - done), job.offset + done);
       if (n === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
       const bytes = block.subarray(0, n);
@@ -231,6 +232,19 @@ class Crc32cHash {
   copy() {
     return new Crc32cHash(this.value);
   }
+}
+
+/** Pages of the flags that cancel file jobs (see CancelFlags in pool.ts). @type {Int32Array[]} */
+const cancelPages = [];
+const CANCEL_PAGE = 1024;
+
+/**
+ * Throws CANCELLED once the sender has raised a job's cancel flag.
+ * @param {number} cell
+ */
+function throwIfCancelled(cell) {
+  const page = /** @type {Int32Array} */ (cancelPages[Math.floor(cell / CANCEL_PAGE)]);
+  if (Atomics.load(page, cell % CANCEL_PAGE) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
 }
 
 /** Shared blocks the sender fills, by index (see SharedBlocks in pool.ts). @type {Uint8Array[]} */
@@ -517,7 +531,7 @@ function packCopy(job, shard) {
   let reported = 0;
   try {
     while (!(p.phase === 'end' && p.at === END_OF_ARCHIVE)) {
-      if (Atomics.load(job.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+      throwIfCancelled(job.cancel);
       let n;
       try {
         n = fillBlock(p, block);
@@ -565,13 +579,13 @@ function updateOpen(id, bytes) {
  * Feeds a whole file into open hash `id` with the reused block.
  * @param {number} id
  * @param {string} path
- * @param {Int32Array} cancel
+ * @param {number} cancel its cancel flag's cell (throwIfCancelled)
  */
 function hashFileInto(id, path, cancel) {
   const input = openSync(path, 'r');
   try {
     for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; ) {
-      if (Atomics.load(cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+      throwIfCancelled(cancel);
       updateOpen(id, block.subarray(0, n));
     }
   } finally {
@@ -592,6 +606,9 @@ port.on('message', (/** @type {Message} */ message) => {
     }
     case 'block':
       blocks[message.index] = new Uint8Array(message.buffer);
+      break;
+    case 'cancelPage':
+      cancelPages[message.index] = new Int32Array(message.buffer);
       break;
     case 'update': {
       const bytes = /** @type {Uint8Array} */ (blocks[message.block]).subarray(0, message.length);
