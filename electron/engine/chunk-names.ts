@@ -54,3 +54,12 @@ export function chunkFileName(chunkId: string): string {
 export function nameRoundTrips(name: string): boolean {
   return Buffer.from(name, 'utf8').toString('utf8') === name;
 }
+
+/**
+ * The subfolder chunk `chunkId` is kept in: the first two hex digits of its id's SHA-256, so 256 subfolders share the
+ * chunks evenly whatever their names. Only hex digits: nothing in an id can steer it out of the store. The same as
+ * nodes/folder-node.ts's (the agent may not import nodes/).
+ */
+export function chunkSubfolder(chunkId: string): string {
+  return createHash('sha256').update(chunkId).digest('hex').slice(0, 2);
+}

@@ -2,12 +2,11 @@
 // size reserves nothing), an upload that stops sending is ended, and connections past the cap get 503.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { agentLogs, cleanupAgents, spawnAgent } from '../helpers/agents.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
+import { incomingFiles } from '../helpers/agent-store.ts';
 import { bufferChunk, md5, rawPut, waitFor } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -68,7 +67,7 @@ describe('the quota', () => {
       expect(over.json?.error?.code).toBe('insufficient_storage');
     }
     expect(agentLogs(agent).some((l) => l.msg === 'upload refused' && l.id === 'slow_chunk_1' && l.code === 'insufficient_storage')).toBe(true);
-    await waitFor('the refused upload to be deleted', async () => (await readdir(join(agent.dir, '.incoming'))).length === 0 || undefined);
+    await waitFor('the refused upload to be deleted', async () => (await incomingFiles(agent.dir)).length === 0 || undefined);
     expect(await health(agent)).toMatchObject({ bytesHeld: 3 * MiB, freeBytes: MiB, inFlight: 0 });
     expect(await node.find('slow_chunk_1')).toBeUndefined();
     await node.close();
@@ -90,7 +89,7 @@ describe('an upload that stops sending', () => {
     expect(took).toBeGreaterThanOrEqual(900);
     expect(took).toBeLessThan(10_000);
     stalled.request.destroy();
-    await waitFor('the stalled upload to be deleted', async () => (await readdir(join(agent.dir, '.incoming'))).length === 0 || undefined);
+    await waitFor('the stalled upload to be deleted', async () => (await incomingFiles(agent.dir)).length === 0 || undefined);
     expect(await health(agent)).toMatchObject({ freeBytes: 4 * MiB, inFlight: 0 });
     await agent.kill('SIGTERM');
   });

@@ -7,7 +7,9 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
+import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
 import { agentLogs, cleanupAgents, runCli, spawnAgent, stallProxy } from '../helpers/agents.ts';
+import { agentChunkFiles, agentChunkPath, incomingFiles } from '../helpers/agent-store.ts';
 import { tempDir } from '../helpers/temp.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { bufferChunk, hashStream, md5, randomChunk, rawPut, waitFor } from './helpers.ts';
@@ -30,10 +32,6 @@ async function expectNodeError(promise: Promise<unknown>, code: string): Promise
   expect(error).toBeInstanceOf(NodeError);
   expect((error as NodeError).code).toBe(code);
   return error as NodeError;
-}
-
-async function chunkFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => n.endsWith('.chunk') || n.endsWith('.chunk.json'));
 }
 
 afterAll(cleanupAgents);
@@ -155,10 +153,10 @@ describe('a running agent', () => {
     const back = await hashStream(await node.read('data/train/shard-000.bin_chunk_3'));
     expect(back).toEqual({ hex: digest.hex, bytes: size });
 
-    const files = await chunkFiles(agent.dir);
-    expect(files).toContain('data%2Ftrain%2Fshard-000.bin_chunk_3.chunk');
-    expect((await stat(join(agent.dir, 'data%2Ftrain%2Fshard-000.bin_chunk_3.chunk'))).size).toBe(size);
-    expect(await readdir(join(agent.dir, '.incoming'))).toEqual([]);
+    const path = agentChunkPath(agent.dir, 'data/train/shard-000.bin_chunk_3');
+    expect(path.endsWith('/data%2Ftrain%2Fshard-000.bin_chunk_3.chunk')).toBe(true);
+    expect((await stat(path)).size).toBe(size);
+    expect(await incomingFiles(agent.dir)).toEqual([]);
     await expectNodeError(node.read('never-stored_chunk_0'), 'not_found');
   });
 
@@ -175,7 +173,7 @@ describe('a running agent', () => {
     const bytes = randomBytes(2 * MiB);
     const first = bufferChunk(bytes);
     await node.write(meta('idem_chunk_0', bytes.length, { sourceEtag: 'v1' }), first.data, first.checksum);
-    const path = join(agent.dir, 'idem_chunk_0.chunk');
+    const path = agentChunkPath(agent.dir, 'idem_chunk_0');
     const before = await stat(path);
 
     const again = bufferChunk(bytes);
@@ -190,7 +188,7 @@ describe('a running agent', () => {
     const error = await expectNodeError(node.write(meta('idem_chunk_0', other.length, { sourceEtag: 'v1' }), conflicting.data, conflicting.checksum), 'conflict');
     expect(error.message).toContain('idem_chunk_0');
     expect((await node.find('idem_chunk_0'))?.checksum.hex).toBe(md5(bytes));
-    expect(await readdir(join(agent.dir, '.incoming'))).toEqual([]);
+    expect(await incomingFiles(agent.dir)).toEqual([]);
 
     // x-chunk-replace overrides a conflict explicitly.
     const forced = rawPut(agent.url, '/v1/chunks/idem_chunk_0', { authorization: `Bearer ${agent.token}`, 'x-chunk-size': String(other.length), 'x-chunk-algorithm': 'md5', 'x-chunk-source-etag': 'v1', 'x-chunk-replace': 'true' }, [other], { trailerChecksum: md5(other) });
@@ -211,8 +209,8 @@ describe('a running agent', () => {
     const error = await expectNodeError(node.write(meta('liar_chunk_0', 4 * MiB), c.data, lie), 'checksum_mismatch');
     expect(error.message).toMatch(/declared/);
     expect(await node.find('liar_chunk_0')).toBeUndefined();
-    expect((await chunkFiles(agent.dir)).some((f) => f.startsWith('liar'))).toBe(false);
-    expect(await readdir(join(agent.dir, '.incoming'))).toEqual([]);
+    expect((await agentChunkFiles(agent.dir)).some((f) => f.includes('liar'))).toBe(false);
+    expect(await incomingFiles(agent.dir)).toEqual([]);
 
     // Raw: no checksum at all is refused too.
     const body = randomBytes(1000);
@@ -238,7 +236,7 @@ describe('a running agent', () => {
     huge.request.on('continue', () => huge.request.end());
     expect((await huge.response).status).toBe(413);
     for (const id of ['long', 'short', 'huge']) expect(await node.find(id)).toBeUndefined();
-    await waitFor('temp files to be removed', async () => (await readdir(join(agent.dir, '.incoming'))).length === 0 || undefined);
+    await waitFor('temp files to be removed', async () => (await incomingFiles(agent.dir)).length === 0 || undefined);
   });
 
   it('keeps every chunk inside its folder whatever the id', async () => {
@@ -251,7 +249,13 @@ describe('a running agent', () => {
     }
     const parent = join(agent.dir, '..');
     expect((await readdir(parent)).filter((n) => /escape|passwd|^b_chunk/.test(n))).toEqual([]);
-    for (const name of await readdir(agent.dir)) expect(name === '.incoming' || name === '.agent.lock' || /\.chunk(\.json)?$/.test(name)).toBe(true);
+    // The agent's own entries and its two-hex-digit subfolders, holding chunk files only.
+    for (const entry of await readdir(agent.dir, { withFileTypes: true })) {
+      if (entry.name === '.incoming' || entry.name === '.agent.lock') continue;
+      expect(entry.isDirectory() && /^[0-9a-f]{2}$/.test(entry.name), entry.name).toBe(true);
+      for (const name of await readdir(join(agent.dir, entry.name))) expect(name).toMatch(/\.chunk(\.json)?$/);
+    }
+    for (const id of ids) expect((await stat(agentChunkPath(agent.dir, id))).isFile()).toBe(true);
   });
 
   it('lists in pages', async () => {
@@ -326,9 +330,9 @@ describe('a running agent', () => {
       const c = randomChunk(MiB);
       await node.write(meta(id, MiB), c.data, c.checksum);
     }
-    await rm(join(agent.dir, 'deleted_chunk_0.chunk'));
+    await rm(agentChunkPath(agent.dir, 'deleted_chunk_0'));
     await expectNodeError(node.read('deleted_chunk_0'), 'not_found');
-    await truncate(join(agent.dir, 'truncated_chunk_0.chunk'), 1000);
+    await truncate(agentChunkPath(agent.dir, 'truncated_chunk_0'), 1000);
     const back = await hashStream(await node.read('truncated_chunk_0'));
     expect(back.bytes).toBe(1000);
     expect(back.hex).not.toBe((await node.find('truncated_chunk_0'))?.checksum.hex);
@@ -378,7 +382,7 @@ describe('limits and failures', () => {
     expect(probe.ok).toBe(false);
     expect(probe.error).toMatch(/slow-1/);
     proxy.resume();
-    await waitFor('the agent to drop the aborted upload', async () => (await readdir(join(agent.dir, '.incoming'))).length === 0 || undefined);
+    await waitFor('the agent to drop the aborted upload', async () => (await incomingFiles(agent.dir)).length === 0 || undefined);
     expect(await node.find('stalled_chunk_0')).toBeUndefined();
     expect((await node.probe()).ok).toBe(true);
     await node.close();
@@ -406,7 +410,7 @@ describe('limits and failures', () => {
     const aGate = new Promise<void>((r) => (releaseA = r));
     const finishing = rawPut(agent.url, '/v1/chunks/finishes_chunk_0', headers(a.length), [a.subarray(0, MiB), a.subarray(MiB)], { trailerChecksum: md5(a), between: (i) => (i === 0 ? aGate : Promise.resolve()) });
     const abandoned = rawPut(agent.url, '/v1/chunks/abandoned_chunk_0', headers(b.length), [b.subarray(0, MiB)], { holdOpen: true });
-    await waitFor('both uploads to reach the agent', async () => (await readdir(join(agent.dir, '.incoming'))).length === 2 || undefined);
+    await waitFor('both uploads to reach the agent', async () => (await incomingFiles(agent.dir)).length === 2 || undefined);
 
     agent.proc.kill('SIGTERM');
     await waitFor('the agent to start draining', () => agentLogs(agent).some((l) => l.msg === 'agent stopping') || undefined);
@@ -421,9 +425,9 @@ describe('limits and failures', () => {
     const exit = await agent.exited;
     expect(exit.code).toBe(0);
     expect(agentLogs(agent).some((l) => String(l.msg).startsWith('aborting uploads'))).toBe(true);
-    expect(await readdir(join(agent.dir, '.incoming'))).toEqual([]);
-    const files = await chunkFiles(agent.dir);
-    expect(files.sort()).toEqual(['finishes_chunk_0.chunk', 'finishes_chunk_0.chunk.json']);
+    expect(await incomingFiles(agent.dir)).toEqual([]);
+    const sub = chunkSubfolder('finishes_chunk_0');
+    expect(await agentChunkFiles(agent.dir)).toEqual([`${sub}/finishes_chunk_0.chunk`, `${sub}/finishes_chunk_0.chunk.json`]);
   });
 
   it('after SIGKILL mid-upload, a restart removes the partial upload and still serves the stored chunks', async () => {
@@ -435,12 +439,12 @@ describe('limits and failures', () => {
     await node.write(meta('kept_chunk_0', 3 * MiB), kept.data, kept.checksum);
     const partial = rawPut(first.url, '/v1/chunks/partial_chunk_0', { authorization: `Bearer ${first.token}`, 'x-chunk-size': String(4 * MiB), 'x-chunk-algorithm': 'md5' }, [randomBytes(MiB)], { holdOpen: true });
     partial.response.catch(() => undefined);
-    await waitFor('the partial upload to land in .incoming', async () => (await readdir(join(dir, '.incoming'))).length === 1 || undefined);
+    await waitFor('the partial upload to land in .incoming', async () => (await incomingFiles(dir)).length === 1 || undefined);
     await first.kill('SIGKILL');
-    expect((await readdir(join(dir, '.incoming'))).length).toBe(1);
+    expect((await incomingFiles(dir)).length).toBe(1);
 
     const second = await spawnAgent({ dir, port: first.port, token: first.token! });
-    expect(await readdir(join(dir, '.incoming'))).toEqual([]);
+    expect(await incomingFiles(dir)).toEqual([]);
     const probe = await node.probe();
     expect(probe).toMatchObject({ ok: true, chunkCount: 1, bytesHeld: 3 * MiB });
     expect(await node.find('partial_chunk_0')).toBeUndefined();

@@ -4,11 +4,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { cleanupAgents, spawnAgent } from '../helpers/agents.ts';
+import { agentChunkFiles, agentChunkPath, incomingFiles } from '../helpers/agent-store.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { bufferChunk, hashStream, md5, rawPut } from './helpers.ts';
@@ -56,8 +57,10 @@ async function health(agent: AgentProcess): Promise<{ diskFreeBytes: number; fre
   return (await res.json()) as { diskFreeBytes: number; freeBytes: number; chunkCount: number; bytesHeld: number };
 }
 
-async function chunkFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => n.endsWith('.chunk') || n.endsWith('.chunk.json')).sort();
+/** Chunk `id`'s data and sidecar, relative to the agent's folder. */
+function filesOf(id: string): string[] {
+  const data = agentChunkPath('', id);
+  return [data, `${data}.json`];
 }
 
 describe.runIf(canMountTmpfs())('a disk that fills up while a chunk is committed', () => {
@@ -76,14 +79,14 @@ describe.runIf(canMountTmpfs())('a disk that fills up while a chunk is committed
     expect(error).toBeInstanceOf(NodeError);
     expect((error as NodeError).code).toBe('full');
     expect((error as NodeError).message).toMatch(/507.*disk is full/);
-    expect(await chunkFiles(store)).toEqual([]);
-    expect(await readdir(join(store, '.incoming'))).toEqual([]);
+    expect(await agentChunkFiles(store)).toEqual([]);
+    expect(await incomingFiles(store)).toEqual([]);
     expect((await health(agent)).diskFreeBytes).toBe(free);
 
     await node.close();
     await agent.kill('SIGKILL');
     agent = await agentOn(store, agent.token);
-    expect(await chunkFiles(store)).toEqual([]);
+    expect(await agentChunkFiles(store)).toEqual([]);
     expect(await health(agent)).toMatchObject({ chunkCount: 0, bytesHeld: 0 });
     // The node works again for a chunk that fits.
     const small = bufferChunk(randomBytes(8192));
@@ -116,7 +119,7 @@ describe.runIf(canMountTmpfs())('a disk that fills up while a chunk is committed
     const node = nodeFor(agent);
     expect((await node.find('kept_chunk_0'))?.checksum.hex).toBe(md5(v1));
     expect((await hashStream(await node.read('kept_chunk_0'))).hex).toBe(md5(v1));
-    expect(await readdir(join(store, '.incoming'))).toEqual([]);
+    expect(await incomingFiles(store)).toEqual([]);
     await node.close();
 
     await agent.kill('SIGKILL');
@@ -124,7 +127,7 @@ describe.runIf(canMountTmpfs())('a disk that fills up while a chunk is committed
     const after = nodeFor(agent);
     expect((await after.find('kept_chunk_0'))?.sourceEtag).toBe('v1');
     expect((await hashStream(await after.read('kept_chunk_0'))).hex).toBe(md5(v1));
-    expect(await chunkFiles(store)).toEqual(['kept_chunk_0.chunk', 'kept_chunk_0.chunk.json']);
+    expect(await agentChunkFiles(store)).toEqual(filesOf('kept_chunk_0'));
     await after.close();
   });
 });
@@ -132,8 +135,9 @@ describe.runIf(canMountTmpfs())('a disk that fills up while a chunk is committed
 describe('a commit that fails for another reason', () => {
   it('removes its upload temp file and its metadata, answers 500, and the agent goes on serving', async () => {
     const dir = await tempDir('ci-agent-');
-    await mkdir(join(dir, 'blocked_chunk_0.chunk', 'inside'), { recursive: true });
-    await writeFile(join(dir, 'blocked_chunk_0.chunk', 'inside', 'x'), 'not a chunk');
+    const blocked = agentChunkPath(dir, 'blocked_chunk_0');
+    await mkdir(join(blocked, 'inside'), { recursive: true });
+    await writeFile(join(blocked, 'inside', 'x'), 'not a chunk');
     const agent = await agentOn(dir);
     const node = nodeFor(agent);
     const bytes = randomBytes(MiB);
@@ -144,8 +148,8 @@ describe('a commit that fails for another reason', () => {
     );
     expect(error).toBeInstanceOf(NodeError);
     expect((error as NodeError).message).toMatch(/HTTP 500/);
-    expect(await readdir(join(dir, '.incoming'))).toEqual([]);
-    expect(await readdir(dir)).not.toContain('blocked_chunk_0.chunk.json');
+    expect(await incomingFiles(dir)).toEqual([]);
+    expect(await readdir(dirname(blocked))).not.toContain('blocked_chunk_0.chunk.json');
     expect(await node.find('blocked_chunk_0')).toBeUndefined();
 
     const ok = bufferChunk(bytes);
@@ -163,11 +167,14 @@ describe('a commit that fails for another reason', () => {
     await node.write({ id: 'kept_chunk_0', file: 'kept', index: 0, offset: 0, size: kept.length }, c.data, c.checksum);
     await node.close();
     await first.kill('SIGKILL');
-    await writeFile(join(dir, 'crashed_chunk_0.chunk'), randomBytes(MiB));
+    // In its subfolder, and in the folder itself (a crash of an agent that kept chunks there).
+    await mkdir(dirname(agentChunkPath(dir, 'crashed_chunk_0')), { recursive: true });
+    await writeFile(agentChunkPath(dir, 'crashed_chunk_0'), randomBytes(MiB));
+    await writeFile(join(dir, 'crashed-flat_chunk_0.chunk'), randomBytes(MiB));
     await mkdir(join(dir, 'a-folder_chunk_0.chunk'));
 
     const second = await agentOn(dir, first.token);
-    expect(await chunkFiles(dir)).toEqual(['a-folder_chunk_0.chunk', 'kept_chunk_0.chunk', 'kept_chunk_0.chunk.json']);
+    expect(await agentChunkFiles(dir)).toEqual(['a-folder_chunk_0.chunk', ...filesOf('kept_chunk_0')].sort());
     expect(await health(second)).toMatchObject({ chunkCount: 1, bytesHeld: kept.length });
     const after = nodeFor(second);
     expect((await hashStream(await after.read('kept_chunk_0'))).hex).toBe(md5(kept));

@@ -2,11 +2,12 @@
 // under a name of its own, acknowledged only if the name reads back as itself, and still there after a restart.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { cleanupAgents, spawnAgent } from '../helpers/agents.ts';
+import { agentChunkFiles, agentChunkPath } from '../helpers/agent-store.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { bufferChunk, hashStream, md5 } from './helpers.ts';
@@ -131,12 +132,13 @@ describe('ids the engine can produce', () => {
     node = nodeFor(agent);
     await check('after the restart');
 
-    const names = await readdir(agent.dir);
+    const names = await agentChunkFiles(agent.dir);
     expect(names.filter((n) => n.endsWith('.chunk.json'))).toHaveLength(payload.size);
     expect(names.filter((n) => n.endsWith('.chunk'))).toHaveLength(payload.size);
+    for (const id of payload.keys()) expect(names).toContain(relative(agent.dir, agentChunkPath(agent.dir, id)));
     for (const name of names) {
       expect(LONE_SURROGATE.test(name) || name.includes('\uFFFD'), name).toBe(false);
-      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+      expect(Buffer.byteLength(basename(name))).toBeLessThanOrEqual(255);
     }
     await node.close();
     await agent.kill('SIGTERM');

@@ -2,11 +2,12 @@
 // healthy ones, a wrong token, and lying nodes (they said they stored it; the bytes are gone or wrong) that
 // verify must catch. Exit codes are the documented ones, no stack traces, nothing written outside node folders.
 import { readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { freePort } from '../helpers/emulators.ts';
 import { cleanupAgents, spawnAgent } from '../helpers/agents.ts';
+import { agentChunkFiles, agentChunkPath } from '../helpers/agent-store.ts';
 import { md5OfFile, MiB } from '../faults/harness.ts';
 import { badProject, cli, defaultYaml, EXIT, expectCleanExit, removeBadProjects, tree, writtenOutside } from './helpers.ts';
 import type { BadProject } from './helpers.ts';
@@ -51,7 +52,7 @@ describe('chunks larger than any node takes', () => {
     expect(r.stderr).toMatch(/No healthy node/);
     expect(await writtenOutside(p.root, before, ALLOWED)).toEqual([]);
     // Only the last chunk (1 MiB) fits an agent; nothing over the limit was kept.
-    for (const a of agents) for (const name of (await readdir(a.dir)).filter((n) => n.endsWith('.chunk'))) expect(name).toBe('big.bin_chunk_2.chunk');
+    for (const a of agents) for (const name of (await agentChunkFiles(a.dir)).filter((n) => n.endsWith('.chunk'))) expect(name).toBe(relative(a.dir, agentChunkPath(a.dir, 'big.bin_chunk_2')));
   });
 
   it('a chunk larger than every agent quota (--max-bytes): exit 3, the quota is named', async () => {
@@ -140,7 +141,7 @@ describe('unreachable and lying nodes', () => {
     const summary = JSON.parse(r.stdout) as Summary;
     expect(summary.nodes.find((n) => n.id === 'liar')!.chunks).toBeGreaterThan(0);
     // The liar keeps running and keeps its index: it still claims every chunk, but the bytes are gone.
-    for (const name of await readdir(agents[1]!.dir)) if (name.endsWith('.chunk')) await rm(join(agents[1]!.dir, name));
+    for (const name of await agentChunkFiles(agents[1]!.dir)) if (name.endsWith('.chunk')) await rm(join(agents[1]!.dir, name));
     const verify = await cli(['verify', '--config', p.configPath, '--json'], { cwd: p.root, env });
     expectCleanExit(verify, EXIT.incomplete);
     const report = JSON.parse(verify.stdout) as { problems: { chunkId: string; nodeId: string; reason: string }[]; unrecoverable: string[] };

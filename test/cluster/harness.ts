@@ -14,6 +14,7 @@ import { decode, encode, workItem, workResult } from '../../shared/cluster/valid
 import { announceDelivery, connectNats, ensureConsumer, ensureStreams, manager } from '../../electron/engine/cluster/nats.ts';
 import { localEtag } from '../../electron/engine/storage/local.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
+import { agentSidecars } from '../helpers/agent-store.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 export const MiB = 1024 * 1024;
@@ -151,12 +152,11 @@ export async function clusterProject(o: {
   return path;
 }
 
-/** Every chunk id an agent's folder holds (its metadata sidecars), with how many times. */
+/** Every chunk id an agent's folder holds (its metadata sidecars, in its subfolders or itself), with how many times. */
 export async function chunksInFolder(dir: string): Promise<Map<string, number>> {
-  const { readdir, readFile } = await import('node:fs/promises');
+  const { readFile } = await import('node:fs/promises');
   const held = new Map<string, number>();
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith('.chunk.json')) continue;
+  for (const name of await agentSidecars(dir)) {
     const meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as { id: string };
     held.set(meta.id, (held.get(meta.id) ?? 0) + 1);
   }

@@ -1,13 +1,13 @@
 // The worker's direct way into an agent's store (storeSink): the quota is charged as bytes arrive, as the agent's
 // HTTP upload charges it, never set aside whole before the first byte; a write that runs past the quota is refused
 // then, and leaves nothing behind.
-import { readdir } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../electron/engine/agent/log.ts';
 import { ChunkStore } from '../../electron/engine/agent/store.ts';
 import { SinkError, storeSink } from '../../electron/engine/cluster/sink.ts';
 import type { SinkWrite } from '../../electron/engine/cluster/sink.ts';
+import { incomingFiles } from '../helpers/agent-store.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 import { until } from '../helpers/until.ts';
 import { MiB } from './harness.ts';
@@ -82,7 +82,7 @@ describe('storeSink: the agent store written directly, its quota charged byte by
     expect(error.code).toBe('full');
     expect(error.message).toMatch(/quota/);
     expect(store.get('second')).toBeUndefined();
-    expect(await readdir(store.incomingDir)).toEqual([]);
+    expect(await incomingFiles(store.dir)).toEqual([]);
     // Nothing of the refused write stays charged: what is free is the quota less the stored chunk.
     expect((await store.space()).freeBytes).toBe(MiB);
   });

@@ -4,7 +4,7 @@
 // the run nor marks a node failed. Every copy is judged by reading it back from the live agents over HTTP and
 // hashing it against the source's own bytes, never by the manifest's word.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
@@ -16,6 +16,7 @@ import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent, Manifest, NodeHealthState } from '../../shared/types.ts';
 import { cleanupAgents, runCli, spawnAgent } from '../helpers/agents.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
+import { agentSidecars } from '../helpers/agent-store.ts';
 import { killAgentForReal } from '../faults/harness.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { until } from '../helpers/until.ts';
@@ -99,11 +100,7 @@ async function projectFor(cluster: Cluster, sourceDir: string, o: { replicas: nu
 }
 
 async function sidecars(dir: string): Promise<number> {
-  try {
-    return (await readdir(dir)).filter((n) => n.endsWith('.chunk.json')).length;
-  } catch {
-    return 0;
-  }
+  return (await agentSidecars(dir)).length;
 }
 
 // ---- judging a finished run -------------------------------------------------------------------------------------

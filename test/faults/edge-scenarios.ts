@@ -3,7 +3,6 @@
 // through agents followed by a restart of every agent. Judged like every other row (harness.ts): nothing lost,
 // nothing duplicated, no chunk with fewer good copies on live nodes than `replicas`, verify clean, every file
 // reassembled byte for byte.
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runIngest } from '../../electron/engine/ingest.ts';
@@ -11,6 +10,7 @@ import type { IngestResult } from '../../electron/engine/ingest.ts';
 import { readManifest } from '../../electron/engine/manifest.ts';
 import type { Manifest } from '../../shared/types.ts';
 import { agentLogs } from '../helpers/agents.ts';
+import { agentSidecars } from '../helpers/agent-store.ts';
 import {
   agentSpecs,
   emptyRow,
@@ -51,11 +51,7 @@ function parseSummary(stdout: string): RunSummary | undefined {
 }
 
 async function sidecarCount(dir: string): Promise<number> {
-  try {
-    return (await readdir(dir)).filter((n) => n.endsWith('.chunk.json')).length;
-  } catch {
-    return 0;
-  }
+  return (await agentSidecars(dir)).length;
 }
 
 /** The run must exit 0 with a complete manifest and print no stack trace; the manifest, or undefined after a failure. */

@@ -19,6 +19,7 @@ import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { DetectionResult, Manifest } from '../../shared/types.ts';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
 import { CLI, REPO_ROOT, spawnAgent } from '../helpers/agents.ts';
+import { incomingFiles } from '../helpers/agent-store.ts';
 import { heldChunks } from '../nodes/folder-layout.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { folderTemps } from '../nodes/folder-layout.ts';
@@ -234,12 +235,12 @@ export async function canonicalCopies(nodeDirs: Map<string, string>): Promise<Ca
   return copies;
 }
 
-/** Unfinished upload files the nodes keep aside (folder `.tmp/`, agent `.incoming/`). */
+/** Unfinished upload files the nodes keep aside (folder `.tmp/`, agent `.incoming/` and `.incoming/<sub>/`). */
 export async function partialFiles(nodeDirs: Map<string, string>): Promise<number> {
   let count = 0;
   for (const dir of nodeDirs.values()) {
     count += (await folderTemps(dir)).length;
-    count += (await readdir(join(dir, '.incoming')).catch(() => [])).length;
+    count += (await incomingFiles(dir)).length;
   }
   return count;
 }

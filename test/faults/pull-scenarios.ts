@@ -4,11 +4,11 @@
 // restarted mid-run, and a slow worker. Judged like every other row (harness.ts): nothing lost, nothing duplicated,
 // no chunk with fewer good copies on live nodes than `replicas`, verify clean and every file reassembled byte for
 // byte right after the run; and no agent wrote a chunk twice (a redelivered item finds its chunk kept).
-import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkResult } from '../../shared/cluster/contract.ts';
 import { ManualCoordinator } from '../cluster/harness.ts';
 import { agentLogs } from '../helpers/agents.ts';
+import { agentSidecars } from '../helpers/agent-store.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { S3RVER_KEY, startS3 } from '../helpers/emulators.ts';
 import type { Emulator } from '../helpers/emulators.ts';
@@ -82,11 +82,7 @@ async function endTrial(t: PullTrial): Promise<void> {
 }
 
 async function sidecars(dir: string): Promise<number> {
-  try {
-    return (await readdir(dir)).filter((n) => n.endsWith('.chunk.json')).length;
-  } catch {
-    return 0;
-  }
+  return (await agentSidecars(dir)).length;
 }
 
 /** Waits until `ready()` or the child exits; true when the child is still running. */

@@ -3,11 +3,13 @@
 // test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile) run the write
 // cases too, for the kinds that have them.
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
+import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
 import { NodeError, isNodeLevelError } from '../../electron/engine/nodes/node.ts';
 import type { ChunkMeta, NodeTarget, StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -105,25 +107,40 @@ async function expectNodeError(promise: Promise<unknown>, code: NodeError['code'
   return error as NodeError;
 }
 
+const SUBFOLDER = /^[0-9a-f]{2}$/;
+
 /**
- * Files in a node folder laid out as `<name>.chunk` + `<name>.chunk.json`, with its temp files under `tempSubdir`,
- * that belong to no stored chunk. `ignore` names files the node keeps for itself (a lock).
+ * Files in a node folder laid out as `<sub>/<name>.chunk` + `<sub>/<name>.chunk.json` (`<sub>`: chunkSubfolder's two
+ * hex digits; or both in the folder itself, as written before the subfolders), with its temp files under
+ * `tempSubdir` and its `<sub>/` subfolders, that belong to no stored chunk. `ignore` names files the node keeps for
+ * itself (a lock).
  */
 export async function strayFiles(dir: string, tempSubdir: string, ignore: string[] = []): Promise<string[]> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const present = new Set(names);
-  const stray = (await readdir(join(dir, tempSubdir)).catch(() => [] as string[])).map((name) => `${tempSubdir}/${name}`);
-  for (const name of names) {
-    if (name === tempSubdir || ignore.includes(name)) continue;
-    if (name.endsWith('.chunk.json') ? present.has(name.slice(0, -'.json'.length)) : name.endsWith('.chunk') && present.has(`${name}.json`)) continue;
-    stray.push(name);
+  const stray: string[] = [];
+  for (const entry of await readdir(join(dir, tempSubdir), { withFileTypes: true }).catch(() => [])) {
+    if (!isSubfolder(entry)) stray.push(`${tempSubdir}/${entry.name}`);
+    else for (const name of await readdir(join(dir, tempSubdir, entry.name))) stray.push(`${tempSubdir}/${entry.name}/${name}`);
   }
+  const top = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((entry) => entry.name !== tempSubdir && !ignore.includes(entry.name));
+  stray.push(...unpaired(top.filter((entry) => !isSubfolder(entry)).map((entry) => entry.name), ''));
+  for (const entry of top.filter(isSubfolder)) stray.push(...unpaired(await readdir(join(dir, entry.name)), `${entry.name}/`));
   return stray;
 }
 
-/** Flips the first byte of chunk `chunkId`'s data in a node folder laid out as `<name>.chunk` + `<name>.chunk.json`. */
+function isSubfolder(entry: Dirent): boolean {
+  return entry.isDirectory() && SUBFOLDER.test(entry.name);
+}
+
+/** Names in one folder that are not half of a `<name>.chunk` + `<name>.chunk.json` pair, each after `prefix`. */
+function unpaired(names: string[], prefix: string): string[] {
+  const present = new Set(names);
+  const paired = (name: string): boolean => (name.endsWith('.chunk.json') ? present.has(name.slice(0, -'.json'.length)) : name.endsWith('.chunk') && present.has(`${name}.json`));
+  return names.filter((name) => !paired(name)).map((name) => `${prefix}${name}`);
+}
+
+/** Flips the first byte of chunk `chunkId`'s data in a node folder laid out as strayFiles describes (its subfolder). */
 export async function damageChunkFile(dir: string, chunkId: string): Promise<void> {
-  await flipFirstByte(join(dir, `${chunkFileName(chunkId)}.chunk`));
+  await flipFirstByte(join(dir, chunkSubfolder(chunkId), `${chunkFileName(chunkId)}.chunk`));
 }
 
 export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory): void {

@@ -2,8 +2,8 @@
 // back: the folder node's index (`.cloud-ingest-index/chunks.jsonl`, one JSON line per chunk stored or removed, the
 // last line about an id counts, a line that does not parse is skipped), each line naming the subfolder of its
 // `<sub>/<name>.chunk` (two hex digits; no subfolder: `<name>.chunk` in the node folder itself, as written before the
-// subfolders), and `<name>.chunk.json` sidecars (the folder node's oldest layout, and the agent's layout), each
-// beside its `<name>.chunk` in the node folder itself.
+// subfolders), and `<name>.chunk.json` sidecars, each beside its `<name>.chunk`: in the node folder itself (the folder
+// node's oldest layout, and an agent's before its subfolders) or in a two-hex-digit subfolder (an agent's layout).
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
@@ -62,8 +62,7 @@ export async function heldChunks(dir: string): Promise<HeldChunk[]> {
     const sub = typeof line.subfolder === 'string' ? line.subfolder : '';
     held.push({ id, size: line.size, checksum: line.checksum.hex, dataPath: join(dir, sub, `${chunkFileName(id)}.chunk`), via: 'index' });
   }
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (!name.endsWith('.chunk.json')) continue;
+  for (const name of await sidecarPaths(dir)) {
     let meta: IndexLine;
     try {
       meta = JSON.parse(await readFile(join(dir, name), 'utf8')) as IndexLine;
@@ -74,6 +73,19 @@ export async function heldChunks(dir: string): Promise<HeldChunk[]> {
     held.push({ id: meta.id, size: meta.size, checksum: meta.checksum.hex, dataPath: join(dir, name.slice(0, -'.json'.length)), via: 'sidecar' });
   }
   return held;
+}
+
+/** `<name>.chunk.json` sidecars, relative to `dir`: in the folder itself and in its two-hex-digit subfolders. */
+async function sidecarPaths(dir: string): Promise<string[]> {
+  const paths: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!(entry.isDirectory() && SUBFOLDER.test(entry.name))) {
+      if (entry.name.endsWith('.chunk.json')) paths.push(entry.name);
+      continue;
+    }
+    for (const name of await readdir(join(dir, entry.name)).catch(() => [] as string[])) if (name.endsWith('.chunk.json')) paths.push(join(entry.name, name));
+  }
+  return paths;
 }
 
 /** How many chunks a node folder holds (0 for a folder not made yet). */

@@ -331,10 +331,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       return refuse(new HttpFailure(507, 'insufficient_storage', `no room for a ${size}-byte chunk: ${space.freeBytes} bytes free${store.maxBytes !== undefined ? ` under the ${store.maxBytes}-byte quota (--max-bytes)` : ' on disk'}`));
     }
 
+    let tempFile: string;
+    try {
+      tempFile = await store.tempPath(id);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      store.noteRefused(size);
+      return refuse(new HttpFailure(507, 'insufficient_storage', `the disk is full (${code}); nothing kept`));
+    }
     let releaseDone: () => void = () => {};
     const entry: Upload = { id, abort: (reason) => req.destroy(reason), done: new Promise((resolve) => (releaseDone = resolve)) };
     inFlight.add(entry);
-    const tempFile = store.tempPath(id);
     let charged = 0;
     let idle: NodeJS.Timeout | undefined;
     try {

@@ -1,11 +1,17 @@
-// The agent's chunk store: `<dir>/<safe name>.chunk` plus `<safe name>.chunk.json` (metadata, written last),
-// the same layout as a folder node. Incoming bodies go to `<dir>/.incoming/` and are renamed into place only once
-// their checksum is proven. An in-memory index (rebuilt from the sidecars at start-up) answers lookups, lists and
-// the quota without touching the disk.
+// The agent's chunk store: `<dir>/<sub>/<safe name>.chunk` plus `<safe name>.chunk.json` beside it (metadata,
+// written last). `<sub>` is one of 256 subfolders, the first two hex digits of the SHA-256 of the chunk's id (as a
+// folder node's), so no folder holds more than a few thousand files even with a million chunks: one folder of
+// hundreds of thousands slowed every create, rename and lookup in it. Incoming bodies go to `<dir>/.incoming/<sub>/`
+// and are renamed into place only once their checksum is proven: on the same file system, so the rename is atomic,
+// and one temp folder per subfolder, since every create and every rename out of a folder takes its lock (one temp
+// folder for all made a folder node's create+rename 3-5x slower with two writers). Stores written before the
+// subfolders keep each chunk's two files in `<dir>` itself: those are still found, listed, read and counted, and a
+// chunk of theirs written again moves to its subfolder. An in-memory index (rebuilt from the sidecars of both
+// layouts at start-up) answers lookups, lists and the quota without touching the disk.
 import { randomUUID } from 'node:crypto';
 import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
-import { chunkFileName, nameRoundTrips } from '../chunk-names.ts';
+import { chunkFileName, chunkSubfolder, nameRoundTrips } from '../chunk-names.ts';
 import type { AgentLogger } from './log.ts';
 import type { AgentChunkMeta } from './protocol.ts';
 
@@ -14,6 +20,8 @@ const DATA_SUFFIX = '.chunk';
 const META_SUFFIX = '.chunk.json';
 const LOCK = '.agent.lock';
 const MAX_FILE_NAME_BYTES = 255;
+/** The only subfolders the store reads or writes chunks in (chunkSubfolder's names). */
+const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 export type CommitOutcome = { status: 'created' | 'exists' | 'replaced'; chunk: AgentChunkMeta } | { status: 'conflict'; existing: AgentChunkMeta };
 
@@ -33,9 +41,14 @@ export class ChunkRefusedError extends Error {
 
 interface ChunkFiles {
   base: string;
+  /** Two hex digits; undefined: the store folder itself (the layout before the subfolders). */
+  subfolder: string | undefined;
   data: string;
   meta: string;
 }
+
+/** Where every chunk is written now. */
+type SubfolderFiles = ChunkFiles & { subfolder: string };
 
 export class ChunkStore {
   readonly dir: string;
@@ -53,6 +66,10 @@ export class ChunkStore {
   /** Size of the last upload refused for lack of space; the agent reports itself full until that much is free. */
   private refusedSize = 0;
   private locked = false;
+  /** Ids whose files are in the store folder itself (written before the subfolders); every other id is in its subfolder. */
+  private readonly flat = new Set<string>();
+  /** The subfolders (and their .incoming/ twins) made or found by this store: each is made once, before its first use. */
+  private readonly subfolders = new Map<string, Promise<void>>();
 
   constructor(dir: string, options: ChunkStoreOptions, log: AgentLogger) {
     this.dir = resolve(dir);
@@ -62,49 +79,104 @@ export class ChunkStore {
     this.log = log;
   }
 
-  /** Creates the folders, removes temp files a killed agent left behind, and indexes the stored chunks. */
+  /**
+   * Creates the folders, removes temp files a killed agent left behind, and indexes the stored chunks: those in the
+   * subfolders first, then those of the older layout in the store folder itself (a chunk in both was being moved
+   * to its subfolder: that copy is the newer one, the other goes).
+   */
   async open(): Promise<void> {
     await mkdir(this.incomingDir, { recursive: true });
     await this.lock();
-    const leftovers = await readdir(this.incomingDir);
-    for (const name of leftovers) await rm(join(this.incomingDir, name), { force: true, recursive: true });
-    if (leftovers.length > 0) this.log.log('info', 'removed unfinished uploads', { count: leftovers.length });
+    const leftovers = await this.removeUnfinishedUploads();
+    if (leftovers > 0) this.log.log('info', 'removed unfinished uploads', { count: leftovers });
 
-    const names = await readdir(this.dir);
-    let skipped = 0;
-    for (const name of names) {
-      if (!name.endsWith(META_SUFFIX)) continue;
-      try {
-        await this.load(name);
-      } catch (err) {
-        skipped++;
-        this.log.log('warn', 'ignoring unreadable chunk metadata', { file: name, error: (err as Error).message });
-      }
+    const top = await readdir(this.dir, { withFileTypes: true });
+    const counts = { skipped: 0, orphans: 0 };
+    for (const entry of top) {
+      if (entry.isDirectory() && SUBFOLDER.test(entry.name)) await this.loadFolder(entry.name, counts);
     }
-    const orphans = await this.removeOrphans(new Set(await readdir(this.dir)));
-    this.log.log('info', 'store opened', { chunks: this.index.size, bytesHeld: this.held, skipped, orphans });
+    await this.loadFolder(undefined, counts);
+    this.log.log('info', 'store opened', { chunks: this.index.size, flatLayout: this.flat.size, bytesHeld: this.held, ...counts });
   }
 
-  /** Indexes the chunk described by the sidecar `name`, moving a chunk stored under an older name to its own. */
-  private async load(name: string): Promise<void> {
-    const meta = JSON.parse(await readFile(join(this.dir, name), 'utf8')) as AgentChunkMeta;
+  /**
+   * Uploads in progress when the agent stopped, in .incoming/<sub>/ (and .incoming/ itself, where older versions
+   * kept them): no other agent uses this folder (the lock), so they are all abandoned. The subfolders stay.
+   */
+  private async removeUnfinishedUploads(): Promise<number> {
+    let removed = 0;
+    for (const entry of await readdir(this.incomingDir, { withFileTypes: true })) {
+      const path = join(this.incomingDir, entry.name);
+      if (entry.isDirectory() && SUBFOLDER.test(entry.name)) {
+        for (const name of await readdir(path)) {
+          await rm(join(path, name), { force: true, recursive: true });
+          removed++;
+        }
+        continue;
+      }
+      await rm(path, { force: true, recursive: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Indexes the chunks of one folder (`subfolder`, or the store folder itself), then removes its orphan data. */
+  private async loadFolder(subfolder: string | undefined, counts: { skipped: number; orphans: number }): Promise<void> {
+    const folder = this.folder(subfolder);
+    for (const name of await readdir(folder)) {
+      if (!name.endsWith(META_SUFFIX)) continue;
+      try {
+        await this.load(subfolder, name);
+      } catch (err) {
+        counts.skipped++;
+        this.log.log('warn', 'ignoring unreadable chunk metadata', { file: this.shown(subfolder, name), error: (err as Error).message });
+      }
+    }
+    counts.orphans += await this.removeOrphans(subfolder, new Set(await readdir(folder)));
+  }
+
+  /**
+   * Indexes the chunk described by the sidecar `name` in `subfolder` (undefined: the store folder itself), moving a
+   * chunk stored under an older name (or in another subfolder than its id's) to its own.
+   */
+  private async load(subfolder: string | undefined, name: string): Promise<void> {
+    const meta = JSON.parse(await readFile(join(this.folder(subfolder), name), 'utf8')) as AgentChunkMeta;
     if (typeof meta.id !== 'string' || typeof meta.size !== 'number') throw new Error('no id or size');
-    const files = this.filesFor(meta.id);
-    if (files.base + META_SUFFIX !== name) await this.moveToOwnName(name.slice(0, -META_SUFFIX.length), files);
+    const oldBase = name.slice(0, -META_SUFFIX.length);
+    if (subfolder === undefined && this.index.has(meta.id) && !this.flat.has(meta.id)) {
+      await this.removeStaleFlatCopy(meta.id, oldBase);
+      return;
+    }
+    const files = subfolder === undefined ? this.flatFilesFor(meta.id) : this.filesFor(meta.id);
+    if (files.base !== oldBase || files.subfolder !== subfolder) await this.moveToOwnName(subfolder, oldBase, files);
     if (this.index.has(meta.id)) return; // moved to its own name before its own name came up in the listing
     const st = await stat(files.data);
     if (st.size !== meta.size) throw new Error(`data is ${st.size} bytes, metadata says ${meta.size}`);
     this.index.set(meta.id, meta);
+    if (subfolder === undefined) this.flat.add(meta.id);
     this.held += meta.size;
   }
 
   /**
-   * Moves a chunk kept under an older name (cut through a surrogate pair, or `X.chunk` stored as `X`) to the name
-   * its id has now. Hard links first, then the old names go: a crash at any point leaves a pair that loads.
+   * The files `base` in the store folder itself hold chunk `id`, which its subfolder holds too: the agent stopped
+   * while moving it there, after the new copy was complete. Sidecar first, so a crash between leaves only orphan
+   * data (removed at the next start).
    */
-  private async moveToOwnName(oldBase: string, files: ChunkFiles): Promise<void> {
-    const oldData = join(this.dir, oldBase + DATA_SUFFIX);
-    const oldMeta = join(this.dir, oldBase + META_SUFFIX);
+  private async removeStaleFlatCopy(id: string, base: string): Promise<void> {
+    await unlink(this.contained(undefined, base + META_SUFFIX));
+    await unlink(this.contained(undefined, base + DATA_SUFFIX)).catch(() => {});
+    this.log.log('info', 'removed an older copy in the store folder itself; its subfolder holds the chunk', { id, file: base });
+  }
+
+  /**
+   * Moves a chunk kept under an older name (cut through a surrogate pair, or `X.chunk` stored as `X`), or in a
+   * subfolder not its id's, to the files its id has now. Hard links first, then the old names go: a crash at any
+   * point leaves a pair that loads.
+   */
+  private async moveToOwnName(oldSubfolder: string | undefined, oldBase: string, files: ChunkFiles): Promise<void> {
+    const oldData = join(this.folder(oldSubfolder), oldBase + DATA_SUFFIX);
+    const oldMeta = join(this.folder(oldSubfolder), oldBase + META_SUFFIX);
+    if (files.subfolder !== undefined) await this.ensureSubfolder(files.subfolder);
     for (const [from, to] of [[oldData, files.data], [oldMeta, files.meta]] as const) {
       try {
         await link(from, to);
@@ -114,25 +186,46 @@ export class ChunkStore {
     }
     await unlink(oldMeta);
     await unlink(oldData);
-    this.log.log('info', 'moved a chunk to its own file name', { from: oldBase, to: files.base });
+    this.log.log('info', 'moved a chunk to its own file name', { from: this.shown(oldSubfolder, oldBase), to: this.shown(files.subfolder, files.base) });
   }
 
   /** Data files without a sidecar of the same name were never acknowledged (a crash mid-commit): they go. */
-  private async removeOrphans(names: Set<string>): Promise<number> {
+  private async removeOrphans(subfolder: string | undefined, names: Set<string>): Promise<number> {
     let removed = 0;
     for (const name of names) {
       if (!name.endsWith(DATA_SUFFIX) || names.has(name + '.json')) continue;
-      const path = join(this.dir, name);
+      const path = join(this.folder(subfolder), name);
       try {
         if (!(await lstat(path)).isFile()) continue;
         await unlink(path);
         removed++;
-        this.log.log('info', 'removed chunk data without metadata', { file: name });
+        this.log.log('info', 'removed chunk data without metadata', { file: this.shown(subfolder, name) });
       } catch (err) {
-        this.log.log('warn', 'could not remove chunk data without metadata', { file: name, error: (err as Error).message });
+        this.log.log('warn', 'could not remove chunk data without metadata', { file: this.shown(subfolder, name), error: (err as Error).message });
       }
     }
     return removed;
+  }
+
+  /** A folder chunks are kept in: a subfolder, or (undefined) the store folder itself. */
+  private folder(subfolder: string | undefined): string {
+    return subfolder === undefined ? this.dir : join(this.dir, subfolder);
+  }
+
+  /** A chunk file's name for the log, relative to the store folder. */
+  private shown(subfolder: string | undefined, name: string): string {
+    return subfolder === undefined ? name : `${subfolder}/${name}`;
+  }
+
+  /** Makes `<sub>/` and `.incoming/<sub>/` once (a failure is not remembered: the next upload tries again). */
+  private ensureSubfolder(subfolder: string): Promise<void> {
+    let made = this.subfolders.get(subfolder);
+    if (!made) {
+      made = Promise.all([this.folder(subfolder), join(this.incomingDir, subfolder)].map((folder) => mkdir(folder, { recursive: true }))).then(() => undefined);
+      this.subfolders.set(subfolder, made);
+      made.catch(() => this.subfolders.delete(subfolder));
+    }
+    return made;
   }
 
   /** Releases the folder for another agent. */
@@ -233,9 +326,14 @@ export class ChunkStore {
     this.refusedSize = Math.max(size, 1);
   }
 
-  /** Where an upload of `id` is received. Throws ChunkRefusedError when the id cannot be kept here. */
-  tempPath(id: string): string {
-    return join(this.incomingDir, `${this.filesFor(id).base}.${randomUUID()}.part`);
+  /**
+   * Where an upload of `id` is received: in .incoming/<sub>/, made if need be. Rejects with ChunkRefusedError when
+   * the id cannot be kept here.
+   */
+  async tempPath(id: string): Promise<string> {
+    const files = this.filesFor(id);
+    await this.ensureSubfolder(files.subfolder);
+    return join(this.incomingDir, files.subfolder, `${files.base}.${randomUUID()}.part`);
   }
 
   /** Throws ChunkRefusedError when `id` cannot be kept under a file name that reads back as itself. */
@@ -243,28 +341,51 @@ export class ChunkStore {
     this.filesFor(id);
   }
 
+  /** Where chunk `id`'s data is: in the store folder itself for a chunk stored there before the subfolders. */
   dataPath(id: string): string {
-    return this.filesFor(id).data;
+    return this.storedFiles(id).data;
+  }
+
+  /** The files of a stored chunk, in whichever layout it was stored. */
+  private storedFiles(id: string): ChunkFiles {
+    return this.flat.has(id) ? this.flatFilesFor(id) : this.filesFor(id);
   }
 
   /**
-   * The files of chunk `id`. Every id has names of its own: the encoding is one-to-one, `.chunk` and `.chunk.json`
-   * end differently, and only long names (over 200 bytes, ending in `~` and a hash) contain `~`. A name must read
-   * back from the file system as itself, or the chunk would be acknowledged and then lost at the next start.
+   * The files chunk `id` is written to, in its subfolder. Every id has names of its own: the encoding is one-to-one,
+   * `.chunk` and `.chunk.json` end differently, and only long names (over 200 bytes, ending in `~` and a hash)
+   * contain `~`. A name must read back from the file system as itself, or the chunk would be acknowledged and then
+   * lost at the next start.
    */
-  private filesFor(id: string): ChunkFiles {
+  private filesFor(id: string): SubfolderFiles {
+    const base = this.baseFor(id);
+    const subfolder = chunkSubfolder(id);
+    return { base, subfolder, data: this.contained(subfolder, base + DATA_SUFFIX), meta: this.contained(subfolder, base + META_SUFFIX) };
+  }
+
+  /** The files chunk `id` has in the layout before the subfolders: in the store folder itself. */
+  private flatFilesFor(id: string): ChunkFiles {
+    const base = this.baseFor(id);
+    return { base, subfolder: undefined, data: this.contained(undefined, base + DATA_SUFFIX), meta: this.contained(undefined, base + META_SUFFIX) };
+  }
+
+  private baseFor(id: string): string {
     const base = chunkFileName(id);
     if (!nameRoundTrips(base) || Buffer.byteLength(base + META_SUFFIX) > MAX_FILE_NAME_BYTES) {
       throw new ChunkRefusedError(`chunk id ${JSON.stringify(id.slice(0, 200))} has no file name that reads back as itself`);
     }
-    return { base, data: this.contained(base + DATA_SUFFIX), meta: this.contained(base + META_SUFFIX) };
+    return base;
   }
 
-  /** Defence in depth behind chunkFileName: the result must be a plain file name directly inside the store folder. */
-  private contained(name: string): string {
-    const full = resolve(this.dir, name);
-    if (basename(name) !== name || name.startsWith('.') || !full.startsWith(this.dir + sep)) {
-      throw new Error(`chunk file name ${JSON.stringify(name)} would leave the store folder`);
+  /**
+   * Defence in depth behind chunkFileName and chunkSubfolder: the result must be a plain file name directly inside
+   * the store folder or one of its two-hex-digit subfolders.
+   */
+  private contained(subfolder: string | undefined, name: string): string {
+    const folder = this.folder(subfolder);
+    const full = resolve(folder, name);
+    if ((subfolder !== undefined && !SUBFOLDER.test(subfolder)) || basename(name) !== name || name.startsWith('.') || !full.startsWith(this.dir + sep)) {
+      throw new Error(`chunk file name ${JSON.stringify(this.shown(subfolder, name))} would leave the store folder`);
     }
     return full;
   }
@@ -274,10 +395,13 @@ export class ChunkStore {
    * stored copy is left untouched. Different checksum: replaced when the upload comes from another source version
    * (sourceEtag) or covers another range, otherwise a conflict unless `replace`. Whatever happens, the temp file is
    * gone when this returns. On failure (disk full: ENOSPC) nothing of the new copy stays and a stored copy is kept.
+   * A chunk stored in the store folder itself (before the subfolders) is written to its subfolder and its old files
+   * then go.
    */
   async commit(meta: AgentChunkMeta, tempFile: string, replace: boolean): Promise<CommitOutcome> {
     try {
       const files = this.filesFor(meta.id);
+      await this.ensureSubfolder(files.subfolder);
       return await this.withLock(files.base.normalize('NFC').toLowerCase(), async () => {
         const existing = this.index.get(meta.id);
         // `replace` rewrites even an identical-looking copy: repair sends it when the bytes on disk were damaged.
@@ -288,13 +412,15 @@ export class ChunkStore {
         // chunk size did): it replaces the stored copy. Same version and range with other bytes is a real conflict.
         const redefined = existing !== undefined && (existing.sourceEtag !== meta.sourceEtag || existing.offset !== meta.offset || existing.size !== meta.size);
         if (existing && !replace && !redefined) return { status: 'conflict', existing };
-        if (!existing) await this.refuseAlias(meta.id, files);
+        const movesOut = existing !== undefined && this.flat.has(meta.id);
+        if (!existing || movesOut) await this.refuseAlias(meta.id, files);
         try {
-          await this.install(meta, tempFile, files, existing !== undefined);
+          await this.install(meta, tempFile, files, existing !== undefined && !movesOut);
         } catch (err) {
-          if (existing && !(await this.intact(existing, files))) this.forget(existing, 'its files were lost in a failed replace');
+          if (existing && !(await this.intact(existing, this.storedFiles(existing.id)))) this.forget(existing, 'its files were lost in a failed replace');
           throw err;
         }
+        if (movesOut) await this.dropFlatCopy(meta.id);
         if (existing) this.held -= existing.size;
         else this.sortedIds = undefined;
         this.index.set(meta.id, meta);
@@ -307,11 +433,27 @@ export class ChunkStore {
   }
 
   /**
-   * Sidecar first, into .incoming: the one step that needs free space, taken before anything stored is touched.
-   * Then the renames, each undone if a later one fails.
+   * Once its copy in its subfolder is complete, a chunk's files in the store folder itself are stale: sidecar
+   * first, so a crash between leaves only orphan data (and a crash before, a copy in both places: the subfolder's
+   * wins at the next start).
    */
-  private async install(meta: AgentChunkMeta, tempFile: string, files: ChunkFiles, replacing: boolean): Promise<void> {
-    const staged = join(this.incomingDir, randomUUID());
+  private async dropFlatCopy(id: string): Promise<void> {
+    const old = this.flatFilesFor(id);
+    this.flat.delete(id);
+    try {
+      await unlink(old.meta);
+      await unlink(old.data);
+    } catch (err) {
+      this.log.log('warn', 'could not remove the older copy of a chunk moved to its subfolder', { id, error: (err as Error).message });
+    }
+  }
+
+  /**
+   * Sidecar first, into .incoming/<sub>/: the one step that needs free space, taken before anything stored is
+   * touched. Then the renames, each undone if a later one fails.
+   */
+  private async install(meta: AgentChunkMeta, tempFile: string, files: SubfolderFiles, replacing: boolean): Promise<void> {
+    const staged = join(this.incomingDir, files.subfolder, randomUUID());
     const metaTemp = `${staged}.json.part`;
     try {
       await writeFile(metaTemp, `${JSON.stringify(meta, null, 2)}\n`, { flag: 'wx', flush: this.fsync });

@@ -112,7 +112,7 @@ export function storeSink(store: ChunkStore, options: { maxChunkBytes?: number; 
         if (options.maxChunkBytes !== undefined && meta.size > options.maxChunkBytes) {
           throw new SinkError('refused', `${meta.id} is ${meta.size} bytes; this agent accepts chunks of at most ${options.maxChunkBytes} (--max-chunk-bytes)`);
         }
-        temp = tempPathFor(store, meta.id);
+        temp = await tempPathFor(store, meta.id, meta.size);
         if (!(await store.admits(meta.size))) {
           const { freeBytes } = await store.space();
           throw new SinkError('full', `no room for a ${meta.size}-byte chunk in ${store.dir}: ${freeBytes} bytes free${store.maxBytes !== undefined ? ` under the ${store.maxBytes}-byte quota (--max-bytes)` : ' on disk'}`);
@@ -159,12 +159,19 @@ export function storeSink(store: ChunkStore, options: { maxChunkBytes?: number; 
   };
 }
 
-/** The store refuses some ids for its own sake (ChunkRefusedError): another delivery would meet the same. */
-function tempPathFor(store: ChunkStore, id: string): string {
+/**
+ * The store refuses some ids for its own sake (ChunkRefusedError): another delivery would meet the same. A temp
+ * subfolder that cannot be made on a full disk is the disk being full.
+ */
+async function tempPathFor(store: ChunkStore, id: string, size: number): Promise<string> {
   try {
-    return store.tempPath(id);
+    return await store.tempPath(id);
   } catch (error) {
-    throw error instanceof ChunkRefusedError ? new SinkError('refused', error.message, { cause: error }) : error;
+    if (error instanceof ChunkRefusedError) throw new SinkError('refused', error.message, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw error;
+    store.noteRefused(size);
+    throw new SinkError('full', `the disk of ${store.dir} is full (${code})`, { cause: error });
   }
 }
 
