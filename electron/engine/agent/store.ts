@@ -1,13 +1,13 @@
 // The agent's chunk store: `<dir>/<sub>/<safe name>.chunk` plus `<safe name>.chunk.json` beside it (metadata,
 // written last). `<sub>` is one of 256 subfolders, the first two hex digits of the SHA-256 of the chunk's id (as a
-// folder node's), so no folder holds more than a few thousand files even with a million chunks: one folder of
-// hundreds of thousands slowed every create, rename and lookup in it. Incoming bodies go to `<dir>/.incoming/<sub>/`
-// and are renamed into place only once their checksum is proven: on the same file system, so the rename is atomic,
-// and one temp folder per subfolder, since every create and every rename out of a folder takes its lock (one temp
-// folder for all made a folder node's create+rename 3-5x slower with two writers). Stores written before the
-// subfolders keep each chunk's two files in `<dir>` itself: those are still found, listed, read and counted, and a
-// chunk of theirs written again moves to its subfolder. An in-memory index (rebuilt from the sidecars of both
-// layouts at start-up) answers lookups, lists and the quota without touching the disk.
+// folder node's), so a million chunks make about 8,000 files a folder, not two million in one: one folder of
+// hundreds of thousands of files slowed every create, rename and lookup in it. Incoming bodies go to
+// `<dir>/.incoming/<sub>/` and are renamed into place only once their checksum is proven: on the same file system,
+// so the rename is atomic, and one temp folder per subfolder, since every create and every rename out of a folder
+// takes its lock (one temp folder for all made a folder node's create+rename 3-5x slower with two writers). Stores
+// written before the subfolders keep each chunk's two files in `<dir>` itself: those are still found, listed, read
+// and counted, and a chunk of theirs written again moves to its subfolder. An in-memory index (rebuilt from the
+// sidecars of both layouts at start-up) answers lookups, lists and the quota without touching the disk.
 import { randomUUID } from 'node:crypto';
 import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
