@@ -3,7 +3,7 @@
 // else byte by byte, so it can never contain a separator, never be `.` or `..`, and never collide.
 // Names are built and cut on code points, never on UTF-16 units: a cut through a surrogate pair would leave a
 // lone surrogate, which the file system stores as U+FFFD, and the name read back would no longer match the id.
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 const KEEP = /[\p{L}\p{N}_]/u;
 const MAX_NAME_BYTES = 200;
@@ -23,8 +23,25 @@ function encodedPieces(text: string): string[] {
   return pieces;
 }
 
+/** The piece of each ASCII character (see encodedPieces): itself when kept, else its percent escape. */
+const ASCII_PIECES = Array.from({ length: 128 }, (_, code) => {
+  const char = String.fromCharCode(code);
+  return KEEP.test(char) ? char : `%${code.toString(16).toUpperCase().padStart(2, '0')}`;
+});
+
+/** encodedPieces(text).join('') for ASCII text without building the pieces (most keys); undefined for any other. */
+function encodeAscii(text: string): string | undefined {
+  let encoded = '';
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 128) return undefined;
+    encoded += (code === 0x2e || code === 0x2d) && i > 0 ? text[i] : ASCII_PIECES[code];
+  }
+  return encoded;
+}
+
 export function encodeNamePart(text: string): string {
-  return encodedPieces(text).join('');
+  return encodeAscii(text) ?? encodedPieces(text).join('');
 }
 
 /**
@@ -32,6 +49,8 @@ export function encodeNamePart(text: string): string {
  * always encoded in short names, so a short name never equals a long one.
  */
 export function chunkFileName(chunkId: string): string {
+  const ascii = encodeAscii(chunkId);
+  if (ascii !== undefined && ascii.length <= MAX_NAME_BYTES) return ascii;
   const pieces = encodedPieces(chunkId);
   const encoded = pieces.join('');
   if (Buffer.byteLength(encoded) <= MAX_NAME_BYTES) return encoded;
@@ -56,10 +75,10 @@ export function nameRoundTrips(name: string): boolean {
 }
 
 /**
- * The subfolder chunk `chunkId` is kept in: the first two hex digits of its id's SHA-256, so 256 subfolders share the
- * chunks evenly whatever their names. Only hex digits: nothing in an id can steer it out of the store. The same as
- * nodes/folder-node.ts's (the agent may not import nodes/).
+ * The subfolder a node keeps chunk `chunkId` in (a folder node, the agent's store): the first two hex digits of its
+ * id's SHA-256, so 256 subfolders share the chunks evenly whatever their names. Only hex digits: nothing in an id
+ * can steer it out of the store.
  */
 export function chunkSubfolder(chunkId: string): string {
-  return createHash('sha256').update(chunkId).digest('hex').slice(0, 2);
+  return hash('sha256', chunkId, 'hex').slice(0, 2);
 }

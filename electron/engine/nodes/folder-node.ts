@@ -10,14 +10,14 @@
 // its subfolder, and its old files are removed once the index says where it now is.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, opendir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
 import type { FileCopied } from '../hash/pool.ts';
-import { chunkFileName } from '../chunk-names.ts';
+import { chunkFileName, chunkSubfolder } from '../chunk-names.ts';
 import { INDEX_DIR, IndexReader, IndexWriter, chunkLine, chunkLineHead, goneLine, indexPath } from './folder-index.ts';
 import type { IndexedChunk } from './folder-index.ts';
 import { NodeError } from './node.ts';
@@ -28,13 +28,7 @@ const CHUNK_EXT = '.chunk';
 const SIDECAR_EXT = '.chunk.json';
 const ABANDONED_AFTER_MS = 10 * 60 * 1000;
 
-/**
- * The subfolder chunk `chunkId` is written to: the first two hex digits of its id's SHA-256, so 256 subfolders
- * share the chunks evenly whatever their names. Only hex digits: nothing in an id can steer it out of the node.
- */
-export function chunkSubfolder(chunkId: string): string {
-  return createHash('sha256').update(chunkId).digest('hex').slice(0, 2);
-}
+export { chunkSubfolder } from '../chunk-names.ts';
 
 export class FolderNode implements NodeTarget {
   readonly id: string;
@@ -43,6 +37,12 @@ export class FolderNode implements NodeTarget {
   private ready: Promise<void> | undefined;
   private readonly index: IndexWriter;
   private readonly indexed: IndexReader;
+  /**
+   * The folder's path, normalized, ending in a separator: a chunk's paths are this plus parts that are already
+   * safe names (hex digits, an encoded chunk name), so path.join's normalizing is done once here, not on every chunk.
+   */
+  private readonly prefix: string;
+  private readonly indexFile: string;
   /** Temp names are this node object's own: a random prefix (other processes, other node objects) and a counter. */
   private readonly tempPrefix = randomBytes(6).toString('hex');
   private temps = 0;
@@ -57,6 +57,9 @@ export class FolderNode implements NodeTarget {
   constructor(id: string, dir: string) {
     this.id = id;
     this.location = dir;
+    const normalized = join(dir, '.');
+    this.prefix = normalized.endsWith(sep) ? normalized : normalized + sep;
+    this.indexFile = indexPath(dir);
     this.index = new IndexWriter(dir);
     this.indexed = new IndexReader(dir);
   }
@@ -135,7 +138,7 @@ export class FolderNode implements NodeTarget {
     const temp = await this.tempFor(meta, name, subfolder);
     if (sourceError !== undefined) throw sourceError;
     const path = this.chunkPath(name, subfolder);
-    const index = { path: indexPath(this.location), head: chunkLineHead({ ...described(meta), subfolder }) };
+    const index = { path: this.indexFile, head: chunkLineHead({ ...described(meta), subfolder }) };
     const sink = options.pool.fileSink(options.algorithm, temp, { ...(options.crc ? { crc: options.crc } : {}), renameTo: path, index, ...(options.continueHash ? { continues: options.continueHash } : {}) });
     sink.onBytes = options.onBytes;
     if (options.keepHash) sink.keepHash();
@@ -175,7 +178,7 @@ export class FolderNode implements NodeTarget {
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
       const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
-      const index = { path: indexPath(this.location), head: chunkLineHead({ ...described(meta), subfolder }) };
+      const index = { path: this.indexFile, head: chunkLineHead({ ...described(meta), subfolder }) };
       const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: path, index, ...along, ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
@@ -193,7 +196,7 @@ export class FolderNode implements NodeTarget {
 
   /** A chunk's file: in its subfolder, or (undefined: an older layout) in the node folder itself. */
   private chunkPath(name: string, subfolder: string | undefined): string {
-    return subfolder === undefined ? join(this.location, name + CHUNK_EXT) : join(this.location, subfolder, name + CHUNK_EXT);
+    return subfolder === undefined ? this.prefix + name + CHUNK_EXT : this.prefix + subfolder + sep + name + CHUNK_EXT;
   }
 
   /**
@@ -214,7 +217,7 @@ export class FolderNode implements NodeTarget {
     } catch (error) {
       throw this.writeFailed(meta, error);
     }
-    return join(this.location, '.tmp', subfolder, `${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`);
+    return `${this.prefix}.tmp${sep}${subfolder}${sep}${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`;
   }
 
   private ensureSubfolder(subfolder: string): Promise<void> {

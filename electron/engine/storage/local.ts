@@ -58,6 +58,9 @@ interface Listing {
   page: number;
 }
 
+/** A key whose every part is a plain name: no leading, trailing or double `/`, no `.` or `..` part. */
+const PLAIN_KEY = /^(?!\.\.?(?:\/|$))(?:[^/]+\/(?!\.\.?(?:\/|$)))*[^/]+$/;
+
 export class LocalDriver implements StorageDriver {
   readonly info: SourceInfo;
   private readonly root: string;
@@ -66,6 +69,8 @@ export class LocalDriver implements StorageDriver {
   private lastListingId = 0;
   /** The folder's real path, resolved once for every file's path (sourceRoot); a listing resolves its own. */
   private realRoot: Promise<string> | undefined;
+  /** realRoot once it has resolved. */
+  private knownRoot: string | undefined;
 
   constructor(root: string, options: LocalDriverOptions = {}) {
     this.root = root;
@@ -131,8 +136,10 @@ export class LocalDriver implements StorageDriver {
    * path here took one per path component, on every chunk.
    */
   async localPath(key: string): Promise<LocalFile> {
-    const inside = await this.sourceRoot();
-    return { path: join(inside, ...key.split('/')), inside };
+    const inside = this.knownRoot ?? (await this.sourceRoot());
+    // A key of plain names (no empty, `.` or `..` part) is the path as it is; path.join normalizes only the rest.
+    const path = PLAIN_KEY.test(key) ? (inside.endsWith(sep) ? inside : inside + sep) + key : join(inside, ...key.split('/'));
+    return { path, inside };
   }
 
   errorCode(error: unknown): StorageErrorCode {
@@ -164,9 +171,12 @@ export class LocalDriver implements StorageDriver {
     if (this.realRoot) return this.realRoot;
     const resolving = this.rootReal();
     this.realRoot = resolving;
-    resolving.catch(() => {
-      if (this.realRoot === resolving) this.realRoot = undefined;
-    });
+    resolving.then(
+      (real) => (this.knownRoot = real),
+      () => {
+        if (this.realRoot === resolving) this.realRoot = undefined;
+      },
+    );
     return resolving;
   }
 
