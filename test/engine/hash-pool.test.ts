@@ -245,6 +245,21 @@ describe('cancelling a copy', () => {
       await pool.close();
     }
   });
+
+  it('reports progress of a copy posted with others at once (one message), so it can still be cancelled part way', async () => {
+    const pool = new HashPool(1);
+    try {
+      const stop = new AbortController();
+      // Posted in the same turn: the thread takes them as one batch and answers them together, but not the progress.
+      const big = pool.copyFile({ algorithm: 'md5', source: bigFile, offset: 0, length: 2048 * MIB, target: join(dir, 'batched-big.bin') }, { signal: stop.signal, onBytes: () => stop.abort() });
+      const small = pool.copyFile({ algorithm: 'md5', source: dataFile, offset: 0, length: 24 * MIB, target: join(dir, 'batched-small.bin') });
+      const error = await rejection(big, 'the big copy');
+      expect((error as { code?: string }).code).toBe('CANCELLED');
+      expect((await within(small, PROMPTLY_MS, 'the small copy')).checksum.hex).toBe(dataMd5);
+    } finally {
+      await pool.close();
+    }
+  });
 });
 
 describe('a hashing thread that throws', () => {

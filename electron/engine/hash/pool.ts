@@ -32,7 +32,8 @@ type Reply =
   | { op: 'packBlock'; id: number; block: number; length: number }
   | { op: 'packDone'; id: number; digests: string[] }
   | { op: 'packFailed'; id: number; code: string; message: string; key: string }
-  | { op: 'packAborted'; id: number };
+  | { op: 'packAborted'; id: number }
+  | { op: 'replies'; replies: Reply[] };
 
 /** What a job hears: its thread's replies, or that the thread died before the job was done. */
 type Delivery = Reply | { op: 'lost'; id: number; error: HashThreadLost };
@@ -144,6 +145,8 @@ interface Slot {
   worker: Worker;
   blocks: SharedBlocks;
   cancels: CancelFlags;
+  /** File jobs to post together, at the end of this turn of the event loop (HashPool.postJob). */
+  outbox: Record<string, unknown>[];
   /** Ids of the jobs open on this thread. */
   jobs: Set<number>;
   online: boolean;
@@ -251,7 +254,7 @@ export class HashPool {
     // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
     const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
-    const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), jobs: new Set(), online: false, failure: undefined, lost: undefined };
+    const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), outbox: [], jobs: new Set(), online: false, failure: undefined, lost: undefined };
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
       slot.online = true;
@@ -428,7 +431,21 @@ export class HashPool {
       const onAbort = (): void => slot.cancels.cancel(cancel);
       if (signal?.aborted) onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      slot.worker.postMessage({ ...job, id, cancel });
+      this.postJob(slot, { ...job, id, cancel });
+    });
+  }
+
+  /**
+   * Posts a file job with the others posted in this turn of the event loop, as one message: a small file's copy
+   * costs about as much to post as to make, and one post for many (the thread answers them in one too) takes
+   * most of that away. Nothing else waits behind a job, so only jobs wait for the turn's end.
+   */
+  private postJob(slot: Slot, job: Record<string, unknown>): void {
+    if (slot.outbox.push(job) > 1) return;
+    setImmediate(() => {
+      const jobs = slot.outbox;
+      slot.outbox = [];
+      slot.worker.postMessage(jobs.length === 1 ? jobs[0] : { op: 'batch', messages: jobs });
     });
   }
 
@@ -480,6 +497,10 @@ export class HashPool {
   }
 
   private onReply(slot: Slot, reply: Reply): void {
+    if (reply.op === 'replies') {
+      for (const each of reply.replies) this.onReply(slot, each);
+      return;
+    }
     // A block comes back to the thread's free list even when its stream is gone.
     if (reply.op === 'ack') slot.blocks.give(reply.block);
     this.pending.get(reply.id)?.(reply);

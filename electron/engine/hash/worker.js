@@ -119,7 +119,7 @@ function copy(job) {
       });
       done += n;
       if (done - reported >= PROGRESS_EVERY) {
-        port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
+        post({ op: 'progress', id: job.id, bytes: done - reported });
         reported = done;
       }
     }
@@ -376,7 +376,7 @@ function writeToSink(id, bytes) {
   } catch (error) {
     sink.failure = failureOf(error);
     closeQuietly(sink);
-    port?.postMessage({ op: 'writeFailed', id, ...sink.failure });
+    post({ op: 'writeFailed', id, ...sink.failure });
   }
 }
 
@@ -435,17 +435,17 @@ function pack(id) {
       const index = /** @type {number} */ (job.credits.shift());
       const view = /** @type {Uint8Array} */ (blocks[index]);
       const filled = fillBlock(p, view);
-      port?.postMessage({ op: 'packBlock', id, block: index, length: filled });
+      post({ op: 'packBlock', id, block: index, length: filled });
     }
     if (done()) {
       packings.delete(id);
-      port?.postMessage({ op: 'packDone', id, digests: p.digests });
+      post({ op: 'packDone', id, digests: p.digests });
     }
   } catch (error) {
     if (p.fd !== undefined) closeSync(p.fd);
     packings.delete(id);
     const { code, message } = /** @type {NodeJS.ErrnoException} */ (error);
-    port?.postMessage({ op: 'packFailed', id, code: code ?? 'EIO', message, key: job.keys[p.member] ?? '' });
+    post({ op: 'packFailed', id, code: code ?? 'EIO', message, key: job.keys[p.member] ?? '' });
   }
 }
 
@@ -545,7 +545,7 @@ function packCopy(job, shard) {
       });
       done += n;
       if (done - reported >= PROGRESS_EVERY) {
-        port?.postMessage({ op: 'progress', id: job.id, bytes: done - reported });
+        post({ op: 'progress', id: job.id, bytes: done - reported });
         reported = done;
       }
     }
@@ -593,7 +593,44 @@ function hashFileInto(id, path, cancel) {
   }
 }
 
-port.on('message', (/** @type {Message} */ message) => {
+/**
+ * Replies held while a batch of jobs runs (see HashPool's outbox), posted as one message at its end: one post for
+ * many small copies instead of one each. Undefined outside a batch: replies go at once.
+ * @type {object[] | undefined}
+ */
+let heldReplies;
+
+/**
+ * Posts a reply to the sender, or holds it until the batch being run ends. Progress is never held: a batch of
+ * large copies would otherwise report nothing until all of them were done.
+ * @param {{ op: string, [field: string]: unknown }} reply
+ */
+function post(reply) {
+  if (!heldReplies) return port?.postMessage(reply);
+  heldReplies.push(reply);
+  if (reply.op === 'progress') postHeld();
+}
+
+function postHeld() {
+  const replies = heldReplies ?? [];
+  if (replies.length === 1) port?.postMessage(replies[0]);
+  else if (replies.length > 1) port?.postMessage({ op: 'replies', replies });
+  if (heldReplies) heldReplies = [];
+}
+
+port.on('message', (/** @type {Message | { op: 'batch', messages: Message[] }} */ message) => {
+  if (message.op !== 'batch') return handle(message);
+  heldReplies = [];
+  try {
+    for (const each of message.messages) handle(each);
+  } finally {
+    postHeld();
+    heldReplies = undefined;
+  }
+});
+
+/** @param {Message} message */
+function handle(message) {
   switch (message.op) {
     case 'open': {
       const along = alongFrom(message.continues, message.ranges ? undefined : message.algorithm);
@@ -615,7 +652,7 @@ port.on('message', (/** @type {Message} */ message) => {
       if (sinks.has(message.id)) writeToSink(message.id, bytes);
       else updateOpen(message.id, bytes);
       // The block is free again once this is read: the sender reuses it, nothing is allocated per block.
-      port.postMessage({ op: 'ack', id: message.id, block: message.block });
+      post({ op: 'ack', id: message.id, block: message.block });
       break;
     }
     case 'copy':
@@ -625,19 +662,19 @@ port.on('message', (/** @type {Message} */ message) => {
         const indexed = renamed && message.index !== undefined && message.renameTo !== undefined;
         if (indexed) appendIndexLine(/** @type {IndexLine} */ (message.index), /** @type {string} */ (message.renameTo), message.algorithm, copied.hex, undefined);
         const continued = carryAlong(message.continues, along);
-        port.postMessage({ op: 'copied', id: message.id, ...copied, renamed, indexed, continued });
+        post({ op: 'copied', id: message.id, ...copied, renamed, indexed, continued });
       } catch (error) {
         const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
-        port.postMessage({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
+        post({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
       }
       break;
     case 'hashFile': {
       if (!hashes.has(message.id) && !crcs.has(message.id)) break;
       try {
         hashFileInto(message.id, message.path, message.cancel);
-        port.postMessage({ op: 'fileHashed', id: message.id });
+        post({ op: 'fileHashed', id: message.id });
       } catch (error) {
-        port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'source' });
+        post({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'source' });
       }
       break;
     }
@@ -651,7 +688,7 @@ port.on('message', (/** @type {Message} */ message) => {
       } catch (error) {
         const failure = failureOf(error);
         sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, fd: undefined, failure });
-        port.postMessage({ op: 'writeFailed', id: message.id, ...failure });
+        post({ op: 'writeFailed', id: message.id, ...failure });
       }
       break;
     case 'closeFile': {
@@ -671,9 +708,9 @@ port.on('message', (/** @type {Message} */ message) => {
         if (indexed) appendIndexLine(/** @type {IndexLine} */ (sink.index), /** @type {string} */ (sink.renameTo), sink.algorithm, hex, sink.crc);
         if (kept && message.keepAs !== undefined) hashes.set(message.keepAs, kept);
         const continued = carryAlong(sink.continues, carried);
-        port.postMessage({ op: 'copied', id: message.id, hex, crc: sink.crc, renamed, indexed, continued });
+        post({ op: 'copied', id: message.id, hex, crc: sink.crc, renamed, indexed, continued });
       } catch (error) {
-        port.postMessage({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
+        post({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }
       break;
     }
@@ -692,7 +729,7 @@ port.on('message', (/** @type {Message} */ message) => {
       const p = packings.get(message.id);
       packings.delete(message.id);
       if (p?.fd !== undefined) closeSync(p.fd);
-      port.postMessage({ op: 'packAborted', id: message.id });
+      post({ op: 'packAborted', id: message.id });
       break;
     }
     case 'abortFile': {
@@ -706,7 +743,7 @@ port.on('message', (/** @type {Message} */ message) => {
       alongs.delete(message.id);
       const continued = message.keep && along?.ended === true && along.hash !== 'own' && carryAlong(along.continues, along.hash);
       // Answered to the whole-file hash, which counts what it has taken.
-      port.postMessage({ op: 'alongDone', id: message.continues, continued });
+      post({ op: 'alongDone', id: message.continues, continued });
       break;
     }
     case 'digest': {
@@ -723,8 +760,8 @@ port.on('message', (/** @type {Message} */ message) => {
       untouched.delete(message.id);
       crcs.delete(message.id);
       rangeHashes.delete(message.id);
-      port.postMessage({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '', crc, ranges });
+      post({ op: 'digest', id: message.id, hex: hash?.digest('hex') ?? '', crc, ranges });
       break;
     }
   }
-});
+}
