@@ -7,9 +7,14 @@
 //   - rclone copy --transfers 8 of the same tree into one folder.
 // Each is timed by /usr/bin/time (wall, peak RSS of the whole process, worker threads included). Prints wall
 // time, files/s, peak RSS and the files each left on disk. Not a test: it never fails on the figures.
+// Each starts from the same state (settle): the last run's files written back and, when the bench may (root), the
+// kernel's caches dropped and the source tree read once again. Without that, whoever ran second paid for what
+// the run before left: ext4 checks every free inode it considers against the inode tables it has cached, and a
+// run just after another created files 2-2.5x slower, rclone as much as this engine (100,000 files: 7-8 s after
+// a settle, 18-22 s right after another run).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -70,9 +75,24 @@ async function tree(count: number): Promise<{ dir: string; bytes: number }> {
   return { dir, bytes };
 }
 
-/** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB), or why it failed. */
-function timed(command: string, args: string[], cwd: string): { seconds: number; maxRssMb: number } | string {
+/** Whether settle() could drop the kernel's caches (it needs root). */
+let cachesDropped = false;
+
+/** The same start for every tool: written back, caches dropped where allowed, the source tree warm again. */
+function settle(source: string): void {
   spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    cachesDropped = true;
+  } catch {
+    return; // not root: the caches stay as the last run left them
+  }
+  spawnSync('sh', ['-c', 'tar cf - . | cat > /dev/null'], { cwd: source, stdio: 'ignore' });
+}
+
+/** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB), or why it failed. */
+function timed(command: string, args: string[], cwd: string, source: string): { seconds: number; maxRssMb: number } | string {
+  settle(source);
   const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M', command, ...args], { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr ?? '');
   if (result.status !== 0 || !line) return `${command} exited ${result.status}: ${(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`;
@@ -94,7 +114,7 @@ async function engine(count: number, source: string, packed: boolean): Promise<R
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
   try {
     // --cloud local: a benchmark never probes the real cloud metadata addresses.
-    const run = timed(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'], project);
+    const run = timed(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'], project, source);
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {
@@ -108,7 +128,7 @@ async function rclone(count: number, source: string): Promise<Result> {
   const dest = join(WORK, `rclone-${count}`);
   await rm(dest, { recursive: true, force: true });
   try {
-    const run = timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK);
+    const run = timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK, source);
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(dest) };
   } finally {
@@ -138,6 +158,7 @@ async function main(): Promise<void> {
     console.log(`${r.files.toLocaleString('en').padEnd(12)}${r.tool.padEnd(28)}${(Number.isFinite(r.seconds) ? r.seconds.toFixed(2) : '-').padStart(6)}${rate.padStart(10)}${(Number.isFinite(r.maxRssMb) ? r.maxRssMb.toFixed(0) : '-').padStart(13)}${String(r.filesOnDisk).padStart(15)}${ratio.padStart(11)}${r.note ? `   (${r.note})` : ''}`);
   }
   console.log('vs rclone: rclone wall time / this wall time (above 1: faster than rclone). Local folder → two folder nodes (rclone: one folder), warm page cache.');
+  console.log(cachesDropped ? 'Each run started with the caches dropped and the source tree read again.' : 'Caches not dropped (not root): each run started as the last one left the caches; see settle().');
 }
 
 await main();
