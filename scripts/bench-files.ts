@@ -78,8 +78,11 @@ async function tree(count: number): Promise<{ dir: string; bytes: number }> {
 /** Whether settle() could drop the kernel's caches (it needs root). */
 let cachesDropped = false;
 
-/** The same start for every tool: written back, caches dropped where allowed, the source tree warm again. */
-function settle(source: string): void {
+/**
+ * The same start for every tool: written back, caches dropped where allowed, then the source tree and the tool's
+ * own files (`warm`: the same command over a tree of ten files) read again, so neither starts cold.
+ */
+function settle(source: string, warm: () => void): void {
   spawnSync('sync');
   try {
     writeFileSync('/proc/sys/vm/drop_caches', '3');
@@ -88,11 +91,13 @@ function settle(source: string): void {
     return; // not root: the caches stay as the last run left them
   }
   spawnSync('sh', ['-c', 'tar cf - . | cat > /dev/null'], { cwd: source, stdio: 'ignore' });
+  warm();
+  spawnSync('sync');
 }
 
 /** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB), or why it failed. */
-function timed(command: string, args: string[], cwd: string, source: string): { seconds: number; maxRssMb: number } | string {
-  settle(source);
+function timed(command: string, args: string[], cwd: string, settled: () => void): { seconds: number; maxRssMb: number } | string {
+  settled();
   const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M', command, ...args], { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr ?? '');
   if (result.status !== 0 || !line) return `${command} exited ${result.status}: ${(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`;
@@ -104,45 +109,59 @@ async function filesUnder(dir: string): Promise<number> {
   return entries.filter((e) => e.isFile()).length;
 }
 
-async function engine(count: number, source: string, packed: boolean): Promise<Result> {
-  const project = join(WORK, `engine-${count}-${packed ? 'packed' : 'unpacked'}`);
+/** A project running the engine over `source` into two folder nodes. */
+async function engineProject(project: string, source: string, packed: boolean): Promise<void> {
   await rm(project, { recursive: true, force: true });
   await mkdir(join(project, 'config'), { recursive: true });
   const pack = packed ? ', pack_below_mb: 1' : '';
   const yaml = `data_sources:\n  local: { type: local, path: "${source}" }\ningestion: { chunk_size_mb: 64${pack} }\nnodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
   await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
+}
+
+// --cloud local: a benchmark never probes the real cloud metadata addresses.
+const ENGINE_ARGS = [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'];
+
+async function engine(count: number, source: string, packed: boolean, tiny: string): Promise<Result> {
+  const project = join(WORK, `engine-${count}-${packed ? 'packed' : 'unpacked'}`);
+  await engineProject(project, source, packed);
+  const warmProject = join(WORK, 'engine-warm-up');
+  await engineProject(warmProject, tiny, packed);
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
   try {
-    // --cloud local: a benchmark never probes the real cloud metadata addresses.
-    const run = timed(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'], project, source);
+    const warm = (): void => void spawnSync(process.execPath, ENGINE_ARGS, { cwd: warmProject, stdio: 'ignore' });
+    const run = timed(process.execPath, ENGINE_ARGS, project, () => settle(source, warm));
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {
     await rm(project, { recursive: true, force: true });
+    await rm(warmProject, { recursive: true, force: true });
   }
 }
 
-async function rclone(count: number, source: string): Promise<Result> {
+async function rclone(count: number, source: string, tiny: string): Promise<Result> {
   const tool = 'rclone copy --transfers 8';
   if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: 'rclone not installed (apt-get install rclone)' };
   const dest = join(WORK, `rclone-${count}`);
   await rm(dest, { recursive: true, force: true });
   try {
-    const run = timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK, source);
+    const warm = (): void => void spawnSync('rclone', ['copy', tiny, `${dest}-warm-up`, '--transfers', '8'], { stdio: 'ignore' });
+    const run = timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK, () => settle(source, warm));
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(dest) };
   } finally {
     await rm(dest, { recursive: true, force: true });
+    await rm(`${dest}-warm-up`, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
   await mkdir(WORK, { recursive: true });
   const results: Result[] = [];
+  const tiny = (await tree(10)).dir;
   for (const count of COUNTS) {
     const { dir, bytes } = await tree(count);
     process.stderr.write(`${count.toLocaleString('en')} files, ${(bytes / 1024 / 1024).toFixed(0)} MiB\n`);
-    const runs = { rclone: () => rclone(count, dir), unpacked: () => engine(count, dir, false), packed: () => engine(count, dir, true) };
+    const runs = { rclone: () => rclone(count, dir, tiny), unpacked: () => engine(count, dir, false, tiny), packed: () => engine(count, dir, true, tiny) };
     for (const [name, run] of Object.entries(runs)) {
       if (!ONLY.has(name)) continue;
       const result = await run();
