@@ -91,13 +91,6 @@ const REFILL_ROUNDS = 3;
  */
 const WINDOW_CHUNKS = 4096;
 const WINDOW_FILES = 16_384;
-/**
- * Delivery lanes per hashing thread when every chunk is a local file copied to a folder node on a hashing thread:
- * such a copy holds no stream, socket or buffer while it waits for its thread, and with only
- * `max_concurrent_chunks` lanes (10 by default) a thread often waited for the engine's own per-chunk work instead
- * (100,000 small files: 32 lanes 11.4 s, 10 lanes 13.4 s; scripts/bench-files.ts).
- */
-const LOCAL_COPY_LANES_PER_THREAD = 16;
 
 /** Work for the delivery lanes: a run of planned chunks, or one delivered chunk to send again (its node died). */
 type Work = { kind: 'plan'; indices: number[] } | { kind: 'refill'; index: number };
@@ -390,22 +383,10 @@ class IngestRun {
       }
       wake();
     };
-    await Promise.all(Array.from({ length: this.laneCount() }, lane));
+    await Promise.all(Array.from({ length: Math.max(1, this.loaded.config.ingestion.max_concurrent_chunks) }, lane));
     retire();
     await retiring;
     if (this.stopped()) await this.summarizeUndelivered(window, items, nextBase);
-  }
-
-  /**
-   * Chunks delivered at once: `max_concurrent_chunks`, or more when every chunk is a file of a local folder copied to
-   * a folder node on a hashing thread (LOCAL_COPY_LANES_PER_THREAD). Not when packing: a shard's job carries its
-   * member list to the thread, and shards are large enough to keep the threads busy anyway.
-   */
-  private laneCount(): number {
-    const configured = Math.max(1, this.loaded.config.ingestion.max_concurrent_chunks);
-    const copiesOnThreads =
-      !this.pull && this.replicas === 1 && this.bucket?.info.kind === 'local' && packBelowBytes(this.loaded.config.ingestion) === 0 && this.nodes.registry.nodes.every((n) => n.writeFromFile !== undefined);
-    return copiesOnThreads ? Math.max(configured, LOCAL_COPY_LANES_PER_THREAD * this.pool.size) : configured;
   }
 
   /** Takes a plan item into the window: its chunks, its files' store checks, its queued events; returns its work. */
