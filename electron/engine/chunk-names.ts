@@ -82,3 +82,8 @@ export function nameRoundTrips(name: string): boolean {
 export function chunkSubfolder(chunkId: string): string {
   return hash('sha256', chunkId, 'hex').slice(0, 2);
 }
+
+/** Whether `name` is one of chunkSubfolder's names: the only subfolders a store reads chunks from. */
+export function isSubfolderName(name: string): boolean {
+  return /^[0-9a-f]{2}$/.test(name);
+}

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
-import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
+import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { agentLogs, cleanupAgents, runCli, spawnAgent, stallProxy } from '../helpers/agents.ts';
 import { agentChunkFiles, agentChunkPath, incomingFiles } from '../helpers/agent-store.ts';
 import { tempDir } from '../helpers/temp.ts';

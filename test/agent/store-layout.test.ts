@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
-import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
+import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
 import { agentChunkFiles, agentChunkPath, incomingFiles } from '../helpers/agent-store.ts';
 import { cleanupAgents, restartAgent, runCli, spawnAgent } from '../helpers/agents.ts';

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
-import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
+import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';

@@ -5,7 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
-import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
+import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 
 const SUBFOLDER = /^[0-9a-f]{2}$/;
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { FileCopyError, HashPool } from '../../electron/engine/hash/pool.ts';
-import { chunkSubfolder } from '../../electron/engine/nodes/folder-node.ts';
+import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { NodeError, isNodeLevelError } from '../../electron/engine/nodes/node.ts';
 import type { ChunkMeta, NodeTarget, StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { tempDir } from '../helpers/temp.ts';

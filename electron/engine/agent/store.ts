@@ -11,7 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
-import { chunkFileName, chunkSubfolder, nameRoundTrips } from '../chunk-names.ts';
+import { chunkFileName, chunkSubfolder, isSubfolderName, nameRoundTrips } from '../chunk-names.ts';
+import { MadeFolders } from '../made-folders.ts';
 import type { AgentLogger } from './log.ts';
 import type { AgentChunkMeta } from './protocol.ts';
 
@@ -20,8 +21,6 @@ const DATA_SUFFIX = '.chunk';
 const META_SUFFIX = '.chunk.json';
 const LOCK = '.agent.lock';
 const MAX_FILE_NAME_BYTES = 255;
-/** The only subfolders the store reads or writes chunks in (chunkSubfolder's names). */
-const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 export type CommitOutcome = { status: 'created' | 'exists' | 'replaced'; chunk: AgentChunkMeta } | { status: 'conflict'; existing: AgentChunkMeta };
 
@@ -69,7 +68,7 @@ export class ChunkStore {
   /** Ids whose files are in the store folder itself (written before the subfolders); every other id is in its subfolder. */
   private readonly flat = new Set<string>();
   /** The subfolders (and their .incoming/ twins) made or found by this store: each is made once, before its first use. */
-  private readonly subfolders = new Map<string, Promise<void>>();
+  private readonly subfolders = new MadeFolders();
 
   constructor(dir: string, options: ChunkStoreOptions, log: AgentLogger) {
     this.dir = resolve(dir);
@@ -93,7 +92,7 @@ export class ChunkStore {
     const top = await readdir(this.dir, { withFileTypes: true });
     const counts = { skipped: 0, orphans: 0 };
     for (const entry of top) {
-      if (entry.isDirectory() && SUBFOLDER.test(entry.name)) await this.loadFolder(entry.name, counts);
+      if (entry.isDirectory() && isSubfolderName(entry.name)) await this.loadFolder(entry.name, counts);
     }
     await this.loadFolder(undefined, counts);
     this.log.log('info', 'store opened', { chunks: this.index.size, flatLayout: this.flat.size, bytesHeld: this.held, ...counts });
@@ -107,7 +106,7 @@ export class ChunkStore {
     let removed = 0;
     for (const entry of await readdir(this.incomingDir, { withFileTypes: true })) {
       const path = join(this.incomingDir, entry.name);
-      if (entry.isDirectory() && SUBFOLDER.test(entry.name)) {
+      if (entry.isDirectory() && isSubfolderName(entry.name)) {
         for (const name of await readdir(path)) {
           await rm(join(path, name), { force: true, recursive: true });
           removed++;
@@ -219,13 +218,7 @@ export class ChunkStore {
 
   /** Makes `<sub>/` and `.incoming/<sub>/` once (a failure is not remembered: the next upload tries again). */
   private ensureSubfolder(subfolder: string): Promise<void> {
-    let made = this.subfolders.get(subfolder);
-    if (!made) {
-      made = Promise.all([this.folder(subfolder), join(this.incomingDir, subfolder)].map((folder) => mkdir(folder, { recursive: true }))).then(() => undefined);
-      this.subfolders.set(subfolder, made);
-      made.catch(() => this.subfolders.delete(subfolder));
-    }
-    return made;
+    return this.subfolders.ensure(subfolder, () => [this.folder(subfolder), join(this.incomingDir, subfolder)]);
   }
 
   /** Releases the folder for another agent. */
@@ -384,7 +377,7 @@ export class ChunkStore {
   private contained(subfolder: string | undefined, name: string): string {
     const folder = this.folder(subfolder);
     const full = resolve(folder, name);
-    if ((subfolder !== undefined && !SUBFOLDER.test(subfolder)) || basename(name) !== name || name.startsWith('.') || !full.startsWith(this.dir + sep)) {
+    if ((subfolder !== undefined && !isSubfolderName(subfolder)) || basename(name) !== name || name.startsWith('.') || !full.startsWith(this.dir + sep)) {
       throw new Error(`chunk file name ${JSON.stringify(this.shown(subfolder, name))} would leave the store folder`);
     }
     return full;

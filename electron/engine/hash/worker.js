@@ -234,17 +234,17 @@ class Crc32cHash {
   }
 }
 
-/** Pages of the flags that cancel file jobs (see CancelFlags in pool.ts). @type {Int32Array[]} */
+/** Pages of the flags that cancel file jobs, all of one size (see CancelFlags in pool.ts). @type {Int32Array[]} */
 const cancelPages = [];
-const CANCEL_PAGE = 1024;
 
 /**
  * Throws CANCELLED once the sender has raised a job's cancel flag.
  * @param {number} cell
  */
 function throwIfCancelled(cell) {
-  const page = /** @type {Int32Array} */ (cancelPages[Math.floor(cell / CANCEL_PAGE)]);
-  if (Atomics.load(page, cell % CANCEL_PAGE) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
+  const cells = /** @type {Int32Array} */ (cancelPages[0]).length;
+  const page = /** @type {Int32Array} */ (cancelPages[Math.floor(cell / cells)]);
+  if (Atomics.load(page, cell % cells) !== 0) throw Object.assign(new Error('cancelled'), { code: 'CANCELLED' });
 }
 
 /** Shared blocks the sender fills, by index (see SharedBlocks in pool.ts). @type {Uint8Array[]} */

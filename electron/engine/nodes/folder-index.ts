@@ -12,6 +12,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { isSubfolderName } from '../chunk-names.ts';
 import { KeyIndex } from '../spill.ts';
 import type { StoredChunk } from './node.ts';
 
@@ -28,7 +29,6 @@ const IDLE_CLOSE_MS = 250;
  */
 export type IndexedChunk = Omit<StoredChunk, 'location' | 'replace'> & { subfolder?: string };
 
-const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 export function indexPath(folder: string): string {
   return join(folder, INDEX_DIR, INDEX_FILE);
@@ -66,7 +66,7 @@ export function parseLine(text: string): IndexedChunk | { id: string; gone: true
   if (typeof line.id !== 'string') return undefined;
   if (line.gone === true) return { id: line.id, gone: true };
   const { checksum } = line;
-  const placed = line.subfolder === undefined || (typeof line.subfolder === 'string' && SUBFOLDER.test(line.subfolder));
+  const placed = line.subfolder === undefined || (typeof line.subfolder === 'string' && isSubfolderName(line.subfolder));
   const valid = typeof line.file === 'string' && isCount(line.index) && isCount(line.offset) && isCount(line.size) && typeof checksum?.hex === 'string' && typeof checksum.algorithm === 'string' && placed;
   return valid ? (line as IndexedChunk) : undefined;
 }
