@@ -6,11 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { chunkFileName } from '../../electron/engine/chunk-names.ts';
+import { chunkFileName, chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { AgentNode } from '../../electron/engine/nodes/agent-node.ts';
-import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { NodeError } from '../../electron/engine/nodes/node.ts';
-import { agentChunkFiles, agentChunkPath, incomingFiles } from '../helpers/agent-store.ts';
+import { agentChunkFiles, agentChunkPath, incomingFiles, SUBFOLDER } from '../helpers/agent-store.ts';
 import { cleanupAgents, restartAgent, runCli, spawnAgent } from '../helpers/agents.ts';
 import type { AgentProcess } from '../helpers/agents.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -19,7 +18,6 @@ import { bufferChunk, hashStream, md5, rawPut, waitFor } from './helpers.ts';
 afterAll(cleanupAgents);
 
 const MiB = 1024 * 1024;
-const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 function nodeFor(agent: AgentProcess): AgentNode {
   return new AgentNode({ id: 'layout-1', url: agent.url, tokenEnv: agent.tokenEnv, env: { [agent.tokenEnv]: agent.token } });

@@ -4,10 +4,10 @@
 // in `.incoming/<sub>/` (older versions: `.incoming/`).
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chunkFileName } from '../../electron/engine/chunk-names.ts';
-import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
+import { chunkFileName, chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 
-const SUBFOLDER = /^[0-9a-f]{2}$/;
+/** A store's chunk subfolder as the README states it (two lower-case hex digits), for every layout helper. */
+export const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 /** Where the agent writes chunk `id`'s data now (its sidecar is this plus `.json`). */
 export function agentChunkPath(dir: string, id: string): string {

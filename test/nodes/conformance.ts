@@ -14,6 +14,7 @@ import { NodeError, isNodeLevelError } from '../../electron/engine/nodes/node.ts
 import type { ChunkMeta, NodeTarget, StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { KiB, MiB, bytesFor, flipFirstByte, md5, md5Checksum, readAll, sourceError, streamOf, within } from './chunks.ts';
+import { SUBFOLDER } from '../helpers/agent-store.ts';
 
 export type WritePath = 'write' | 'writeHashing' | 'writeFromFile';
 
@@ -107,7 +108,6 @@ async function expectNodeError(promise: Promise<unknown>, code: NodeError['code'
   return error as NodeError;
 }
 
-const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 /**
  * Files in a node folder laid out as `<sub>/<name>.chunk` + `<sub>/<name>.chunk.json` (`<sub>`: chunkSubfolder's two

@@ -11,6 +11,7 @@ import type { FolderNode } from '../../electron/engine/nodes/folder-node.ts';
 import type { StoredChunk } from '../../electron/engine/nodes/node.ts';
 import { flipFirstByte, md5, readAll } from './chunks.ts';
 import { listAll } from './conformance.ts';
+import { SUBFOLDER } from '../helpers/agent-store.ts';
 
 export const INDEX_PATH = join('.cloud-ingest-index', 'chunks.jsonl');
 
@@ -32,7 +33,6 @@ interface IndexLine {
   checksum?: { hex?: unknown };
 }
 
-const SUBFOLDER = /^[0-9a-f]{2}$/;
 
 /** The index's last word on each id: its line, or 'gone'. */
 export async function indexLines(dir: string): Promise<Map<string, IndexLine | 'gone'>> {
