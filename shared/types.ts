@@ -176,6 +176,11 @@ export type IngestEvent =
       nodes: NodeStatus[];
       source: { kind: string; location: string; endpoint?: string };
     }
+  /**
+   * The listing so far: delivery starts while the store is still being listed, so a run's totals grow until an event
+   * with `done` gives the final ones (run-started carries none yet: zeros).
+   */
+  | { type: 'listed'; files: number; chunks: number; bytes: number; done: boolean }
   | { type: 'chunk'; id: string; file: string; index: number; size: number; state: ChunkState; nodeId?: string; attempt: number; error?: string }
   | { type: 'bytes'; chunkId: string; nodeId: string; bytes: number }
   | { type: 'node'; status: NodeStatus }

@@ -30,8 +30,10 @@ export function formatDuration(seconds: number): string {
 export class ProgressView {
   private readonly out: NodeJS.WriteStream;
   private readonly tty: boolean;
+  /** Totals listed so far: they grow until the listing is done. */
   private totalBytes = 0;
   private totalChunks = 0;
+  private listing = true;
   private doneBytes = 0;
   private doneChunks = 0;
   /** Bytes of each chunk in flight, per node it goes to: with replicas the same source bytes reach several. */
@@ -52,11 +54,15 @@ export class ProgressView {
     switch (event.type) {
       case 'run-started':
         this.started = performance.now();
+        for (const node of event.nodes) this.perNode.set(node.id, 0);
+        this.line(`Ingesting from ${event.source.kind} ${event.source.location}${event.source.endpoint ? ` via ${event.source.endpoint}` : ''} to ${event.nodes.filter((n) => n.state === 'healthy').length} healthy node(s); delivery starts while the listing goes on`);
+        if (this.tty) this.timer = setInterval(() => this.draw(), REDRAW_MS).unref();
+        break;
+      case 'listed':
         this.totalBytes = event.bytes;
         this.totalChunks = event.chunks;
-        for (const node of event.nodes) this.perNode.set(node.id, 0);
-        this.line(`Ingesting ${event.files} file(s), ${formatBytes(event.bytes)} in ${event.chunks} chunk(s) from ${event.source.kind} ${event.source.location}${event.source.endpoint ? ` via ${event.source.endpoint}` : ''} to ${event.nodes.filter((n) => n.state === 'healthy').length} healthy node(s)`);
-        if (this.tty) this.timer = setInterval(() => this.draw(), REDRAW_MS).unref();
+        this.listing = !event.done;
+        if (event.done) this.line(`Listed ${event.files} file(s), ${formatBytes(event.bytes)} in ${event.chunks} chunk(s)`);
         break;
       case 'bytes': {
         let perNode = this.inFlight.get(event.chunkId);
@@ -132,10 +138,12 @@ export class ProgressView {
     const bytes = this.progressBytes();
     const seconds = (performance.now() - this.started) / 1000;
     const rate = seconds > 0 ? bytes / seconds : 0;
-    const eta = rate > 0 ? (this.totalBytes - bytes) / rate : Infinity;
+    const eta = rate > 0 && !this.listing ? (this.totalBytes - bytes) / rate : Infinity;
     const percent = this.totalBytes > 0 ? Math.floor((bytes / this.totalBytes) * 100) : this.totalChunks === this.doneChunks ? 100 : 0;
     const nodes = [...this.perNode].map(([id, n]) => `${id}:${n}`).join(' ');
-    return `${String(percent).padStart(3)}% ${formatBytes(bytes)}/${formatBytes(this.totalBytes)} ${(rate / 1e6).toFixed(0)} MB/s ETA ${formatDuration(eta)} chunks ${this.doneChunks}/${this.totalChunks} | ${nodes}`;
+    // While listing, the totals are what is listed so far: marked with a +, and no ETA.
+    const more = this.listing ? '+' : '';
+    return `${String(percent).padStart(3)}% ${formatBytes(bytes)}/${formatBytes(this.totalBytes)}${more} ${(rate / 1e6).toFixed(0)} MB/s ETA ${formatDuration(eta)} chunks ${this.doneChunks}/${this.totalChunks}${more} | ${nodes}`;
   }
 
   private draw(force = false): void {
@@ -151,7 +159,8 @@ export class ProgressView {
   }
 
   private plainProgress(): void {
-    if (this.totalBytes === 0 && this.totalChunks === 0) return;
+    // Without a terminal, every tenth of the way; only of final totals, so a line never goes back.
+    if (this.listing || (this.totalBytes === 0 && this.totalChunks === 0)) return;
     const percent = this.totalBytes > 0 ? Math.floor((this.doneBytes / this.totalBytes) * 10) * 10 : 100;
     if (percent === this.lastPlainPercent) return;
     this.lastPlainPercent = percent;

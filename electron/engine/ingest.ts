@@ -33,6 +33,7 @@ import type { RetryPolicy } from './retry.ts';
 import { ResumeIndex } from './resume.ts';
 import type { HeldCopy } from './resume.ts';
 import { manifestWithEntriesOnDisk, runStatus, streamedManifest, summarizeFiles } from './run-summary.ts';
+import { ListingProgress } from './listing-progress.ts';
 import { RunSpill } from './run-spill.ts';
 import { PlanWindow, planEntry } from './plan-window.ts';
 import type { PlanEntry } from './plan-window.ts';
@@ -138,6 +139,8 @@ class IngestRun {
   private readAhead: { chunkId: string; stream: Promise<Readable> } | undefined;
   /** Pull mode (ingestion.mode: pull): the workers read their chunks; transfers go through this coordinator. */
   private pull: PullCoordinator | undefined;
+  /** The listing, which writes the plan while deliverAll reads it. */
+  private readonly listing = new ListingProgress((totals, done) => this.emit({ type: 'listed', ...totals, done }));
 
   constructor(options: IngestOptions) {
     this.o = options;
@@ -193,13 +196,24 @@ class IngestRun {
       this.pull = await openPullCoordinator({ loaded: this.loaded, cloud: detection.cloud, runId: this.runId, nodes: this.nodes.registry.nodes.map((n) => n.id), emit: this.emit, onWorkerLost, ...(signal ? { signal } : {}) });
     }
     this.spill = await RunSpill.open(join(manifestDir(this.loaded), `${this.runId}.work`));
-    const listed = await this.listAndPlan(pattern, source.prefix);
-    if (listed.files === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
     this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
     await this.indexHeldCopies();
-    this.emit({ type: 'run-started', runId: this.runId, files: listed.files, chunks: listed.chunks, bytes: listed.bytes, nodes: this.nodes.registry.statuses(), source: this.bucket.info });
+    this.emit({ type: 'run-started', runId: this.runId, files: 0, chunks: 0, bytes: 0, nodes: this.nodes.registry.statuses(), source: this.bucket.info });
 
+    // Delivery starts with the first files listed. A listing that fails fails the run (as when it came before
+    // delivery); a cancelled one ends the run with what it had listed.
+    const listing = this.listAndPlan(pattern, source.prefix).then(
+      (totals) => (this.listing.end(), totals),
+      (error: unknown) => {
+        if (this.o.signal?.aborted) return (this.listing.end(), this.listing.totals);
+        this.listing.end(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      },
+    );
+    listing.catch(() => undefined); // awaited below, once delivery has stopped
     await this.deliverAll();
+    const listed = await listing;
+    if (listed.files === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
     const shortfall = await this.ensureReplicas();
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles.count, shortfall });
     const spill = this.spill;
@@ -225,7 +239,7 @@ class IngestRun {
     const delivered = packBelow > 0 ? deliveredShards(this.resumed) : [];
     const kept = delivered.length > 0 ? keptShards(await this.listedMembers(delivered, pattern, prefix), delivered, packBelow) : undefined;
     const packer = new Packer({ chunkSize: this.chunkSize, packBelow, ...(kept ? { kept } : {}) });
-    const totals = { files: 0, chunks: 0, bytes: 0 };
+    const totals = this.listing.totals;
     let uncheckedInPullMode = 0;
     const add = (items: PlanItem[]): void => {
       for (const item of items) {
@@ -234,15 +248,20 @@ class IngestRun {
       }
     };
     for await (const page of this.listPages(pattern, prefix)) {
+      if (this.stopped()) return totals;
       for (const object of page) {
         totals.files++;
         totals.bytes += object.size;
         if (this.pull && !isPackable(object, packBelow) && uncheckedInPull(object, this.pullChecks())) uncheckedInPullMode++;
         add(packer.add(object));
       }
+      this.listing.listed(false);
     }
+    // Said before the last items are planned: whoever waits for the final totals hears them before their delivery.
+    this.listing.listed(true);
     add(packer.finish());
     spill.items.flush();
+    this.listing.grew();
     if (uncheckedInPullMode > 0) this.emit(pullUncheckedNotice(uncheckedInPullMode));
     return totals;
   }
@@ -342,7 +361,7 @@ class IngestRun {
    * it are done, and its entry goes to the spill; the window then takes the next items of the plan.
    */
   private async deliverAll(): Promise<void> {
-    const items = this.spill!.items.scan();
+    const items = this.spill!.items.follow();
     const window = (this.window = new PlanWindow({ maxChunks: WINDOW_CHUNKS, maxFiles: WINDOW_FILES }));
     const planWork: Work[] = [];
     let nextBase = 0;
@@ -350,8 +369,12 @@ class IngestRun {
     const admit = (): void => {
       while (!exhausted && !window.full()) {
         const next = items.next();
-        if (next.done) exhausted = true;
-        else if (next.value.value) planWork.push(...this.admit(window, nextBase, next.value.value));
+        if (!next) {
+          // Everything listed so far is in: the plan ends here only once the listing has ended.
+          exhausted = this.listing.ended;
+          break;
+        }
+        if (next.value) planWork.push(...this.admit(window, nextBase, next.value));
         nextBase = window.end;
       }
     };
@@ -362,6 +385,7 @@ class IngestRun {
     };
     const waiting: (() => void)[] = [];
     const wake = (): void => waiting.splice(0).forEach((resolve) => resolve());
+    this.listing.onGrew(wake);
     let busy = 0;
     const lane = async (): Promise<void> => {
       while (!this.stopped()) {
@@ -386,7 +410,10 @@ class IngestRun {
     await Promise.all(Array.from({ length: Math.max(1, this.loaded.config.ingestion.max_concurrent_chunks) }, lane));
     retire();
     await retiring;
-    if (this.stopped()) await this.summarizeUndelivered(window, items, nextBase);
+    if (this.stopped() && !this.listing.failure) {
+      await this.listing.untilEnded();
+      await this.summarizeUndelivered(window, items, nextBase);
+    }
   }
 
   /** Takes a plan item into the window: its chunks, its files' store checks, its queued events; returns its work. */
@@ -412,12 +439,12 @@ class IngestRun {
   }
 
   /** A run that stopped early still lists every file: those in the window and those never reached, as they stand. */
-  private async summarizeUndelivered(window: PlanWindow, rest: Iterator<{ value: PlanItem | undefined }>, base: number): Promise<void> {
+  private async summarizeUndelivered(window: PlanWindow, rest: { next(): { value: PlanItem | undefined } | undefined }, base: number): Promise<void> {
     await this.summarize(window.takeAll());
     let at = base;
-    for (let next = rest.next(); !next.done; next = rest.next()) {
-      if (!next.value.value) continue;
-      const entry = planEntry(at, next.value.value, this.chunkSize);
+    for (let next = rest.next(); next; next = rest.next()) {
+      if (!next.value) continue;
+      const entry = planEntry(at, next.value, this.chunkSize);
       at += entry.chunks.length;
       await this.summarize([entry]);
     }
@@ -581,7 +608,7 @@ class IngestRun {
   }
 
   private stopped(): boolean {
-    return this.fatal !== undefined || this.o.signal?.aborted === true;
+    return this.fatal !== undefined || this.o.signal?.aborted === true || this.listing.failure !== undefined;
   }
 
   /**

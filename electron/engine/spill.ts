@@ -73,6 +73,27 @@ export class RecordFile<T> {
     }
   }
 
+  /**
+   * Reads the records in file order while they are still being appended: `next()` gives the next record, or
+   * undefined once it has read every record appended so far (a later call gives those appended since).
+   */
+  follow(): { next(): { offset: number; value: T | undefined } | undefined } {
+    let offset = 0;
+    return {
+      next: () => {
+        for (;;) {
+          if (offset >= this.size) return undefined;
+          if (offset >= this.written) this.flush();
+          const bytes = this.lineAt(offset);
+          const line = bytes.toString('utf8');
+          const at = offset;
+          offset += bytes.length + 1;
+          if (line.trim().length > 0) return { offset: at, value: parseLine<T>(line) };
+        }
+      },
+    };
+  }
+
   close(): void {
     if (this.fd < 0) return;
     this.flush();

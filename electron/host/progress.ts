@@ -86,6 +86,10 @@ export class ProgressFolder {
         this.totals = { files: e.files, chunks: e.chunks, bytes: e.bytes };
         for (const n of e.nodes) this.nodes.set(n.id, n);
         break;
+      case 'listed':
+        // Delivery runs while the store is listed: the totals grow until the listing is done.
+        this.totals = { files: e.files, chunks: e.chunks, bytes: e.bytes };
+        break;
       case 'chunk':
         this.onChunk(e);
         break;

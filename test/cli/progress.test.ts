@@ -85,7 +85,8 @@ describe('live progress over 200,000 chunks in 100,000 files', () => {
     const CHUNKS = 200_000;
     const chunk = (i: number, state: 'queued' | 'reading' | 'sending' | 'verified' | 'retried' | 'failed'): IngestEvent => ({ type: 'chunk', id: `f${i >> 1}_chunk_${i & 1}`, file: `f${i >> 1}`, index: i & 1, size: 1000, state, nodeId: `n${i % 3}`, attempt: 1 });
     const bytes = (i: number, n: number): IngestEvent => ({ type: 'bytes', chunkId: `f${i >> 1}_chunk_${i & 1}`, nodeId: `n${i % 3}`, bytes: n });
-    view.handle({ type: 'run-started', runId: 'r', files: CHUNKS / 2, chunks: CHUNKS, bytes: CHUNKS * 1000, nodes: [], source: { kind: 'local', location: '/src' } });
+    view.handle({ type: 'run-started', runId: 'r', files: 0, chunks: 0, bytes: 0, nodes: [], source: { kind: 'local', location: '/src' } });
+    view.handle({ type: 'listed', files: CHUNKS / 2, chunks: CHUNKS, bytes: CHUNKS * 1000, done: true });
     for (let i = 0; i < CHUNKS; i += 1) view.handle(chunk(i, 'queued'));
     let maxTracked = 0;
     let verified = 0;

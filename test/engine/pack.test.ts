@@ -110,9 +110,13 @@ describe('packing small files into shards', () => {
       const { data, loaded } = await project(`chunk_size_mb: 0.25, pack_below_mb: 0.1, replicas: ${replicas}`);
       const expected = await writeSamples(data, { samples: 40, extensions: ['bin', 'txt'] });
       const victim = 'train/000021.txt';
+      let changed = false;
       const onEvent = (e: IngestEvent): void => {
-        // After the listing, before any shard is read: same size, other bytes, a new version.
-        if (e.type === 'run-started') writeFileSync(join(data, victim), Buffer.alloc(statSync(join(data, victim)).size, 9));
+        // Once listed (the 40 files are one page of the listing), before any shard is read: same size, other bytes,
+        // a new version. Delivery waits for the page's plan, which is said first.
+        if (e.type !== 'listed' || changed) return;
+        changed = true;
+        writeFileSync(join(data, victim), Buffer.alloc(statSync(join(data, victim)).size, 9));
       };
       const { manifest } = await runIngest({ loaded, detection: detection('local'), onEvent });
       expect(manifest.status).toBe('partial');
