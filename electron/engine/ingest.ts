@@ -188,7 +188,8 @@ class IngestRun {
   private async executeInner(): Promise<IngestResult> {
     const { detection, signal } = this.o;
     const source = sourceConfigFor(this.loaded, detection.cloud);
-    this.bucket = await openSource(this.loaded, detection.cloud);
+    // A local folder's listing stats its files on the hashing threads, a page at a time.
+    this.bucket = await openSource(this.loaded, detection.cloud, { statFiles: (paths) => this.pool.statFiles(paths) });
     await this.probeNodes();
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
     if (isPullMode(this.loaded)) {

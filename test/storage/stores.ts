@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import type { DataSourceConfig } from '../../shared/config/types.ts';
 import type { StorageDriver } from '../../electron/engine/storage/driver.ts';
 import { LocalDriver } from '../../electron/engine/storage/local.ts';
+import type { HashPool } from '../../electron/engine/hash/pool.ts';
 import { S3Driver } from '../../electron/engine/storage/s3.ts';
 import type { CloudDriverOptions } from '../../electron/engine/storage/s3.ts';
 import { GcsDriver } from '../../electron/engine/storage/gcs.ts';
@@ -187,6 +188,14 @@ export function bindDriver(driver: StorageDriver): StorageDriver {
   };
 }
 
+/** Set by a test file: its local folder stores stat a listing's files on these hashing threads (statFiles). */
+let statPool: HashPool | undefined;
+
+/** Local folder stores this test file starts list through `pool`'s stat (LocalDriverOptions.statFiles). */
+export function statLocalOnThreads(pool: HashPool): void {
+  statPool = pool;
+}
+
 async function startLocal(): Promise<StoreFixture> {
   const root = await mkdtemp(join(tmpdir(), 'ci-local-src-'));
   const bucket = 'bucket';
@@ -204,7 +213,10 @@ async function startLocal(): Promise<StoreFixture> {
       if (Buffer.isBuffer(body)) await writeFile(path, body);
       else await copyFile(body.file, path);
     },
-    driver: (options = {}) => new LocalDriver(join(root, options.bucket ?? bucket), options.pageSize ? { pageSize: options.pageSize } : {}),
+    driver: (options = {}) => {
+      const pool = statPool;
+      return new LocalDriver(join(root, options.bucket ?? bucket), { ...(options.pageSize ? { pageSize: options.pageSize } : {}), ...(pool ? { statFiles: (paths) => pool.statFiles(paths) } : {}) });
+    },
     source: (b = bucket) => ({ type: 'local', path: join(root, b) }),
     env: {},
     stop: () => rm(root, { recursive: true, force: true }),

@@ -33,6 +33,7 @@ type Reply =
   | { op: 'packDone'; id: number; digests: string[] }
   | { op: 'packFailed'; id: number; code: string; message: string; key: string }
   | { op: 'packAborted'; id: number }
+  | { op: 'stats'; id: number; values: Float64Array }
   | { op: 'replies'; replies: Reply[] };
 
 /** What a job hears: its thread's replies, or that the thread died before the job was done. */
@@ -446,6 +447,25 @@ export class HashPool {
       const jobs = slot.outbox;
       slot.outbox = [];
       slot.worker.postMessage(jobs.length === 1 ? jobs[0] : { op: 'batch', messages: jobs });
+    });
+  }
+
+  /**
+   * Stats local files on a hashing thread, following symlinks: for each path in order, 4 numbers (size, mtimeMs,
+   * inode, and 1 for a regular file; 0 and NaNs for a path that is gone or is something else). A listing's page is one
+   * message here, where a promise per file cost the listing thread ~8 µs each (100,000 files, profiled).
+   */
+  statFiles(paths: readonly string[]): Promise<Float64Array> {
+    if (paths.length === 0) return Promise.resolve(new Float64Array(0));
+    if (paths.some((path) => path.includes('\0'))) return Promise.reject(new Error('a path holds a NUL character'));
+    return new Promise<Float64Array>((resolve, reject) => {
+      const { id, slot } = this.claim((reply) => {
+        if (reply.op !== 'stats' && reply.op !== 'lost') return;
+        this.release(id, slot);
+        if (reply.op === 'stats') resolve(reply.values);
+        else reject(reply.error);
+      });
+      if (!slot.lost) slot.worker.postMessage({ op: 'statFiles', id, paths: paths.join('\0') });
     });
   }
 

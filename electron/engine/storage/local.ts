@@ -27,6 +27,11 @@ const OPEN_LISTINGS = 16;
 export interface LocalDriverOptions {
   /** Files per listing page (default 1000). */
   pageSize?: number;
+  /**
+   * Stats a page's files elsewhere (HashPool.statFiles: 4 numbers a path, size, mtimeMs, inode, 1 for a regular
+   * file). Without it, or when it fails, each file is stat'ed here with a promise.
+   */
+  statFiles?: (paths: readonly string[]) => Promise<Float64Array>;
 }
 
 /** A folder entry that may be listed: a file, or a folder to walk. A symlink carries the real path it resolves to. */
@@ -71,10 +76,12 @@ export class LocalDriver implements StorageDriver {
   private realRoot: Promise<string> | undefined;
   /** realRoot once it has resolved. */
   private knownRoot: string | undefined;
+  private readonly statFiles: LocalDriverOptions['statFiles'];
 
   constructor(root: string, options: LocalDriverOptions = {}) {
     this.root = root;
     this.pageSize = Math.max(1, Math.floor(options.pageSize ?? PAGE_SIZE));
+    this.statFiles = options.statFiles;
     this.info = { kind: 'local', location: root, bucket: root };
   }
 
@@ -254,6 +261,27 @@ export class LocalDriver implements StorageDriver {
     // Folders already done are left now, so that a walk ending on a full page says so instead of giving an empty one.
     for (let top = listing.stack.at(-1); top && top.next >= top.entries.length; top = listing.stack.at(-1)) listing.stack.pop();
     const found = listing.found;
+    const objects = (await this.statElsewhere(found)) ?? (await this.statHere(found));
+    listing.found = [];
+    return objects.filter((o) => o !== undefined);
+  }
+
+  /** The files' objects from options.statFiles; undefined if there is none or it failed. */
+  private async statElsewhere(found: readonly { key: string; path: string }[]): Promise<(ObjectInfo | undefined)[] | undefined> {
+    if (!this.statFiles) return undefined;
+    let values: Float64Array;
+    try {
+      values = await this.statFiles(found.map((f) => f.path));
+    } catch {
+      return undefined;
+    }
+    return found.map(({ key }, i) => {
+      const [size, mtimeMs, ino, isFile] = values.subarray(i * 4, i * 4 + 4);
+      return isFile === 1 ? { key, size: size!, etag: localEtag({ size: size!, mtimeMs: mtimeMs!, ino: ino! }) } : undefined;
+    });
+  }
+
+  private async statHere(found: readonly { key: string; path: string }[]): Promise<(ObjectInfo | undefined)[]> {
     const objects = new Array<ObjectInfo | undefined>(found.length);
     await forEachLimited(found, STAT_AHEAD, async ({ key, path }, i) => {
       try {
@@ -263,8 +291,7 @@ export class LocalDriver implements StorageDriver {
         // a file that vanished since its folder was read
       }
     });
-    listing.found = [];
-    return objects.filter((o) => o !== undefined);
+    return objects;
   }
 
   /**

@@ -5,6 +5,7 @@ import { retryPolicyFromConfig } from '../retry.ts';
 import { Bucket } from './bucket.ts';
 import type { StorageDriver } from './driver.ts';
 import { LocalDriver } from './local.ts';
+import type { LocalDriverOptions } from './local.ts';
 import { DriverConditionError } from './cloud-common.ts';
 
 export class SourceSelectionError extends Error {
@@ -25,14 +26,17 @@ export function sourceConfigFor(loaded: LoadedConfig, cloud: CloudName): DataSou
   );
 }
 
-export async function openDriver(loaded: LoadedConfig, cloud: CloudName): Promise<StorageDriver> {
+/** How a local folder store is read: see LocalDriverOptions. */
+export type LocalOptions = Pick<LocalDriverOptions, 'statFiles'>;
+
+export async function openDriver(loaded: LoadedConfig, cloud: CloudName, local: LocalOptions = {}): Promise<StorageDriver> {
   const source = sourceConfigFor(loaded, cloud);
-  if (source.type === 'local') return new LocalDriver(loaded.resolve(source.path ?? '.'));
+  if (source.type === 'local') return new LocalDriver(loaded.resolve(source.path ?? '.'), local);
   if (loaded.config.use_local_simulation) {
     if (!source.local_simulation) {
       throw new SourceSelectionError(`use_local_simulation is true but data_sources.${cloud} has no local_simulation folder in ${loaded.path}. Fix: add local_simulation: "./test_data/${cloud}_simulation", or set use_local_simulation: false to read the real store.`);
     }
-    return new LocalDriver(loaded.resolve(source.local_simulation));
+    return new LocalDriver(loaded.resolve(source.local_simulation), local);
   }
   return openCloudDriver(cloud, source);
 }
@@ -57,6 +61,6 @@ async function openCloudDriver(cloud: CloudName, source: DataSourceConfig): Prom
   }
 }
 
-export async function openSource(loaded: LoadedConfig, cloud: CloudName): Promise<Bucket> {
-  return new Bucket(await openDriver(loaded, cloud), retryPolicyFromConfig(loaded.config.ingestion));
+export async function openSource(loaded: LoadedConfig, cloud: CloudName, local: LocalOptions = {}): Promise<Bucket> {
+  return new Bucket(await openDriver(loaded, cloud, local), retryPolicyFromConfig(loaded.config.ingestion));
 }
