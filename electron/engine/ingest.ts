@@ -92,6 +92,8 @@ const REFILL_ROUNDS = 3;
  */
 const WINDOW_CHUNKS = 4096;
 const WINDOW_FILES = 16_384;
+/** Whole-file local copies queued per hashing thread at most (see IngestRun.wholeFileCopyLanes). */
+const WHOLE_FILE_COPIES_PER_THREAD = 16;
 
 /** Work for the delivery lanes: a run of planned chunks, or one delivered chunk to send again (its node died). */
 type Work = { kind: 'plan'; indices: number[] } | { kind: 'refill'; index: number };
@@ -368,6 +370,7 @@ class IngestRun {
     let nextBase = 0;
     let exhausted = false;
     const admit = (): void => {
+      const before = planWork.length;
       while (!exhausted && !window.full()) {
         const next = items.next();
         if (!next) {
@@ -378,6 +381,8 @@ class IngestRun {
         if (next.value) planWork.push(...this.admit(window, nextBase, next.value));
         nextBase = window.end;
       }
+      // New work may be for a lane that is waiting: one that takes only whole-file copies leaves the rest to others.
+      if (planWork.length > before) wake();
     };
     let retiring = Promise.resolve();
     const retire = (): void => {
@@ -385,16 +390,25 @@ class IngestRun {
       if (done.length > 0) retiring = retiring.then(() => this.summarize(done));
     };
     const waiting: (() => void)[] = [];
-    const wake = (): void => waiting.splice(0).forEach((resolve) => resolve());
+    function wake(): void {
+      waiting.splice(0).forEach((resolve) => resolve());
+    }
     this.listing.onGrew(wake);
     let busy = 0;
-    const lane = async (): Promise<void> => {
+    const take = (wholeFilesOnly: boolean): Work | undefined => {
+      if (!wholeFilesOnly) return this.work.shift() ?? planWork.shift();
+      const next = planWork[0];
+      return this.work.length === 0 && next && this.isWholeFileCopy(next) ? planWork.shift() : undefined;
+    };
+    const lane = async (wholeFilesOnly: boolean): Promise<void> => {
       while (!this.stopped()) {
         retire(); // first: the room it frees is what admit fills
         admit();
-        const work = this.work.shift() ?? planWork.shift();
+        const work = take(wholeFilesOnly);
+        // What this lane took may have uncovered whole-file copies for lanes waiting on them.
+        if (work && !wholeFilesOnly && planWork.length > 0) wake();
         if (!work) {
-          if (exhausted && busy === 0) return wake();
+          if (exhausted && busy === 0 && planWork.length === 0 && this.work.length === 0) return wake();
           await new Promise<void>((resolve) => waiting.push(resolve));
           continue;
         }
@@ -408,13 +422,37 @@ class IngestRun {
       }
       wake();
     };
-    await Promise.all(Array.from({ length: Math.max(1, this.loaded.config.ingestion.max_concurrent_chunks) }, lane));
+    const lanes = Math.max(1, this.loaded.config.ingestion.max_concurrent_chunks);
+    const wholeFileLanes = this.wholeFileCopyLanes(lanes);
+    await Promise.all([...Array.from({ length: lanes }, () => lane(false)), ...Array.from({ length: wholeFileLanes }, () => lane(true))]);
     retire();
     await retiring;
     if (this.stopped() && !this.listing.failure) {
       await this.listing.untilEnded();
       await this.summarizeUndelivered(window, items, nextBase);
     }
+  }
+
+  /**
+   * Lanes beyond `max_concurrent_chunks` that take only whole files of one chunk, copied from a local folder to
+   * folder nodes on the hashing threads. Each thread copies one file at a time, so no more files are read at once
+   * than there are threads (hence only when `max_concurrent_chunks` allows that many); the extra lanes only keep the
+   * threads' queues full. With 10 lanes a thread often waited for the engine thread's per-file work, and each job
+   * posted to a thread that had run dry woke it: ~100 us of the engine thread's time per post, 20,000 posts at
+   * 100,000 files. 100,000 small files: 32 lanes 9.4-10.3 s, 10 lanes 11.6-12.1 s, 64 lanes 9.8-10.0 s.
+   */
+  private wholeFileCopyLanes(lanes: number): number {
+    const threads = this.pool.size;
+    const copiesOnThreads =
+      !this.pull && this.replicas === 1 && this.bucket?.info.kind === 'local' && packBelowBytes(this.loaded.config.ingestion) === 0 && this.nodes.registry.nodes.every((n) => n.writeFromFile !== undefined);
+    return copiesOnThreads && lanes >= threads ? Math.max(0, WHOLE_FILE_COPIES_PER_THREAD * threads - lanes) : 0;
+  }
+
+  /** Work that is one chunk holding a whole file (what wholeFileCopyLanes take). */
+  private isWholeFileCopy(work: Work): boolean {
+    if (work.kind !== 'plan' || work.indices.length !== 1) return false;
+    const chunk = this.planned(work.indices[0]!);
+    return !chunk.shard && chunk.offset === 0 && chunk.size === chunk.object.size;
   }
 
   /** Takes a plan item into the window: its chunks, its files' store checks, its queued events; returns its work. */
