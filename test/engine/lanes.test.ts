@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { HashPool } from '../../electron/engine/hash/pool.ts';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import type { IngestEvent } from '../../shared/types.ts';
@@ -33,7 +34,9 @@ describe('delivery lanes, local folder to folder nodes', () => {
     await ensureDataFile(join(data, 'big.bin'), 6 * MIB, 'big');
     const loaded = await writeConfig(root, `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 1, max_concurrent_chunks: 2 }\n${nodesYaml(NODES)}`);
     const events: IngestEvent[] = [];
-    const { manifest } = await runIngest({ loaded, detection: detection('local'), onEvent: (e) => events.push(e) });
+    // Two hashing threads, whatever this machine's core count: max_concurrent_chunks: 2 allows one file per thread.
+    const hashPool = new HashPool(2);
+    const { manifest } = await runIngest({ loaded, detection: detection('local'), hashPool, onEvent: (e) => events.push(e) }).finally(() => hashPool.close());
 
     expect(manifest.status).toBe('complete');
     expect(manifest.files).toHaveLength(SMALL_FILES + 1);

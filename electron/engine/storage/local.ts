@@ -28,10 +28,10 @@ export interface LocalDriverOptions {
   /** Files per listing page (default 1000). */
   pageSize?: number;
   /**
-   * Stats a page's files elsewhere (HashPool.statFiles: 4 numbers a path, size, mtimeMs, inode, 1 for a regular
-   * file). Without it, or when it fails, each file is stat'ed here with a promise.
+   * Stats a page's files elsewhere (HashPool.statFiles): per path, a regular file's size, mtime and inode, or
+   * undefined. Without it, or when it fails, each file is stat'ed here with a promise.
    */
-  statFiles?: (paths: readonly string[]) => Promise<Float64Array>;
+  statFiles?: (paths: readonly string[]) => Promise<(Pick<Stats, 'size' | 'mtimeMs' | 'ino'> | undefined)[]>;
 }
 
 /** A folder entry that may be listed: a file, or a folder to walk. A symlink carries the real path it resolves to. */
@@ -269,16 +269,15 @@ export class LocalDriver implements StorageDriver {
   /** The files' objects from options.statFiles; undefined if there is none or it failed. */
   private async statElsewhere(found: readonly { key: string; path: string }[]): Promise<(ObjectInfo | undefined)[] | undefined> {
     if (!this.statFiles) return undefined;
-    let values: Float64Array;
     try {
-      values = await this.statFiles(found.map((f) => f.path));
+      const stats = await this.statFiles(found.map((f) => f.path));
+      return found.map(({ key }, i) => {
+        const file = stats[i];
+        return file ? { key, size: file.size, etag: localEtag(file) } : undefined;
+      });
     } catch {
       return undefined;
     }
-    return found.map(({ key }, i) => {
-      const [size, mtimeMs, ino, isFile] = values.subarray(i * 4, i * 4 + 4);
-      return isFile === 1 ? { key, size: size!, etag: localEtag({ size: size!, mtimeMs: mtimeMs!, ino: ino! }) } : undefined;
-    });
   }
 
   private async statHere(found: readonly { key: string; path: string }[]): Promise<(ObjectInfo | undefined)[]> {
