@@ -12,8 +12,11 @@ import { Worker } from 'node:worker_threads';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { crcBase64 } from './crc32c.js';
+import { END_OF_ARCHIVE, memberLength } from '../pack/tar.js';
 
 const BLOCK_BYTES = 1024 * 1024;
+/** Shards at least twice this size are packed by every thread at once (HashPool.copyShardInParts). */
+const SHARD_PART_MIN_BYTES = 4 * 1024 * 1024;
 const BLOCKS_IN_FLIGHT = 2;
 /** Threads that die before they start, in a row, after which the pool stops replacing them. */
 const MAX_START_FAILURES = 3;
@@ -96,6 +99,38 @@ export interface LocalShard {
   etags: (string | undefined)[];
   /** Receives each member's checksum, in order, once the shard is written. */
   onMemberDigests?: (digests: string[]) => void;
+}
+
+/** A run of a shard's members [from, to) that starts `at` bytes into it and is `length` bytes long (the last one with the end of the archive). */
+interface ShardPart {
+  from: number;
+  to: number;
+  at: number;
+  length: number;
+  last: boolean;
+}
+
+/** The members split into at most `count` runs of about equal bytes, in order, each of at least one member. */
+export function shardParts(keys: readonly string[], sizes: readonly number[], count: number): ShardPart[] {
+  const lengths = keys.map((key, i) => memberLength(key, sizes[i]!));
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const parts: ShardPart[] = [];
+  let from = 0;
+  let at = 0;
+  let length = 0;
+  lengths.forEach((bytes, i) => {
+    length += bytes;
+    const enough = at + length >= (total * (parts.length + 1)) / count;
+    if ((enough && parts.length < count - 1) || i === lengths.length - 1) {
+      parts.push({ from, to: i + 1, at, length, last: i === lengths.length - 1 });
+      from = i + 1;
+      at += length;
+      length = 0;
+    }
+  });
+  const last = parts[parts.length - 1];
+  if (last) last.length += END_OF_ARCHIVE;
+  return parts;
 }
 
 /** A shard as the hashing thread takes it (its data, no callbacks). */
@@ -406,9 +441,45 @@ export class HashPool {
    */
   copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<FileCopied> {
     const { pack, continues, ...range } = job;
+    if (pack && this.slots.length > 1 && job.length >= 2 * SHARD_PART_MIN_BYTES && pack.keys.length > 1) return this.copyShardInParts(job, pack, options);
     const along = continues && !pack ? continues : undefined;
     const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}), ...(along ? { continues: along.id } : {}) };
     return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests, along);
+  }
+
+  /**
+   * A shard from local files packed by every thread at once: each lays out a run of members where they lie in the
+   * shard (their offsets follow from names and sizes alone), then one thread reads the shard back to hash it whole,
+   * renames it and writes its index line. One thread packing a 64 MiB shard alone took ~0.4 s while the other had
+   * nothing left to do (10,000 small files); the read back comes from the page cache. A part that fails stops the
+   * others, and its error is the copy's once all of them have stopped (nothing writes the file after that).
+   */
+  private async copyShardInParts(job: FileCopyJob, pack: LocalShard, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<FileCopied> {
+    const outer = options.signal;
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    if (outer?.aborted) stop.abort();
+    outer?.addEventListener('abort', onAbort, { once: true });
+    try {
+      let failure: unknown;
+      const digests: string[][] = [];
+      const parts = shardParts(pack.keys, pack.sizes, this.slots.length).map((part, k) => {
+        const members = { root: pack.root, keys: pack.keys.slice(part.from, part.to), sizes: pack.sizes.slice(part.from, part.to), etags: pack.etags.slice(part.from, part.to) };
+        const message = { op: 'copy', algorithm: job.algorithm, source: job.source, offset: 0, length: part.length, target: job.target, pack: { ...members, part: { at: part.at, last: part.last } } };
+        return this.runFileJob(message, job.algorithm, stop.signal, options.onBytes, (d) => (digests[k] = d)).catch((error: unknown) => {
+          failure ??= error; // the first to fail is the cause; the others stop because of it
+          stop.abort();
+        });
+      });
+      await Promise.all(parts);
+      if (failure !== undefined) throw failure;
+      const seal = { op: 'sealFile', algorithm: job.algorithm, target: job.target, length: job.length, ...(job.renameTo !== undefined ? { renameTo: job.renameTo } : {}), ...(job.index ? { index: job.index } : {}) };
+      const sealed = await this.runFileJob(seal, job.algorithm, outer);
+      pack.onMemberDigests?.(digests.flat());
+      return sealed;
+    } finally {
+      outer?.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Runs a file job on the least busy thread (or `along`'s); it checks its cancel flag between blocks. */

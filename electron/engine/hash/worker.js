@@ -2,7 +2,7 @@
 // Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
 // would load Node's type stripper into every hashing thread, ~10 MB each.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { sep } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
@@ -17,7 +17,8 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
 /**
  * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: number, pack?: LocalShard }} CopyJob
  * @typedef {{ path: string, head: string }} IndexLine
- * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[] }} LocalShard
+ * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], part?: ShardPart }} LocalShard
+ * @typedef {{ at: number, last: boolean }} ShardPart
  * @typedef {{ op: 'open', id: number, algorithm?: string, crc?: 'crc32c' | 'crc32', ranges?: RangeSpec, continues?: number }
  *   | { op: 'block', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'update', id: number, block: number, length: number }
@@ -30,6 +31,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
+ *   | { op: 'sealFile', id: number, algorithm: string, target: string, length: number, renameTo?: string, index?: IndexLine, cancel: number }
  *   | ({ op: 'pack' } & PackJob)
  *   | { op: 'packCredit', id: number, block: number }
  *   | { op: 'packAbort', id: number }} Message
@@ -395,7 +397,7 @@ function closeQuietly(sink) {
  * Shards being packed from local files (HashPool.packStream): each member's tar headers, its bytes read from the
  * source folder, its padding, then the end of the archive, written into the blocks the sender grants (credits)
  * and posted back one block at a time; each member's bytes are hashed on the way. By id.
- * @typedef {{ job: PackJob, member: number, phase: 'header' | 'data' | 'pad' | 'end', at: number, header: Buffer | undefined, fd: number | undefined, hash: ChunkHash | undefined, digests: string[] }} Packing
+ * @typedef {{ job: PackJob, member: number, phase: 'header' | 'data' | 'pad' | 'end' | 'done', at: number, header: Buffer | undefined, fd: number | undefined, hash: ChunkHash | undefined, digests: string[], ends: boolean }} Packing
  * @type {Map<number, Packing>}
  */
 const packings = new Map();
@@ -431,7 +433,7 @@ function pack(id) {
   if (!p) return;
   const { job } = p;
   try {
-    const done = () => p.phase === 'end' && p.at === END_OF_ARCHIVE;
+    const done = () => p.phase === 'done';
     while (job.credits.length > 0 && !done()) {
       const index = /** @type {number} */ (job.credits.shift());
       const view = /** @type {Uint8Array} */ (blocks[index]);
@@ -458,13 +460,13 @@ function pack(id) {
 function fillBlock(p, view) {
   const { job } = p;
   let filled = 0;
-  while (filled < view.length) {
+  while (filled < view.length && p.phase !== 'done') {
     if (p.phase === 'end') {
       const n = Math.min(view.length - filled, END_OF_ARCHIVE - p.at);
-      if (n === 0) break;
       view.fill(0, filled, filled + n);
       filled += n;
       p.at += n;
+      if (p.at === END_OF_ARCHIVE) p.phase = 'done';
       continue;
     }
     const size = /** @type {number} */ (job.sizes[p.member]);
@@ -508,7 +510,7 @@ function fillBlock(p, view) {
       p.at += n;
       if (p.at === paddingOf(size)) {
         p.member++;
-        p.phase = p.member < job.keys.length ? 'header' : 'end';
+        p.phase = p.member < job.keys.length ? 'header' : p.ends ? 'end' : 'done';
         p.at = 0;
       }
     }
@@ -524,14 +526,18 @@ function fillBlock(p, view) {
  * @param {LocalShard} shard
  */
 function packCopy(job, shard) {
-  const whole = newHash(job.algorithm);
+  const part = shard.part;
+  // A part writes its members where they lie in the shard, into a file the other parts write too; the whole
+  // shard is hashed once every part is written (sealFile).
+  const whole = part ? undefined : newHash(job.algorithm);
+  const ends = part ? part.last : true;
   /** @type {Packing} */
-  const p = { job: { ...shard, id: job.id, algorithm: job.algorithm, credits: [] }, member: 0, phase: shard.keys.length > 0 ? 'header' : 'end', at: 0, header: undefined, fd: undefined, hash: undefined, digests: [] };
-  const output = onTarget(() => openSync(job.target, 'w'));
+  const p = { job: { ...shard, id: job.id, algorithm: job.algorithm, credits: [] }, member: 0, phase: shard.keys.length > 0 ? 'header' : ends ? 'end' : 'done', at: 0, header: undefined, fd: undefined, hash: undefined, digests: [], ends };
+  const output = onTarget(() => openSync(job.target, part ? constants.O_WRONLY | constants.O_CREAT : 'w'));
   let done = 0;
   let reported = 0;
   try {
-    while (!(p.phase === 'end' && p.at === END_OF_ARCHIVE)) {
+    while (p.phase !== 'done') {
       throwIfCancelled(job.cancel);
       let n;
       try {
@@ -540,9 +546,10 @@ function packCopy(job, shard) {
         throw Object.assign(/** @type {Error} */ (error), { key: shard.keys[p.member] });
       }
       const bytes = block.subarray(0, n);
-      whole.update(bytes);
+      whole?.update(bytes);
+      const at = part ? part.at + done : null;
       onTarget(() => {
-        for (let written = 0; written < n; ) written += writeSync(output, bytes, written, n - written);
+        for (let written = 0; written < n; ) written += writeSync(output, bytes, written, n - written, at === null ? null : at + written);
       });
       done += n;
       if (done - reported >= PROGRESS_EVERY) {
@@ -550,7 +557,7 @@ function packCopy(job, shard) {
         reported = done;
       }
     }
-    return { hex: whole.digest('hex'), members: p.digests, bytes: done - reported, along: undefined };
+    return { hex: whole ? whole.digest('hex') : '', members: p.digests, bytes: done - reported, along: undefined };
   } finally {
     if (p.fd !== undefined) closeSync(p.fd);
     onTarget(() => closeSync(output));
@@ -589,6 +596,27 @@ function hashFileInto(id, path, cancel) {
       throwIfCancelled(cancel);
       updateOpen(id, block.subarray(0, n));
     }
+  } finally {
+    closeSync(input);
+  }
+}
+
+/**
+ * The checksum of a file this thread's jobs wrote in parts (a shard packed in parts), read back whole; it must be
+ * exactly `length` bytes.
+ * @param {{ algorithm: string, target: string, length: number, cancel: number }} job
+ */
+function hashWritten(job) {
+  const hash = newHash(job.algorithm);
+  const input = onTarget(() => openSync(job.target, 'r'));
+  try {
+    let done = 0;
+    for (let n; (n = onTarget(() => readSync(input, block, 0, COPY_BLOCK, null))) > 0; done += n) {
+      throwIfCancelled(job.cancel);
+      hash.update(block.subarray(0, n));
+    }
+    if (done !== job.length) throw Object.assign(new Error(`the file written holds ${done} bytes, not ${job.length}`), { code: 'EIO', side: 'target' });
+    return hash.digest('hex');
   } finally {
     closeSync(input);
   }
@@ -699,6 +727,17 @@ function handle(message) {
         post({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
       }
       break;
+    case 'sealFile':
+      try {
+        const hex = hashWritten(message);
+        const renamed = message.renameTo !== undefined && renameUnlessTaken(message.target, message.renameTo);
+        const indexed = renamed && message.index !== undefined && message.renameTo !== undefined;
+        if (indexed) appendIndexLine(/** @type {IndexLine} */ (message.index), /** @type {string} */ (message.renameTo), message.algorithm, hex, undefined);
+        post({ op: 'copied', id: message.id, hex, bytes: 0, renamed, indexed });
+      } catch (error) {
+        post({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
+      }
+      break;
     case 'statFiles':
       statFiles(message.id, message.paths);
       break;
@@ -749,7 +788,7 @@ function handle(message) {
       break;
     }
     case 'pack':
-      packings.set(message.id, { job: message, member: 0, phase: message.keys.length > 0 ? 'header' : 'end', at: 0, header: undefined, fd: undefined, hash: undefined, digests: [] });
+      packings.set(message.id, { job: message, member: 0, phase: message.keys.length > 0 ? 'header' : 'end', at: 0, header: undefined, fd: undefined, hash: undefined, digests: [], ends: true });
       pack(message.id);
       break;
     case 'packCredit': {
