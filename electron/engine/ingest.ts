@@ -244,25 +244,31 @@ class IngestRun {
     const packer = new Packer({ chunkSize: this.chunkSize, packBelow, ...(kept ? { kept } : {}) });
     const totals = this.listing.totals;
     let uncheckedInPullMode = 0;
-    const add = (items: PlanItem[]): void => {
+    const count = (items: PlanItem[]): PlanItem[] => {
       for (const item of items) {
-        spill.items.append(item);
+        // What moves: a shard's bytes are its tar's (headers and padding too), as the manifest counts them.
         totals.chunks += item.shard ? 1 : chunkCount(item.object.size, this.chunkSize);
+        totals.bytes += item.shard ? item.shard.size : item.object.size;
       }
+      return items;
+    };
+    const add = (items: PlanItem[]): void => {
+      for (const item of count(items)) spill.items.append(item);
     };
     for await (const page of this.listPages(pattern, prefix)) {
       if (this.stopped()) return totals;
       for (const object of page) {
         totals.files++;
-        totals.bytes += object.size;
         if (this.pull && !isPackable(object, packBelow) && uncheckedInPull(object, this.pullChecks())) uncheckedInPullMode++;
         add(packer.add(object));
       }
       this.listing.listed(false);
     }
-    // Said before the last items are planned: whoever waits for the final totals hears them before their delivery.
+    // The last shard counted, and the final totals said, before it is planned: whoever waits for the final totals
+    // hears them before its delivery.
+    const last = count(packer.finish());
     this.listing.listed(true);
-    add(packer.finish());
+    for (const item of last) spill.items.append(item);
     spill.items.flush();
     this.listing.grew();
     if (uncheckedInPullMode > 0) this.emit(pullUncheckedNotice(uncheckedInPullMode));

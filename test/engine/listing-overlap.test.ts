@@ -45,6 +45,16 @@ describe('delivery while listing', () => {
     expect(firstVerified).toBeLessThan(listingDone);
   });
 
+  it('packed, the last listed totals count every shard, the last one (packed only once the listing ends) too', async () => {
+    const { loaded } = await project('chunk_size_mb: 1, pack_below_mb: 1');
+    const events: IngestEvent[] = [];
+    const { manifest } = await runIngest({ loaded, detection: detection('local'), onEvent: (e) => events.push(e) });
+    expect(manifest.status).toBe('complete');
+    expect(manifest.totals.chunks).toBeGreaterThanOrEqual(1);
+    const last = events.filter((e) => e.type === 'listed').at(-1);
+    expect(last).toEqual({ type: 'listed', files: FILES, chunks: manifest.totals.chunks, bytes: manifest.totals.bytes, done: true });
+  });
+
   it('a run cancelled while listing ends cancelled, with a manifest of every file listed so far, none lost or doubled', async () => {
     const { loaded } = await project('chunk_size_mb: 1, max_concurrent_chunks: 2');
     const controller = new AbortController();
