@@ -143,6 +143,22 @@ export class Delivery {
     return manifestChunk(chunk, copies, { attempts: (o.attemptsBefore ?? 0) + attempts, movedFrom, skipped, ...(o.readRetries ? { readRetries: o.readRetries } : {}) });
   }
 
+  /** The one node a chunk's only copy goes to, as deliver would choose it (NoHealthyNodeError when none is usable). */
+  chooseOne(chunk: PlannedChunk): string {
+    return this.choose(chunk, [], 1, true)[0]!;
+  }
+
+  /** A chunk chosen for `nodeId` (chooseOne) that was not stored there: the node's share of it is given back. */
+  unchoose(chunk: PlannedChunk, nodeId: string): void {
+    this.c.placer.release(nodeId, chunk.size);
+  }
+
+  /** A chunk stored on its one node at the first attempt, outside deliver (a batch of files): what deliver would return. */
+  storedOnce(chunk: PlannedChunk, copy: HeldCopy): ManifestChunk {
+    this.c.emitChunk(chunk, 'verified', 1, copy.nodeId);
+    return manifestChunk(chunk, [copy], { attempts: 1, movedFrom: [], skipped: false });
+  }
+
   /** The node failed this chunk for good: mark it, and pick another node for the copy (none if none is left). */
   private moveOff(chunk: PlannedChunk, nodeId: string, error: unknown, attempt: number, movedFrom: string[], taken: string[], optional: boolean): string[] {
     this.c.placer.release(nodeId, chunk.size);

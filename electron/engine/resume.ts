@@ -72,6 +72,14 @@ export class ResumeIndex {
     return entry.chunk.copies.every((c) => live.has(c.nodeId)) ? entry.chunk : undefined;
   }
 
+  /** Whether a run before may have delivered this chunk (its journal, or a node's listing), without asking a node. */
+  mayHold(chunkId: string): boolean {
+    if (this.o.journal?.chunks.get(chunkId)) return true;
+    if (this.held.size === 0) return false;
+    for (const position of this.held.candidates(chunkId)) if (this.nodes[position]) return true;
+    return false;
+  }
+
   /**
    * Copies on nodes in `live` of exactly this chunk (same source version, range and algorithm), at most `limit`.
    * The listing kept only which node may hold the id; the node is asked for the copy's details.

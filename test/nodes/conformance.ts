@@ -1,6 +1,7 @@
 // The NodeTarget conformance suite: the same cases against every kind of node (a local folder, a node agent), through
 // the NodeTarget interface the engine uses, as test/storage/conformance.ts does for stores. Each kind gets its own
-// test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile) run the write
+// test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile,
+// writeFilesFromDisk) run the write
 // cases too, for the kinds that have them.
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
@@ -16,7 +17,7 @@ import { tempDir } from '../helpers/temp.ts';
 import { KiB, MiB, bytesFor, flipFirstByte, md5, md5Checksum, readAll, sourceError, streamOf, within } from './chunks.ts';
 import { SUBFOLDER } from '../helpers/agent-store.ts';
 
-export type WritePath = 'write' | 'writeHashing' | 'writeFromFile';
+export type WritePath = 'write' | 'writeHashing' | 'writeFromFile' | 'writeFilesFromDisk';
 
 /** One node opened for one test. */
 export interface NodeUnderTest {
@@ -182,7 +183,16 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
       if (path === 'writeHashing') return node.writeHashing!(meta, streamOf(bytes).data, options);
       const file = join(sourceDir, `${randomBytes(6).toString('hex')}.bin`);
       await writeFile(file, Buffer.concat([randomBytes(100), bytes, randomBytes(50)]));
-      return node.writeFromFile!(meta, { path: file, offset: 100, length: bytes.length }, options);
+      const range = { path: file, offset: 100, length: bytes.length };
+      if (path === 'writeFilesFromDisk') return onlyResult(await node.writeFilesFromDisk!([{ meta, file: range }], options));
+      return node.writeFromFile!(meta, range, options);
+    }
+
+    /** The one item of a batch write, as a single write gives it: stored, or its error thrown. */
+    function onlyResult(results: (StoredChunk | Error)[]): StoredChunk {
+      expect(results).toHaveLength(1);
+      if (results[0] instanceof Error) throw results[0];
+      return results[0]!;
     }
 
     /**
@@ -191,11 +201,13 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
      */
     async function storeFailing(path: WritePath, node: NodeTarget, meta: ChunkMeta, bytes: Buffer, when: 'before' | 'during'): Promise<void> {
       const failAfter = when === 'before' ? 0 : Math.floor(bytes.length / 2);
-      if (path === 'writeFromFile') {
+      if (path === 'writeFromFile' || path === 'writeFilesFromDisk') {
         // A local file that is gone, or shorter than its listed range (it shrank while being read).
         const file = join(sourceDir, `${randomBytes(6).toString('hex')}.bin`);
         if (when === 'during') await writeFile(file, bytes.subarray(0, failAfter));
-        const error = await rejectionOf(node.writeFromFile!(meta, { path: file, offset: 0, length: bytes.length }, { pool, algorithm: 'md5' }));
+        const range = { path: file, offset: 0, length: bytes.length };
+        const options = { pool, algorithm: 'md5' as const };
+        const error = path === 'writeFromFile' ? await rejectionOf(node.writeFromFile!(meta, range, options)) : (await node.writeFilesFromDisk!([{ meta, file: range }], options))[0];
         expect(error, String(error)).toBeInstanceOf(FileCopyError);
         expect((error as FileCopyError).side).toBe('source');
         return;
@@ -264,6 +276,7 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
       expect(node.kind).toBe(kind);
       expect(typeof node.writeHashing === 'function').toBe(factory.writePaths.includes('writeHashing'));
       expect(typeof node.writeFromFile === 'function').toBe(factory.writePaths.includes('writeFromFile'));
+      expect(typeof node.writeFilesFromDisk === 'function').toBe(factory.writePaths.includes('writeFilesFromDisk'));
     });
 
     it('an empty node probes healthy, lists nothing, finds nothing and reads nothing', async () => {
@@ -357,7 +370,7 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
           const bytes = randomBytes(4 * MiB);
           const meta = metaFor('cancelled.bin_chunk_0', bytes.length);
           let written: Promise<StoredChunk>;
-          if (path === 'writeFromFile') {
+          if (path === 'writeFromFile' || path === 'writeFilesFromDisk') {
             // A hashing thread's copy cannot be held part way; this one is cancelled before it starts.
             controller.abort(new Error('cancelled by the user'));
             written = store(path, fixture.node, meta, bytes, controller.signal);
@@ -375,6 +388,34 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
           const { chunks, refused } = await storeAll(path, node, ODD_IDS);
           expect([...refused, ...(await problemsWith(node, chunks))]).toEqual([]);
         });
+      });
+    }
+
+    if (factory.writePaths.includes('writeFilesFromDisk')) {
+      it('a batch of files stores each on its own: one whose source is gone or shrank fails alone, in its place', async () => {
+        const fixture = await open();
+        const files = await Promise.all(
+          Array.from({ length: 6 }, async (_, i) => {
+            const bytes = randomBytes(1000 + i * 4099);
+            const path = join(sourceDir, `batch-${randomBytes(6).toString('hex')}.bin`);
+            if (i !== 2) await writeFile(path, i === 4 ? bytes.subarray(0, 10) : bytes);
+            return { meta: metaFor(`batch/file-${i}.bin_chunk_0`, bytes.length), file: { path, offset: 0, length: bytes.length }, bytes };
+          }),
+        );
+        const results = await fixture.node.writeFilesFromDisk!(files, { pool, algorithm: 'md5' });
+        expect(results).toHaveLength(files.length);
+        for (const [i, result] of results.entries()) {
+          if (i === 2 || i === 4) {
+            expect(result, `item ${i}`).toBeInstanceOf(FileCopyError);
+            expect((result as FileCopyError).side).toBe('source');
+            expect(await fixture.node.find(files[i]!.meta.id)).toBeUndefined();
+            continue;
+          }
+          expect(result).toMatchObject({ ...files[i]!.meta, checksum: md5Checksum(files[i]!.bytes) });
+          await expectStored(fixture.node, files[i]!.meta, files[i]!.bytes);
+        }
+        expect((await listAll(fixture.node)).map((c) => c.id).sort()).toEqual([0, 1, 3, 5].map((i) => files[i]!.meta.id));
+        expect(await fixture.leftovers()).toEqual([]);
       });
     }
 

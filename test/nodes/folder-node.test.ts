@@ -33,7 +33,7 @@ async function cleanup(): Promise<void> {
 }
 
 defineNodeSuite('folder', {
-  writePaths: ['write', 'writeHashing', 'writeFromFile'],
+  writePaths: ['write', 'writeHashing', 'writeFromFile', 'writeFilesFromDisk'],
   sameVersionOtherBytes: 'replaces',
   open: async () => folderUnderTest(join(await tempDir('ci-folder-node-'), 'node')),
   // A tmpfs of that size: the disk really fills up.

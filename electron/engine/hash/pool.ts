@@ -29,6 +29,7 @@ type Reply =
   | { op: 'progress'; id: number; bytes: number }
   | { op: 'copied'; id: number; hex: string; crc?: ChunkCrc; members?: string[]; bytes?: number; renamed?: boolean; indexed?: boolean; continued?: boolean }
   | { op: 'alongDone'; id: number; continued: boolean }
+  | { op: 'copiedMany'; id: number; results: (Extract<Reply, { op: 'copied' }> | Extract<Reply, { op: 'copyFailed' }>)[] }
   | { op: 'copyFailed'; id: number; code: string; message: string; side: 'source' | 'target'; key?: string }
   | { op: 'writeFailed'; id: number; code: string; message: string }
   | { op: 'fileHashed'; id: number }
@@ -445,6 +446,32 @@ export class HashPool {
     const along = continues && !pack ? continues : undefined;
     const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}), ...(along ? { continues: along.id } : {}) };
     return this.runFileJob(message, job.algorithm, options.signal, options.onBytes, pack?.onMemberDigests, along);
+  }
+
+  /**
+   * Copies several whole local files, each as copyFile would (checked, hashed, written, renamed, indexed), in one job
+   * on one thread: one message there and one back for all of them. Each file is copied or fails on its own (its
+   * FileCopyError in its place); the promise rejects only when the thread is lost. No shards, no whole-file hash
+   * carried along. Small files cost the engine thread more to hand over one by one than the thread takes to copy.
+   */
+  copyFiles(jobs: readonly Omit<FileCopyJob, 'pack' | 'continues'>[], options: { signal?: AbortSignal } = {}): Promise<(FileCopied | FileCopyError)[]> {
+    const signal = options.signal;
+    if (jobs.length === 0) return Promise.resolve([]);
+    return new Promise<(FileCopied | FileCopyError)[]>((resolve, reject) => {
+      const { id, slot } = this.claim((reply) => {
+        if (reply.op !== 'copiedMany' && reply.op !== 'lost') return;
+        signal?.removeEventListener('abort', onAbort);
+        slot.cancels.give(cancel);
+        this.release(id, slot);
+        if (reply.op === 'lost') return reject(reply.error);
+        resolve(reply.results.map((r, i) => (r.op === 'copied' ? { checksum: { algorithm: jobs[i]!.algorithm, hex: r.hex }, renamed: r.renamed === true, indexed: r.indexed === true } : new FileCopyError(r.code, r.key !== undefined ? `${r.key}: ${r.message}` : r.message, r.side, r.key))));
+      });
+      const cancel = slot.cancels.take();
+      const onAbort = (): void => slot.cancels.cancel(cancel);
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (!slot.lost) slot.worker.postMessage({ op: 'copyMany', id, cancel, jobs });
+    });
   }
 
   /**

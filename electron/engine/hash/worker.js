@@ -31,6 +31,7 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'closeFile', id: number, keepAs?: number }
  *   | { op: 'abortFile', id: number }
  *   | ({ op: 'copy' } & CopyJob)
+ *   | { op: 'copyMany', id: number, cancel: number, jobs: Omit<CopyJob, 'id' | 'cancel'>[] }
  *   | { op: 'sealFile', id: number, algorithm: string, target: string, length: number, renameTo?: string, index?: IndexLine, cancel: number }
  *   | ({ op: 'pack' } & PackJob)
  *   | { op: 'packCredit', id: number, block: number }
@@ -234,6 +235,25 @@ class Crc32cHash {
 
   copy() {
     return new Crc32cHash(this.value);
+  }
+}
+
+/**
+ * A copy job run to its end: copied, given its final name (renameTo) and its index line; the reply that says so,
+ * or that it failed.
+ * @param {CopyJob} job
+ */
+function copyAndName(job) {
+  try {
+    const { along, ...copied } = copy(job);
+    const renamed = job.renameTo !== undefined && renameUnlessTaken(job.target, job.renameTo);
+    const indexed = renamed && job.index !== undefined && job.renameTo !== undefined;
+    if (indexed) appendIndexLine(/** @type {IndexLine} */ (job.index), /** @type {string} */ (job.renameTo), job.algorithm, copied.hex, undefined);
+    const continued = carryAlong(job.continues, along);
+    return { op: 'copied', id: job.id, ...copied, renamed, indexed, continued };
+  } catch (error) {
+    const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
+    return { op: 'copyFailed', id: job.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) };
   }
 }
 
@@ -715,17 +735,11 @@ function handle(message) {
       break;
     }
     case 'copy':
-      try {
-        const { along, ...copied } = copy(message);
-        const renamed = message.renameTo !== undefined && renameUnlessTaken(message.target, message.renameTo);
-        const indexed = renamed && message.index !== undefined && message.renameTo !== undefined;
-        if (indexed) appendIndexLine(/** @type {IndexLine} */ (message.index), /** @type {string} */ (message.renameTo), message.algorithm, copied.hex, undefined);
-        const continued = carryAlong(message.continues, along);
-        post({ op: 'copied', id: message.id, ...copied, renamed, indexed, continued });
-      } catch (error) {
-        const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
-        post({ op: 'copyFailed', id: message.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) });
-      }
+      post(copyAndName(message));
+      break;
+    case 'copyMany':
+      // One reply for the lot: each file copied, renamed and indexed, or failed, on its own.
+      post({ op: 'copiedMany', id: message.id, results: message.jobs.map((job) => copyAndName({ ...job, id: message.id, cancel: message.cancel })) });
       break;
     case 'sealFile':
       try {

@@ -14,9 +14,10 @@ import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
+import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
-import type { FileCopied } from '../hash/pool.ts';
+import type { FileCopied, FileCopyJob } from '../hash/pool.ts';
 import { chunkFileName, chunkSubfolder } from '../chunk-names.ts';
 import { MadeFolders } from '../made-folders.ts';
 import { INDEX_DIR, IndexReader, IndexWriter, chunkLine, chunkLineHead, goneLine, indexPath } from './folder-index.ts';
@@ -172,24 +173,64 @@ export class FolderNode implements NodeTarget {
   async writeFromFile(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk> {
     const name = chunkFileName(meta.id);
     const subfolder = chunkSubfolder(meta.id);
-    const path = this.chunkPath(name, subfolder);
     const temp = await this.tempFor(meta, name, subfolder);
     let copied: FileCopied;
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
-      const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
-      const index = { path: this.indexFile, head: chunkLineHead({ ...described(meta), subfolder }) };
-      const job = { algorithm: options.algorithm, ...source, target: temp, renameTo: path, index, ...along, ...(file.pack ? { pack: file.pack } : {}) };
+      const job = { ...this.copyJob(meta, file, options.algorithm, temp, subfolder), ...along, ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
-      await rm(temp, { force: true }).catch(() => undefined);
-      if (error instanceof FileCopyError && error.side === 'source') throw error;
-      throw this.writeFailed(meta, error);
+      throw await this.copyFailed(meta, temp, error);
     }
-    // Renamed and its index line written on the hashing thread, it is stored; else its name was taken (a replace).
+    return this.copied(meta, name, subfolder, temp, copied);
+  }
+
+  /**
+   * Whole local files, each a chunk, copied in one job on one hashing thread (HashPool.copyFiles): each stored or
+   * failed on its own, as writeFromFile would have stored or failed it.
+   */
+  async writeFilesFromDisk(items: readonly { meta: ChunkMeta; file: LocalRange }[], options: HashingWriteOptions): Promise<(StoredChunk | Error)[]> {
+    const named = items.map(({ meta, file }) => ({ meta, file, name: chunkFileName(meta.id), subfolder: chunkSubfolder(meta.id) }));
+    const temps = await Promise.all(named.map(({ meta, name, subfolder }) => this.tempFor(meta, name, subfolder).catch((error: unknown) => error as Error)));
+    const ready = named.flatMap((item, i) => (typeof temps[i] === 'string' ? [{ ...item, temp: temps[i] }] : []));
+    let results: (FileCopied | FileCopyError)[];
+    try {
+      results = await options.pool.copyFiles(
+        ready.map(({ meta, file, temp, subfolder }) => this.copyJob(meta, file, options.algorithm, temp, subfolder)),
+        options.signal ? { signal: options.signal } : {},
+      );
+    } catch (error) {
+      results = ready.map(() => error as FileCopyError);
+    }
+    const outcomes = await Promise.all(
+      ready.map(({ meta, name, subfolder, temp }, k) => {
+        const result = results[k]!;
+        return result instanceof Error ? this.copyFailed(meta, temp, result) : this.copied(meta, name, subfolder, temp, result).catch((error: unknown) => error as Error);
+      }),
+    );
+    let next = 0;
+    return temps.map((temp) => (typeof temp === 'string' ? outcomes[next++]! : temp));
+  }
+
+  /** The hashing thread's job that copies `file` into `temp` and, once complete, gives it the chunk's name and index line. */
+  private copyJob(meta: ChunkMeta, file: LocalRange, algorithm: ChecksumAlgorithm, temp: string, subfolder: string): FileCopyJob {
+    const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
+    const index = { path: this.indexFile, head: chunkLineHead({ ...described(meta), subfolder }) };
+    return { algorithm, ...source, target: temp, renameTo: this.chunkPath(chunkFileName(meta.id), subfolder), index };
+  }
+
+  /** A copy that failed: its temp is removed; the source's failures stay as they are, the node's become a NodeError. */
+  private async copyFailed(meta: ChunkMeta, temp: string, error: unknown): Promise<Error> {
+    await rm(temp, { force: true }).catch(() => undefined);
+    if (error instanceof FileCopyError && error.side === 'source') return error;
+    return this.writeFailed(meta, error);
+  }
+
+  /** Renamed and its index line written on the hashing thread, it is stored; else its name was taken (a replace). */
+  private async copied(meta: ChunkMeta, name: string, subfolder: string, temp: string, copied: FileCopied): Promise<StoredChunk> {
     if (copied.indexed) {
       await this.dropFlatCopy(name);
-      return stored({ ...described(meta), checksum: copied.checksum }, path);
+      return stored({ ...described(meta), checksum: copied.checksum }, this.chunkPath(name, subfolder));
     }
     return this.commit(meta, name, subfolder, temp, copied.checksum, copied.renamed);
   }

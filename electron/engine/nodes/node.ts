@@ -114,6 +114,12 @@ export interface NodeTarget {
    */
   writeFromFile?(meta: ChunkMeta, file: LocalRange, options: HashingWriteOptions): Promise<StoredChunk>;
   /**
+   * Optional, with writeFromFile: several whole local files, each a chunk, in one job on a hashing thread (see
+   * HashPool.copyFiles). Each item is stored or fails on its own, as writeFromFile would store or fail it (its error
+   * in its place); the node's failures are NodeErrors.
+   */
+  writeFilesFromDisk?(items: readonly { meta: ChunkMeta; file: LocalRange }[], options: HashingWriteOptions): Promise<(StoredChunk | Error)[]>;
+  /**
    * Optional: store a stream, hashed and written on a hashing thread (see HashPool.fileSink), for nodes on this
    * machine. `data`'s own errors reject as they are; the node's with NodeError.
    */

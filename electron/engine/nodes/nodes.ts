@@ -80,6 +80,18 @@ export class Nodes {
     return this.writeTeed(meta, data, nodes, options);
   }
 
+  /**
+   * Whole local files, each a chunk, onto node `nodeId` in one job on a hashing thread (NodeTarget.writeFilesFromDisk):
+   * per item its stored copy, or undefined where it failed (the caller sends that one again the usual way, which
+   * tells the source's failure from the node's and retries). Undefined for a node that cannot.
+   */
+  async storeFiles(nodeId: string, items: readonly { meta: ChunkMeta; file: LocalRange }[], options: { algorithm: ChecksumAlgorithm; signal?: AbortSignal }): Promise<(StoredChunk | undefined)[] | undefined> {
+    const node = this.target(nodeId);
+    if (!node.writeFilesFromDisk) return undefined;
+    const results = await node.writeFilesFromDisk(items, { pool: this.pool, algorithm: options.algorithm, ...pick(options, 'signal') });
+    return results.map((r) => (r instanceof Error ? undefined : r));
+  }
+
   private target(id: string): NodeTarget {
     const node = this.registry.get(id);
     if (!node) throw new Error(`no node ${id} in this run`);
