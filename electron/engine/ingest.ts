@@ -225,7 +225,7 @@ class IngestRun {
     const shortfall = await this.ensureReplicas();
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles.count, shortfall });
     const spill = this.spill;
-    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileEntries(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
+    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileLines(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, document);
     const manifest = manifestWithEntriesOnDisk(summary(), manifestPath);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });

@@ -105,15 +105,54 @@ function* memberPieces(key: string, member: unknown, more: boolean): Generator<s
 async function* streamedArrayPieces(key: string, member: StreamedArray<unknown>, more: boolean): AsyncGenerator<string> {
   const comma = more ? ',' : '';
   const name = `  ${JSON.stringify(key)}: `;
+  const items = member.items();
+  if (isIterable(items)) {
+    yield* syncArrayPieces(name, comma, items);
+    return;
+  }
   let previous: { element: unknown } | undefined;
-  for await (const element of member.items()) {
+  for await (const element of items) {
     yield previous ? `${elementText(previous.element)},\n` : `${name}[\n`;
     previous = { element };
   }
   yield previous ? `${elementText(previous.element)}\n  ]${comma}\n` : `${name}[]${comma}\n`;
 }
 
+/** Text pieces of about this many characters from an array read synchronously. */
+const SYNC_PIECE_CHARS = 256 * 1024;
+
+/**
+ * An array read synchronously (from the run's spill), its elements' text joined into pieces of ~256 KiB: an
+ * element each through the async generators cost more than its text (~7 µs; 0.7 s of a 100,000-file manifest).
+ */
+function* syncArrayPieces(name: string, comma: string, items: Iterable<unknown>): Generator<string> {
+  let piece = '';
+  let first = true;
+  for (const element of items) {
+    piece += first ? `${name}[\n${elementText(element)}` : `,\n${elementText(element)}`;
+    first = false;
+    if (piece.length >= SYNC_PIECE_CHARS) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield first ? `${name}[]${comma}\n` : `${piece}\n  ]${comma}\n`;
+}
+
+function isIterable(items: AsyncIterable<unknown> | Iterable<unknown>): items is Iterable<unknown> {
+  return Symbol.iterator in items;
+}
+
+/** An element already in JSON (a line of the run's spill), written as it is instead of parsed and written again. */
+export class RawJson {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
 function elementText(element: unknown): string {
+  if (element instanceof RawJson) return `    ${element.text}`;
   return `    ${JSON.stringify(element === undefined ? null : element) ?? 'null'}`;
 }
 

@@ -9,6 +9,7 @@ import type { PlannedChunk } from './chunks.ts';
 import { layout } from './pack/plan.ts';
 import type { PlanItem } from './pack/plan.ts';
 import { shardChunks } from './pack/run.ts';
+import { RawJson } from './manifest.ts';
 import { NumberColumn, RecordFile } from './spill.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 
@@ -99,6 +100,11 @@ export class RunSpill {
 
   *fileEntries(): Generator<ManifestFile> {
     for (const { value } of this.files.scan()) if (value) yield value;
+  }
+
+  /** The files' entries as the JSON lines this run wrote (for the manifest: nothing parsed only to be written again). */
+  *fileLines(): Generator<RawJson> {
+    for (const line of this.files.lines()) yield new RawJson(line);
   }
 
   close(): void {

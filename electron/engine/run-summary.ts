@@ -6,6 +6,7 @@ import { chunkCount, fileChecksum } from './chunks.ts';
 import type { PlannedChunk } from './chunks.ts';
 import type { LoadedConfig } from './config.ts';
 import { Deferred, StreamedArray } from './manifest.ts';
+import type { RawJson } from './manifest.ts';
 import type { SourceChecks } from './source-checks.ts';
 import { readFileSync } from 'node:fs';
 import type { ObjectInfo } from './storage/driver.ts';
@@ -73,7 +74,8 @@ export interface ManifestInput {
   chunkSize: number;
   fileCount: number;
   /** Read once each, as the manifest is written. */
-  files: () => Iterable<ManifestFile> | AsyncIterable<ManifestFile>;
+  /** The files, as objects or already as JSON (RawJson, the spill's own lines). */
+  files: () => Iterable<ManifestFile | RawJson> | AsyncIterable<ManifestFile | RawJson>;
   chunks: () => Iterable<ManifestChunk> | AsyncIterable<ManifestChunk>;
   shortfall: ChunkShortfall[];
   nodes: NodeStatus[];
@@ -125,9 +127,7 @@ export function streamedManifest(m: ManifestInput): { document: Pick<Manifest, '
   const document = {
     ...head,
     files: new StreamedArray(m.files),
-    chunks: new StreamedArray(async function* () {
-      for await (const chunk of m.chunks()) yield totals.add(chunk);
-    }),
+    chunks: new StreamedArray(() => summed(m.chunks(), totals)),
     nodes: new Deferred(nodes),
     totals: new Deferred(sums),
   };
@@ -145,6 +145,18 @@ export function manifestWithEntriesOnDisk(summary: Omit<Manifest, 'files' | 'chu
   Object.defineProperty(manifest, 'files', { enumerable: true, get: () => load().files });
   Object.defineProperty(manifest, 'chunks', { enumerable: true, get: () => load().chunks });
   return manifest;
+}
+
+/** The chunks as they stream by, each added to `totals`; read synchronously when they can be (see syncArrayPieces). */
+function summed(chunks: Iterable<ManifestChunk> | AsyncIterable<ManifestChunk>, totals: ManifestTotals): Iterable<ManifestChunk> | AsyncIterable<ManifestChunk> {
+  if (Symbol.iterator in chunks) {
+    return (function* () {
+      for (const chunk of chunks) yield totals.add(chunk);
+    })();
+  }
+  return (async function* () {
+    for await (const chunk of chunks) yield totals.add(chunk);
+  })();
 }
 
 /** The run's outcome, in order of precedence. */

@@ -63,12 +63,24 @@ export class RecordFile<T> {
 
   /** Every record in file order, with its offset (blank lines skipped). */
   *scan(): Generator<{ offset: number; value: T | undefined }> {
+    for (const { offset, line } of this.texts()) yield { offset, value: parseLine<T>(line) };
+  }
+
+  /**
+   * Every record's line in file order, as text (blank lines skipped), for a file this process wrote: its lines are
+   * whole JSON (only a crash tears one, and a run's own spill is never read after one).
+   */
+  *lines(): Generator<string> {
+    for (const { line } of this.texts()) yield line;
+  }
+
+  private *texts(): Generator<{ offset: number; line: string }> {
     this.flush();
     let offset = 0;
     while (offset < this.written) {
       const bytes = this.lineAt(offset);
       const line = bytes.toString('utf8');
-      if (line.trim().length > 0) yield { offset, value: parseLine<T>(line) };
+      if (line.trim().length > 0) yield { offset, line };
       offset += bytes.length + 1;
     }
   }

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { manifestJsonPieces, writeJsonAtomic } from '../../electron/engine/manifest.ts';
+import { manifestJsonPieces, RawJson, StreamedArray, writeJsonAtomic } from '../../electron/engine/manifest.ts';
 
 const sample = {
   version: 1,
@@ -47,6 +47,30 @@ describe('manifest writing', () => {
     const bigText = [...manifestJsonPieces(big)].join('');
     expect(bigText.split('\n')).toHaveLength(5000 + 5); // {, "files": [, the 5,000, ], }, and the empty string after the last newline
     expect(JSON.parse(bigText)).toEqual(big);
+  });
+
+  it('streamed arrays lay out the same whether read synchronously (in pieces), asynchronously, or as JSON lines already written', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ci-manifest-streamed-'));
+    try {
+      // ~1.5 MB of elements: several of the synchronous pieces, whose joins must not lose or double a comma.
+      const files = Array.from({ length: 12_000 }, (_, i) => ({ key: `data/${'x'.repeat(i % 90)}/${i}.bin`, size: i, status: 'complete' }));
+      const chunks = [{ id: 'only_chunk_0', size: 1 }];
+      const expected = laidOut({ runId: 'r', files, empty: [], chunks, totals: { files: files.length } });
+      const ways = {
+        sync: () => files,
+        async: async function* () {
+          yield* files;
+        },
+        raw: () => files.map((f) => new RawJson(JSON.stringify(f))),
+      };
+      for (const [way, items] of Object.entries(ways)) {
+        const path = join(dir, `${way}.json`);
+        await writeJsonAtomic(path, { runId: 'r', files: new StreamedArray<unknown>(items), empty: new StreamedArray(() => []), chunks: new StreamedArray(() => chunks), totals: { files: files.length } });
+        expect(await readFile(path, 'utf8'), way).toBe(expected);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('writes through a temp name: the file reads back equal, and no temp file is left', async () => {
