@@ -57,15 +57,36 @@ export class Placer {
   }
 
   private leastLoaded(candidates: readonly PlacementCandidate[], count: number): string[] {
-    const weights = candidates.map((c) => c.weight).filter((w): w is number => w !== undefined && w > 0);
-    const average = weights.length ? weights.reduce((a, b) => a + b, 0) / weights.length : 1;
+    let weightSum = 0;
+    let weighted = 0;
+    for (const c of candidates) {
+      if (c.weight === undefined || c.weight <= 0) continue;
+      weightSum += c.weight;
+      weighted++;
+    }
+    const average = weighted ? weightSum / weighted : 1;
     const load = (c: PlacementCandidate): number => this.bytesOn(c.id) / ((c.weight && c.weight > 0 ? c.weight : average) / average);
+    if (count === 1) return [lowest(candidates, load).id];
     return candidates
       .map((c, order) => ({ id: c.id, load: load(c), order }))
       .sort((a, b) => a.load - b.load || a.order - b.order)
       .slice(0, count)
       .map((c) => c.id);
   }
+}
+
+/** The first candidate of the lowest load (as a stable sort by load would put first): one pass, nothing allocated. */
+function lowest(candidates: readonly PlacementCandidate[], load: (c: PlacementCandidate) => number): PlacementCandidate {
+  let best = candidates[0]!;
+  let bestLoad = load(best);
+  for (let i = 1; i < candidates.length; i++) {
+    const l = load(candidates[i]!);
+    if (l < bestLoad) {
+      best = candidates[i]!;
+      bestLoad = l;
+    }
+  }
+  return best;
 }
 
 // ---- Rendezvous (highest random weight) hashing, after NVIDIA AIStore's core/meta/hrw.go ----------------------

@@ -102,3 +102,22 @@ describe('stable placement (rendezvous hashing)', () => {
     expect(performance.now() - started).toBeLessThan(10_000);
   });
 });
+
+describe('balanced placement', () => {
+  it('one node at a time is the first of the least loaded by weighted bytes, as when asking for two', () => {
+    const candidates: PlacementCandidate[] = [{ id: 'small', weight: 1 }, { id: 'big', weight: 3 }, { id: 'plain' }, { id: 'same', weight: 1 }];
+    const one = new Placer('balanced');
+    const two = new Placer('balanced');
+    const sizes = Array.from({ length: 500 }, (_, i) => 1 + ((i * 7919) % 1000));
+    for (const size of sizes) {
+      const [picked] = one.choose(size, candidates, 1);
+      const [first, second] = two.choose(size, candidates, 2);
+      expect(picked).toBe(first);
+      two.release(second!, size); // keep both placers' loads the same
+    }
+    // Weighted by capacity: 'big' (3 of an average 5/3) takes the most bytes; 'plain' weighs the average.
+    const bytes = candidates.map((c) => one.bytesOn(c.id));
+    expect(bytes[1]).toBe(Math.max(...bytes));
+    expect(one.choose(1, [{ id: 'a' }, { id: 'b' }], 1)).toEqual(['a']); // a tie goes to the first candidate
+  });
+});
