@@ -93,6 +93,13 @@ export class WorkerWatch {
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
       });
+      nc.subscribe(HEARTBEAT_FILTER, { callback: (error, msg) => { if (!error) this.onHeartbeat(msg.data); } });
+      // Connected means listening: the server has the subscription (a round trip) before anyone is told so, or
+      // heartbeats sent right after would be dropped.
+      await nc.flush().catch(async (error: unknown) => {
+        await nc.close().catch(() => undefined);
+        throw error;
+      });
       if (this.url !== url) {
         await nc.close();
         return;
@@ -100,7 +107,6 @@ export class WorkerWatch {
       this.nc = nc;
       this.connected = true;
       this.lastError = undefined;
-      nc.subscribe(HEARTBEAT_FILTER, { callback: (error, msg) => { if (!error) this.onHeartbeat(msg.data); } });
       void this.watchStatus(nc);
       void nc.closed().then(() => {
         if (this.nc === nc) {
