@@ -31,28 +31,32 @@ export class Placer {
   /**
    * Picks `count` distinct nodes for a chunk of `bytes` and records the bytes on them.
    * balanced: the least-loaded nodes (by bytes, scaled by weight), which keeps max − min within one chunk.
-   * round_robin: the original's rotation over the candidates, whatever their load.
+   * round_robin: the original's rotation over the candidates, whatever their load; from `turn` when given (the
+   * chunk's place in the plan).
    * stable: rendezvous (HRW) hashing of `key` (the chunk id) over the candidates, weighted by capacity: the same
    * chunk goes to the same nodes whatever else is planned, and a node joining or leaving moves about 1/N of them.
    */
-  choose(bytes: number, candidates: readonly PlacementCandidate[], count = 1, key?: string): string[] {
+  choose(bytes: number, candidates: readonly PlacementCandidate[], count = 1, key?: string, turn?: number): string[] {
     if (candidates.length === 0 || count <= 0) return [];
-    const picked = this.pick(candidates, count, key);
+    const picked = this.pick(candidates, count, key, turn);
     for (const id of picked) this.record(id, bytes);
     return picked;
   }
 
-  private pick(candidates: readonly PlacementCandidate[], count: number, key: string | undefined): string[] {
-    if (this.strategy === 'round_robin') return this.rotate(candidates, count);
+  private pick(candidates: readonly PlacementCandidate[], count: number, key: string | undefined, turn: number | undefined): string[] {
+    if (this.strategy === 'round_robin') return this.rotate(candidates, count, turn);
     if (this.strategy === 'balanced') return this.leastLoaded(candidates, count);
     if (key === undefined) throw new Error('stable placement needs the chunk id: pass it as choose(bytes, candidates, count, chunkId)');
     return rendezvousPick(key, candidates, count);
   }
 
-  private rotate(candidates: readonly PlacementCandidate[], count: number): string[] {
+  /**
+   * From the candidate at `turn` (the chunk's place in the plan, so chunk i goes to node i mod n whichever chunk is
+   * placed first), or else at the next of this placer's own turns.
+   */
+  private rotate(candidates: readonly PlacementCandidate[], count: number, turn = this.turn++): string[] {
     const picked: string[] = [];
-    for (let i = 0; i < Math.min(count, candidates.length); i++) picked.push(candidates[(this.turn + i) % candidates.length]!.id);
-    this.turn++;
+    for (let i = 0; i < Math.min(count, candidates.length); i++) picked.push(candidates[(turn + i) % candidates.length]!.id);
     return picked;
   }
 

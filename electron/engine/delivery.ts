@@ -62,6 +62,8 @@ export interface DeliverOptions {
   /** Attempts made before (a re-send keeps counting). */
   attemptsBefore?: number;
   readRetries?: number;
+  /** The chunk's place in the run's plan: round_robin placement's turn (see Placer.choose). */
+  turn?: number;
 }
 
 export class Delivery {
@@ -82,7 +84,7 @@ export class Delivery {
     let sourceFailures = 0;
     let threadLosses = 0;
 
-    let targets = skipped ? [] : this.choose(chunk, copies.map((c) => c.nodeId), replicas - copies.length, copies.length === 0);
+    let targets = skipped ? [] : this.choose(chunk, copies.map((c) => c.nodeId), replicas - copies.length, copies.length === 0, o.turn);
     while (targets.length > 0) {
       attempts++;
       const outcome = await transfer(targets, attempts);
@@ -143,9 +145,12 @@ export class Delivery {
     return manifestChunk(chunk, copies, { attempts: (o.attemptsBefore ?? 0) + attempts, movedFrom, skipped, ...(o.readRetries ? { readRetries: o.readRetries } : {}) });
   }
 
-  /** The one node a chunk's only copy goes to, as deliver would choose it (NoHealthyNodeError when none is usable). */
-  chooseOne(chunk: PlannedChunk): string {
-    return this.choose(chunk, [], 1, true)[0]!;
+  /**
+   * The one node a chunk's only copy goes to, as deliver would choose it (NoHealthyNodeError when none is usable);
+   * `turn`: its place in the plan.
+   */
+  chooseOne(chunk: PlannedChunk, turn: number): string {
+    return this.choose(chunk, [], 1, true, turn)[0]!;
   }
 
   /** A chunk chosen for `nodeId` (chooseOne) that was not stored there: the node's share of it is given back. */
@@ -175,7 +180,7 @@ export class Delivery {
    * `count` nodes for the chunk, none of `exclude`. Fewer when fewer are usable (the replication check reports
    * the shortfall); none at all is an error when the chunk would have no copy anywhere.
    */
-  private choose(chunk: PlannedChunk, exclude: string[], count: number, required: boolean): string[] {
+  private choose(chunk: PlannedChunk, exclude: string[], count: number, required: boolean, turn?: number): string[] {
     const registry = this.c.nodes.registry;
     const excluded = new Set(exclude);
     const candidates = registry.usable().filter((n) => !excluded.has(n.id));
@@ -183,7 +188,7 @@ export class Delivery {
       if (required) throw new NoHealthyNodeError(registry.statuses(), `left for chunk ${chunk.id}`);
       return [];
     }
-    return this.c.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: registry.weight(n.id) })), count, chunk.id);
+    return this.c.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: registry.weight(n.id) })), count, chunk.id, turn);
   }
 }
 

@@ -464,11 +464,9 @@ class IngestRun {
    */
   private fileBatchLanes(lanes: number): number {
     const threads = this.pool.size;
-    const { ingestion } = this.loaded.config;
-    const copiesOnThreads = !this.pull && this.replicas === 1 && this.bucket?.info.kind === 'local' && packBelowBytes(ingestion) === 0 && this.nodes.registry.nodes.every((n) => n.writeFilesFromDisk !== undefined);
-    // round_robin keeps the original's strict order (chunk i on node i mod n), which lanes running side by side
-    // would not: its chunks go one by one.
-    return copiesOnThreads && ingestion.placement !== 'round_robin' && lanes >= threads ? FILE_BATCHES_PER_THREAD * threads : 0;
+    const copiesOnThreads =
+      !this.pull && this.replicas === 1 && this.bucket?.info.kind === 'local' && packBelowBytes(this.loaded.config.ingestion) === 0 && this.nodes.registry.nodes.every((n) => n.writeFilesFromDisk !== undefined);
+    return copiesOnThreads && lanes >= threads ? FILE_BATCHES_PER_THREAD * threads : 0;
   }
 
   /** Work that is one chunk holding a whole file (what fileBatchLanes take). */
@@ -520,7 +518,7 @@ class IngestRun {
         continue;
       }
       try {
-        chosen.push({ i, chunk, nodeId: this.delivery.chooseOne(chunk) });
+        chosen.push({ i, chunk, nodeId: this.delivery.chooseOne(chunk, i) });
       } catch (error) {
         this.onChunkFailed(chunk, error);
       }
@@ -635,7 +633,7 @@ class IngestRun {
       }
       // A shard held on a node says nothing of its members' checksums: it is sent again unless journaled.
       const held = chunk.shard ? [] : await this.index!.heldCopies(chunk, live, this.replicas);
-      const delivered = await this.deliver(chunk, { held });
+      const delivered = await this.deliver(chunk, { held, turn: i });
       this.record(i, chunk, delivered);
       this.checks?.delivered(chunk.object.key, chunk.index, delivered);
     } catch (error) {

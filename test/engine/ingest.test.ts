@@ -96,6 +96,17 @@ describe('placement', () => {
     const { manifest } = await runIngest({ loaded, detection: detection('local') });
     manifest.chunks.forEach((chunk, i) => expect(chunk.node).toBe(`node-${(i % 3) + 1}`));
   });
+
+  it('round_robin keeps chunk i on node i mod n while small files go in batches beside multi-chunk files', async () => {
+    // Small whole files (copied in batches) between files of several chunks (sent one chunk at a time).
+    const mixed: Record<string, number> = {};
+    for (let i = 0; i < 120; i++) mixed[`m/${String(i).padStart(3, '0')}.bin`] = i % 30 === 7 ? 3 * MIB + 11 : 1000 + i;
+    const { loaded } = await smallProject(mixed, { nodes: 3, placement: 'round_robin' });
+    const { manifest } = await runIngest({ loaded, detection: detection('local') });
+    expect(manifest.status).toBe('complete');
+    expect(manifest.chunks).toHaveLength(120 + 4 * 3);
+    manifest.chunks.forEach((chunk, i) => expect(chunk.node, chunk.id).toBe(`node-${(i % 3) + 1}`));
+  });
 });
 
 describe('unhealthy nodes and failures', () => {
