@@ -8,6 +8,7 @@ import type { PlannedChunk } from './chunks.ts';
 import { isHashThreadLost } from './hash/pool.ts';
 import { isNodeLevelError, NodeError } from './nodes/node.ts';
 import type { Nodes, TransferOutcome } from './nodes/nodes.ts';
+import type { StoredChunk } from './nodes/node.ts';
 import type { HeldCopy } from './resume.ts';
 import { backoffDelayMs, sleep } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -93,7 +94,7 @@ export class Delivery {
       // The copies this attempt stored count first, so a node failing beside them is not taken for the last one left.
       for (const nodeId of targets) {
         const stored = outcome.stored.get(nodeId);
-        if (stored) copies.push({ nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) });
+        if (stored) copies.push(heldCopy(nodeId, stored));
       }
       for (const nodeId of targets.filter((t) => !outcome.stored.has(t))) {
         const nodeError = outcome.nodeErrors.get(nodeId);
@@ -141,8 +142,7 @@ export class Delivery {
       targets = next;
     }
     if (copies.length === 0) throw new NoHealthyNodeError(this.c.nodes.registry.statuses(), `left for chunk ${chunk.id}`);
-    this.c.emitChunk(chunk, skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
-    return manifestChunk(chunk, copies, { attempts: (o.attemptsBefore ?? 0) + attempts, movedFrom, skipped, ...(o.readRetries ? { readRetries: o.readRetries } : {}) });
+    return this.done(chunk, copies, attempts, { attempts: (o.attemptsBefore ?? 0) + attempts, movedFrom, skipped, ...(o.readRetries ? { readRetries: o.readRetries } : {}) });
   }
 
   /**
@@ -160,8 +160,13 @@ export class Delivery {
 
   /** A chunk stored on its one node at the first attempt, outside deliver (a batch of files): what deliver would return. */
   storedOnce(chunk: PlannedChunk, copy: HeldCopy): ManifestChunk {
-    this.c.emitChunk(chunk, 'verified', 1, copy.nodeId);
-    return manifestChunk(chunk, [copy], { attempts: 1, movedFrom: [], skipped: false });
+    return this.done(chunk, [copy], 1, { attempts: 1, movedFrom: [], skipped: false });
+  }
+
+  /** The chunk has its copies: said (verified, or skipped when all were held), and as the manifest records it. */
+  private done(chunk: PlannedChunk, copies: HeldCopy[], attempts: number, extra: Parameters<typeof manifestChunk>[2]): ManifestChunk {
+    this.c.emitChunk(chunk, extra.skipped ? 'skipped' : 'verified', attempts, copies[0]!.nodeId);
+    return manifestChunk(chunk, copies, extra);
   }
 
   /** The node failed this chunk for good: mark it, and pick another node for the copy (none if none is left). */
@@ -190,6 +195,11 @@ export class Delivery {
     }
     return this.c.placer.choose(chunk.size, candidates.map((n) => ({ id: n.id, weight: registry.weight(n.id) })), count, chunk.id, turn);
   }
+}
+
+/** A copy a node just stored, as the copies a chunk holds are counted. */
+export function heldCopy(nodeId: string, stored: StoredChunk): HeldCopy {
+  return { nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) };
 }
 
 function manifestChunk(chunk: PlannedChunk, copies: HeldCopy[], extra: { attempts: number; movedFrom: string[]; skipped: boolean; readRetries?: number }): ManifestChunk {

@@ -9,7 +9,7 @@ import type { PlannedChunk } from './chunks.ts';
 import { Placer } from '../../shared/placement.ts';
 import type { ChunkShortfall, DetectionResult, IngestEvent, Manifest, ManifestChunk, ManifestFile, RunOrigin } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
-import { Delivery, errorText, NoHealthyNodeError } from './delivery.ts';
+import { Delivery, errorText, heldCopy, NoHealthyNodeError } from './delivery.ts';
 import type { ChunkEventState, DeliverOptions } from './delivery.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { FileCopyError, HashPool } from './hash/pool.ts';
@@ -523,7 +523,8 @@ class IngestRun {
         this.onChunkFailed(chunk, error);
       }
     }
-    const files = await Promise.all(chosen.map(({ chunk }) => this.wholeLocalFile(chunk)));
+    // A path that cannot be had fails its chunk the usual way, which says why.
+    const files = await Promise.all(chosen.map(({ chunk }) => this.localRange(chunk).catch(() => undefined)));
     const byNode = new Map<string, { i: number; chunk: PlannedChunk; file: LocalRange }[]>();
     chosen.forEach(({ i, chunk, nodeId }, k) => {
       const file = files[k];
@@ -557,16 +558,16 @@ class IngestRun {
         return;
       }
       this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: chunk.size });
-      const delivered = this.delivery.storedOnce(chunk, { nodeId, location: stored.location, checksum: stored.checksum.hex, ...(stored.crc ? { crc: stored.crc } : {}) });
+      const delivered = this.delivery.storedOnce(chunk, heldCopy(nodeId, stored));
       this.record(i, chunk, delivered);
       this.checks?.delivered(chunk.object.key, chunk.index, delivered);
     });
   }
 
-  /** A whole-file chunk's file on this machine, or undefined (not local, or its path could not be had). */
-  private async wholeLocalFile(chunk: PlannedChunk): Promise<LocalRange | undefined> {
-    const file = await this.bucket!.localFile(chunk.object).catch(() => undefined);
-    return file ? { ...file, offset: 0, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) } : undefined;
+  /** The chunk's bytes as a range of a file on this machine, pinned to its listed version; undefined if not local. */
+  private async localRange(chunk: PlannedChunk): Promise<LocalRange | undefined> {
+    const file = await this.bucket!.localFile(chunk.object);
+    return file ? { ...file, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) } : undefined;
   }
 
   /** A run that stopped early still lists every file: those in the window and those never reached, as they stand. */
@@ -806,10 +807,7 @@ class IngestRun {
     const bucket = this.bucket!;
     if (chunk.shard) return new ShardSource(chunk.shard, { bucket, pool: this.pool, algorithm: this.algorithm, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
     return {
-      localRange: async () => {
-        const file = await bucket.localFile(chunk.object);
-        return file ? { ...file, offset: chunk.offset, length: chunk.size, ...(chunk.object.etag ? { etag: chunk.object.etag } : {}) } : undefined;
-      },
+      localRange: () => this.localRange(chunk),
       open: () => this.readChunk(chunk, attempt),
       sourceError: (error: FileCopyError) => bucket.copyError(error, chunk.object.key),
     };

@@ -44,6 +44,8 @@ export interface JournaledChunk {
 export interface JournalChunks {
   readonly size: number;
   get(id: string): JournaledChunk | undefined;
+  /** Whether `id` may have an entry: true for every id that has one, without reading it (a hash may match another). */
+  mayHave(id: string): boolean;
   keys(): Iterable<string>;
   values(): Iterable<JournaledChunk>;
   close(): void;
@@ -176,6 +178,10 @@ class IndexedJournalChunks implements JournalChunks {
 
   get size(): number {
     return this.index.size;
+  }
+
+  mayHave(id: string): boolean {
+    return !this.index.candidates(id).next().done;
   }
 
   get(id: string): JournaledChunk | undefined {

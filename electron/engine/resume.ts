@@ -72,9 +72,9 @@ export class ResumeIndex {
     return entry.chunk.copies.every((c) => live.has(c.nodeId)) ? entry.chunk : undefined;
   }
 
-  /** Whether a run before may have delivered this chunk (its journal, or a node's listing), without asking a node. */
+  /** Whether a run before may have delivered this chunk (its journal, or a node's listing), reading neither. */
   mayHold(chunkId: string): boolean {
-    if (this.o.journal?.chunks.get(chunkId)) return true;
+    if (this.o.journal?.chunks.mayHave(chunkId)) return true;
     if (this.held.size === 0) return false;
     for (const position of this.held.candidates(chunkId)) if (this.nodes[position]) return true;
     return false;

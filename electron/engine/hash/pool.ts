@@ -134,6 +134,16 @@ export function shardParts(keys: readonly string[], sizes: readonly number[], co
   return parts;
 }
 
+/** A thread's answer that a copy was made, as the caller takes it. */
+function fileCopied(reply: Extract<Reply, { op: 'copied' }>, algorithm: ChecksumAlgorithm): FileCopied {
+  return { checksum: { algorithm, hex: reply.hex }, renamed: reply.renamed === true, indexed: reply.indexed === true };
+}
+
+/** A thread's answer that a copy failed, as the error the caller gets (naming a shard's member, if one failed). */
+function copyError(reply: Extract<Reply, { op: 'copyFailed' }>): FileCopyError {
+  return new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key);
+}
+
 /** A shard as the hashing thread takes it (its data, no callbacks). */
 function shardMessage(shard: LocalShard): Omit<LocalShard, 'onMemberDigests'> {
   return { root: shard.root, keys: shard.keys, sizes: shard.sizes, etags: shard.etags };
@@ -455,21 +465,14 @@ export class HashPool {
    * carried along. Small files cost the engine thread more to hand over one by one than the thread takes to copy.
    */
   copyFiles(jobs: readonly Omit<FileCopyJob, 'pack' | 'continues'>[], options: { signal?: AbortSignal } = {}): Promise<(FileCopied | FileCopyError)[]> {
-    const signal = options.signal;
     if (jobs.length === 0) return Promise.resolve([]);
     return new Promise<(FileCopied | FileCopyError)[]>((resolve, reject) => {
-      const { id, slot } = this.claim((reply) => {
+      const { id, slot, cancel } = this.claimCancellable(options.signal, (reply, end) => {
         if (reply.op !== 'copiedMany' && reply.op !== 'lost') return;
-        signal?.removeEventListener('abort', onAbort);
-        slot.cancels.give(cancel);
-        this.release(id, slot);
+        end();
         if (reply.op === 'lost') return reject(reply.error);
-        resolve(reply.results.map((r, i) => (r.op === 'copied' ? { checksum: { algorithm: jobs[i]!.algorithm, hex: r.hex }, renamed: r.renamed === true, indexed: r.indexed === true } : new FileCopyError(r.code, r.key !== undefined ? `${r.key}: ${r.message}` : r.message, r.side, r.key))));
+        resolve(reply.results.map((r, i) => (r.op === 'copied' ? fileCopied(r, jobs[i]!.algorithm) : copyError(r))));
       });
-      const cancel = slot.cancels.take();
-      const onAbort = (): void => slot.cancels.cancel(cancel);
-      if (signal?.aborted) onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
       if (!slot.lost) slot.worker.postMessage({ op: 'copyMany', id, cancel, jobs });
     });
   }
@@ -512,26 +515,42 @@ export class HashPool {
   /** Runs a file job on the least busy thread (or `along`'s); it checks its cancel flag between blocks. */
   private runFileJob(job: Record<string, unknown>, algorithm: ChecksumAlgorithm, signal?: AbortSignal, onBytes?: (bytes: number) => void, onMembers?: (digests: string[]) => void, along?: SequentialHash): Promise<FileCopied> {
     return new Promise<FileCopied>((resolve, reject) => {
-      const { id, slot } = this.claim((reply) => {
-        if (reply.op === 'progress') return onBytes?.(reply.bytes);
-        if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
-        signal?.removeEventListener('abort', onAbort);
-        slot.cancels.give(cancel);
-        this.release(id, slot);
-        if (reply.op === 'copied') {
-          if (reply.bytes) onBytes?.(reply.bytes);
-          if (reply.members) onMembers?.(reply.members);
-          if (reply.continued) along?.tookInput();
-          resolve({ checksum: { algorithm, hex: reply.hex }, renamed: reply.renamed === true, indexed: reply.indexed === true });
-        } else if (reply.op === 'lost') reject(reply.error);
-        else reject(new FileCopyError(reply.code, reply.key !== undefined ? `${reply.key}: ${reply.message}` : reply.message, reply.side, reply.key));
-      }, along?.thread);
-      const cancel = slot.cancels.take();
-      const onAbort = (): void => slot.cancels.cancel(cancel);
-      if (signal?.aborted) onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const { id, slot, cancel } = this.claimCancellable(
+        signal,
+        (reply, end) => {
+          if (reply.op === 'progress') return onBytes?.(reply.bytes);
+          if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
+          end();
+          if (reply.op === 'copied') {
+            if (reply.bytes) onBytes?.(reply.bytes);
+            if (reply.members) onMembers?.(reply.members);
+            if (reply.continued) along?.tookInput();
+            resolve(fileCopied(reply, algorithm));
+          } else if (reply.op === 'lost') reject(reply.error);
+          else reject(copyError(reply));
+        },
+        along?.thread,
+      );
       this.postJob(slot, { ...job, id, cancel });
     });
+  }
+
+  /**
+   * An id (claim) for a job its thread stops when `signal` aborts: the thread checks the job's cancel cell between
+   * blocks. `onReply` hears the job's replies and calls `end` once it is over (the cell back, the listener off).
+   */
+  private claimCancellable(signal: AbortSignal | undefined, onReply: (reply: Delivery, end: () => void) => void, slot?: Slot): { id: number; slot: Slot; cancel: number } {
+    const end = (): void => {
+      signal?.removeEventListener('abort', onAbort);
+      claimed.slot.cancels.give(cancel);
+      this.release(claimed.id, claimed.slot);
+    };
+    const claimed = this.claim((reply) => onReply(reply, end), slot);
+    const cancel = claimed.slot.cancels.take();
+    const onAbort = (): void => claimed.slot.cancels.cancel(cancel);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return { ...claimed, cancel };
   }
 
   /**

@@ -246,15 +246,25 @@ class Crc32cHash {
 function copyAndName(job) {
   try {
     const { along, ...copied } = copy(job);
-    const renamed = job.renameTo !== undefined && renameUnlessTaken(job.target, job.renameTo);
-    const indexed = renamed && job.index !== undefined && job.renameTo !== undefined;
-    if (indexed) appendIndexLine(/** @type {IndexLine} */ (job.index), /** @type {string} */ (job.renameTo), job.algorithm, copied.hex, undefined);
+    const { renamed, indexed } = nameAndIndex(job, copied.hex);
     const continued = carryAlong(job.continues, along);
     return { op: 'copied', id: job.id, ...copied, renamed, indexed, continued };
   } catch (error) {
     const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
     return { op: 'copyFailed', id: job.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) };
   }
+}
+
+/**
+ * A file written whole at `job.target` takes its final name (renameTo, unless taken) and then its index line.
+ * @param {{ target: string, renameTo?: string, index?: IndexLine, algorithm: string }} job
+ * @param {string} hex its checksum
+ */
+function nameAndIndex(job, hex) {
+  const renamed = job.renameTo !== undefined && renameUnlessTaken(job.target, job.renameTo);
+  const indexed = renamed && job.index !== undefined && job.renameTo !== undefined;
+  if (indexed) appendIndexLine(/** @type {IndexLine} */ (job.index), /** @type {string} */ (job.renameTo), job.algorithm, hex, undefined);
+  return { renamed, indexed };
 }
 
 /** Pages of the flags that cancel file jobs, all of one size (see CancelFlags in pool.ts). @type {Int32Array[]} */
@@ -744,10 +754,7 @@ function handle(message) {
     case 'sealFile':
       try {
         const hex = hashWritten(message);
-        const renamed = message.renameTo !== undefined && renameUnlessTaken(message.target, message.renameTo);
-        const indexed = renamed && message.index !== undefined && message.renameTo !== undefined;
-        if (indexed) appendIndexLine(/** @type {IndexLine} */ (message.index), /** @type {string} */ (message.renameTo), message.algorithm, hex, undefined);
-        post({ op: 'copied', id: message.id, hex, bytes: 0, renamed, indexed });
+        post({ op: 'copied', id: message.id, hex, bytes: 0, ...nameAndIndex(message, hex) });
       } catch (error) {
         post({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'target' });
       }

@@ -177,7 +177,7 @@ export class FolderNode implements NodeTarget {
     let copied: FileCopied;
     try {
       const along = options.continueHash ? { continues: options.continueHash } : {};
-      const job = { ...this.copyJob(meta, file, options.algorithm, temp, subfolder), ...along, ...(file.pack ? { pack: file.pack } : {}) };
+      const job = { ...this.copyJob(meta, file, options.algorithm, name, temp, subfolder), ...along, ...(file.pack ? { pack: file.pack } : {}) };
       copied = await options.pool.copyFile(job, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onBytes ? { onBytes: options.onBytes } : {}) });
     } catch (error) {
       throw await this.copyFailed(meta, temp, error);
@@ -191,16 +191,16 @@ export class FolderNode implements NodeTarget {
    */
   async writeFilesFromDisk(items: readonly { meta: ChunkMeta; file: LocalRange }[], options: HashingWriteOptions): Promise<(StoredChunk | Error)[]> {
     const named = items.map(({ meta, file }) => ({ meta, file, name: chunkFileName(meta.id), subfolder: chunkSubfolder(meta.id) }));
-    const temps = await Promise.all(named.map(({ meta, name, subfolder }) => this.tempFor(meta, name, subfolder).catch((error: unknown) => error as Error)));
+    const temps = await this.batchTemps(named);
     const ready = named.flatMap((item, i) => (typeof temps[i] === 'string' ? [{ ...item, temp: temps[i] }] : []));
-    let results: (FileCopied | FileCopyError)[];
+    let results: (FileCopied | Error)[];
     try {
       results = await options.pool.copyFiles(
-        ready.map(({ meta, file, temp, subfolder }) => this.copyJob(meta, file, options.algorithm, temp, subfolder)),
+        ready.map(({ meta, file, name, temp, subfolder }) => this.copyJob(meta, file, options.algorithm, name, temp, subfolder)),
         options.signal ? { signal: options.signal } : {},
       );
     } catch (error) {
-      results = ready.map(() => error as FileCopyError);
+      results = ready.map(() => error as Error); // the thread was lost: every copy of the batch with it
     }
     const outcomes = await Promise.all(
       ready.map(({ meta, name, subfolder, temp }, k) => {
@@ -212,11 +212,30 @@ export class FolderNode implements NodeTarget {
     return temps.map((temp) => (typeof temp === 'string' ? outcomes[next++]! : temp));
   }
 
+  /**
+   * Temp names for a batch: each subfolder made (or found) once for the batch, not once per file; a file whose
+   * subfolder could not be had gets tempFor's own error for it.
+   */
+  private async batchTemps(named: readonly { meta: ChunkMeta; name: string; subfolder: string }[]): Promise<(string | Error)[]> {
+    const usable = new Set<string>();
+    await Promise.all(
+      [...new Set(named.map((n) => n.subfolder))].map((subfolder) =>
+        this.ensureDir()
+          .then(() => this.ensureSubfolder(subfolder))
+          .then(() => usable.add(subfolder), () => undefined),
+      ),
+    );
+    const temps: (string | Error | undefined)[] = named.map(({ name, subfolder }) => (usable.has(subfolder) ? this.tempName(name, subfolder) : undefined));
+    const missing = named.flatMap((item, i) => (temps[i] === undefined ? [{ item, i }] : []));
+    await Promise.all(missing.map(async ({ item, i }) => (temps[i] = await this.tempFor(item.meta, item.name, item.subfolder).catch((error: unknown) => error as Error))));
+    return temps as (string | Error)[];
+  }
+
   /** The hashing thread's job that copies `file` into `temp` and, once complete, gives it the chunk's name and index line. */
-  private copyJob(meta: ChunkMeta, file: LocalRange, algorithm: ChecksumAlgorithm, temp: string, subfolder: string): FileCopyJob {
+  private copyJob(meta: ChunkMeta, file: LocalRange, algorithm: ChecksumAlgorithm, name: string, temp: string, subfolder: string): FileCopyJob {
     const source = { source: file.path, ...(file.inside !== undefined ? { inside: file.inside } : {}), offset: file.offset, length: file.length, ...(file.etag ? { etag: file.etag } : {}) };
     const index = { path: this.indexFile, head: chunkLineHead({ ...described(meta), subfolder }) };
-    return { algorithm, ...source, target: temp, renameTo: this.chunkPath(chunkFileName(meta.id), subfolder), index };
+    return { algorithm, ...source, target: temp, renameTo: this.chunkPath(name, subfolder), index };
   }
 
   /** A copy that failed: its temp is removed; the source's failures stay as they are, the node's become a NodeError. */
@@ -258,6 +277,11 @@ export class FolderNode implements NodeTarget {
     } catch (error) {
       throw this.writeFailed(meta, error);
     }
+    return this.tempName(name, subfolder);
+  }
+
+  /** A new temp name for chunk `name` in .tmp/<subfolder>/ (which tempFor makes). */
+  private tempName(name: string, subfolder: string): string {
     return `${this.prefix}.tmp${sep}${subfolder}${sep}${name}.${this.tempPrefix}${(this.temps++).toString(36)}.part`;
   }
 
