@@ -1,6 +1,6 @@
 // What an ingest run keeps of its plan, its delivered chunks and its files while it runs: on disk, in a work
-// folder beside the run's journal, with 16 bytes a chunk in memory (where its record is, which nodes hold it).
-// So a run of a million files holds about as much memory as a run of ten thousand.
+// folder beside the run's journal, with a few pages of its columns in memory (where each chunk's record is, which
+// nodes hold it). So a run of a million files holds about as much memory as a run of ten thousand.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Positions } from '../../shared/positions.ts';
@@ -32,9 +32,9 @@ export class RunSpill {
   private readonly delivered: RecordFile<DeliveredRecord>;
   private readonly files: RecordFile<ManifestFile>;
   /** Per plan index: the offset of its latest delivered record, or -1. */
-  private readonly at = new NumberColumn(-1);
+  private readonly at: NumberColumn;
   /** Per plan index: the nodes holding its copies, a bit per node position. */
-  private readonly masks = new NumberColumn(0);
+  private readonly masks: NumberColumn;
   private readonly nodePositions = new Positions();
   private masksExact = true;
 
@@ -43,6 +43,8 @@ export class RunSpill {
     this.items = new RecordFile(join(dir, 'plan.jsonl'));
     this.delivered = new RecordFile(join(dir, 'delivered.jsonl'));
     this.files = new RecordFile(join(dir, 'files.jsonl'));
+    this.at = new NumberColumn(join(dir, 'delivered-at.f64'), -1);
+    this.masks = new NumberColumn(join(dir, 'copies.f64'), 0);
   }
 
   /** A fresh work folder (what a killed run left there is discarded: the journal is the durable record). */
@@ -111,6 +113,8 @@ export class RunSpill {
     this.items.close();
     this.delivered.close();
     this.files.close();
+    this.at.close();
+    this.masks.close();
   }
 
   async remove(): Promise<void> {

@@ -1,5 +1,5 @@
 // What a run keeps on disk instead of in memory, so a run of a million files holds a few bytes per file at most:
-// JSON-lines files read back by offset (RecordFile), a growable array of numbers (NumberColumn), and an
+// JSON-lines files read back by offset (RecordFile), a column of numbers in a file (NumberColumn), and an
 // open-addressing table from string keys to numbers (KeyIndex) that keeps only a 52-bit hash per key.
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
@@ -160,15 +160,28 @@ function parseLine<T>(line: string): T | undefined {
   }
 }
 
-/** A growable column of numbers (8 bytes each), `fill` where nothing was set. */
-export class NumberColumn {
-  private values: Float64Array;
-  private length = 0;
-  private readonly fill: number;
+const COLUMN_PAGE_CELLS = 8192;
+const COLUMN_PAGE_BYTES = 8 * COLUMN_PAGE_CELLS;
+const COLUMN_CACHED_PAGES = 4;
 
-  constructor(fill = -1, capacity = 1024) {
+/**
+ * A column of numbers (8 bytes each) kept in a file, `fill` where nothing was set: a few 64 KiB pages in memory,
+ * so its memory does not grow with the run. Cells are stored as `value - fill`, so the file's unwritten parts
+ * (zeros) read as `fill`. Reads and writes near the last ones (a run's window of chunks in flight, or a pass in
+ * order) stay in the cached pages.
+ */
+export class NumberColumn {
+  readonly path: string;
+  private fd: number;
+  private readonly fill: number;
+  private length = 0;
+  /** Cached pages, least recently used first. */
+  private readonly pages = new Map<number, { cells: Float64Array; dirty: boolean }>();
+
+  constructor(path: string, fill = -1) {
+    this.path = path;
     this.fill = fill;
-    this.values = new Float64Array(capacity).fill(fill);
+    this.fd = openSync(path, 'w+');
   }
 
   get size(): number {
@@ -176,17 +189,46 @@ export class NumberColumn {
   }
 
   get(index: number): number {
-    return index < this.length ? this.values[index]! : this.fill;
+    if (index >= this.length) return this.fill;
+    return this.page(Math.floor(index / COLUMN_PAGE_CELLS)).cells[index % COLUMN_PAGE_CELLS]! + this.fill;
   }
 
   set(index: number, value: number): void {
-    if (index >= this.values.length) {
-      const grown = new Float64Array(Math.max(index + 1, this.values.length * 2)).fill(this.fill);
-      grown.set(this.values);
-      this.values = grown;
-    }
-    this.values[index] = value;
+    const page = this.page(Math.floor(index / COLUMN_PAGE_CELLS));
+    page.cells[index % COLUMN_PAGE_CELLS] = value - this.fill;
+    page.dirty = true;
     this.length = Math.max(this.length, index + 1);
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  private page(number: number): { cells: Float64Array; dirty: boolean } {
+    let page = this.pages.get(number);
+    if (page) {
+      if (this.pages.size > 1) {
+        this.pages.delete(number);
+        this.pages.set(number, page);
+      }
+      return page;
+    }
+    if (this.pages.size >= COLUMN_CACHED_PAGES) this.evictOldest();
+    const cells = new Float64Array(COLUMN_PAGE_CELLS);
+    readSync(this.fd, new Uint8Array(cells.buffer), 0, COLUMN_PAGE_BYTES, number * COLUMN_PAGE_BYTES);
+    page = { cells, dirty: false };
+    this.pages.set(number, page);
+    return page;
+  }
+
+  private evictOldest(): void {
+    const [number, page] = this.pages.entries().next().value!;
+    this.pages.delete(number);
+    if (!page.dirty) return;
+    const bytes = new Uint8Array(page.cells.buffer);
+    for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, number * COLUMN_PAGE_BYTES + done);
   }
 }
 
