@@ -177,6 +177,9 @@ export class NumberColumn {
   private length = 0;
   /** Cached pages, least recently used first. */
   private readonly pages = new Map<number, { cells: Float64Array; dirty: boolean }>();
+  /** The page used last (most calls stay on it), kept out of the reordering. */
+  private lastNumber = -1;
+  private lastPage: { cells: Float64Array; dirty: boolean } | undefined;
 
   constructor(path: string, fill = -1) {
     this.path = path;
@@ -207,6 +210,14 @@ export class NumberColumn {
   }
 
   private page(number: number): { cells: Float64Array; dirty: boolean } {
+    if (number === this.lastNumber) return this.lastPage!;
+    const page = this.cachedPage(number);
+    this.lastNumber = number;
+    this.lastPage = page;
+    return page;
+  }
+
+  private cachedPage(number: number): { cells: Float64Array; dirty: boolean } {
     let page = this.pages.get(number);
     if (page) {
       if (this.pages.size > 1) {
@@ -226,6 +237,7 @@ export class NumberColumn {
   private evictOldest(): void {
     const [number, page] = this.pages.entries().next().value!;
     this.pages.delete(number);
+    if (number === this.lastNumber) this.lastNumber = -1;
     if (!page.dirty) return;
     const bytes = new Uint8Array(page.cells.buffer);
     for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, number * COLUMN_PAGE_BYTES + done);
