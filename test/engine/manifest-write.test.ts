@@ -84,4 +84,19 @@ describe('manifest writing', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('writes text of any width whole: multi-byte characters across the writer\'s buffer, and a member larger than it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ci-manifest-write-'));
+    try {
+      const wide = {
+        ...sample,
+        files: Array.from({ length: 30_000 }, (_, i) => ({ key: `données/画像/${i}/ünïcödé-😀.jpg`, size: i })),
+        note: 'x'.repeat(300_000) + '€'.repeat(200_000),
+      };
+      await writeJsonAtomic(join(dir, 'run.json'), wide);
+      expect(await readFile(join(dir, 'run.json'), 'utf8')).toBe(laidOut(wide));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
