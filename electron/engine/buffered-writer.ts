@@ -1,4 +1,4 @@
-// Text to a file without a buffer per write (manifests, the run journal).
+// Text to a file without a buffer per write (manifests).
 import type { FileHandle } from 'node:fs/promises';
 
 /**

@@ -6,7 +6,6 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult, ManifestChunk, RepairAction, ResumableRun } from '../../shared/types.ts';
-import { BufferedWriter } from './buffered-writer.ts';
 import type { LoadedConfig } from './config.ts';
 import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
 import { KeyIndex, RecordFile } from './spill.ts';
@@ -75,7 +74,6 @@ const WRITE_NOW_BYTES = 256 * 1024;
 
 export class JournalWriter {
   private readonly handle: FileHandle;
-  private readonly out: BufferedWriter;
   /** Lines appended since the last write began: they go out together in the next one. */
   private queued: string[] = [];
   private queuedBytes = 0;
@@ -85,7 +83,6 @@ export class JournalWriter {
 
   private constructor(handle: FileHandle) {
     this.handle = handle;
-    this.out = new BufferedWriter(handle);
   }
 
   static async open(path: string): Promise<JournalWriter> {
@@ -128,12 +125,11 @@ export class JournalWriter {
 
   /** One write of every queued line; lines queued meanwhile wait for the next (now if many, else after the delay). */
   private async writeQueued(): Promise<void> {
-    const lines = this.queued;
+    const lines = this.queued.join('');
     this.queued = [];
     this.queuedBytes = 0;
     try {
-      for (const line of lines) await this.out.write(line);
-      await this.out.flush();
+      await this.handle.appendFile(lines);
     } catch (error) {
       this.failed ??= error;
     }
