@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64 --max-semi-space-size=4
+#!/usr/bin/env -S node --heap-growing-percent=300 --max-semi-space-size=4
 // Launcher: runs the TypeScript CLI with a Node that strips types (from the stripped copies bin/ts-cache.js keeps),
 // re-executing with Node 22 if needed.
 import { fileURLToPath } from 'node:url';

@@ -42,6 +42,7 @@ import { StorageError } from './storage/driver.ts';
 import type { ObjectInfo, SourceInfo } from './storage/driver.ts';
 import { openSource, sourceConfigFor } from './storage/open.ts';
 import { SourceChecks } from './source-checks.ts';
+import { withRunHeapGrowth } from './heap-growth.ts';
 import { checkableInPull, isPullMode, openPullCoordinator, pullUncheckedNotice, uncheckedInPull } from './cluster/run.ts';
 import type { PullCoordinator } from './cluster/run.ts';
 
@@ -193,10 +194,20 @@ class IngestRun {
   }
 
   private async executeInner(): Promise<IngestResult> {
+    // A local folder's listing stats its files on the hashing threads, a page at a time.
+    const bucket = await openSource(this.loaded, this.o.detection.cloud, { statFiles: (paths) => this.pool.statFiles(paths) });
+    this.bucket = bucket;
+    return withRunHeapGrowth(this.movesBytesOffThread(), () => this.ingestFromSource(bucket));
+  }
+
+  /** Whether every byte of the run moves on the hashing threads: a local folder into folder nodes, pushed. */
+  private movesBytesOffThread(): boolean {
+    return this.bucket?.info.kind === 'local' && !isPullMode(this.loaded) && this.nodes.registry.nodes.every((n) => n.kind === 'folder');
+  }
+
+  private async ingestFromSource(bucket: Bucket): Promise<IngestResult> {
     const { detection, signal } = this.o;
     const source = sourceConfigFor(this.loaded, detection.cloud);
-    // A local folder's listing stats its files on the hashing threads, a page at a time.
-    this.bucket = await openSource(this.loaded, detection.cloud, { statFiles: (paths) => this.pool.statFiles(paths) });
     await this.probeNodes();
     const pattern = await this.openJournal(this.o.pattern ?? this.loaded.config.ingestion.file_pattern);
     if (isPullMode(this.loaded)) {
@@ -204,9 +215,9 @@ class IngestRun {
       this.pull = await openPullCoordinator({ loaded: this.loaded, cloud: detection.cloud, runId: this.runId, nodes: this.nodes.registry.nodes.map((n) => n.id), emit: this.emit, onWorkerLost, ...(signal ? { signal } : {}) });
     }
     this.spill = await RunSpill.open(join(manifestDir(this.loaded), `${this.runId}.work`));
-    this.checks = new SourceChecks({ store: this.bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
+    this.checks = new SourceChecks({ store: bucket.info.kind, algorithm: this.algorithm, chunkSize: this.chunkSize, pool: this.pool, registry: this.nodes.registry, ...(signal ? { signal } : {}) });
     await this.indexHeldCopies();
-    this.emit({ type: 'run-started', runId: this.runId, files: 0, chunks: 0, bytes: 0, nodes: this.nodes.registry.statuses(), source: this.bucket.info });
+    this.emit({ type: 'run-started', runId: this.runId, files: 0, chunks: 0, bytes: 0, nodes: this.nodes.registry.statuses(), source: bucket.info });
 
     // Delivery starts with the first files listed. A listing that fails fails the run (as when it came before
     // delivery); a cancelled one ends the run with what it had listed.
@@ -221,11 +232,11 @@ class IngestRun {
     listing.catch(() => undefined); // awaited below, once delivery has stopped
     await this.deliverAll();
     const listed = await listing;
-    if (listed.files === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${this.bucket.info.location}` });
+    if (listed.files === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${bucket.info.location}` });
     const shortfall = await this.ensureReplicas();
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles.count, shortfall });
     const spill = this.spill;
-    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: this.bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileLines(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
+    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileLines(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, document);
     const manifest = manifestWithEntriesOnDisk(summary(), manifestPath);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });

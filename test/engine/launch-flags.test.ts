@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS, withEngineFlags } from '../../bin/node22.js';
+import { STREAMING_HEAP_GROWTH_PERCENT } from '../../electron/engine/heap-growth.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
@@ -19,6 +20,10 @@ describe('engine Node flags', () => {
       expect(scripts.ingest!.split(' ')).toContain(flag);
       expect(electronJsFlags).toContain(flag);
     }
+  });
+
+  it('start with the heap growth a run goes back to when it ends', () => {
+    expect(ENGINE_NODE_FLAGS).toContain(`--heap-growing-percent=${STREAMING_HEAP_GROWTH_PERCENT}`);
   });
 
   it('the launcher runs when executed directly, through its shebang', async () => {
