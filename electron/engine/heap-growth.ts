@@ -5,8 +5,8 @@
 // mark-compact ran every ~80 ms in some runs. Four times the live heap (the engine's Node flag, bin/node22.js)
 // keeps those runs calm: moto, 512 MiB, 1.35-1.50 s engine CPU against 1.79-2.48 s at twice.
 // A local folder copied into folder nodes moves its bytes on the hashing threads, and its garbage is the engine's
-// own small objects: at four times, a million-file run peaked at 274 MB, at twice 182 MB, in the same time
-// (113 s both; 100,000 files: 194 against 158 MB).
+// own small objects: at twice, a million-file run peaked at 182 MB, against 274 MB with the 64 MB initial old
+// space the engine started with before, in the same time (113 s both; 100,000 files: 158 against 194 MB).
 import { setFlagsFromString } from 'node:v8';
 
 /** The growth the engine starts with (bin/node22.js ENGINE_NODE_FLAGS): streams through the engine thread stay calm. */
