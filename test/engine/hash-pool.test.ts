@@ -2,8 +2,8 @@
 // retryable HashThreadLost, and is replaced: later jobs run, the process lives on. Real threads, real files.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, readlink, truncate, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { readdir, readFile, readlink, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -287,7 +287,7 @@ describe('CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS', () => {
   /** Runs a small program in a child Node with `env`: a never-ending hash, then the data file's MD5. */
   async function runChild(value: string): Promise<{ code: number | null; out: string; err: string }> {
     const program = `
-      import { createReadStream } from 'node:fs';
+      import { createReadStream, existsSync } from 'node:fs';
       import { Readable, Writable } from 'node:stream';
       import { pipeline } from 'node:stream/promises';
       import { HashPool, isHashThreadLost } from ${JSON.stringify(POOL_MODULE)};
@@ -328,5 +328,26 @@ describe('CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS', () => {
     expect(err).toContain("CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS='soon' is not a positive number of milliseconds");
     expect(out).toContain('no kill came');
     expect(code).toBe(3);
+  });
+});
+
+describe('an aborted file sink', () => {
+  it('leaves no file behind, even when its thread makes the file after the sender removed it', async () => {
+    const pool = new HashPool(1);
+    try {
+      // The thread hashes 96 MiB first: the sink's open, its abort and the sender's rm all happen before it gets to them.
+      const busy = pool.copyFile({ algorithm: 'sha256', source: bigFile, offset: 0, length: 96 * MIB, target: join(dir, 'busy.bin') });
+      const temp = join(dir, 'aborted-sink.part');
+      const sink = pool.fileSink('md5', temp);
+      sink.on('error', () => undefined);
+      sink.destroy(new Error('the source failed'));
+      await rm(temp, { force: true });
+      await busy;
+      // Jobs run in order on the thread: by this stat, the sink was opened and aborted.
+      expect(await pool.statFiles([temp])).toEqual([undefined]);
+      expect(existsSync(temp)).toBe(false);
+    } finally {
+      await pool.close();
+    }
   });
 });

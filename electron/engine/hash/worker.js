@@ -381,7 +381,8 @@ function updateCrc(crc, bytes) {
 /**
  * Open file sinks: bytes are hashed (and CRC'd when `crc` is set) and written here. After a failed write,
  * `failure` holds it and the rest is dropped.
- * With `renameTo`, the file is renamed there once closed, unless that name is taken (renameUnlessTaken).
+ * `target` is the file it made (removed if the sink is aborted). With `renameTo`, the file is renamed there once
+ * closed, unless that name is taken (renameUnlessTaken).
  * With `continues`, `along` is fed too (see alongFrom).
  * @type {Map<number, { hash: ChunkHash, algorithm: string, crc?: { kind: 'crc32c' | 'crc32', value: number }, fd: number | undefined, target?: string, renameTo?: string, index?: IndexLine, continues?: number, along?: ChunkHash | 'own', failure?: { code: string, message: string } }>}
  */
@@ -410,6 +411,15 @@ function writeToSink(id, bytes) {
     sink.failure = failureOf(error);
     closeQuietly(sink);
     post({ op: 'writeFailed', id, ...sink.failure });
+  }
+}
+
+/** @param {string} path */
+function unlinkQuietly(path) {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
   }
 }
 
@@ -775,10 +785,11 @@ function handle(message) {
     case 'openFile':
       try {
         const crc = message.crc ? { kind: message.crc, value: 0 } : undefined;
-        const renameTo = message.renameTo !== undefined ? { target: message.target, renameTo: message.renameTo, ...(message.index ? { index: message.index } : {}) } : {};
+        const renameTo = message.renameTo !== undefined ? { renameTo: message.renameTo, ...(message.index ? { index: message.index } : {}) } : {};
         const along = alongFrom(message.continues, message.algorithm);
         const carry = along ? { continues: message.continues, along } : {};
-        sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, ...(crc ? { crc } : {}), ...renameTo, ...carry, fd: openSync(message.target, 'w') });
+        const fd = openSync(message.target, 'w');
+        sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, ...(crc ? { crc } : {}), target: message.target, ...renameTo, ...carry, fd });
       } catch (error) {
         const failure = failureOf(error);
         sinks.set(message.id, { hash: newHash(message.algorithm), algorithm: message.algorithm, fd: undefined, failure });
@@ -829,7 +840,11 @@ function handle(message) {
     case 'abortFile': {
       const sink = sinks.get(message.id);
       sinks.delete(message.id);
-      if (sink) closeQuietly(sink);
+      if (!sink) break;
+      closeQuietly(sink);
+      // The sender removes the file too, but may have done so before this thread made it (the open waited
+      // behind other jobs): the file this sink made goes with it.
+      if (sink.target !== undefined) unlinkQuietly(sink.target);
       break;
     }
     case 'along': {
