@@ -156,7 +156,6 @@ function elementText(element: unknown): string {
   return `    ${JSON.stringify(element === undefined ? null : element) ?? 'null'}`;
 }
 
-/** Collects small strings into ~1 MiB writes. */
 /** Writes a run's manifest: a Manifest, or one whose files and chunks are StreamedArray members. */
 export async function writeManifest(loaded: LoadedConfig, manifest: Pick<Manifest, 'runId'> & object): Promise<string> {
   const dir = manifestDir(loaded);

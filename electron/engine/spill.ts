@@ -3,8 +3,8 @@
 // open-addressing table from string keys to numbers (KeyIndex) that keeps only a 52-bit hash per key.
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { TextBuffer } from './buffered-writer.ts';
 
-const WRITE_BUFFER_BYTES = 1024 * 1024;
 const READ_BLOCK_BYTES = 256 * 1024;
 const NEWLINE = 0x0a;
 
@@ -16,13 +16,8 @@ const NEWLINE = 0x0a;
 export class RecordFile<T> {
   readonly path: string;
   private fd: number;
-  /**
-   * Appended lines not yet written, encoded straight into one reused buffer: a Buffer per line, held until the
-   * flush, outlived young-generation collections by the thousand (a run's engine thread spent a third of its time
-   * in the collector).
-   */
-  private pending: Buffer | undefined;
-  private pendingBytes = 0;
+  /** Appended lines not yet written (one reused buffer, see TextBuffer). */
+  private readonly pending = new TextBuffer();
   /** Bytes on disk (flushed); appended bytes beyond this are still in `pending`. */
   private written = 0;
   private readonly block = Buffer.allocUnsafe(READ_BLOCK_BYTES);
@@ -38,24 +33,20 @@ export class RecordFile<T> {
 
   /** Total bytes appended (the offset the next record gets). */
   get size(): number {
-    return this.written + this.pendingBytes;
+    return this.written + this.pending.size;
   }
 
   append(value: T): number {
     const offset = this.size;
     const line = `${JSON.stringify(value)}\n`;
-    // A UTF-16 unit takes at most 3 bytes in UTF-8: room for that is room enough.
-    if (this.pendingBytes + 3 * line.length > WRITE_BUFFER_BYTES) this.flush();
-    if (3 * line.length > WRITE_BUFFER_BYTES) this.writeOut(Buffer.from(line));
-    else this.pendingBytes += (this.pending ??= Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES)).write(line, this.pendingBytes);
+    if (!this.pending.fits(line)) this.flush();
+    if (TextBuffer.holds(line)) this.pending.add(line);
+    else this.writeOut(Buffer.from(line));
     return offset;
   }
 
   flush(): void {
-    if (this.pendingBytes === 0 || !this.pending) return;
-    const bytes = this.pendingBytes;
-    this.pendingBytes = 0;
-    this.writeOut(this.pending.subarray(0, bytes));
+    if (this.pending.size > 0) this.writeOut(this.pending.take());
   }
 
   private writeOut(data: Buffer): void {
