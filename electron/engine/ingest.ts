@@ -476,7 +476,7 @@ class IngestRun {
   private fileBatchLanes(lanes: number): number {
     const threads = this.pool.size;
     const copiesOnThreads =
-      !this.pull && this.replicas === 1 && this.bucket?.info.kind === 'local' && packBelowBytes(this.loaded.config.ingestion) === 0 && this.nodes.registry.nodes.every((n) => n.writeFilesFromDisk !== undefined);
+      this.movesBytesOffThread() && this.replicas === 1 && packBelowBytes(this.loaded.config.ingestion) === 0 && this.nodes.registry.nodes.every((n) => n.writeFilesFromDisk !== undefined);
     return copiesOnThreads && lanes >= threads ? FILE_BATCHES_PER_THREAD * threads : 0;
   }
 
