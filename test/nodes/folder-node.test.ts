@@ -112,6 +112,41 @@ describe('a folder node on a folder it cannot write to', () => {
   }
 });
 
+describe('a batch of whole files (writeFilesFromDisk) on a disk that fills up', () => {
+  afterAll(cleanup);
+
+  it('the files whose index lines find no room fail with `full`, each, and leave no file behind', async () => {
+    const { HashPool } = await import('../../electron/engine/hash/pool.ts');
+    const pool = new HashPool(1);
+    try {
+      const dir = await smallFilesystem(MiB);
+      const node = new FolderNode('tiny-batch', dir);
+      await node.probe();
+      const sources = await tempDir('ci-folder-full-batch-src-');
+      // Their bytes exactly fill the filesystem: the data fits, the batch's index lines do not.
+      const files = await Promise.all(
+        ['a', 'b', 'c', 'd'].map(async (name) => {
+          const path = join(sources, name);
+          await writeFile(path, randomBytes(MiB / 4));
+          return { meta: metaFor(`${name}.bin_chunk_0`, MiB / 4), file: { path, offset: 0, length: MiB / 4 } };
+        }),
+      );
+      const results = await node.writeFilesFromDisk(files, { pool, algorithm: 'md5' });
+      expect(results).toHaveLength(4);
+      for (const result of results) {
+        expect(result).toBeInstanceOf(NodeError);
+        expect((result as NodeError).code, String(result)).toBe('full');
+      }
+      for (const { meta } of files) expect(await node.find(meta.id)).toBeUndefined();
+      expect(await folderStrayFiles(dir)).toEqual([]);
+      expect(await folderTemps(dir)).toEqual([]);
+      await node.close();
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('a source that fails while the folder node sets up its temp file', () => {
   afterAll(cleanup);
 

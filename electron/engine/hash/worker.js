@@ -38,6 +38,9 @@ const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
  *   | { op: 'packAbort', id: number }} Message
  * @typedef {{ id: number, algorithm: string, root: string, keys: string[], sizes: number[], etags: (string | undefined)[], credits: number[] }} PackJob
  * @typedef {{ algorithm: string, starts: number[], lengths: number[] }} RangeSpec
+ * @typedef {{ path: string, renamedTo: string, text: string }} BatchLine
+ * @typedef {{ op: 'copied', id: number, hex: string, bytes: number, renamed: boolean, indexed: boolean, continued: unknown }
+ *   | { op: 'copyFailed', id: number, code: string, message: string, side: string, key?: string }} CopyReply
  */
 
 /**
@@ -106,7 +109,8 @@ function copy(job) {
   const input = openInside(job.source, job.inside);
   let output;
   try {
-    if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
+    // A job of one read is checked after it only: a file changed before the read fails that check too.
+    if (job.etag && job.length > COPY_BLOCK && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
     output = onTarget(() => openSync(job.target, 'w'));
     let done = 0;
     let reported = 0;
@@ -157,27 +161,89 @@ const INDEX_IDLE_MS = 250;
  * @param {{ kind: string, value: number } | undefined} crc
  */
 function appendIndexLine(index, renamedTo, algorithm, hex, crc) {
-  const line = Buffer.from(`\n${index.head},"checksum":${JSON.stringify({ algorithm, hex })}${crc ? `,"crc":${JSON.stringify(crc)}` : ''}}\n`);
+  const line = Buffer.from(indexLineText(index, algorithm, hex, crc));
+  let written;
   try {
-    let fd = indexFds.get(index.path);
+    written = appendToIndex(index.path, line);
+  } catch (error) {
+    unlinkQuietly(renamedTo);
+    throw Object.assign(/** @type {Error} */ (error), { side: 'target' });
+  }
+  if (written < line.length) {
+    unlinkQuietly(renamedTo);
+    throw noRoomForIndex();
+  }
+}
+
+/**
+ * @param {IndexLine} index
+ * @param {string} algorithm
+ * @param {string} hex
+ * @param {{ kind: string, value: number } | undefined} crc
+ */
+function indexLineText(index, algorithm, hex, crc) {
+  return `\n${index.head},"checksum":${JSON.stringify({ algorithm, hex })}${crc ? `,"crc":${JSON.stringify(crc)}` : ''}}\n`;
+}
+
+function noRoomForIndex() {
+  return Object.assign(new Error("no room for the chunk's index line"), { code: 'ENOSPC', side: 'target' });
+}
+
+/**
+ * Appends `bytes` to the index file at `path` in one write (its descriptor kept open while lines keep coming);
+ * returns how many were written.
+ * @param {string} path
+ * @param {Uint8Array} bytes
+ */
+function appendToIndex(path, bytes) {
+  try {
+    let fd = indexFds.get(path);
     if (fd === undefined) {
-      fd = openSync(index.path, 'a');
-      indexFds.set(index.path, fd);
+      fd = openSync(path, 'a');
+      indexFds.set(path, fd);
     }
-    const written = writeSync(fd, line, 0, line.length, null);
-    if (written < line.length) throw Object.assign(new Error('no room for the chunk\'s index line'), { code: 'ENOSPC' });
+    return writeSync(fd, bytes, 0, bytes.length, null);
   } catch (error) {
     closeIndexFds(); // the next line opens its file again
-    try {
-      unlinkSync(renamedTo);
-    } catch {
-      // already gone; the write's error is the one reported
-    }
-    throw Object.assign(/** @type {Error} */ (error), { side: 'target' });
+    throw error;
   } finally {
     clearTimeout(indexIdle);
     indexIdle = setTimeout(closeIndexFds, INDEX_IDLE_MS);
     indexIdle.unref();
+  }
+}
+
+/**
+ * A batch's index lines (copyMany), one write per index file instead of one per chunk. A chunk whose line was not
+ * written whole loses its file and fails, as appendIndexLine fails one; the lines before it stand.
+ * @param {number} id
+ * @param {(BatchLine & { at: number })[]} lines
+ * @param {CopyReply[]} results
+ */
+function appendBatchIndexLines(id, lines, results) {
+  /** @type {Map<string, typeof lines>} */
+  const byPath = new Map();
+  for (const line of lines) {
+    const group = byPath.get(line.path) ?? [];
+    if (group.push(line) === 1) byPath.set(line.path, group);
+  }
+  for (const [path, group] of byPath) {
+    const texts = group.map((line) => Buffer.from(line.text));
+    let written = 0;
+    /** @type {NodeJS.ErrnoException} */
+    let failure = noRoomForIndex();
+    try {
+      written = appendToIndex(path, Buffer.concat(texts));
+    } catch (error) {
+      failure = /** @type {NodeJS.ErrnoException} */ (error);
+    }
+    let end = 0;
+    group.forEach((line, k) => {
+      end += /** @type {Buffer} */ (texts[k]).length;
+      if (end <= written) return;
+      unlinkQuietly(line.renamedTo);
+      results[line.at] = { op: 'copyFailed', id, code: failure.code ?? 'EIO', message: failure.message, side: 'target' };
+    });
   }
 }
 
@@ -242,11 +308,13 @@ class Crc32cHash {
  * A copy job run to its end: copied, given its final name (renameTo) and its index line; the reply that says so,
  * or that it failed.
  * @param {CopyJob} job
+ * @param {((line: BatchLine) => void) | undefined} deferLine takes the index line instead of writing it (a batch writes its lines together)
+ * @returns {CopyReply}
  */
-function copyAndName(job) {
+function copyAndName(job, deferLine = undefined) {
   try {
     const { along, ...copied } = copy(job);
-    const { renamed, indexed } = nameAndIndex(job, copied.hex);
+    const { renamed, indexed } = nameAndIndex(job, copied.hex, deferLine);
     const continued = carryAlong(job.continues, along);
     return { op: 'copied', id: job.id, ...copied, renamed, indexed, continued };
   } catch (error) {
@@ -259,11 +327,16 @@ function copyAndName(job) {
  * A file written whole at `job.target` takes its final name (renameTo, unless taken) and then its index line.
  * @param {{ target: string, renameTo?: string, index?: IndexLine, algorithm: string }} job
  * @param {string} hex its checksum
+ * @param {((line: BatchLine) => void) | undefined} deferLine as in copyAndName
  */
-function nameAndIndex(job, hex) {
+function nameAndIndex(job, hex, deferLine = undefined) {
   const renamed = job.renameTo !== undefined && renameUnlessTaken(job.target, job.renameTo);
   const indexed = renamed && job.index !== undefined && job.renameTo !== undefined;
-  if (indexed) appendIndexLine(/** @type {IndexLine} */ (job.index), /** @type {string} */ (job.renameTo), job.algorithm, hex, undefined);
+  if (!indexed) return { renamed, indexed };
+  const index = /** @type {IndexLine} */ (job.index);
+  const renamedTo = /** @type {string} */ (job.renameTo);
+  if (deferLine) deferLine({ path: index.path, renamedTo, text: indexLineText(index, job.algorithm, hex, undefined) });
+  else appendIndexLine(index, renamedTo, job.algorithm, hex, undefined);
   return { renamed, indexed };
 }
 
@@ -757,10 +830,15 @@ function handle(message) {
     case 'copy':
       post(copyAndName(message));
       break;
-    case 'copyMany':
+    case 'copyMany': {
       // One reply for the lot: each file copied, renamed and indexed, or failed, on its own.
-      post({ op: 'copiedMany', id: message.id, results: message.jobs.map((job) => copyAndName({ ...job, id: message.id, cancel: message.cancel })) });
+      /** @type {(BatchLine & { at: number })[]} */
+      const lines = [];
+      const results = message.jobs.map((job, at) => copyAndName({ ...job, id: message.id, cancel: message.cancel }, (line) => lines.push({ ...line, at })));
+      appendBatchIndexLines(message.id, lines, results);
+      post({ op: 'copiedMany', id: message.id, results });
       break;
+    }
     case 'sealFile':
       try {
         const hex = hashWritten(message);
