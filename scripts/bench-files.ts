@@ -12,12 +12,19 @@
 // the run before left: ext4 checks every free inode it considers against the inode tables it has cached, and a
 // run just after another created files 2-2.5x slower, rclone as much as this engine (100,000 files: 7-8 s after
 // a settle, 18-22 s right after another run).
+// That was ext4 without a journal (this VM's disk): each new file's inode is searched past every inode freed in the
+// last minutes whose inode table block is cached (fs/ext4/ialloc.c, recently_deleted: 60 s, 360 s while the block
+// is dirty). 50,000 files created in 0.6-0.8 s on a quiet disk took 3.5-4.5 s up to 130 s after 50,000 others were
+// deleted, even after a sync and with the caches dropped. Whoever ran right after a run's output was deleted paid for
+// it (the unpacked run always followed rclone's). So outputs are kept until the bench ends when the disk has room
+// for them, and no run starts until the bench's last large deletion is 6 minutes old (quietAfterDeletions).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -75,6 +82,33 @@ async function tree(count: number): Promise<{ dir: string; bytes: number }> {
   return { dir, bytes };
 }
 
+/** When the bench last deleted many files (see the top of this file), kept across runs of the bench. */
+const DELETED_AT = join(WORK, 'deleted-at');
+const QUIET_AFTER_DELETION_MS = 370_000;
+/** Outputs kept until the bench ends (removeOutput), so that no run follows the deletion of another's. */
+const keptOutputs: string[] = [];
+
+/** Waits until the bench's last large deletion is old enough that new files no longer pay for it. */
+async function quietAfterDeletions(): Promise<void> {
+  const deletedAt = Number(await readFile(DELETED_AT, 'utf8').catch(() => '0'));
+  const wait = deletedAt + QUIET_AFTER_DELETION_MS - Date.now();
+  if (!(wait > 0)) return;
+  process.stderr.write(`  waiting ${Math.ceil(wait / 1000)} s: files deleted less than 6 minutes ago slow down every file created (see the top of scripts/bench-files.ts)\n`);
+  await sleep(wait);
+}
+
+async function deleteMany(paths: readonly string[]): Promise<void> {
+  for (const path of paths) await rm(path, { recursive: true, force: true });
+  await writeFile(DELETED_AT, String(Date.now()));
+}
+
+/** A run's output: kept until the bench ends while the disk has room for another of `bytes`, else deleted now. */
+async function removeOutput(path: string, bytes: number): Promise<void> {
+  const disk = await statfs(WORK);
+  if (disk.bavail * disk.bsize > 2 * bytes + 4 * 1024 ** 3) keptOutputs.push(path);
+  else await deleteMany([path]);
+}
+
 /** Whether settle() could drop the kernel's caches (it needs root). */
 let cachesDropped = false;
 
@@ -96,7 +130,8 @@ function settle(source: string, warm: () => void): void {
 }
 
 /** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB), or why it failed. */
-function timed(command: string, args: string[], cwd: string, settled: () => void): { seconds: number; maxRssMb: number } | string {
+async function timed(command: string, args: string[], cwd: string, settled: () => void): Promise<{ seconds: number; maxRssMb: number } | string> {
+  await quietAfterDeletions();
   settled();
   const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M', command, ...args], { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr ?? '');
@@ -121,7 +156,7 @@ async function engineProject(project: string, source: string, packed: boolean): 
 // --cloud local: a benchmark never probes the real cloud metadata addresses.
 const ENGINE_ARGS = [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'];
 
-async function engine(count: number, source: string, packed: boolean, tiny: string): Promise<Result> {
+async function engine(count: number, { dir: source, bytes }: { dir: string; bytes: number }, packed: boolean, tiny: string): Promise<Result> {
   const project = join(WORK, `engine-${count}-${packed ? 'packed' : 'unpacked'}`);
   await engineProject(project, source, packed);
   const warmProject = join(WORK, 'engine-warm-up');
@@ -129,27 +164,27 @@ async function engine(count: number, source: string, packed: boolean, tiny: stri
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
   try {
     const warm = (): void => void spawnSync(process.execPath, ENGINE_ARGS, { cwd: warmProject, stdio: 'ignore' });
-    const run = timed(process.execPath, ENGINE_ARGS, project, () => settle(source, warm));
+    const run = await timed(process.execPath, ENGINE_ARGS, project, () => settle(source, warm));
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {
-    await rm(project, { recursive: true, force: true });
+    await removeOutput(project, bytes);
     await rm(warmProject, { recursive: true, force: true });
   }
 }
 
-async function rclone(count: number, source: string, tiny: string): Promise<Result> {
+async function rclone(count: number, { dir: source, bytes }: { dir: string; bytes: number }, tiny: string): Promise<Result> {
   const tool = 'rclone copy --transfers 8';
   if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: 'rclone not installed (apt-get install rclone)' };
   const dest = join(WORK, `rclone-${count}`);
   await rm(dest, { recursive: true, force: true });
   try {
     const warm = (): void => void spawnSync('rclone', ['copy', tiny, `${dest}-warm-up`, '--transfers', '8'], { stdio: 'ignore' });
-    const run = timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK, () => settle(source, warm));
+    const run = await timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK, () => settle(source, warm));
     if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(dest) };
   } finally {
-    await rm(dest, { recursive: true, force: true });
+    await removeOutput(dest, bytes);
     await rm(`${dest}-warm-up`, { recursive: true, force: true });
   }
 }
@@ -159,9 +194,9 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   const tiny = (await tree(10)).dir;
   for (const count of COUNTS) {
-    const { dir, bytes } = await tree(count);
-    process.stderr.write(`${count.toLocaleString('en')} files, ${(bytes / 1024 / 1024).toFixed(0)} MiB\n`);
-    const runs = { rclone: () => rclone(count, dir, tiny), unpacked: () => engine(count, dir, false, tiny), packed: () => engine(count, dir, true, tiny) };
+    const source = await tree(count);
+    process.stderr.write(`${count.toLocaleString('en')} files, ${(source.bytes / 1024 / 1024).toFixed(0)} MiB\n`);
+    const runs = { rclone: () => rclone(count, source, tiny), unpacked: () => engine(count, source, false, tiny), packed: () => engine(count, source, true, tiny) };
     for (const [name, run] of Object.entries(runs)) {
       if (!ONLY.has(name)) continue;
       const result = await run();
@@ -169,6 +204,7 @@ async function main(): Promise<void> {
       results.push(result);
     }
   }
+  if (keptOutputs.length > 0) await deleteMany(keptOutputs.splice(0));
   console.log('\nfiles       tool                        wall s   files/s  peak RSS MB  files on disk  vs rclone');
   for (const r of results) {
     const peer = results.find((p) => p.files === r.files && p.tool.startsWith('rclone'));
@@ -178,6 +214,7 @@ async function main(): Promise<void> {
   }
   console.log('vs rclone: rclone wall time / this wall time (above 1: faster than rclone). Local folder → two folder nodes (rclone: one folder), warm page cache.');
   console.log(cachesDropped ? 'Each run started with the caches dropped and the source tree read again.' : 'Caches not dropped (not root): each run started as the last one left the caches; see settle().');
+  console.log('No run started within 6 minutes of the bench deleting files (outputs are deleted at the end).');
 }
 
 await main();
