@@ -24,7 +24,7 @@ function crc32cHex(bytes: Buffer): string {
 
 describe('ingestion.checksum: crc32c', () => {
   it('runs on the native CRC-32C here', () => {
-    expect(crc32cImplementation).toBe('native');
+    expect(crc32cImplementation()).toBe('native');
   });
 
   it('checksums chunks and packed files with CRC-32C on a folder node and an agent; verify and reassemble work', { timeout: 60_000 }, async () => {

@@ -24,22 +24,33 @@ for (let n = 0; n < 256; n++) {
 }
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** @typedef {(data: Uint8Array, initial?: number) => number} NativeCrc32c */
+/** @type {NativeCrc32c | undefined | null} null: not looked for yet */
+let native = null;
+
 /**
  * The native CRC-32C, or undefined where @node-rs/crc32 has no binary for this platform (or is not installed).
- * @type {((data: Uint8Array, initial?: number) => number) | undefined}
+ * Loaded on first use: every hashing thread imports this module, and loading the binary costs each thread
+ * ~10-30 ms at start that a run without CRCs never gets back.
+ * @returns {NativeCrc32c | undefined}
  */
-const nativeCrc32c = (() => {
-  if (process.env.CLOUD_INGEST_CRC32C === 'js') return undefined;
+function nativeCrc32c() {
+  if (native !== null) return native;
+  native = undefined;
+  if (process.env.CLOUD_INGEST_CRC32C === 'js') return native;
   try {
-    const native = /** @type {{ crc32c: (data: Uint8Array, initial?: number) => number }} */ (createRequire(import.meta.url)('@node-rs/crc32'));
-    return native.crc32c(new Uint8Array([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39])) === 0xe3069283 ? native.crc32c : undefined;
+    const loaded = /** @type {{ crc32c: NativeCrc32c }} */ (createRequire(import.meta.url)('@node-rs/crc32'));
+    if (loaded.crc32c(new Uint8Array([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39])) === 0xe3069283) native = loaded.crc32c;
   } catch {
-    return undefined;
+    // no binary for this platform: the JavaScript CRC
   }
-})();
+  return native;
+}
 
 /** Which CRC-32C implementation runs: 'native' (CPU instructions) or 'js' (the fallback). */
-export const crc32cImplementation = nativeCrc32c ? 'native' : 'js';
+export function crc32cImplementation() {
+  return nativeCrc32c() ? 'native' : 'js';
+}
 
 /**
  * The CRC-32C of the bytes so far (`crc`, 0 for none) followed by `data`.
@@ -48,7 +59,8 @@ export const crc32cImplementation = nativeCrc32c ? 'native' : 'js';
  * @returns {number} unsigned 32-bit
  */
 export function crc32cUpdate(crc, data) {
-  if (nativeCrc32c) return nativeCrc32c(data, crc) >>> 0;
+  const crc32c = nativeCrc32c();
+  if (crc32c) return crc32c(data, crc) >>> 0;
   return crc32cUpdateJs(crc, data);
 }
 
