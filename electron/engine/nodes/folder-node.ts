@@ -36,6 +36,8 @@ export class FolderNode implements NodeTarget {
   readonly kind = 'folder' as const;
   readonly location: string;
   private ready: Promise<void> | undefined;
+  /** Whether `ready` has resolved (the folder was made and checked). */
+  private dirReady = false;
   private readonly index: IndexWriter;
   private readonly indexed: IndexReader;
   /**
@@ -74,6 +76,7 @@ export class FolderNode implements NodeTarget {
       return { ok: true, latencyMs: Math.round(performance.now() - started), freeBytes: fs.bavail * fs.bsize };
     } catch (error) {
       this.ready = undefined;
+      this.dirReady = false;
       return { ok: false, latencyMs: Math.round(performance.now() - started), error: this.describe(error) };
     }
   }
@@ -202,12 +205,17 @@ export class FolderNode implements NodeTarget {
     } catch (error) {
       results = ready.map(() => error as Error); // the thread was lost: every copy of the batch with it
     }
-    const outcomes = await Promise.all(
-      ready.map(({ meta, name, subfolder, temp }, k) => {
-        const result = results[k]!;
-        return result instanceof Error ? this.copyFailed(meta, temp, result) : this.copied(meta, name, subfolder, temp, result).catch((error: unknown) => error as Error);
-      }),
-    );
+    const pending = ready.map(({ meta, name, subfolder, temp }, k): StoredChunk | Error | Promise<StoredChunk | Error> => {
+      const result = results[k]!;
+      if (result instanceof Error) return this.copyFailed(meta, temp, result);
+      try {
+        const chunk = this.copied(meta, name, subfolder, temp, result);
+        return chunk instanceof Promise ? chunk.catch((error: unknown) => error as Error) : chunk;
+      } catch (error) {
+        return error as Error;
+      }
+    });
+    const outcomes = pending.some((outcome) => outcome instanceof Promise) ? await Promise.all(pending) : (pending as (StoredChunk | Error)[]);
     let next = 0;
     return temps.map((temp) => (typeof temp === 'string' ? outcomes[next++]! : temp));
   }
@@ -217,6 +225,8 @@ export class FolderNode implements NodeTarget {
    * subfolder could not be had gets tempFor's own error for it.
    */
   private async batchTemps(named: readonly { meta: ChunkMeta; name: string; subfolder: string }[]): Promise<(string | Error)[]> {
+    // Past the first batches every subfolder is made: no promise per subfolder.
+    if (this.dirReady && named.every(({ subfolder }) => this.subfolders.has(subfolder))) return named.map(({ name, subfolder }) => this.tempName(name, subfolder));
     const usable = new Set<string>();
     await Promise.all(
       [...new Set(named.map((n) => n.subfolder))].map((subfolder) =>
@@ -245,13 +255,14 @@ export class FolderNode implements NodeTarget {
     return this.writeFailed(meta, error);
   }
 
-  /** Renamed and its index line written on the hashing thread, it is stored; else its name was taken (a replace). */
-  private async copied(meta: ChunkMeta, name: string, subfolder: string, temp: string, copied: FileCopied): Promise<StoredChunk> {
-    if (copied.indexed) {
-      await this.dropFlatCopy(name);
-      return stored({ ...described(meta), checksum: copied.checksum }, this.chunkPath(name, subfolder));
-    }
-    return this.commit(meta, name, subfolder, temp, copied.checksum, copied.renamed);
+  /**
+   * Renamed and its index line written on the hashing thread, it is stored; else its name was taken (a replace).
+   * Synchronous in the common case (no older layout's copy to drop): a batch awaits no promise per stored file.
+   */
+  private copied(meta: ChunkMeta, name: string, subfolder: string, temp: string, copied: FileCopied): StoredChunk | Promise<StoredChunk> {
+    if (!copied.indexed) return this.commit(meta, name, subfolder, temp, copied.checksum, copied.renamed);
+    const chunk = stored({ ...described(meta), checksum: copied.checksum }, this.chunkPath(name, subfolder));
+    return this.flatChunks ? this.dropFlatCopy(name).then(() => chunk) : chunk;
   }
 
   /** A chunk's file: in its subfolder, or (undefined: an older layout) in the node folder itself. */
@@ -402,6 +413,7 @@ export class FolderNode implements NodeTarget {
       if (!stats.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       this.flatChunks = await this.holdsFlatChunks();
       await this.removeAbandonedTemps();
+      this.dirReady = true;
     })();
     return this.ready;
   }
