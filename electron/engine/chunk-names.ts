@@ -29,15 +29,25 @@ const ASCII_PIECES = Array.from({ length: 128 }, (_, code) => {
   return KEEP.test(char) ? char : `%${code.toString(16).toUpperCase().padStart(2, '0')}`;
 });
 
-/** encodedPieces(text).join('') for ASCII text without building the pieces (most keys); undefined for any other. */
+/** Whether each ASCII character is kept as it is (see encodedPieces; `.` and `-` only after the first). */
+const ASCII_KEPT = ASCII_PIECES.map((piece) => piece.length === 1);
+
+/**
+ * encodedPieces(text).join('') for ASCII text without building the pieces (most keys); undefined for any other.
+ * Runs of kept characters are taken as slices, not a character at a time: a small file's name is built for every
+ * file of a run.
+ */
 function encodeAscii(text: string): string | undefined {
   let encoded = '';
+  let keptFrom = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code >= 128) return undefined;
-    encoded += (code === 0x2e || code === 0x2d) && i > 0 ? text[i] : ASCII_PIECES[code];
+    if (ASCII_KEPT[code] || ((code === 0x2e || code === 0x2d) && i > 0)) continue;
+    encoded += text.slice(keptFrom, i) + ASCII_PIECES[code];
+    keptFrom = i + 1;
   }
-  return encoded;
+  return keptFrom === 0 ? text : encoded + text.slice(keptFrom);
 }
 
 export function encodeNamePart(text: string): string {

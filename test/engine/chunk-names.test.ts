@@ -24,6 +24,18 @@ describe('chunk file names', () => {
     }
   });
 
+  it('follow it for random ASCII ids, whatever runs of kept and encoded characters they hold', () => {
+    let seed = 7;
+    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    const alphabet = 'ab09_.-/ %~\\:\n\tZ';
+    for (let n = 0; n < 5000; n++) {
+      let id = '';
+      for (let length = next() % 40; id.length < length; ) id += next() % 4 === 0 ? String.fromCharCode(next() % 128) : alphabet[next() % alphabet.length];
+      expect(chunkFileName(id), JSON.stringify(id)).toBe(byTheRule(id));
+      expect(encodeNamePart(id), JSON.stringify(id)).toBe(byTheRule(id));
+    }
+  });
+
   it('follow it for ids mixing ASCII and other scripts', () => {
     for (const id of ['train/猫/01.jpg_chunk_0', 'é-x.bin_chunk_3', '-数.txt_chunk_0', 'a b/ü.bin_chunk_1']) {
       expect(chunkFileName(id)).toBe(byTheRule(id));
