@@ -228,18 +228,19 @@ function appendBatchIndexLines(id, lines, results) {
     if (group.push(line) === 1) byPath.set(line.path, group);
   }
   for (const [path, group] of byPath) {
-    const texts = group.map((line) => Buffer.from(line.text));
+    const bytes = Buffer.from(group.map((line) => line.text).join(''));
     let written = 0;
     /** @type {NodeJS.ErrnoException} */
     let failure = noRoomForIndex();
     try {
-      written = appendToIndex(path, Buffer.concat(texts));
+      written = appendToIndex(path, bytes);
     } catch (error) {
       failure = /** @type {NodeJS.ErrnoException} */ (error);
     }
+    if (written === bytes.length) continue;
     let end = 0;
-    group.forEach((line, k) => {
-      end += /** @type {Buffer} */ (texts[k]).length;
+    group.forEach((line) => {
+      end += Buffer.byteLength(line.text);
       if (end <= written) return;
       unlinkQuietly(line.renamedTo);
       results[line.at] = { op: 'copyFailed', id, code: failure.code ?? 'EIO', message: failure.message, side: 'target' };
