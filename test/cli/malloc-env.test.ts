@@ -1,8 +1,8 @@
 // The CLI (here its node agent) runs with the engine's glibc malloc settings (bin/malloc-env.js), set before the
 // process's first allocation by re-executing itself in place: same PID, so signals and service managers still
 // reach it. A value the user set wins.
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
@@ -43,5 +43,34 @@ describe.runIf(process.platform === 'linux')('malloc settings', () => {
     const env = await agentEnvironment({ MALLOC_ARENA_MAX: '4' });
     expect(env.MALLOC_ARENA_MAX).toBe('4');
     expect(env.MALLOC_MMAP_THRESHOLD_).toBe('131072');
+  });
+});
+
+describe.runIf(process.platform === 'linux')('the restart with malloc settings', () => {
+  // Everything loaded before the restart is loaded again after it: a launcher that loaded the TypeScript cache,
+  // the relaunch helper and url before restarting made every command start ~60 ms later.
+  it('comes before anything but the launcher and what decides on the restart is loaded', async () => {
+    const dir = await tempDir('ci-malloc-loads-');
+    const log = join(dir, 'loads.txt');
+    const recorder = join(dir, 'recorder.mjs');
+    await writeFile(
+      recorder,
+      `import { appendFileSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+registerHooks({ load(url, context, nextLoad) {
+  if (url.startsWith('file:')) appendFileSync(${JSON.stringify(log)}, (process.env.MALLOC_ARENA_MAX ? 'after ' : 'before ') + url + '\\n');
+  return nextLoad(url, context);
+} });
+`,
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.MALLOC_ARENA_MAX;
+    delete env.MALLOC_MMAP_THRESHOLD_;
+    const result = spawnSync(process.execPath, ['--import', recorder, ...ENGINE_NODE_FLAGS, CLI, 'nodes', '--config', join(dir, 'missing.yml')], { env, encoding: 'utf8' });
+    expect(result.stderr).toContain('missing.yml'); // the command ran, after the restart
+    const lines = (await readFile(log, 'utf8')).trim().split('\n');
+    const before = lines.filter((l) => l.startsWith('before ')).map((l) => l.slice('before '.length).replace(/^.*\/bin\//, 'bin/'));
+    expect(before.filter((url) => !url.endsWith('recorder.mjs')).sort()).toEqual(['bin/cloud-ingest.js', 'bin/malloc-env.js', 'bin/node22.js']);
+    expect(lines.some((l) => l.startsWith('after ') && l.endsWith('/bin/ts-cache.js'))).toBe(true); // the rest, once
   });
 });
