@@ -234,6 +234,7 @@ class IngestRun {
     const listed = await listing;
     if (listed.files === 0) this.emit({ type: 'log', level: 'warn', message: `No files found matching ${pattern} in ${bucket.info.location}` });
     const shortfall = await this.ensureReplicas();
+    await this.pool.renewGrownThreads();
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles.count, shortfall });
     const spill = this.spill;
     const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileLines(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });

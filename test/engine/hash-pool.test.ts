@@ -228,6 +228,53 @@ describe('a hashing thread terminated mid-job', () => {
   });
 });
 
+describe('renewing grown threads once the pool is idle', () => {
+  it('leaves every thread while a hash is open, then replaces the grown ones with fresh threads that take the next jobs', async () => {
+    const pool = new HashPool(2);
+    try {
+      await hashDataFile(pool, 2);
+      const first = pool.threadIds();
+      const open = pool.sequence('md5');
+      await open.addFile(dataFile);
+      expect(await pool.renewGrownThreads(0)).toBe(0); // a job is open: nothing is replaced under it
+      expect(pool.threadIds()).toEqual(first);
+      expect(await open.digest()).toBe(dataMd5);
+
+      expect(await pool.renewGrownThreads(Number.MAX_SAFE_INTEGER)).toBe(0); // none has grown that far
+      expect(pool.threadIds()).toEqual(first);
+      expect(await pool.renewGrownThreads(0)).toBe(2);
+      const renewed = pool.threadIds();
+      expect(renewed.filter((id) => first.includes(id))).toEqual([]);
+      expect(pool.lostThreads).toBe(0);
+      expect(await within(hashDataFile(pool, 4), PROMPTLY_MS, 'hashing on the new threads')).toEqual(Array(4).fill(dataMd5));
+      const copy = await pool.copyFile({ algorithm: 'md5', source: dataFile, offset: 0, length: 24 * MIB, target: join(dir, 'after-renewal.bin') });
+      expect(copy.checksum.hex).toBe(dataMd5);
+      expect(pool.threadIds()).toEqual(renewed);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('renewing in a process with nothing else to do', () => {
+  it('keeps the process up until the threads have answered (an idle pool does not hold it open)', async () => {
+    const script = join(dir, 'renew-alone.mjs');
+    await writeFile(
+      script,
+      `import { HashPool } from ${JSON.stringify(POOL_MODULE)};
+      const pool = new HashPool(1);
+      const copy = await pool.copyFile({ algorithm: 'md5', source: ${JSON.stringify(dataFile)}, offset: 0, length: 4096, target: ${JSON.stringify(join(dir, 'renew-alone.bin'))} });
+      console.log('renewed:', await pool.renewGrownThreads(0), 'copied:', copy.checksum.hex.length);
+    `,
+    );
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await within(new Promise<number | null>((resolve) => child.once('exit', resolve)), 20_000, 'the child');
+    expect({ code, out: out.trim() }).toEqual({ code: 0, out: 'renewed: 1 copied: 32' }); // not exit 13 (a top-level await left unsettled)
+  });
+});
+
 describe('cancelling a copy', () => {
   it('stops the copy it was making with CANCELLED, and the copies after it on the same thread run to the end', async () => {
     const pool = new HashPool(1);
