@@ -26,15 +26,6 @@ const MAX_START_FAILURES = 3;
  * collection: ~11 MB after 10,000 small files, ~22 MB after 1,000,000.
  */
 export const RENEW_HEAP_BYTES = 12 * 1024 * 1024;
-/** How often a busy pool looks at its threads' heaps (HashPool.checkGrowth). */
-const GROWTH_CHECK_MS = 5_000;
-
-export interface HashPoolOptions {
-  /** A thread whose heap has grown past this many bytes is replaced (default RENEW_HEAP_BYTES). */
-  renewAboveBytes?: number;
-  /** How often a busy pool looks at its threads' heaps (default 5 s). */
-  growthCheckMs?: number;
-}
 /** Fault injection for the fault suite: see HashPool.armFaultKill. */
 const FAULT_KILL_ENV = 'CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS';
 
@@ -304,17 +295,12 @@ export class HashPool {
   private startFailures = 0;
   private lost = 0;
   private faultTimer: NodeJS.Timeout | undefined;
-  private readonly renewAboveBytes: number;
-  private readonly growthTimer: NodeJS.Timeout;
-  private checkingGrowth = false;
 
-  constructor(size: number = Math.max(1, availableParallelism()), options: HashPoolOptions = {}) {
+  constructor(size: number = Math.max(1, availableParallelism())) {
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
     this.slots = Array.from({ length: size }, () => this.startThread());
-    this.renewAboveBytes = options.renewAboveBytes ?? RENEW_HEAP_BYTES;
-    this.growthTimer = setInterval(() => void this.checkGrowth(), options.growthCheckMs ?? GROWTH_CHECK_MS).unref();
     this.armFaultKill(process.env[FAULT_KILL_ENV]);
   }
 
@@ -371,48 +357,26 @@ export class HashPool {
 
   /**
    * Once the pool holds no job (nothing in flight, no hash open), replaces each thread whose heap has grown past
-   * `limitBytes` with a fresh one, so what a run grew is given back before the next step (a run's manifest, the
-   * app's next run). Resolves with how many it replaced (none while any job is open; replaced threads are not
-   * counted as lost).
+   * `limitBytes` with a fresh one, so what a long run grew is given back before the next step (a run's manifest,
+   * the app's next run): a million-file run's last phase peaked ~20 MB lower. Resolves with how many it replaced
+   * (none while any job is open; replaced threads are not counted as lost).
    */
-  async renewGrownThreads(limitBytes: number = this.renewAboveBytes): Promise<number> {
+  async renewGrownThreads(limitBytes: number = RENEW_HEAP_BYTES): Promise<number> {
     if (this.closed || this.pending.size > 0) return 0;
-    const online = this.slots.filter((slot) => slot.online && !slot.retiring);
+    const online = this.slots.filter((slot) => slot.online);
     const sizes = await Promise.all(online.map((slot) => this.heapSize(slot)));
     let renewed = 0;
     // One at a time, each stopped before its replacement starts: two threads starting while two others still
     // held their heaps made the very peak this is meant to lower (+12 MB at a million files).
     for (const slot of online.filter((_, i) => sizes[i]! > limitBytes)) {
       if (this.closed || this.pending.size > 0) break; // a job came meanwhile: leave the rest as they are
-      if (!this.slots.includes(slot) || slot.retiring) continue; // lost and replaced, or retiring, meanwhile
+      if (!this.slots.includes(slot)) continue; // lost and replaced meanwhile
       slot.retiring = true;
       slot.worker.ref(); // an idle pool's threads are unref'd: the wait must keep the process up
       await slot.worker.terminate(); // its exit puts a fresh thread in its place (onThreadExit)
       renewed++;
     }
     return renewed;
-  }
-
-  /**
-   * While jobs run (every growthCheckMs): the thread whose heap has grown most past renewAboveBytes retires, one
-   * at a time and only with another thread to take the work: new jobs pass it by, and once its last job ends a
-   * fresh thread takes its place. A hashing thread holds ~6 MB live, but over a long run its heap grew to hold
-   * the garbage of its next full collection: ~11 MB after 10,000 small files, ~22 MB after 1,000,000.
-   */
-  private async checkGrowth(): Promise<void> {
-    if (this.closed || this.checkingGrowth || this.pending.size === 0 || this.slots.length < 2 || this.slots.some((s) => s.retiring)) return;
-    this.checkingGrowth = true;
-    try {
-      const online = this.slots.filter((slot) => slot.online);
-      const sizes = await Promise.all(online.map((slot) => this.heapSize(slot)));
-      const largest = sizes.indexOf(Math.max(...sizes));
-      const slot = online[largest];
-      if (!slot || sizes[largest]! <= this.renewAboveBytes || this.closed || !this.slots.includes(slot) || this.slots.some((s) => s.retiring)) return;
-      slot.retiring = true;
-      if (slot.jobs.size === 0) void slot.worker.terminate(); // else once its last job ends (release)
-    } finally {
-      this.checkingGrowth = false;
-    }
   }
 
   /** Bytes `slot`'s heap takes (0 if it cannot say). Its thread is ref'd meanwhile: an idle pool's threads are not, and the answer must keep the process up. */
@@ -423,7 +387,7 @@ export class HashPool {
     } catch {
       return 0;
     } finally {
-      if (slot.jobs.size === 0 && !slot.retiring) slot.worker.unref();
+      if (slot.jobs.size === 0) slot.worker.unref();
     }
   }
 
@@ -526,7 +490,6 @@ export class HashPool {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.faultTimer);
-    clearInterval(this.growthTimer);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
@@ -718,9 +681,7 @@ export class HashPool {
   release(id: number, slot: Slot): void {
     if (!this.pending.delete(id)) return;
     slot.jobs.delete(id);
-    if (slot.jobs.size > 0) return;
-    if (slot.retiring) void slot.worker.terminate(); // its exit puts a fresh thread in its place
-    else slot.worker.unref();
+    if (slot.jobs.size === 0) slot.worker.unref();
   }
 
   private onReply(slot: Slot, reply: Reply): void {
