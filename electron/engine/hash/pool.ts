@@ -3,7 +3,7 @@
 // that each thread's streams take from and give back to one free list, so memory stays at a few blocks per
 // stream in flight and nothing is allocated per block. A thread that dies (throws, runs out of memory, is
 // terminated) fails only the jobs it held, with HashThreadLost, and a new thread takes its place.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { Readable, Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { extname } from 'node:path';
@@ -296,7 +296,14 @@ export class HashPool {
   private lost = 0;
   private faultTimer: NodeJS.Timeout | undefined;
 
-  constructor(size: number = Math.max(1, availableParallelism())) {
+  private readonly keepCachedBytes: number;
+
+  /**
+   * `keepCachedBytes`: how much of the local source files each thread reads (and leaves in the page cache) before
+   * it has the kernel drop what it reads (see drop-cache.js). By default the threads share an eighth of memory.
+   */
+  constructor(size: number = Math.max(1, availableParallelism()), options: { keepCachedBytes?: number } = {}) {
+    this.keepCachedBytes = options.keepCachedBytes ?? Math.floor(totalmem() / 8 / size);
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
@@ -308,7 +315,7 @@ export class HashPool {
     // Hashing allocates almost nothing on the JS heap (blocks are shared memory). Packing holds each shard's
     // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
-    const worker = new Worker(this.workerUrl, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
+    const worker = new Worker(this.workerUrl, { workerData: { keepCachedBytes: this.keepCachedBytes }, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
     const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), outbox: [], jobs: new Set(), online: false, failure: undefined, lost: undefined };
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
