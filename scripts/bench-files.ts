@@ -42,6 +42,8 @@ interface Result {
   files: number;
   seconds: number;
   maxRssMb: number;
+  /** CPU time the hypervisor gave to others while the run ran (both cores): how much slower this VM was then. */
+  stealSeconds: number;
   filesOnDisk: number;
   note?: string;
 }
@@ -129,14 +131,22 @@ function settle(source: string, warm: () => void): void {
   spawnSync('sync');
 }
 
-/** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB), or why it failed. */
-async function timed(command: string, args: string[], cwd: string, settled: () => void): Promise<{ seconds: number; maxRssMb: number } | string> {
+/** Seconds of CPU time stolen from this machine since boot (/proc/stat, all CPUs); NaN where it is not known. */
+async function stolenSeconds(): Promise<number> {
+  const cpu = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0]?.trim().split(/\s+/);
+  return cpu?.[0] === 'cpu' && cpu[8] !== undefined ? Number(cpu[8]) / 100 : NaN;
+}
+
+/** Runs a command under /usr/bin/time: wall seconds, peak RSS (MB) and CPU stolen meanwhile, or why it failed. */
+async function timed(command: string, args: string[], cwd: string, settled: () => void): Promise<{ seconds: number; maxRssMb: number; stealSeconds: number } | string> {
   await quietAfterDeletions();
   settled();
+  const stolenBefore = await stolenSeconds();
   const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M', command, ...args], { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const stealSeconds = (await stolenSeconds()) - stolenBefore;
   const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr ?? '');
   if (result.status !== 0 || !line) return `${command} exited ${result.status}: ${(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`;
-  return { seconds: Number(line[1]), maxRssMb: Number(line[2]) / 1024 };
+  return { seconds: Number(line[1]), maxRssMb: Number(line[2]) / 1024, stealSeconds };
 }
 
 async function filesUnder(dir: string): Promise<number> {
@@ -165,7 +175,7 @@ async function engine(count: number, { dir: source, bytes }: { dir: string; byte
   try {
     const warm = (): void => void spawnSync(process.execPath, ENGINE_ARGS, { cwd: warmProject, stdio: 'ignore' });
     const run = await timed(process.execPath, ENGINE_ARGS, project, () => settle(source, warm));
-    if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
+    if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, stealSeconds: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {
     await removeOutput(project, bytes);
@@ -175,13 +185,13 @@ async function engine(count: number, { dir: source, bytes }: { dir: string; byte
 
 async function rclone(count: number, { dir: source, bytes }: { dir: string; bytes: number }, tiny: string): Promise<Result> {
   const tool = 'rclone copy --transfers 8';
-  if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: 'rclone not installed (apt-get install rclone)' };
+  if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return { tool, files: count, seconds: NaN, maxRssMb: NaN, stealSeconds: NaN, filesOnDisk: 0, note: 'rclone not installed (apt-get install rclone)' };
   const dest = join(WORK, `rclone-${count}`);
   await rm(dest, { recursive: true, force: true });
   try {
     const warm = (): void => void spawnSync('rclone', ['copy', tiny, `${dest}-warm-up`, '--transfers', '8'], { stdio: 'ignore' });
     const run = await timed('rclone', ['copy', source, dest, '--transfers', '8'], WORK, () => settle(source, warm));
-    if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, filesOnDisk: 0, note: run };
+    if (typeof run === 'string') return { tool, files: count, seconds: NaN, maxRssMb: NaN, stealSeconds: NaN, filesOnDisk: 0, note: run };
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(dest) };
   } finally {
     await removeOutput(dest, bytes);
@@ -200,21 +210,22 @@ async function main(): Promise<void> {
     for (const [name, run] of Object.entries(runs)) {
       if (!ONLY.has(name)) continue;
       const result = await run();
-      process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk`}\n`);
+      process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk, ${result.stealSeconds.toFixed(1)} CPU-s stolen`}\n`);
       results.push(result);
     }
   }
   if (keptOutputs.length > 0) await deleteMany(keptOutputs.splice(0));
-  console.log('\nfiles       tool                        wall s   files/s  peak RSS MB  files on disk  vs rclone');
+  console.log('\nfiles       tool                        wall s   files/s  peak RSS MB  files on disk  vs rclone  stolen CPU-s');
   for (const r of results) {
     const peer = results.find((p) => p.files === r.files && p.tool.startsWith('rclone'));
     const ratio = peer && Number.isFinite(peer.seconds) && Number.isFinite(r.seconds) ? `${(peer.seconds / r.seconds).toFixed(2)}x` : '-';
     const rate = Number.isFinite(r.seconds) ? Math.round(r.files / r.seconds).toString() : '-';
-    console.log(`${r.files.toLocaleString('en').padEnd(12)}${r.tool.padEnd(28)}${(Number.isFinite(r.seconds) ? r.seconds.toFixed(2) : '-').padStart(6)}${rate.padStart(10)}${(Number.isFinite(r.maxRssMb) ? r.maxRssMb.toFixed(0) : '-').padStart(13)}${String(r.filesOnDisk).padStart(15)}${ratio.padStart(11)}${r.note ? `   (${r.note})` : ''}`);
+    console.log(`${r.files.toLocaleString('en').padEnd(12)}${r.tool.padEnd(28)}${(Number.isFinite(r.seconds) ? r.seconds.toFixed(2) : '-').padStart(6)}${rate.padStart(10)}${(Number.isFinite(r.maxRssMb) ? r.maxRssMb.toFixed(0) : '-').padStart(13)}${String(r.filesOnDisk).padStart(15)}${ratio.padStart(11)}${(Number.isFinite(r.stealSeconds) ? r.stealSeconds.toFixed(1) : '-').padStart(14)}${r.note ? `   (${r.note})` : ''}`);
   }
   console.log('vs rclone: rclone wall time / this wall time (above 1: faster than rclone). Local folder → two folder nodes (rclone: one folder), warm page cache.');
   console.log(cachesDropped ? 'Each run started with the caches dropped and the source tree read again.' : 'Caches not dropped (not root): each run started as the last one left the caches; see settle().');
   console.log('No run started within 6 minutes of the bench deleting files (outputs are deleted at the end).');
+  console.log('stolen CPU-s: CPU time the hypervisor gave to other machines during the run (at most cores × wall); compare runs only when it is alike.');
 }
 
 await main();
