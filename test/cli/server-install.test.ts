@@ -13,9 +13,9 @@ async function sourceFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile() && /\.(ts|js|mjs)$/.test(e.name)).map((e) => join(e.parentPath, e.name));
 }
 
-/** Bare package names a file imports at run time (static, dynamic and require), type-only imports left out. */
+/** Bare package names a file imports at run time (static, dynamic, require and createRequire), type-only imports left out. */
 function packagesImported(text: string): string[] {
-  const specifiers = [...text.matchAll(/^\s*import\s+(?!type\b)[^'"]*?from\s+'([^'.][^']*)'/gm), ...text.matchAll(/\bimport\(\s*'([^'.][^']*)'\s*\)/g), ...text.matchAll(/\brequire\(\s*'([^'.][^']*)'\s*\)/g)].map((m) => m[1]!);
+  const specifiers = [...text.matchAll(/^\s*import\s+(?!type\b)[^'"]*?from\s+'([^'.][^']*)'/gm), ...text.matchAll(/\bimport\(\s*'([^'.][^']*)'\s*\)/g), ...text.matchAll(/\brequire\(\s*'([^'.][^']*)'\s*\)/g), ...text.matchAll(/\bcreateRequire\([^)]*\)\(\s*'([^'.][^']*)'\s*\)/g)].map((m) => m[1]!);
   return specifiers.filter((s) => !s.startsWith('node:')).map((s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!));
 }
 
