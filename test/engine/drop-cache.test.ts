@@ -9,7 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { dropCacheImplementation } from '../../electron/engine/hash/drop-cache.js';
 import { HashPool } from '../../electron/engine/hash/pool.ts';
+import { LocalDriver } from '../../electron/engine/storage/local.ts';
 import { detection, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 /** Threads that drop what they read from the first byte, as a big run's do once past their share of memory. */
 const dropping = new HashPool(2, { keepCachedBytes: 0 });
@@ -67,5 +69,28 @@ describe('a local source folder is read once: a big run does not keep its pages 
     const { manifest } = await runIngest({ loaded, detection: detection('local'), hashPool: keeping });
     expect(manifest.status).toBe('complete');
     expect(residentBytes(files)).toEqual(before);
+  });
+
+  it('ranges streamed from the folder (to node agents, or any other reader) are dropped as they end, past the reader\'s share', async () => {
+    const dir = await tempDir('ci-drop-cache-');
+    const size = 4 * MIB + 4321;
+    await cachedFile(join(dir, 'big.bin'), size, 7);
+    const read = async (driver: LocalDriver, offset: number, length: number): Promise<number> => {
+      let bytes = 0;
+      for await (const part of (await driver.read('big.bin', { offset, length }, {})).stream) bytes += (part as Buffer).length;
+      return bytes;
+    };
+    // The default share (an eighth of memory) keeps a small read cached.
+    expect(await read(new LocalDriver(dir), 0, size)).toBe(size);
+    expect(residentBytes([join(dir, 'big.bin')])[0]).toBeGreaterThan(0);
+
+    const dropping = new LocalDriver(dir, { keepCachedBytes: 0 });
+    expect(await read(dropping, 0, 2 * MIB)).toBe(2 * MIB);
+    // Only what was read: the rest of the file (in whole pages) is still cached.
+    const rest = residentBytes([join(dir, 'big.bin')])[0]!;
+    expect(rest).toBeGreaterThanOrEqual(size - 2 * MIB);
+    expect(rest).toBeLessThan(size - 2 * MIB + 64 * 1024);
+    expect(await read(dropping, 2 * MIB, size - 2 * MIB)).toBe(size - 2 * MIB);
+    expect(residentBytes([join(dir, 'big.bin')])).toEqual([0]);
   });
 });

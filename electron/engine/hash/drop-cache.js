@@ -2,8 +2,8 @@
 // Tells the kernel a source file's pages will not be read again, as rclone does after each local file it reads.
 // Without it, a run over more data than the page cache holds makes the kernel reclaim pages as it goes (a million
 // files on a 23 GB VM: 593,000 pages scanned, 0.9 GB of the source read from disk a second time). A small run
-// keeps what it read cached (each thread's first `keepBytes`): dropping costs about as much as reading a small
-// cached file, and a second run over the same data finds it in memory.
+// keeps what it read cached (each reader's first `keepBytes`, ReadOnce): dropping costs about as much as reading a
+// small cached file, and a second run over the same data finds it in memory.
 // Node has no posix_fadvise; it is called through koffi, a prebuilt FFI. Where that is missing or fails to load,
 // nothing is dropped and nothing else changes.
 import { createRequire } from 'node:module';
@@ -17,8 +17,6 @@ const PAGE = 64 * 1024;
 
 /** @type {Fadvise | undefined | null} null until first needed; undefined where it cannot be had. */
 let fadvise = null;
-/** Bytes this thread still reads before it drops what it reads. */
-let keepBytes = Infinity;
 
 /** @returns {Fadvise | undefined} */
 function load() {
@@ -33,31 +31,41 @@ function load() {
 }
 
 /**
- * How many bytes this thread reads before it starts dropping them (0: drop from the first).
- * @param {number} bytes
- */
-export function keepCachedFor(bytes) {
-  keepBytes = bytes;
-}
-
-/**
- * A source range was read and will not be read again this run: once this thread has read more than it keeps,
- * the kernel is advised to drop the range's cached pages. Advice only: a failure changes nothing. A page-cache
- * folio (up to 2 MiB, aligned to its size) that reaches past the range stays: chunk sizes that are multiples of
- * 2 MiB leave nothing behind.
+ * Advises the kernel to drop the cached pages of [offset, offset + length) of open file `fd`. Advice only: a
+ * failure changes nothing. A page-cache folio (up to 2 MiB, aligned to its size) that reaches past the range
+ * stays: chunk sizes that are multiples of 2 MiB leave nothing behind.
  * @param {number} fd
  * @param {number} offset
  * @param {number} length
  */
-export function readOnce(fd, offset, length) {
-  if (keepBytes > 0) {
-    keepBytes -= length;
-    return;
-  }
+function dropCachedPages(fd, offset, length) {
   if (fadvise === null) fadvise = load();
   if (!fadvise) return;
   const start = Math.floor(offset / PAGE) * PAGE;
   fadvise(fd, start, Math.ceil((offset + length) / PAGE) * PAGE - start, POSIX_FADV_DONTNEED);
+}
+
+/**
+ * One reader's source ranges, each read once: the first `keepBytes` stay cached, what is read after them is
+ * dropped from the page cache as soon as it has been read.
+ */
+export class ReadOnce {
+  /** @param {number} keepBytes */
+  constructor(keepBytes) {
+    /** Bytes still read before ranges are dropped. */
+    this.keepBytes = keepBytes;
+  }
+
+  /**
+   * Range [offset, offset + length) of open file `fd` was read and will not be read again.
+   * @param {number} fd
+   * @param {number} offset
+   * @param {number} length
+   */
+  done(fd, offset, length) {
+    if (this.keepBytes > 0) this.keepBytes -= length;
+    else dropCachedPages(fd, offset, length);
+  }
 }
 
 /** @internal Whether pages can be dropped here: 'fadvise' or 'unavailable'. */

@@ -8,12 +8,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { memberHeader } from '../pack/tar.js';
 import { crc32cUpdate } from './crc32c.js';
-import { keepCachedFor, readOnce } from './drop-cache.js';
+import { ReadOnce } from './drop-cache.js';
 
 const COPY_BLOCK = 1024 * 1024;
 const PROGRESS_EVERY = 8 * COPY_BLOCK;
 /** One block, reused for every copy this thread makes. */
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
+/** @type {{ keepCachedBytes?: number } | undefined} */
+const options = workerData;
+/** A local source's files, read once a run: past this thread's share, dropped from the page cache once read. */
+const sourceReads = new ReadOnce(options?.keepCachedBytes ?? Infinity);
 
 /**
  * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: number, pack?: LocalShard }} CopyJob
@@ -134,7 +138,7 @@ function copy(job) {
     }
     if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
     // A store folder's file is read once per run; a node's chunk (a repair's source) may be read again.
-    if (job.inside !== undefined) readOnce(input, job.offset, job.length);
+    if (job.inside !== undefined) sourceReads.done(input, job.offset, job.length);
     const carried = along === 'own' ? hash.copy() : along;
     // The last bytes are reported with the result: one message fewer per small file.
     return { hex: hash.digest('hex'), bytes: done - reported, along: carried };
@@ -612,7 +616,7 @@ function fillBlock(p, view) {
       if (p.at === size) {
         const etag = job.etags[p.member];
         const changed = etag !== undefined && etagOf(fstatSync(fd)) !== etag;
-        readOnce(fd, 0, size);
+        sourceReads.done(fd, 0, size);
         closeSync(fd);
         p.fd = undefined;
         if (changed) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
@@ -683,9 +687,6 @@ function packCopy(job, shard) {
 }
 
 const port = parentPort;
-/** @type {{ keepCachedBytes?: number } | undefined} */
-const options = workerData;
-keepCachedFor(options?.keepCachedBytes ?? Infinity);
 if (!port) throw new Error('hash worker must run in a worker thread');
 
 /**

@@ -3,8 +3,10 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
+import { ReadOnce } from '../hash/drop-cache.js';
 import { forEachLimited } from '../limit.ts';
 import { StorageError } from './driver.ts';
 import type { ByteRange, ListPage, LocalFile, ObjectInfo, ReadResult, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
@@ -32,6 +34,8 @@ export interface LocalDriverOptions {
    * undefined. Without it, or when it fails, each file is stat'ed here with a promise.
    */
   statFiles?: (paths: readonly string[]) => Promise<(Pick<Stats, 'size' | 'mtimeMs' | 'ino'> | undefined)[]>;
+  /** Bytes read here that stay in the page cache; what is read after them is dropped once read (default: an eighth of memory). */
+  keepCachedBytes?: number;
 }
 
 /** A folder entry that may be listed: a file, or a folder to walk. A symlink carries the real path it resolves to. */
@@ -77,11 +81,14 @@ export class LocalDriver implements StorageDriver {
   /** realRoot once it has resolved. */
   private knownRoot: string | undefined;
   private readonly statFiles: LocalDriverOptions['statFiles'];
+  /** The files this driver streams (ranges not copied on a hashing thread): read once, as the threads' are. */
+  private readonly reads: ReadOnce;
 
   constructor(root: string, options: LocalDriverOptions = {}) {
     this.root = root;
     this.pageSize = Math.max(1, Math.floor(options.pageSize ?? PAGE_SIZE));
     this.statFiles = options.statFiles;
+    this.reads = new ReadOnce(options.keepCachedBytes ?? Math.floor(totalmem() / 8));
     this.info = { kind: 'local', location: root, bucket: root };
   }
 
@@ -129,6 +136,7 @@ export class LocalDriver implements StorageDriver {
         return { stream: emptyStream(), etag };
       }
       const stream = createReadStream('', { fd: handle, start: range.offset, end: range.offset + range.length - 1, highWaterMark: READ_BUFFER_BYTES, signal: options.signal });
+      stream.once('end', () => this.reads.done(handle.fd, range.offset, range.length)); // before autoClose closes it
       return { stream, etag };
     } catch (error) {
       await handle.close().catch(() => undefined);
