@@ -16,6 +16,8 @@ import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Part of every copy's key: raised when a copy made before may be wrong (2: copies of a source loaded as bytes). */
+const COPY_FORMAT = 2;
 const OWN_SOURCES = [join(PROJECT_ROOT, 'electron') + sep, join(PROJECT_ROOT, 'shared') + sep, join(PROJECT_ROOT, 'scripts') + sep];
 
 /** The first folder of these that can be written, or undefined. */
@@ -48,6 +50,18 @@ function strip(source) {
   }
 }
 
+/**
+ * A loaded module's source as text. Node's own loader gives a string, but with another loader in the chain
+ * (`--import` of an APM agent or a tracer) it arrives as bytes, and `String(bytes)` would be "47,47,32,…": stripped
+ * and cached, that copy would run as a list of numbers, exporting nothing, until the source changed.
+ * @param {string | ArrayBuffer | NodeJS.TypedArray} source
+ */
+function sourceText(source) {
+  if (typeof source === 'string') return source;
+  const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  return new TextDecoder().decode(bytes);
+}
+
 /** @param {string} path */
 function isOwnSource(path) {
   return path.endsWith('.ts') && !path.endsWith('.d.ts') && OWN_SOURCES.some((folder) => path.startsWith(folder));
@@ -71,7 +85,7 @@ export function useTypeScriptCache(folder = cacheFolder()) {
       } catch {
         return nextLoad(url, context);
       }
-      const key = createHash('sha1').update(`${process.version}\0${path}\0${stats.size}\0${stats.mtimeMs}`).digest('hex');
+      const key = createHash('sha1').update(`${COPY_FORMAT}\0${process.version}\0${path}\0${stats.size}\0${stats.mtimeMs}`).digest('hex');
       const cached = join(folder, `${key}.js`);
       try {
         return { format: 'module', source: readFileSync(cached, 'utf8'), shortCircuit: true };
@@ -80,7 +94,7 @@ export function useTypeScriptCache(folder = cacheFolder()) {
       }
       const loaded = nextLoad(url, context);
       if (loaded.format !== 'module-typescript' || loaded.source == null) return loaded;
-      const code = strip(String(loaded.source));
+      const code = strip(sourceText(loaded.source));
       const temp = `${cached}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       try {
         writeFileSync(temp, code);

@@ -23,12 +23,12 @@ describe('TypeScript cache', () => {
     await rm(source, { force: true });
   });
 
-  /** Loads `source` in a fresh Node with the cache registered; returns what it printed. */
-  async function load(): Promise<string> {
+  /** Loads `source` in a fresh Node with the cache registered (after `nodeArgs`); returns what it printed. */
+  async function load(nodeArgs: string[] = []): Promise<string> {
     const script = `const { useTypeScriptCache } = await import(${JSON.stringify(join(ROOT, 'bin', 'ts-cache.js'))});
 if (!useTypeScriptCache(${JSON.stringify(cache)})) throw new Error('not registered');
 await import(${JSON.stringify(source)});`;
-    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
+    const { stdout, stderr } = await run(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { cwd: ROOT });
     expect(stderr).toBe('');
     return stdout;
   }
@@ -54,5 +54,18 @@ await import(${JSON.stringify(source)});`;
     await writeFile(source, 'interface Shape {\n  size: number;\n}\nconst shape: Shape = { size: 1 };\nconsole.log(new Error(String(shape.size)).stack?.split("\\n")[1]);\n');
     await load();
     expect(await load()).toMatch(new RegExp(`${source.replace(/[.]/g, '\\.')}:5:`));
+  });
+
+  it('strips the source, not its bytes as text, when another loader hands it on as bytes (an APM agent, a tracer)', async () => {
+    // A pass-through load hook registered with --import (module.register): the source reaches the next hook as bytes.
+    const hook = join(cache, 'pass-through.mjs');
+    await writeFile(hook, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent('export async function load(url, context, next) { return next(url, context); }'));\n`);
+    await writeFile(source, 'export const greeting: string = "through another loader";\nconsole.log(greeting);\n');
+    expect(await load(['--import', hook])).toBe('through another loader\n');
+    // The copy kept is JavaScript: the next load, without the other loader, runs it as it is.
+    const copies = (await readdir(cache)).filter((name) => name.endsWith('.js'));
+    expect(copies).toHaveLength(1);
+    expect(await readFile(join(cache, copies[0]!), 'utf8')).toContain('export const greeting');
+    expect(await load()).toBe('through another loader\n');
   });
 });
