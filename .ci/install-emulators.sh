@@ -6,6 +6,7 @@
 #     of the tar shards packing writes)
 #   - nats-server (Debian), for the cluster pull-mode tests and `npm run bench:cluster`
 #   - rclone (Debian), for `npm run bench:sources` only: a failure here is tolerated
+#   - fincore (Debian util-linux-extra, not on minimal images), which the page-cache tests read residency with
 # s3rver and Azurite come from npm (devDependencies), nothing to do for them here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >
   need_apt+=(python3-venv)
 fi
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+command -v fincore >/dev/null 2>&1 || need_apt+=(util-linux-extra)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

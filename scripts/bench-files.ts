@@ -42,7 +42,7 @@ interface Result {
   files: number;
   seconds: number;
   maxRssMb: number;
-  /** CPU time the hypervisor gave to others while the run ran (both cores): how much slower this VM was then. */
+  /** CPU time the hypervisor gave to others while the run ran (all cores): how much slower this VM was then. */
   stealSeconds: number;
   filesOnDisk: number;
   note?: string;

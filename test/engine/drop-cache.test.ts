@@ -22,7 +22,12 @@ const NODES = [{ id: 'n1', path: './nodes/n1' }, { id: 'n2', path: './nodes/n2' 
 
 /** Bytes of each file held in the page cache. */
 function residentBytes(paths: string[]): number[] {
-  const out = execFileSync('fincore', ['--noheadings', '--bytes', '--output', 'RES', ...paths], { encoding: 'utf8' });
+  let out: string;
+  try {
+    out = execFileSync('fincore', ['--noheadings', '--bytes', '--output', 'RES', ...paths], { encoding: 'utf8' });
+  } catch (error) {
+    throw new Error(`fincore failed (${(error as Error).message}); it comes with Debian's util-linux-extra: apt-get install util-linux-extra (.ci/install-emulators.sh does)`, { cause: error });
+  }
   return out.trim().split('\n').map(Number);
 }
 

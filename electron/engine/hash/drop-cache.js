@@ -7,6 +7,7 @@
 // Node has no posix_fadvise; it is called through koffi, a prebuilt FFI. Where that is missing or fails to load,
 // nothing is dropped and nothing else changes.
 import { createRequire } from 'node:module';
+import { totalmem } from 'node:os';
 
 /** Linux's POSIX_FADV_DONTNEED (the value differs on other systems, where nothing is dropped). */
 const POSIX_FADV_DONTNEED = 4;
@@ -16,7 +17,13 @@ const PAGE = 64 * 1024;
 /** @typedef {(fd: number, offset: number, length: number, advice: number) => number} Fadvise */
 
 /** @type {Fadvise | undefined | null} null until first needed; undefined where it cannot be had. */
-let fadvise = null;
+let loaded = null;
+
+/** The libc call, loaded on first use (a run that never needs it never loads koffi). */
+function fadvise() {
+  if (loaded === null) loaded = load();
+  return loaded;
+}
 
 /** @returns {Fadvise | undefined} */
 function load() {
@@ -39,10 +46,18 @@ function load() {
  * @param {number} length
  */
 function dropCachedPages(fd, offset, length) {
-  if (fadvise === null) fadvise = load();
-  if (!fadvise) return;
+  const call = fadvise();
+  if (!call) return;
   const start = Math.floor(offset / PAGE) * PAGE;
-  fadvise(fd, start, Math.ceil((offset + length) / PAGE) * PAGE - start, POSIX_FADV_DONTNEED);
+  call(fd, start, Math.ceil((offset + length) / PAGE) * PAGE - start, POSIX_FADV_DONTNEED);
+}
+
+/**
+ * What the readers of one run leave cached, shared among `readers` (each gets this much): an eighth of memory.
+ * @param {number} readers
+ */
+export function keptCachedPerReader(readers = 1) {
+  return Math.floor(totalmem() / 8 / readers);
 }
 
 /**
@@ -70,6 +85,5 @@ export class ReadOnce {
 
 /** @internal Whether pages can be dropped here: 'fadvise' or 'unavailable'. */
 export function dropCacheImplementation() {
-  if (fadvise === null) fadvise = load();
-  return fadvise ? 'fadvise' : 'unavailable';
+  return fadvise() ? 'fadvise' : 'unavailable';
 }

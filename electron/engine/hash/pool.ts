@@ -3,7 +3,7 @@
 // that each thread's streams take from and give back to one free list, so memory stays at a few blocks per
 // stream in flight and nothing is allocated per block. A thread that dies (throws, runs out of memory, is
 // terminated) fails only the jobs it held, with HashThreadLost, and a new thread takes its place.
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { Readable, Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { extname } from 'node:path';
@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { crcBase64 } from './crc32c.js';
+import { keptCachedPerReader } from './drop-cache.js';
 import { END_OF_ARCHIVE, memberLength } from '../pack/tar.js';
 
 const BLOCK_BYTES = 1024 * 1024;
@@ -303,7 +304,7 @@ export class HashPool {
    * it has the kernel drop what it reads (see drop-cache.js). By default the threads share an eighth of memory.
    */
   constructor(size: number = Math.max(1, availableParallelism()), options: { keepCachedBytes?: number } = {}) {
-    this.keepCachedBytes = options.keepCachedBytes ?? Math.floor(totalmem() / 8 / size);
+    this.keepCachedBytes = options.keepCachedBytes ?? keptCachedPerReader(size);
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);

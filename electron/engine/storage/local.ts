@@ -3,10 +3,9 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { totalmem } from 'node:os';
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { ReadOnce } from '../hash/drop-cache.js';
+import { keptCachedPerReader, ReadOnce } from '../hash/drop-cache.js';
 import { forEachLimited } from '../limit.ts';
 import { StorageError } from './driver.ts';
 import type { ByteRange, ListPage, LocalFile, ObjectInfo, ReadResult, SourceInfo, StorageDriver, StorageErrorCode } from './driver.ts';
@@ -88,7 +87,7 @@ export class LocalDriver implements StorageDriver {
     this.root = root;
     this.pageSize = Math.max(1, Math.floor(options.pageSize ?? PAGE_SIZE));
     this.statFiles = options.statFiles;
-    this.reads = new ReadOnce(options.keepCachedBytes ?? Math.floor(totalmem() / 8));
+    this.reads = new ReadOnce(options.keepCachedBytes ?? keptCachedPerReader());
     this.info = { kind: 'local', location: root, bucket: root };
   }
 
