@@ -4,6 +4,7 @@
 export { ConfigError, defaultConfigPath, effectiveNodes, loadConfig, PROJECT_ROOT } from './config.ts';
 export type { LoadedConfig } from './config.ts';
 export { detectCloud, DetectionError } from './detect/detect.ts';
+export { ENGINE_YOUNG_GENERATION_MB } from './heap-growth.ts';
 export { NoHealthyNodeError, runIngest } from './ingest.ts';
 export type { IngestOptions, IngestResult } from './ingest.ts';
 export { journalPath, listResumableRuns, readJournal, ResumeError } from './journal.ts';

@@ -10,6 +10,7 @@ import type { ApiErrorData, Envelope, EventChannel, Events } from '../../shared/
 import { ValidationError, validateRequest } from '../../shared/ipc/validators.ts';
 import { isRequestChannel } from '../../shared/ipc/contract.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.ts';
+import { ENGINE_YOUNG_GENERATION_MB } from '../engine/index.ts';
 
 export type HostListener = <E extends EventChannel>(event: E, payload: Events[E]) => void;
 
@@ -57,7 +58,8 @@ export function createHost(options: HostOptions): EngineHost {
     canPickFolder: options.pickFolder !== undefined,
     mode: options.pickFolder !== undefined ? 'electron' : 'serve',
   };
-  const worker = new Worker(options.workerUrl ?? defaultWorkerUrl(), { workerData: init });
+  // The engine's young generation whether or not a hashing pool has cleared the flag that sets it (heap-growth.ts).
+  const worker = new Worker(options.workerUrl ?? defaultWorkerUrl(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: ENGINE_YOUNG_GENERATION_MB } });
   const pending = new Map<number, (e: Envelope<unknown>) => void>();
   const listeners = new Set<HostListener>();
   let nextId = 1;

@@ -1,11 +1,13 @@
 // The engine's Node flags (bin/node22.js ENGINE_NODE_FLAGS) reach every way the engine is started for real.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS, withEngineFlags } from '../../bin/node22.js';
 import { STREAMING_HEAP_GROWTH_PERCENT } from '../../electron/engine/heap-growth.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
@@ -29,6 +31,21 @@ describe('engine Node flags', () => {
   it('the launcher runs when executed directly, through its shebang', async () => {
     const { stdout } = await promisify(execFile)(launcher, ['--help'], { cwd: ROOT });
     expect(stdout).toMatch(/^Usage: cloud-ingest <command>/);
+  });
+
+  it("leave the hashing threads' heaps as the threads size them", async () => {
+    // The young generation the engine's flag sets for its own thread is not the threads' (they ask for less).
+    const script = join(await tempDir('ci-thread-heap-'), 'limits.mjs');
+    await writeFile(script, `import { HashPool } from ${JSON.stringify(join(ROOT, 'electron/engine/hash/pool.ts'))};
+      const pool = new HashPool(1); await new Promise((r) => setTimeout(r, 300));
+      console.log(JSON.stringify(await pool.heapLimits())); await pool.close();`);
+    const limits = async (flags: readonly string[]): Promise<number[]> => {
+      const { stdout } = await promisify(execFile)(process.execPath, [...flags, script], { cwd: ROOT });
+      return JSON.parse(stdout) as number[];
+    };
+    const [withFlags, without] = await Promise.all([limits(ENGINE_NODE_FLAGS), limits([])]);
+    expect(withFlags).toHaveLength(1);
+    expect(withFlags).toEqual(without);
   });
 
   it('keeps a value the caller chose and adds the rest', () => {

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Readable, Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
+import type { HeapInfo } from 'node:v8';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +15,7 @@ import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { crcBase64 } from './crc32c.js';
 import { keptCachedPerReader } from './drop-cache.js';
 import { END_OF_ARCHIVE, memberLength } from '../pack/tar.js';
+import { letThreadsSizeTheirYoungGeneration } from '../heap-growth.ts';
 
 const BLOCK_BYTES = 1024 * 1024;
 /** Shards at least twice this size are packed by every thread at once (HashPool.copyShardInParts). */
@@ -308,6 +310,7 @@ export class HashPool {
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
+    letThreadsSizeTheirYoungGeneration();
     this.slots = Array.from({ length: size }, () => this.startThread());
     this.armFaultKill(process.env[FAULT_KILL_ENV]);
   }
@@ -387,16 +390,28 @@ export class HashPool {
     return renewed;
   }
 
-  /** Bytes `slot`'s heap takes (0 if it cannot say). Its thread is ref'd meanwhile: an idle pool's threads are not, and the answer must keep the process up. */
+  /** Bytes `slot`'s heap takes (0 if it cannot say). */
   private async heapSize(slot: Slot): Promise<number> {
-    slot.worker.ref();
     try {
-      return (await slot.worker.getHeapStatistics()).total_heap_size;
+      return (await this.heapStatistics(slot)).total_heap_size;
     } catch {
       return 0;
+    }
+  }
+
+  /** `slot`'s heap statistics. Its thread is ref'd meanwhile: an idle pool's threads are not, and the answer must keep the process up. */
+  private async heapStatistics(slot: Slot): Promise<HeapInfo> {
+    slot.worker.ref();
+    try {
+      return await slot.worker.getHeapStatistics();
     } finally {
       if (slot.jobs.size === 0) slot.worker.unref();
     }
+  }
+
+  /** @internal Each thread's V8 heap limit in bytes (its young and old generations), in thread order, once all are up. */
+  async heapLimits(): Promise<number[]> {
+    return Promise.all(this.slots.map(async (slot) => (await this.heapStatistics(slot)).heap_size_limit));
   }
 
   /** @internal The threads' ids, in thread order (a replaced thread has a new one). */
