@@ -1,7 +1,7 @@
 // @ts-check
 // Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
 // would load Node's type stripper into every hashing thread, ~10 MB each.
-import { createHash } from 'node:crypto';
+import { createHash, hash as hashOnce } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { sep } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -109,8 +109,11 @@ function onTarget(operation) {
  */
 function copy(job) {
   if (job.pack) return packCopy(job, job.pack);
-  const hash = newHash(job.algorithm);
   const along = alongFrom(job.continues, job.algorithm);
+  // A range read whole in one block is hashed in one call (no hash object per small file); others as they come.
+  const oneShot = along === undefined && job.length > 0 && job.length <= COPY_BLOCK && job.algorithm !== 'crc32c';
+  let hash = oneShot ? undefined : newHash(job.algorithm);
+  let hex = '';
   const input = openInside(job.source, job.inside);
   let output;
   try {
@@ -124,7 +127,8 @@ function copy(job) {
       const n = readSync(input, block, 0, Math.min(COPY_BLOCK, job.length - done), job.offset + done);
       if (n === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
       const bytes = block.subarray(0, n);
-      hash.update(bytes);
+      if (!hash && n === job.length) hex = hashOnce(job.algorithm, bytes, 'hex');
+      else (hash ??= newHash(job.algorithm)).update(bytes); // a short read: the rest comes in another
       if (along !== 'own') along?.update(bytes);
       const out = output;
       onTarget(() => {
@@ -139,9 +143,9 @@ function copy(job) {
     if (job.etag && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
     // A store folder's file is read once per run; a node's chunk (a repair's source) may be read again.
     if (job.inside !== undefined) sourceReads.done(input, job.offset, job.length);
-    const carried = along === 'own' ? hash.copy() : along;
+    const carried = along === 'own' ? hash?.copy() : along;
     // The last bytes are reported with the result: one message fewer per small file.
-    return { hex: hash.digest('hex'), bytes: done - reported, along: carried };
+    return { hex: hash ? hash.digest('hex') : hex, bytes: done - reported, along: carried };
   } finally {
     closeSync(input);
     const out = output;
@@ -237,14 +241,15 @@ function appendBatchIndexLines(id, lines, results) {
   for (const [path, group] of byPath) {
     const bytes = Buffer.from(group.map((line) => line.text).join(''));
     let written = 0;
-    /** @type {NodeJS.ErrnoException} */
-    let failure = noRoomForIndex();
+    /** @type {NodeJS.ErrnoException | undefined} */
+    let thrown;
     try {
       written = appendToIndex(path, bytes);
     } catch (error) {
-      failure = /** @type {NodeJS.ErrnoException} */ (error);
+      thrown = /** @type {NodeJS.ErrnoException} */ (error);
     }
     if (written === bytes.length) continue;
+    const failure = thrown ?? noRoomForIndex();
     let end = 0;
     group.forEach((line) => {
       end += Buffer.byteLength(line.text);
