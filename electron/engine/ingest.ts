@@ -26,7 +26,7 @@ import type { ChunkSource, TransferOutcome } from './nodes/nodes.ts';
 import { openNodes } from './nodes/open.ts';
 import { isPackable, keptShards, Packer } from './pack/plan.ts';
 import type { DeliveredShard, PlanItem, ShardLayout } from './pack/plan.ts';
-import { deliveredShards, manifestChunkOf, packBelowBytes, withMembers } from './pack/run.ts';
+import { deliveredShards, packBelowBytes, withMembers } from './pack/run.ts';
 import { ShardSource } from './pack/source.ts';
 import { retryPolicyFromConfig } from './retry.ts';
 import type { RetryPolicy } from './retry.ts';
@@ -237,7 +237,7 @@ class IngestRun {
     await this.pool.renewGrownThreads();
     const status = runStatus({ cancelled: signal?.aborted === true, fatal: this.fatal !== undefined, failedFiles: this.failedFiles.count, shortfall });
     const spill = this.spill;
-    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileLines(), chunks: () => mapIterable(spill.deliveredChunks(), manifestChunkOf), shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
+    const { document, summary } = streamedManifest({ ...(this.o.tool ? { ranBy: runOrigin(this.o.tool) } : {}), loaded: this.loaded, runId: this.runId, startedAt: this.startedAt, status, detection, source: bucket.info, algorithm: this.algorithm, chunkSize: this.chunkSize, fileCount: listed.files, files: () => spill.fileLines(), chunks: () => spill.manifestEntries(), totals: spill.totals, shortfall, nodes: this.nodes.registry.statuses(), counters: this.counters });
     const manifestPath = await writeManifest(this.loaded, document);
     const manifest = manifestWithEntriesOnDisk(summary(), manifestPath);
     this.journal?.append({ type: 'end', at: manifest.finishedAt, status });
@@ -883,10 +883,6 @@ class IngestRun {
   private emitChunk(chunk: PlannedChunk, state: ChunkEventState, attempt: number, nodeId?: string, error?: string): void {
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
-}
-
-function* mapIterable<T, U>(items: Iterable<T>, fn: (item: T) => U): Generator<U> {
-  for (const item of items) yield fn(item);
 }
 
 function runOrigin(tool: RunOrigin['tool']): RunOrigin {

@@ -4,23 +4,21 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Positions } from '../../shared/positions.ts';
-import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
+import type { ManifestChunk, ManifestFile, PackedMember } from '../../shared/types.ts';
 import type { PlannedChunk } from './chunks.ts';
 import { layout } from './pack/plan.ts';
 import type { PlanItem } from './pack/plan.ts';
 import { shardChunks } from './pack/run.ts';
 import { RawJson } from './manifest.ts';
+import { ManifestTotals } from './run-summary.ts';
 import { NumberColumn, RecordFile } from './spill.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 
-/** A delivered chunk as the spill keeps it: the chunk, and the file it was read from (to read it again). */
-interface DeliveredRecord {
-  /** Its index in the run's plan. */
-  i: number;
-  chunk: ManifestChunk;
-  /** The source file of a chunk that is not a shard (a shard is rebuilt from its members). */
-  object?: ObjectInfo;
-}
+/**
+ * A delivered chunk is kept as two lines: first its manifest entry (a shard's without its members), written into the
+ * manifest as it is, unparsed; then what sends it again: a shard's members, or the source file of any other chunk.
+ */
+type DeliveredLine = ManifestChunk | PackedMember[] | ObjectInfo;
 
 /** Copies are kept as a bit per node while nodes fit in a double's 52 exact bits; beyond, records are read. */
 const MASK_BITS = 52;
@@ -29,7 +27,7 @@ export class RunSpill {
   readonly dir: string;
   /** The plan in listing order, written while listing, read back a window at a time. */
   readonly items: RecordFile<PlanItem>;
-  private readonly delivered: RecordFile<DeliveredRecord>;
+  private readonly delivered: RecordFile<DeliveredLine>;
   private readonly files: RecordFile<ManifestFile>;
   /** Per plan index: the offset of its latest delivered record, or -1. */
   private readonly at: NumberColumn;
@@ -37,6 +35,8 @@ export class RunSpill {
   private readonly masks: NumberColumn;
   private readonly nodePositions = new Positions();
   private masksExact = true;
+  /** The delivered chunks' totals and per-node holdings, each chunk as last recorded. */
+  readonly totals = new ManifestTotals();
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -55,7 +55,12 @@ export class RunSpill {
   }
 
   record(i: number, chunk: ManifestChunk, planned: PlannedChunk): void {
-    this.at.set(i, this.delivered.append({ i, chunk, ...(planned.shard ? {} : { object: planned.object }) }));
+    const before = this.chunk(i);
+    if (before) this.totals.remove(before);
+    this.totals.add(chunk);
+    const { members, ...entry } = chunk;
+    this.at.set(i, this.delivered.append(entry));
+    this.delivered.append(members ?? planned.object);
     let mask = 0;
     for (const copy of chunk.copies) {
       const position = this.nodePositions.of(copy.nodeId);
@@ -88,11 +93,11 @@ export class RunSpill {
     }
   }
 
-  /** Every delivered chunk in plan order, as last recorded. */
-  *deliveredChunks(): Generator<ManifestChunk> {
+  /** Every delivered chunk in plan order, as last recorded, as its manifest entry's JSON (a shard's without its members). */
+  *manifestEntries(): Generator<RawJson> {
     for (let i = 0; i < this.at.size; i++) {
-      const chunk = this.chunk(i);
-      if (chunk) yield chunk;
+      const offset = this.at.get(i);
+      if (offset >= 0) yield new RawJson(this.delivered.textAt(offset).text);
     }
   }
 
@@ -122,9 +127,16 @@ export class RunSpill {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  private recordOf(i: number): DeliveredRecord | undefined {
+  /** Delivered index `i`'s chunk (a shard's with its members) and, for a chunk that is not a shard, its source file. */
+  private recordOf(i: number): { chunk: ManifestChunk; object: ObjectInfo | undefined } | undefined {
     const offset = this.at.get(i);
-    return offset < 0 ? undefined : this.delivered.read(offset);
+    if (offset < 0) return undefined;
+    const { value, next } = this.delivered.readWithNext(offset);
+    if (!value) return undefined;
+    const chunk = value as ManifestChunk;
+    const after = this.delivered.read(next);
+    if (Array.isArray(after)) return { chunk: { ...chunk, members: after }, object: undefined };
+    return { chunk, object: after as ObjectInfo | undefined };
   }
 
   private copiesOf(i: number): readonly string[] {

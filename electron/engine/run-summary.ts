@@ -76,36 +76,46 @@ export interface ManifestInput {
   /** Read once each, as the manifest is written. */
   /** The files, as objects or already as JSON (RawJson, the spill's own lines). */
   files: () => Iterable<ManifestFile | RawJson> | AsyncIterable<ManifestFile | RawJson>;
-  chunks: () => Iterable<ManifestChunk> | AsyncIterable<ManifestChunk>;
+  /** The chunks' manifest entries, as JSON; `totals` sums them (complete before they are read). */
+  chunks: () => Iterable<RawJson>;
+  totals: ManifestTotals;
   shortfall: ChunkShortfall[];
   nodes: NodeStatus[];
   counters: { retries: number; replacements: number };
 }
 
-/** Sums a manifest's totals and per-node holdings from its chunks as they stream by. */
+/** Sums a manifest's totals and per-node holdings from its chunks. */
 export class ManifestTotals {
   chunks = 0;
   bytes = 0;
   skipped = 0;
   readonly held = new Map<string, { chunks: number; bytes: number }>();
 
-  add(chunk: ManifestChunk): ManifestChunk {
-    this.chunks++;
-    this.bytes += chunk.size;
-    if (chunk.skipped) this.skipped++;
+  add(chunk: ManifestChunk): void {
+    this.count(chunk, 1);
+  }
+
+  /** Takes back what add(chunk) added (a chunk recorded again, as it now is, replaces its earlier record). */
+  remove(chunk: ManifestChunk): void {
+    this.count(chunk, -1);
+  }
+
+  private count(chunk: ManifestChunk, sign: 1 | -1): void {
+    this.chunks += sign;
+    this.bytes += sign * chunk.size;
+    if (chunk.skipped) this.skipped += sign;
     for (const copy of chunk.copies) {
       const entry = this.held.get(copy.nodeId) ?? { chunks: 0, bytes: 0 };
-      entry.chunks++;
-      entry.bytes += chunk.size;
+      entry.chunks += sign;
+      entry.bytes += sign * chunk.size;
       this.held.set(copy.nodeId, entry);
     }
-    return chunk;
   }
 }
 
 /** The manifest as written: every key of Manifest in order, its files and chunks streamed (writeManifest). */
 export function streamedManifest(m: ManifestInput): { document: Pick<Manifest, 'runId'> & object; summary: () => Omit<Manifest, 'files' | 'chunks'> } {
-  const totals = new ManifestTotals();
+  const totals = m.totals;
   const nodes = (): NodeSummary[] => m.nodes.map((s) => ({ id: s.id, kind: s.kind, location: s.location, chunks: totals.held.get(s.id)?.chunks ?? 0, bytes: totals.held.get(s.id)?.bytes ?? 0, healthy: s.state === 'healthy' }));
   const sums = (): Manifest['totals'] => ({ files: m.fileCount, chunks: totals.chunks, bytes: totals.bytes, retries: m.counters.retries, replacements: m.counters.replacements, skipped: totals.skipped });
   const head = {
@@ -127,7 +137,7 @@ export function streamedManifest(m: ManifestInput): { document: Pick<Manifest, '
   const document = {
     ...head,
     files: new StreamedArray(m.files),
-    chunks: new StreamedArray(() => summed(m.chunks(), totals)),
+    chunks: new StreamedArray(m.chunks),
     nodes: new Deferred(nodes),
     totals: new Deferred(sums),
   };
@@ -145,18 +155,6 @@ export function manifestWithEntriesOnDisk(summary: Omit<Manifest, 'files' | 'chu
   Object.defineProperty(manifest, 'files', { enumerable: true, get: () => load().files });
   Object.defineProperty(manifest, 'chunks', { enumerable: true, get: () => load().chunks });
   return manifest;
-}
-
-/** The chunks as they stream by, each added to `totals`; read synchronously when they can be (see syncArrayPieces). */
-function summed(chunks: Iterable<ManifestChunk> | AsyncIterable<ManifestChunk>, totals: ManifestTotals): Iterable<ManifestChunk> | AsyncIterable<ManifestChunk> {
-  if (Symbol.iterator in chunks) {
-    return (function* () {
-      for (const chunk of chunks) yield totals.add(chunk);
-    })();
-  }
-  return (async function* () {
-    for await (const chunk of chunks) yield totals.add(chunk);
-  })();
 }
 
 /** The run's outcome, in order of precedence. */

@@ -57,8 +57,20 @@ export class RecordFile<T> {
 
   /** The record at `offset`; undefined for a line that is not JSON (torn by a crash). */
   read(offset: number): T | undefined {
+    return parseLine<T>(this.textAt(offset).text);
+  }
+
+  /** The record at `offset` (as read) and the offset of the line after it. */
+  readWithNext(offset: number): { value: T | undefined; next: number } {
+    const { text, next } = this.textAt(offset);
+    return { value: parseLine<T>(text), next };
+  }
+
+  /** The line at `offset` as text, unparsed, and the offset of the line after it. */
+  textAt(offset: number): { text: string; next: number } {
     if (offset >= this.written) this.flush();
-    return parseLine<T>(this.lineAt(offset).toString('utf8'));
+    const bytes = this.lineAt(offset);
+    return { text: bytes.toString('utf8'), next: offset + bytes.length + 1 };
   }
 
   /** Every record in file order, with its offset (blank lines skipped). */

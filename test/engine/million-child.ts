@@ -47,7 +47,7 @@ async function write(): Promise<Record<string, number>> {
   }
   await journal.close();
   const loaded = { path: '/config.yml', config: { data_sources: {}, ingestion: INGESTION_DEFAULTS } as unknown as IngestConfig } as unknown as LoadedConfig;
-  const { document } = streamedManifest({ loaded, runId: 'run', startedAt: new Date(0), status: 'complete', detection: { cloud: 'local', signal: 'env', detail: 'test', elapsedMs: 0, probes: [] }, source: { kind: 'local', location: '/data' }, algorithm: 'md5', chunkSize: 64 << 20, fileCount: count, files: () => spill.fileEntries(), chunks: () => spill.deliveredChunks(), shortfall: [], nodes: [], counters: { retries: 0, replacements: 0 } });
+  const { document } = streamedManifest({ loaded, runId: 'run', startedAt: new Date(0), status: 'complete', detection: { cloud: 'local', signal: 'env', detail: 'test', elapsedMs: 0, probes: [] }, source: { kind: 'local', location: '/data' }, algorithm: 'md5', chunkSize: 64 << 20, fileCount: count, files: () => spill.fileEntries(), chunks: () => spill.manifestEntries(), totals: spill.totals, shortfall: [], nodes: [], counters: { retries: 0, replacements: 0 } });
   await writeJsonAtomic(join(dir!, 'run.json'), document);
   await spill.remove();
   return {};

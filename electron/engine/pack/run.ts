@@ -32,13 +32,6 @@ export function withMembers(done: ManifestChunk, shard: ShardLayout, checksums: 
   return { ...done, members };
 }
 
-/** A chunk as the manifest lists it: a shard's members are listed as files instead. */
-export function manifestChunkOf(chunk: ManifestChunk): ManifestChunk {
-  if (!chunk.members) return chunk;
-  const { members: _members, ...rest } = chunk;
-  return rest;
-}
-
 /** Where each packed file is in the run's plan, to build its manifest entry from its shard once the run is done. */
 export class PackedFiles {
   private readonly at = new Map<string, { planIndex: number; member: number }>();
