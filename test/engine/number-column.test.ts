@@ -29,6 +29,17 @@ describe('NumberColumn', () => {
     column.close();
   });
 
+  it('reads the fill on a page never set, whatever pages memory held before it', () => {
+    const column = new NumberColumn(join(dir, 'c.f64'), -1);
+    const cells = 8192; // a page
+    for (let page = 0; page < 8; page++) column.set(page * cells + 2, page + 100);
+    column.set(20 * cells, 7); // the file now reaches past pages 8-19, which were never set
+    for (let page = 8; page < 20; page++) expect(column.get(page * cells + 2)).toBe(-1);
+    for (let page = 21; page < 30; page++) expect(column.get(page * cells + 2)).toBe(-1); // past the end of the file
+    for (let page = 0; page < 8; page++) expect(column.get(page * cells + 2)).toBe(page + 100);
+    column.close();
+  });
+
   it('reads the fill beyond what was set, and keeps values that equal zero or the fill', () => {
     const column = new NumberColumn(join(dir, 'c.f64'), 0);
     column.set(100_000, 2 ** 51 + 1);
