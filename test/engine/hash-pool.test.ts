@@ -229,7 +229,7 @@ describe('a hashing thread terminated mid-job', () => {
 });
 
 describe('renewing grown threads once the pool is idle', () => {
-  it('leaves every thread while a hash is open, then replaces the grown ones with fresh threads that take the next jobs', async () => {
+  it('leaves every thread while a hash is open, then stops the grown ones; fresh threads start with the next jobs', async () => {
     const pool = new HashPool(2);
     try {
       await hashDataFile(pool, 2);
@@ -243,10 +243,13 @@ describe('renewing grown threads once the pool is idle', () => {
       expect(await pool.renewGrownThreads(Number.MAX_SAFE_INTEGER)).toBe(0); // none has grown that far
       expect(pool.threadIds()).toEqual(first);
       expect(await pool.renewGrownThreads(0)).toBe(2);
-      const renewed = pool.threadIds();
-      expect(renewed.filter((id) => first.includes(id))).toEqual([]);
+      expect(pool.running).toBe(0); // nothing runs until there is work
+      expect(pool.size).toBe(2);
       expect(pool.lostThreads).toBe(0);
       expect(await within(hashDataFile(pool, 4), PROMPTLY_MS, 'hashing on the new threads')).toEqual(Array(4).fill(dataMd5));
+      const renewed = pool.threadIds();
+      expect(renewed).toHaveLength(2);
+      expect(renewed.filter((id) => first.includes(id))).toEqual([]);
       const copy = await pool.copyFile({ algorithm: 'md5', source: dataFile, offset: 0, length: 24 * MIB, target: join(dir, 'after-renewal.bin') });
       expect(copy.checksum.hex).toBe(dataMd5);
       expect(pool.threadIds()).toEqual(renewed);

@@ -37,7 +37,7 @@ describe('engine Node flags', () => {
     // The young generation the engine's flag sets for its own thread is not the threads' (they ask for less).
     const script = join(await tempDir('ci-thread-heap-'), 'limits.mjs');
     await writeFile(script, `import { HashPool } from ${JSON.stringify(join(ROOT, 'electron/engine/hash/pool.ts'))};
-      const pool = new HashPool(1); await new Promise((r) => setTimeout(r, 300));
+      const pool = new HashPool(1);
       console.log(JSON.stringify(await pool.heapLimits())); await pool.close();`);
     const limits = async (flags: readonly string[]): Promise<number[]> => {
       const { stdout } = await promisify(execFile)(process.execPath, [...flags, script], { cwd: ROOT });

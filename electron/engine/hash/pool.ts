@@ -3,6 +3,7 @@
 // that each thread's streams take from and give back to one free list, so memory stays at a few blocks per
 // stream in flight and nothing is allocated per block. A thread that dies (throws, runs out of memory, is
 // terminated) fails only the jobs it held, with HashThreadLost, and a new thread takes its place.
+import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Readable, Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
@@ -295,6 +296,8 @@ export class HashPool {
   private readonly workerUrl: URL;
   private nextId = 1;
   private closed = false;
+  /** Threads retired (renewGrownThreads) whose fresh replacement starts with the next job (startRetiredThreads). */
+  private retired = 0;
   private startFailures = 0;
   private lost = 0;
   private faultTimer: NodeJS.Timeout | undefined;
@@ -345,8 +348,12 @@ export class HashPool {
       : new HashThreadLost(`hashing thread ${index} stopped before this job finished (${errorText(cause)}); retry the job`, { cause });
     if (!this.closed && index >= 0) {
       if (!slot.retiring) this.lost++;
+      if (slot.retiring) {
+        this.slots.splice(index, 1);
+        this.retired++;
+      }
       // A thread that never started is replaced a few times only: a worker that cannot load would loop forever.
-      if (slot.online || ++this.startFailures < MAX_START_FAILURES) this.slots[index] = this.startThread();
+      else if (slot.online || ++this.startFailures < MAX_START_FAILURES) this.slots[index] = this.startThread();
       else this.slots.splice(index, 1);
     }
     for (const id of [...slot.jobs]) {
@@ -356,8 +363,13 @@ export class HashPool {
     }
   }
 
-  /** How many hashing threads the pool has. */
+  /** How many hashing threads the pool has (a retired one counts: its replacement starts with the next job). */
   get size(): number {
+    return this.slots.length + this.retired;
+  }
+
+  /** Hashing threads started and not stopped. */
+  get running(): number {
     return this.slots.length;
   }
 
@@ -367,10 +379,11 @@ export class HashPool {
   }
 
   /**
-   * Once the pool holds no job (nothing in flight, no hash open), replaces each thread whose heap has grown past
-   * `limitBytes` with a fresh one, so what a long run grew is given back before the next step (a run's manifest,
-   * the app's next run): a 100,000-file run peaked at 143-146 MB instead of 155-157. Resolves with how many it replaced
-   * (none while any job is open; replaced threads are not counted as lost).
+   * Once the pool holds no job (nothing in flight, no hash open), stops each thread whose heap has grown past
+   * `limitBytes`, so what a long run grew is given back before the next step (a run's manifest, the app's next run).
+   * A fresh thread takes its place with the next job, not at once: starting two while the manifest was written made
+   * the very peak this lowers (+14 MB at a million files). Resolves with how many it stopped (none while any job is
+   * open; they are not counted as lost).
    */
   async renewGrownThreads(limitBytes: number = RENEW_HEAP_BYTES): Promise<number> {
     if (this.closed || this.pending.size > 0) return 0;
@@ -384,7 +397,7 @@ export class HashPool {
       if (!this.slots.includes(slot)) continue; // lost and replaced meanwhile
       slot.retiring = true;
       slot.worker.ref(); // an idle pool's threads are unref'd: the wait must keep the process up
-      await slot.worker.terminate(); // its exit puts a fresh thread in its place (onThreadExit)
+      await slot.worker.terminate();
       renewed++;
     }
     return renewed;
@@ -411,7 +424,13 @@ export class HashPool {
 
   /** @internal Each thread's V8 heap limit in bytes (its young and old generations), in thread order, once all are up. */
   async heapLimits(): Promise<number[]> {
-    return Promise.all(this.slots.map(async (slot) => (await this.heapStatistics(slot)).heap_size_limit));
+    return Promise.all(
+      this.slots.map(async (slot) => {
+        slot.worker.ref(); // an idle pool's threads are unref'd: the wait must keep the process up
+        if (!slot.online) await once(slot.worker, 'online');
+        return (await this.heapStatistics(slot)).heap_size_limit;
+      }),
+    );
   }
 
   /** @internal The threads' ids, in thread order (a replaced thread has a new one). */
@@ -524,6 +543,7 @@ export class HashPool {
    */
   copyFile(job: FileCopyJob, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<FileCopied> {
     const { pack, continues, ...range } = job;
+    this.startRetiredThreads(); // before the threads are counted
     if (pack && this.slots.length > 1 && job.length >= 2 * SHARD_PART_MIN_BYTES && pack.keys.length > 1) return this.copyShardInParts(job, pack, options);
     const along = continues && !pack ? continues : undefined;
     const message = { op: 'copy', ...range, ...(pack ? { pack: shardMessage(pack) } : {}), ...(along ? { continues: along.id } : {}) };
@@ -692,8 +712,14 @@ export class HashPool {
     return { id, slot };
   }
 
+  /** Starts the fresh threads that take the retired ones' places. */
+  private startRetiredThreads(): void {
+    for (; this.retired > 0 && !this.closed; this.retired--) this.slots.push(this.startThread());
+  }
+
   private leastBusy(): Slot {
     if (this.closed) throw new HashThreadLost('the hashing pool is closed', { retryable: false });
+    this.startRetiredThreads();
     if (this.slots.length === 0) throw new HashThreadLost(`no hashing thread could start (${MAX_START_FAILURES} in a row stopped before starting)`, { retryable: false });
     let best: Slot | undefined;
     for (const slot of this.slots) if (!slot.retiring && (best === undefined || slot.jobs.size < best.jobs.size)) best = slot;
