@@ -18,12 +18,9 @@ let localRuns = 0;
 let streamingRuns = 0;
 
 /**
- * Holds the heap growth that suits a run while `body` runs. Runs at once in one process (the app) share the
- * setting: any streaming run keeps the streaming growth.
- */
-/**
  * The young generation that the engine's --max-semi-space-size=4 (bin/node22.js ENGINE_NODE_FLAGS) gives a heap, as
- * a Worker's resourceLimits.maxYoungGenerationSizeMb: for a thread that should size its heap as the engine's.
+ * a Worker's resourceLimits.maxYoungGenerationSizeMb: for a thread that should size its heap as the engine's (a test
+ * keeps the two equal).
  */
 export const ENGINE_YOUNG_GENERATION_MB = 12;
 
@@ -37,6 +34,10 @@ export function letThreadsSizeTheirYoungGeneration(): void {
   setFlagsFromString('--max-semi-space-size=0');
 }
 
+/**
+ * Holds the heap growth that suits a run while `body` runs. Runs at once in one process (the app) share the
+ * setting: any streaming run keeps the streaming growth.
+ */
 export async function withRunHeapGrowth<T>(local: boolean, body: () => Promise<T>): Promise<T> {
   if (local) localRuns++;
   else streamingRuns++;

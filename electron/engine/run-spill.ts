@@ -55,7 +55,7 @@ export class RunSpill {
   }
 
   record(i: number, chunk: ManifestChunk, planned: PlannedChunk): void {
-    const before = this.chunk(i);
+    const before = this.entryOf(i); // a chunk recorded again: its earlier record no longer counts
     if (before) this.totals.remove(before);
     this.totals.add(chunk);
     const { members, ...entry } = chunk;
@@ -125,6 +125,12 @@ export class RunSpill {
   async remove(): Promise<void> {
     this.close();
     await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Delivered index `i`'s manifest entry (a shard's without its members). */
+  private entryOf(i: number): ManifestChunk | undefined {
+    const offset = this.at.get(i);
+    return offset < 0 ? undefined : (this.delivered.read(offset) as ManifestChunk | undefined);
   }
 
   /** Delivered index `i`'s chunk (a shard's with its members) and, for a chunk that is not a shard, its source file. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS, withEngineFlags } from '../../bin/node22.js';
-import { STREAMING_HEAP_GROWTH_PERCENT } from '../../electron/engine/heap-growth.ts';
+import { ENGINE_YOUNG_GENERATION_MB, STREAMING_HEAP_GROWTH_PERCENT } from '../../electron/engine/heap-growth.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -26,6 +26,10 @@ describe('engine Node flags', () => {
 
   it('start with the heap growth a run goes back to when it ends', () => {
     expect(ENGINE_NODE_FLAGS).toContain(`--heap-growing-percent=${STREAMING_HEAP_GROWTH_PERCENT}`);
+  });
+
+  it("size the young generation the app's engine thread asks for (two semi-spaces and a third for large objects)", () => {
+    expect(ENGINE_NODE_FLAGS).toContain(`--max-semi-space-size=${ENGINE_YOUNG_GENERATION_MB / 3}`);
   });
 
   it('the launcher runs when executed directly, through its shebang', async () => {
