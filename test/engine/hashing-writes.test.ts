@@ -20,13 +20,20 @@ import { Crc32c } from '../storage/data.ts';
 import { folderTemps } from '../nodes/folder-layout.ts';
 
 const pool = new HashPool(2);
+/** Threads that open source files and rename finished ones with Linux's own calls from the first file (linux-calls.js). */
+const linuxCallsPool = new HashPool(2, { linuxCallsAfter: 0 });
+/** File copies behave alike whichever calls a thread makes them with. */
+const COPYING_POOLS = [
+  ['Node calls', pool],
+  ['Linux calls', linuxCallsPool],
+] as const;
 let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ci-hashing-writes-'));
 });
 afterAll(async () => {
-  await pool.close();
+  await Promise.all([pool.close(), linuxCallsPool.close()]);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -57,14 +64,19 @@ function failingAfter(good: number): Readable {
   });
 }
 
-describe('HashPool.copyFile', () => {
+describe.each(COPYING_POOLS)('HashPool.copyFile (%s)', (_, pool) => {
+  let here: string;
+  beforeAll(async () => {
+    here = await mkdtemp(join(dir, 'copies-'));
+  });
+
   it('copies and hashes a range, reports every byte, and with renameTo renames the copy unless the name is taken', async () => {
     const data = randomBytes(9 * 1024 * 1024 + 3);
-    const source = join(dir, 'copy-source.bin');
+    const source = join(here, 'copy-source.bin');
     await writeFile(source, data);
     const range = { offset: 1000, length: data.length - 2000 };
     const expected = data.subarray(range.offset, range.offset + range.length);
-    const [temp, final] = [join(dir, 'copy.part'), join(dir, 'copy.bin')];
+    const [temp, final] = [join(here, 'copy.part'), join(here, 'copy.bin')];
     let reported = 0;
     const copied = await pool.copyFile({ algorithm: 'md5', source, ...range, target: temp, renameTo: final }, { onBytes: (n) => (reported += n) });
     expect(copied).toEqual({ checksum: { algorithm: 'md5', hex: md5(expected) }, renamed: true, indexed: false });
@@ -75,18 +87,18 @@ describe('HashPool.copyFile', () => {
     expect(again.renamed).toBe(false);
     expect((await readFile(temp)).equals(data.subarray(0, 10))).toBe(true);
     expect((await readFile(final)).equals(expected), 'the file that had the name is left as it was').toBe(true);
-    expect((await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(dir, 'plain.bin') })).renamed).toBe(false);
+    expect((await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(here, 'plain.bin') })).renamed).toBe(false);
   });
 
   it('with an index line, appends it completed with the checksum once renamed, and only then', async () => {
-    const source = join(dir, 'indexed-source.bin');
+    const source = join(here, 'indexed-source.bin');
     await writeFile(source, randomBytes(5000));
-    const index = { path: join(dir, 'index.jsonl'), head: chunkLineHead({ id: 'x_chunk_0', file: 'x', index: 0, offset: 0, size: 5000 }) };
-    const first = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 5000, target: join(dir, 'indexed.part'), renameTo: join(dir, 'indexed.bin'), index });
+    const index = { path: join(here, 'index.jsonl'), head: chunkLineHead({ id: 'x_chunk_0', file: 'x', index: 0, offset: 0, size: 5000 }) };
+    const first = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 5000, target: join(here, 'indexed.part'), renameTo: join(here, 'indexed.bin'), index });
     expect(first).toMatchObject({ renamed: true, indexed: true });
-    const taken = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(dir, 'indexed.part'), renameTo: join(dir, 'indexed.bin'), index });
+    const taken = await pool.copyFile({ algorithm: 'md5', source, offset: 0, length: 10, target: join(here, 'indexed.part'), renameTo: join(here, 'indexed.bin'), index });
     expect(taken).toMatchObject({ renamed: false, indexed: false });
-    const sink = pool.fileSink('md5', join(dir, 'indexed-sink.part'), { crc: 'crc32c', renameTo: join(dir, 'indexed-sink.bin'), index: { ...index, head: chunkLineHead({ id: 'y_chunk_0', file: 'y', index: 0, offset: 0, size: 3 }) } });
+    const sink = pool.fileSink('md5', join(here, 'indexed-sink.part'), { crc: 'crc32c', renameTo: join(here, 'indexed-sink.bin'), index: { ...index, head: chunkLineHead({ id: 'y_chunk_0', file: 'y', index: 0, offset: 0, size: 3 }) } });
     await pipeline(Readable.from([Buffer.from('abc')]), sink);
     await sink.digest;
     expect(sink.indexed).toBe(true);
@@ -98,7 +110,7 @@ describe('HashPool.copyFile', () => {
   });
 });
 
-describe('a local copy checked to stay inside its source folder (FileCopyJob.inside)', () => {
+describe.each(COPYING_POOLS)('a local copy checked to stay inside its source folder (FileCopyJob.inside; %s)', (_, pool) => {
   it('copies a file inside, or reached through a link that stays inside; a link or .. that leads out fails on the source side', async () => {
     const root = await mkdtemp(join(dir, 'inside-'));
     const outside = await mkdtemp(join(dir, 'outside-'));

@@ -14,13 +14,15 @@ import type { IngestEvent } from '../../shared/types.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { detection, md5OfRange, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
-const pool = new HashPool(2);
-afterAll(() => pool.close());
+const nodeCallsPool = new HashPool(2);
+/** Threads that open source files with Linux's openat2 from the first file (linux-calls.js). */
+const linuxCallsPool = new HashPool(2, { linuxCallsAfter: 0 });
+afterAll(() => Promise.all([nodeCallsPool.close(), linuxCallsPool.close()]));
 
 const NO_RETRIES = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
 
 /** Copies `key` as an ingest does from a local folder: the driver's path, opened and checked on a hashing thread. */
-async function copyKey(bucket: Bucket, key: string, target: string, etag?: string): Promise<Buffer> {
+async function copyKey(pool: HashPool, bucket: Bucket, key: string, target: string, etag?: string): Promise<Buffer> {
   const file = await bucket.localFile({ key, size: 0 });
   if (!file) throw new Error('the local driver gave no local file');
   const length = (await stat(file.path).catch(() => ({ size: 1 }))).size;
@@ -41,7 +43,10 @@ async function failure(promise: Promise<unknown>): Promise<StorageError> {
   return error as StorageError;
 }
 
-describe('local driver: a key as a path inside the folder, checked where the hashing thread opens it', () => {
+describe.each([
+  ['Node calls', nodeCallsPool],
+  ['Linux calls', linuxCallsPool],
+] as const)('local driver: a key as a path inside the folder, checked where the hashing thread opens it (%s)', (_, pool) => {
   it('copies files inside (a link that stays inside too); a link out, `..` out, or an absolute-looking key never reads outside', async () => {
     const dir = await tempDir('ci-local-inside-');
     const folder = join(dir, 'folder');
@@ -60,16 +65,16 @@ describe('local driver: a key as a path inside the folder, checked where the has
     expect(await bucket.localFile({ key: 'sub/in.bin', size: 6 })).toEqual({ path: join(real, 'sub', 'in.bin'), inside: real });
 
     const target = join(dir, 'copy.bin');
-    for (const key of ['sub/in.bin', 'alias.bin', 'sub/../sub/in.bin']) expect((await copyKey(bucket, key, target)).toString(), key).toBe('inside');
+    for (const key of ['sub/in.bin', 'alias.bin', 'sub/../sub/in.bin']) expect((await copyKey(pool, bucket, key, target)).toString(), key).toBe('inside');
 
     for (const key of ['leak.bin', 'out/secret.bin', `../${basename(outside)}/secret.bin`, `sub/../../${basename(outside)}/secret.bin`]) {
-      const error = await failure(copyKey(bucket, key, target));
+      const error = await failure(copyKey(pool, bucket, key, target));
       expect(error.code, key).toBe('permission_denied');
       expect(error.message).toContain(`${key} resolves outside the source folder`);
       expect(error.hint).toMatch(/may not leave the data folder/);
     }
     // A key that looks absolute is a path under the folder, not the path it spells.
-    const absolute = await failure(copyKey(bucket, join(outside, 'secret.bin'), target));
+    const absolute = await failure(copyKey(pool, bucket, join(outside, 'secret.bin'), target));
     expect(absolute.code).toBe('not_found');
     expect((await readFile(target)).toString()).toBe('inside');
   });
@@ -80,7 +85,7 @@ describe('local driver: a key as a path inside the folder, checked where the has
     const bucket = new Bucket(new LocalDriver(dir), NO_RETRIES);
     const target = join(dir, '..', `${basename(dir)}-copy.bin`);
 
-    const gone = await failure(copyKey(bucket, 'gone.bin', target));
+    const gone = await failure(copyKey(pool, bucket, 'gone.bin', target));
     const streamed = await failure(bucket.read({ key: 'gone.bin', size: 1 }, { offset: 0, length: 1 }));
     expect([gone.code, streamed.code]).toEqual(['not_found', 'not_found']);
     expect(gone.message).toContain('gone.bin');
@@ -88,7 +93,7 @@ describe('local driver: a key as a path inside the folder, checked where the has
     const etag = localEtag(await stat(join(dir, 'kept.bin')));
     await rm(join(dir, 'kept.bin'));
     await writeFile(join(dir, 'kept.bin'), 'version 2');
-    const changed = await failure(copyKey(bucket, 'kept.bin', target, etag));
+    const changed = await failure(copyKey(pool, bucket, 'kept.bin', target, etag));
     expect(changed.code).toBe('precondition_failed');
     expect(changed.message).toContain('kept.bin');
     await rm(target, { force: true });

@@ -4,10 +4,10 @@
 // files on a 23 GB VM: 593,000 pages scanned, 0.9 GB of the source read from disk a second time). A small run
 // keeps what it read cached (each reader's first `keepBytes`, ReadOnce): dropping costs about as much as reading a
 // small cached file, and a second run over the same data finds it in memory.
-// Node has no posix_fadvise; it is called through koffi, a prebuilt FFI. Where that is missing or fails to load,
-// nothing is dropped and nothing else changes.
-import { createRequire } from 'node:module';
+// Node has no posix_fadvise; it is called through koffi (libc.js). Where that is missing or fails to load, nothing
+// is dropped and nothing else changes.
 import { totalmem } from 'node:os';
+import { libc } from './libc.js';
 
 /** Linux's POSIX_FADV_DONTNEED (the value differs on other systems, where nothing is dropped). */
 const POSIX_FADV_DONTNEED = 4;
@@ -27,11 +27,8 @@ function fadvise() {
 
 /** @returns {Fadvise | undefined} */
 function load() {
-  if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) return undefined;
   try {
-    /** @type {{ load(path: string | null): { func(signature: string): Fadvise } }} */
-    const koffi = createRequire(import.meta.url)('koffi');
-    return koffi.load(null).func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)');
+    return /** @type {Fadvise | undefined} */ (libc()?.libc.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)'));
   } catch {
     return undefined;
   }

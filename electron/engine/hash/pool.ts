@@ -302,14 +302,16 @@ export class HashPool {
   private lost = 0;
   private faultTimer: NodeJS.Timeout | undefined;
 
-  private readonly keepCachedBytes: number;
+  private readonly threadOptions: { keepCachedBytes: number; linuxCallsAfter?: number };
 
   /**
    * `keepCachedBytes`: how much of the local source files each thread reads (and leaves in the page cache) before
    * it has the kernel drop what it reads (see drop-cache.js). By default the threads share an eighth of memory.
+   * `linuxCallsAfter`: file operations each thread makes with Node's own calls before it loads the shorter Linux
+   * ones (see worker.js wantsLinuxCalls); 0 uses them from the first file.
    */
-  constructor(size: number = Math.max(1, availableParallelism()), options: { keepCachedBytes?: number } = {}) {
-    this.keepCachedBytes = options.keepCachedBytes ?? keptCachedPerReader(size);
+  constructor(size: number = Math.max(1, availableParallelism()), options: { keepCachedBytes?: number; linuxCallsAfter?: number } = {}) {
+    this.threadOptions = { keepCachedBytes: options.keepCachedBytes ?? keptCachedPerReader(size), ...(options.linuxCallsAfter !== undefined ? { linuxCallsAfter: options.linuxCallsAfter } : {}) };
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
@@ -322,7 +324,7 @@ export class HashPool {
     // Hashing allocates almost nothing on the JS heap (blocks are shared memory). Packing holds each shard's
     // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
-    const worker = new Worker(this.workerUrl, { workerData: { keepCachedBytes: this.keepCachedBytes }, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
+    const worker = new Worker(this.workerUrl, { workerData: this.threadOptions, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
     const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), outbox: [], jobs: new Set(), online: false, failure: undefined, lost: undefined };
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {

@@ -2,19 +2,20 @@
 // Hashing off the calling thread. Plain JavaScript (type-checked through JSDoc) on purpose: a TypeScript worker
 // would load Node's type stripper into every hashing thread, ~10 MB each.
 import { createHash, hash as hashOnce } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { sep } from 'node:path';
+import { constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { normalize, sep } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { memberHeader } from '../pack/tar.js';
 import { crc32cUpdate } from './crc32c.js';
 import { ReadOnce } from './drop-cache.js';
+import { closeFile, openNoSymlinks, renameNoReplace } from './linux-calls.js';
 
 const COPY_BLOCK = 1024 * 1024;
 const PROGRESS_EVERY = 8 * COPY_BLOCK;
 /** One block, reused for every copy this thread makes. */
 const block = Buffer.allocUnsafeSlow(COPY_BLOCK);
-/** @type {{ keepCachedBytes?: number } | undefined} */
+/** @type {{ keepCachedBytes?: number, linuxCallsAfter?: number } | undefined} */
 const options = workerData;
 /** A local source's files, read once a run: past this thread's share, dropped from the page cache once read. */
 const sourceReads = new ReadOnce(options?.keepCachedBytes ?? Infinity);
@@ -49,6 +50,18 @@ const sourceReads = new ReadOnce(options?.keepCachedBytes ?? Infinity);
  */
 
 /**
+ * File operations (opens of a source file, renames of a finished one) made with Node's own calls before this
+ * thread loads koffi for the shorter Linux ones (linux-calls.js): loading costs ~15 ms of CPU and ~1.6 MB, which a
+ * run of a few dozen files would not win back. Those save a readlink and an lstat per small file.
+ */
+const NODE_CALLS_FIRST = options?.linuxCallsAfter ?? 256;
+let nodeCalls = 0;
+
+function wantsLinuxCalls() {
+  return nodeCalls >= NODE_CALLS_FIRST || ++nodeCalls > NODE_CALLS_FIRST;
+}
+
+/**
  * Fails unless the file open as `fd` lies inside the folder whose real path is `root`. What is checked is the file
  * that was opened, not a path resolved before (a symlink swapped in between cannot lead outside), and on Linux it
  * costs one readlink of /proc/self/fd instead of one per path component; elsewhere the path is resolved.
@@ -72,12 +85,16 @@ function checkInside(fd, path, root) {
  * @param {string | undefined} root
  */
 function openInside(path, root) {
+  if (root !== undefined && wantsLinuxCalls() && path.startsWith(root + sep) && normalize(path) === path) {
+    const fd = openNoSymlinks(path); // a path with no symlink in it is its own real path: inside root
+    if (fd !== undefined) return fd;
+  }
   const fd = openSync(path, 'r');
   if (root === undefined) return fd;
   try {
     checkInside(fd, path, root);
   } catch (error) {
-    closeSync(fd);
+    closeFile(fd);
     throw error;
   }
   return fd;
@@ -147,9 +164,9 @@ function copy(job) {
     // The last bytes are reported with the result: one message fewer per small file.
     return { hex: hash ? hash.digest('hex') : hex, bytes: done - reported, along: carried };
   } finally {
-    closeSync(input);
+    closeFile(input);
     const out = output;
-    if (out !== undefined) onTarget(() => closeSync(out));
+    if (out !== undefined) onTarget(() => closeFile(out));
   }
 }
 
@@ -263,7 +280,7 @@ function appendBatchIndexLines(id, lines, results) {
 function closeIndexFds() {
   for (const fd of indexFds.values()) {
     try {
-      closeSync(fd);
+      closeFile(fd);
     } catch {
       // nothing to do about it
     }
@@ -279,6 +296,8 @@ function closeIndexFds() {
  */
 function renameUnlessTaken(from, to) {
   return onTarget(() => {
+    const renamed = wantsLinuxCalls() ? renameNoReplace(from, to) : undefined;
+    if (renamed !== undefined) return renamed;
     if (lstatSync(to, { throwIfNoEntry: false }) !== undefined) return false;
     renameSync(from, to);
     return true;
@@ -513,7 +532,7 @@ function unlinkQuietly(path) {
 function closeQuietly(sink) {
   if (sink.fd === undefined) return;
   try {
-    closeSync(sink.fd);
+    closeFile(sink.fd);
   } catch {
     // already failed; the first error is the one reported
   }
@@ -544,7 +563,7 @@ function openMember(job, i) {
   const fd = openInside([job.root, ...(/** @type {string} */ (job.keys[i])).split('/')].join(sep), job.root);
   const etag = job.etags[i];
   if (etag && etagOf(fstatSync(fd)) !== etag) {
-    closeSync(fd);
+    closeFile(fd);
     throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
   }
   return fd;
@@ -571,7 +590,7 @@ function pack(id) {
       post({ op: 'packDone', id, digests: p.digests });
     }
   } catch (error) {
-    if (p.fd !== undefined) closeSync(p.fd);
+    if (p.fd !== undefined) closeFile(p.fd);
     packings.delete(id);
     const { code, message } = /** @type {NodeJS.ErrnoException} */ (error);
     post({ op: 'packFailed', id, code: code ?? 'EIO', message, key: job.keys[p.member] ?? '' });
@@ -622,7 +641,7 @@ function fillBlock(p, view) {
         const etag = job.etags[p.member];
         const changed = etag !== undefined && etagOf(fstatSync(fd)) !== etag;
         sourceReads.done(fd, 0, size);
-        closeSync(fd);
+        closeFile(fd);
         p.fd = undefined;
         if (changed) throw Object.assign(new Error('the file changed while it was read'), { code: 'CHANGED' });
         p.digests.push(/** @type {ChunkHash} */ (p.hash).digest('hex'));
@@ -686,8 +705,8 @@ function packCopy(job, shard) {
     }
     return { hex: whole ? whole.digest('hex') : '', members: p.digests, bytes: done - reported, along: undefined };
   } finally {
-    if (p.fd !== undefined) closeSync(p.fd);
-    onTarget(() => closeSync(output));
+    if (p.fd !== undefined) closeFile(p.fd);
+    onTarget(() => closeFile(output));
   }
 }
 
@@ -724,7 +743,7 @@ function hashFileInto(id, path, cancel) {
       updateOpen(id, block.subarray(0, n));
     }
   } finally {
-    closeSync(input);
+    closeFile(input);
   }
 }
 
@@ -745,7 +764,7 @@ function hashWritten(job) {
     if (done !== job.length) throw Object.assign(new Error(`the file written holds ${done} bytes, not ${job.length}`), { code: 'EIO', side: 'target' });
     return hash.digest('hex');
   } finally {
-    closeSync(input);
+    closeFile(input);
   }
 }
 
@@ -894,7 +913,7 @@ function handle(message) {
       if (!sink) break;
       try {
         if (sink.failure) throw Object.assign(new Error(sink.failure.message), { code: sink.failure.code });
-        if (sink.fd !== undefined) closeSync(sink.fd);
+        if (sink.fd !== undefined) closeFile(sink.fd);
         sink.fd = undefined;
         const renamed = sink.renameTo !== undefined && sink.target !== undefined && renameUnlessTaken(sink.target, sink.renameTo);
         // The hash so far lives on as an open hash: the start of a whole-file hash that continues with the next chunk.
@@ -925,7 +944,7 @@ function handle(message) {
     case 'packAbort': {
       const p = packings.get(message.id);
       packings.delete(message.id);
-      if (p?.fd !== undefined) closeSync(p.fd);
+      if (p?.fd !== undefined) closeFile(p.fd);
       post({ op: 'packAborted', id: message.id });
       break;
     }
