@@ -25,11 +25,14 @@ const UNAVAILABLE = new Set([/* EPERM (seccomp) */ 1, /* EINVAL */ 22, /* ENOSYS
 /** @type {{ rename: RenameNoReplace | undefined, open: OpenNoSymlinks | undefined, close: ((fd: number) => number) | undefined } | null} */
 let calls = null;
 /**
- * Descriptors openNoSymlinks opened. Node tracks the files a worker thread opens (and closes them if the thread is
- * terminated); it warns when one it did not open is closed through it, so these are closed through libc (closeFile).
- * A thread terminated while it holds one leaves it open until the process ends.
+ * Descriptors openNoSymlinks opened (-1: a free cell). Node tracks the files a worker thread opens (and closes them
+ * if the thread is terminated); it warns when one it did not open is closed through it, so these are closed
+ * through libc (closeFile). A thread terminated while it holds one leaves it open until the process ends.
+ * A fixed table, not a Set: a long-lived Set that takes and gives back an entry per file reallocates its table
+ * over and over, and every table it drops had been promoted with it (hashing threads' heaps grew ~5 MB per
+ * 50,000 files until a full collection).
  */
-const opened = new Set();
+const opened = new Int32Array(64).fill(-1);
 
 function load() {
   const found = libc();
@@ -71,14 +74,20 @@ function bindRename(koffi, lib) {
 function bindOpen(koffi, lib) {
   const number = SYS_OPENAT2[/** @type {'x64' | 'arm64'} */ (process.arch)];
   try {
-    koffi.struct('cloud_ingest_open_how', { flags: 'uint64_t', mode: 'uint64_t', resolve: 'uint64_t' });
-    const syscall = lib.func('long syscall(long number, ...)');
-    const how = { flags: O_CLOEXEC, mode: 0, resolve: RESOLVE_NO_SYMLINKS }; // O_RDONLY is 0
+    // Declared with fixed arguments: koffi's variadic calls parse their argument types at every call, and the
+    // objects that made kept a thread's heap growing (~120 bytes a call, until a full collection). Integer and
+    // pointer arguments pass the same way either way on x64 and arm64 Linux.
+    const syscall = lib.func('long syscall(long number, int dirfd, const char *path, const void *how, size_t size)');
+    const how = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
+    how.writeBigUInt64LE(BigInt(O_CLOEXEC), 0); // O_RDONLY is 0
+    how.writeBigUInt64LE(BigInt(RESOLVE_NO_SYMLINKS), 16);
     return (path) => {
-      const fd = syscall(number, 'int', AT_FDCWD, 'const char *', path, 'cloud_ingest_open_how *', how, 'size_t', 24);
+      const fd = syscall(number, AT_FDCWD, path, how, how.length);
       if (fd >= 0) {
-        opened.add(fd);
-        return fd;
+        const cell = opened.indexOf(-1);
+        if (cell >= 0) return (opened[cell] = fd);
+        calls?.close?.(fd); // more open at once than the table holds: open this one through Node
+        return undefined;
       }
       if (UNAVAILABLE.has(koffi.errno()) && calls) calls.open = undefined;
       return undefined;
@@ -116,7 +125,9 @@ export function openNoSymlinks(path) {
  * @param {number} fd
  */
 export function closeFile(fd) {
-  if (!opened.delete(fd)) return closeSync(fd);
+  const cell = opened.indexOf(fd);
+  if (cell < 0) return closeSync(fd);
+  opened[cell] = -1;
   calls?.close?.(fd);
 }
 
