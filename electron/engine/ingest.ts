@@ -569,7 +569,7 @@ class IngestRun {
         alone.push(i);
         return;
       }
-      this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: chunk.size });
+      if (this.o.onEvent) this.emit({ type: 'bytes', chunkId: chunk.id, nodeId, bytes: chunk.size });
       const delivered = this.delivery.storedOnce(chunk, heldCopy(nodeId, stored));
       this.record(i, chunk, delivered);
       this.checks?.delivered(chunk.object.key, chunk.index, delivered);
@@ -881,6 +881,7 @@ class IngestRun {
   }
 
   private emitChunk(chunk: PlannedChunk, state: ChunkEventState, attempt: number, nodeId?: string, error?: string): void {
+    if (!this.o.onEvent) return; // nobody listens (the CLI's --json): a million files made ~5 million events for nothing
     this.emit({ type: 'chunk', id: chunk.id, file: chunk.object.key, index: chunk.index, size: chunk.size, state, attempt, ...(nodeId ? { nodeId } : {}), ...(error ? { error } : {}) });
   }
 }
