@@ -16,6 +16,9 @@ export const LOCAL_HEAP_GROWTH_PERCENT = 100;
 
 let localRuns = 0;
 let streamingRuns = 0;
+let threadsStarting = 0;
+/** How long a thread may take to start before the engine's growth is set again all the same. */
+const THREAD_START_LIMIT_MS = 5000;
 
 /**
  * The young generation that the engine's --max-semi-space-size=4 (bin/node22.js ENGINE_NODE_FLAGS) gives a heap, as
@@ -51,7 +54,32 @@ export async function withRunHeapGrowth<T>(local: boolean, body: () => Promise<T
   }
 }
 
+/**
+ * Holds V8's default flags while a thread starts, until `started` settles (or 5 s have passed). Node's built-in
+ * modules come compiled ahead of time, and V8 refuses that code when any flag differs from its default (every
+ * flag is part of the check, even one that only sizes heaps): with the engine's flags each hashing thread
+ * compiled ~75 of them again, ~40 ms of CPU at every start. Meanwhile the engine's own heap grows by V8's own
+ * factor; its young generation was sized when it was made and stays as it is.
+ */
+export function defaultFlagsWhile(started: Promise<unknown>): void {
+  letThreadsSizeTheirYoungGeneration(); // for good: the flag has done its work on the engine's own heap
+  threadsStarting++;
+  applyGrowth();
+  let done = false;
+  const end = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(limit);
+    threadsStarting--;
+    applyGrowth();
+  };
+  const limit = setTimeout(end, THREAD_START_LIMIT_MS);
+  limit.unref();
+  started.then(end, end);
+}
+
 function applyGrowth(): void {
+  if (threadsStarting > 0) return setFlagsFromString('--heap-growing-percent=0'); // V8's default
   const percent = localRuns > 0 && streamingRuns === 0 ? LOCAL_HEAP_GROWTH_PERCENT : STREAMING_HEAP_GROWTH_PERCENT;
   setFlagsFromString(`--heap-growing-percent=${percent}`);
 }

@@ -52,6 +52,30 @@ describe('engine Node flags', () => {
     expect(withFlags).toEqual(without);
   });
 
+  it("let a starting thread load Node's built-in modules from their code cache", async () => {
+    // V8 refuses Node's precompiled built-ins when any flag differs from its default; the pool holds the defaults
+    // while each thread starts (defaultFlagsWhile). Node reports which built-ins it compiled without their cache
+    // (an internal binding, hence --expose-internals in this probe only). One process each: a built-in compiled
+    // again under other flags has its cache replaced for the whole process.
+    const script = join(await tempDir('ci-thread-cache-'), 'cache.mjs');
+    await writeFile(script, `import { Worker } from 'node:worker_threads';
+      import { defaultFlagsWhile } from ${JSON.stringify(join(ROOT, 'electron/engine/heap-growth.ts'))};
+      const body = "require('node:zlib'); require('node:crypto'); const { internalBinding } = require('internal/test/binding'); require('node:worker_threads').parentPort.postMessage([...internalBinding('builtins').getCacheUsage().compiledWithoutCache])";
+      const worker = new Worker(body, { eval: true });
+      const compiledWithout = new Promise((resolve) => worker.once('message', resolve));
+      if (process.argv[2] === 'held') defaultFlagsWhile(compiledWithout);
+      console.log(JSON.stringify(await compiledWithout));`);
+    const compiledWithout = async (how: string): Promise<string[]> => {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--expose-internals', '--no-warnings', ...ENGINE_NODE_FLAGS, script, how], { cwd: ROOT });
+      return JSON.parse(stdout) as string[];
+    };
+    const [plain, held] = await Promise.all([compiledWithout('plain'), compiledWithout('held')]);
+    expect(plain, 'with the engine flags as they are, zlib is compiled again').toContain('zlib');
+    expect(held).not.toContain('zlib');
+    expect(held).not.toContain('crypto');
+    expect(held.length).toBeLessThan(plain.length / 2);
+  });
+
   it('keeps a value the caller chose and adds the rest', () => {
     const [flag] = ENGINE_NODE_FLAGS;
     const name = flag!.split('=')[0]!;

@@ -16,7 +16,7 @@ import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { crcBase64 } from './crc32c.js';
 import { keptCachedPerReader } from './drop-cache.js';
 import { END_OF_ARCHIVE, memberLength } from '../pack/tar.js';
-import { letThreadsSizeTheirYoungGeneration } from '../heap-growth.ts';
+import { defaultFlagsWhile, letThreadsSizeTheirYoungGeneration } from '../heap-growth.ts';
 
 const BLOCK_BYTES = 1024 * 1024;
 /** Shards at least twice this size are packed by every thread at once (HashPool.copyShardInParts). */
@@ -34,6 +34,7 @@ const RENEW_HEAP_BYTES = 12 * 1024 * 1024;
 const FAULT_KILL_ENV = 'CLOUD_INGEST_FAULT_KILL_HASH_THREAD_AFTER_MS';
 
 type Reply =
+  | { op: 'ready' }
   | { op: 'ack'; id: number; block: number }
   | { op: 'digest'; id: number; hex: string; crc?: ChunkCrc; ranges?: string[] }
   | { op: 'progress'; id: number; bytes: number }
@@ -326,6 +327,10 @@ export class HashPool {
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
     const worker = new Worker(this.workerUrl, { workerData: this.threadOptions, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
     const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), outbox: [], jobs: new Set(), online: false, failure: undefined, lost: undefined };
+    defaultFlagsWhile(new Promise<unknown>((started) => {
+      worker.once('message', started); // its first is 'ready', once its modules are loaded
+      worker.once('exit', started);
+    }));
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
       slot.online = true;
@@ -737,6 +742,7 @@ export class HashPool {
   }
 
   private onReply(slot: Slot, reply: Reply): void {
+    if (reply.op === 'ready') return;
     if (reply.op === 'replies') {
       for (const each of reply.replies) this.onReply(slot, each);
       return;

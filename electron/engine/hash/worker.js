@@ -985,3 +985,7 @@ function handle(message) {
     }
   }
 }
+
+// Loaded: the pool holds V8's default flags until now, so that the built-in modules above came from Node's code
+// cache (heap-growth.ts defaultFlagsWhile).
+port.postMessage({ op: 'ready' });
