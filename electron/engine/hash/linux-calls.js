@@ -28,9 +28,9 @@ let calls = null;
  * Descriptors openNoSymlinks opened (-1: a free cell). Node tracks the files a worker thread opens (and closes them
  * if the thread is terminated); it warns when one it did not open is closed through it, so these are closed
  * through libc (closeFile). A thread terminated while it holds one leaves it open until the process ends.
- * A fixed table, not a Set: a long-lived Set that takes and gives back an entry per file reallocates its table
- * over and over, and every table it drops had been promoted with it (hashing threads' heaps grew ~5 MB per
- * 50,000 files until a full collection).
+ * A fixed table, not a Set: a long-lived Set that takes and gives back an entry per file makes a new table over and
+ * over, and V8 makes the new table of a Set that is in the old generation in the old generation too, where only a
+ * full collection frees it (hashing threads' heaps grew ~5 MB per 50,000 files).
  */
 const opened = new Int32Array(64).fill(-1);
 
