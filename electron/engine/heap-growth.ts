@@ -33,7 +33,7 @@ export const ENGINE_YOUNG_GENERATION_MB = 12;
  * young generation grew to 8 MB instead of its 2 MB, and its heap from ~11 MB to ~16 MB with the run. Heaps that
  * exist keep what they were made with (the flag is read once, when a heap is made).
  */
-export function letThreadsSizeTheirYoungGeneration(): void {
+function letThreadsSizeTheirYoungGeneration(): void {
   setFlagsFromString('--max-semi-space-size=0');
 }
 

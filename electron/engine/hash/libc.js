@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 
 /**
  * @typedef {{ func(signature: string): (...args: unknown[]) => number }} Library
- * @typedef {{ load(path: string | null): Library, errno(): number, struct(name: string, fields: Record<string, string>): unknown }} Koffi
+ * @typedef {{ load(path: string | null): Library, errno(): number }} Koffi
  */
 
 /** @type {{ koffi: Koffi, libc: Library } | undefined | null} null until first needed; undefined where it cannot be had. */

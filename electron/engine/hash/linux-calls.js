@@ -74,9 +74,8 @@ function bindRename(koffi, lib) {
 function bindOpen(koffi, lib) {
   const number = SYS_OPENAT2[/** @type {'x64' | 'arm64'} */ (process.arch)];
   try {
-    // Declared with fixed arguments: koffi's variadic calls parse their argument types at every call, and the
-    // objects that made kept a thread's heap growing (~120 bytes a call, until a full collection). Integer and
-    // pointer arguments pass the same way either way on x64 and arm64 Linux.
+    // Declared with fixed arguments, so no argument types are parsed per call as koffi does for variadic ones
+    // (integer and pointer arguments pass the same way either way on x64 and arm64 Linux).
     const syscall = lib.func('long syscall(long number, int dirfd, const char *path, const void *how, size_t size)');
     const how = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
     how.writeBigUInt64LE(BigInt(O_CLOEXEC), 0); // O_RDONLY is 0

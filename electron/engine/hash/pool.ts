@@ -16,7 +16,7 @@ import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { crcBase64 } from './crc32c.js';
 import { keptCachedPerReader } from './drop-cache.js';
 import { END_OF_ARCHIVE, memberLength } from '../pack/tar.js';
-import { defaultFlagsWhile, letThreadsSizeTheirYoungGeneration } from '../heap-growth.ts';
+import { defaultFlagsWhile } from '../heap-growth.ts';
 
 const BLOCK_BYTES = 1024 * 1024;
 /** Shards at least twice this size are packed by every thread at once (HashPool.copyShardInParts). */
@@ -316,7 +316,6 @@ export class HashPool {
     // From source the worker is worker.js beside this file; bundled (Electron), worker.mjs beside the bundle.
     const bundled = extname(fileURLToPath(import.meta.url)) !== '.ts';
     this.workerUrl = new URL(bundled ? './worker.mjs' : './worker.js', import.meta.url);
-    letThreadsSizeTheirYoungGeneration();
     this.slots = Array.from({ length: size }, () => this.startThread());
     this.armFaultKill(process.env[FAULT_KILL_ENV]);
   }
