@@ -324,12 +324,13 @@ export class HashPool {
     // Hashing allocates almost nothing on the JS heap (blocks are shared memory). Packing holds each shard's
     // member list (keys, versions, digests) while it streams: 16 MB ran out with ten 64 MiB shards of ~3,500 small
     // files in flight (threads were lost and replaced), 48 MB leaves room; a heap only takes what it uses.
+    // Held before the Worker exists: its heap is made, and its built-ins compiled, on its own thread meanwhile.
+    let started: () => void = () => undefined;
+    defaultFlagsWhile(new Promise<void>((resolve) => (started = resolve)));
     const worker = new Worker(this.workerUrl, { workerData: this.threadOptions, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 } });
     const slot: Slot = { worker, blocks: new SharedBlocks(worker), cancels: new CancelFlags(worker), outbox: [], jobs: new Set(), online: false, failure: undefined, lost: undefined };
-    defaultFlagsWhile(new Promise<unknown>((started) => {
-      worker.once('message', started); // its first is 'ready', once its modules are loaded
-      worker.once('exit', started);
-    }));
+    worker.once('message', started); // its first is 'ready', once its modules are loaded
+    worker.once('exit', started);
     worker.on('message', (reply: Reply) => this.onReply(slot, reply));
     worker.once('online', () => {
       slot.online = true;
