@@ -14,7 +14,7 @@ import type { ChunkEventState, DeliverOptions } from './delivery.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { FileCopyError, HashPool } from './hash/pool.ts';
 import { JournalWriter, journalPath, readJournal, ResumeError } from './journal.ts';
-import type { JournalState } from './journal.ts';
+import type { JournalStart, JournalState } from './journal.ts';
 import { forEachLimited, Slots } from './limit.ts';
 import { manifestDir, newRunId, writeManifest } from './manifest.ts';
 import { mkdir } from 'node:fs/promises';
@@ -344,10 +344,8 @@ class IngestRun {
   private async openJournal(pattern: string): Promise<string> {
     await mkdir(manifestDir(this.loaded), { recursive: true });
     if (!this.o.resume) {
-      this.journal = await JournalWriter.open(journalPath(this.loaded, this.runId));
-      this.journal.append({ type: 'start', version: 1, runId: this.runId, startedAt: this.startedAt.toISOString(), cloud: this.o.detection.cloud, detection: this.o.detection, pattern, chunkSize: this.chunkSize, algorithm: this.algorithm, configPath: this.loaded.path });
-      // On disk before any chunk moves: a journal without its start line cannot be resumed (chunk lines may wait).
-      await this.journal.drained();
+      const start: JournalStart = { type: 'start', version: 1, runId: this.runId, startedAt: this.startedAt.toISOString(), cloud: this.o.detection.cloud, detection: this.o.detection, pattern, chunkSize: this.chunkSize, algorithm: this.algorithm, configPath: this.loaded.path };
+      this.journal = await JournalWriter.create(journalPath(this.loaded, this.runId), start);
       return pattern;
     }
     const state = await readJournal(journalPath(this.loaded, this.o.resume));

@@ -1,7 +1,7 @@
 // The run journal: one JSON line per event worth surviving a crash (the run's start, each chunk once it is on
 // its nodes). Appended through one file handle, so kill -9 keeps every line the kernel has; a torn last line is
 // ignored when the journal is read back. `run --resume RUN_ID` rebuilds the run's state from it.
-import { open } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
@@ -87,6 +87,21 @@ export class JournalWriter {
 
   static async open(path: string): Promise<JournalWriter> {
     return new JournalWriter(await open(path, 'a'));
+  }
+
+  /**
+   * Starts a new journal whose first line is `start`. The line is written under `PATH.tmp`, which is then renamed,
+   * so a journal never exists without its start line: a run killed at any point is resumable or was never listed.
+   * A start line that cannot be written leaves no journal and a writer whose `close` says why.
+   */
+  static async create(path: string, start: JournalStart): Promise<JournalWriter> {
+    const temp = `${path}.tmp`;
+    const writer = new JournalWriter(await open(temp, 'w'));
+    writer.append(start);
+    await writer.drained();
+    if (writer.failed) await rm(temp, { force: true });
+    else await rename(temp, path);
+    return writer;
   }
 
   /**

@@ -70,14 +70,15 @@ describe('the run journal', () => {
     const runId = '2026-01-01T00-00-00-000Z-journal';
     await rm(manifestDir(loaded), { recursive: true, force: true });
     await ensureDataFile(join(manifestDir(loaded), '.keep'), 0, '.keep');
-    // Every write to /dev/full fails with ENOSPC, as a journal on a full disk would.
-    await symlink('/dev/full', journalPath(loaded, runId));
+    // Every write to /dev/full fails with ENOSPC, as a journal on a full disk would (its start line is written
+    // under the temp name, then renamed).
+    await symlink('/dev/full', `${journalPath(loaded, runId)}.tmp`);
     const events: IngestEvent[] = [];
     const result = await runIngest({ loaded, detection: detection('local'), runId, onEvent: (e) => events.push(e) });
     expect(result.manifest.status).toBe('complete');
     expect(events.some((e) => e.type === 'log' && e.level === 'error' && e.message.includes("the run's journal could not be written"))).toBe(true);
-    // What the failed writes leave: a journal with its start and chunks but no end line.
-    await rm(journalPath(loaded, runId));
+    expect((await readdir(manifestDir(loaded))).filter((n) => n.includes('.journal.'))).toEqual([]);
+    // What writes that failed mid-run leave: a journal with its start and chunks but no end line.
     const start = { type: 'start', version: 1, runId, startedAt: result.manifest.startedAt, cloud: 'local', detection: detection('local'), pattern: '**', chunkSize: MIB, algorithm: 'md5', configPath: loaded.path };
     await writeFile(journalPath(loaded, runId), `${JSON.stringify(start)}\n`);
     expect(await listResumableRuns(loaded)).toEqual([]);
