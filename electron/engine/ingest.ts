@@ -656,9 +656,10 @@ class IngestRun {
   private record(i: number, chunk: PlannedChunk, delivered: ManifestChunk, o: { journal: boolean } = { journal: true }): void {
     const entry = this.window?.entryOf(i);
     if (entry) entry.delivered[i - entry.base] = delivered;
-    this.spill!.record(i, delivered, chunk);
-    const etag = chunk.object.etag;
-    if (o.journal) this.journal?.append({ type: 'chunk', t: Date.now() - this.startedAt.getTime(), ...(etag ? { etag } : {}), chunk: delivered });
+    const entryJson = this.spill!.record(i, delivered, chunk);
+    if (!o.journal || !this.journal) return;
+    // The spill's entry is the chunk's JSON unless it is a shard's, which the journal keeps with its members.
+    this.journal.appendChunk(Date.now() - this.startedAt.getTime(), chunk.object.etag || undefined, delivered.members ? JSON.stringify(delivered) : entryJson);
   }
 
   private deliver(chunk: PlannedChunk, options: Omit<DeliverOptions, 'readRetries'>, before?: ManifestChunk): Promise<ManifestChunk> {

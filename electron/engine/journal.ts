@@ -6,6 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult, ManifestChunk, RepairAction, ResumableRun } from '../../shared/types.ts';
+import { TextBuffer } from './buffered-writer.ts';
 import type { LoadedConfig } from './config.ts';
 import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
 import { KeyIndex, RecordFile } from './spill.ts';
@@ -74,9 +75,16 @@ const WRITE_NOW_BYTES = 256 * 1024;
 
 export class JournalWriter {
   private readonly handle: FileHandle;
-  /** Lines appended since the last write began: they go out together in the next one. */
-  private queued: string[] = [];
-  private queuedBytes = 0;
+  /**
+   * Lines appended since the last write began, encoded as they come: a queued string lived through a collection
+   * or two and was copied by each (the journal was ~0.5 s of the engine thread in a 100,000-file run).
+   */
+  private filling = new TextBuffer();
+  /** The buffer the write in flight reads from; lines go into it again once that write is done. */
+  private spare = new TextBuffer();
+  /** Lines that found `filling` full (more than a MiB appended during one write, or one huge line), in order after it. */
+  private overflow: string[] = [];
+  private overflowBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private failed: unknown;
@@ -110,17 +118,17 @@ export class JournalWriter {
    * lost to a crash in that window only means its chunk is checked or sent again on resume.
    */
   append(entry: JournalEntry): void {
-    const line = `${JSON.stringify(entry)}\n`;
-    this.queued.push(line);
-    this.queuedBytes += line.length;
-    if (this.writing) return;
-    if (this.queuedBytes >= WRITE_NOW_BYTES) this.startWriting();
-    else this.timer ??= setTimeout(() => this.startWriting(), WRITE_DELAY_MS);
+    this.appendLine(`${JSON.stringify(entry)}\n`);
+  }
+
+  /** A chunk entry whose chunk is already JSON (the run's spill made it): the line `append` would write, made once. */
+  appendChunk(t: number, etag: string | undefined, chunkJson: string): void {
+    this.appendLine(`{"type":"chunk","t":${t}${etag !== undefined ? `,"etag":${JSON.stringify(etag)}` : ''},"chunk":${chunkJson}}\n`);
   }
 
   /** Resolves once every line appended so far is written (a writer of many lines at once waits on it now and then). */
   async drained(): Promise<void> {
-    while (this.writing || this.queued.length > 0) {
+    while (this.writing || this.queuedBytes() > 0) {
       this.startWriting();
       await this.writing;
     }
@@ -132,6 +140,21 @@ export class JournalWriter {
     if (this.failed) throw this.failed;
   }
 
+  private appendLine(line: string): void {
+    if (this.overflow.length === 0 && this.filling.fits(line)) this.filling.add(line);
+    else {
+      this.overflow.push(line);
+      this.overflowBytes += line.length;
+    }
+    if (this.writing) return;
+    if (this.queuedBytes() >= WRITE_NOW_BYTES) this.startWriting();
+    else this.timer ??= setTimeout(() => this.startWriting(), WRITE_DELAY_MS);
+  }
+
+  private queuedBytes(): number {
+    return this.filling.size + this.overflowBytes;
+  }
+
   private startWriting(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -140,18 +163,25 @@ export class JournalWriter {
 
   /** One write of every queued line; lines queued meanwhile wait for the next (now if many, else after the delay). */
   private async writeQueued(): Promise<void> {
-    const lines = this.queued.join('');
-    this.queued = [];
-    this.queuedBytes = 0;
+    const bytes = this.filling.take();
+    [this.filling, this.spare] = [this.spare, this.filling];
+    const overflow = this.overflow;
+    this.overflow = [];
+    this.overflowBytes = 0;
     try {
-      await this.handle.appendFile(lines);
+      await writeAll(this.handle, bytes);
+      if (overflow.length > 0) await writeAll(this.handle, Buffer.from(overflow.join('')));
     } catch (error) {
       this.failed ??= error;
     }
     this.writing = undefined;
-    if (this.queuedBytes >= WRITE_NOW_BYTES) this.startWriting();
-    else if (this.queued.length > 0) this.timer ??= setTimeout(() => this.startWriting(), WRITE_DELAY_MS);
+    if (this.queuedBytes() >= WRITE_NOW_BYTES) this.startWriting();
+    else if (this.queuedBytes() > 0) this.timer ??= setTimeout(() => this.startWriting(), WRITE_DELAY_MS);
   }
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
 }
 
 export async function readJournal(path: string): Promise<JournalState> {

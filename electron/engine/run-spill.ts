@@ -54,12 +54,14 @@ export class RunSpill {
     return new RunSpill(dir);
   }
 
-  record(i: number, chunk: ManifestChunk, planned: PlannedChunk): void {
+  /** Records chunk `i` as delivered; returns its manifest entry as JSON (a shard's without its members). */
+  record(i: number, chunk: ManifestChunk, planned: PlannedChunk): string {
     const before = this.entryOf(i); // a chunk recorded again: its earlier record no longer counts
     if (before) this.totals.remove(before);
     this.totals.add(chunk);
     const { members, ...entry } = chunk;
-    this.at.set(i, this.delivered.append(entry));
+    const json = JSON.stringify(entry);
+    this.at.set(i, this.delivered.appendJson(json));
     this.delivered.append(members ?? planned.object);
     let mask = 0;
     for (const copy of chunk.copies) {
@@ -68,6 +70,7 @@ export class RunSpill {
       else this.masksExact = false;
     }
     this.masks.set(i, mask);
+    return json;
   }
 
   chunk(i: number): ManifestChunk | undefined {

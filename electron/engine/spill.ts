@@ -37,8 +37,13 @@ export class RecordFile<T> {
   }
 
   append(value: T): number {
+    return this.appendJson(JSON.stringify(value));
+  }
+
+  /** Appends a record already written as JSON (one line: JSON.stringify's output); returns its offset as `append` does. */
+  appendJson(json: string): number {
     const offset = this.size;
-    const line = `${JSON.stringify(value)}\n`;
+    const line = `${json}\n`;
     if (!this.pending.fits(line)) this.flush();
     if (TextBuffer.holds(line)) this.pending.add(line);
     else this.writeOut(Buffer.from(line));

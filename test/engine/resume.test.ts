@@ -10,7 +10,7 @@ import { manifestDir } from '../../electron/engine/manifest.ts';
 import type { JournalEntry, JournalStart } from '../../electron/engine/journal.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
-import type { IngestEvent, Manifest } from '../../shared/types.ts';
+import type { IngestEvent, Manifest, ManifestChunk } from '../../shared/types.ts';
 import { folderTemps, heldChunks } from '../nodes/folder-layout.ts';
 import { cancelAfterVerified, detection, md5OfRange, MIB, nodesYaml, tempProject, writeConfig } from './fixtures.ts';
 
@@ -127,14 +127,33 @@ describe('the run journal', () => {
     // A write is in flight now: these must land after the first 20,000, none lost.
     await Promise.resolve();
     for (let i = 20_000; i < 20_500; i++) journal.append(chunk(i));
+    // A line larger than the writer's buffer, between others.
+    const huge = chunk(20_500);
+    if (huge.type === 'chunk') huge.chunk.file = 'x'.repeat(600_000);
+    journal.append(huge);
+    for (let i = 20_501; i < 20_600; i++) journal.append(chunk(i));
     await journal.close();
     const state = await readJournal(path);
     expect(state.start.runId).toBe('r1');
-    expect([...state.chunks.keys()]).toEqual(Array.from({ length: 20_500 }, (_, i) => `f${i}_chunk_0`));
+    expect([...state.chunks.keys()]).toEqual(Array.from({ length: 20_600 }, (_, i) => `f${i}_chunk_0`));
     expect(state.chunks.get('f20499_chunk_0')?.etag).toBe('e20499');
+    expect(state.chunks.get('f20500_chunk_0')?.chunk.file).toHaveLength(600_000);
     const lines = (await readFile(path, 'utf8')).split('\n');
     expect(lines.at(-1)).toBe('');
-    expect(lines.length).toBe(1 + 20_500 + 1);
+    expect(lines.length).toBe(1 + 20_600 + 1);
+  });
+
+  it('writes a chunk given as JSON (appendChunk) as the same line as the entry given whole', async () => {
+    const dir = await tempProject();
+    const chunk: ManifestChunk = { id: 'a_chunk_0', file: 'a "quoted" \u00e9', index: 0, offset: 0, size: 3, checksum: 'c', node: 'n1', path: '/n1/a', copies: [{ nodeId: 'n1', location: '/n1/a' }], attempts: 1, movedFrom: [], skipped: false };
+    const whole = await JournalWriter.open(join(dir, 'whole.jsonl'));
+    const given = await JournalWriter.open(join(dir, 'given.jsonl'));
+    for (const etag of ['"v1"', undefined]) {
+      whole.append({ type: 'chunk', t: 42, ...(etag ? { etag } : {}), chunk });
+      given.appendChunk(42, etag, JSON.stringify(chunk));
+    }
+    await Promise.all([whole.close(), given.close()]);
+    expect(await readFile(join(dir, 'given.jsonl'), 'utf8')).toBe(await readFile(join(dir, 'whole.jsonl'), 'utf8'));
   });
 });
 
