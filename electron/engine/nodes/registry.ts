@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { NodeHealthState, NodeStatus } from '../../../shared/types.ts';
 import type { NodeProbe, NodeTarget } from './node.ts';
 import { NodeError } from './node.ts';
+import { linkedAbort } from '../linked-abort.ts';
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 3000;
 export const DEFAULT_PROBE_INTERVAL_MS = 2000;
@@ -165,16 +166,19 @@ export class NodeRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private async probeOnce(node: NodeTarget, signal?: AbortSignal): Promise<NodeStatus> {
-    const timeout = AbortSignal.timeout(this.probeTimeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const stop = linkedAbort(signal);
+    const timeout = setTimeout(() => stop.controller.abort(), this.probeTimeoutMs);
     let probe: NodeProbe;
     try {
       probe = await Promise.race([
-        node.probe(combined),
-        new Promise<never>((_, reject) => combined.addEventListener('abort', () => reject(new Error(`no answer within ${this.probeTimeoutMs} ms`)), { once: true })),
+        node.probe(stop.signal),
+        new Promise<never>((_, reject) => stop.signal.addEventListener('abort', () => reject(new Error(`no answer within ${this.probeTimeoutMs} ms`)), { once: true })),
       ]);
     } catch (error) {
       probe = { ok: false, latencyMs: this.probeTimeoutMs, error: error instanceof Error ? error.message : String(error) };
+    } finally {
+      clearTimeout(timeout);
+      stop.release();
     }
     if (this.closed) return this.status.get(node.id)!;
     return this.apply(node, probe);

@@ -4,6 +4,8 @@
 // store check hashes it in order).
 import { Readable } from 'node:stream';
 import type { Slots } from '../limit.ts';
+import { linkedAbort } from '../linked-abort.ts';
+import type { LinkedAbort } from '../linked-abort.ts';
 import { backoffDelayMs, sleep } from '../retry.ts';
 import type { RetryPolicy } from '../retry.ts';
 import { StorageError } from './driver.ts';
@@ -53,8 +55,8 @@ class PartReader {
   private readonly read: RangeRead;
   private readonly retry: RetryPolicy;
   private readonly o: ReadInPartsOptions;
-  /** Parts still being opened when the stream ends early are called off, so none is left running. */
-  private readonly stop = new AbortController();
+  /** Called off when the caller's signal aborts, or when the stream ends early (parts being opened are not left running). */
+  private readonly stop: LinkedAbort;
   private readonly signal: AbortSignal;
   private readonly opened: OpenedPart[] = [];
 
@@ -62,15 +64,25 @@ class PartReader {
     this.read = read;
     this.retry = retry;
     this.o = options;
-    this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
+    this.stop = linkedAbort(options.signal);
+    this.signal = this.stop.signal;
   }
 
   async start(parts: ByteRange[]): Promise<Readable> {
-    const first = await this.openFirst(parts[0]!);
+    let first: { stream: Readable; failures: number };
+    try {
+      first = await this.openFirst(parts[0]!);
+    } catch (error) {
+      this.stop.release();
+      throw error;
+    }
     this.opened.push({ part: parts[0]!, stream: Promise.resolve(first.stream), failures: first.failures });
     const out = Readable.from(this.inOrder(parts.slice(1)), { objectMode: false });
-    // Dropped before anything was read, the generator never ran: the first part is still open.
-    out.once('close', () => first.stream.destroyed || first.stream.destroy());
+    out.once('close', () => {
+      this.stop.release();
+      // Dropped before anything was read, the generator never ran: the first part is still open.
+      if (!first.stream.destroyed) first.stream.destroy();
+    });
     return out;
   }
 
@@ -126,7 +138,7 @@ class PartReader {
       }
     } finally {
       if (this.opened.length > 0) {
-        this.stop.abort();
+        this.stop.controller.abort();
         await Promise.allSettled(this.opened.map(({ stream }) => stream.then((s) => s.destroy())));
       }
     }
