@@ -1,16 +1,15 @@
 // A run killed (SIGKILL) the moment its journal appears can still be resumed: the journal never exists without
 // its start line. The fault suite found runs killed in that window whose `--resume` failed with "no start line".
-import { spawn } from 'node:child_process';
 import { watch } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../shared/types.ts';
+import { startCli } from '../helpers/cli-process.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 
 afterAll(removeTempDirs);
 
-const CLI = resolve(import.meta.dirname, '..', '..', 'bin', 'cloud-ingest.js');
 const JOURNAL = '.journal.jsonl';
 
 const CONFIG = [
@@ -23,21 +22,11 @@ const CONFIG = [
   '',
 ].join('\n');
 
-function runCli(root: string, args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: { ...process.env, CLOUD_PROVIDER: 'local' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((done) => child.once('exit', (code, signal) => done({ code, signal, stdout, stderr })));
-  return { child, exit };
-}
-
 /** Starts a run and SIGKILLs it as soon as a journal file shows up in `runs`; returns that journal's run id. */
 async function killWhenJournalAppears(root: string): Promise<string> {
   const runs = join(root, 'runs');
   let runId: string | undefined;
-  const run = runCli(root, ['run', '--config', 'config/data_sources.yml', '--json']);
+  const run = startCli(root, ['run', '--config', 'config/data_sources.yml', '--json']);
   const watcher = watch(runs, (_event, name) => {
     if (runId === undefined && name?.endsWith(JOURNAL)) {
       run.child.kill('SIGKILL');
@@ -62,7 +51,7 @@ describe('a run killed as its journal appears', () => {
       for (let i = 0; i < 4; i++) await writeFile(join(root, 'data', `part-${i}.bin`), Buffer.alloc(1_500_000 + i, i + 1));
 
       const runId = await killWhenJournalAppears(root);
-      const resumed = await runCli(root, ['run', '--config', 'config/data_sources.yml', '--resume', runId, '--json']).exit;
+      const resumed = await startCli(root, ['run', '--config', 'config/data_sources.yml', '--resume', runId, '--json']).exit;
       expect(resumed.code, `trial ${trial}: ${resumed.stderr.slice(-2000)}`).toBe(0);
       const manifest = JSON.parse(await readFile(JSON.parse(resumed.stdout).manifest as string, 'utf8')) as Manifest;
       expect(manifest.runId).toBe(runId);

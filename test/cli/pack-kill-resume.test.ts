@@ -1,17 +1,16 @@
 // A packed run killed outright (SIGKILL of the CLI process, mid-run) and resumed gives the same shards, byte for
 // byte, as a run of the same files that was never interrupted: packing is a function of the listing, and shards
 // journaled before the kill are kept as they were.
-import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../shared/types.ts';
 import { readShardsInPython, writeSamples } from '../helpers/samples.ts';
+import { startCli } from '../helpers/cli-process.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
 
 afterAll(removeTempDirs);
 
-const CLI = resolve(import.meta.dirname, '..', '..', 'bin', 'cloud-ingest.js');
 
 function config(side: string): string {
   return [
@@ -23,16 +22,6 @@ function config(side: string): string {
     `  - { id: n2, path: ./${side}/n2 }`,
     '',
   ].join('\n');
-}
-
-function start(root: string, args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: { ...process.env, CLOUD_PROVIDER: 'local' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((done) => child.once('exit', (code, signal) => done({ code, signal, stdout, stderr })));
-  return { child, exit };
 }
 
 /** Chunk lines in the run's journal so far (0 before it exists). */
@@ -56,7 +45,7 @@ describe('a packed run killed and resumed', () => {
     await writeFile(join(root, 'config', 'a.yml'), config('a'));
     await writeFile(join(root, 'config', 'b.yml'), config('b'));
 
-    const killed = start(root, ['run', '--config', 'config/a.yml', '--json']);
+    const killed = startCli(root, ['run', '--config', 'config/a.yml', '--json']);
     let journaled = 0;
     for (let waited = 0; journaled < 2 && waited < 60_000; waited += 10) {
       await new Promise((r) => setTimeout(r, 10));
@@ -68,9 +57,9 @@ describe('a packed run killed and resumed', () => {
     expect(journaled).toBeGreaterThanOrEqual(2);
     expect((await readdir(join(root, 'a', 'runs'))).filter((n) => n.endsWith('.json'))).toEqual([]);
 
-    const resumed = await start(root, ['run', '--config', 'config/a.yml', '--resume', 'latest', '--json']).exit;
+    const resumed = await startCli(root, ['run', '--config', 'config/a.yml', '--resume', 'latest', '--json']).exit;
     expect(resumed.code, resumed.stderr.slice(-2000)).toBe(0);
-    const clean = await start(root, ['run', '--config', 'config/b.yml', '--json']).exit;
+    const clean = await startCli(root, ['run', '--config', 'config/b.yml', '--json']).exit;
     expect(clean.code, clean.stderr.slice(-2000)).toBe(0);
 
     const after = JSON.parse(await readFile(JSON.parse(resumed.stdout).manifest as string, 'utf8')) as Manifest;
