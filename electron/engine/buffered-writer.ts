@@ -50,14 +50,15 @@ export class BufferedWriter {
   async write(text: string): Promise<void> {
     if (!this.pending.fits(text)) await this.flush();
     if (TextBuffer.holds(text)) this.pending.add(text);
-    else await this.writeAll(Buffer.from(text));
+    else await writeAll(this.file, Buffer.from(text));
   }
 
   async flush(): Promise<void> {
-    if (this.pending.size > 0) await this.writeAll(this.pending.take());
+    if (this.pending.size > 0) await writeAll(this.file, this.pending.take());
   }
+}
 
-  private async writeAll(bytes: Buffer): Promise<void> {
-    for (let done = 0; done < bytes.length; ) done += (await this.file.write(bytes, done, bytes.length - done)).bytesWritten;
-  }
+/** All of `bytes` at the file's position (short writes continued). */
+export async function writeAll(file: FileHandle, bytes: Buffer): Promise<void> {
+  for (let done = 0; done < bytes.length; ) done += (await file.write(bytes, done, bytes.length - done)).bytesWritten;
 }

@@ -6,7 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
 import type { DetectionResult, ManifestChunk, RepairAction, ResumableRun } from '../../shared/types.ts';
-import { TextBuffer } from './buffered-writer.ts';
+import { TextBuffer, writeAll } from './buffered-writer.ts';
 import type { LoadedConfig } from './config.ts';
 import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
 import { KeyIndex, RecordFile } from './spill.ts';
@@ -178,10 +178,6 @@ export class JournalWriter {
     if (this.queuedBytes() >= WRITE_NOW_BYTES) this.startWriting();
     else if (this.queuedBytes() > 0) this.timer ??= setTimeout(() => this.startWriting(), WRITE_DELAY_MS);
   }
-}
-
-async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
 }
 
 export async function readJournal(path: string): Promise<JournalState> {

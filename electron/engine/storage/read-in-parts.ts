@@ -57,7 +57,6 @@ class PartReader {
   private readonly o: ReadInPartsOptions;
   /** Called off when the caller's signal aborts, or when the stream ends early (parts being opened are not left running). */
   private readonly stop: LinkedAbort;
-  private readonly signal: AbortSignal;
   private readonly opened: OpenedPart[] = [];
 
   constructor(read: RangeRead, retry: RetryPolicy, options: ReadInPartsOptions) {
@@ -65,7 +64,6 @@ class PartReader {
     this.retry = retry;
     this.o = options;
     this.stop = linkedAbort(options.signal);
-    this.signal = this.stop.signal;
   }
 
   async start(parts: ByteRange[]): Promise<Readable> {
@@ -99,8 +97,8 @@ class PartReader {
   private async open(part: ByteRange): Promise<Readable> {
     const release = await this.o.slots.acquire();
     try {
-      this.signal.throwIfAborted();
-      const stream = await this.read(part, this.signal);
+      this.stop.signal.throwIfAborted();
+      const stream = await this.read(part, this.stop.signal);
       stream.once('close', release);
       // A part waiting its turn can fail before anyone reads it; its error is met when it is read (or dropped).
       stream.on('error', () => undefined);
@@ -113,9 +111,9 @@ class PartReader {
 
   /** After a part's `failures`-th failed read: whether to ask again (after the backoff), or give up. */
   private async tryAgain(error: unknown, failures: number): Promise<boolean> {
-    if (!(error instanceof StorageError) || !error.retryable || failures > this.retry.retries || this.signal.aborted) return false;
+    if (!(error instanceof StorageError) || !error.retryable || failures > this.retry.retries || this.stop.signal.aborted) return false;
     this.o.onRetry?.(error);
-    await sleep(backoffDelayMs(this.retry, failures), this.signal);
+    await sleep(backoffDelayMs(this.retry, failures), this.stop.signal);
     return true;
   }
 
