@@ -26,7 +26,8 @@ import { GcsDriver } from '../electron/engine/storage/gcs.ts';
 import { S3Driver } from '../electron/engine/storage/s3.ts';
 import type { ChecksumAlgorithm, CloudName, DataSourceConfig } from '../shared/config/types.ts';
 import { writeCloudProject } from '../test/helpers/cloud-project.ts';
-import { AZURITE_ACCOUNT, AZURITE_KEY, startEmulator, startMoto } from '../test/helpers/emulators.ts';
+import { startEmulator, startMoto } from '../test/helpers/emulators.ts';
+import { rcloneSourceEnv } from './bench-runs.ts';
 import type { Emulator, EmulatorKind } from '../test/helpers/emulators.ts';
 import { makeRandomFile } from '../test/storage/data.ts';
 
@@ -157,35 +158,6 @@ async function driverReads(kind: Store, emulator: Emulator): Promise<number> {
   }
 }
 
-function rcloneEnv(kind: Store, emulator: Emulator): Record<string, string> {
-  switch (apiOf(kind)) {
-    case 's3':
-      return {
-        RCLONE_CONFIG_SRC_TYPE: 's3',
-        RCLONE_CONFIG_SRC_PROVIDER: 'Other',
-        RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
-        RCLONE_CONFIG_SRC_FORCE_PATH_STYLE: 'true',
-        RCLONE_CONFIG_SRC_ACCESS_KEY_ID: emulator.env.AWS_ACCESS_KEY_ID ?? '',
-        RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY: emulator.env.AWS_SECRET_ACCESS_KEY ?? '',
-        RCLONE_CONFIG_SRC_REGION: 'us-east-1',
-      };
-    case 'azure':
-      return {
-        RCLONE_CONFIG_SRC_TYPE: 'azureblob',
-        RCLONE_CONFIG_SRC_ACCOUNT: AZURITE_ACCOUNT,
-        RCLONE_CONFIG_SRC_KEY: AZURITE_KEY,
-        RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
-        RCLONE_CONFIG_SRC_USE_EMULATOR: 'true',
-      };
-    case 'gcs':
-      return {
-        RCLONE_CONFIG_SRC_TYPE: 'google cloud storage',
-        RCLONE_CONFIG_SRC_ANONYMOUS: 'true',
-        RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
-      };
-  }
-}
-
 /**
  * Elapsed ms and what rclone said of its own checksum check, or why it could not run. When rclone checked
  * nothing, `checkedMs` adds an `md5sum` of its copy: the same work as the engine's whole-object check.
@@ -197,7 +169,7 @@ async function rcloneRun(kind: Store, emulator: Emulator, work: string): Promise
   await mkdir(dest, { recursive: true });
   await settle(work);
   // rclone gets only its own config, none of the test process's cloud variables (AWS_CA_BUNDLE breaks it).
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...rcloneEnv(kind, emulator) };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...rcloneSourceEnv(emulator) };
   const start = performance.now();
   const result = await new Promise<{ code: number | null; err: string }>((resolve) => {
     const child = spawn('rclone', ['copy', `src:${BUCKET}/${KEY}`, dest, '--retries', '1', '--low-level-retries', '1', '-vv'], { env, stdio: ['ignore', 'ignore', 'pipe'] });

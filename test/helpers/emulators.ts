@@ -126,14 +126,15 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function startS3(): Promise<Emulator> {
-  const dir = await mkdtemp(join(tmpdir(), 'ci-s3rver-'));
+/** s3rver over a fresh folder, removed when it stops; or over `directory` (its buckets as they are, kept). */
+export async function startS3(directory?: string): Promise<Emulator> {
+  const dir = directory ?? (await mkdtemp(join(tmpdir(), 'ci-s3rver-')));
   const port = await freePort();
   const entry = join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
   // --openssl-legacy-provider: s3rver's ListObjectsV2 page tokens use DES, which OpenSSL 3 hides by default.
   const proc = startProcess(process.execPath, ['--openssl-legacy-provider', entry, '--directory', dir, '--address', '127.0.0.1', '--port', String(port), '--silent'], childEnv());
   await waitReady(proc, `http://127.0.0.1:${port}`, 's3rver');
-  return s3Emulator(proc, port, S3RVER_KEY, { withCrc32: false, dataDir: dir });
+  return s3Emulator(proc, port, S3RVER_KEY, { withCrc32: false, ...(directory ? {} : { dataDir: dir }) });
 }
 
 export function motoServerPath(): string {

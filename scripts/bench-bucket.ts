@@ -1,0 +1,150 @@
+// Benchmark: a bucket of many small objects. npm run bench:bucket [-- 10000 100000 1000000] [--only rclone,unpacked,packed]
+//
+// The S3 emulator (s3rver) serving N objects of 256 B–16 KiB (1,000 keys a prefix), then, one after another:
+//   - cloud-ingest run, the bucket → two folder nodes, 64 MiB chunks (a chunk per object);
+//   - the same with ingestion.pack_below_mb: 1 (objects packed into 64 MiB tar shards);
+//   - rclone copy --transfers 8 --fast-list of the bucket into one folder (--fast-list: one listing of the whole
+//     bucket, as the engine lists it; s3rver's listing by folder finds no key two prefixes deep).
+// Each is timed by /usr/bin/time (wall, peak RSS of the tool's process; s3rver runs apart and is not counted).
+// Not a test: it never fails on the figures.
+//
+// The objects are laid out once in s3rver's own folder format (each object's bytes and its MD5, which is what
+// s3rver writes when one is uploaded) and kept under $BENCH_BUCKET_DIR or the temp folder between runs: uploading a
+// million objects through s3rver's API takes ~17 minutes, writing them ~2. s3rver then serves them through the
+// S3 API like any it was sent. Each run starts settled (scripts/bench-runs.ts): caches dropped, s3rver's folder
+// and the tool's own files read again.
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
+import { startS3 } from '../test/helpers/emulators.ts';
+import type { Emulator } from '../test/helpers/emulators.ts';
+import { BenchDisk, failedRun, filesUnder, printResults, rcloneSourceEnv, reportRun, settle } from './bench-runs.ts';
+import type { BenchResult } from './bench-runs.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
+const BUCKET = 'bench-bucket';
+/** Ten objects beside the bucket, for each tool's warm-up run. */
+const WARM_BUCKET = 'bench-warm-up';
+const KEYS_PER_PREFIX = 1000;
+const args = process.argv.slice(2);
+const counts = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const onlyAt = args.indexOf('--only');
+const ONLY = new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rclone', 'unpacked', 'packed']);
+const COUNTS = counts.length > 0 ? counts : [10_000, 100_000];
+const WORK = process.env.BENCH_BUCKET_DIR ?? join(tmpdir(), 'ci-bench-bucket');
+const disk = new BenchDisk(WORK);
+
+/** Writes one object as s3rver stores an upload: its bytes, and beside them its MD5 (the ETag it serves). */
+function writeObject(root: string, bucket: string, key: string, bytes: Uint8Array): void {
+  const path = join(root, bucket, `${key}._S3rver_object`);
+  writeFileSync(path, bytes);
+  writeFileSync(`${path}.md5`, createHash('md5').update(bytes).digest('hex'));
+}
+
+function layOut(root: string, bucket: string, count: number): number {
+  let state = count >>> 0; // sizes from a seeded generator: the same bucket every time
+  const pool = randomBytes(16 * 1024 + 4096);
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    if (i % KEYS_PER_PREFIX === 0) mkdirSync(join(root, bucket, 'train', String(i / KEYS_PER_PREFIX).padStart(5, '0')), { recursive: true });
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const size = 256 + (state % (16 * 1024 - 256 + 1));
+    const key = `train/${String(Math.floor(i / KEYS_PER_PREFIX)).padStart(5, '0')}/${String(i >> 1).padStart(7, '0')}.${i % 2 === 0 ? 'jpg' : 'json'}`;
+    writeObject(root, bucket, key, pool.subarray(i % 4096, (i % 4096) + size));
+    bytes += size;
+  }
+  return bytes;
+}
+
+/** s3rver's folder holding the bucket of `count` objects (made once, then reused); returns it and its bytes. */
+async function bucketFolder(count: number): Promise<{ dir: string; bytes: number }> {
+  const dir = join(WORK, `s3rver-${count}`);
+  const marker = join(WORK, `s3rver-${count}.done`);
+  if (existsSync(marker)) return { dir, bytes: Number(await readFile(marker, 'utf8')) };
+  await rm(dir, { recursive: true, force: true });
+  process.stderr.write(`laying out ${count.toLocaleString('en')} objects under ${dir}\n`);
+  const bytes = layOut(dir, BUCKET, count);
+  layOut(dir, WARM_BUCKET, 10);
+  await writeFile(marker, String(bytes));
+  return { dir, bytes };
+}
+
+async function engineProject(project: string, bucket: string, packed: boolean): Promise<void> {
+  await rm(project, { recursive: true, force: true });
+  await mkdir(join(project, 'config'), { recursive: true });
+  const pack = packed ? ', pack_below_mb: 1' : '';
+  const yaml = `data_sources:\n  aws: { type: s3, bucket: ${bucket}, region: us-east-1 }\ningestion: { chunk_size_mb: 64${pack} }\nuse_local_simulation: false\nnodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
+  await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
+}
+
+// --cloud aws names the cloud, and the metadata addresses point at a closed loopback port: a benchmark never
+// probes the real ones.
+const ENGINE_ARGS = [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'aws', '--json'];
+const NO_METADATA = { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9', AWS_EC2_METADATA_DISABLED: 'true', GCE_METADATA_HOST: '127.0.0.1:9', AZURE_IMDS_ENDPOINT: 'http://127.0.0.1:9', CLOUD_INGEST_DMI_DIR: '/nonexistent-dmi' };
+
+async function engine(count: number, emulator: Emulator, source: { dir: string; bytes: number }, packed: boolean): Promise<BenchResult> {
+  const project = join(WORK, `engine-${count}-${packed ? 'packed' : 'unpacked'}`);
+  const warmProject = join(WORK, 'engine-warm-up');
+  await engineProject(project, BUCKET, packed);
+  await engineProject(warmProject, WARM_BUCKET, packed);
+  const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
+  const env = { ...process.env, ...NO_METADATA, ...emulator.env };
+  try {
+    const warm = (): void => void spawnSync(process.execPath, ENGINE_ARGS, { cwd: warmProject, env, stdio: 'ignore' });
+    const run = await disk.timed(process.execPath, ENGINE_ARGS, project, () => settle(source.dir, warm), env);
+    if (typeof run === 'string') return failedRun(tool, count, run);
+    return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
+  } finally {
+    await disk.removeOutput(project, source.bytes);
+    await rm(warmProject, { recursive: true, force: true });
+  }
+}
+
+async function rclone(count: number, emulator: Emulator, source: { dir: string; bytes: number }): Promise<BenchResult> {
+  const tool = 'rclone copy (--fast-list)';
+  if (spawnSync('rclone', ['version'], { stdio: 'ignore' }).status !== 0) return failedRun(tool, count, 'rclone not installed (apt-get install rclone)');
+  const dest = join(WORK, `rclone-${count}`);
+  await rm(dest, { recursive: true, force: true });
+  // rclone gets only its own config, none of this process's cloud variables.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...rcloneSourceEnv(emulator) };
+  try {
+    const warm = (): void => void spawnSync('rclone', ['copy', `src:${WARM_BUCKET}`, `${dest}-warm-up`, '--transfers', '8', '--fast-list'], { env, stdio: 'ignore' });
+    const run = await disk.timed('rclone', ['copy', `src:${BUCKET}`, dest, '--transfers', '8', '--fast-list'], WORK, () => settle(source.dir, warm), env);
+    if (typeof run === 'string') return failedRun(tool, count, run);
+    return { tool, files: count, ...run, filesOnDisk: await filesUnder(dest) };
+  } finally {
+    await disk.removeOutput(dest, source.bytes);
+    await rm(`${dest}-warm-up`, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  await mkdir(WORK, { recursive: true });
+  const results: BenchResult[] = [];
+  for (const count of COUNTS) {
+    const source = await bucketFolder(count);
+    process.stderr.write(`${count.toLocaleString('en')} objects, ${(source.bytes / 1024 / 1024).toFixed(0)} MiB, from s3rver\n`);
+    const emulator = await startS3(source.dir);
+    try {
+      const runs = { rclone: () => rclone(count, emulator, source), unpacked: () => engine(count, emulator, source, false), packed: () => engine(count, emulator, source, true) };
+      for (const [name, run] of Object.entries(runs)) {
+        if (!ONLY.has(name)) continue;
+        const result = await run();
+        reportRun(result);
+        results.push(result);
+      }
+    } finally {
+      await emulator.stop();
+    }
+  }
+  await disk.deleteKept();
+  printResults(results, 'objects');
+  console.log('s3rver (S3 API over loopback) → two folder nodes (rclone: one folder); s3rver itself runs apart and is not in peak RSS.');
+}
+
+await main();
