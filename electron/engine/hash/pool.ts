@@ -234,8 +234,19 @@ class ThreadMail {
     if (this.outbox.push(message) === 1) setImmediate(this.flush);
   }
 
+  /**
+   * Posts `message` now, after what is waiting (in order). For a full block of a stream: its sender has only
+   * BLOCKS_IN_FLIGHT blocks and waits for each one's ack, which a thread answering a batch would hold until the
+   * batch's end; batched, a 512 MiB object from s3rver took ~30% longer.
+   */
+  sendNow(message: object): void {
+    this.flush();
+    this.worker.postMessage(message);
+  }
+
   private readonly flush = (): void => {
     const messages = this.outbox;
+    if (messages.length === 0) return;
     this.outbox = [];
     this.worker.postMessage(messages.length === 1 ? messages[0] : { op: 'batch', messages });
   };
@@ -860,7 +871,9 @@ class BlockSender {
   send(): void {
     if (!this.block) return;
     if (this.filled === 0 || this.slot.lost) return this.drop();
-    this.slot.mail.send({ op: 'update', id: this.id, block: this.block.index, length: this.filled });
+    const update = { op: 'update', id: this.id, block: this.block.index, length: this.filled };
+    if (this.filled === BLOCK_BYTES) this.slot.mail.sendNow(update);
+    else this.slot.mail.send(update); // a small object's only block, or a stream's last: with its open and close
     this.inFlight++;
     this.block = undefined;
     this.filled = 0;
