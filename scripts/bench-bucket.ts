@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
 import { startS3 } from '../test/helpers/emulators.ts';
 import type { Emulator } from '../test/helpers/emulators.ts';
-import { BenchDisk, failedRun, filesUnder, printResults, rcloneSourceEnv, reportRun, settle } from './bench-runs.ts';
+import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, rcloneSourceEnv, runSelected, settle, writeBenchProject } from './bench-runs.ts';
 import type { BenchResult } from './bench-runs.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -31,11 +31,7 @@ const BUCKET = 'bench-bucket';
 /** Ten objects beside the bucket, for each tool's warm-up run. */
 const WARM_BUCKET = 'bench-warm-up';
 const KEYS_PER_PREFIX = 1000;
-const args = process.argv.slice(2);
-const counts = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
-const onlyAt = args.indexOf('--only');
-const ONLY = new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rclone', 'unpacked', 'packed']);
-const COUNTS = counts.length > 0 ? counts : [10_000, 100_000];
+const { counts: COUNTS, only: ONLY } = benchArgs(process.argv.slice(2));
 const WORK = process.env.BENCH_BUCKET_DIR ?? join(tmpdir(), 'ci-bench-bucket');
 const disk = new BenchDisk(WORK);
 
@@ -74,12 +70,8 @@ async function bucketFolder(count: number): Promise<{ dir: string; bytes: number
   return { dir, bytes };
 }
 
-async function engineProject(project: string, bucket: string, packed: boolean): Promise<void> {
-  await rm(project, { recursive: true, force: true });
-  await mkdir(join(project, 'config'), { recursive: true });
-  const pack = packed ? ', pack_below_mb: 1' : '';
-  const yaml = `data_sources:\n  aws: { type: s3, bucket: ${bucket}, region: us-east-1 }\ningestion: { chunk_size_mb: 64${pack} }\nuse_local_simulation: false\nnodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
-  await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
+function engineProject(project: string, bucket: string, packed: boolean): Promise<void> {
+  return writeBenchProject(project, `aws: { type: s3, bucket: ${bucket}, region: us-east-1 }`, packed, 'use_local_simulation: false\n');
 }
 
 // --cloud aws names the cloud, and the metadata addresses point at a closed loopback port: a benchmark never
@@ -132,12 +124,7 @@ async function main(): Promise<void> {
     const emulator = await startS3(source.dir);
     try {
       const runs = { rclone: () => rclone(count, emulator, source), unpacked: () => engine(count, emulator, source, false), packed: () => engine(count, emulator, source, true) };
-      for (const [name, run] of Object.entries(runs)) {
-        if (!ONLY.has(name)) continue;
-        const result = await run();
-        reportRun(result);
-        results.push(result);
-      }
+      await runSelected(runs, ONLY, results);
     } finally {
       await emulator.stop();
     }

@@ -16,17 +16,13 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
-import { BenchDisk, failedRun, filesUnder, printResults, reportRun, settle } from './bench-runs.ts';
+import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, runSelected, settle, writeBenchProject } from './bench-runs.ts';
 import type { BenchResult } from './bench-runs.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
 const FILES_PER_FOLDER = 1000;
-const args = process.argv.slice(2);
-const counts = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
-const onlyAt = args.indexOf('--only');
-const ONLY = new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rclone', 'unpacked', 'packed']);
-const COUNTS = counts.length > 0 ? counts : [10_000, 100_000];
+const { counts: COUNTS, only: ONLY } = benchArgs(process.argv.slice(2));
 const WORK = process.env.BENCH_FILES_DIR ?? join(tmpdir(), 'ci-bench-files');
 const disk = new BenchDisk(WORK);
 
@@ -67,12 +63,8 @@ async function tree(count: number): Promise<{ dir: string; bytes: number }> {
 }
 
 /** A project running the engine over `source` into two folder nodes. */
-async function engineProject(project: string, source: string, packed: boolean): Promise<void> {
-  await rm(project, { recursive: true, force: true });
-  await mkdir(join(project, 'config'), { recursive: true });
-  const pack = packed ? ', pack_below_mb: 1' : '';
-  const yaml = `data_sources:\n  local: { type: local, path: "${source}" }\ningestion: { chunk_size_mb: 64${pack} }\nnodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
-  await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
+function engineProject(project: string, source: string, packed: boolean): Promise<void> {
+  return writeBenchProject(project, `local: { type: local, path: "${source}" }`, packed);
 }
 
 // --cloud local: a benchmark never probes the real cloud metadata addresses.
@@ -119,12 +111,7 @@ async function main(): Promise<void> {
     const source = await tree(count);
     process.stderr.write(`${count.toLocaleString('en')} files, ${(source.bytes / 1024 / 1024).toFixed(0)} MiB\n`);
     const runs = { rclone: () => rclone(count, source, tiny), unpacked: () => engine(count, source, false, tiny), packed: () => engine(count, source, true, tiny) };
-    for (const [name, run] of Object.entries(runs)) {
-      if (!ONLY.has(name)) continue;
-      const result = await run();
-      reportRun(result);
-      results.push(result);
-    }
+    await runSelected(runs, ONLY, results);
   }
   await disk.deleteKept();
   printResults(results);

@@ -11,7 +11,7 @@
 // bench ends when the disk has room for them, and no run starts until the last large deletion is 6 minutes old.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AZURITE_ACCOUNT, AZURITE_KEY } from '../test/helpers/emulators.ts';
@@ -30,6 +30,16 @@ export interface BenchResult {
 }
 
 export type TimedRun = Pick<BenchResult, 'seconds' | 'maxRssMb' | 'stealSeconds'>;
+
+/** A bench's command line: the counts to run (default 10,000 and 100,000) and `--only rclone,unpacked,packed`. */
+export function benchArgs(args: readonly string[]): { counts: number[]; only: Set<string> } {
+  const counts = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const onlyAt = args.indexOf('--only');
+  return {
+    counts: counts.length > 0 ? counts : [10_000, 100_000],
+    only: new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rclone', 'unpacked', 'packed']),
+  };
+}
 
 const QUIET_AFTER_DELETION_MS = 370_000;
 
@@ -122,7 +132,17 @@ export function failedRun(tool: string, files: number, note: string): BenchResul
   return { tool, files, seconds: NaN, maxRssMb: NaN, stealSeconds: NaN, filesOnDisk: 0, note };
 }
 
-export function reportRun(result: BenchResult): void {
+/** Runs each of `runs` that `only` names, in order, reporting each as it ends; adds their results to `results`. */
+export async function runSelected(runs: Record<string, () => Promise<BenchResult>>, only: ReadonlySet<string>, results: BenchResult[]): Promise<void> {
+  for (const [name, run] of Object.entries(runs)) {
+    if (!only.has(name)) continue;
+    const result = await run();
+    reportRun(result);
+    results.push(result);
+  }
+}
+
+function reportRun(result: BenchResult): void {
   process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk, ${result.stealSeconds.toFixed(1)} CPU-s stolen`}\n`);
 }
 
@@ -169,4 +189,16 @@ export function rcloneSourceEnv(emulator: Emulator): Record<string, string> {
         RCLONE_CONFIG_SRC_ENDPOINT: emulator.endpoint,
       };
   }
+}
+
+/**
+ * A fresh project in `project` whose config reads `source` (a `data_sources` entry, YAML flow style) into two folder
+ * nodes with 64 MiB chunks, packing files under 1 MiB when `packed`.
+ */
+export async function writeBenchProject(project: string, source: string, packed: boolean, topLevel = ''): Promise<void> {
+  await rm(project, { recursive: true, force: true });
+  await mkdir(join(project, 'config'), { recursive: true });
+  const pack = packed ? ', pack_below_mb: 1' : '';
+  const yaml = `data_sources:\n  ${source}\ningestion: { chunk_size_mb: 64${pack} }\n${topLevel}nodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
+  await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
 }
