@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
 import { startS3 } from '../test/helpers/emulators.ts';
 import type { Emulator } from '../test/helpers/emulators.ts';
-import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, rcloneSourceEnv, runSelected, settle, writeBenchProject } from './bench-runs.ts';
+import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, rcloneSourceEnv, runSelected, sampleSizes, settle, writeBenchProject } from './bench-runs.ts';
 import type { BenchResult } from './bench-runs.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -43,13 +43,12 @@ function writeObject(root: string, bucket: string, key: string, bytes: Uint8Arra
 }
 
 function layOut(root: string, bucket: string, count: number): number {
-  let state = count >>> 0; // sizes from a seeded generator: the same bucket every time
+  const nextSize = sampleSizes(count);
   const pool = randomBytes(16 * 1024 + 4096);
   let bytes = 0;
   for (let i = 0; i < count; i++) {
     if (i % KEYS_PER_PREFIX === 0) mkdirSync(join(root, bucket, 'train', String(i / KEYS_PER_PREFIX).padStart(5, '0')), { recursive: true });
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    const size = 256 + (state % (16 * 1024 - 256 + 1));
+    const size = nextSize();
     const key = `train/${String(Math.floor(i / KEYS_PER_PREFIX)).padStart(5, '0')}/${String(i >> 1).padStart(7, '0')}.${i % 2 === 0 ? 'jpg' : 'json'}`;
     writeObject(root, bucket, key, pool.subarray(i % 4096, (i % 4096) + size));
     bytes += size;

@@ -16,7 +16,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
-import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, runSelected, settle, writeBenchProject } from './bench-runs.ts';
+import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, runSelected, sampleSizes, settle, writeBenchProject } from './bench-runs.ts';
 import type { BenchResult } from './bench-runs.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -26,15 +26,6 @@ const { counts: COUNTS, only: ONLY } = benchArgs(process.argv.slice(2));
 const WORK = process.env.BENCH_FILES_DIR ?? join(tmpdir(), 'ci-bench-files');
 const disk = new BenchDisk(WORK);
 
-/** Sizes from a seeded generator: the same tree every time. */
-function sizes(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return 256 + (state % (16 * 1024 - 256 + 1));
-  };
-}
-
 /** The tree of `count` files (made once, then reused); returns its folder and total bytes. */
 async function tree(count: number): Promise<{ dir: string; bytes: number }> {
   const dir = join(WORK, `tree-${count}`);
@@ -42,7 +33,7 @@ async function tree(count: number): Promise<{ dir: string; bytes: number }> {
   if (existsSync(marker)) return { dir, bytes: Number(await readFile(marker, 'utf8')) };
   await rm(dir, { recursive: true, force: true });
   process.stderr.write(`generating ${count.toLocaleString('en')} files under ${dir}\n`);
-  const next = sizes(count);
+  const next = sampleSizes(count);
   const pool = randomBytes(16 * 1024 + 4096);
   let bytes = 0;
   for (let start = 0; start < count; start += FILES_PER_FOLDER) {

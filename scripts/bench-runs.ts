@@ -202,3 +202,12 @@ export async function writeBenchProject(project: string, source: string, packed:
   const yaml = `data_sources:\n  ${source}\ningestion: { chunk_size_mb: 64${pack} }\n${topLevel}nodes:\n  - { id: n1, path: ./nodes/n1 }\n  - { id: n2, path: ./nodes/n2 }\n`;
   await writeFile(join(project, 'config', 'data_sources.yml'), yaml);
 }
+
+/** Sample sizes of 256 B–16 KiB from a generator seeded with `seed`: the same tree or bucket every time. */
+export function sampleSizes(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return 256 + (state % (16 * 1024 - 256 + 1));
+  };
+}
