@@ -7,6 +7,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ENGINE = 'electron/engine/index.ts';
 /** The node agent's entry (the CLI's `agent` command): loaded only where chunks are served. */
 const ENGINE_SERVING = 'electron/engine/serving.ts';
+/** The hashing threads alone: the CLI starts them before it loads the engine (electron/cli/start.ts). */
+const ENGINE_THREADS = 'electron/engine/threads.ts';
 
 /** First match wins. `allow`: project paths (folders end with /) this layer may import; `node`/`electron`: builtins. */
 export const LAYERS = [
@@ -14,7 +16,7 @@ export const LAYERS = [
   // The agent serves chunks; nodes/ is the engine's client of it: one way only (nodes → agent/protocol.ts).
   { name: 'engine/agent', under: 'electron/engine/agent/', allow: ['shared/', 'electron/engine/'], deny: ['electron/engine/nodes/'], node: true, electron: false },
   { name: 'engine', under: 'electron/engine/', allow: ['shared/', 'electron/engine/'], node: true, electron: false },
-  { name: 'cli', under: 'electron/cli/', allow: ['shared/', 'electron/cli/', ENGINE, ENGINE_SERVING], node: true, electron: false },
+  { name: 'cli', under: 'electron/cli/', allow: ['shared/', 'electron/cli/', ENGINE, ENGINE_SERVING, ENGINE_THREADS], node: true, electron: false },
   { name: 'host', under: 'electron/host/', allow: ['shared/', 'electron/host/', ENGINE], node: true, electron: false },
   { name: 'serve', under: 'electron/serve/', allow: ['shared/', 'electron/serve/', 'electron/host/', ENGINE], node: true, electron: false },
   { name: 'main', under: 'electron/main/', allow: ['shared/', 'electron/main/', 'electron/host/', 'bin/node22.js'], node: true, electron: true },

@@ -18,15 +18,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
+import { join } from 'node:path';
 import { startS3 } from '../test/helpers/emulators.ts';
 import type { Emulator } from '../test/helpers/emulators.ts';
-import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, rcloneSourceEnv, runSelected, sampleSizes, settle, writeBenchProject } from './bench-runs.ts';
+import { BenchDisk, benchArgs, ENGINE_CLI, engineEnv, failedRun, filesUnder, printResults, rcloneSourceEnv, runSelected, sampleSizes, settle, writeBenchProject } from './bench-runs.ts';
 import type { BenchResult } from './bench-runs.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
 const BUCKET = 'bench-bucket';
 /** Ten objects beside the bucket, for each tool's warm-up run. */
 const WARM_BUCKET = 'bench-warm-up';
@@ -75,7 +72,7 @@ function engineProject(project: string, bucket: string, packed: boolean): Promis
 
 // --cloud aws names the cloud, and the metadata addresses point at a closed loopback port: a benchmark never
 // probes the real ones.
-const ENGINE_ARGS = [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'aws', '--json'];
+const ENGINE_ARGS = ['run', '--config', 'config/data_sources.yml', '--cloud', 'aws', '--json'];
 const NO_METADATA = { AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9', AWS_EC2_METADATA_DISABLED: 'true', GCE_METADATA_HOST: '127.0.0.1:9', AZURE_IMDS_ENDPOINT: 'http://127.0.0.1:9', CLOUD_INGEST_DMI_DIR: '/nonexistent-dmi' };
 
 async function engine(count: number, emulator: Emulator, source: { dir: string; bytes: number }, packed: boolean): Promise<BenchResult> {
@@ -84,10 +81,10 @@ async function engine(count: number, emulator: Emulator, source: { dir: string; 
   await engineProject(project, BUCKET, packed);
   await engineProject(warmProject, WARM_BUCKET, packed);
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
-  const env = { ...process.env, ...NO_METADATA, ...emulator.env };
+  const env = engineEnv({ ...process.env, ...NO_METADATA, ...emulator.env });
   try {
-    const warm = (): void => void spawnSync(process.execPath, ENGINE_ARGS, { cwd: warmProject, env, stdio: 'ignore' });
-    const run = await disk.timed(process.execPath, ENGINE_ARGS, project, () => settle(source.dir, warm), env);
+    const warm = (): void => void spawnSync(ENGINE_CLI, ENGINE_ARGS, { cwd: warmProject, env, stdio: 'ignore' });
+    const run = await disk.timed(ENGINE_CLI, ENGINE_ARGS, project, () => settle(source.dir, warm), env);
     if (typeof run === 'string') return failedRun(tool, count, run);
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {

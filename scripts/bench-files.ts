@@ -14,13 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { ENGINE_NODE_FLAGS } from '../bin/node22.js';
-import { BenchDisk, benchArgs, failedRun, filesUnder, printResults, runSelected, sampleSizes, settle, writeBenchProject } from './bench-runs.ts';
+import { join } from 'node:path';
+import { BenchDisk, benchArgs, ENGINE_CLI, engineEnv, failedRun, filesUnder, printResults, runSelected, sampleSizes, settle, writeBenchProject } from './bench-runs.ts';
 import type { BenchResult } from './bench-runs.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const CLI = join(ROOT, 'bin', 'cloud-ingest.js');
 const FILES_PER_FOLDER = 1000;
 const { counts: COUNTS, only: ONLY } = benchArgs(process.argv.slice(2));
 const WORK = process.env.BENCH_FILES_DIR ?? join(tmpdir(), 'ci-bench-files');
@@ -59,7 +56,7 @@ function engineProject(project: string, source: string, packed: boolean): Promis
 }
 
 // --cloud local: a benchmark never probes the real cloud metadata addresses.
-const ENGINE_ARGS = [...ENGINE_NODE_FLAGS, CLI, 'run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'];
+const ENGINE_ARGS = ['run', '--config', 'config/data_sources.yml', '--cloud', 'local', '--json'];
 
 async function engine(count: number, { dir: source, bytes }: { dir: string; bytes: number }, packed: boolean, tiny: string): Promise<BenchResult> {
   const project = join(WORK, `engine-${count}-${packed ? 'packed' : 'unpacked'}`);
@@ -68,8 +65,8 @@ async function engine(count: number, { dir: source, bytes }: { dir: string; byte
   await engineProject(warmProject, tiny, packed);
   const tool = packed ? 'cloud-ingest (packed)' : 'cloud-ingest';
   try {
-    const warm = (): void => void spawnSync(process.execPath, ENGINE_ARGS, { cwd: warmProject, stdio: 'ignore' });
-    const run = await disk.timed(process.execPath, ENGINE_ARGS, project, () => settle(source, warm));
+    const warm = (): void => void spawnSync(ENGINE_CLI, ENGINE_ARGS, { cwd: warmProject, env: engineEnv(), stdio: 'ignore' });
+    const run = await disk.timed(ENGINE_CLI, ENGINE_ARGS, project, () => settle(source, warm), engineEnv());
     if (typeof run === 'string') return failedRun(tool, count, run);
     return { tool, files: count, ...run, filesOnDisk: await filesUnder(join(project, 'nodes')) };
   } finally {

@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AZURITE_ACCOUNT, AZURITE_KEY } from '../test/helpers/emulators.ts';
 import type { Emulator } from '../test/helpers/emulators.ts';
@@ -23,13 +23,26 @@ export interface BenchResult {
   files: number;
   seconds: number;
   maxRssMb: number;
+  /** The tool's own CPU time, user + system, all its threads (a 2-core VM copying small files is CPU-bound). */
+  cpuSeconds: number;
   /** CPU time the hypervisor gave to others while the run ran (all cores): how much slower this VM was then. */
   stealSeconds: number;
   filesOnDisk: number;
   note?: string;
 }
 
-export type TimedRun = Pick<BenchResult, 'seconds' | 'maxRssMb' | 'stealSeconds'>;
+/**
+ * The engine as a user runs the installed `cloud-ingest`: the launcher executed as a command, whose shell line
+ * starts Node with the engine's flags and malloc settings (`node bin/cloud-ingest.js` would restart itself for
+ * them), with the Node running this bench first on PATH.
+ */
+export const ENGINE_CLI = resolve(import.meta.dirname, '..', 'bin', 'cloud-ingest.js');
+
+export function engineEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, PATH: `${dirname(process.execPath)}${delimiter}${env.PATH ?? ''}` };
+}
+
+export type TimedRun = Pick<BenchResult, 'seconds' | 'maxRssMb' | 'cpuSeconds' | 'stealSeconds'>;
 
 /** A bench's command line: the counts to run (default 10,000 and 100,000) and `--only rclone,unpacked,packed`. */
 export function benchArgs(args: readonly string[]): { counts: number[]; only: Set<string> } {
@@ -84,11 +97,11 @@ export class BenchDisk {
     await this.quietAfterDeletions();
     settled();
     const stolenBefore = await stolenSeconds();
-    const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M', command, ...args], { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const result = spawnSync('/usr/bin/time', ['-f', 'BENCH_TIME %e %M %U %S', command, ...args], { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     const stealSeconds = (await stolenSeconds()) - stolenBefore;
-    const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr ?? '');
+    const line = /BENCH_TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(result.stderr ?? '');
     if (result.status !== 0 || !line) return `${command} exited ${result.status}: ${(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`;
-    return { seconds: Number(line[1]), maxRssMb: Number(line[2]) / 1024, stealSeconds };
+    return { seconds: Number(line[1]), maxRssMb: Number(line[2]) / 1024, cpuSeconds: Number(line[3]) + Number(line[4]), stealSeconds };
   }
 }
 
@@ -129,7 +142,7 @@ export async function filesUnder(dir: string): Promise<number> {
 
 /** A run that could not be timed, as a row of the table. */
 export function failedRun(tool: string, files: number, note: string): BenchResult {
-  return { tool, files, seconds: NaN, maxRssMb: NaN, stealSeconds: NaN, filesOnDisk: 0, note };
+  return { tool, files, seconds: NaN, maxRssMb: NaN, cpuSeconds: NaN, stealSeconds: NaN, filesOnDisk: 0, note };
 }
 
 /** Runs each of `runs` that `only` names, in order, reporting each as it ends; adds their results to `results`. */
@@ -143,19 +156,19 @@ export async function runSelected(runs: Record<string, () => Promise<BenchResult
 }
 
 function reportRun(result: BenchResult): void {
-  process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk, ${result.stealSeconds.toFixed(1)} CPU-s stolen`}\n`);
+  process.stderr.write(`  ${result.tool}: ${result.note ?? `${result.seconds.toFixed(2)} s, ${result.cpuSeconds.toFixed(2)} CPU-s, ${result.maxRssMb.toFixed(0)} MB peak RSS, ${result.filesOnDisk} files on disk, ${result.stealSeconds.toFixed(1)} CPU-s stolen`}\n`);
 }
 
 /** The table: each run against rclone's run of the same count. */
 export function printResults(results: readonly BenchResult[], count = 'files'): void {
-  console.log(`\n${count.padEnd(12)}tool                        wall s   ${`${count}/s`.padStart(7)}  peak RSS MB  files on disk  vs rclone  stolen CPU-s`);
+  console.log(`\n${count.padEnd(12)}tool                        wall s   ${`${count}/s`.padStart(7)}   CPU s  peak RSS MB  files on disk  vs rclone  stolen CPU-s`);
   for (const r of results) {
     const peer = results.find((p) => p.files === r.files && p.tool.startsWith('rclone'));
     const ratio = peer && Number.isFinite(peer.seconds) && Number.isFinite(r.seconds) ? `${(peer.seconds / r.seconds).toFixed(2)}x` : '-';
     const rate = Number.isFinite(r.seconds) ? Math.round(r.files / r.seconds).toString() : '-';
-    console.log(`${r.files.toLocaleString('en').padEnd(12)}${r.tool.padEnd(28)}${(Number.isFinite(r.seconds) ? r.seconds.toFixed(2) : '-').padStart(6)}${rate.padStart(10)}${(Number.isFinite(r.maxRssMb) ? r.maxRssMb.toFixed(0) : '-').padStart(13)}${String(r.filesOnDisk).padStart(15)}${ratio.padStart(11)}${(Number.isFinite(r.stealSeconds) ? r.stealSeconds.toFixed(1) : '-').padStart(14)}${r.note ? `   (${r.note})` : ''}`);
+    console.log(`${r.files.toLocaleString('en').padEnd(12)}${r.tool.padEnd(28)}${(Number.isFinite(r.seconds) ? r.seconds.toFixed(2) : '-').padStart(6)}${rate.padStart(10)}${(Number.isFinite(r.cpuSeconds) ? r.cpuSeconds.toFixed(2) : '-').padStart(8)}${(Number.isFinite(r.maxRssMb) ? r.maxRssMb.toFixed(0) : '-').padStart(13)}${String(r.filesOnDisk).padStart(15)}${ratio.padStart(11)}${(Number.isFinite(r.stealSeconds) ? r.stealSeconds.toFixed(1) : '-').padStart(14)}${r.note ? `   (${r.note})` : ''}`);
   }
-  console.log('vs rclone: rclone wall time / this wall time (above 1: faster than rclone).');
+  console.log('vs rclone: rclone wall time / this wall time (above 1: faster than rclone). CPU s: the tool\'s user + system time (an emulator\'s is not counted).');
   console.log(cachesDropped ? 'Each run started with the caches dropped and the source read again.' : 'Caches not dropped (not root): each run started as the last one left the caches; see settle().');
   console.log('No run started within 6 minutes of the bench deleting files (outputs are deleted at the end).');
   console.log('stolen CPU-s: CPU time the hypervisor gave to other machines during the run (at most cores × wall); compare runs only when it is alike.');
