@@ -11,18 +11,21 @@ exec env MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MAL
 // the malloc settings of malloc-env.js, when started as `node bin/cloud-ingest.js`) is loaded before it does: the
 // rest would be loaded twice.
 import * as nodeModule from 'node:module';
-import { isNodeNewEnough } from './node22.js';
+import { defaultFlagsWhileLoading, isNodeNewEnough } from './node22.js';
 import { execWithMallocEnv } from './malloc-env.js';
 
 if (isNodeNewEnough()) {
   execWithMallocEnv();
+  const { setFlagsFromString } = await import('node:v8');
+  const engineFlagsBack = defaultFlagsWhileLoading(process.execArgv, setFlagsFromString);
   // V8's compiled code of the modules, kept by Node in os.tmpdir()/node-compile-cache ($NODE_COMPILE_CACHE;
   // NODE_DISABLE_COMPILE_CACHE=1 turns it off). It never throws.
   nodeModule.enableCompileCache?.();
   // relaunch.js, when this process is a relaunched child, ends it with its launcher (see there).
   const [{ useTypeScriptCache }] = await Promise.all([import('./ts-cache.js'), import('./relaunch.js')]);
   useTypeScriptCache();
-  await import('../electron/cli/start.ts');
+  const { startCli } = await import('../electron/cli/start.ts');
+  process.exitCode = await startCli(process.argv.slice(2), engineFlagsBack);
 } else {
   const [{ fileURLToPath }, { node22Path, withEngineFlags }, { relaunch }] = await Promise.all([import('node:url'), import('./node22.js'), import('./relaunch.js')]);
   const self = fileURLToPath(import.meta.url);

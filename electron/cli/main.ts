@@ -358,7 +358,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && /(cloud-ingest(\.js)?|cli[\\/]main\.ts)$/.test(process.argv[1]);
+// Run as `node electron/cli/main.ts`; the launcher (bin/cloud-ingest.js) runs the CLI through start.ts.
+const invokedDirectly = process.argv[1] !== undefined && /cli[\\/]main\.ts$/.test(process.argv[1]);
 if (invokedDirectly) {
   quietSdkStreamWarnings();
   process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,7 @@
 // The engine's Node flags (bin/node22.js ENGINE_NODE_FLAGS) reach every way the engine is started for real.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -31,6 +31,35 @@ describe('engine Node flags', () => {
 
   it("size the young generation the app's engine thread asks for (two semi-spaces and a third for large objects)", () => {
     expect(ENGINE_NODE_FLAGS).toContain(`--max-semi-space-size=${ENGINE_YOUNG_GENERATION_MB / 3}`);
+  });
+
+  it("let the CLI load Node's built-in modules from their code cache, flags and all", async () => {
+    // V8 refuses Node's precompiled built-ins while any flag differs from its default: with the engine's flags on
+    // its command line the CLI compiled each one again (102 for `runs`). The launcher holds the defaults while the CLI
+    // loads (bin/node22.js defaultFlagsWhileLoading). What loads before the launcher runs (Node's module loader)
+    // cannot come from the cache.
+    const dir = await tempDir('ci-cli-cache-');
+    const out = join(dir, 'usage.json');
+    const recorder = join(dir, 'recorder.mjs');
+    await writeFile(
+      recorder,
+      `import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+process.on('exit', () => {
+  const usage = require('internal/test/binding').internalBinding('builtins').getCacheUsage();
+  writeFileSync(${JSON.stringify(out)}, JSON.stringify({ without: [...usage.compiledWithoutCache], with: [...usage.compiledWithCache] }));
+});
+`,
+    );
+    const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }; // no restart: one process to read
+    const result = await promisify(execFile)(process.execPath, ['--expose-internals', '--no-warnings', '--import', recorder, ...ENGINE_NODE_FLAGS, launcher, 'runs', '--config', join(dir, 'missing.yml')], { cwd: ROOT, env }).catch((error: { stderr: string }) => error);
+    expect(result.stderr).toContain('missing.yml'); // the command ran, with the whole CLI loaded
+    const usage = JSON.parse(await readFile(out, 'utf8')) as { without: string[]; with: string[] };
+    for (const builtin of ['worker_threads', 'internal/worker', 'crypto', 'internal/crypto/hash']) {
+      expect(usage.with).toContain(builtin);
+      expect(usage.without).not.toContain(builtin);
+    }
   });
 
   it('the launcher runs when executed directly, through its shebang', async () => {
