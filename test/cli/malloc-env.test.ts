@@ -2,10 +2,11 @@
 // process's first allocation by re-executing itself in place: same PID, so signals and service managers still
 // reach it. A value the user set wins.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
+import { preloadModule } from '../helpers/preload.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cloud-ingest.js');
@@ -71,15 +72,12 @@ describe.runIf(process.platform === 'linux')('the restart with malloc settings',
   // Everything loaded before the restart is loaded again after it: a launcher that loaded the TypeScript cache,
   // the relaunch helper and url before restarting made every command start ~60 ms later.
   it('comes before anything but the launcher and what decides on the restart is loaded', async () => {
-    const dir = await tempDir('ci-malloc-loads-');
-    const log = join(dir, 'loads.txt');
-    const recorder = join(dir, 'recorder.mjs');
-    await writeFile(
-      recorder,
-      `import { appendFileSync } from 'node:fs';
+    const { dir, module: recorder, out: log } = await preloadModule(
+      'ci-malloc-loads-',
+      (out) => `import { appendFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
 registerHooks({ load(url, context, nextLoad) {
-  if (url.startsWith('file:')) appendFileSync(${JSON.stringify(log)}, (process.env.MALLOC_ARENA_MAX ? 'after ' : 'before ') + url + '\\n');
+  if (url.startsWith('file:')) appendFileSync(${out}, (process.env.MALLOC_ARENA_MAX ? 'after ' : 'before ') + url + '\\n');
   return nextLoad(url, context);
 } });
 `,
@@ -100,13 +98,10 @@ describe.runIf(process.platform === 'linux')('the launcher executed as a command
   // Its shell line starts Node with the settings already set, so the process never restarts: a restart is a second
   // Node start (~30 ms of a 0.2 s run).
   it('starts Node once, with the malloc settings from its first module on', async () => {
-    const dir = await tempDir('ci-malloc-command-');
-    const log = join(dir, 'loads.txt');
-    const recorder = join(dir, 'recorder.mjs');
-    await writeFile(
-      recorder,
-      `import { appendFileSync } from 'node:fs';
-appendFileSync(${JSON.stringify(log)}, 'start ' + (process.env.MALLOC_ARENA_MAX ?? 'unset') + ' ' + process.execArgv.join(' ') + '\\n');
+    const { dir, module: recorder, out: log } = await preloadModule(
+      'ci-malloc-command-',
+      (out) => `import { appendFileSync } from 'node:fs';
+appendFileSync(${out}, 'start ' + (process.env.MALLOC_ARENA_MAX ?? 'unset') + ' ' + process.execArgv.join(' ') + '\\n');
 `,
     );
     const env = withThisNode({ ...process.env, NODE_OPTIONS: `--import=${recorder}` });

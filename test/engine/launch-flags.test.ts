@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS, withEngineFlags } from '../../bin/node22.js';
 import { ENGINE_YOUNG_GENERATION_MB, STREAMING_HEAP_GROWTH_PERCENT } from '../../electron/engine/heap-growth.ts';
+import { preloadModule } from '../helpers/preload.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -38,17 +39,14 @@ describe('engine Node flags', () => {
     // its command line the CLI compiled each one again (102 for `runs`). The launcher holds the defaults while the CLI
     // loads (bin/node22.js defaultFlagsWhileLoading). What loads before the launcher runs (Node's module loader)
     // cannot come from the cache.
-    const dir = await tempDir('ci-cli-cache-');
-    const out = join(dir, 'usage.json');
-    const recorder = join(dir, 'recorder.mjs');
-    await writeFile(
-      recorder,
-      `import { writeFileSync } from 'node:fs';
+    const { dir, module: recorder, out } = await preloadModule(
+      'ci-cli-cache-',
+      (file) => `import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 process.on('exit', () => {
   const usage = require('internal/test/binding').internalBinding('builtins').getCacheUsage();
-  writeFileSync(${JSON.stringify(out)}, JSON.stringify({ without: [...usage.compiledWithoutCache], with: [...usage.compiledWithCache] }));
+  writeFileSync(${file}, JSON.stringify({ without: [...usage.compiledWithoutCache], with: [...usage.compiledWithCache] }));
 });
 `,
     );
