@@ -37,7 +37,7 @@ export const ENGINE_NODE_FLAGS = ['--heap-growing-percent=300', '--max-semi-spac
 /**
  * Sets ENGINE_NODE_FLAGS to V8's defaults until the returned function is called, which gives the engine its heap
  * growth back. Why: V8 refuses Node's precompiled built-in modules while any flag differs from its default, and with
- * the engine's flags on the command line the CLI compiled every built-in it loaded again (65 modules for a run,
+ * the engine's flags on the command line the CLI compiled every built-in it loaded again (102 for `runs`,
  * ~35 ms of its start). The young generation was sized when the heap was made and keeps that size; the flag itself
  * stays at its default (the hashing threads size their own, see electron/engine/heap-growth.ts).
  * @param {string[]} execArgv

@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { MALLOC_ENV } from '../../bin/malloc-env.js';
 import { ENGINE_NODE_FLAGS, withEngineFlags } from '../../bin/node22.js';
 import { ENGINE_YOUNG_GENERATION_MB, STREAMING_HEAP_GROWTH_PERCENT } from '../../electron/engine/heap-growth.ts';
 import { preloadModule } from '../helpers/preload.ts';
@@ -24,6 +25,11 @@ describe('engine Node flags', () => {
       expect(scripts.ingest!.split(' ')).toContain(flag);
       expect(electronJsFlags).toContain(flag);
     }
+  });
+
+  it("the launcher's shell line sets bin/malloc-env.js's malloc settings, each only where the user set none", () => {
+    const shellLine = readFileSync(launcher, 'utf8').split('\n').find((line) => line.startsWith('exec '))!;
+    for (const [name, value] of Object.entries(MALLOC_ENV)) expect(shellLine.split(' ')).toContain(`${name}="\${${name}:-${value}}"`);
   });
 
   it('start with the heap growth a run goes back to when it ends', () => {
