@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runIngest } from '../../electron/engine/ingest.ts';
 import { readJournal, journalPath } from '../../electron/engine/journal.ts';
-import { sampleKey } from '../../electron/engine/pack/plan.ts';
+import { MAX_SHARD_MEMBERS, Packer, sampleKey } from '../../electron/engine/pack/plan.ts';
+import type { PlanItem, ShardLayout } from '../../electron/engine/pack/plan.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import { startStore } from '../storage/stores.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
@@ -181,6 +182,39 @@ describe('packing from a cloud store', () => {
       expect((await readShardsInPython(shardPaths(manifest))).tarfile).toEqual(Object.fromEntries(expected));
     } finally {
       await store.stop();
+    }
+  });
+});
+
+describe('the size of a shard', () => {
+  const GIB = 1024 * MIB;
+  function pack(keys: string[], chunkSize: number): ShardLayout[] {
+    const packer = new Packer({ chunkSize, packBelow: MIB });
+    const items: PlanItem[] = keys.flatMap((key) => packer.add({ key, size: 100, etag: 'e' }));
+    return [...items, ...packer.finish()].map((item) => item.shard!);
+  }
+  const sizes = (shards: ShardLayout[]) => shards.map((s) => s.members.length);
+
+  it(`is at most ${MAX_SHARD_MEMBERS} files however large a chunk is, every file packed once in listing order`, () => {
+    // A 1 GiB chunk of a million 100-byte files was one shard, and the hashing thread packing it ran out of heap.
+    const keys = Array.from({ length: 40_000 }, (_, i) => `d${Math.floor(i / 1000)}/${String(i).padStart(6, '0')}.txt`);
+    const shards = pack(keys, GIB);
+    expect(sizes(shards)).toEqual([MAX_SHARD_MEMBERS, MAX_SHARD_MEMBERS, 40_000 - 2 * MAX_SHARD_MEMBERS]);
+    expect(shards.flatMap((s) => s.members.map((m) => m.object.key))).toEqual(keys);
+  });
+
+  it('splits a "sample" only when it alone is more than a shard holds, and keeps real samples whole', () => {
+    // img.00001.png, img.00002.png, ...: one WebDataset sample key ("img") for every file
+    const oneKey = Array.from({ length: MAX_SHARD_MEMBERS + 10 }, (_, i) => `frames/img.${String(i).padStart(6, '0')}.png`);
+    expect(sizes(pack(oneKey, GIB))).toEqual([MAX_SHARD_MEMBERS, 10]);
+    // by bytes: 100-byte files take 1 KiB each in a tar (header and padded data); 64 and the end of the archive fill 65 KiB
+    expect(sizes(pack(oneKey.slice(0, 100), 65 * 1024))).toEqual([64, 36]);
+    // real samples (a .jpg and a .json each) are never split: each shard starts with a .jpg and ends with its .json
+    const samples = Array.from({ length: MAX_SHARD_MEMBERS + 1 }, (_, i) => [`s/${String(i).padStart(6, '0')}.jpg`, `s/${String(i).padStart(6, '0')}.json`]).flat();
+    const shards = pack(samples, GIB);
+    expect(sizes(shards)).toEqual([MAX_SHARD_MEMBERS, MAX_SHARD_MEMBERS, 2]);
+    for (const shard of shards) {
+      expect([shard.members[0]!.object.key.endsWith('.jpg'), shard.members.at(-1)!.object.key.endsWith('.json')]).toEqual([true, true]);
     }
   });
 });

@@ -1,8 +1,9 @@
 // Which files are packed into which shards. Files smaller than `packBelow` are packed, in listing order, into
-// POSIX tar shards of at most one chunk (a sample of several files is never split between shards: WebDataset
-// groups members by their key without extension). The layout is a pure function of the listing, so a resumed
-// run plans the same shards; shards a run already delivered are kept exactly as they were while their files are
-// unchanged, and what is left is packed around them.
+// POSIX tar shards of at most one chunk and MAX_SHARD_MEMBERS files (a sample of several files is never split
+// between shards, unless it alone is more than a shard holds: WebDataset groups members by their key without
+// extension). The layout is a pure function of the listing, so a resumed run plans the same shards; shards a run
+// already delivered are kept exactly as they were while their files are unchanged, and what is left is packed
+// around them.
 import { createHash } from 'node:crypto';
 import type { ObjectInfo } from '../storage/driver.ts';
 import { END_OF_ARCHIVE, headerLength, padded } from './tar.js';
@@ -28,6 +29,14 @@ export interface DeliveredShard {
   members: readonly { key: string; size: number; etag?: string }[];
 }
 
+/**
+ * Files in one shard at most, whatever the chunk size. A shard's members are held in memory from its planning to
+ * its summary (the engine's plan window, each hashing thread's part of them, the journal's line for it): a 1 GiB
+ * chunk of a million 100-byte files was one shard, and the hashing thread packing it ran out of heap. WebDataset's
+ * shards commonly hold a few thousand to ten thousand samples; this is the engine's window of files (16,384).
+ */
+export const MAX_SHARD_MEMBERS = 16_384;
+
 /** One step of a run's plan, in listing order: a file chunked as before, or a shard of packed files. */
 export type PlanItem = { object: ObjectInfo; shard?: undefined } | { shard: ShardLayout; object?: undefined };
 
@@ -48,8 +57,9 @@ export class Packer {
   private readonly o: { chunkSize: number; packBelow: number; kept: ReadonlyMap<string, ShardLayout> };
   private open: ObjectInfo[] = [];
   private openBytes = 0;
-  /** The files of one sample (same sample key): never split between shards. */
+  /** The files of one sample (same sample key): not split between shards unless it alone fills one. */
   private group: ObjectInfo[] = [];
+  private groupBytes = 0;
   private shards = 0;
 
   /** `kept`: delivered shards to keep as they are, by member key (keptShards). */
@@ -72,7 +82,13 @@ export class Packer {
       return out;
     }
     if (this.group.length > 0 && sampleKey(this.group[0]!.key) !== sampleKey(object.key)) this.flushGroup(out);
+    const bytes = memberBytes(object);
+    if (this.group.length >= MAX_SHARD_MEMBERS || (this.group.length > 0 && this.groupBytes + bytes + END_OF_ARCHIVE > this.o.chunkSize)) {
+      this.flushGroup(out); // a "sample" that alone fills a shard (img.0001.png, img.0002.png, ...): split it
+      this.close(out);
+    }
     this.group.push(object);
+    this.groupBytes += bytes;
     return out;
   }
 
@@ -90,11 +106,12 @@ export class Packer {
   }
 
   private flushGroup(out: PlanItem[]): void {
-    const bytes = this.group.reduce((sum, m) => sum + memberBytes(m), 0);
-    if (this.open.length > 0 && this.openBytes + bytes + END_OF_ARCHIVE > this.o.chunkSize) this.close(out);
-    this.open.push(...this.group);
-    this.openBytes += bytes;
+    const full = this.openBytes + this.groupBytes + END_OF_ARCHIVE > this.o.chunkSize || this.open.length + this.group.length > MAX_SHARD_MEMBERS;
+    if (this.open.length > 0 && full) this.close(out);
+    for (const object of this.group) this.open.push(object);
+    this.openBytes += this.groupBytes;
     this.group = [];
+    this.groupBytes = 0;
   }
 }
 
