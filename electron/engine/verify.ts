@@ -8,6 +8,7 @@ import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { forEachStreamed } from './limit.ts';
 import { ManifestReader } from './manifest-reader.ts';
+import { NodeError } from './nodes/node.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
 import { damagedMembers } from './pack/member.ts';
@@ -23,19 +24,35 @@ export async function hashStream(pool: HashPool, algorithm: ChecksumAlgorithm, s
 export async function verifyCopy(node: NodeTarget | undefined, chunk: ManifestChunk, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<VerifyProblem | undefined> {
   const where = { chunkId: chunk.id, file: chunk.file, index: chunk.index, offset: chunk.offset, size: chunk.size, expected: chunk.checksum };
   if (!node) return { ...where, nodeId: '?', reason: 'unreadable', detail: 'the node is not in the config any more' };
+  const found = await storedChecksum(node, chunk.id, algorithm, pool, signal);
+  if ('reason' in found) return { ...where, nodeId: node.id, ...found };
+  const { hex, bytes } = found;
+  if (hex === chunk.checksum && bytes === chunk.size) return undefined;
+  return { ...where, found: hex, nodeId: node.id, reason: 'checksum_mismatch', detail: `expected ${chunk.checksum} (${chunk.size} bytes), found ${hex} (${bytes} bytes)` };
+}
+
+/** The node's copy hashed where it lies when the node can (a folder), else streamed here and hashed on a thread. */
+async function storedChecksum(node: NodeTarget, chunkId: string, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<{ hex: string; bytes: number } | { reason: 'missing' | 'unreadable'; detail: string }> {
+  const detail = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+  if (node.checksumStored) {
+    try {
+      return await node.checksumStored(chunkId, algorithm, pool, signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      return { reason: error instanceof NodeError && error.code === 'not_found' ? 'missing' : 'unreadable', detail: detail(error) };
+    }
+  }
   let stream;
   try {
-    stream = await node.read(chunk.id, signal);
+    stream = await node.read(chunkId, signal);
   } catch (error) {
-    return { ...where, nodeId: node.id, reason: 'missing', detail: error instanceof Error ? error.message : String(error) };
+    return { reason: 'missing', detail: detail(error) };
   }
   try {
-    const { hex, bytes } = await hashStream(pool, algorithm, stream, signal);
-    if (hex === chunk.checksum && bytes === chunk.size) return undefined;
-    return { ...where, found: hex, nodeId: node.id, reason: 'checksum_mismatch', detail: `expected ${chunk.checksum} (${chunk.size} bytes), found ${hex} (${bytes} bytes)` };
+    return await hashStream(pool, algorithm, stream, signal);
   } catch (error) {
     if (signal?.aborted) throw error;
-    return { ...where, nodeId: node.id, reason: 'unreadable', detail: error instanceof Error ? error.message : String(error) };
+    return { reason: 'unreadable', detail: detail(error) };
   }
 }
 

@@ -1,8 +1,7 @@
 // The NodeTarget conformance suite: the same cases against every kind of node (a local folder, a node agent), through
 // the NodeTarget interface the engine uses, as test/storage/conformance.ts does for stores. Each kind gets its own
 // test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile,
-// writeFilesFromDisk) run the write
-// cases too, for the kinds that have them.
+// writeFilesFromDisk) run the write cases too, and checksumStored its own case, for the kinds that have them.
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
@@ -41,6 +40,8 @@ export interface NodeFactory {
    * replaces its copy; an agent answers a conflict (it replaces only for a new source version or range).
    */
   sameVersionOtherBytes: 'replaces' | 'conflict';
+  /** Whether it checksums stored copies where they lie (NodeTarget.checksumStored: nodes on this machine). */
+  checksumsStored: boolean;
   /** A new, empty node. */
   open(): Promise<NodeUnderTest>;
   /** A new, empty node with room for `bytes` bytes of chunks and little more. */
@@ -277,7 +278,22 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
       expect(typeof node.writeHashing === 'function').toBe(factory.writePaths.includes('writeHashing'));
       expect(typeof node.writeFromFile === 'function').toBe(factory.writePaths.includes('writeFromFile'));
       expect(typeof node.writeFilesFromDisk === 'function').toBe(factory.writePaths.includes('writeFilesFromDisk'));
+      expect(typeof node.checksumStored === 'function').toBe(factory.checksumsStored);
     });
+
+    if (factory.checksumsStored) {
+      it("checksums a stored copy where it lies: what read gives, a damaged copy's own bytes, not_found for a missing one", async () => {
+        const fixture = await open();
+        const bytes = randomBytes(2 * MiB + 7);
+        const meta = metaFor('data/sum.bin_chunk_0', bytes.length);
+        await store('write', fixture.node, meta, bytes);
+        expect(await fixture.node.checksumStored!(meta.id, 'md5', pool)).toEqual({ hex: md5(bytes), bytes: bytes.length });
+        await fixture.damage(meta.id);
+        const damaged = await readAll(await fixture.node.read(meta.id));
+        expect(await fixture.node.checksumStored!(meta.id, 'md5', pool)).toEqual({ hex: md5(damaged), bytes: bytes.length });
+        await expectNodeError(fixture.node.checksumStored!('nothing_chunk_0', 'md5', pool), 'not_found');
+      });
+    }
 
     it('an empty node probes healthy, lists nothing, finds nothing and reads nothing', async () => {
       const { node } = await open();

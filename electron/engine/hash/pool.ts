@@ -708,6 +708,23 @@ export class HashPool {
     });
   }
 
+  /**
+   * The checksum (hex, as a chunk's) and size of a whole local file, read and hashed on a hashing thread: its
+   * bytes never reach the calling thread. Fails with a FileCopyError (side 'source').
+   */
+  checksumOfFile(path: string, algorithm: ChecksumAlgorithm, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
+    return new Promise<{ hex: string; bytes: number }>((resolve, reject) => {
+      const { id, slot, cancel } = this.claimCancellable(signal, (reply, end) => {
+        if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
+        end();
+        if (reply.op === 'copied') resolve({ hex: reply.hex, bytes: reply.bytes ?? 0 });
+        else if (reply.op === 'lost') reject(reply.error);
+        else reject(copyError(reply));
+      });
+      if (!slot.lost) slot.mail.send({ op: 'checksumFile', id, cancel, algorithm, path });
+    });
+  }
+
   /** One hash or CRC fed, in order, with local files (read on the hashing thread) and streams. */
   sequence(algorithm: SequenceAlgorithm): SequentialHash {
     const open = isCrcKind(algorithm) ? { op: 'open' as const, crc: algorithm } : { op: 'open' as const, algorithm };

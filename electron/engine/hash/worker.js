@@ -32,6 +32,7 @@ const sourceReads = new ReadOnce(options?.keepCachedBytes ?? Infinity);
  *   | { op: 'along', id: number, continues: number, keep: boolean }
  *   | { op: 'hashFile', id: number, path: string, cancel: number }
  *   | { op: 'statFiles', id: number, paths: string }
+ *   | { op: 'checksumFile', id: number, algorithm: string, path: string, cancel: number }
  *   | { op: 'cancelPage', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string, index?: IndexLine, continues?: number }
  *   | { op: 'closeFile', id: number, keepAs?: number }
@@ -748,6 +749,26 @@ function hashFileInto(id, path, cancel) {
 }
 
 /**
+ * The checksum (hex) and size of the whole file at `path`, read with this thread's block: a stored chunk verified
+ * without its bytes crossing threads.
+ * @param {{ algorithm: string, path: string, cancel: number }} job
+ */
+function checksumFile(job) {
+  const hash = newHash(job.algorithm);
+  const input = openSync(job.path, 'r');
+  try {
+    let bytes = 0;
+    for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; bytes += n) {
+      throwIfCancelled(job.cancel);
+      hash.update(block.subarray(0, n));
+    }
+    return { hex: hash.digest('hex'), bytes };
+  } finally {
+    closeFile(input);
+  }
+}
+
+/**
  * The checksum of a file this thread's jobs wrote in parts (a shard packed in parts), read back whole; it must be
  * exactly `length` bytes.
  * @param {{ algorithm: string, target: string, length: number, cancel: number }} job
@@ -882,6 +903,13 @@ function handle(message) {
       break;
     case 'statFiles':
       statFiles(message.id, message.paths);
+      break;
+    case 'checksumFile':
+      try {
+        post({ op: 'copied', id: message.id, ...checksumFile(message) });
+      } catch (error) {
+        post({ op: 'copyFailed', id: message.id, ...failureOf(error), side: 'source' });
+      }
       break;
     case 'hashFile': {
       if (!hashes.has(message.id) && !crcs.has(message.id)) break;

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChecksumAlgorithm } from '../../../shared/config/types.ts';
 import type { Checksum, ChunkCrc } from '../../../shared/types.ts';
 import { FileCopyError } from '../hash/pool.ts';
-import type { FileCopied, FileCopyJob } from '../hash/pool.ts';
+import type { FileCopied, FileCopyJob, HashPool } from '../hash/pool.ts';
 import { chunkFileName, chunkSubfolder } from '../chunk-names.ts';
 import { MadeFolders } from '../made-folders.ts';
 import { INDEX_DIR, IndexReader, IndexWriter, chunkLine, chunkLineHead, goneLine, indexPath } from './folder-index.ts';
@@ -360,6 +360,19 @@ export class FolderNode implements NodeTarget {
   }
 
   async read(chunkId: string): Promise<Readable> {
+    return createReadStream(await this.storedPath(chunkId), { highWaterMark: 1024 * 1024 });
+  }
+
+  /**
+   * The stored copy's checksum and size, read and hashed on a hashing thread. Through read(), every MiB crossed
+   * to the engine thread as a new buffer, and garbage buffers piled up to ~100 MB before a collection (verify of
+   * a 1 GiB run: 207 MB).
+   */
+  async checksumStored(chunkId: string, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
+    return pool.checksumOfFile(await this.storedPath(chunkId), algorithm, signal);
+  }
+
+  private async storedPath(chunkId: string): Promise<string> {
     let path: string | undefined;
     try {
       path = (await this.locate(chunkId))?.path;
@@ -368,7 +381,7 @@ export class FolderNode implements NodeTarget {
       throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`, { cause: error });
     }
     if (!path) throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`);
-    return createReadStream(path, { highWaterMark: 1024 * 1024 });
+    return path;
   }
 
   /**

@@ -109,6 +109,11 @@ export interface NodeTarget {
    */
   write(meta: ChunkMeta, data: Readable, checksum: Promise<Checksum>, signal?: AbortSignal): Promise<StoredChunk>;
   /**
+   * Optional, for nodes on this machine: the stored copy's checksum (hex) and size, hashed on a hashing thread
+   * (verify then reads no bytes on the calling thread). A missing copy rejects with NodeError 'not_found'.
+   */
+  checksumStored?(chunkId: string, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<{ hex: string; bytes: number }>;
+  /**
    * Optional: store a byte range of a local file, copied and hashed on a hashing thread (see HashPool.copyFile).
    * Source-side failures reject with the pool's FileCopyError (side 'source'); the node's own with NodeError.
    */
