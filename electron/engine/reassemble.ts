@@ -1,6 +1,5 @@
 // Rebuilds a source file from its chunks, on whichever nodes hold a good copy, and checks it.
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { Writable } from 'node:stream';
 import { chmod, link, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
@@ -179,22 +178,23 @@ async function placeOutput(temp: string, outPath: string, replacing: Stats | und
   await rm(temp, { force: true });
 }
 
-/** Reads the written file back: each chunk's digest in the manifest's algorithm and the whole file's plain MD5. */
+/**
+ * Reads the written file back on the hashing threads (its bytes never cross to this one): each chunk's digest in
+ * the manifest's algorithm, and the whole file's plain MD5 beside them.
+ */
 async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<{ chunkDigests: string[]; md5Hex: string; bytes: number }> {
   const whole = pool.sequence('md5');
-  const chunkDigests: string[] = [];
+  const wholeRead = whole.addFile(path, signal);
   try {
-    for (const chunk of chunks) {
-      const tap = pool.tap(algorithm);
-      const range = createReadStream(path, { start: chunk.offset, end: chunk.offset + chunk.size - 1, highWaterMark: 1024 * 1024 });
-      await pipeline(range, tap, async (source: AsyncIterable<Uint8Array>) => whole.addStream(source), signal ? { signal } : {});
-      chunkDigests.push((await tap.digest).hex);
-    }
+    const chunkDigests: string[] = [];
+    for (const chunk of chunks) chunkDigests.push((await pool.checksumOfFile(path, algorithm, signal, { offset: chunk.offset, length: chunk.size })).hex);
+    await wholeRead;
+    return { chunkDigests, md5Hex: await whole.digest(), bytes: (await stat(path)).size };
   } catch (error) {
+    await wholeRead.catch(() => undefined);
     whole.discard();
     throw error;
   }
-  return { chunkDigests, md5Hex: await whole.digest(), bytes: (await stat(path)).size };
 }
 
 /** Writes the chunk at its offset from the first copy whose bytes hash to the manifest's checksum. */

@@ -709,10 +709,11 @@ export class HashPool {
   }
 
   /**
-   * The checksum (hex, as a chunk's) and size of a whole local file, read and hashed on a hashing thread: its
-   * bytes never reach the calling thread. Fails with a FileCopyError (side 'source').
+   * The checksum (hex, as a chunk's) and size of a local file, or of `range` of it (fewer bytes where the file
+   * ends), read and hashed on a hashing thread: its bytes never reach the calling thread. Fails with a
+   * FileCopyError (side 'source').
    */
-  checksumOfFile(path: string, algorithm: ChecksumAlgorithm, signal?: AbortSignal): Promise<{ hex: string; bytes: number }> {
+  checksumOfFile(path: string, algorithm: ChecksumAlgorithm, signal?: AbortSignal, range?: { offset: number; length: number }): Promise<{ hex: string; bytes: number }> {
     return new Promise<{ hex: string; bytes: number }>((resolve, reject) => {
       const { id, slot, cancel } = this.claimCancellable(signal, (reply, end) => {
         if (reply.op !== 'copied' && reply.op !== 'copyFailed' && reply.op !== 'lost') return;
@@ -721,7 +722,7 @@ export class HashPool {
         else if (reply.op === 'lost') reject(reply.error);
         else reject(copyError(reply));
       });
-      if (!slot.lost) slot.mail.send({ op: 'checksumFile', id, cancel, algorithm, path });
+      if (!slot.lost) slot.mail.send({ op: 'checksumFile', id, cancel, algorithm, path, ...range });
     });
   }
 

@@ -32,7 +32,7 @@ const sourceReads = new ReadOnce(options?.keepCachedBytes ?? Infinity);
  *   | { op: 'along', id: number, continues: number, keep: boolean }
  *   | { op: 'hashFile', id: number, path: string, cancel: number }
  *   | { op: 'statFiles', id: number, paths: string }
- *   | { op: 'checksumFile', id: number, algorithm: string, path: string, cancel: number }
+ *   | { op: 'checksumFile', id: number, algorithm: string, path: string, offset?: number, length?: number, cancel: number }
  *   | { op: 'cancelPage', index: number, buffer: SharedArrayBuffer }
  *   | { op: 'openFile', id: number, algorithm: string, target: string, crc?: 'crc32c' | 'crc32', renameTo?: string, index?: IndexLine, continues?: number }
  *   | { op: 'closeFile', id: number, keepAs?: number }
@@ -749,16 +749,19 @@ function hashFileInto(id, path, cancel) {
 }
 
 /**
- * The checksum (hex) and size of the whole file at `path`, read with this thread's block: a stored chunk verified
- * without its bytes crossing threads.
- * @param {{ algorithm: string, path: string, cancel: number }} job
+ * The checksum (hex) and size of the file at `path`, or of `length` bytes of it from `offset` (fewer where it
+ * ends), read with this thread's block: a stored chunk verified, or a rebuilt file's chunk checked, without its
+ * bytes crossing threads.
+ * @param {{ algorithm: string, path: string, offset?: number, length?: number, cancel: number }} job
  */
 function checksumFile(job) {
   const hash = newHash(job.algorithm);
   const input = openSync(job.path, 'r');
   try {
+    const start = job.offset ?? 0;
+    const limit = job.length ?? Infinity;
     let bytes = 0;
-    for (let n; (n = readSync(input, block, 0, COPY_BLOCK, null)) > 0; bytes += n) {
+    for (let n; bytes < limit && (n = readSync(input, block, 0, Math.min(COPY_BLOCK, limit - bytes), start + bytes)) > 0; bytes += n) {
       throwIfCancelled(job.cancel);
       hash.update(block.subarray(0, n));
     }
