@@ -750,25 +750,36 @@ function hashFileInto(id, path, cancel) {
 
 /**
  * The checksum (hex) and size of the file at `path`, or of `length` bytes of it from `offset` (fewer where it
- * ends), read with this thread's block: a stored chunk verified, or a rebuilt file's chunk checked, without its
- * bytes crossing threads.
+ * ends): a stored chunk verified, or a rebuilt file's chunk checked, without its bytes crossing threads.
  * @param {{ algorithm: string, path: string, offset?: number, length?: number, cancel: number }} job
  */
 function checksumFile(job) {
-  const hash = newHash(job.algorithm);
   const input = openSync(job.path, 'r');
   try {
-    const start = job.offset ?? 0;
-    const limit = job.length ?? Infinity;
-    let bytes = 0;
-    for (let n; bytes < limit && (n = readSync(input, block, 0, Math.min(COPY_BLOCK, limit - bytes), start + bytes)) > 0; bytes += n) {
-      throwIfCancelled(job.cancel);
-      hash.update(block.subarray(0, n));
-    }
-    return { hex: hash.digest('hex'), bytes };
+    return digestOf(input, job.algorithm, job.cancel, job.offset, job.length);
   } finally {
     closeFile(input);
   }
+}
+
+/**
+ * Hashes up to `limit` bytes of the open file `input` from `start`, with this thread's block: its hex digest and
+ * the bytes read. `read` makes each read (a target's reads fail as the target's).
+ * @param {number} input
+ * @param {string} algorithm
+ * @param {number} cancel
+ * @param {number} [start]
+ * @param {number} [limit]
+ * @param {(fd: number, buffer: Buffer, offset: number, length: number, position: number) => number} [read]
+ */
+function digestOf(input, algorithm, cancel, start = 0, limit = Infinity, read = readSync) {
+  const hash = newHash(algorithm);
+  let bytes = 0;
+  for (let n; bytes < limit && (n = read(input, block, 0, Math.min(COPY_BLOCK, limit - bytes), start + bytes)) > 0; bytes += n) {
+    throwIfCancelled(cancel);
+    hash.update(block.subarray(0, n));
+  }
+  return { hex: hash.digest('hex'), bytes };
 }
 
 /**
@@ -777,16 +788,11 @@ function checksumFile(job) {
  * @param {{ algorithm: string, target: string, length: number, cancel: number }} job
  */
 function hashWritten(job) {
-  const hash = newHash(job.algorithm);
   const input = onTarget(() => openSync(job.target, 'r'));
   try {
-    let done = 0;
-    for (let n; (n = onTarget(() => readSync(input, block, 0, COPY_BLOCK, null))) > 0; done += n) {
-      throwIfCancelled(job.cancel);
-      hash.update(block.subarray(0, n));
-    }
-    if (done !== job.length) throw Object.assign(new Error(`the file written holds ${done} bytes, not ${job.length}`), { code: 'EIO', side: 'target' });
-    return hash.digest('hex');
+    const { hex, bytes } = digestOf(input, job.algorithm, job.cancel, 0, Infinity, (fd, buffer, offset, length, position) => onTarget(() => readSync(fd, buffer, offset, length, position)));
+    if (bytes !== job.length) throw Object.assign(new Error(`the file written holds ${bytes} bytes, not ${job.length}`), { code: 'EIO', side: 'target' });
+    return hex;
   } finally {
     closeFile(input);
   }
