@@ -33,6 +33,21 @@ export class ChunkRefusedError extends Error {
   }
 }
 
+/**
+ * Hashing threads kept stopping while this chunk was copied (a chunk that crashes its thread, or runs it out of
+ * memory, every time): the chunk's file fails, no node is blamed. Another node would lose its thread the same way.
+ */
+export class ThreadsLostUnderChunkError extends Error {
+  constructor(chunkId: string, losses: number, last: unknown) {
+    super(
+      `chunk ${chunkId}: the hashing thread copying it stopped ${losses} times (last: ${errorText(last)}); its file fails, no node is blamed. ` +
+        'Fix: if it ran out of memory, lower ingestion.chunk_size_mb (or pack_below_mb); otherwise run again, and report it with the run\'s log if it recurs.',
+      { cause: last },
+    );
+    this.name = 'ThreadsLostUnderChunkError';
+  }
+}
+
 export type ChunkEventState = Extract<IngestEvent, { type: 'chunk' }>['state'];
 
 export interface DeliveryContext {
@@ -49,7 +64,7 @@ export interface DeliveryContext {
 /** One transfer attempt of the chunk to these nodes. */
 export type Transfer = (targets: string[], attempt: number) => Promise<TransferOutcome>;
 
-/** Hashing threads lost under one chunk before it counts against the node (a pool that keeps losing threads is broken). */
+/** Hashing threads lost under one chunk before the chunk fails (ThreadsLostUnderChunkError): it is what stops them. */
 const MAX_THREAD_LOSSES = 3;
 
 /** Node errors that move the chunk at once instead of retrying the same node. */
@@ -102,16 +117,17 @@ export class Delivery {
           next.push(nodeId); // the source failed; same node next time
           continue;
         }
-        if (isHashThreadLost(nodeError) && ++threadLosses <= MAX_THREAD_LOSSES) {
+        const threadLost = isHashThreadLost(nodeError);
+        if (threadLost && ++threadLosses <= MAX_THREAD_LOSSES) {
           // Our own hashing thread died under this chunk: neither the node's fault nor the source's; send it again.
           this.c.counters.retries++;
           this.c.emitChunk(chunk, 'retried', attempts, nodeId, errorText(nodeError));
           next.push(nodeId);
           continue;
         }
-        if (!isNodeLevelError(nodeError)) {
+        if (threadLost || !isNodeLevelError(nodeError)) {
           for (const id of new Set([...next, ...targets.filter((t) => !outcome.stored.has(t))])) placer.release(id, chunk.size);
-          throw new ChunkRefusedError(chunk.id, nodeError);
+          throw threadLost ? new ThreadsLostUnderChunkError(chunk.id, threadLosses, nodeError) : new ChunkRefusedError(chunk.id, nodeError);
         }
         const failures = (nodeFailures.get(nodeId) ?? 0) + 1;
         nodeFailures.set(nodeId, failures);

@@ -46,4 +46,50 @@ describe('a hashing thread lost mid-run', () => {
       }
     }
   });
+
+  it('a chunk under which the thread is lost every time fails alone: its file fails, no node is blamed, the other files complete', async () => {
+    const root = await tempProject();
+    const sizes = { 'a.bin': 4 * MIB, 'bad.bin': 16 * MIB, 'c.bin': 4 * MIB };
+    for (const [name, size] of Object.entries(sizes)) await ensureDataFile(join(root, 'data', name), size, name);
+    const nodes = [{ id: 'n1', path: './nodes/n1' }, { id: 'n2', path: './nodes/n2' }];
+    // One chunk at a time, so a thread stopped while bad.bin's chunk is copied holds no other chunk's job.
+    const yaml = `data_sources:\n  local: { type: local, path: ./data }\ningestion: { chunk_size_mb: 16, max_concurrent_chunks: 1, retry_attempts: 2, retry_delay_seconds: 0.01 }\n${nodesYaml(nodes)}`;
+    const loaded = await writeConfig(root, yaml);
+    const pool = new HashPool(2);
+    const events: IngestEvent[] = [];
+    let kills = 0;
+    let killedThisAttempt = false;
+    try {
+      const result = await runIngest({
+        loaded,
+        detection: detection('local'),
+        hashPool: pool,
+        onEvent: (e) => {
+          events.push(e);
+          // The first progress of each copy of bad.bin's chunk, while its job is open on a thread: that thread is
+          // stopped, as a chunk that crashes its thread (or runs it out of memory) every time would stop it.
+          if (e.type === 'bytes' && e.chunkId.startsWith('bad.bin') && !killedThisAttempt && pool.jobsPerThread().some((jobs) => jobs > 0)) {
+            killedThisAttempt = true;
+            kills++;
+            void pool.terminateThread();
+          }
+          if (e.type === 'chunk' && (e.state === 'retried' || e.state === 'moved') && e.file === 'bad.bin') killedThisAttempt = false;
+        },
+      });
+      expect(kills).toBe(4);
+      expect(result.manifest.status).toBe('partial');
+      const byKey = new Map(result.manifest.files.map((f) => [f.key, f]));
+      expect(byKey.get('a.bin')?.status).toBe('complete');
+      expect(byKey.get('c.bin')?.status).toBe('complete');
+      expect(byKey.get('bad.bin')?.status).toBe('failed');
+      expect(byKey.get('bad.bin')?.error).toMatch(/^chunk bad.bin\S*: the hashing thread copying it stopped 4 times .*no node is blamed/);
+      expect(result.failedFiles.count).toBe(1);
+      expect(events.filter((e) => e.type === 'node' && e.status.state !== 'healthy' && e.status.error !== 'not probed yet')).toEqual([]);
+      expect(result.manifest.chunks.every((c) => c.movedFrom.length === 0)).toBe(true);
+      const report = await verifyRun({ loaded, manifestPath: result.manifestPath });
+      expect(report.problems).toEqual([]);
+    } finally {
+      await pool.close();
+    }
+  });
 });
