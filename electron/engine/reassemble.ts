@@ -8,9 +8,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Manifest, ManifestChunk, ManifestFile, ReassembleReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
-import { sharedHashPool } from './hash/pool.ts';
+import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { fileChecksum } from './chunks.ts';
+import { forEachLimited } from './limit.ts';
 import { readManifest } from './manifest.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
@@ -61,7 +62,7 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
   const temp = join(dirname(outPath), `.${basename(outPath)}.${randomBytes(4).toString('hex')}.part`);
   const handle = await open(temp, 'wx');
   try {
-    for (const chunk of chunks) await writeChunk(handle, chunk, manifest, nodes, pool, options.signal);
+    await writeChunks({ handle, path: temp }, chunks, manifest, nodes, pool, options.signal);
     await handle.close();
     const written = await hashWritten(temp, chunks, manifest.checksumAlgorithm, pool, options.signal);
     const actual = fileChecksum(manifest.checksumAlgorithm, written.chunkDigests);
@@ -197,8 +198,35 @@ async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Man
   }
 }
 
-/** Writes the chunk at its offset from the first copy whose bytes hash to the manifest's checksum. */
-async function writeChunk(handle: FileHandle, chunk: PieceChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
+/**
+ * Writes every chunk at its offset, as many at once as there are hashing threads; the first failure stops new ones
+ * from starting and, once those running have ended, is thrown.
+ */
+async function writeChunks(out: Output, chunks: readonly PieceChunk[], manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  const write = async (chunk: PieceChunk): Promise<void> => {
+    try {
+      await writeChunk(out, chunk, manifest, nodes, pool, signal);
+    } catch (error) {
+      failure ??= { error };
+    }
+  };
+  await forEachLimited(chunks, pool.size, write, () => failure !== undefined);
+  if (failure) throw failure.error;
+}
+
+/** The file being rebuilt: open here, and by path for the hashing threads that write into it. */
+interface Output {
+  handle: FileHandle;
+  path: string;
+}
+
+/**
+ * Writes the chunk at its offset from the first copy whose bytes hash to the manifest's checksum. A copy on this
+ * machine (NodeTarget.copyStoredInto) is copied and hashed on a hashing thread; any other streams through a tap.
+ * A write into the output that fails ends the rebuild: another copy would fail the same way.
+ */
+async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
   const failures: string[] = [];
   for (const copy of chunk.copies) {
     const node = nodes.get(copy.nodeId);
@@ -207,20 +235,42 @@ async function writeChunk(handle: FileHandle, chunk: PieceChunk, manifest: Manif
       continue;
     }
     try {
-      // Open the copy before claiming a hashing thread: a tap that never runs would keep the process alive.
-      const source = await readPiece(node, chunk, signal);
-      const tap = pool.tap(manifest.checksumAlgorithm);
-      const out = positionalWriter(handle, chunk.offset, chunk.size);
-      await pipeline(source, tap, out, signal ? { signal } : {});
-      const { hex } = await tap.digest;
-      if (hex === chunk.checksum && tap.bytes === chunk.size) return;
-      failures.push(`${copy.nodeId}: checksum ${hex} (${tap.bytes} bytes) instead of ${chunk.checksum}`);
+      const written = node.copyStoredInto ? await copyOnThread(node, node.copyStoredInto, chunk, out.path, manifest.checksumAlgorithm, pool, signal) : await streamCopy(node, chunk, out.handle, manifest.checksumAlgorithm, pool, signal);
+      if (written.hex === chunk.checksum && written.bytes === chunk.size) return;
+      failures.push(`${copy.nodeId}: ${written.hex === undefined ? `holds fewer than the chunk's ${chunk.size} bytes` : `checksum ${written.hex} (${written.bytes} bytes) instead of ${chunk.checksum}`}`);
     } catch (error) {
-      if (signal?.aborted) throw error;
+      if (signal?.aborted || (error instanceof FileCopyError && error.side === 'target')) throw error;
       failures.push(`${copy.nodeId}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   throw new ReassembleError(`No good copy of ${chunk.id}: ${failures.join('; ')}. Fix: run verify to see which nodes lost data, then ingest again.`);
+}
+
+/** What a copy gave: the checksum of the bytes written (undefined: it ended short) and its size. */
+interface Written {
+  hex: string | undefined;
+  bytes: number;
+}
+
+async function copyOnThread(node: NodeTarget, copyStoredInto: NonNullable<NodeTarget['copyStoredInto']>, chunk: PieceChunk, path: string, algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<Written> {
+  const range = { offset: chunk.within ?? 0, length: chunk.size };
+  try {
+    const { hex, storedBytes } = await copyStoredInto.call(node, chunk.id, range, { path, at: chunk.offset }, algorithm, pool, signal);
+    // A whole chunk's copy must be exactly the chunk; a packed file is a range of its shard's copy.
+    return { hex, bytes: chunk.within === undefined ? storedBytes : chunk.size };
+  } catch (error) {
+    if (error instanceof FileCopyError && error.side === 'source' && error.code === 'CHANGED') return { hex: undefined, bytes: 0 };
+    throw error;
+  }
+}
+
+async function streamCopy(node: NodeTarget, chunk: PieceChunk, handle: FileHandle, algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<Written> {
+  // Open the copy before claiming a hashing thread: a tap that never runs would keep the process alive.
+  const source = await readPiece(node, chunk, signal);
+  const tap = pool.tap(algorithm);
+  await pipeline(source, tap, positionalWriter(handle, chunk.offset, chunk.size), signal ? { signal } : {});
+  const { hex } = await tap.digest;
+  return { hex, bytes: tap.bytes };
 }
 
 /**

@@ -1,6 +1,6 @@
 // The original design's scenarios, made real: real files, real folder nodes, real failures on disk.
 import { rmSync } from 'node:fs';
-import { link, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
@@ -191,6 +191,23 @@ describe('replicas', () => {
     const [rebuilt, original] = await Promise.all([readFile(out), readFile(join(data, 'r.bin'))]);
     expect(rebuilt.length).toBe(original.length);
     expect(rebuilt.equals(original)).toBe(true);
+  });
+});
+
+describe('reassemble', () => {
+  it('a first copy cut short is passed over for the next, and the rebuilt file is byte-exact', async () => {
+    const { root, loaded, data } = await smallProject({ 'r.bin': 5 * MIB + 5 }, { nodes: 2, extraIngestion: '  replicas: 2\n' });
+    const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
+    for (const chunk of manifest.chunks) await truncate(chunk.copies[0]!.location, chunk.size - 100);
+    const out = join(root, 'r.out');
+    const report = await reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: out });
+    expect(report.matched).toBe(true);
+    expect((await readFile(out)).equals(await readFile(join(data, 'r.bin')))).toBe(true);
+    // With every copy cut short there is no good one: the error names each copy, and no output is left.
+    for (const chunk of manifest.chunks) await truncate(chunk.copies[1]!.location, 10);
+    const failed = reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: join(root, 'r2.out') });
+    await expect(failed).rejects.toThrow(/No good copy of r\.bin_chunk_0: node-\d: holds fewer than the chunk's \d+ bytes; node-\d: holds fewer/);
+    expect((await readdir(root)).filter((name) => name.includes('r2.out'))).toEqual([]);
   });
 });
 

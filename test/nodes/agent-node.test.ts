@@ -38,7 +38,7 @@ async function agentUnderTest(options: SpawnAgentOptions = {}): Promise<NodeUnde
 defineNodeSuite('agent', {
   writePaths: ['write'],
   sameVersionOtherBytes: 'conflict',
-  checksumsStored: false,
+  readsStoredOnThreads: false,
   open: () => agentUnderTest(),
   openWithRoomFor: (bytes) => agentUnderTest({ maxBytes: bytes }),
   cleanup: cleanupAgents,

@@ -1,10 +1,10 @@
 // The NodeTarget conformance suite: the same cases against every kind of node (a local folder, a node agent), through
 // the NodeTarget interface the engine uses, as test/storage/conformance.ts does for stores. Each kind gets its own
 // test file that calls defineNodeSuite(kind, factory). Optional fast paths (writeHashing, writeFromFile,
-// writeFilesFromDisk) run the write cases too, and checksumStored its own case, for the kinds that have them.
-import { randomBytes } from 'node:crypto';
+// writeFilesFromDisk) run the write cases too, and checksumStored and copyStoredInto their own, for the kinds that have them.
+import { createHash, randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
@@ -40,8 +40,8 @@ export interface NodeFactory {
    * replaces its copy; an agent answers a conflict (it replaces only for a new source version or range).
    */
   sameVersionOtherBytes: 'replaces' | 'conflict';
-  /** Whether it checksums stored copies where they lie (NodeTarget.checksumStored: nodes on this machine). */
-  checksumsStored: boolean;
+  /** Whether it reads stored copies on a hashing thread (NodeTarget.checksumStored, copyStoredInto: nodes on this machine). */
+  readsStoredOnThreads: boolean;
   /** A new, empty node. */
   open(): Promise<NodeUnderTest>;
   /** A new, empty node with room for `bytes` bytes of chunks and little more. */
@@ -278,10 +278,11 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
       expect(typeof node.writeHashing === 'function').toBe(factory.writePaths.includes('writeHashing'));
       expect(typeof node.writeFromFile === 'function').toBe(factory.writePaths.includes('writeFromFile'));
       expect(typeof node.writeFilesFromDisk === 'function').toBe(factory.writePaths.includes('writeFilesFromDisk'));
-      expect(typeof node.checksumStored === 'function').toBe(factory.checksumsStored);
+      expect(typeof node.checksumStored === 'function').toBe(factory.readsStoredOnThreads);
+      expect(typeof node.copyStoredInto === 'function').toBe(factory.readsStoredOnThreads);
     });
 
-    if (factory.checksumsStored) {
+    if (factory.readsStoredOnThreads) {
       it("checksums a stored copy where it lies: what read gives, a damaged copy's own bytes, not_found for a missing one", async () => {
         const fixture = await open();
         const bytes = randomBytes(2 * MiB + 7);
@@ -292,6 +293,31 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
         const damaged = await readAll(await fixture.node.read(meta.id));
         expect(await fixture.node.checksumStored!(meta.id, 'md5', pool)).toEqual({ hex: md5(damaged), bytes: bytes.length });
         await expectNodeError(fixture.node.checksumStored!('nothing_chunk_0', 'md5', pool), 'not_found');
+      });
+
+      it('copies a range of a stored copy into a file at an offset, keeping its other bytes; short copies and missing ones fail', async () => {
+        const fixture = await open();
+        const bytes = randomBytes(3 * MiB + 11);
+        const meta = metaFor('data/into.bin_chunk_0', bytes.length);
+        await store('write', fixture.node, meta, bytes);
+        const dir = await tempDir('ci-copy-into-');
+        const out = join(dir, 'out.bin');
+        await writeFile(out, Buffer.alloc(5 * MiB, 0x55));
+        const whole = await fixture.node.copyStoredInto!(meta.id, { offset: 0, length: bytes.length }, { path: out, at: MiB }, 'md5', pool);
+        expect(whole).toEqual({ hex: md5(bytes), storedBytes: bytes.length });
+        const range = await fixture.node.copyStoredInto!(meta.id, { offset: 1000, length: 5000 }, { path: out, at: 0 }, 'sha256', pool);
+        expect(range).toEqual({ hex: createHash('sha256').update(bytes.subarray(1000, 6000)).digest('hex'), storedBytes: bytes.length });
+        const written = await readFile(out);
+        expect(written.length).toBe(5 * MiB);
+        expect(written.subarray(0, 5000).equals(bytes.subarray(1000, 6000))).toBe(true);
+        expect(written.subarray(5000, MiB).every((b) => b === 0x55)).toBe(true);
+        expect(written.subarray(MiB, MiB + bytes.length).equals(bytes)).toBe(true);
+        expect(written.subarray(MiB + bytes.length).every((b) => b === 0x55)).toBe(true);
+        const past = fixture.node.copyStoredInto!(meta.id, { offset: bytes.length - 10, length: 20 }, { path: out, at: 0 }, 'md5', pool);
+        await expect(past).rejects.toMatchObject({ name: 'FileCopyError', side: 'source' });
+        await expectNodeError(fixture.node.copyStoredInto!('nothing_chunk_0', { offset: 0, length: 1 }, { path: out, at: 0 }, 'md5', pool), 'not_found');
+        const noFolder = fixture.node.copyStoredInto!(meta.id, { offset: 0, length: 10 }, { path: join(dir, 'missing', 'out.bin'), at: 0 }, 'md5', pool);
+        await expect(noFolder).rejects.toMatchObject({ name: 'FileCopyError', side: 'target' });
       });
     }
 

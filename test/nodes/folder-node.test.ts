@@ -35,7 +35,7 @@ async function cleanup(): Promise<void> {
 defineNodeSuite('folder', {
   writePaths: ['write', 'writeHashing', 'writeFromFile', 'writeFilesFromDisk'],
   sameVersionOtherBytes: 'replaces',
-  checksumsStored: true,
+  readsStoredOnThreads: true,
   open: async () => folderUnderTest(join(await tempDir('ci-folder-node-'), 'node')),
   // A tmpfs of that size: the disk really fills up.
   openWithRoomFor: async (bytes) => folderUnderTest(await smallFilesystem(bytes)),

@@ -67,6 +67,8 @@ export interface FileCopyJob {
   /** The source version (see localEtag); the copy fails if the file is another version before or after. */
   etag?: string;
   target: string;
+  /** Write into the existing file `target` at this byte position, its other bytes kept, instead of creating it. */
+  into?: number;
   /**
    * Once written and closed, `target` is renamed to this path in the same job, unless something already has that
    * name (then it keeps its own: FileCopied.renamed is false).

@@ -21,7 +21,7 @@ const options = workerData;
 const sourceReads = new ReadOnce(options?.keepCachedBytes ?? Infinity);
 
 /**
- * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, renameTo?: string, index?: IndexLine, continues?: number, cancel: number, pack?: LocalShard }} CopyJob
+ * @typedef {{ id: number, algorithm: string, source: string, inside?: string, offset: number, length: number, etag?: string, target: string, into?: number, renameTo?: string, index?: IndexLine, continues?: number, cancel: number, pack?: LocalShard }} CopyJob
  * @typedef {{ path: string, head: string }} IndexLine
  * @typedef {{ root: string, keys: string[], sizes: number[], etags: (string | undefined)[], part?: ShardPart }} LocalShard
  * @typedef {{ at: number, last: boolean }} ShardPart
@@ -137,21 +137,21 @@ function copy(job) {
   try {
     // A job of one read is checked after it only: a file changed before the read fails that check too.
     if (job.etag && job.length > COPY_BLOCK && etagOf(fstatSync(input)) !== job.etag) throw Object.assign(new Error('the file changed since it was listed'), { code: 'CHANGED' });
-    output = onTarget(() => openSync(job.target, 'w'));
+    // `into`: a part of a file others write too (reassemble), written where it lies, nothing truncated.
+    const base = job.into ?? 0;
+    output = onTarget(() => openSync(job.target, job.into === undefined ? 'w' : constants.O_WRONLY));
+    const out = output;
     let done = 0;
     let reported = 0;
     while (done < job.length) {
       throwIfCancelled(job.cancel);
       const n = readSync(input, block, 0, Math.min(COPY_BLOCK, job.length - done), job.offset + done);
       if (n === 0) throw Object.assign(new Error('the file is shorter than listed (it shrank)'), { code: 'CHANGED' });
+      writeBlock(out, n, base + done);
       const bytes = block.subarray(0, n);
       if (!hash && n === job.length) hex = hashOnce(job.algorithm, bytes, 'hex');
       else (hash ??= newHash(job.algorithm)).update(bytes); // a short read: the rest comes in another
       if (along !== 'own') along?.update(bytes);
-      const out = output;
-      onTarget(() => {
-        for (let written = 0; written < n; ) written += writeSync(out, bytes, written, n - written);
-      });
       done += n;
       if (done - reported >= PROGRESS_EVERY) {
         post({ op: 'progress', id: job.id, bytes: done - reported });
@@ -354,6 +354,18 @@ function copyAndName(job, deferLine = undefined) {
     const { code, message: text, side, key } = /** @type {NodeJS.ErrnoException & { side?: string, key?: string }} */ (error);
     return { op: 'copyFailed', id: job.id, code: code ?? 'EIO', message: text, side: side ?? 'source', ...(key !== undefined ? { key } : {}) };
   }
+}
+
+/**
+ * Writes the first `n` bytes of the block into `fd` at byte `at`.
+ * @param {number} fd
+ * @param {number} n
+ * @param {number} at
+ */
+function writeBlock(fd, n, at) {
+  onTarget(() => {
+    for (let written = 0; written < n; ) written += writeSync(fd, block, written, n - written, at + written);
+  });
 }
 
 /**

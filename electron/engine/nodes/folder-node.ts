@@ -372,16 +372,29 @@ export class FolderNode implements NodeTarget {
     return pool.checksumOfFile(await this.storedPath(chunkId), algorithm, signal);
   }
 
+  /** `range` of the stored copy into `into.path` at `into.at`, copied and hashed on a hashing thread (see NodeTarget). */
+  async copyStoredInto(chunkId: string, range: { offset: number; length: number }, into: { path: string; at: number }, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<{ hex: string; storedBytes: number }> {
+    const { path, size } = await this.storedFile(chunkId);
+    const job = { algorithm, source: path, offset: range.offset, length: range.length, target: into.path, into: into.at };
+    const copied = await pool.copyFile(job, signal ? { signal } : {});
+    return { hex: copied.checksum.hex, storedBytes: size };
+  }
+
   private async storedPath(chunkId: string): Promise<string> {
+    return (await this.storedFile(chunkId)).path;
+  }
+
+  private async storedFile(chunkId: string): Promise<{ path: string; size: number }> {
     let path: string | undefined;
+    let size = 0;
     try {
       path = (await this.locate(chunkId))?.path;
-      if (path) await stat(path);
+      if (path) size = (await stat(path)).size;
     } catch (error) {
       throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`, { cause: error });
     }
     if (!path) throw new NodeError(this.id, 'not_found', `node ${this.id}: chunk ${chunkId} is not in ${this.location}`);
-    return path;
+    return { path, size };
   }
 
   /**
