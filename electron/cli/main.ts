@@ -33,10 +33,10 @@ import {
   testFileBytes,
   verifyRun,
 } from '../engine/index.ts';
-import type { LoadedConfig } from '../engine/index.ts';
+import type { LoadedConfig, ReassembleProgress } from '../engine/index.ts';
 import type { RepairAction, RepairEvent, RepairReport } from '../../shared/types.ts';
 import { quietSdkStreamWarnings } from './process-warnings.ts';
-import { formatBytes, ProgressView } from './progress.ts';
+import { bytesOf, formatBytes, ProgressView, TaskLine } from './progress.ts';
 
 export const EXIT = {
   ok: 0,
@@ -241,7 +241,10 @@ async function cmdVerify(argv: string[]): Promise<number> {
   const { values } = parse(argv, { manifest: { type: 'string', short: 'm' } });
   const loaded = await loadConfig(values.config);
   const manifestPath = await manifestOrLatest(loaded, values.manifest);
-  const report = await verifyRun({ loaded, manifestPath });
+  const line = new TaskLine();
+  const onProgress = values.json ? undefined : (done: number, total: number): void => line.update(`checking copies ${done}/${total}`, done === total);
+  const report = await verifyRun({ loaded, manifestPath, ...(onProgress ? { onProgress } : {}) });
+  line.end();
   const problems = report.problems.map((p) => `  ${p.reason}: ${p.chunkId} on ${p.nodeId}: ${p.detail}`).join('\n');
   const verdict = report.problems.length === 0 ? 'all chunks verified' : `${report.problems.length} problem(s), ${report.unrecoverable.length} chunk(s) with no good copy`;
   print(values.json, report, `${report.ok}/${report.checked} chunk copies match the manifest: ${verdict}\nmanifest: ${manifestPath}${problems ? `\n${problems}` : ''}`);
@@ -252,17 +255,18 @@ async function cmdRepair(argv: string[]): Promise<number> {
   const { values } = parse(argv, { manifest: { type: 'string', short: 'm' }, file: { type: 'string', short: 'f', multiple: true }, chunk: { type: 'string', multiple: true } });
   const loaded = await loadConfig(values.config);
   const manifestPath = await manifestOrLatest(loaded, values.manifest);
-  const progress = values.json || !process.stderr.isTTY ? undefined : (e: RepairEvent): void => void process.stderr.write(`\r${repairProgressLine(e)}`);
+  const line = new TaskLine();
+  const progress = values.json ? undefined : (e: RepairEvent): void => line.update(repairProgressLine(e), e.type !== 'repair-checked' || e.done === e.total);
   const report = await repairRun({ loaded, manifestPath, ...(values.file ? { files: values.file } : {}), ...(values.chunk ? { chunkIds: values.chunk } : {}), ...(progress ? { onEvent: progress } : {}) });
-  if (progress) process.stderr.write('\n');
+  line.end();
   print(values.json, report, repairText(report));
   return report.status === 'complete' ? EXIT.ok : EXIT.incomplete;
 }
 
 function repairProgressLine(e: RepairEvent): string {
-  if (e.type === 'repair-checked') return `checking copies ${e.done}/${e.total}`.padEnd(40);
-  if (e.type === 'repair-action') return `restoring ${e.done + 1}/${e.total}: ${e.action.chunkId}`.slice(0, 78).padEnd(78);
-  return 'done'.padEnd(40);
+  if (e.type === 'repair-checked') return `checking copies ${e.done}/${e.total}`;
+  if (e.type === 'repair-action') return `restoring ${e.done + 1}/${e.total}: ${e.action.chunkId}`.slice(0, 78);
+  return 'done';
 }
 
 function repairText(report: RepairReport): string {
@@ -279,7 +283,10 @@ async function cmdReassemble(argv: string[]): Promise<number> {
   if (!values.file || !values.out) throw new UsageError('reassemble needs --file KEY and --out PATH.');
   const loaded = await loadConfig(values.config);
   const manifestPath = await manifestOrLatest(loaded, values.manifest);
-  const report = await reassembleFile({ loaded, manifestPath, key: values.file, outPath: values.out, force: values.force });
+  const line = new TaskLine();
+  const onProgress = values.json ? undefined : (p: ReassembleProgress): void => line.update(bytesOf(p.phase, p.bytes, p.total), p.bytes === p.total);
+  const report = await reassembleFile({ loaded, manifestPath, key: values.file, outPath: values.out, force: values.force, ...(onProgress ? { onProgress } : {}) });
+  line.end();
   print(values.json, report, `${report.matched ? 'ok' : 'MISMATCH'}: ${report.key} → ${report.outPath} (${formatBytes(report.bytes)})\nchecksum: ${report.actual} (manifest ${report.expected})\nmd5: ${report.md5Hex}`);
   return report.matched ? EXIT.ok : EXIT.incomplete;
 }

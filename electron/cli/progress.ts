@@ -172,3 +172,40 @@ export class ProgressView {
     else this.out.write(`${text}\n`);
   }
 }
+
+/**
+ * One live line for a command whose amount of work is known (verify, repair, reassemble): on a terminal it is
+ * redrawn at most every REDRAW_MS (and whenever `force`d), and `end()` leaves it on its own line; elsewhere
+ * (a pipe, a log, --json) nothing is written.
+ */
+export class TaskLine {
+  private readonly out: NodeJS.WriteStream;
+  private readonly tty: boolean;
+  private lastDraw = 0;
+  private drawn = false;
+
+  constructor(out: NodeJS.WriteStream = process.stderr) {
+    this.out = out;
+    this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+  }
+
+  update(text: string, force = false): void {
+    if (!this.tty) return;
+    const now = performance.now();
+    if (!force && this.drawn && now - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = now;
+    this.drawn = true;
+    this.out.write(`\r\x1b[2K${text}`.slice(0, (this.out.columns || 80) + 5));
+  }
+
+  end(): void {
+    if (this.drawn) this.out.write('\n');
+    this.drawn = false;
+  }
+}
+
+/** "writing 12.0 MiB of 1.0 GiB (1%)": a share of a known total in bytes. */
+export function bytesOf(verb: string, bytes: number, total: number): string {
+  const percent = total > 0 ? Math.floor((bytes / total) * 100) : 100;
+  return `${verb} ${formatBytes(bytes)} of ${formatBytes(total)} (${percent}%)`;
+}

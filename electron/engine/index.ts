@@ -12,6 +12,7 @@ export { latestManifestPath, listManifests, ManifestError, manifestDir, newRunId
 export { NodeError } from './nodes/node.ts';
 export { openNodes, probeNodes } from './nodes/open.ts';
 export { reassembleFile, ReassembleError, ReassembleInputError } from './reassemble.ts';
+export type { ReassembleProgress } from './reassemble.ts';
 export { repairRun, RepairError } from './repair.ts';
 export type { RepairOptions } from './repair.ts';
 export { StorageError } from './storage/driver.ts';

@@ -44,6 +44,15 @@ export interface ReassembleOptions {
   force?: boolean;
   signal?: AbortSignal;
   pool?: HashPool;
+  /** Hears how far it is: the bytes written (each chunk's copy), then the bytes read back and checked. */
+  onProgress?: (progress: ReassembleProgress) => void;
+}
+
+export interface ReassembleProgress {
+  phase: 'writing' | 'checking';
+  bytes: number;
+  /** The file's size. */
+  total: number;
 }
 
 export async function reassembleFile(options: ReassembleOptions): Promise<ReassembleReport> {
@@ -62,9 +71,11 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
   const temp = join(dirname(outPath), `.${basename(outPath)}.${randomBytes(4).toString('hex')}.part`);
   const handle = await open(temp, 'wx');
   try {
-    await writeChunks({ handle, path: temp }, chunks, manifest, nodes, pool, options.signal);
+    const progress = options.onProgress;
+    const total = file.size;
+    await writeChunks({ handle, path: temp }, chunks, manifest, nodes, pool, options.signal, progress && ((bytes) => progress({ phase: 'writing', bytes, total })));
     await handle.close();
-    const written = await hashWritten(temp, chunks, manifest.checksumAlgorithm, pool, options.signal);
+    const written = await hashWritten(temp, chunks, manifest.checksumAlgorithm, pool, options.signal, progress && ((bytes) => progress({ phase: 'checking', bytes, total })));
     const actual = fileChecksum(manifest.checksumAlgorithm, written.chunkDigests);
     await placeOutput(temp, outPath, replacing);
     const matched = actual === file.checksum && written.bytes === file.size;
@@ -183,12 +194,16 @@ async function placeOutput(temp: string, outPath: string, replacing: Stats | und
  * Reads the written file back on the hashing threads (its bytes never cross to this one): each chunk's digest in
  * the manifest's algorithm, and the whole file's plain MD5 beside them.
  */
-async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<{ chunkDigests: string[]; md5Hex: string; bytes: number }> {
+async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal, onChecked?: (bytes: number) => void): Promise<{ chunkDigests: string[]; md5Hex: string; bytes: number }> {
   const whole = pool.sequence('md5');
   const wholeRead = whole.addFile(path, signal);
   try {
     const chunkDigests: string[] = [];
-    for (const chunk of chunks) chunkDigests.push((await pool.checksumOfFile(path, algorithm, signal, { offset: chunk.offset, length: chunk.size })).hex);
+    let checked = 0;
+    for (const chunk of chunks) {
+      chunkDigests.push((await pool.checksumOfFile(path, algorithm, signal, { offset: chunk.offset, length: chunk.size })).hex);
+      onChecked?.((checked += chunk.size));
+    }
     await wholeRead;
     return { chunkDigests, md5Hex: await whole.digest(), bytes: (await stat(path)).size };
   } catch (error) {
@@ -202,17 +217,56 @@ async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Man
  * Writes every chunk at its offset, as many at once as there are hashing threads; the first failure stops new ones
  * from starting and, once those running have ended, is thrown.
  */
-async function writeChunks(out: Output, chunks: readonly PieceChunk[], manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
+async function writeChunks(out: Output, chunks: readonly PieceChunk[], manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal, onWritten?: (bytes: number) => void): Promise<void> {
   let failure: { error: unknown } | undefined;
-  const write = async (chunk: PieceChunk): Promise<void> => {
+  const written = new WrittenBytes(chunks.length, onWritten);
+  const write = async (chunk: PieceChunk, index: number): Promise<void> => {
     try {
-      await writeChunk(out, chunk, manifest, nodes, pool, signal);
+      await writeChunk(out, chunk, manifest, nodes, pool, signal, written.counter(index));
     } catch (error) {
       failure ??= { error };
     }
   };
   await forEachLimited(chunks, pool.size, write, () => failure !== undefined);
   if (failure) throw failure.error;
+}
+
+/**
+ * The bytes written so far across chunks, each chunk counting its latest copy's only (a bad copy's bytes are
+ * written over by the next), and never told as less than before.
+ */
+class WrittenBytes {
+  private readonly byChunk: number[];
+  private sum = 0;
+  private told = 0;
+  private readonly onWritten: ((bytes: number) => void) | undefined;
+
+  constructor(chunks: number, onWritten: ((bytes: number) => void) | undefined) {
+    this.byChunk = new Array<number>(chunks).fill(0);
+    this.onWritten = onWritten;
+  }
+
+  /** For chunk `index`: `start()` as each copy is tried, `add(bytes)` as it is written. */
+  counter(index: number): ChunkBytes {
+    return {
+      start: () => {
+        this.sum -= this.byChunk[index]!;
+        this.byChunk[index] = 0;
+      },
+      add: (bytes) => {
+        this.byChunk[index]! += bytes;
+        this.sum += bytes;
+        if (this.sum <= this.told) return;
+        this.told = this.sum;
+        this.onWritten?.(this.sum);
+      },
+    };
+  }
+}
+
+interface ChunkBytes {
+  start(): void;
+  add(bytes: number): void;
 }
 
 /** The file being rebuilt: open here, and by path for the hashing threads that write into it. */
@@ -226,7 +280,7 @@ interface Output {
  * machine (NodeTarget.copyStoredInto) is copied and hashed on a hashing thread; any other streams through a tap.
  * A write into the output that fails ends the rebuild: another copy would fail the same way.
  */
-async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal): Promise<void> {
+async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal: AbortSignal | undefined, bytes: ChunkBytes): Promise<void> {
   const failures: string[] = [];
   for (const copy of chunk.copies) {
     const node = nodes.get(copy.nodeId);
@@ -235,7 +289,9 @@ async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, no
       continue;
     }
     try {
-      const written = node.copyStoredInto ? await copyOnThread(node, node.copyStoredInto, chunk, out.path, manifest.checksumAlgorithm, pool, signal) : await streamCopy(node, chunk, out.handle, manifest.checksumAlgorithm, pool, signal);
+      bytes.start();
+      const through = { pool, algorithm: manifest.checksumAlgorithm, ...(signal ? { signal } : {}), onBytes: bytes.add };
+      const written = node.copyStoredInto ? await copyOnThread(node, node.copyStoredInto, chunk, out.path, through) : await streamCopy(node, chunk, out.handle, through);
       if (written.hex === chunk.checksum && written.bytes === chunk.size) return;
       failures.push(`${copy.nodeId}: ${written.hex === undefined ? `holds fewer than the chunk's ${chunk.size} bytes` : `checksum ${written.hex} (${written.bytes} bytes) instead of ${chunk.checksum}`}`);
     } catch (error) {
@@ -252,10 +308,19 @@ interface Written {
   bytes: number;
 }
 
-async function copyOnThread(node: NodeTarget, copyStoredInto: NonNullable<NodeTarget['copyStoredInto']>, chunk: PieceChunk, path: string, algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<Written> {
+/** How a copy is made: hashed on `pool` in `algorithm`, `onBytes` hearing the bytes written as they go. */
+interface CopyThrough {
+  pool: HashPool;
+  algorithm: Manifest['checksumAlgorithm'];
+  signal?: AbortSignal;
+  onBytes: (bytes: number) => void;
+}
+
+async function copyOnThread(node: NodeTarget, copyStoredInto: NonNullable<NodeTarget['copyStoredInto']>, chunk: PieceChunk, path: string, through: CopyThrough): Promise<Written> {
   const range = { offset: chunk.within ?? 0, length: chunk.size };
+  const { pool, algorithm, ...options } = through;
   try {
-    const { hex, storedBytes } = await copyStoredInto.call(node, chunk.id, range, { path, at: chunk.offset }, algorithm, pool, signal);
+    const { hex, storedBytes } = await copyStoredInto.call(node, chunk.id, range, { path, at: chunk.offset }, algorithm, pool, options);
     // A whole chunk's copy must be exactly the chunk; a packed file is a range of its shard's copy.
     return { hex, bytes: chunk.within === undefined ? storedBytes : chunk.size };
   } catch (error) {
@@ -264,11 +329,11 @@ async function copyOnThread(node: NodeTarget, copyStoredInto: NonNullable<NodeTa
   }
 }
 
-async function streamCopy(node: NodeTarget, chunk: PieceChunk, handle: FileHandle, algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal): Promise<Written> {
+async function streamCopy(node: NodeTarget, chunk: PieceChunk, handle: FileHandle, { pool, algorithm, signal, onBytes }: CopyThrough): Promise<Written> {
   // Open the copy before claiming a hashing thread: a tap that never runs would keep the process alive.
   const source = await readPiece(node, chunk, signal);
   const tap = pool.tap(algorithm);
-  await pipeline(source, tap, positionalWriter(handle, chunk.offset, chunk.size), signal ? { signal } : {});
+  await pipeline(source, tap, positionalWriter(handle, chunk.offset, chunk.size, onBytes), signal ? { signal } : {});
   const { hex } = await tap.digest;
   return { hex, bytes: tap.bytes };
 }
@@ -278,7 +343,7 @@ async function streamCopy(node: NodeTarget, chunk: PieceChunk, handle: FileHandl
  * A bad copy longer than its chunk (it is hashed whole, and rejected) must not spill past the chunk's end: past the
  * last chunk nothing would overwrite it.
  */
-function positionalWriter(handle: FileHandle, offset: number, length: number): Writable {
+function positionalWriter(handle: FileHandle, offset: number, length: number, onBytes: (bytes: number) => void): Writable {
   let position = offset;
   const end = offset + length;
   return new Writable({
@@ -287,6 +352,7 @@ function positionalWriter(handle: FileHandle, offset: number, length: number): W
       const bytes = data.subarray(0, Math.max(0, end - position));
       writeAll(handle, bytes, position).then(() => {
         position += bytes.length;
+        onBytes(bytes.length);
         done();
       }, done);
     },

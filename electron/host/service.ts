@@ -9,7 +9,7 @@ import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
 import type { DetectionResult, Manifest, NodeStatus, RepairEvent, ResumableRun, VerifyProblem } from '../../shared/types.ts';
 import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, openNodes, probeNodes, readJournal, readManifest, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
-import type { LoadedConfig } from '../engine/index.ts';
+import type { LoadedConfig, ReassembleProgress } from '../engine/index.ts';
 import { ActivityLog, activityDetail } from './activity.ts';
 import { WorkerWatch } from './workers.ts';
 import { BatchPacer, ProgressFolder } from './progress.ts';
@@ -246,7 +246,14 @@ export class EngineService {
       const loaded = await loadConfig(this.configPath);
       const path = this.manifestInside(loaded, manifestPath);
       const out = await this.outputInside(loaded, outPath);
-      return this.task('reassemble', (signal) => reassembleFile({ loaded, manifestPath: path, key, outPath: out, signal }));
+      return this.task('reassemble', async (signal) => {
+        // One bar for both passes: each byte is written once and read back once.
+        const progress = this.throttledProgress('reassemble');
+        const onProgress = ({ phase, bytes, total }: ReassembleProgress): void => progress(phase === 'writing' ? bytes : total + bytes, 2 * total);
+        const report = await reassembleFile({ loaded, manifestPath: path, key, outPath: out, signal, onProgress });
+        progress(2 * report.bytes, 2 * report.bytes, true);
+        return report;
+      });
     },
 
     repair: async ({ manifestPath, chunkIds, files }) => {

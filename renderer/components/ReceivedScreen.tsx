@@ -177,11 +177,7 @@ export function ReceivedScreen() {
               <button type="button" onClick={() => void runRepair(manifestPath, {})} disabled={busy} title="Check every copy and restore the missing or damaged ones">Repair…</button>
               {verifying && <button type="button" className="danger" onClick={() => void cancelTask('verify')}>Cancel</button>}
             </div>
-            {verifying && task?.task === 'verify' && (
-              <div className="bar" role="progressbar" aria-label="Verify progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={task.total ? Math.round((task.done / task.total) * 100) : 0}>
-                <div style={{ width: `${task.total ? (task.done / task.total) * 100 : 0}%` }} />
-              </div>
-            )}
+            {verifying && task?.task === 'verify' && <TaskBar label="Verify progress" done={task.done} total={task.total} />}
             {verifyResult && (
               <p className={`banner ${verifyResult.problems.length ? 'error' : 'ok'}`} role="status" data-testid="verify-result">{summary(verifyResult)}</p>
             )}
@@ -267,11 +263,22 @@ export function ReceivedScreen() {
   );
 }
 
-function ReassembleCard({ keys }: { keys: string[] }) {
+/** A task's progress bar (verify, reassemble): the share of `total` done. */
+function TaskBar({ label, done, total }: { label: string; done: number; total: number }) {
+  const share = total ? done / total : 0;
+  return (
+    <div className="bar" role="progressbar" aria-label={label} aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(share * 100)}>
+      <div style={{ width: `${share * 100}%` }} />
+    </div>
+  );
+}
+
+export function ReassembleCard({ keys }: { keys: string[] }) {
   const reassemble = useApp((s) => s.reassemble);
   const busy = useApp((s) => s.received.reassembling);
   const result = useApp((s) => s.received.reassemble);
   const cancelTask = useApp((s) => s.cancelTask);
+  const task = useApp((s) => s.received.task);
   const appInfo = useApp((s) => s.appInfo);
   const pickFolder = useApp((s) => s.pickOutputFolder);
   const [key, setKey] = useState(keys[0] ?? '');
@@ -314,6 +321,7 @@ function ReassembleCard({ keys }: { keys: string[] }) {
         <button type="submit" className="primary" disabled={busy || !chosen}>{busy ? 'Reassembling…' : 'Reassemble'}</button>
         {busy && <button type="button" className="danger" onClick={() => void cancelTask('reassemble')}>Cancel</button>}
       </div>
+      {busy && task?.task === 'reassemble' && <TaskBar label="Reassemble progress" done={task.done} total={task.total} />}
       {result && (
         <div className={`banner ${result.matched ? 'ok' : 'error'}`} role="status" data-testid="reassemble-result">
           <strong>{result.matched ? 'Checksum matches' : 'Checksum MISMATCH'}</strong>

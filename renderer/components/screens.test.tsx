@@ -9,6 +9,7 @@ import { countStates, emptyStates } from '../store/selectors.ts';
 import { batch, offlineStore } from '../test-support.ts';
 import { ConfigScreen } from './ConfigScreen.tsx';
 import { IngestScreen } from './IngestScreen.tsx';
+import { ReassembleCard } from './ReceivedScreen.tsx';
 import { groupByNode, layoutCells } from './DistributionMap.tsx';
 
 afterEach(cleanup);
@@ -222,3 +223,22 @@ describe('editor diagnostics', () => {
     expect(tokenLength('x')).toBe(1);
   });
 });
+
+describe('ReassembleCard', () => {
+  it("shows a reassemble's progress while it runs, and no other task's", () => {
+    const store = offlineStore();
+    show(store, <ReassembleCard keys={['data/a.bin']} />);
+    expect(screen.queryByRole('progressbar')).toBeNull();
+    act(() => store.setState((s) => ({ received: { ...s.received, reassembling: true } })));
+    act(() => store.getState().setTaskProgress({ task: 'verify', done: 3, total: 4 }));
+    expect(screen.queryByRole('progressbar')).toBeNull();
+    act(() => store.getState().setTaskProgress({ task: 'reassemble', done: 150, total: 200 }));
+    const bar = screen.getByRole('progressbar', { name: 'Reassemble progress' });
+    expect(bar.getAttribute('aria-valuenow')).toBe('75');
+    expect((bar.firstElementChild as HTMLElement).style.width).toBe('75%');
+    expect((screen.getByRole('button', { name: 'Reassembling…' }) as HTMLButtonElement).disabled).toBe(true);
+    act(() => store.setState((s) => ({ received: { ...s.received, reassembling: false } })));
+    expect(screen.queryByRole('progressbar')).toBeNull();
+  });
+});
+

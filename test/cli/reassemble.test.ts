@@ -1,7 +1,7 @@
 // `cloud-ingest reassemble` through the real CLI: it writes only to a new path (or, with --force, over an existing
 // regular file), never replaces a folder, a link or a device; it refuses a manifest whose offsets and sizes do not
 // add up, naming the manifest and the chunk; and the checksum it reports is that of the file as written.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import type { Manifest } from '../../shared/types.ts';
 import { badProject, cli, defaultYaml, EXIT, expectCleanExit, removeBadProjects } from '../bad-input/helpers.ts';
 import type { BadProject } from '../bad-input/helpers.ts';
+import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
+import { CLI } from '../helpers/agents.ts';
 
 const MiB = 1024 * 1024;
 const BIG = 'big.bin';
@@ -161,3 +163,35 @@ describe('reassemble: a hand-edited manifest', () => {
     });
   }
 });
+
+/** The CLI run on a terminal (util-linux `script` gives it one): everything it drew, stdout and stderr together. */
+function onTerminal(args: string[]): { status: number | null; screen: string } {
+  const quote = (arg: string): string => `'${arg.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, ...ENGINE_NODE_FLAGS, CLI, ...args].map(quote).join(' ');
+  const r = spawnSync('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: p.root, env: { ...process.env, TERM: 'xterm' }, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, screen: r.stdout };
+}
+
+describe('reassemble and verify on a terminal', () => {
+  it('reassemble draws the bytes written, then the bytes checked, each up to 100%, then its result', async () => {
+    const out = join(await outDir(), 'big.bin');
+    const { status, screen } = onTerminal(['reassemble', '--config', p.configPath, '--manifest', manifestPath, '--file', BIG, '--out', out]);
+    expect(status, screen).toBe(EXIT.ok);
+    const drawn = screen.split(new RegExp(`\r${String.fromCharCode(27)}\\[2K|\r?\n`)).filter(Boolean);
+    const writing = drawn.findIndex((l) => /^writing .* of 2\.5 MiB \(100%\)$/.test(l));
+    const checking = drawn.findIndex((l) => /^checking .* of 2\.5 MiB \(100%\)$/.test(l));
+    expect(writing, screen).toBeGreaterThanOrEqual(0);
+    expect(checking, screen).toBeGreaterThan(writing);
+    expect(drawn.findIndex((l) => l.startsWith(`ok: ${BIG} → `)), screen).toBeGreaterThan(checking);
+    expect((await readFile(out)).equals(bigBytes)).toBe(true);
+  });
+
+  it('verify draws the copies checked, up to all of them, then its verdict', () => {
+    const { status, screen } = onTerminal(['verify', '--config', p.configPath, '--manifest', manifestPath]);
+    expect(status, screen).toBe(EXIT.ok);
+    const copies = manifest.chunks.reduce((n, c) => n + c.copies.length, 0);
+    expect(screen).toContain(`checking copies ${copies}/${copies}`);
+    expect(screen).toMatch(new RegExp(`checking copies ${copies}/${copies}\\r?\\n${copies}/${copies} chunk copies match the manifest: all chunks verified`));
+  });
+});
+

@@ -7,6 +7,7 @@ import { NoHealthyNodeError, runIngest } from '../../electron/engine/ingest.ts';
 import { chunkFileName } from '../../electron/engine/chunk-names.ts';
 import { chunkSubfolder } from '../../electron/engine/chunk-names.ts';
 import { reassembleFile } from '../../electron/engine/reassemble.ts';
+import type { ReassembleProgress } from '../../electron/engine/reassemble.ts';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { verifyRun } from '../../electron/engine/verify.ts';
 import type { IngestEvent } from '../../shared/types.ts';
@@ -200,9 +201,21 @@ describe('reassemble', () => {
     const { manifest, manifestPath } = await runIngest({ loaded, detection: detection('local') });
     for (const chunk of manifest.chunks) await truncate(chunk.copies[0]!.location, chunk.size - 100);
     const out = join(root, 'r.out');
-    const report = await reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: out });
+    const progress: ReassembleProgress[] = [];
+    const report = await reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: out, onProgress: (p) => progress.push(p) });
     expect(report.matched).toBe(true);
     expect((await readFile(out)).equals(await readFile(join(data, 'r.bin')))).toBe(true);
+    // Progress: the bytes written (a short copy's bytes not counted twice), then the bytes checked, each rising to the size.
+    const size = 5 * MIB + 5;
+    const phases = progress.map((p) => p.phase);
+    expect(phases.indexOf('checking')).toBe(phases.lastIndexOf('writing') + 1);
+    for (const phase of ['writing', 'checking'] as const) {
+      const bytes = progress.filter((p) => p.phase === phase).map((p) => p.bytes);
+      expect(bytes.length).toBeGreaterThan(1);
+      expect(bytes).toEqual([...bytes].sort((a, b) => a - b));
+      expect(bytes.at(-1)).toBe(size);
+    }
+    expect(progress.every((p) => p.total === size && p.bytes <= size)).toBe(true);
     // With every copy cut short there is no good one: the error names each copy, and no output is left.
     for (const chunk of manifest.chunks) await truncate(chunk.copies[1]!.location, 10);
     const failed = reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: join(root, 'r2.out') });

@@ -303,8 +303,10 @@ export function defineNodeSuite(kind: NodeTarget['kind'], factory: NodeFactory):
         const dir = await tempDir('ci-copy-into-');
         const out = join(dir, 'out.bin');
         await writeFile(out, Buffer.alloc(5 * MiB, 0x55));
-        const whole = await fixture.node.copyStoredInto!(meta.id, { offset: 0, length: bytes.length }, { path: out, at: MiB }, 'md5', pool);
+        let heard = 0;
+        const whole = await fixture.node.copyStoredInto!(meta.id, { offset: 0, length: bytes.length }, { path: out, at: MiB }, 'md5', pool, { onBytes: (n) => (heard += n) });
         expect(whole).toEqual({ hex: md5(bytes), storedBytes: bytes.length });
+        expect(heard).toBe(bytes.length);
         const range = await fixture.node.copyStoredInto!(meta.id, { offset: 1000, length: 5000 }, { path: out, at: 0 }, 'sha256', pool);
         expect(range).toEqual({ hex: createHash('sha256').update(bytes.subarray(1000, 6000)).digest('hex'), storedBytes: bytes.length });
         const written = await readFile(out);

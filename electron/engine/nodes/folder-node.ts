@@ -373,10 +373,10 @@ export class FolderNode implements NodeTarget {
   }
 
   /** `range` of the stored copy into `into.path` at `into.at`, copied and hashed on a hashing thread (see NodeTarget). */
-  async copyStoredInto(chunkId: string, range: { offset: number; length: number }, into: { path: string; at: number }, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<{ hex: string; storedBytes: number }> {
+  async copyStoredInto(chunkId: string, range: { offset: number; length: number }, into: { path: string; at: number }, algorithm: ChecksumAlgorithm, pool: HashPool, options: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<{ hex: string; storedBytes: number }> {
     const { path, size } = await this.storedFile(chunkId);
     const job = { algorithm, source: path, offset: range.offset, length: range.length, target: into.path, into: into.at };
-    const copied = await pool.copyFile(job, signal ? { signal } : {});
+    const copied = await pool.copyFile(job, options);
     return { hex: copied.checksum.hex, storedBytes: size };
   }
 

@@ -116,10 +116,10 @@ export interface NodeTarget {
   /**
    * Optional, with checksumStored: copies `range` of the stored copy into the existing file `into.path` at byte
    * `into.at`, hashing what it copies, on a hashing thread (reassemble then moves no bytes on the calling thread).
-   * Gives that checksum and the stored copy's whole size. A missing copy rejects with NodeError 'not_found'; a copy
+   * Gives that checksum and the stored copy's whole size; `onBytes` hears the bytes copied as they go. A missing copy rejects with NodeError 'not_found'; a copy
    * shorter than the range with FileCopyError side 'source'; a failed write with FileCopyError side 'target'.
    */
-  copyStoredInto?(chunkId: string, range: { offset: number; length: number }, into: { path: string; at: number }, algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal): Promise<{ hex: string; storedBytes: number }>;
+  copyStoredInto?(chunkId: string, range: { offset: number; length: number }, into: { path: string; at: number }, algorithm: ChecksumAlgorithm, pool: HashPool, options?: { signal?: AbortSignal; onBytes?: (bytes: number) => void }): Promise<{ hex: string; storedBytes: number }>;
   /**
    * Optional: store a byte range of a local file, copied and hashed on a hashing thread (see HashPool.copyFile).
    * Source-side failures reject with the pool's FileCopyError (side 'source'); the node's own with NodeError.
