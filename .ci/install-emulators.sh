@@ -7,6 +7,7 @@
 #   - nats-server (Debian), for the cluster pull-mode tests and `npm run bench:cluster`
 #   - rclone (Debian), for `npm run bench:sources` only: a failure here is tolerated
 #   - fincore (Debian util-linux-extra, not on minimal images), which the page-cache tests read residency with
+#   - script (Debian bsdutils), which gives the CLI a terminal in the tests of its live progress lines
 # s3rver and Azurite come from npm (devDependencies), nothing to do for them here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >
 fi
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v fincore >/dev/null 2>&1 || need_apt+=(util-linux-extra)
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
