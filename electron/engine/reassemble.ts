@@ -293,13 +293,19 @@ async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, no
       const through = { pool, algorithm: manifest.checksumAlgorithm, ...(signal ? { signal } : {}), onBytes: bytes.add };
       const written = node.copyStoredInto ? await copyOnThread(node, node.copyStoredInto, chunk, out.path, through) : await streamCopy(node, chunk, out.handle, through);
       if (written.hex === chunk.checksum && written.bytes === chunk.size) return;
-      failures.push(`${copy.nodeId}: ${written.hex === undefined ? `holds fewer than the chunk's ${chunk.size} bytes` : `checksum ${written.hex} (${written.bytes} bytes) instead of ${chunk.checksum}`}`);
+      failures.push(`${copy.nodeId}: ${whyBad(written, chunk)}`);
     } catch (error) {
       if (signal?.aborted || (error instanceof FileCopyError && error.side === 'target')) throw error;
       failures.push(`${copy.nodeId}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   throw new ReassembleError(`No good copy of ${chunk.id}: ${failures.join('; ')}. Fix: run verify to see which nodes lost data, then ingest again.`);
+}
+
+function whyBad(written: Written, chunk: PieceChunk): string {
+  if (written.hex === undefined) return `holds fewer than the chunk's ${chunk.size} bytes`;
+  if (written.bytes !== chunk.size) return `holds ${written.bytes} bytes, not the chunk's ${chunk.size}`;
+  return `checksum ${written.hex} instead of ${chunk.checksum}`;
 }
 
 /** What a copy gave: the checksum of the bytes written (undefined: it ended short) and its size. */

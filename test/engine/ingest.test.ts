@@ -221,6 +221,14 @@ describe('reassemble', () => {
     const failed = reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: join(root, 'r2.out') });
     await expect(failed).rejects.toThrow(/No good copy of r\.bin_chunk_0: node-\d: holds fewer than the chunk's \d+ bytes; node-\d: holds fewer/);
     expect((await readdir(root)).filter((name) => name.includes('r2.out'))).toEqual([]);
+    // Copies that hold the chunk's bytes and more are not the chunk either, though what the chunk's length covers matches.
+    const original = await readFile(join(data, 'r.bin'));
+    for (const chunk of manifest.chunks) {
+      const extended = Buffer.concat([original.subarray(chunk.offset, chunk.offset + chunk.size), Buffer.alloc(10, 1)]);
+      for (const copy of chunk.copies) await writeFile(copy.location, extended);
+    }
+    const longer = reassembleFile({ loaded, manifestPath, key: 'r.bin', outPath: join(root, 'r3.out') });
+    await expect(longer).rejects.toThrow(/No good copy of r\.bin_chunk_0: node-\d: holds 1048586 bytes, not the chunk's 1048576; node-\d: holds 1048586 bytes/);
   });
 });
 
