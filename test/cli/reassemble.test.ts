@@ -166,7 +166,8 @@ describe('reassemble: a hand-edited manifest', () => {
 
 /** The CLI run on a terminal (util-linux `script` gives it one): everything it drew, stdout and stderr together. */
 function onTerminal(args: string[]): { status: number | null; screen: string } {
-  const quote = (arg: string): string => `'${arg.replace(/'/g, `'\\''`)}'`;
+  // Each argument in single quotes for the shell that script starts; a quote inside becomes '\'' (close, escaped, reopen).
+  const quote = (arg: string): string => "'" + arg.replaceAll("'", "'\\''") + "'";
   const command = [process.execPath, ...ENGINE_NODE_FLAGS, CLI, ...args].map(quote).join(' ');
   const r = spawnSync('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: p.root, env: { ...process.env, TERM: 'xterm' }, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, screen: r.stdout };
