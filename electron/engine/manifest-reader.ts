@@ -44,14 +44,7 @@ export class ManifestReader {
       }
     }
     if (section !== 'tail') return ManifestReader.parsedWhole(path);
-    let parsed: Tail;
-    try {
-      parsed = JSON.parse(`{\n${tail}`) as Tail;
-    } catch (error) {
-      throw manifestErrors.notJson(path, error, 'a tail after its chunks');
-    }
-    if (!Array.isArray(parsed.nodes)) throw manifestErrors.notOurs(path);
-    return new ManifestReader(path, head, parsed, copies);
+    return new ManifestReader(path, head, parseTail(path, tail), copies);
   }
 
   private static async parsedWhole(path: string): Promise<ManifestReader> {
@@ -82,12 +75,89 @@ export class ManifestReader {
   }
 }
 
+/** What lookUpFile finds: the file's entry (undefined if the manifest has none) and the chunks it is rebuilt from. */
+export interface FileLookup {
+  head: ManifestHead;
+  nodes: Manifest['nodes'];
+  file: ManifestFile | undefined;
+  /** A chunked file's chunks, or a packed file's shard; in manifest order. */
+  chunks: ManifestChunk[];
+  /** The manifest's first few keys (SOME_KEYS), to name in an error when `file` is undefined; `moreKeys` if it has others. */
+  someKeys: string[];
+  moreKeys: boolean;
+}
+
+/** How many of a manifest's keys a lookup keeps to name. */
+const SOME_KEYS = 10;
+
+/**
+ * One file of a manifest and its chunks, in one pass that parses only the lines that can name them (and the first
+ * few files): reassembling one file of a million-file run holds that file, not the manifest.
+ */
+export async function lookUpFile(path: string, key: string): Promise<FileLookup> {
+  const head = await readManifestHead(path);
+  const keyField = `"key":${JSON.stringify(key)}`;
+  const found: FileLookup = { head, nodes: [], file: undefined, chunks: [], someKeys: [], moreKeys: false };
+  let wanted: string | undefined; // the chunks' "file" (or the shard's "id") once the file is found, JSON-quoted
+  let section: Section | 'tail' | undefined;
+  let tail = '';
+  for await (const { line, at } of sectionLines(path)) {
+    if (at === 'files' || at === 'chunks') section = at;
+    else if (at === 'after') {
+      section = 'tail';
+      tail += `${line}\n`;
+    } else if (at !== 'entry') continue;
+    else if (!isWholeEntry(line)) return lookUpInWhole(await readManifest(path), key);
+    else if (section === 'files') {
+      const some = found.someKeys.length < SOME_KEYS;
+      if (!some) found.moreKeys = true;
+      if (!some && (found.file || !line.includes(keyField))) continue;
+      const file = parseEntry(path, line) as ManifestFile;
+      if (some) found.someKeys.push(file.key);
+      if (found.file || file.key !== key) continue;
+      found.file = file;
+      wanted = JSON.stringify(file.packed ? file.packed.shard : key);
+    } else if (section === 'chunks' && wanted !== undefined && line.includes(wanted)) {
+      const chunk = parseEntry(path, line) as ManifestChunk;
+      if (JSON.stringify(found.file?.packed ? chunk.id : chunk.file) === wanted) found.chunks.push(chunk);
+    }
+  }
+  if (section !== 'tail') return lookUpInWhole(await readManifest(path), key);
+  found.nodes = parseTail(path, tail).nodes;
+  return found;
+}
+
+function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
+  const file = manifest.files.find((f) => f.key === key);
+  const chunks = !file ? [] : file.packed ? manifest.chunks.filter((c) => c.id === file.packed?.shard) : manifest.chunks.filter((c) => c.file === key);
+  return { head: manifest, nodes: manifest.nodes, file, chunks, someKeys: manifest.files.slice(0, SOME_KEYS).map((f) => f.key), moreKeys: manifest.files.length > SOME_KEYS };
+}
+
+function parseTail(path: string, tail: string): Tail {
+  let parsed: Tail;
+  try {
+    parsed = JSON.parse(`{\n${tail}`) as Tail;
+  } catch (error) {
+    throw manifestErrors.notJson(path, error, 'a tail after its chunks');
+  }
+  if (!Array.isArray(parsed.nodes)) throw manifestErrors.notOurs(path);
+  return parsed;
+}
+
 /**
  * The manifest's lines, each marked: the line opening `files` or `chunks`, an entry inside either, a line after
  * `chunks` (the tail), or anything else (the head, closing brackets).
  */
 async function* sectionLines(path: string): AsyncGenerator<{ line: string; at: Section | 'entry' | 'after' | 'other' }> {
-  const lines = createInterface({ input: createReadStream(path, { highWaterMark: 1024 * 1024 }), crlfDelay: Infinity });
+  const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  try {
+    yield* markedLines(createInterface({ input, crlfDelay: Infinity }));
+  } finally {
+    input.destroy(); // a reader that stops early (a lookup found its entry) closes the file now, not when collected
+  }
+}
+
+async function* markedLines(lines: AsyncIterable<string>): AsyncGenerator<{ line: string; at: Section | 'entry' | 'after' | 'other' }> {
   let inside: Section | undefined;
   let afterChunks = false;
   for await (const line of lines) {

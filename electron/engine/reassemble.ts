@@ -6,13 +6,14 @@ import { chmod, link, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promi
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { ChecksumAlgorithm } from '../../shared/config/types.ts';
 import type { Manifest, ManifestChunk, ManifestFile, ReassembleReport } from '../../shared/types.ts';
 import type { LoadedConfig } from './config.ts';
 import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { fileChecksum } from './chunks.ts';
 import { forEachLimited } from './limit.ts';
-import { readManifest } from './manifest.ts';
+import { lookUpFile } from './manifest-reader.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
 import { memberChunk, readPiece } from './pack/member.ts';
@@ -56,27 +57,29 @@ export interface ReassembleProgress {
 }
 
 export async function reassembleFile(options: ReassembleOptions): Promise<ReassembleReport> {
-  const manifest = await readManifest(options.manifestPath);
-  const file = manifest.files.find((f) => f.key === options.key);
+  // Streamed: only the file's entry and its chunks are parsed and held (a million-file manifest is ~240 MB of text).
+  const found = await lookUpFile(options.manifestPath, options.key);
+  const file = found.file;
   if (!file) {
-    const known = manifest.files.slice(0, 10).map((f) => f.key).join(', ');
-    throw new ReassembleInputError(`${options.key} is not in manifest ${options.manifestPath}. Fix: use one of its files: ${known}${manifest.files.length > 10 ? ', ...' : ''}.`);
+    const known = `${found.someKeys.join(', ')}${found.moreKeys ? ', ...' : ''}`;
+    throw new ReassembleInputError(`${options.key} is not in manifest ${options.manifestPath}. Fix: use one of its files: ${known}.`);
   }
-  const chunks = file.packed ? [packedLayout(options.manifestPath, manifest, file)] : chunkLayout(options.manifestPath, manifest, file);
+  const { status, checksumAlgorithm: algorithm } = found.head;
+  const chunks = file.packed ? [packedLayout(options.manifestPath, found.chunks[0], file, status)] : chunkLayout(options.manifestPath, file, found.chunks, status);
   const outPath = resolve(options.outPath);
   const replacing = await checkOutputPath(outPath, options.force === true);
   const pool = options.pool ?? sharedHashPool();
-  const nodes = nodesForManifest(options.loaded, manifest.nodes);
+  const nodes = nodesForManifest(options.loaded, found.nodes);
   await mkdir(dirname(outPath), { recursive: true });
   const temp = join(dirname(outPath), `.${basename(outPath)}.${randomBytes(4).toString('hex')}.part`);
   const handle = await open(temp, 'wx');
   try {
     const progress = options.onProgress;
     const total = file.size;
-    await writeChunks({ handle, path: temp }, chunks, manifest, nodes, pool, options.signal, progress && ((bytes) => progress({ phase: 'writing', bytes, total })));
+    await writeChunks({ handle, path: temp }, chunks, algorithm, nodes, pool, options.signal, progress && ((bytes) => progress({ phase: 'writing', bytes, total })));
     await handle.close();
-    const written = await hashWritten(temp, chunks, manifest.checksumAlgorithm, pool, options.signal, progress && ((bytes) => progress({ phase: 'checking', bytes, total })));
-    const actual = fileChecksum(manifest.checksumAlgorithm, written.chunkDigests);
+    const written = await hashWritten(temp, chunks, algorithm, pool, options.signal, progress && ((bytes) => progress({ phase: 'checking', bytes, total })));
+    const actual = fileChecksum(algorithm, written.chunkDigests);
     await placeOutput(temp, outPath, replacing);
     const matched = actual === file.checksum && written.bytes === file.size;
     return { key: file.key, outPath, bytes: written.bytes, expected: file.checksum, actual, matched, md5Hex: written.md5Hex };
@@ -94,14 +97,13 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
  * non-negative safe integers, each chunk starting where the one before ends, the last ending at the file's size.
  * A hand-edited or damaged manifest would otherwise write at a negative, non-numeric or huge position.
  */
-function chunkLayout(manifestPath: string, manifest: Manifest, file: ManifestFile): ManifestChunk[] {
+function chunkLayout(manifestPath: string, file: ManifestFile, ofFile: readonly ManifestChunk[], status: Manifest['status']): ManifestChunk[] {
   const bad = (what: string): ReassembleInputError =>
     new ReassembleInputError(`${manifestPath}: ${what}. Fix: pass the manifest the run wrote (it is not meant to be edited), or ingest ${file.key} again.`);
   if (!isByteCount(file.size)) throw bad(`${file.key}: size ${JSON.stringify(file.size)} is not a byte count`);
   if (!isByteCount(file.chunkCount)) throw bad(`${file.key}: chunkCount ${JSON.stringify(file.chunkCount)} is not a count`);
   const byIndex = new Map<number, ManifestChunk>();
-  for (const chunk of manifest.chunks) {
-    if (chunk.file !== file.key) continue;
+  for (const chunk of ofFile) {
     if (!isByteCount(chunk.index)) throw bad(`${chunk.id}: index ${JSON.stringify(chunk.index)} is not a chunk number`);
     const twin = byIndex.get(chunk.index);
     if (twin) throw bad(`${twin.id} and ${chunk.id} both have index ${chunk.index}`);
@@ -110,7 +112,7 @@ function chunkLayout(manifestPath: string, manifest: Manifest, file: ManifestFil
   if (byIndex.size !== file.chunkCount) {
     const missing = Array.from({ length: file.chunkCount }, (_, i) => i).find((i) => !byIndex.has(i));
     const detail = missing !== undefined ? `${file.key}_chunk_${missing} is missing` : `there are ${byIndex.size}`;
-    throw bad(`${file.key} has ${file.chunkCount} chunks (chunkCount) but the manifest lists ${byIndex.size} (the run was ${manifest.status}): ${detail}`);
+    throw bad(`${file.key} has ${file.chunkCount} chunks (chunkCount) but the manifest lists ${byIndex.size} (the run was ${status}): ${detail}`);
   }
   const chunks: ManifestChunk[] = [];
   let end = 0;
@@ -129,8 +131,8 @@ function chunkLayout(manifestPath: string, manifest: Manifest, file: ManifestFil
 }
 
 /** A packed file: one piece of its shard (ingestion.pack_below_mb). */
-function packedLayout(manifestPath: string, manifest: Manifest, file: ManifestFile): PieceChunk {
-  const piece = memberChunk(manifest, file);
+function packedLayout(manifestPath: string, shard: ManifestChunk | undefined, file: ManifestFile, status: Manifest['status']): PieceChunk {
+  const piece = memberChunk(shard, file, status);
   if (typeof piece === 'string') throw new ReassembleInputError(`${manifestPath}: ${piece}. Fix: pass the manifest the run wrote (it is not meant to be edited), or ingest ${file.key} again.`);
   return piece;
 }
@@ -194,7 +196,7 @@ async function placeOutput(temp: string, outPath: string, replacing: Stats | und
  * Reads the written file back on the hashing threads (its bytes never cross to this one): each chunk's digest in
  * the manifest's algorithm, and the whole file's plain MD5 beside them.
  */
-async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Manifest['checksumAlgorithm'], pool: HashPool, signal?: AbortSignal, onChecked?: (bytes: number) => void): Promise<{ chunkDigests: string[]; md5Hex: string; bytes: number }> {
+async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: ChecksumAlgorithm, pool: HashPool, signal?: AbortSignal, onChecked?: (bytes: number) => void): Promise<{ chunkDigests: string[]; md5Hex: string; bytes: number }> {
   const whole = pool.sequence('md5');
   const wholeRead = whole.addFile(path, signal);
   try {
@@ -214,17 +216,18 @@ async function hashWritten(path: string, chunks: ManifestChunk[], algorithm: Man
 }
 
 /**
- * Writes every chunk at its offset, as many at once as there are hashing threads; the first failure stops new ones
- * from starting and, once those running have ended, is thrown.
+ * Writes every chunk at its offset, as many at once as there are hashing threads. A failure stops new ones from
+ * starting; once those running have ended, the failure of the first chunk in the file that failed is thrown (the
+ * same one whichever thread was quicker).
  */
-async function writeChunks(out: Output, chunks: readonly PieceChunk[], manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal, onWritten?: (bytes: number) => void): Promise<void> {
-  let failure: { error: unknown } | undefined;
+async function writeChunks(out: Output, chunks: readonly PieceChunk[], algorithm: ChecksumAlgorithm, nodes: Map<string, NodeTarget>, pool: HashPool, signal?: AbortSignal, onWritten?: (bytes: number) => void): Promise<void> {
+  let failure: { error: unknown; index: number } | undefined;
   const written = new WrittenBytes(chunks.length, onWritten);
   const write = async (chunk: PieceChunk, index: number): Promise<void> => {
     try {
-      await writeChunk(out, chunk, manifest, nodes, pool, signal, written.counter(index));
+      await writeChunk(out, chunk, algorithm, nodes, pool, signal, written.counter(index));
     } catch (error) {
-      failure ??= { error };
+      if (!failure || index < failure.index) failure = { error, index };
     }
   };
   await forEachLimited(chunks, pool.size, write, () => failure !== undefined);
@@ -280,7 +283,7 @@ interface Output {
  * machine (NodeTarget.copyStoredInto) is copied and hashed on a hashing thread; any other streams through a tap.
  * A write into the output that fails ends the rebuild: another copy would fail the same way.
  */
-async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, nodes: Map<string, NodeTarget>, pool: HashPool, signal: AbortSignal | undefined, bytes: ChunkBytes): Promise<void> {
+async function writeChunk(out: Output, chunk: PieceChunk, algorithm: ChecksumAlgorithm, nodes: Map<string, NodeTarget>, pool: HashPool, signal: AbortSignal | undefined, bytes: ChunkBytes): Promise<void> {
   const failures: string[] = [];
   for (const copy of chunk.copies) {
     const node = nodes.get(copy.nodeId);
@@ -290,7 +293,7 @@ async function writeChunk(out: Output, chunk: PieceChunk, manifest: Manifest, no
     }
     try {
       bytes.start();
-      const through = { pool, algorithm: manifest.checksumAlgorithm, ...(signal ? { signal } : {}), onBytes: bytes.add };
+      const through = { pool, algorithm, ...(signal ? { signal } : {}), onBytes: bytes.add };
       const written = node.copyStoredInto ? await copyOnThread(node, node.copyStoredInto, chunk, out.path, through) : await streamCopy(node, chunk, out.handle, through);
       if (written.hex === chunk.checksum && written.bytes === chunk.size) return;
       failures.push(`${copy.nodeId}: ${whyBad(written, chunk)}`);
@@ -317,7 +320,7 @@ interface Written {
 /** How a copy is made: hashed on `pool` in `algorithm`, `onBytes` hearing the bytes written as they go. */
 interface CopyThrough {
   pool: HashPool;
-  algorithm: Manifest['checksumAlgorithm'];
+  algorithm: ChecksumAlgorithm;
   signal?: AbortSignal;
   onBytes: (bytes: number) => void;
 }

@@ -1,10 +1,12 @@
 // Child process of million.test.ts, run under a heap cap: `write DIR COUNT` journals COUNT delivered chunks the
 // way a run does (journal, spill, streamed manifest); `resume DIR COUNT` reads that journal back as `run --resume`
-// does and looks chunks up in it. Prints one JSON line of figures.
+// does and looks chunks up in it; `lookup DIR COUNT` finds files in the manifest as `reassemble --file` does.
+// Prints one JSON line of figures.
 import { join } from 'node:path';
 import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { PlannedChunk } from '../../electron/engine/chunks.ts';
 import { JournalWriter, readJournal } from '../../electron/engine/journal.ts';
+import { lookUpFile } from '../../electron/engine/manifest-reader.ts';
 import { writeJsonAtomic } from '../../electron/engine/manifest.ts';
 import { ResumeIndex } from '../../electron/engine/resume.ts';
 import { RunSpill } from '../../electron/engine/run-spill.ts';
@@ -71,6 +73,18 @@ async function resume(): Promise<Record<string, number>> {
   return { chunks: size, found, changed, reread };
 }
 
-const figures = phase === 'write' ? await write() : await resume();
+/** The first, a middle and the last file, each with its one chunk, and a key the manifest lacks. */
+async function lookup(): Promise<Record<string, number>> {
+  let found = 0;
+  for (const i of [0, Math.floor(count / 2), count - 1]) {
+    const { file, chunks, nodes } = await lookUpFile(join(dir!, 'run.json'), key(i));
+    const want = delivered(planned(i));
+    if (file?.key === key(i) && file.checksum === want.checksum && chunks.length === 1 && chunks[0]!.id === want.id && Array.isArray(nodes)) found++;
+  }
+  const missing = await lookUpFile(join(dir!, 'run.json'), 'train/none.jpg');
+  return { found, missingFound: missing.file ? 1 : 0, keysNamed: missing.someKeys.length, moreKeys: missing.moreKeys ? 1 : 0 };
+}
+
+const figures = phase === 'write' ? await write() : phase === 'resume' ? await resume() : await lookup();
 const memory = process.memoryUsage();
 process.stdout.write(`${JSON.stringify({ ...figures, heapUsedMb: Math.round(memory.heapUsed / 2 ** 20), rssMb: Math.round(memory.rss / 2 ** 20) })}\n`);

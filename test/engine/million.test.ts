@@ -15,7 +15,7 @@ const MILLION = 1_000_000;
 const HEAP_CAP_MB = 64;
 const CHILD = join(import.meta.dirname, 'million-child.ts');
 
-function child(phase: 'write' | 'resume', dir: string): Record<string, number> {
+function child(phase: 'write' | 'resume' | 'lookup', dir: string): Record<string, number> {
   const run = spawnSync(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, CHILD, phase, dir, String(MILLION)], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
   expect(run.stderr.replace(/^.*ExperimentalWarning.*\n?/gm, '')).toBe('');
   expect(run.status).toBe(0);
@@ -33,7 +33,7 @@ async function countMembers(path: string, names: string[]): Promise<Record<strin
 }
 
 describe('a million files (issue 15)', () => {
-  it(`a million-entry journal and manifest are written, and the journal read back to resume, within a ${HEAP_CAP_MB} MB heap`, async () => {
+  it(`a million-entry journal and manifest are written, the journal read back to resume and files looked up in the manifest, within a ${HEAP_CAP_MB} MB heap`, async () => {
     const dir = await tempDir('ci-million-');
     const written = child('write', dir);
     expect(written.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
@@ -45,6 +45,11 @@ describe('a million files (issue 15)', () => {
     const resumed = child('resume', dir);
     expect(resumed).toMatchObject({ chunks: MILLION, found: Math.ceil(MILLION / 997), changed: 1, reread: 1 });
     expect(resumed.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
+
+    // reassemble --file KEY finds its file and chunks in the manifest without holding it (it once parsed it whole).
+    const looked = child('lookup', dir);
+    expect(looked).toMatchObject({ found: 3, missingFound: 0, keysNamed: 10, moreKeys: 1 });
+    expect(looked.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
   }, 600_000);
 });
 

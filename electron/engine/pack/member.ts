@@ -31,12 +31,11 @@ export function shardMembers(manifest: Manifest): Map<string, ManifestFile[]> {
 
 /**
  * A packed file as the one chunk it is rebuilt from: its shard's copies, read from `within`. A message instead
- * when the manifest's entry does not fit its shard (a damaged or edited manifest).
+ * when the manifest's entry does not fit its shard, or names none it lists (a damaged or edited manifest).
  */
-export function memberChunk(manifest: Manifest, file: ManifestFile): PieceChunk | string {
+export function memberChunk(shard: ManifestChunk | undefined, file: ManifestFile, status: Manifest['status']): PieceChunk | string {
   const packed = file.packed!;
-  const shard = manifest.chunks.find((c) => c.id === packed.shard);
-  if (!shard) return `${file.key} is packed into shard ${JSON.stringify(packed.shard)}, which the manifest does not list (the run was ${manifest.status})`;
+  if (!shard) return `${file.key} is packed into shard ${JSON.stringify(packed.shard)}, which the manifest does not list (the run was ${status})`;
   if (!isByteCount(packed.offset) || !isByteCount(file.size) || packed.offset + file.size > shard.size) {
     return `${file.key}: offset ${JSON.stringify(packed.offset)} and size ${JSON.stringify(file.size)} do not fit inside shard ${shard.id} (${shard.size} bytes)`;
   }
