@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
-import { manifestErrors, readManifest, readManifestHead } from './manifest.ts';
+import { manifestErrors, RawJson, readManifest, readManifestHead } from './manifest.ts';
 import type { ManifestHead } from './manifest.ts';
 
 type Section = 'files' | 'chunks';
@@ -59,6 +59,20 @@ export class ManifestReader {
 
   async *chunks(): AsyncGenerator<ManifestChunk> {
     yield* this.entries<ManifestChunk>('chunks');
+  }
+
+  /** A section's entries as their JSON text, as written (an older layout's entries written anew), to copy them. */
+  async *rawEntries(wanted: Section): AsyncGenerator<RawJson> {
+    if (this.whole) {
+      for (const entry of this.whole[wanted]) yield new RawJson(JSON.stringify(entry));
+      return;
+    }
+    let section: Section | undefined;
+    for await (const { line, at } of sectionLines(this.path)) {
+      if (at === 'files' || at === 'chunks') section = at;
+      else if (at === 'entry' && section === wanted) yield new RawJson(entryText(line));
+      else if (section === wanted) return;
+    }
   }
 
   private async *entries<T>(wanted: Section): AsyncGenerator<T> {
@@ -184,9 +198,14 @@ function isWholeEntry(line: string): boolean {
   return text.trimStart().startsWith('{') && (text.endsWith('}') || text.endsWith('},'));
 }
 
+/** An entry line's JSON (`    {...},` without its indent and comma). */
+function entryText(line: string): string {
+  return line.trim().replace(/,$/, '');
+}
+
 /** An entry line (`    {...},`) parsed. */
 function parseEntry(path: string, line: string): unknown {
-  const text = line.trim().replace(/,$/, '');
+  const text = entryText(line);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

@@ -3,17 +3,19 @@
 // short of `replicas` their missing copies, and write the manifest's next version. Every action is journaled;
 // running repair again after an interruption restores only what is still wrong.
 import type { Readable } from 'node:stream';
-import type { Manifest, ManifestChunk, RepairAction, RepairEvent, RepairReport, VerifyProblem } from '../../shared/types.ts';
+import type { ChunkShortfall, Manifest, ManifestChunk, ManifestFile, RepairAction, RepairEvent, RepairReport, VerifyProblem } from '../../shared/types.ts';
 import { Placer } from '../../shared/placement.ts';
 import type { LoadedConfig } from './config.ts';
 import { errorText } from './delivery.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { FileCopyError, HashPool } from './hash/pool.ts';
 import { JournalWriter } from './journal.ts';
-import { forEachLimited, Slots } from './limit.ts';
-import { nextManifestPath, readManifest, writeJsonAtomic } from './manifest.ts';
+import { forEachLimited, forEachStreamed, Slots } from './limit.ts';
+import { nextManifestPath, StreamedArray, writeJsonAtomic } from './manifest.ts';
+import type { RawJson } from './manifest.ts';
+import { ManifestReader } from './manifest-reader.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
-import { shardFromStore, shardMembers } from './pack/member.ts';
+import { shardFromStore } from './pack/member.ts';
 import { ShardSource } from './pack/source.ts';
 import type { ChunkMeta, NodeTarget } from './nodes/node.ts';
 import { Nodes } from './nodes/nodes.ts';
@@ -43,70 +45,95 @@ export class RepairError extends Error {
   }
 }
 
-/** A chunk that needs copies: the good ones it has, and the nodes whose copies are bad. */
+/** A chunk that needs copies: the good ones it has, and the nodes whose copies are bad; `at`: its place in the manifest. */
 interface Needy {
   chunk: ManifestChunk;
+  at: number;
   good: string[];
   bad: VerifyProblem[];
 }
 
+/**
+ * The manifest is streamed, never held: a pass to survey its chunks, a pass to check the copies in scope, a pass
+ * for the files of the chunks that need their source (if any), and the next version written from the old one line
+ * by line, only the chunks repaired written anew. Held: the chunks that need repair, and the problems found.
+ */
 export async function repairRun(options: RepairOptions): Promise<RepairReport> {
-  const manifest = await readManifest(options.manifestPath);
-  const scope = chunksInScope(manifest, options);
+  const manifest = await ManifestReader.open(options.manifestPath);
   const pool = options.pool ?? sharedHashPool();
-  const nodes = new Nodes(options.nodes ?? [...nodesForManifest(options.loaded, manifest.nodes).values()], pool, { probeIntervalMs: 0 });
+  const nodes = new Nodes(options.nodes ?? [...nodesForManifest(options.loaded, manifest.tail.nodes).values()], pool, { probeIntervalMs: 0 });
   const repair = new Repair(options, manifest, nodes, pool);
   try {
-    return await repair.run(scope);
+    return await repair.run();
   } finally {
     await repair.close();
   }
 }
 
-function chunksInScope(manifest: Manifest, o: RepairOptions): ManifestChunk[] {
-  if (!o.chunkIds && !o.files) return manifest.chunks;
-  const ids = new Set(o.chunkIds ?? []);
-  const files = new Set(o.files ?? []);
-  const scope = manifest.chunks.filter((c) => ids.has(c.id) || files.has(c.file));
-  const unknown = [...ids].filter((id) => !manifest.chunks.some((c) => c.id === id));
-  if (unknown.length > 0) throw new RepairError(`${o.manifestPath} has no chunk ${JSON.stringify(unknown[0])}. Fix: pass chunk ids from that manifest (see \`cloud-ingest verify\`).`);
-  return scope;
+/** The chunks repair looks at: every chunk, or those named by id or by their file (--chunk, --file). */
+class Scope {
+  private readonly ids: Set<string> | undefined;
+  private readonly files: Set<string> | undefined;
+
+  constructor(o: RepairOptions) {
+    this.ids = o.chunkIds || o.files ? new Set(o.chunkIds ?? []) : undefined;
+    this.files = o.chunkIds || o.files ? new Set(o.files ?? []) : undefined;
+  }
+
+  has(chunk: Pick<ManifestChunk, 'id' | 'file'>): boolean {
+    return !this.ids || this.ids.has(chunk.id) || this.files!.has(chunk.file);
+  }
+
+  /** The chunk ids asked for that are not among `seen`. */
+  unknown(seen: ReadonlySet<string>): string[] {
+    return [...(this.ids ?? [])].filter((id) => !seen.has(id));
+  }
 }
 
 class Repair {
   private readonly o: RepairOptions;
-  private readonly manifest: Manifest;
+  private readonly manifest: ManifestReader;
+  private readonly head: ManifestReader['head'];
+  private readonly scope: Scope;
   private readonly nodes: Nodes;
   private readonly pool: HashPool;
   private readonly replicas: number;
+  private readonly width: number;
   private readonly placer = new Placer('balanced');
   private readonly readSlots: Slots;
   private bucket: Promise<Bucket> | undefined;
   private journal: JournalWriter | undefined;
   private readonly changedSources = new Set<string>();
   private readonly actions: RepairAction[] = [];
-  /** Each shard's packed files, once a shard needs its source. */
-  private packed: Map<string, Manifest['files']> | undefined;
-  /** Per chunk in scope: the nodes holding a good copy (checked, or restored). */
+  /** The files of the chunks that need repair, and each such shard's packed files (filesOf). */
+  private readonly files = new Map<string, ManifestFile>();
+  private readonly packed = new Map<string, ManifestFile[]>();
+  /** Per chunk that needs repair: the nodes holding a good copy (checked, or restored). */
   private readonly good = new Map<string, Set<string>>();
+  /** Where the chunks of the manifest's shortfall are in it (survey), to keep the shortfall in manifest order. */
+  private readonly shortAt = new Map<string, number>();
 
-  constructor(o: RepairOptions, manifest: Manifest, nodes: Nodes, pool: HashPool) {
+  constructor(o: RepairOptions, manifest: ManifestReader, nodes: Nodes, pool: HashPool) {
     this.o = o;
     this.manifest = manifest;
+    this.head = manifest.head;
+    this.scope = new Scope(o);
     this.nodes = nodes;
     this.pool = pool;
-    this.replicas = manifest.config.ingestion.replicas;
-    this.readSlots = new Slots(manifest.config.ingestion.max_concurrent_chunks);
-    for (const chunk of manifest.chunks) for (const copy of chunk.copies) this.placer.record(copy.nodeId, chunk.size);
+    this.replicas = this.head.config.ingestion.replicas;
+    this.width = this.head.config.ingestion.max_concurrent_chunks;
+    this.readSlots = new Slots(this.width);
   }
 
-  async run(scope: ManifestChunk[]): Promise<RepairReport> {
+  async run(): Promise<RepairReport> {
+    const copies = await this.survey();
     await this.nodes.registry.recheck(this.o.signal);
-    const { problems, needy, checked } = await this.check(scope);
+    const { problems, needy } = await this.check(copies);
+    if (needy.length > 0) await this.filesOf(needy);
     this.journal = await JournalWriter.open(`${this.o.manifestPath.replace(/\.json$/, '')}.repair.jsonl`);
     let done = 0;
     const total = needy.length;
-    const width = this.manifest.config.ingestion.max_concurrent_chunks;
+    const width = this.width;
     await forEachLimited(needy, width, async (item) => {
       for (const action of await this.restore(item)) {
         this.actions.push(action);
@@ -117,15 +144,15 @@ class Repair {
     }, () => this.o.signal?.aborted === true);
     await this.journal.close();
     this.journal = undefined;
-    const manifestPath = await this.writeNextManifest();
+    const { manifestPath, status } = await this.writeNextManifest(needy);
     const report: RepairReport = {
       previousManifestPath: this.o.manifestPath,
       manifestPath,
-      checked,
+      checked: copies,
       problems,
       actions: this.actions,
       changedSources: [...this.changedSources],
-      status: (await readManifest(manifestPath)).status,
+      status,
     };
     this.emit({ type: 'repair-finished', report });
     return report;
@@ -141,29 +168,69 @@ class Repair {
     this.o.onEvent?.(event);
   }
 
-  /** Every copy in scope re-hashed; chunks with a bad copy, or fewer good copies on live nodes than `replicas`. */
-  private async check(scope: ManifestChunk[]): Promise<{ problems: VerifyProblem[]; needy: Needy[]; checked: number }> {
-    const copies = scope.flatMap((chunk) => chunk.copies.map((copy) => ({ chunk, nodeId: copy.nodeId })));
-    const bad = new Map<string, VerifyProblem[]>();
-    const problems: VerifyProblem[] = [];
-    let done = 0;
-    await forEachLimited(copies, this.manifest.config.ingestion.max_concurrent_chunks, async ({ chunk, nodeId }) => {
-      const problem = await verifyCopy(this.nodes.get(nodeId), chunk, this.manifest.checksumAlgorithm, this.pool, this.o.signal);
-      if (problem) {
-        const located: VerifyProblem = { ...problem, nodeId };
-        problems.push(located);
-        bad.set(chunk.id, [...(bad.get(chunk.id) ?? []), located]);
+  /**
+   * The first pass: every copy counted where it is (placement of restored copies keeps the nodes even), the copies in
+   * scope counted (for progress), chunk ids asked for that the manifest lacks refused.
+   */
+  private async survey(): Promise<number> {
+    const seen = new Set<string>();
+    const short = new Set((this.head.shortfall ?? []).map((s) => s.chunkId));
+    let inScope = 0;
+    let at = 0;
+    for await (const chunk of this.manifest.chunks()) {
+      for (const copy of chunk.copies) this.placer.record(copy.nodeId, chunk.size);
+      if (this.scope.has(chunk)) {
+        inScope += chunk.copies.length;
+        if (this.o.chunkIds) seen.add(chunk.id);
       }
-      this.emit({ type: 'repair-checked', done: ++done, total: copies.length });
-    });
-    const needy: Needy[] = [];
-    for (const chunk of scope) {
-      const badHere = bad.get(chunk.id) ?? [];
-      const good = chunk.copies.map((c) => c.nodeId).filter((id) => !badHere.some((p) => p.nodeId === id) && this.nodes.registry.alive(id));
-      this.good.set(chunk.id, new Set(good));
-      if (badHere.length > 0 || good.length < this.replicas) needy.push({ chunk, good, bad: badHere });
+      if (short.has(chunk.id)) this.shortAt.set(chunk.id, at);
+      at++;
     }
-    return { problems, needy, checked: copies.length };
+    const unknown = this.scope.unknown(seen);
+    if (unknown.length > 0) throw new RepairError(`${this.o.manifestPath} has no chunk ${JSON.stringify(unknown[0])}. Fix: pass chunk ids from that manifest (see \`cloud-ingest verify\`).`);
+    return inScope;
+  }
+
+  /** Every copy in scope re-hashed; chunks with a bad copy, or fewer good copies on live nodes than `replicas`. */
+  private async check(total: number): Promise<{ problems: VerifyProblem[]; needy: Needy[] }> {
+    const problems: VerifyProblem[] = [];
+    const needy: Needy[] = [];
+    let done = 0;
+    const inScope = async function* (this: Repair): AsyncGenerator<{ chunk: ManifestChunk; at: number }> {
+      let at = 0;
+      for await (const chunk of this.manifest.chunks()) if (this.scope.has(chunk)) yield { chunk, at: at++ };
+      else at++;
+    }.call(this);
+    await forEachStreamed(inScope, this.width, async ({ chunk, at }) => {
+      const bad: VerifyProblem[] = [];
+      for (const { nodeId } of chunk.copies) {
+        const problem = await verifyCopy(this.nodes.get(nodeId), chunk, this.head.checksumAlgorithm, this.pool, this.o.signal);
+        if (problem) bad.push({ ...problem, nodeId });
+        this.emit({ type: 'repair-checked', done: ++done, total });
+      }
+      problems.push(...bad);
+      const good = chunk.copies.map((c) => c.nodeId).filter((id) => !bad.some((p) => p.nodeId === id) && this.nodes.registry.alive(id));
+      if (bad.length === 0 && good.length >= this.replicas) return;
+      this.good.set(chunk.id, new Set(good));
+      needy.push({ chunk, at, good, bad });
+    });
+    needy.sort((a, b) => a.at - b.at);
+    return { problems, needy };
+  }
+
+  /** The files the chunks needing repair belong to, and the packed files of the shards among them: one pass. */
+  private async filesOf(needy: readonly Needy[]): Promise<void> {
+    const keys = new Set(needy.map((n) => n.chunk.file));
+    const shards = new Set(needy.map((n) => n.chunk.id));
+    for await (const file of this.manifest.files()) {
+      if (keys.has(file.key)) this.files.set(file.key, file);
+      const shard = file.packed?.shard;
+      if (shard !== undefined && shards.has(shard)) {
+        const members = this.packed.get(shard) ?? [];
+        if (members.push(file) === 1) this.packed.set(shard, members);
+      }
+    }
+    for (const members of this.packed.values()) members.sort((a, b) => a.packed!.offset - b.packed!.offset);
   }
 
   /** Restores one chunk's bad copies (on their own node when it is alive, else elsewhere) and tops it up to `replicas`. */
@@ -181,7 +248,7 @@ class Repair {
     const source = from ? this.fromCopy(chunk, from) : await this.fromSource(chunk);
     if (typeof source === 'string') return targets.map((nodeId) => ({ chunkId: chunk.id, file: chunk.file, nodeId, from: 'source', outcome: 'failed', detail: source }));
     const meta: ChunkMeta = { id: chunk.id, file: chunk.file, index: chunk.index, offset: chunk.offset, size: chunk.size, replace: true, ...(this.fileOf(chunk)?.etag ? { sourceEtag: this.fileOf(chunk)!.etag! } : {}) };
-    const outcome = await this.nodes.store(meta, source, targets, { algorithm: this.manifest.checksumAlgorithm, ...(this.o.signal ? { signal: this.o.signal } : {}) });
+    const outcome = await this.nodes.store(meta, source, targets, { algorithm: this.head.checksumAlgorithm, ...(this.o.signal ? { signal: this.o.signal } : {}) });
     return targets.map((nodeId): RepairAction => {
       const base = { chunkId: chunk.id, file: chunk.file, nodeId, from: from ? ('copy' as const) : ('source' as const), ...(from ? { sourceNodeId: from } : {}) };
       const stored = outcome.stored.get(nodeId);
@@ -212,8 +279,8 @@ class Repair {
     chunk.path = chunk.copies[0]!.location;
   }
 
-  private fileOf(chunk: ManifestChunk): Manifest['files'][number] | undefined {
-    return this.manifest.files.find((f) => f.key === chunk.file);
+  private fileOf(chunk: ManifestChunk): ManifestFile | undefined {
+    return this.files.get(chunk.file);
   }
 
   /**
@@ -236,9 +303,9 @@ class Repair {
     let bucket: Bucket;
     let object: ObjectInfo;
     try {
-      this.bucket ??= openSource(this.o.loaded, this.manifest.cloud);
+      this.bucket ??= openSource(this.o.loaded, this.head.cloud);
       bucket = await this.bucket;
-      const members = (this.packed ??= shardMembers(this.manifest)).get(chunk.id);
+      const members = this.packed.get(chunk.id);
       if (members) return await this.shardFromSource(bucket, chunk, members);
       object = await bucket.stat(chunk.file, this.o.signal);
     } catch (error) {
@@ -259,29 +326,56 @@ class Repair {
   }
 
   /** A shard packed again from its files at the versions the run packed (ingestion.pack_below_mb). */
-  private async shardFromSource(bucket: Bucket, chunk: ManifestChunk, members: Manifest['files']): Promise<ChunkSource | string> {
+  private async shardFromSource(bucket: Bucket, chunk: ManifestChunk, members: ManifestFile[]): Promise<ChunkSource | string> {
     const shard = await shardFromStore(bucket, chunk, members, this.o.signal);
     if (typeof shard === 'string') return `no good copy on any node, and it cannot be packed again from the source: ${shard}; re-ingest its files`;
-    return new ShardSource(shard, { bucket, pool: this.pool, algorithm: this.manifest.checksumAlgorithm, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
+    return new ShardSource(shard, { bucket, pool: this.pool, algorithm: this.head.checksumAlgorithm, slots: this.readSlots, ...(this.o.signal ? { signal: this.o.signal } : {}) });
   }
 
-  /** The manifest's next version: the same run, its copies as repaired, its status as the copies now stand. */
-  private async writeNextManifest(): Promise<string> {
+  /**
+   * The manifest's next version: the same run, its copies as repaired, its status as the copies now stand. Written
+   * from the old one line by line: its files as they were, its chunks as they were but for those repaired.
+   */
+  private async writeNextManifest(needy: readonly Needy[]): Promise<{ manifestPath: string; status: Manifest['status'] }> {
     const registry = this.nodes.registry;
-    const before = new Map((this.manifest.shortfall ?? []).map((s) => [s.chunkId, s] as const));
-    const shortfall = this.manifest.chunks.flatMap((chunk) => {
-      const good = this.good.get(chunk.id);
-      if (!good) return before.has(chunk.id) ? [before.get(chunk.id)!] : []; // not in scope: as it was
+    const kept = (this.head.shortfall ?? []).filter((s) => !this.scope.has({ id: s.chunkId, file: s.file })).map((s) => ({ s, at: this.shortAt.get(s.chunkId) ?? -1 }));
+    const found = needy.flatMap(({ chunk, at }) => {
+      const good = this.good.get(chunk.id)!;
       if (good.size >= this.replicas) return [];
       const failed = this.actions.find((a) => a.chunkId === chunk.id && a.outcome === 'failed');
-      return [{ chunkId: chunk.id, file: chunk.file, copies: good.size, wanted: this.replicas, reason: failed?.detail ?? 'no live node could take another copy' }];
+      const s: ChunkShortfall = { chunkId: chunk.id, file: chunk.file, copies: good.size, wanted: this.replicas, reason: failed?.detail ?? 'no live node could take another copy' };
+      return [{ s, at }];
     });
-    const status: Manifest['status'] = this.manifest.status === 'degraded' || this.manifest.status === 'complete' ? (shortfall.length > 0 ? 'degraded' : 'complete') : this.manifest.status;
-    const next: Manifest = { ...this.manifest, status, finishedAt: new Date().toISOString(), previous: this.o.manifestPath, nodes: this.manifest.nodes.map((n) => ({ ...n, healthy: registry.alive(n.id) })) };
-    if (shortfall.length > 0) next.shortfall = shortfall;
-    else delete next.shortfall;
-    const path = await nextManifestPath(this.o.manifestPath);
-    await writeJsonAtomic(path, next);
-    return path;
+    const shortfall = [...kept, ...found].sort((a, b) => a.at - b.at).map(({ s }) => s);
+    const was = this.head.status;
+    const status: Manifest['status'] = was === 'degraded' || was === 'complete' ? (shortfall.length > 0 ? 'degraded' : 'complete') : was;
+    const repaired = new Map(needy.map(({ chunk }) => [chunk.id, chunk]));
+    const { shortfall: _before, previous: _previous, ...head } = this.head;
+    const next = {
+      ...head,
+      status,
+      finishedAt: new Date().toISOString(),
+      previous: this.o.manifestPath,
+      ...(shortfall.length > 0 ? { shortfall } : {}),
+      files: new StreamedArray(() => this.manifest.rawEntries('files')),
+      chunks: new StreamedArray(() => this.nextChunks(repaired)),
+      nodes: this.manifest.tail.nodes.map((n) => ({ ...n, healthy: registry.alive(n.id) })),
+      totals: this.manifest.tail.totals,
+    };
+    const manifestPath = await nextManifestPath(this.o.manifestPath);
+    await writeJsonAtomic(manifestPath, next);
+    return { manifestPath, status };
+  }
+
+  /** The chunks as written before, but for those repaired (their copies as they now are). */
+  private async *nextChunks(repaired: ReadonlyMap<string, ManifestChunk>): AsyncGenerator<RawJson | ManifestChunk> {
+    for await (const raw of this.manifest.rawEntries('chunks')) {
+      if (repaired.size === 0) {
+        yield raw;
+        continue;
+      }
+      const id = (JSON.parse(raw.text) as Pick<ManifestChunk, 'id'>).id;
+      yield repaired.get(id) ?? raw;
+    }
   }
 }

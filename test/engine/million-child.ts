@@ -1,12 +1,14 @@
 // Child process of million.test.ts, run under a heap cap: `write DIR COUNT` journals COUNT delivered chunks the
 // way a run does (journal, spill, streamed manifest); `resume DIR COUNT` reads that journal back as `run --resume`
-// does and looks chunks up in it; `lookup DIR COUNT` finds files in the manifest as `reassemble --file` does.
+// does and looks chunks up in it; `lookup DIR COUNT` finds files in the manifest as `reassemble --file` does;
+// `repair DIR COUNT` repairs its last chunk (with no node to hold it) and writes the manifest's next version.
 // Prints one JSON line of figures.
 import { join } from 'node:path';
 import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { PlannedChunk } from '../../electron/engine/chunks.ts';
 import { JournalWriter, readJournal } from '../../electron/engine/journal.ts';
 import { lookUpFile } from '../../electron/engine/manifest-reader.ts';
+import { repairRun } from '../../electron/engine/repair.ts';
 import { writeJsonAtomic } from '../../electron/engine/manifest.ts';
 import { ResumeIndex } from '../../electron/engine/resume.ts';
 import { RunSpill } from '../../electron/engine/run-spill.ts';
@@ -17,6 +19,8 @@ import type { IngestConfig } from '../../shared/config/types.ts';
 
 const [phase, dir, countText] = process.argv.slice(2);
 const count = Number(countText);
+
+const loaded = { path: '/config.yml', config: { data_sources: {}, ingestion: INGESTION_DEFAULTS } as unknown as IngestConfig } as unknown as LoadedConfig;
 
 function key(i: number): string {
   return `train/${String(Math.floor(i / 1000)).padStart(5, '0')}/${String(i).padStart(7, '0')}.jpg`;
@@ -48,7 +52,6 @@ async function write(): Promise<Record<string, number>> {
     if (i % 1000 === 999) await journal.drained();
   }
   await journal.close();
-  const loaded = { path: '/config.yml', config: { data_sources: {}, ingestion: INGESTION_DEFAULTS } as unknown as IngestConfig } as unknown as LoadedConfig;
   const { document } = streamedManifest({ loaded, runId: 'run', startedAt: new Date(0), status: 'complete', detection: { cloud: 'local', signal: 'env', detail: 'test', elapsedMs: 0, probes: [] }, source: { kind: 'local', location: '/data' }, algorithm: 'md5', chunkSize: 64 << 20, fileCount: count, files: () => spill.fileEntries(), chunks: () => spill.manifestEntries(), totals: spill.totals, shortfall: [], nodes: [], counters: { retries: 0, replacements: 0 } });
   await writeJsonAtomic(join(dir!, 'run.json'), document);
   await spill.remove();
@@ -85,6 +88,13 @@ async function lookup(): Promise<Record<string, number>> {
   return { found, missingFound: missing.file ? 1 : 0, keysNamed: missing.someKeys.length, moreKeys: missing.moreKeys ? 1 : 0 };
 }
 
-const figures = phase === 'write' ? await write() : phase === 'resume' ? await resume() : await lookup();
+/** Repair of the last chunk, whose copies' nodes are not there: both copies missing, the next version degraded. */
+async function repair(): Promise<Record<string, number>> {
+  const report = await repairRun({ loaded, manifestPath: join(dir!, 'run.json'), chunkIds: [planned(count - 1).id], nodes: [] });
+  return { checked: report.checked, problems: report.problems.length, degraded: report.status === 'degraded' ? 1 : 0 };
+}
+
+const phases: Record<string, () => Promise<Record<string, number>>> = { write, resume, lookup, repair };
+const figures = await phases[phase!]!();
 const memory = process.memoryUsage();
 process.stdout.write(`${JSON.stringify({ ...figures, heapUsedMb: Math.round(memory.heapUsed / 2 ** 20), rssMb: Math.round(memory.rss / 2 ** 20) })}\n`);

@@ -15,7 +15,7 @@ const MILLION = 1_000_000;
 const HEAP_CAP_MB = 64;
 const CHILD = join(import.meta.dirname, 'million-child.ts');
 
-function child(phase: 'write' | 'resume' | 'lookup', dir: string): Record<string, number> {
+function child(phase: 'write' | 'resume' | 'lookup' | 'repair', dir: string): Record<string, number> {
   const run = spawnSync(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, CHILD, phase, dir, String(MILLION)], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
   expect(run.stderr.replace(/^.*ExperimentalWarning.*\n?/gm, '')).toBe('');
   expect(run.status).toBe(0);
@@ -33,7 +33,7 @@ async function countMembers(path: string, names: string[]): Promise<Record<strin
 }
 
 describe('a million files (issue 15)', () => {
-  it(`a million-entry journal and manifest are written, the journal read back to resume and files looked up in the manifest, within a ${HEAP_CAP_MB} MB heap`, async () => {
+  it(`a million-entry journal and manifest are written, the journal read back to resume, files looked up and the run repaired, within a ${HEAP_CAP_MB} MB heap`, async () => {
     const dir = await tempDir('ci-million-');
     const written = child('write', dir);
     expect(written.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
@@ -50,6 +50,14 @@ describe('a million files (issue 15)', () => {
     const looked = child('lookup', dir);
     expect(looked).toMatchObject({ found: 3, missingFound: 0, keysNamed: 10, moreKeys: 1 });
     expect(looked.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
+
+    // repair reads the manifest in passes and writes its next version line by line (it once parsed it whole).
+    const repaired = child('repair', dir);
+    expect(repaired).toMatchObject({ checked: 2, problems: 2, degraded: 1 });
+    expect(repaired.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
+    const next = await countMembers(join(dir, 'run.v002.json'), ['chunkCount', 'copies', 'files', 'chunks', 'totals', 'shortfall']);
+    // Every file and chunk again, and the one shortfall entry (which counts its copies too).
+    expect(next).toEqual({ chunkCount: MILLION, copies: MILLION + 1, files: 2, chunks: 2, totals: 1, shortfall: 1 });
   }, 600_000);
 });
 

@@ -16,19 +16,6 @@ import type { ShardLayout } from './plan.ts';
 /** A chunk read from inside another: a packed file's bytes, `within` bytes into its shard. */
 export type PieceChunk = ManifestChunk & { within?: number };
 
-/** Each shard's packed files, in shard order. */
-export function shardMembers(manifest: Manifest): Map<string, ManifestFile[]> {
-  const byShard = new Map<string, ManifestFile[]>();
-  for (const file of manifest.files) {
-    if (!file.packed) continue;
-    const members = byShard.get(file.packed.shard) ?? [];
-    members.push(file);
-    byShard.set(file.packed.shard, members);
-  }
-  for (const members of byShard.values()) members.sort((a, b) => a.packed!.offset - b.packed!.offset);
-  return byShard;
-}
-
 /**
  * A packed file as the one chunk it is rebuilt from: its shard's copies, read from `within`. A message instead
  * when the manifest's entry does not fit its shard, or names none it lists (a damaged or edited manifest).
