@@ -243,6 +243,8 @@ export interface VerifyReport {
   manifestPath: string;
   checked: number;
   ok: number;
+  /** Copies checked on each node, by node id. */
+  checkedPerNode: Record<string, number>;
   problems: VerifyProblem[];
   /** Chunk ids with no good copy anywhere. */
   unrecoverable: string[];

@@ -241,6 +241,48 @@ async function textBefore(path: string, marker: string): Promise<string | undefi
   }
 }
 
+/** A raw newline never occurs inside a JSON string, and deeper keys are indented further: the top-level nodes. */
+const NODES_MEMBER = '\n  "nodes": ';
+const TAIL_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * A manifest without its files and chunks: the head read from the start of the file, its nodes and totals from the
+ * end (a million-file run's manifest is 240 MB; listing runs needs a few KB of it). An older layout is read whole.
+ */
+export async function readManifestSummary(path: string): Promise<Omit<Manifest, 'files' | 'chunks'>> {
+  const head = await readManifestHead(path);
+  const tail = await textFromLast(path, NODES_MEMBER).catch(() => undefined);
+  let parsed: Pick<Manifest, 'nodes' | 'totals'> | undefined;
+  try {
+    parsed = tail === undefined ? undefined : (JSON.parse(`{${tail}`) as Pick<Manifest, 'nodes' | 'totals'>);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !Array.isArray(parsed.nodes) || typeof parsed.totals !== 'object' || parsed.totals === null) {
+    const { files: _files, chunks: _chunks, ...whole } = await readManifest(path);
+    return whole;
+  }
+  return { ...head, ...parsed };
+}
+
+/** The file's text from the last `marker` (ASCII) to its end, looking at most HEAD_MAX_BYTES back; undefined if not there. */
+async function textFromLast(path: string, marker: string): Promise<string | undefined> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    for (let span = TAIL_BLOCK_BYTES; ; span *= 4) {
+      const from = Math.max(0, size - Math.min(span, HEAD_MAX_BYTES));
+      const block = Buffer.alloc(size - from);
+      await file.read(block, 0, block.length, from);
+      const at = block.lastIndexOf(marker, undefined, 'latin1');
+      if (at >= 0) return block.toString('utf8', at);
+      if (from === 0 || span >= HEAD_MAX_BYTES) return undefined;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
 function headOf(path: string, members: string): ManifestHead {
   let value: unknown;
   try {

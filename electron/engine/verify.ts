@@ -65,8 +65,10 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   const bad = new Map<string, number>();
   const unrecoverable: string[] = [];
   const membersByShard = new Map<string, Promise<ManifestFile[]>>();
+  const checkedPerNode: Record<string, number> = {};
   let done = 0;
   const check = async ({ chunk, nodeId }: { chunk: ManifestChunk; nodeId: string }): Promise<void> => {
+    checkedPerNode[nodeId] = (checkedPerNode[nodeId] ?? 0) + 1;
     const problem = await verifyCopy(nodes.get(nodeId), chunk, algorithm, pool, options.signal);
     if (problem) {
       let members: Promise<ManifestFile[]> | undefined;
@@ -89,7 +91,7 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   } finally {
     await Promise.all([...nodes.values()].map((n) => n.close()));
   }
-  return { manifestPath: options.manifestPath, checked: done, ok: done - problems.length, problems, unrecoverable };
+  return { manifestPath: options.manifestPath, checked: done, ok: done - problems.length, checkedPerNode, problems, unrecoverable };
 }
 
 async function* copiesOf(chunks: AsyncIterable<ManifestChunk>): AsyncGenerator<{ chunk: ManifestChunk; nodeId: string }> {

@@ -6,7 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActivityDetail, ActivityEntry } from '../../shared/ipc/contract.ts';
 import type { Manifest } from '../../shared/types.ts';
-import { journalPath, listManifests, manifestDir, readManifest } from '../engine/index.ts';
+import { journalPath, listManifests, manifestDir, readManifestSummary } from '../engine/index.ts';
 import type { LoadedConfig } from '../engine/index.ts';
 import { journalThroughput } from './throughput.ts';
 
@@ -47,7 +47,7 @@ function originOf(ranBy: unknown): ActivityEntry['origin'] | undefined {
   return { tool, ...(u ? { user: u } : {}), ...(h ? { host: h } : {}) };
 }
 
-function entryFrom(manifest: Manifest, manifestPath: string, record: ActivityRecord | undefined): ActivityEntry {
+function entryFrom(manifest: Omit<Manifest, 'files' | 'chunks'>, manifestPath: string, record: ActivityRecord | undefined): ActivityEntry {
   const started = Date.parse(manifest.startedAt);
   const finished = Date.parse(manifest.finishedAt);
   const durationMs = Number.isFinite(started) && Number.isFinite(finished) ? Math.max(0, finished - started) : 0;
@@ -93,7 +93,7 @@ export class ActivityLog {
     const { mtimeMs } = await stat(path);
     const cached = this.cache.get(path);
     if (cached && cached.mtimeMs === mtimeMs) return cached.entry;
-    const manifest = await readManifest(path);
+    const manifest = await readManifestSummary(path);
     const entry = entryFrom(manifest, path, await readRecord(loaded, manifest.runId));
     this.cache.set(path, { mtimeMs, entry });
     return entry;

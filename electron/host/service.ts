@@ -7,7 +7,7 @@ import { chunkSizeBytes } from '../../shared/config/types.ts';
 import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
-import type { DetectionResult, Manifest, NodeStatus, RepairEvent, ResumableRun, VerifyProblem } from '../../shared/types.ts';
+import type { DetectionResult, NodeStatus, RepairEvent, ResumableRun } from '../../shared/types.ts';
 import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, openNodes, probeNodes, readJournal, readManifest, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
 import type { LoadedConfig, ReassembleProgress } from '../engine/index.ts';
 import { ActivityLog, activityDetail } from './activity.ts';
@@ -227,14 +227,13 @@ export class EngineService {
         const progress = this.throttledProgress('verify');
         const report = await verifyRun({ loaded, manifestPath: path, signal, onProgress: progress });
         progress(report.checked, report.checked, true);
-        const manifest = await readManifest(path);
-        const located = locateProblems(manifest, report.problems);
-        const problems = nodeId ? located.filter((p) => p.nodeId === nodeId) : located;
+        // verifyRun places each problem in its file, with both checksums: the manifest is not read again here.
+        const problems = nodeId ? report.problems.filter((p) => p.nodeId === nodeId) : report.problems;
         let checked = report.checked;
         let ok = report.ok;
         if (nodeId) {
           // verifyRun checks every copy; narrow the figures to the chosen node's copies.
-          checked = manifest.chunks.reduce((n, c) => n + c.copies.filter((k) => k.nodeId === nodeId).length, 0);
+          checked = report.checkedPerNode[nodeId] ?? 0;
           ok = checked - problems.length;
         }
         const result: VerifyResult = { manifestPath: path, nodeId: nodeId ?? null, checked, ok, problems, unrecoverable: report.unrecoverable };
@@ -515,19 +514,3 @@ async function withHoldings(loaded: LoadedConfig, statuses: NodeStatus[], budget
   }
 }
 
-/**
- * Every problem with where its chunk belongs and both checksums. The engine may say so itself; what it leaves out
- * comes from the manifest (a checksum mismatch's found checksum from the engine's detail, "found <hex>").
- */
-export function locateProblems(manifest: Manifest, problems: VerifyProblem[]): VerifyProblem[] {
-  const chunks = new Map(manifest.chunks.map((c) => [c.id, c]));
-  return problems.map((p) => {
-    const chunk = chunks.get(p.chunkId);
-    const found = p.found ?? (p.reason === 'checksum_mismatch' ? /found ([0-9a-f]{16,})/.exec(p.detail)?.[1] : undefined);
-    return {
-      ...p,
-      ...(chunk ? { file: p.file ?? chunk.file, index: p.index ?? chunk.index, offset: p.offset ?? chunk.offset, size: p.size ?? chunk.size, expected: p.expected ?? chunk.checksum } : {}),
-      ...(found !== undefined ? { found } : {}),
-    };
-  });
-}

@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ManifestError, StreamedArray, writeJsonAtomic } from '../../electron/engine/manifest.ts';
-import { ManifestReader } from '../../electron/engine/manifest-reader.ts';
+import { ManifestError, readManifestSummary, StreamedArray, writeJsonAtomic } from '../../electron/engine/manifest.ts';
+import { lookUpFile, ManifestReader } from '../../electron/engine/manifest-reader.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const READER = join(import.meta.dirname, '..', '..', 'electron', 'engine', 'manifest-reader.ts');
@@ -44,6 +44,21 @@ describe('reading a manifest entry by entry', () => {
       expect(reader.tail).toEqual({ nodes: expected.nodes, totals: expected.totals });
       expect(reader.copies).toBe(100);
       expect(await everything(reader)).toEqual({ files: expected.files, chunks: expected.chunks });
+    }
+  });
+
+  it('looks one file and its chunks up, and reads the summary (head, nodes, totals) from both ends: in both layouts', async () => {
+    const dir = await tempDir('ci-manifest-lookup-');
+    await writeJsonAtomic(join(dir, 'lines.json'), manifestOf(50, true));
+    const expected = JSON.parse(JSON.stringify(manifestOf(50, false))) as ReturnType<typeof manifestOf>;
+    await writeFile(join(dir, 'indented.json'), JSON.stringify(expected, null, 2));
+    const { files: _files, chunks: _chunks, ...summary } = expected;
+    for (const name of ['lines.json', 'indented.json']) {
+      const found = await lookUpFile(join(dir, name), fileAt(37).key);
+      expect(found).toMatchObject({ file: fileAt(37), chunks: [chunkAt(37)], nodes: expected.nodes, someKeys: Array.from({ length: 10 }, (_, i) => fileAt(i).key), moreKeys: true });
+      expect(found.head).toMatchObject({ runId: 'r-1', status: 'complete' });
+      expect(await lookUpFile(join(dir, name), 'train/none.jpg')).toMatchObject({ file: undefined, chunks: [] });
+      expect(await readManifestSummary(join(dir, name))).toEqual(summary);
     }
   });
 

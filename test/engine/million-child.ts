@@ -9,7 +9,7 @@ import type { PlannedChunk } from '../../electron/engine/chunks.ts';
 import { JournalWriter, readJournal } from '../../electron/engine/journal.ts';
 import { lookUpFile } from '../../electron/engine/manifest-reader.ts';
 import { repairRun } from '../../electron/engine/repair.ts';
-import { writeJsonAtomic } from '../../electron/engine/manifest.ts';
+import { readManifestSummary, writeJsonAtomic } from '../../electron/engine/manifest.ts';
 import { ResumeIndex } from '../../electron/engine/resume.ts';
 import { RunSpill } from '../../electron/engine/run-spill.ts';
 import { streamedManifest } from '../../electron/engine/run-summary.ts';
@@ -85,7 +85,9 @@ async function lookup(): Promise<Record<string, number>> {
     if (file?.key === key(i) && file.checksum === want.checksum && chunks.length === 1 && chunks[0]!.id === want.id && Array.isArray(nodes)) found++;
   }
   const missing = await lookUpFile(join(dir!, 'run.json'), 'train/none.jpg');
-  return { found, missingFound: missing.file ? 1 : 0, keysNamed: missing.someKeys.length, moreKeys: missing.moreKeys ? 1 : 0 };
+  // What the app's list of runs reads: a few KB at each end.
+  const { totals } = await readManifestSummary(join(dir!, 'run.json'));
+  return { found, missingFound: missing.file ? 1 : 0, keysNamed: missing.someKeys.length, moreKeys: missing.moreKeys ? 1 : 0, summaryFiles: totals.files };
 }
 
 /** Repair of the last chunk, whose copies' nodes are not there: both copies missing, the next version degraded. */
