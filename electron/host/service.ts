@@ -236,7 +236,7 @@ export class EngineService {
           checked = report.checkedPerNode[nodeId] ?? 0;
           ok = checked - problems.length;
         }
-        const result: VerifyResult = { manifestPath: path, nodeId: nodeId ?? null, checked, ok, problems, unrecoverable: report.unrecoverable };
+        const result: VerifyResult = { manifestPath: path, nodeId: nodeId ?? null, checked, ok, checkedPerNode: report.checkedPerNode, problems, unrecoverable: report.unrecoverable };
         return result;
       });
     },
