@@ -8,6 +8,7 @@ export { ENGINE_YOUNG_GENERATION_MB } from './heap-growth.ts';
 export { NoHealthyNodeError, runIngest } from './ingest.ts';
 export type { IngestOptions, IngestResult } from './ingest.ts';
 export { journalPath, listResumableRuns, readJournal, ResumeError } from './journal.ts';
+export { manifestPreview } from './manifest-reader.ts';
 export { latestManifestPath, listManifests, ManifestError, manifestDir, newRunId, readManifest, readManifestSummary } from './manifest.ts';
 export { NodeError } from './nodes/node.ts';
 export { openNodes, probeNodes } from './nodes/open.ts';

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
-import { manifestErrors, RawJson, readManifest, readManifestHead } from './manifest.ts';
+import { manifestErrors, RawJson, readManifest, readManifestHead, readManifestSummary } from './manifest.ts';
 import type { ManifestHead } from './manifest.ts';
 
 type Section = 'files' | 'chunks';
@@ -139,6 +139,41 @@ export async function lookUpFile(path: string, key: string): Promise<FileLookup>
   if (section !== 'tail') return lookUpInWhole(await readManifest(path), key);
   found.nodes = parseTail(path, tail).nodes;
   return found;
+}
+
+/** A manifest with at most `limit` of its files and of its chunks; `partial` says how many it has when that cut them. */
+export interface ManifestPreview {
+  manifest: Manifest;
+  partial?: { files: number; chunks: number };
+}
+
+/**
+ * The first `limit` files and chunks of a manifest, with its head, nodes and totals (readManifestSummary): what a
+ * screen can show of a million-file run without reading it all. One pass, stopped once both are taken.
+ */
+export async function manifestPreview(path: string, limit: number): Promise<ManifestPreview> {
+  const summary = await readManifestSummary(path);
+  const files: ManifestFile[] = [];
+  const chunks: ManifestChunk[] = [];
+  let section: Section | undefined;
+  for await (const { line, at } of sectionLines(path)) {
+    if (at === 'files' || at === 'chunks') section = at;
+    else if (at !== 'entry' || !section) continue;
+    else if (!isWholeEntry(line)) return cut(await readManifest(path), limit);
+    else if (section === 'files' && files.length < limit) files.push(parseEntry(path, line) as ManifestFile);
+    else if (section === 'chunks') {
+      if (chunks.length === limit) break;
+      chunks.push(parseEntry(path, line) as ManifestChunk);
+    }
+  }
+  const manifest: Manifest = { ...summary, files, chunks };
+  const cutShort = files.length < summary.totals.files || chunks.length < summary.totals.chunks;
+  return cutShort ? { manifest, partial: { files: summary.totals.files, chunks: summary.totals.chunks } } : { manifest };
+}
+
+function cut(manifest: Manifest, limit: number): ManifestPreview {
+  if (manifest.files.length <= limit && manifest.chunks.length <= limit) return { manifest };
+  return { manifest: { ...manifest, files: manifest.files.slice(0, limit), chunks: manifest.chunks.slice(0, limit) }, partial: { files: manifest.files.length, chunks: manifest.chunks.length } };
 }
 
 function lookUpInWhole(manifest: Manifest, key: string): FileLookup {

@@ -13,6 +13,7 @@ const service = new EngineService({
   ...(init.batchMs !== undefined ? { batchMs: init.batchMs } : {}),
   canPickFolder: init.canPickFolder ?? false,
   mode: init.mode ?? 'serve',
+  ...(init.previewEntries !== undefined ? { previewEntries: init.previewEntries } : {}),
   emit: (event, payload) => port.postMessage({ type: 'event', event, payload } as FromWorker),
 });
 

@@ -31,6 +31,8 @@ export interface HostOptions {
    * so reassembled files can go only under the project folder there.
    */
   pickFolder?: () => Promise<string | null>;
+  /** How many files and chunks of a manifest openManifest sends at most (tests make it small). */
+  previewEntries?: number;
 }
 
 /** Checks a request against the contract; the refusal is data the renderer can show. */
@@ -55,6 +57,7 @@ export function createHost(options: HostOptions): EngineHost {
   const init: WorkerInit = {
     configPath: options.configPath,
     ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}),
+    ...(options.previewEntries !== undefined ? { previewEntries: options.previewEntries } : {}),
     canPickFolder: options.pickFolder !== undefined,
     mode: options.pickFolder !== undefined ? 'electron' : 'serve',
   };

@@ -9,6 +9,7 @@ export interface WorkerInit {
   /** The host can show a folder dialog (Electron). */
   canPickFolder?: boolean;
   mode?: 'electron' | 'serve';
+  previewEntries?: number;
 }
 
 export type ToWorker =

@@ -8,7 +8,7 @@ import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
 import type { DetectionResult, NodeStatus, RepairEvent, ResumableRun } from '../../shared/types.ts';
-import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, openNodes, probeNodes, readJournal, readManifest, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
+import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, manifestPreview, openNodes, probeNodes, readJournal, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
 import type { LoadedConfig, ReassembleProgress } from '../engine/index.ts';
 import { ActivityLog, activityDetail } from './activity.ts';
 import { WorkerWatch } from './workers.ts';
@@ -27,7 +27,12 @@ export interface ServiceOptions {
   /** True when the host can show a folder dialog (Electron), so errors can point at it. */
   canPickFolder?: boolean;
   mode?: 'electron' | 'serve';
+  /** How many files and chunks of a manifest openManifest sends at most (MANIFEST_PREVIEW_ENTRIES). */
+  previewEntries?: number;
 }
+
+/** Files and chunks of a run's manifest the Received screen gets at most: a million-file run's manifest is 240 MB. */
+export const MANIFEST_PREVIEW_ENTRIES = 20_000;
 
 /** An error the renderer shows as is: it says what went wrong and what to do. */
 export class HostError extends Error {
@@ -55,6 +60,7 @@ export class EngineService {
   private readonly detect: typeof detectCloud;
   private readonly canPick: boolean;
   private readonly mode: 'electron' | 'serve';
+  private readonly previewEntries: number;
   private readonly activityLog = new ActivityLog();
   private readonly workerWatch = new WorkerWatch();
   private detection: Promise<DetectionResult> | undefined;
@@ -80,6 +86,7 @@ export class EngineService {
     this.detect = options.detect ?? detectCloud;
     this.canPick = options.canPickFolder ?? false;
     this.mode = options.mode ?? 'serve';
+    this.previewEntries = options.previewEntries ?? MANIFEST_PREVIEW_ENTRIES;
   }
 
   async handle<C extends RequestChannel>(channel: C, req: Req<C>): Promise<Res<C>> {
@@ -217,7 +224,8 @@ export class EngineService {
 
     openManifest: async ({ path }) => {
       const loaded = await loadConfig(this.configPath);
-      return readManifest(this.manifestInside(loaded, path));
+      const { manifest, partial } = await manifestPreview(this.manifestInside(loaded, path), this.previewEntries);
+      return partial ? { ...manifest, partial } : manifest;
     },
 
     verify: async ({ manifestPath, nodeId }) => {

@@ -171,6 +171,12 @@ export function ReceivedScreen() {
               <div><dt>Checksum</dt><dd>{manifest.checksumAlgorithm}</dd></div>
               <div><dt>Started</dt><dd>{new Date(manifest.startedAt).toLocaleString()}</dd></div>
             </dl>
+            {manifest.partial && (
+              <p className="banner" role="note" data-testid="manifest-partial">
+                Showing the first {manifest.files.length.toLocaleString()} of {manifest.partial.files.toLocaleString()} files and {manifest.chunks.length.toLocaleString()} of {manifest.partial.chunks.toLocaleString()} chunks.
+                Verify and repair cover every chunk; to rebuild a file not listed, use <code>cloud-ingest reassemble --file KEY</code>.
+              </p>
+            )}
             <div className="actions">
               <button type="button" className="primary" onClick={() => void verify()} disabled={busy}>{verifying === 'all' ? 'Verifying…' : 'Verify all'}</button>
               <button type="button" onClick={() => nodeId && void verify(nodeId)} disabled={busy || !nodeId}>{verifying && verifying !== 'all' ? 'Verifying…' : `Verify ${nodeId ?? 'node'}`}</button>

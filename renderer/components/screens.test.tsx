@@ -2,14 +2,14 @@
 import { act, cleanup, fireEvent, render, screen, within } from '@testing-library/react';
 import type { ReactNode } from 'react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChunkUpdate } from '../../shared/ipc/contract.ts';
+import type { ChunkUpdate, OpenedManifest } from '../../shared/ipc/contract.ts';
 import { StoreProvider } from '../store/context.tsx';
 import type { AppStore } from '../store/store.ts';
 import { countStates, emptyStates } from '../store/selectors.ts';
 import { batch, offlineStore } from '../test-support.ts';
 import { ConfigScreen } from './ConfigScreen.tsx';
 import { IngestScreen } from './IngestScreen.tsx';
-import { ReassembleCard } from './ReceivedScreen.tsx';
+import { ReassembleCard, ReceivedScreen } from './ReceivedScreen.tsx';
 import { groupByNode, layoutCells } from './DistributionMap.tsx';
 
 afterEach(cleanup);
@@ -239,6 +239,28 @@ describe('ReassembleCard', () => {
     expect((screen.getByRole('button', { name: 'Reassembling…' }) as HTMLButtonElement).disabled).toBe(true);
     act(() => store.setState((s) => ({ received: { ...s.received, reassembling: false } })));
     expect(screen.queryByRole('progressbar')).toBeNull();
+  });
+});
+
+describe('ReceivedScreen', () => {
+  it('says when a run is larger than what it shows, and how much larger', () => {
+    const store = offlineStore();
+    const chunk = (i: number) => ({ id: `f${i}_chunk_0`, file: `f${i}`, index: 0, offset: 0, size: 10, checksum: 'c', node: 'n1', path: `/n1/${i}`, copies: [{ nodeId: 'n1', location: `/n1/${i}` }], attempts: 1, movedFrom: [], skipped: false });
+    const manifest = {
+      version: 1, runId: 'r', startedAt: '2026-12-07T00:00:00.000Z', finishedAt: '2026-12-07T00:01:00.000Z', status: 'complete', checksumAlgorithm: 'md5',
+      nodes: [{ id: 'n1', kind: 'folder', location: '/n1', chunks: 3, bytes: 30, healthy: true }],
+      totals: { files: 1_000_000, chunks: 1_000_000, bytes: 10_000_000, retries: 0, replacements: 0, skipped: 0 },
+      files: [0, 1, 2].map((i) => ({ key: `f${i}`, size: 10, checksum: 'c', chunkCount: 1, status: 'complete' })),
+      chunks: [0, 1, 2].map(chunk),
+      partial: { files: 1_000_000, chunks: 1_000_000 },
+    } as unknown as OpenedManifest;
+    act(() => store.setState((s) => ({ received: { ...s.received, manifestPath: '/runs/r.json', manifest, nodeId: 'n1' } })));
+    show(store, <ReceivedScreen />);
+    const note = screen.getByTestId('manifest-partial');
+    expect(note.textContent).toContain(`Showing the first 3 of ${(1_000_000).toLocaleString()} files and 3 of ${(1_000_000).toLocaleString()} chunks.`);
+    expect(note.textContent).toContain('cloud-ingest reassemble --file KEY');
+    act(() => store.setState((s) => ({ received: { ...s.received, manifest: { ...manifest, partial: undefined } as OpenedManifest } })));
+    expect(screen.queryByTestId('manifest-partial')).toBeNull();
   });
 });
 

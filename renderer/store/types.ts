@@ -10,6 +10,7 @@ import type {
   DetectionView,
   IngestProgress,
   ManifestEntry,
+  OpenedManifest,
   PullWorkersView,
   ReassembleResult,
   RepairReport,
@@ -18,7 +19,7 @@ import type {
   TaskProgress,
   VerifyResult,
 } from '../../shared/ipc/contract.ts';
-import type { Manifest, NodeStatus, RepairEvent } from '../../shared/types.ts';
+import type { NodeStatus, RepairEvent } from '../../shared/types.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
 
 export type Screen = 'config' | 'nodes' | 'ingest' | 'received' | 'activity';
@@ -152,7 +153,7 @@ export interface ReceivedSlice {
   received: {
     manifests: ManifestEntry[];
     manifestPath: string | null;
-    manifest: Manifest | null;
+    manifest: OpenedManifest | null;
     nodeId: string | null;
     loading: boolean;
     verifying: 'all' | string | null;

@@ -203,6 +203,14 @@ export interface VerifyResult extends VerifyReport {
 
 export type ReassembleResult = ReassembleReport;
 
+/**
+ * A manifest as the Received screen gets it: of a run with more files or chunks than the host sends (its preview
+ * limit), the first ones, and `partial` with how many the run has. Verify, repair and reassemble still cover all.
+ */
+export interface OpenedManifest extends Manifest {
+  partial?: { files: number; chunks: number };
+}
+
 export type TaskName = 'verify' | 'reassemble' | 'repair';
 
 export interface TaskProgress {
@@ -241,7 +249,8 @@ export interface Requests {
   listResumable: { req: Record<string, never>; res: ResumableRun[] };
   /** Past runs, newest first. */
   listManifests: { req: Record<string, never>; res: ManifestEntry[] };
-  openManifest: { req: { path: string }; res: Manifest };
+  /** The run's manifest; of a large run only its first files and chunks (OpenedManifest.partial). */
+  openManifest: { req: { path: string }; res: OpenedManifest };
   verify: { req: { manifestPath: string; nodeId?: string }; res: VerifyResult };
   /** Rebuilds a file under the project folder, or under a folder picked with `pickOutputFolder`; nowhere else. */
   reassemble: { req: { manifestPath: string; key: string; outPath: string }; res: ReassembleResult };
