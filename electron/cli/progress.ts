@@ -3,6 +3,13 @@
 import type { IngestEvent } from '../../shared/types.ts';
 
 const REDRAW_MS = 100;
+/** Back to the start of the line, and clear it: a live line is drawn over itself. */
+const OVER_LINE = '\r\x1b[2K';
+
+/** Whether a live line can be redrawn on `out`: a terminal that understands it. */
+function redrawsOn(out: NodeJS.WriteStream): boolean {
+  return Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+}
 /**
  * Chunks in flight kept for the bar's part-way bytes: far above any max_concurrent_chunks, so only chunks whose
  * delivery ended without a final state (a re-send that failed) are ever let go, oldest first.
@@ -47,7 +54,7 @@ export class ProgressView {
 
   constructor(out: NodeJS.WriteStream = process.stderr) {
     this.out = out;
-    this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+    this.tty = redrawsOn(out);
   }
 
   handle(event: IngestEvent): void {
@@ -155,7 +162,7 @@ export class ProgressView {
     const filled = Math.round(fraction * width);
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
     const columns = this.out.columns ?? 120;
-    this.out.write(`\r\x1b[2K${bar} ${this.summary()}`.slice(0, columns + 5));
+    this.out.write(`${OVER_LINE}${bar} ${this.summary()}`.slice(0, columns + 5));
   }
 
   private plainProgress(): void {
@@ -168,7 +175,7 @@ export class ProgressView {
   }
 
   private line(text: string): void {
-    if (this.tty) this.out.write(`\r\x1b[2K${text}\n`);
+    if (this.tty) this.out.write(`${OVER_LINE}${text}\n`);
     else this.out.write(`${text}\n`);
   }
 }
@@ -186,7 +193,7 @@ export class TaskLine {
 
   constructor(out: NodeJS.WriteStream = process.stderr) {
     this.out = out;
-    this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+    this.tty = redrawsOn(out);
   }
 
   update(text: string, force = false): void {
@@ -195,7 +202,7 @@ export class TaskLine {
     if (!force && this.drawn && now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     this.drawn = true;
-    this.out.write(`\r\x1b[2K${text}`.slice(0, (this.out.columns || 80) + 5));
+    this.out.write(`${OVER_LINE}${text}`.slice(0, (this.out.columns || 80) + 5));
   }
 
   end(): void {

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
-import { manifestErrors, RawJson, readManifest, readManifestHead, readManifestSummary } from './manifest.ts';
+import { manifestErrors, RawJson, readManifest, readManifestSummary } from './manifest.ts';
 import type { ManifestHead } from './manifest.ts';
 
 type Section = 'files' | 'chunks';
@@ -28,23 +28,15 @@ export class ManifestReader {
   }
 
   static async open(path: string): Promise<ManifestReader> {
-    const head = await readManifestHead(path);
+    // Head from the start, nodes and totals from the end (an incomplete file fails there, naming itself).
+    const { nodes, totals, ...head } = await readManifestSummary(path);
     let copies = 0;
-    let tail = '';
-    let section: Section | 'head' | 'tail' = 'head';
-    for await (const { line, at } of sectionLines(path)) {
-      if (at === 'entry') {
-        if (!isWholeEntry(line)) return ManifestReader.parsedWhole(path);
-        // Chunks are parsed here only to count their copies; files are parsed when they are read.
-        if (section === 'chunks') copies += (parseEntry(path, line) as ManifestChunk).copies?.length ?? 0;
-      } else if (at === 'files' || at === 'chunks') section = at;
-      else if (at === 'after') {
-        section = 'tail';
-        tail += `${line}\n`;
-      }
+    for await (const entry of entryLines(path)) {
+      if (!entry) return ManifestReader.parsedWhole(path);
+      // Chunks are parsed here only to count their copies (a damaged line fails now); files when they are read.
+      if (entry.section === 'chunks') copies += (parseEntry(path, entry.line) as ManifestChunk).copies?.length ?? 0;
     }
-    if (section !== 'tail') return ManifestReader.parsedWhole(path);
-    return new ManifestReader(path, head, parseTail(path, tail), copies);
+    return new ManifestReader(path, head, { nodes, totals }, copies);
   }
 
   private static async parsedWhole(path: string): Promise<ManifestReader> {
@@ -67,12 +59,22 @@ export class ManifestReader {
       for (const entry of this.whole[wanted]) yield new RawJson(JSON.stringify(entry));
       return;
     }
-    let section: Section | undefined;
-    for await (const { line, at } of sectionLines(this.path)) {
-      if (at === 'files' || at === 'chunks') section = at;
-      else if (at === 'entry' && section === wanted) yield new RawJson(entryText(line));
-      else if (section === wanted) return;
+    for await (const line of this.lines(wanted)) yield new RawJson(entryText(line));
+  }
+
+  /** The file entries with these keys, and the packed files of these shards in shard order: one pass over the files. */
+  async filesFor(keys: ReadonlySet<string>, shards: ReadonlySet<string>): Promise<{ byKey: Map<string, ManifestFile>; byShard: Map<string, ManifestFile[]> }> {
+    const byKey = new Map<string, ManifestFile>();
+    const byShard = new Map<string, ManifestFile[]>();
+    for await (const file of this.files()) {
+      if (keys.has(file.key)) byKey.set(file.key, file);
+      const shard = file.packed?.shard;
+      if (shard === undefined || !shards.has(shard)) continue;
+      const members = byShard.get(shard) ?? [];
+      if (members.push(file) === 1) byShard.set(shard, members);
     }
+    for (const members of byShard.values()) members.sort((a, b) => a.packed!.offset - b.packed!.offset);
+    return { byKey, byShard };
   }
 
   private async *entries<T>(wanted: Section): AsyncGenerator<T> {
@@ -80,11 +82,14 @@ export class ManifestReader {
       yield* this.whole[wanted] as T[];
       return;
     }
-    let section: Section | undefined;
-    for await (const { line, at } of sectionLines(this.path)) {
-      if (at === 'files' || at === 'chunks') section = at;
-      else if (at === 'entry' && section === wanted) yield parseEntry(this.path, line) as T;
-      else if (section === wanted) return;
+    for await (const line of this.lines(wanted)) yield parseEntry(this.path, line) as T;
+  }
+
+  /** The entry lines of one section (open() found every entry whole). */
+  private async *lines(wanted: Section): AsyncGenerator<string> {
+    for await (const entry of entryLines(this.path)) {
+      if (entry?.section === wanted) yield entry.line;
+      else if (entry && wanted === 'files') return; // the chunks follow the files
     }
   }
 }
@@ -109,20 +114,14 @@ const SOME_KEYS = 10;
  * few files): reassembling one file of a million-file run holds that file, not the manifest.
  */
 export async function lookUpFile(path: string, key: string): Promise<FileLookup> {
-  const head = await readManifestHead(path);
+  const { nodes, totals: _totals, ...head } = await readManifestSummary(path);
   const keyField = `"key":${JSON.stringify(key)}`;
-  const found: FileLookup = { head, nodes: [], file: undefined, chunks: [], someKeys: [], moreKeys: false };
+  const found: FileLookup = { head, nodes, file: undefined, chunks: [], someKeys: [], moreKeys: false };
   let wanted: string | undefined; // the chunks' "file" (or the shard's "id") once the file is found, JSON-quoted
-  let section: Section | 'tail' | undefined;
-  let tail = '';
-  for await (const { line, at } of sectionLines(path)) {
-    if (at === 'files' || at === 'chunks') section = at;
-    else if (at === 'after') {
-      section = 'tail';
-      tail += `${line}\n`;
-    } else if (at !== 'entry') continue;
-    else if (!isWholeEntry(line)) return lookUpInWhole(await readManifest(path), key);
-    else if (section === 'files') {
+  for await (const entry of entryLines(path)) {
+    if (!entry) return lookUpInWhole(await readManifest(path), key);
+    const { section, line } = entry;
+    if (section === 'files') {
       const some = found.someKeys.length < SOME_KEYS;
       if (!some) found.moreKeys = true;
       if (!some && (found.file || !line.includes(keyField))) continue;
@@ -131,13 +130,12 @@ export async function lookUpFile(path: string, key: string): Promise<FileLookup>
       if (found.file || file.key !== key) continue;
       found.file = file;
       wanted = JSON.stringify(file.packed ? file.packed.shard : key);
-    } else if (section === 'chunks' && wanted !== undefined && line.includes(wanted)) {
+    } else if (wanted === undefined) break; // the chunks follow the files: it is not there
+    else if (line.includes(wanted)) {
       const chunk = parseEntry(path, line) as ManifestChunk;
       if (JSON.stringify(found.file?.packed ? chunk.id : chunk.file) === wanted) found.chunks.push(chunk);
     }
   }
-  if (section !== 'tail') return lookUpInWhole(await readManifest(path), key);
-  found.nodes = parseTail(path, tail).nodes;
   return found;
 }
 
@@ -155,15 +153,12 @@ export async function manifestPreview(path: string, limit: number): Promise<Mani
   const summary = await readManifestSummary(path);
   const files: ManifestFile[] = [];
   const chunks: ManifestChunk[] = [];
-  let section: Section | undefined;
-  for await (const { line, at } of sectionLines(path)) {
-    if (at === 'files' || at === 'chunks') section = at;
-    else if (at !== 'entry' || !section) continue;
-    else if (!isWholeEntry(line)) return cut(await readManifest(path), limit);
-    else if (section === 'files' && files.length < limit) files.push(parseEntry(path, line) as ManifestFile);
-    else if (section === 'chunks') {
+  for await (const entry of entryLines(path)) {
+    if (!entry) return cut(await readManifest(path), limit);
+    if (entry.section === 'files' && files.length < limit) files.push(parseEntry(path, entry.line) as ManifestFile);
+    else if (entry.section === 'chunks') {
       if (chunks.length === limit) break;
-      chunks.push(parseEntry(path, line) as ManifestChunk);
+      chunks.push(parseEntry(path, entry.line) as ManifestChunk);
     }
   }
   const manifest: Manifest = { ...summary, files, chunks };
@@ -182,15 +177,22 @@ function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
   return { head: manifest, nodes: manifest.nodes, file, chunks, someKeys: manifest.files.slice(0, SOME_KEYS).map((f) => f.key), moreKeys: manifest.files.length > SOME_KEYS };
 }
 
-function parseTail(path: string, tail: string): Tail {
-  let parsed: Tail;
-  try {
-    parsed = JSON.parse(`{\n${tail}`) as Tail;
-  } catch (error) {
-    throw manifestErrors.notJson(path, error, 'a tail after its chunks');
+/**
+ * Each entry line of a manifest, files then chunks, with its section; null (and nothing after) at an entry that is
+ * not one whole line: an older, indented layout, which the caller reads whole.
+ */
+async function* entryLines(path: string): AsyncGenerator<{ section: Section; line: string } | null> {
+  let section: Section | undefined;
+  for await (const { line, at } of sectionLines(path)) {
+    if (at === 'files' || at === 'chunks') section = at;
+    else if (at === 'entry' && section) {
+      if (!isWholeEntry(line)) {
+        yield null;
+        return;
+      }
+      yield { section, line };
+    }
   }
-  if (!Array.isArray(parsed.nodes)) throw manifestErrors.notOurs(path);
-  return parsed;
 }
 
 /**

@@ -106,8 +106,8 @@ class Repair {
   private readonly changedSources = new Set<string>();
   private readonly actions: RepairAction[] = [];
   /** The files of the chunks that need repair, and each such shard's packed files (filesOf). */
-  private readonly files = new Map<string, ManifestFile>();
-  private readonly packed = new Map<string, ManifestFile[]>();
+  private files = new Map<string, ManifestFile>();
+  private packed = new Map<string, ManifestFile[]>();
   /** Per chunk that needs repair: the nodes holding a good copy (checked, or restored). */
   private readonly good = new Map<string, Set<string>>();
   /** Where the chunks of the manifest's shortfall are in it (survey), to keep the shortfall in manifest order. */
@@ -220,17 +220,9 @@ class Repair {
 
   /** The files the chunks needing repair belong to, and the packed files of the shards among them: one pass. */
   private async filesOf(needy: readonly Needy[]): Promise<void> {
-    const keys = new Set(needy.map((n) => n.chunk.file));
-    const shards = new Set(needy.map((n) => n.chunk.id));
-    for await (const file of this.manifest.files()) {
-      if (keys.has(file.key)) this.files.set(file.key, file);
-      const shard = file.packed?.shard;
-      if (shard !== undefined && shards.has(shard)) {
-        const members = this.packed.get(shard) ?? [];
-        if (members.push(file) === 1) this.packed.set(shard, members);
-      }
-    }
-    for (const members of this.packed.values()) members.sort((a, b) => a.packed!.offset - b.packed!.offset);
+    const { byKey, byShard } = await this.manifest.filesFor(new Set(needy.map((n) => n.chunk.file)), new Set(needy.map((n) => n.chunk.id)));
+    this.files = byKey;
+    this.packed = byShard;
   }
 
   /** Restores one chunk's bad copies (on their own node when it is alive, else elsewhere) and tops it up to `replicas`. */

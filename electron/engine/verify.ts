@@ -103,7 +103,5 @@ async function* copiesOf(chunks: AsyncIterable<ManifestChunk>): AsyncGenerator<{
  * copies is found damaged: a scan of the files, rather than every packed file held for the whole check.
  */
 async function membersOf(manifest: ManifestReader, shardId: string): Promise<ManifestFile[]> {
-  const members: ManifestFile[] = [];
-  for await (const file of manifest.files()) if (file.packed?.shard === shardId) members.push(file);
-  return members.sort((a, b) => a.packed!.offset - b.packed!.offset);
+  return (await manifest.filesFor(new Set(), new Set([shardId]))).byShard.get(shardId) ?? [];
 }
