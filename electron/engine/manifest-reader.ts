@@ -178,54 +178,30 @@ function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
 }
 
 /**
- * Each entry line of a manifest, files then chunks, with its section; null (and nothing after) at an entry that is
- * not one whole line: an older, indented layout, which the caller reads whole.
+ * Each entry line of a manifest, files then chunks, with its section (nothing else is yielded: one hop per entry,
+ * a million-file manifest is two million lines); null, and nothing after, at an entry that is not one whole line:
+ * an older, indented layout, which the caller reads whole.
  */
 async function* entryLines(path: string): AsyncGenerator<{ section: Section; line: string } | null> {
-  let section: Section | undefined;
-  for await (const { line, at } of sectionLines(path)) {
-    if (at === 'files' || at === 'chunks') section = at;
-    else if (at === 'entry' && section) {
-      if (!isWholeEntry(line)) {
-        yield null;
-        return;
-      }
-      yield { section, line };
-    }
-  }
-}
-
-/**
- * The manifest's lines, each marked: the line opening `files` or `chunks`, an entry inside either, a line after
- * `chunks` (the tail), or anything else (the head, closing brackets).
- */
-async function* sectionLines(path: string): AsyncGenerator<{ line: string; at: Section | 'entry' | 'after' | 'other' }> {
   const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
   try {
-    yield* markedLines(createInterface({ input, crlfDelay: Infinity }));
+    let inside: Section | undefined;
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      if (line === '  "files": [' || line === '  "chunks": [') inside = line.includes('files') ? 'files' : 'chunks';
+      else if (line.startsWith('  "chunks": []')) return; // lines after the chunks (the tail's nodes) are no entries
+      else if (inside && line.startsWith('    ')) {
+        if (!isWholeEntry(line)) {
+          yield null;
+          return;
+        }
+        yield { section: inside, line };
+      } else if (inside && /^ {2}\],?$/.test(line)) {
+        if (inside === 'chunks') return;
+        inside = undefined;
+      }
+    }
   } finally {
     input.destroy(); // a reader that stops early (a lookup found its entry) closes the file now, not when collected
-  }
-}
-
-async function* markedLines(lines: AsyncIterable<string>): AsyncGenerator<{ line: string; at: Section | 'entry' | 'after' | 'other' }> {
-  let inside: Section | undefined;
-  let afterChunks = false;
-  for await (const line of lines) {
-    if (afterChunks) yield { line, at: 'after' };
-    else if (line === '  "files": [' || line === '  "chunks": [') {
-      inside = line.includes('files') ? 'files' : 'chunks';
-      yield { line, at: inside };
-    } else if (line.startsWith('  "files": []') || line.startsWith('  "chunks": []')) {
-      const section: Section = line.includes('files') ? 'files' : 'chunks';
-      yield { line, at: section };
-      if (section === 'chunks') afterChunks = true;
-    } else if (inside && line.startsWith('    ')) yield { line, at: 'entry' };
-    else if (inside && /^ {2}\],?$/.test(line)) {
-      if (inside === 'chunks') afterChunks = true;
-      inside = undefined;
-      yield { line, at: 'other' };
-    } else yield { line, at: 'other' };
   }
 }
 
