@@ -1,10 +1,10 @@
-// `npm test` needs the Python emulators (gcp-storage-emulator, moto, in .venv, with webdataset for reading shards), Debian's nats-server, fincore (util-linux-extra: page-cache residency) and Chromium. Installs them on first run when it can
+// `npm test` needs the Python emulators (gcp-storage-emulator, moto, in .venv, with webdataset for reading shards), Debian's nats-server, fincore (util-linux-extra: page-cache residency), script (bsdutils: a terminal for the CLI's live lines) and Chromium. Installs them on first run when it can
 // (root on Debian), or says exactly what to run. CI installs them in .ci/run before this is reached.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const steps = [
-  { ready: () => existsSync('.venv/bin/gcp-storage-emulator') && existsSync('.venv/bin/moto_server') && hasWebdataset() && existsSync('/usr/sbin/nats-server') && existsSync('/usr/bin/fincore'), script: '.ci/install-emulators.sh', what: 'the storage emulators, nats-server and fincore' },
+  { ready: () => existsSync('.venv/bin/gcp-storage-emulator') && existsSync('.venv/bin/moto_server') && hasWebdataset() && existsSync('/usr/sbin/nats-server') && existsSync('/usr/bin/fincore') && existsSync('/usr/bin/script'), script: '.ci/install-emulators.sh', what: 'the storage emulators, nats-server, fincore and script' },
   { ready: () => existsSync('/usr/bin/chromium'), script: '.ci/install-browser.sh', what: "Debian's Chromium" },
 ];
 
