@@ -179,8 +179,8 @@ function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
 
 /**
  * Each entry line of a manifest, files then chunks, with its section (nothing else is yielded: one hop per entry,
- * a million-file manifest is two million lines); null, and nothing after, at an entry that is not one whole line:
- * an older, indented layout, which the caller reads whole.
+ * a million-file manifest is two million lines); null, and nothing after, where the file is not laid out a line per
+ * entry (an older, indented layout; JSON on one line; no end to its chunks), which the caller then reads whole.
  */
 async function* entryLines(path: string): AsyncGenerator<{ section: Section; line: string } | null> {
   const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
@@ -200,6 +200,7 @@ async function* entryLines(path: string): AsyncGenerator<{ section: Section; lin
         inside = undefined;
       }
     }
+    yield null; // the end of the file, and no end of the chunks seen
   } finally {
     input.destroy(); // a reader that stops early (a lookup found its entry) closes the file now, not when collected
   }

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ManifestError, readManifestSummary, StreamedArray, writeJsonAtomic } from '../../electron/engine/manifest.ts';
-import { lookUpFile, ManifestReader } from '../../electron/engine/manifest-reader.ts';
+import { lookUpFile, ManifestReader, manifestPreview } from '../../electron/engine/manifest-reader.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const READER = join(import.meta.dirname, '..', '..', 'electron', 'engine', 'manifest-reader.ts');
@@ -47,13 +47,16 @@ describe('reading a manifest entry by entry', () => {
     }
   });
 
-  it('looks one file and its chunks up, and reads the summary (head, nodes, totals) from both ends: in both layouts', async () => {
+  it('looks one file and its chunks up, previews and reads the summary (head, nodes, totals) from both ends: in every layout', async () => {
     const dir = await tempDir('ci-manifest-lookup-');
     await writeJsonAtomic(join(dir, 'lines.json'), manifestOf(50, true));
     const expected = JSON.parse(JSON.stringify(manifestOf(50, false))) as ReturnType<typeof manifestOf>;
     await writeFile(join(dir, 'indented.json'), JSON.stringify(expected, null, 2));
+    await writeFile(join(dir, 'one-line.json'), JSON.stringify(expected)); // as a hand edit or another tool may save it
     const { files: _files, chunks: _chunks, ...summary } = expected;
-    for (const name of ['lines.json', 'indented.json']) {
+    for (const name of ['lines.json', 'indented.json', 'one-line.json']) {
+      expect(await everything(await ManifestReader.open(join(dir, name)))).toEqual({ files: expected.files, chunks: expected.chunks });
+      expect(await manifestPreview(join(dir, name), 20)).toMatchObject({ manifest: { files: Array.from({ length: 20 }, (_, i) => fileAt(i)), chunks: Array.from({ length: 20 }, (_, i) => chunkAt(i)) }, partial: { files: 50, chunks: 50 } });
       const found = await lookUpFile(join(dir, name), fileAt(37).key);
       expect(found).toMatchObject({ file: fileAt(37), chunks: [chunkAt(37)], nodes: expected.nodes, someKeys: Array.from({ length: 10 }, (_, i) => fileAt(i).key), moreKeys: true });
       expect(found.head).toMatchObject({ runId: 'r-1', status: 'complete' });
