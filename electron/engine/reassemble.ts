@@ -86,10 +86,18 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
   } catch (error) {
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
-    throw error;
+    throw outputFailure(error, outPath);
   } finally {
     await Promise.all([...nodes.values()].map((n) => n.close()));
   }
+}
+
+/** A failed write into the output, as the user's error: which file, why, that nothing is left, and the fix. */
+function outputFailure(error: unknown, outPath: string): unknown {
+  if (!(error instanceof FileCopyError && error.side === 'target')) return error;
+  return new ReassembleError(
+    `writing ${outPath} failed: ${error.message}. Nothing was left at ${outPath}. Fix: free space on its disk (or raise the file-size limit, ulimit -f), or write it to another disk.`,
+  );
 }
 
 /**
@@ -359,11 +367,15 @@ function positionalWriter(handle: FileHandle, offset: number, length: number, on
     highWaterMark: 1024 * 1024,
     write(data: Buffer, _encoding, done) {
       const bytes = data.subarray(0, Math.max(0, end - position));
-      writeAll(handle, bytes, position).then(() => {
-        position += bytes.length;
-        onBytes(bytes.length);
-        done();
-      }, done);
+      writeAll(handle, bytes, position).then(
+        () => {
+          position += bytes.length;
+          onBytes(bytes.length);
+          done();
+        },
+        // The output's side, as a hashing thread's copy reports it: no other copy would write it better.
+        (error: NodeJS.ErrnoException) => done(new FileCopyError(error.code ?? 'EIO', error.message, 'target')),
+      );
     },
   });
 }

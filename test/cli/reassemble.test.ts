@@ -3,7 +3,7 @@
 // add up, naming the manifest and the chunk; and the checksum it reports is that of the file as written.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
@@ -11,7 +11,7 @@ import type { Manifest } from '../../shared/types.ts';
 import { badProject, cli, defaultYaml, EXIT, expectCleanExit, removeBadProjects } from '../bad-input/helpers.ts';
 import type { BadProject } from '../bad-input/helpers.ts';
 import { ENGINE_NODE_FLAGS } from '../../bin/node22.js';
-import { CLI } from '../helpers/agents.ts';
+import { cleanupAgents, CLI, spawnAgent } from '../helpers/agents.ts';
 
 const MiB = 1024 * 1024;
 const BIG = 'big.bin';
@@ -34,12 +34,28 @@ beforeAll(async () => {
   expect(manifest.chunks.filter((c) => c.file === BIG)).toHaveLength(3);
 });
 
-afterAll(removeBadProjects);
+afterAll(async () => {
+  await removeBadProjects();
+  await cleanupAgents();
+});
 
 const md5 = (bytes: Buffer): string => createHash('md5').update(bytes).digest('hex');
 
 function reassemble(out: string, ...extra: string[]) {
   return cli(['reassemble', '--config', p.configPath, '--manifest', manifestPath, '--file', BIG, '--out', out, ...extra], { cwd: p.root });
+}
+
+/** Reassembles BIG into `dir` under a 1 MiB file-size limit: the rebuild ends naming the output, and leaves nothing. */
+async function expectOutputWriteFailure(project: BadProject, manifest: string, dir: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const out = join(dir, BIG);
+  // ulimit -f counts 512-byte blocks in sh: the kernel refuses any write past 1 MiB, which Node reports as EFBIG.
+  const args = [...ENGINE_NODE_FLAGS, CLI, 'reassemble', '--config', project.configPath, '--manifest', manifest, '--file', BIG, '--out', out];
+  const r = spawnSync('sh', ['-c', 'ulimit -f 2048 && exec "$@"', 'sh', process.execPath, ...args], { cwd: project.root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  expectCleanExit({ code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, EXIT.incomplete);
+  expect(r.stderr).toContain(`writing ${out} failed: EFBIG: file too large`);
+  expect(r.stderr).toContain(`Nothing was left at ${out}. Fix:`);
+  expect(r.stderr).not.toMatch(/no good copy|damaged|holds fewer/i);
+  expect(await readdir(dir)).toEqual([]);
 }
 
 let outCount = 0;
@@ -120,6 +136,22 @@ describe('reassemble: where it writes', () => {
       expect(r.stderr).toMatch(/character device/);
     }
     expect((await lstat(device)).isCharacterDevice()).toBe(true);
+  });
+
+  it('a write into the output that fails (here the file-size limit, EFBIG) ends the rebuild: named, no copy blamed, nothing left', async () => {
+    await expectOutputWriteFailure(p, manifestPath, await outDir());
+  });
+
+  it('the same with the copies on a node agent (streamed to the output, not copied on a hashing thread)', async () => {
+    const agent = await spawnAgent();
+    const viaAgent = await badProject(defaultYaml({ chunkMb: 1, nodes: [`  - { id: a1, url: "${agent.url}", token_env: REASSEMBLE_AGENT_TOKEN }`] }));
+    await ensureDataFile(join(viaAgent.data, BIG), BIG_SIZE, BIG);
+    const env = { REASSEMBLE_AGENT_TOKEN: agent.token };
+    const run = await cli(['run', '--config', viaAgent.configPath, '--cloud', 'local', '--json'], { cwd: viaAgent.root, env });
+    expectCleanExit(run, EXIT.ok);
+    const dir = join(viaAgent.root, 'out');
+    await mkdir(dir);
+    await expectOutputWriteFailure(viaAgent, (JSON.parse(run.stdout) as { manifest: string }).manifest, dir, env);
   });
 
   it('a key that is not in the manifest is a usage error (exit 2) naming the manifest and its files', async () => {
