@@ -68,6 +68,12 @@ export interface ManifestChunk {
   members?: PackedMember[];
 }
 
+/** One copy of a chunk on a node: a row of that node's table in the app (a chunk with two copies there is two rows). */
+export interface NodeChunkRow {
+  chunk: ManifestChunk;
+  location: string;
+}
+
 /** A file packed into a shard: a tar member whose data starts `offset` bytes into the shard. */
 export interface PackedMember {
   key: string;

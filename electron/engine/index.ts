@@ -9,6 +9,8 @@ export { NoHealthyNodeError, runIngest } from './ingest.ts';
 export type { IngestOptions, IngestResult } from './ingest.ts';
 export { journalPath, listResumableRuns, readJournal, ResumeError } from './journal.ts';
 export { manifestPreview } from './manifest-reader.ts';
+export { buildChunkPageIndex, chunksOnNode, copiesPerNode, findFiles, locateChunk } from './manifest-pages.ts';
+export type { ChunkPageIndex } from './manifest-pages.ts';
 export { latestManifestPath, listManifests, ManifestError, manifestDir, newRunId, readManifest, readManifestSummary } from './manifest.ts';
 export { NodeError } from './nodes/node.ts';
 export { openNodes, probeNodes } from './nodes/open.ts';

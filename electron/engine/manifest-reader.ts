@@ -2,12 +2,11 @@
 // at a time, so checking a million-file run does not hold its manifest (236 MB of text, several times that as
 // objects). Manifests in the older layout (each entry indented over many lines) are parsed whole, as before.
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Manifest, ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import { manifestErrors, RawJson, readManifest, readManifestSummary } from './manifest.ts';
 import type { ManifestHead } from './manifest.ts';
 
-type Section = 'files' | 'chunks';
+export type Section = 'files' | 'chunks';
 type Tail = Pick<Manifest, 'nodes' | 'totals'>;
 
 export class ManifestReader {
@@ -177,27 +176,44 @@ function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
   return { head: manifest, nodes: manifest.nodes, file, chunks, someKeys: manifest.files.slice(0, SOME_KEYS).map((f) => f.key), moreKeys: manifest.files.length > SOME_KEYS };
 }
 
+/** An entry line of a manifest: its section, its text, where it lies in the file (bytes) and its line number. */
+export interface EntryLine {
+  section: Section;
+  line: string;
+  /** Byte offset of the line's first byte. */
+  at: number;
+  /** Byte offset just past its line break (where the next line starts). */
+  end: number;
+  /** Its line number in the file, from 1. */
+  number: number;
+}
+
 /**
- * Each entry line of a manifest, files then chunks, with its section (nothing else is yielded: one hop per entry,
- * a million-file manifest is two million lines); null, and nothing after, where the file is not laid out a line per
- * entry (an older, indented layout; JSON on one line; no end to its chunks), which the caller then reads whole.
+ * Each entry line of a manifest, files then chunks, with its section and place in the file (nothing else is
+ * yielded: one hop per entry, a million-file manifest is two million lines); null, and nothing after, where the file
+ * is not laid out a line per entry (an older, indented layout; JSON on one line; no end to its chunks), which the
+ * caller then reads whole. Lines are split from the file's blocks here (a read per MiB), so each keeps its offset.
  */
-async function* entryLines(path: string): AsyncGenerator<{ section: Section; line: string } | null> {
+export async function* entryLines(path: string): AsyncGenerator<EntryLine | null> {
   const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
   try {
+    const lines = new LineSplitter();
     let inside: Section | undefined;
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-      if (line === '  "files": [' || line === '  "chunks": [') inside = line.includes('files') ? 'files' : 'chunks';
-      else if (line.startsWith('  "chunks": []')) return; // lines after the chunks (the tail's nodes) are no entries
-      else if (inside && line.startsWith('    ')) {
-        if (!isWholeEntry(line)) {
-          yield null;
-          return;
+    for await (const block of input) {
+      if (!inside && lines.unended > HEAD_LINE_MAX_BYTES) break; // no need to read it all to know: read whole
+      for (const { text, at, end, number } of lines.split(block as Buffer)) {
+        if (text === '  "files": [' || text === '  "chunks": [') inside = text.includes('files') ? 'files' : 'chunks';
+        else if (text.startsWith('  "chunks": []')) return; // lines after the chunks (the tail's nodes) are no entries
+        else if (inside && text.startsWith('    ')) {
+          if (!isWholeEntry(text)) {
+            yield null;
+            return;
+          }
+          yield { section: inside, line: text, at, end, number };
+        } else if (inside && /^ {2}\],?$/.test(text)) {
+          if (inside === 'chunks') return;
+          inside = undefined;
         }
-        yield { section: inside, line };
-      } else if (inside && /^ {2}\],?$/.test(line)) {
-        if (inside === 'chunks') return;
-        inside = undefined;
       }
     }
     yield null; // the end of the file, and no end of the chunks seen
@@ -205,6 +221,42 @@ async function* entryLines(path: string): AsyncGenerator<{ section: Section; lin
     input.destroy(); // a reader that stops early (a lookup found its entry) closes the file now, not when collected
   }
 }
+
+/**
+ * A file's lines from its blocks as they are read, each with its byte offsets and number (a last line without a line
+ * break is not one). The blocks of a line not yet ended are kept apart and joined once its end comes, so a very
+ * long line (JSON on one line) costs one copy, not one per block.
+ */
+class LineSplitter {
+  private pending: Buffer[] = [];
+  /** Bytes of the line not ended yet. */
+  unended = 0;
+  /** Byte offset of the first pending byte. */
+  private offset = 0;
+  private number = 0;
+
+  *split(block: Buffer): Generator<{ text: string; at: number; end: number; number: number }> {
+    if (block.indexOf(10) < 0) {
+      this.pending.push(block);
+      this.unended += block.length;
+      return;
+    }
+    const bytes = this.unended > 0 ? Buffer.concat([...this.pending, block]) : block;
+    let start = 0;
+    for (let lf = bytes.indexOf(10, this.unended); lf >= 0; lf = bytes.indexOf(10, start)) {
+      const cut = lf > start && bytes[lf - 1] === 13 ? lf - 1 : lf; // a CRLF file (an older manifest saved on Windows)
+      this.number += 1;
+      yield { text: bytes.toString('utf8', start, cut), at: this.offset + start, end: this.offset + lf + 1, number: this.number };
+      start = lf + 1;
+    }
+    this.offset += start;
+    this.pending = start < bytes.length ? [bytes.subarray(start)] : [];
+    this.unended = bytes.length - start;
+  }
+}
+
+/** A line longer than this before the files begin: the manifest is not laid out a line per member (JSON on one line). */
+const HEAD_LINE_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Whether an entry line holds a whole entry (`    {...},`), not the first line of an indented one (older layout). */
 function isWholeEntry(line: string): boolean {

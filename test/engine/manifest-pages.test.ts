@@ -1,0 +1,174 @@
+// Every chunk and file of a large manifest a page at a time (manifest-pages.ts): pages of each node's copies read
+// through the page index match the manifest parsed whole, at the start, the middle, across blocks and past the end;
+// the per-node totals, locating a chunk, the file search; the same answers from the older layouts; damaged lines
+// named with the manifest and the line.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildChunkPageIndex, chunksOnNode, copiesPerNode, findFiles, locateChunk } from '../../electron/engine/manifest-pages.ts';
+import type { ChunkPageIndex } from '../../electron/engine/manifest-pages.ts';
+import { ManifestError, readManifest, StreamedArray, writeJsonAtomic } from '../../electron/engine/manifest.ts';
+import type { ManifestChunk, NodeChunkRow } from '../../shared/types.ts';
+import { removeTempDirs, tempDir } from '../helpers/temp.ts';
+
+const CHUNKS = 31_234;
+const NODES = ['n1', 'n2', 'n3'];
+
+function fileAt(i: number) {
+  return { key: `train/${String(i).padStart(7, '0')}.jpg`, size: 8192, checksum: 'd41d8cd98f00b204e9800998ecf8427e', chunkCount: 1, status: 'complete' };
+}
+
+/** Copies spread unevenly: every chunk on one node, every fifth on a second; n3 holds nothing from 5,000 to 9,999 (whole blocks without it). */
+function copiesOf(i: number): string[] {
+  const first = i >= 5_000 && i < 10_000 ? NODES[i % 2]! : NODES[i % 3]!;
+  const second = NODES[(NODES.indexOf(first) + 1) % (i >= 5_000 && i < 10_000 ? 2 : 3)]!;
+  return i % 5 === 0 ? [first, second] : [first];
+}
+
+function chunkAt(i: number): ManifestChunk {
+  const file = fileAt(i).key;
+  const copies = copiesOf(i).map((nodeId) => ({ nodeId, location: `/${nodeId}/${i}.chunk` }));
+  return { id: `${file}_chunk_0`, file, index: 0, offset: 0, size: 8192, checksum: 'd41d8cd98f00b204e9800998ecf8427e', node: copies[0]!.nodeId, path: copies[0]!.location, copies, attempts: 1, movedFrom: [], skipped: false };
+}
+
+function manifestOf(count: number) {
+  return {
+    version: 1, runId: 'r-pages', startedAt: '2026-12-07T10:00:00.000Z', status: 'complete', checksumAlgorithm: 'md5',
+    files: new StreamedArray(function* () { for (let i = 0; i < count; i++) yield fileAt(i); }),
+    chunks: new StreamedArray(function* () { for (let i = 0; i < count; i++) yield chunkAt(i); }),
+    nodes: NODES.map((id) => ({ id, kind: 'folder', location: `/${id}`, chunks: 0, bytes: 0, healthy: true })),
+    totals: { files: count, chunks: count, bytes: count * 8192, retries: 0, replacements: 0, skipped: 0 },
+  };
+}
+
+let dir: string;
+let lines: string;
+const layouts: Record<string, string> = {};
+/** Every node's rows, from the manifest parsed whole. */
+const expected = new Map<string, NodeChunkRow[]>();
+
+beforeAll(async () => {
+  dir = await tempDir('ci-manifest-pages-');
+  lines = join(dir, 'lines.json');
+  await writeJsonAtomic(lines, manifestOf(CHUNKS));
+  const whole = await readManifest(lines);
+  for (const id of NODES) expected.set(id, []);
+  for (const chunk of whole.chunks) for (const copy of chunk.copies) expected.get(copy.nodeId)!.push({ chunk, location: copy.location });
+  layouts.lines = lines;
+  layouts.indented = join(dir, 'indented.json');
+  layouts.oneLine = join(dir, 'one-line.json');
+  await writeFile(layouts.indented, JSON.stringify(whole, null, 2));
+  await writeFile(layouts.oneLine, JSON.stringify(whole));
+});
+
+afterAll(removeTempDirs);
+
+describe('a manifest a page at a time', () => {
+  it('pages each node at the start, the middle, across blocks, at the end and past it, as the whole manifest has them', async () => {
+    const index = await buildChunkPageIndex(lines);
+    expect(index.whole).toBeUndefined();
+    expect(index.chunks).toBe(CHUNKS);
+    expect(index.blockStarts.length).toBe(Math.ceil(CHUNKS / 1_000) + 1);
+    for (const nodeId of NODES) {
+      const rows = expected.get(nodeId)!;
+      const before = index.copiesBefore.get(nodeId)!;
+      const aBoundary = before[7]!; // the first copy in block 7
+      const starts = [0, 1, 999, 1_000, aBoundary - 3, aBoundary, Math.floor(rows.length / 2), rows.length - 5, rows.length - 1];
+      for (const start of starts) {
+        expect(await chunksOnNode(index, nodeId, start, 10), `${nodeId} from ${start}`).toEqual({ rows: rows.slice(start, start + 10), total: rows.length });
+      }
+      expect(await chunksOnNode(index, nodeId, 2_345, 1_000)).toEqual({ rows: rows.slice(2_345, 3_345), total: rows.length }); // several blocks
+      expect(await chunksOnNode(index, nodeId, rows.length, 10)).toEqual({ rows: [], total: rows.length });
+      expect(await chunksOnNode(index, nodeId, rows.length + 500, 10)).toEqual({ rows: [], total: rows.length });
+    }
+    // n3 holds nothing in blocks 5 to 9: a page that runs into them goes on past them.
+    const n3 = expected.get('n3')!;
+    const afterGap = n3.findIndex((r) => Number(r.chunk.file.slice(6, 13)) >= 5_000);
+    expect(n3[afterGap]!.chunk.file).toBe(fileAt(10_000).key);
+    expect(await chunksOnNode(index, 'n3', afterGap - 2, 4)).toEqual({ rows: n3.slice(afterGap - 2, afterGap + 2), total: n3.length });
+    expect(await chunksOnNode(index, 'nobody', 0, 10)).toEqual({ rows: [], total: 0 });
+  });
+
+  it('pages match at any start and size (seeded), with blocks of a few lines too', async () => {
+    const small = await buildChunkPageIndex(lines, 7);
+    const index = await buildChunkPageIndex(lines);
+    let seed = 42;
+    const next = (n: number) => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n;
+    for (let i = 0; i < 60; i++) {
+      const nodeId = NODES[i % 3]!;
+      const rows = expected.get(nodeId)!;
+      const start = next(rows.length + 20);
+      const count = 1 + next(300);
+      const want = { rows: rows.slice(start, start + count), total: rows.length };
+      expect(await chunksOnNode(index, nodeId, start, count)).toEqual(want);
+      expect(await chunksOnNode(small, nodeId, start, count)).toEqual(want);
+    }
+  });
+
+  it('counts every node’s copies as the whole manifest does, and finds where a chunk sits on a node', async () => {
+    const index = await buildChunkPageIndex(lines);
+    expect(copiesPerNode(index)).toEqual(Object.fromEntries(NODES.map((id) => [id, expected.get(id)!.length])));
+    for (const nodeId of NODES) {
+      const rows = expected.get(nodeId)!;
+      for (const at of [0, 1_234, rows.length - 1]) expect(await locateChunk(index, nodeId, rows[at]!.chunk.id)).toBe(at);
+    }
+    expect(await locateChunk(index, 'n3', chunkAt(5_001).id)).toBeNull(); // on n1 and n2 only
+    expect(await locateChunk(index, 'n1', 'train/none.jpg_chunk_0')).toBeNull();
+  });
+
+  it('finds file keys containing a query, in any case, up to a limit, and says when more match', async () => {
+    const all = (await readManifest(lines)).files.map((f) => f.key);
+    const matching = (q: string) => all.filter((k) => k.toLowerCase().includes(q.toLowerCase()));
+    expect(await findFiles(lines, 'TRAIN/0001', 25)).toEqual({ keys: matching('train/0001').slice(0, 25), more: true });
+    expect(await findFiles(lines, '0031233', 5)).toEqual({ keys: [fileAt(31_233).key], more: false }); // the last file
+    const five = matching('003123'); // 0003123 and 0031230 to 0031233
+    expect(five).toHaveLength(5);
+    expect(await findFiles(lines, '003123', 5)).toEqual({ keys: five, more: false }); // exactly the limit
+    expect(await findFiles(lines, '003123', 4)).toEqual({ keys: five.slice(0, 4), more: true });
+    expect(await findFiles(lines, 'no such file', 10)).toEqual({ keys: [], more: false });
+    expect(await findFiles(lines, '', 3)).toEqual({ keys: all.slice(0, 3), more: true });
+  });
+
+  it('gives the same answers for the same manifest indented, or as JSON on one line (read whole)', async () => {
+    const answers = async (path: string) => {
+      const index: ChunkPageIndex = await buildChunkPageIndex(path);
+      return {
+        perNode: copiesPerNode(index),
+        pages: await Promise.all(NODES.map((id) => chunksOnNode(index, id, 3_000, 50))),
+        located: await locateChunk(index, 'n2', chunkAt(20_001).id),
+        found: await findFiles(path, 'Train/00200', 7),
+      };
+    };
+    const reference = await answers(layouts.lines!);
+    for (const layout of ['indented', 'oneLine']) {
+      const index = await buildChunkPageIndex(layouts[layout]!);
+      expect(index.whole, layout).toHaveLength(CHUNKS);
+      expect(await answers(layouts[layout]!), layout).toEqual(reference);
+    }
+  });
+
+  it('names the manifest and the line of a damaged entry, and a manifest changed since it was indexed', async () => {
+    const text = await readFile(lines, 'utf8');
+    const fileLines = text.split('\n');
+    const chunkLine = fileLines.findIndex((l) => l.includes(`"id":"${chunkAt(12_345).id}"`));
+    const torn = join(dir, 'torn.json');
+    await writeFile(torn, fileLines.map((l, i) => (i === chunkLine ? l.replace('"skipped":false', '"skipped":') : l)).join('\n'));
+    await expect(buildChunkPageIndex(torn)).rejects.toThrow(ManifestError);
+    await expect(buildChunkPageIndex(torn)).rejects.toThrow(new RegExp(`torn\\.json has an entry on line ${chunkLine + 1} that is not valid JSON.*Fix:`));
+
+    const noCopies = join(dir, 'no-copies.json');
+    await writeFile(noCopies, fileLines.map((l, i) => (i === chunkLine ? l.replace(/"copies":\[[^\]]*\]/, '"copies":7') : l)).join('\n'));
+    await expect(buildChunkPageIndex(noCopies)).rejects.toThrow(new RegExp(`no-copies\\.json has a chunk entry without one of "id", "file", "index", "offset", "size", "checksum" or "copies" on line ${chunkLine + 1}\\. Fix:`));
+
+    const fileLine = fileLines.findIndex((l) => l.includes(`"key":"${fileAt(777).key}"`));
+    const tornFile = join(dir, 'torn-file.json');
+    await writeFile(tornFile, fileLines.map((l, i) => (i === fileLine ? l.replace('"status":"complete"', '"status":') : l)).join('\n'));
+    await expect(findFiles(tornFile, '0000777', 10)).rejects.toThrow(new RegExp(`torn-file\\.json has an entry on line ${fileLine + 1} that is not valid JSON`));
+
+    const moving = join(dir, 'moving.json');
+    await writeFile(moving, text);
+    const index = await buildChunkPageIndex(moving);
+    await writeFile(moving, text.replace(/\{"id":"train\/0000001\.jpg_chunk_0"[^\n]*\n/, ''));
+    await expect(chunksOnNode(index, 'n1', 5_000, 10)).rejects.toThrow(/moving\.json changed since its chunks were indexed\. Fix: open the run again\./);
+  });
+});
