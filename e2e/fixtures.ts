@@ -147,8 +147,8 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
-async function startServeApp(ws: Workspace): Promise<RunningApp> {
-  const { child, url } = await startServeProcess(ws);
+async function startServeApp(ws: Workspace, env: Record<string, string>): Promise<RunningApp> {
+  const { child, url } = await startServeProcess(ws, env);
   const browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
@@ -163,13 +163,13 @@ async function startServeApp(ws: Workspace): Promise<RunningApp> {
   };
 }
 
-async function startElectronApp(ws: Workspace): Promise<RunningApp> {
+async function startElectronApp(ws: Workspace, env: Record<string, string>): Promise<RunningApp> {
   const dist = process.env.ELECTRON_OVERRIDE_DIST_PATH!;
   const app: ElectronApplication = await electron.launch({
     executablePath: join(dist, 'electron'),
     args: [join(ROOT, 'dist/electron/main.mjs'), '--config', ws.configPath, '--no-sandbox'],
     cwd: ROOT,
-    env: { ...(process.env as Record<string, string>), ...APP_ENV },
+    env: { ...(process.env as Record<string, string>), ...APP_ENV, ...env },
   });
   const page = await app.firstWindow();
   await page.setViewportSize({ width: 1400, height: 900 });
@@ -177,12 +177,14 @@ async function startElectronApp(ws: Workspace): Promise<RunningApp> {
 }
 
 export type AppMode = 'serve' | 'electron';
-type WorkerFixtures = { mode: AppMode; ingestion: WorkspaceIngestion; nodeIds: readonly string[]; workspace: Workspace; app: RunningApp };
+/** Environment variables a spec gives the app besides APP_ENV (e.g. CLOUD_INGEST_PREVIEW_ENTRIES), set with `test.use`. */
+type WorkerFixtures = { mode: AppMode; ingestion: WorkspaceIngestion; nodeIds: readonly string[]; appEnv: Record<string, string>; workspace: Workspace; app: RunningApp };
 
 export const test = base.extend<{ page: Page }, WorkerFixtures>({
   mode: ['serve', { scope: 'worker', option: true }],
   ingestion: [DEFAULT_INGESTION, { scope: 'worker', option: true }],
   nodeIds: [NODE_IDS, { scope: 'worker', option: true }],
+  appEnv: [{}, { scope: 'worker', option: true }],
   workspace: [
     async ({ ingestion, nodeIds }, use) => {
       const ws = makeWorkspace(ingestion, nodeIds);
@@ -192,8 +194,8 @@ export const test = base.extend<{ page: Page }, WorkerFixtures>({
     { scope: 'worker' },
   ],
   app: [
-    async ({ workspace, mode }, use) => {
-      const running = mode === 'electron' ? await startElectronApp(workspace) : await startServeApp(workspace);
+    async ({ workspace, mode, appEnv }, use) => {
+      const running = mode === 'electron' ? await startElectronApp(workspace, appEnv) : await startServeApp(workspace, appEnv);
       await use(running);
       await running.close();
     },

@@ -35,6 +35,20 @@ export interface HostOptions {
   previewEntries?: number;
 }
 
+/** The environment variable that sets `previewEntries` in serve mode and Electron (the end-to-end tests make it small). */
+export const PREVIEW_ENTRIES_ENV = 'CLOUD_INGEST_PREVIEW_ENTRIES';
+
+/** `previewEntries` from the environment: unset gives undefined (the default); anything but a whole number from 1 is refused. */
+export function previewEntriesFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const given = env[PREVIEW_ENTRIES_ENV];
+  if (given === undefined || given === '') return undefined;
+  const entries = Number(given);
+  if (!/^\d+$/.test(given) || !Number.isSafeInteger(entries) || entries < 1) {
+    throw new Error(`${PREVIEW_ENTRIES_ENV}=${given} is not a whole number of at least 1. Fix: unset it (20,000 files and chunks) or give a count.`);
+  }
+  return entries;
+}
+
 /** Checks a request against the contract; the refusal is data the renderer can show. */
 export function checkRequest(channel: unknown, payload: unknown): { ok: true; payload: unknown } | { ok: false; error: ApiErrorData } {
   if (!isRequestChannel(channel)) {

@@ -8,9 +8,10 @@ import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
 import type { DetectionResult, NodeStatus, RepairEvent, ResumableRun } from '../../shared/types.ts';
-import { ConfigError, detectCloud, effectiveNodes, journalPath, listManifests, listResumableRuns, loadConfig, newRunId, manifestPreview, openNodes, probeNodes, readJournal, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
-import type { LoadedConfig, ReassembleProgress } from '../engine/index.ts';
+import { chunksOnNode, ConfigError, copiesPerNode, detectCloud, effectiveNodes, findFiles, journalPath, listManifests, listResumableRuns, loadConfig, locateChunk, newRunId, manifestPreview, openNodes, probeNodes, readJournal, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
+import type { ChunkPageIndex, LoadedConfig, ReassembleProgress } from '../engine/index.ts';
 import { ActivityLog, activityDetail } from './activity.ts';
+import { PageIndexCache } from './page-indexes.ts';
 import { WorkerWatch } from './workers.ts';
 import { BatchPacer, ProgressFolder } from './progress.ts';
 import { setNodesInText } from './yaml-nodes.ts';
@@ -63,6 +64,8 @@ export class EngineService {
   private readonly previewEntries: number;
   private readonly activityLog = new ActivityLog();
   private readonly workerWatch = new WorkerWatch();
+  /** Page indexes of the latest manifests opened, for the Received screen's pages of a large run. */
+  private readonly pageIndexes = new PageIndexCache();
   private detection: Promise<DetectionResult> | undefined;
   private override: CloudName | null = null;
   /** Set while a start request loads the config, so two quick starts cannot both begin a run. */
@@ -223,10 +226,18 @@ export class EngineService {
     listManifests: async () => (await listManifests(await loadConfig(this.configPath))).sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.path.localeCompare(a.path)),
 
     openManifest: async ({ path }) => {
-      const loaded = await loadConfig(this.configPath);
-      const { manifest, partial } = await manifestPreview(this.manifestInside(loaded, path), this.previewEntries);
-      return partial ? { ...manifest, partial } : manifest;
+      const full = this.manifestInside(await loadConfig(this.configPath), path);
+      const { manifest, partial } = await manifestPreview(full, this.previewEntries);
+      if (!partial) return manifest;
+      // The rest comes a page at a time; the tabs count every copy from the page index, built now and kept for the pages.
+      return { ...manifest, partial: { ...partial, perNode: copiesPerNode(await this.pageIndexes.get(full)) } };
     },
+
+    manifestChunks: async ({ path, nodeId, start, count }) => chunksOnNode(await this.pageIndex(path), nodeId, start, count),
+
+    locateChunk: async ({ path, nodeId, chunkId }) => ({ position: await locateChunk(await this.pageIndex(path), nodeId, chunkId) }),
+
+    findFiles: async ({ path, query, limit }) => findFiles(this.manifestInside(await loadConfig(this.configPath), path), query, limit),
 
     verify: async ({ manifestPath, nodeId }) => {
       const loaded = await loadConfig(this.configPath);
@@ -430,6 +441,11 @@ export class EngineService {
   private async detectionView(): Promise<DetectionView> {
     const result = await this.detected();
     return { result, override: this.override, effective: this.override ?? result.cloud };
+  }
+
+  /** The page index of a manifest in the manifest folder (built on first need, kept for the latest few). */
+  private async pageIndex(path: string): Promise<ChunkPageIndex> {
+    return this.pageIndexes.get(this.manifestInside(await loadConfig(this.configPath), path));
   }
 
   /** Manifests are read only from the config's manifest folder: the renderer cannot make the host read other files. */

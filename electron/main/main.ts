@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { createHost } from '../host/host.ts';
+import { createHost, previewEntriesFromEnv } from '../host/host.ts';
 import type { EngineHost } from '../host/host.ts';
 import { registerIpc } from './ipc.ts';
 import { APP_CSP, APP_ORIGIN, APP_PAGE, APP_SCHEME, APP_SCHEME_PRIVILEGES, appFileFor, devCsp, isAllowedExternal, isAppUrl, mimeFor, windowOptions } from './security.ts';
@@ -105,7 +105,8 @@ app.enableSandbox();
 app.whenReady().then(async () => {
   serveAppScheme();
   harden();
-  host = createHost({ configPath: configPathFromArgs(process.argv), pickFolder });
+  const previewEntries = previewEntriesFromEnv();
+  host = createHost({ configPath: configPathFromArgs(process.argv), pickFolder, ...(previewEntries !== undefined ? { previewEntries } : {}) });
   registerIpc(host, () => mainWindow, location);
   await createWindow();
   app.on('activate', () => {

@@ -2,6 +2,7 @@
 // serves until interrupted.
 import { parseArgs } from 'node:util';
 import { defaultConfigPath } from '../engine/index.ts';
+import { previewEntriesFromEnv } from '../host/host.ts';
 import { startServe } from './serve.ts';
 
 const { values } = parseArgs({
@@ -31,11 +32,13 @@ if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {
 }
 
 try {
+  const previewEntries = previewEntriesFromEnv();
   const served = await startServe({
     configPath: values.config ?? defaultConfigPath(),
     port,
     host,
     ...(values.dist ? { distDir: values.dist } : {}),
+    ...(previewEntries !== undefined ? { previewEntries } : {}),
   });
   process.stdout.write(`Cloud Ingest app: ${served.url}\n`);
   const stop = (): void => {

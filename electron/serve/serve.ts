@@ -27,6 +27,8 @@ export interface ServeOptions {
   distDir?: string;
   token?: string;
   batchMs?: number;
+  /** How many files and chunks of a manifest openManifest sends at most (HostOptions.previewEntries). */
+  previewEntries?: number;
 }
 
 export interface Served {
@@ -75,7 +77,11 @@ export async function startServe(options: ServeOptions): Promise<Served> {
   } catch {
     throw new Error(`No built renderer at ${distDir}. Fix: run "npm run build:renderer" first.`);
   }
-  const host = createHost({ configPath: options.configPath, ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}) });
+  const host = createHost({
+    configPath: options.configPath,
+    ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}),
+    ...(options.previewEntries !== undefined ? { previewEntries: options.previewEntries } : {}),
+  });
   let origin = '';
   let pageOrigins: string[] = [];
   /** The request's Origin is the page it was sent to (its Host), and a name this server answers to. */

@@ -2,26 +2,38 @@
 // Problems list (node, file, chunk, offset, both checksums), jump to its row, repair it, reassemble a file.
 import { useEffect, useMemo, useState } from 'react';
 import type { FormEvent } from 'react';
-import type { VerifyResult } from '../../shared/ipc/contract.ts';
-import type { ManifestChunk, VerifyProblem } from '../../shared/types.ts';
-import { formatBytes, shortHash } from '../format.ts';
+import type { OpenedManifest, VerifyResult } from '../../shared/ipc/contract.ts';
+import type { VerifyProblem } from '../../shared/types.ts';
+import { formatBytes } from '../format.ts';
 import { useApp } from '../store/context.tsx';
+import type { FileSearch } from '../store/types.ts';
 import { ErrorBanner } from './ErrorBanner.tsx';
+import { NodeChunkTable, PROBLEM_LABEL, problemKey, problemText } from './NodeChunkTable.tsx';
 import { RepairStatus } from './RepairStatus.tsx';
-import { VirtualList } from './VirtualList.tsx';
 
-const PROBLEM_LABEL: Record<VerifyProblem['reason'], string> = { missing: 'missing', checksum_mismatch: 'damaged', unreadable: 'unreadable' };
 const PROBLEMS_SHOWN = 500;
+/** How long the file search waits after the last keystroke before it asks the host. */
+export const FILE_SEARCH_DEBOUNCE_MS = 250;
 
-function problemKey(chunkId: string, nodeId: string): string {
-  return `${chunkId}\0${nodeId}`;
+/** Copies per node, every node the manifest names first: counted from a manifest sent whole, or as the host counted them (a large run). */
+function copiesPerNode(manifest: OpenedManifest): Map<string, number> {
+  const out = new Map<string, number>(manifest.nodes.map((n) => [n.id, 0]));
+  if (manifest.partial) {
+    for (const [id, n] of Object.entries(manifest.partial.perNode)) out.set(id, n);
+    return out;
+  }
+  for (const chunk of manifest.chunks) for (const copy of chunk.copies) out.set(copy.nodeId, (out.get(copy.nodeId) ?? 0) + 1);
+  return out;
 }
 
-/** What is wrong with a copy, in words a user can act on. */
-export function problemText(p: VerifyProblem): string {
-  if (p.reason === 'missing') return 'missing: the node does not hold this copy';
-  if (p.reason === 'unreadable') return `unreadable: ${p.detail}`;
-  return 'damaged: its bytes do not hash to the manifest’s checksum';
+/** What the screen shows of a large run, and how to reach the rest. */
+function PartialNote({ partial }: { partial: NonNullable<OpenedManifest['partial']> }) {
+  return (
+    <p className="banner" role="note" data-testid="manifest-partial">
+      A large run: {partial.files.toLocaleString()} files and {partial.chunks.toLocaleString()} chunks. Each node’s chunks are fetched a page at a time as you scroll its
+      table (the tabs count them all), and the file to rebuild is found by searching its name. Verify and repair cover every chunk.
+    </p>
+  );
 }
 
 function summary(result: VerifyResult): string {
@@ -51,7 +63,7 @@ function ProblemsList({ result, manifestPath }: { result: VerifyResult; manifest
       <ul className="problem-list" aria-label="Problems">
         {shown.map((p) => (
           <li key={problemKey(p.chunkId, p.nodeId)} className="problem" data-testid="problem" data-node={p.nodeId} data-chunk={p.chunkId}>
-            <button type="button" className="problem-main" onClick={() => focusRow(p.nodeId, p.chunkId)} aria-label={`Show ${p.chunkId} on ${p.nodeId} in the table`}>
+            <button type="button" className="problem-main" onClick={() => void focusRow(p.nodeId, p.chunkId)} aria-label={`Show ${p.chunkId} on ${p.nodeId} in the table`}>
               <span className="problem-where">
                 <span className="node-name">{p.nodeId}</span>
                 <span className="ellipsis" title={p.file}>{p.file ?? '?'}</span>
@@ -89,7 +101,6 @@ export function ReceivedScreen() {
   const verifying = useApp((s) => s.received.verifying);
   const verifyResult = useApp((s) => s.received.verify);
   const problemsOnly = useApp((s) => s.received.problemsOnly);
-  const focus = useApp((s) => s.received.focus);
   const task = useApp((s) => s.received.task);
   const repairing = useApp((s) => s.repair.running);
   const list = useApp((s) => s.listManifests);
@@ -104,18 +115,7 @@ export function ReceivedScreen() {
     void list();
   }, [list]);
 
-  const held = useMemo(() => {
-    const out = new Map<string, { chunk: ManifestChunk; location: string }[]>();
-    for (const n of manifest?.nodes ?? []) out.set(n.id, []);
-    for (const chunk of manifest?.chunks ?? []) {
-      for (const copy of chunk.copies) {
-        let l = out.get(copy.nodeId);
-        if (!l) out.set(copy.nodeId, (l = []));
-        l.push({ chunk, location: copy.location });
-      }
-    }
-    return out;
-  }, [manifest]);
+  const counts = useMemo(() => (manifest ? copiesPerNode(manifest) : new Map<string, number>()), [manifest]);
   const problems = useMemo(() => {
     const m = new Map<string, VerifyProblem>();
     for (const p of verifyResult?.problems ?? []) m.set(problemKey(p.chunkId, p.nodeId), p);
@@ -126,12 +126,6 @@ export function ReceivedScreen() {
     for (const p of verifyResult?.problems ?? []) m.set(p.nodeId, (m.get(p.nodeId) ?? 0) + 1);
     return m;
   }, [verifyResult]);
-  const allRows = (nodeId && held.get(nodeId)) || [];
-  const rows = useMemo(
-    () => (problemsOnly && nodeId ? allRows.filter((r) => problems.has(problemKey(r.chunk.id, nodeId))) : allRows),
-    [allRows, problemsOnly, problems, nodeId],
-  );
-  const focusIndex = focus && focus.nodeId === nodeId ? rows.findIndex((r) => r.chunk.id === focus.chunkId) : -1;
   const verifiedNode = (id: string) => verifyResult && (verifyResult.nodeId === null || verifyResult.nodeId === id);
   const busy = verifying !== null || repairing;
 
@@ -171,12 +165,7 @@ export function ReceivedScreen() {
               <div><dt>Checksum</dt><dd>{manifest.checksumAlgorithm}</dd></div>
               <div><dt>Started</dt><dd>{new Date(manifest.startedAt).toLocaleString()}</dd></div>
             </dl>
-            {manifest.partial && (
-              <p className="banner" role="note" data-testid="manifest-partial">
-                Showing the first {manifest.files.length.toLocaleString()} of {manifest.partial.files.toLocaleString()} files and {manifest.chunks.length.toLocaleString()} of {manifest.partial.chunks.toLocaleString()} chunks.
-                Verify and repair cover every chunk; to rebuild a file not listed, use <code>cloud-ingest reassemble --file KEY</code>.
-              </p>
-            )}
+            {manifest.partial && <PartialNote partial={manifest.partial} />}
             <div className="actions">
               <button type="button" className="primary" onClick={() => void verify()} disabled={busy}>{verifying === 'all' ? 'Verifying…' : 'Verify all'}</button>
               <button type="button" onClick={() => nodeId && void verify(nodeId)} disabled={busy || !nodeId}>{verifying && verifying !== 'all' ? 'Verifying…' : `Verify ${nodeId ?? 'node'}`}</button>
@@ -194,7 +183,7 @@ export function ReceivedScreen() {
             <div className="card">
               <div className="table-tools">
                 <div className="tabs" role="tablist" aria-label="Nodes">
-                  {[...held.entries()].map(([id, l]) => {
+                  {[...counts.entries()].map(([id, held]) => {
                     const bad = problemsPerNode.get(id) ?? 0;
                     return (
                       <button
@@ -202,13 +191,13 @@ export function ReceivedScreen() {
                         type="button"
                         role="tab"
                         aria-selected={id === nodeId}
-                        aria-label={`${id}: ${l.length} chunks${verifiedNode(id) ? `, ${bad} problem${bad === 1 ? '' : 's'}` : ''}`}
+                        aria-label={`${id}: ${held.toLocaleString()} chunks${verifiedNode(id) ? `, ${bad} problem${bad === 1 ? '' : 's'}` : ''}`}
                         className={id === nodeId ? 'tab active' : 'tab'}
                         data-testid={`tab-${id}`}
                         data-problems={bad}
                         onClick={() => selectNode(id)}
                       >
-                        {id} <span className="muted">{l.length}</span>
+                        {id} <span className="muted" data-testid={`tab-count-${id}`}>{held.toLocaleString()}</span>
                         {bad > 0 && <span className="count-pill bad">{bad}</span>}
                         {bad === 0 && verifiedNode(id) && <span className="count-pill good">✓</span>}
                       </button>
@@ -221,47 +210,9 @@ export function ReceivedScreen() {
                 </label>
               </div>
               <div className="vhead received-cols" role="presentation"><span>Chunk</span><span>Source file</span><span>Offset</span><span>Size</span><span>Checksum</span><span>Check</span></div>
-              <VirtualList
-                count={rows.length}
-                rowHeight={28}
-                height={380}
-                label={`Chunks on ${nodeId ?? ''}`}
-                testId="received-list"
-                scrollTo={focusIndex >= 0 && focus ? { index: focusIndex, key: focus.at } : null}
-                rowClass={(i) => {
-                  const row = rows[i];
-                  const bad = row && nodeId && problems.has(problemKey(row.chunk.id, nodeId));
-                  return `${i === focusIndex ? 'focused' : ''}${bad ? ' has-problem' : ''}`;
-                }}
-                renderRow={(i) => {
-                  const row = rows[i];
-                  if (!row || !nodeId) return null;
-                  const { chunk } = row;
-                  const problem = problems.get(problemKey(chunk.id, nodeId));
-                  const checked = verifiedNode(nodeId);
-                  return (
-                    <div className="received-cols" title={`${chunk.id}\n${row.location}`} data-chunk={chunk.id}>
-                      <span className="mono">#{chunk.index}</span>
-                      <span className="ellipsis">{chunk.file}</span>
-                      <span className="num">{chunk.offset.toLocaleString()}</span>
-                      <span className="num">{formatBytes(chunk.size)}</span>
-                      <span className="mono" title={chunk.checksum}>{shortHash(chunk.checksum)}</span>
-                      <span className="check-cell">
-                        {problem ? (
-                          <span className="chunk-state failed" title={problemText(problem)}>{PROBLEM_LABEL[problem.reason]}</span>
-                        ) : checked ? (
-                          <span className="chunk-state verified">ok</span>
-                        ) : (
-                          <span className="muted">—</span>
-                        )}
-                      </span>
-                    </div>
-                  );
-                }}
-              />
-              {problemsOnly && rows.length === 0 && <p className="muted small">No problems on {nodeId}.</p>}
+              {nodeId && <NodeChunkTable manifest={manifest} nodeId={nodeId} problemsOnly={problemsOnly} problems={problems} checked={Boolean(verifiedNode(nodeId))} />}
             </div>
-            <ReassembleCard keys={manifest.files.map((f) => f.key)} />
+            {manifest.partial ? <ReassembleCard search /> : <ReassembleCard keys={manifest.files.map((f) => f.key)} />}
           </div>
         </>
       )}
@@ -279,7 +230,38 @@ function TaskBar({ label, done, total }: { label: string; done: number; total: n
   );
 }
 
-export function ReassembleCard({ keys }: { keys: string[] }) {
+/** A large run's file search: the host's first matches for what is typed, asked for once typing pauses. */
+function FileSearchField() {
+  const searchFiles = useApp((s) => s.searchFiles);
+  const manifestPath = useApp((s) => s.received.manifestPath);
+  const found = useApp((s) => s.received.fileSearch);
+  const [query, setQuery] = useState('');
+  useEffect(() => {
+    const timer = setTimeout(() => void searchFiles(query), FILE_SEARCH_DEBOUNCE_MS);
+    return () => clearTimeout(timer);
+  }, [query, manifestPath, searchFiles]);
+  return (
+    <>
+      <label>Find a file
+        <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="any part of its name" aria-label="Search files" />
+      </label>
+      <p className="muted small" data-testid="file-matches" aria-live="polite">{matchesText(found)}</p>
+    </>
+  );
+}
+
+function matchesText(found: FileSearch | null): string {
+  if (!found || found.searching) return 'Searching…';
+  const n = found.keys.length;
+  if (n === 0) return `No file name contains “${found.query}”.`;
+  if (found.more) return `The first ${n.toLocaleString()} matches, in manifest order; type more of the name to narrow them.`;
+  return `${n.toLocaleString()} match${n === 1 ? '' : 'es'}.`;
+}
+
+/** Rebuilds a file: chosen from the manifest's keys, or for a large run (`search`) from the host's matches to a search. */
+export function ReassembleCard(props: { keys: string[] } | { search: true }) {
+  const searched = useApp((s) => s.received.fileSearch?.keys);
+  const keys = 'search' in props ? (searched ?? []) : props.keys;
   const reassemble = useApp((s) => s.reassemble);
   const busy = useApp((s) => s.received.reassembling);
   const result = useApp((s) => s.received.reassemble);
@@ -287,7 +269,7 @@ export function ReassembleCard({ keys }: { keys: string[] }) {
   const task = useApp((s) => s.received.task);
   const appInfo = useApp((s) => s.appInfo);
   const pickFolder = useApp((s) => s.pickOutputFolder);
-  const [key, setKey] = useState(keys[0] ?? '');
+  const [key, setKey] = useState('');
   const [outPath, setOutPath] = useState('');
   const chosen = keys.includes(key) ? key : (keys[0] ?? '');
   const defaultOut = `reassembled/${chosen}`;
@@ -304,6 +286,7 @@ export function ReassembleCard({ keys }: { keys: string[] }) {
   return (
     <form className="card reassemble" onSubmit={submit} aria-label="Reassemble a file">
       <h2>Reassemble a file</h2>
+      {'search' in props && <FileSearchField />}
       <label>File
         <select value={chosen} onChange={(e) => setKey(e.target.value)} aria-label="File to reassemble">
           {keys.map((k) => <option key={k} value={k}>{k}</option>)}

@@ -2,7 +2,7 @@
 import { fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup } from '@testing-library/react';
-import { VirtualList, visibleRange } from './VirtualList.tsx';
+import { MAX_SCROLL_PX, scrollScale, VirtualList, visibleRange } from './VirtualList.tsx';
 
 afterEach(cleanup);
 
@@ -25,5 +25,27 @@ describe('VirtualList', () => {
     expect(screen.queryByText('row 0')).toBeNull();
     expect(screen.getByText('row 50000')).toBeTruthy();
     expect(screen.getAllByRole('row').length).toBeLessThanOrEqual(30);
+  });
+
+  it('reaches every row of a list taller than a browser allows (two million rows): the scroll moves through them in proportion', () => {
+    const ranges: [number, number][] = [];
+    const { rerender } = render(<VirtualList count={2_000_000} rowHeight={28} height={380} label="Huge" renderRow={(i) => <span>row {i}</span>} onRange={(a, b) => ranges.push([a, b])} />);
+    const table = screen.getByRole('table', { name: 'Huge' });
+    const { content, ratio } = scrollScale(2_000_000, 28, 380);
+    expect(content).toBe(MAX_SCROLL_PX);
+    expect((table.firstElementChild as HTMLElement).style.height).toBe(`${MAX_SCROLL_PX}px`);
+    expect(ranges.at(-1)).toEqual([0, 20]);
+    table.scrollTop = content - 380;
+    fireEvent.scroll(table);
+    expect(screen.getByText('row 1999999')).toBeTruthy();
+    expect(ranges.at(-1)![1]).toBe(2_000_000);
+    expect(screen.getAllByRole('row').at(-1)!.getAttribute('aria-rowindex')).toBe('2000000');
+    table.scrollTop = 1_000_000 * 28 / ratio;
+    fireEvent.scroll(table);
+    expect(screen.getByText('row 1000000')).toBeTruthy();
+    // Scrolled to on request: row 1,500,000 in the middle of the view.
+    rerender(<VirtualList count={2_000_000} rowHeight={28} height={380} label="Huge" renderRow={(i) => <span>row {i}</span>} scrollTo={{ index: 1_500_000, key: 1 }} />);
+    expect(screen.getByText('row 1500000')).toBeTruthy();
+    expect(table.scrollTop * ratio).toBeCloseTo(1_500_000 * 28 - 190 + 14, 3); // its row in the middle of the view
   });
 });

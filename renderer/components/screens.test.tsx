@@ -1,12 +1,14 @@
 // @vitest-environment jsdom
-import { act, cleanup, fireEvent, render, screen, within } from '@testing-library/react';
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import type { ReactNode } from 'react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChunkUpdate, OpenedManifest } from '../../shared/ipc/contract.ts';
+import type { ChunkUpdate, NodeChunkRow, OpenedManifest, Req } from '../../shared/ipc/contract.ts';
+import type { ManifestChunk } from '../../shared/types.ts';
+import { CHUNK_PAGE_ROWS, CHUNK_PAGES_KEPT } from '../store/chunk-pages.ts';
 import { StoreProvider } from '../store/context.tsx';
 import type { AppStore } from '../store/store.ts';
 import { countStates, emptyStates } from '../store/selectors.ts';
-import { batch, offlineStore } from '../test-support.ts';
+import { batch, offlineStore, storeAnswering } from '../test-support.ts';
 import { ConfigScreen } from './ConfigScreen.tsx';
 import { IngestScreen } from './IngestScreen.tsx';
 import { ReassembleCard, ReceivedScreen } from './ReceivedScreen.tsx';
@@ -242,25 +244,165 @@ describe('ReassembleCard', () => {
   });
 });
 
+const chunkAt = (i: number): ManifestChunk => ({ id: `f${i}_chunk_0`, file: `f${i}`, index: 0, offset: 0, size: 10, checksum: 'c0ffee', node: 'n1', path: `/n1/${i}`, copies: [{ nodeId: 'n1', location: `/n1/${i}` }], attempts: 1, movedFrom: [], skipped: false });
+
+/** A run of a million files and chunks as the host opens it: its first three, and every node's count. */
+function largeRun(perNode: Record<string, number> = { n1: 1_000_000, n2: 0 }): OpenedManifest {
+  return {
+    version: 1, runId: 'r', startedAt: '2026-12-07T00:00:00.000Z', finishedAt: '2026-12-07T00:01:00.000Z', status: 'complete', checksumAlgorithm: 'md5',
+    nodes: [{ id: 'n1', kind: 'folder', location: '/n1', chunks: 3, bytes: 30, healthy: true }, { id: 'n2', kind: 'folder', location: '/n2', chunks: 0, bytes: 0, healthy: true }],
+    totals: { files: 1_000_000, chunks: 1_000_000, bytes: 10_000_000, retries: 0, replacements: 0, skipped: 0 },
+    files: [0, 1, 2].map((i) => ({ key: `f${i}`, size: 10, checksum: 'c', chunkCount: 1, status: 'complete' })),
+    chunks: [0, 1, 2].map(chunkAt),
+    partial: { files: 1_000_000, chunks: 1_000_000, perNode },
+  } as unknown as OpenedManifest;
+}
+
+/** The host's pages of n1 in a large run: copy `i` is chunk `i`. Records every ask. */
+function pagesOfN1(asked: Req<'manifestChunks'>[], hold?: Promise<void>) {
+  return async (req: Req<'manifestChunks'>) => {
+    asked.push(req);
+    await hold;
+    const rows: NodeChunkRow[] = [];
+    for (let i = req.start; i < Math.min(1_000_000, req.start + req.count); i++) rows.push({ chunk: chunkAt(i), location: `/n1/${i}` });
+    return { rows, total: 1_000_000 };
+  };
+}
+
+function openLarge(store: AppStore, manifest = largeRun()): void {
+  act(() => store.setState((s) => ({ received: { ...s.received, manifestPath: '/runs/r.json', manifest, nodeId: 'n1' } })));
+}
+
 describe('ReceivedScreen', () => {
-  it('says when a run is larger than what it shows, and how much larger', () => {
+  it('says when a run is larger than what it sends at once, and how the rest is reached', () => {
     const store = offlineStore();
-    const chunk = (i: number) => ({ id: `f${i}_chunk_0`, file: `f${i}`, index: 0, offset: 0, size: 10, checksum: 'c', node: 'n1', path: `/n1/${i}`, copies: [{ nodeId: 'n1', location: `/n1/${i}` }], attempts: 1, movedFrom: [], skipped: false });
-    const manifest = {
-      version: 1, runId: 'r', startedAt: '2026-12-07T00:00:00.000Z', finishedAt: '2026-12-07T00:01:00.000Z', status: 'complete', checksumAlgorithm: 'md5',
-      nodes: [{ id: 'n1', kind: 'folder', location: '/n1', chunks: 3, bytes: 30, healthy: true }],
-      totals: { files: 1_000_000, chunks: 1_000_000, bytes: 10_000_000, retries: 0, replacements: 0, skipped: 0 },
-      files: [0, 1, 2].map((i) => ({ key: `f${i}`, size: 10, checksum: 'c', chunkCount: 1, status: 'complete' })),
-      chunks: [0, 1, 2].map(chunk),
-      partial: { files: 1_000_000, chunks: 1_000_000 },
-    } as unknown as OpenedManifest;
-    act(() => store.setState((s) => ({ received: { ...s.received, manifestPath: '/runs/r.json', manifest, nodeId: 'n1' } })));
+    const manifest = largeRun();
+    openLarge(store, manifest);
     show(store, <ReceivedScreen />);
     const note = screen.getByTestId('manifest-partial');
-    expect(note.textContent).toContain(`Showing the first 3 of ${(1_000_000).toLocaleString()} files and 3 of ${(1_000_000).toLocaleString()} chunks.`);
-    expect(note.textContent).toContain('cloud-ingest reassemble --file KEY');
+    expect(note.textContent).toContain(`A large run: ${(1_000_000).toLocaleString()} files and ${(1_000_000).toLocaleString()} chunks.`);
+    expect(note.textContent).toContain('fetched a page at a time as you scroll');
+    expect(note.textContent).toContain('searching its name');
+    expect(note.textContent).not.toContain('cloud-ingest reassemble');
     act(() => store.setState((s) => ({ received: { ...s.received, manifest: { ...manifest, partial: undefined } as OpenedManifest } })));
     expect(screen.queryByTestId('manifest-partial')).toBeNull();
   });
-});
 
+  it('counts a large run’s copies in full on its tabs, and shows rows as their pages arrive, wherever the list is scrolled', async () => {
+    const asked: Req<'manifestChunks'>[] = [];
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const store = storeAnswering({ manifestChunks: pagesOfN1(asked, held), listManifests: () => [] });
+    openLarge(store);
+    show(store, <ReceivedScreen />);
+    expect(screen.getByTestId('tab-count-n1').textContent).toBe((1_000_000).toLocaleString());
+    expect(screen.getByTestId('tab-count-n2').textContent).toBe('0');
+    expect(screen.getByRole('tab', { name: `n1: ${(1_000_000).toLocaleString()} chunks` })).toBeTruthy();
+    const table = screen.getByRole('table', { name: 'Chunks on n1' });
+    expect(table.getAttribute('aria-rowcount')).toBe('1000000');
+    // Placeholders while the first page is on its way; then its rows.
+    expect(screen.getAllByTestId('row-loading').length).toBeGreaterThan(5);
+    expect(asked).toEqual([{ path: '/runs/r.json', nodeId: 'n1', start: 0, count: CHUNK_PAGE_ROWS }]);
+    await act(async () => release());
+    expect(await screen.findByText('f0')).toBeTruthy();
+    expect(screen.queryByTestId('row-loading')).toBeNull();
+
+    // The middle of a million rows (the scroll height is capped; rows follow the scroll in proportion).
+    const content = (table.firstElementChild as HTMLElement).offsetHeight || Number.parseFloat((table.firstElementChild as HTMLElement).style.height);
+    expect(content).toBeLessThan(1_000_000 * 28);
+    table.scrollTop = (content - 380) / 2;
+    fireEvent.scroll(table);
+    await waitFor(() => expect(screen.getAllByRole('row').some((r) => r.textContent?.includes('f499'))).toBe(true));
+    expect(asked.at(-1)!.start % CHUNK_PAGE_ROWS).toBe(0);
+    expect(asked.at(-1)!.start).toBeGreaterThan(490_000);
+
+    // The very end: the last copy.
+    table.scrollTop = content - 380;
+    fireEvent.scroll(table);
+    expect(await screen.findByText('f999999')).toBeTruthy();
+    const lastRow = screen.getAllByRole('row').at(-1)!;
+    expect(lastRow.getAttribute('aria-rowindex')).toBe('1000000');
+
+    // Scrolling through many places keeps a bounded number of pages.
+    for (let k = 1; k <= 30; k++) {
+      table.scrollTop = ((content - 380) * k) / 31;
+      fireEvent.scroll(table);
+    }
+    await waitFor(() => expect(store.getState().received.pages.every((p) => p.rows !== null)).toBe(true));
+    expect(store.getState().received.pages.length).toBeLessThanOrEqual(CHUNK_PAGES_KEPT);
+    expect(asked.length).toBeGreaterThan(CHUNK_PAGES_KEPT);
+  });
+
+  it('jumps to a problem’s row in a large run (the host locates it) and lists the node’s problems under “Problems only”', async () => {
+    const asked: Req<'manifestChunks'>[] = [];
+    const located: Req<'locateChunk'>[] = [];
+    const store = storeAnswering({
+      manifestChunks: pagesOfN1(asked),
+      listManifests: () => [],
+      locateChunk: (req) => {
+        located.push(req);
+        return { position: Number(/^f(\d+)_/.exec(req.chunkId)![1]) };
+      },
+    });
+    openLarge(store);
+    const problem = { chunkId: 'f765432_chunk_0', nodeId: 'n1', reason: 'checksum_mismatch' as const, detail: 'bad', file: 'f765432', index: 0, offset: 0, size: 10, expected: 'c0ffee', found: 'dead' };
+    act(() => store.setState((s) => ({ received: { ...s.received, verify: { manifestPath: '/runs/r.json', nodeId: null, checked: 1_000_000, ok: 999_999, checkedPerNode: { n1: 1_000_000 }, problems: [problem], unrecoverable: [] } } })));
+    show(store, <ReceivedScreen />);
+    fireEvent.click(screen.getByRole('button', { name: 'Show f765432_chunk_0 on n1 in the table' }));
+    await waitFor(() => expect(located).toEqual([{ path: '/runs/r.json', nodeId: 'n1', chunkId: 'f765432_chunk_0' }]));
+    const table = screen.getByRole('table', { name: 'Chunks on n1' });
+    const row = await within(table).findByText('f765432');
+    expect(row.closest('[role=row]')!.className).toContain('focused');
+    expect(row.closest('[role=row]')!.className).toContain('has-problem');
+    expect(row.closest('[role=row]')!.getAttribute('aria-rowindex')).toBe('765433');
+    expect(asked.some((a) => a.start === 765_400)).toBe(true);
+
+    const before = asked.length;
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Problems only' }));
+    const problems = screen.getByRole('table', { name: 'Chunks on n1' });
+    expect(problems.getAttribute('aria-rowcount')).toBe('1');
+    expect(within(problems).getByText('f765432')).toBeTruthy();
+    expect(within(problems).getByText('damaged')).toBeTruthy();
+    expect(asked.length).toBe(before); // straight from verify's problems, no page asked for
+  });
+
+  it('finds the file to reassemble in a large run by searching its name on the host', async () => {
+    const searched: Req<'findFiles'>[] = [];
+    const keys = Array.from({ length: 1_000_000 }, (_, i) => `data/f${i}.bin`);
+    const store = storeAnswering({
+      listManifests: () => [],
+      manifestChunks: pagesOfN1([]),
+      findFiles: (req) => {
+        searched.push(req);
+        const matches = keys.filter((k) => k.toLowerCase().includes(req.query.toLowerCase()));
+        return { keys: matches.slice(0, req.limit), more: matches.length > req.limit };
+      },
+    });
+    openLarge(store);
+    show(store, <ReceivedScreen />);
+    const select = screen.getByRole('combobox', { name: 'File to reassemble' }) as HTMLSelectElement;
+    await waitFor(() => expect(select.options.length).toBe(100));
+    expect(searched).toEqual([{ path: '/runs/r.json', query: '', limit: 100 }]);
+    expect(screen.getByTestId('file-matches').textContent).toContain('The first 100 matches');
+    const input = screen.getByRole('searchbox', { name: 'Search files' });
+    fireEvent.change(input, { target: { value: 'F99999' } });
+    fireEvent.change(input, { target: { value: 'F999999' } });
+    await waitFor(() => expect([...select.options].map((o) => o.value)).toEqual(['data/f999999.bin']));
+    expect(searched.map((r) => r.query)).toEqual(['', 'F999999']); // typing pauses before the host is asked
+    expect(screen.getByTestId('file-matches').textContent).toBe('1 match.');
+    fireEvent.change(input, { target: { value: 'nothing like it' } });
+    await waitFor(() => expect(screen.getByTestId('file-matches').textContent).toBe('No file name contains “nothing like it”.'));
+    expect((screen.getByRole('button', { name: 'Reassemble' }) as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('keeps the select of every file for a run sent whole', () => {
+    const store = offlineStore();
+    const { partial: _partial, ...whole } = largeRun();
+    openLarge(store, { ...whole, totals: { ...whole.totals, files: 3, chunks: 3 } });
+    show(store, <ReceivedScreen />);
+    expect(screen.queryByRole('searchbox', { name: 'Search files' })).toBeNull();
+    expect([...(screen.getByRole('combobox', { name: 'File to reassemble' }) as HTMLSelectElement).options].map((o) => o.value)).toEqual(['f0', 'f1', 'f2']);
+    expect(screen.getByTestId('tab-count-n1').textContent).toBe('3');
+    expect(within(screen.getByRole('table', { name: 'Chunks on n1' })).getByText('f2')).toBeTruthy();
+  });
+});

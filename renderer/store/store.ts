@@ -4,6 +4,8 @@ import { createStore } from 'zustand/vanilla';
 import type { StateCreator, StoreApi } from 'zustand/vanilla';
 import { ApiError } from '../../shared/ipc/contract.ts';
 import type { Api } from '../../shared/ipc/contract.ts';
+import { CHUNK_PAGE_ROWS, keepPages, pagesCovering, samePage } from './chunk-pages.ts';
+import type { ChunkPage } from './chunk-pages.ts';
 import { appendLogs, fileColours, mergeRows } from './ingest-rows.ts';
 import type { ActivitySlice, AppState, ConfigSlice, IngestSlice, NodesSlice, ReceivedSlice, RepairState, ResumeSlice, UiSlice } from './types.ts';
 
@@ -229,7 +231,33 @@ const resumeSlice = (api: Api): Slice<ResumeSlice> => (set) => ({
   },
 });
 
-const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
+/** File keys a large run's search lists at most. */
+export const FILE_MATCHES_SHOWN = 100;
+
+const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => {
+  /** Fetches one page of a node's table into its placeholder; an answer for a page dropped meanwhile is let go. */
+  const fetchPage = async ({ manifestPath, nodeId, page }: ChunkPage): Promise<void> => {
+    const placeholder = (p: ChunkPage) => samePage(p, manifestPath, nodeId, page) && p.rows === null;
+    try {
+      const { rows } = await api.manifestChunks({ path: manifestPath, nodeId, start: page * CHUNK_PAGE_ROWS, count: CHUNK_PAGE_ROWS });
+      set((s) => ({ received: { ...s.received, pages: s.received.pages.map((p) => (placeholder(p) ? { ...p, rows } : p)) } }));
+    } catch (error) {
+      set((s) => ({ received: { ...s.received, pages: s.received.pages.filter((p) => !placeholder(p)), error: errorText(error) } }));
+    }
+  };
+  /** A large run: where the host finds a chunk's row, for the focus asked for at `at` (a later click wins). */
+  const locate = async (nodeId: string, chunkId: string, at: number): Promise<void> => {
+    const path = get().received.manifestPath;
+    if (!path) return;
+    try {
+      const { position } = await api.locateChunk({ path, nodeId, chunkId });
+      if (position === null) return;
+      set((s) => (s.received.focus?.at === at ? { received: { ...s.received, focus: { ...s.received.focus, position } } } : s));
+    } catch (error) {
+      set((s) => ({ received: { ...s.received, error: errorText(error) } }));
+    }
+  };
+  return {
   received: {
     manifests: [],
     manifestPath: null,
@@ -244,6 +272,8 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
     reassemble: null,
     task: null,
     error: null,
+    pages: [],
+    fileSearch: null,
   },
 
   listManifests: async () => {
@@ -259,7 +289,7 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
   },
 
   openManifest: async (path) => {
-    set((s) => ({ received: { ...s.received, loading: true, manifestPath: path, error: null, verify: null, reassemble: null } }));
+    set((s) => ({ received: { ...s.received, loading: true, manifestPath: path, error: null, verify: null, reassemble: null, pages: [], fileSearch: null } }));
     try {
       const manifest = await api.openManifest({ path });
       set((s) => {
@@ -291,7 +321,36 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
 
   setProblemsOnly: (problemsOnly) => set((s) => ({ received: { ...s.received, problemsOnly } })),
 
-  focusRow: (nodeId, chunkId) => set((s) => ({ received: { ...s.received, nodeId, focus: { nodeId, chunkId, at: Date.now() } } })),
+  focusRow: async (nodeId, chunkId) => {
+    const at = Date.now();
+    set((s) => ({ received: { ...s.received, nodeId, focus: { nodeId, chunkId, at } } }));
+    if (get().received.manifest?.partial) await locate(nodeId, chunkId, at);
+  },
+
+  showRows: (nodeId, first, last) => {
+    const { manifestPath, manifest, pages } = get().received;
+    if (!manifestPath || !manifest?.partial) return;
+    const wanted = pagesCovering(first, last, manifest.partial.perNode[nodeId] ?? 0);
+    const missing = wanted.filter((page) => !pages.some((p) => samePage(p, manifestPath, nodeId, page)));
+    if (missing.length === 0) return;
+    const added = missing.map((page): ChunkPage => ({ manifestPath, nodeId, page, rows: null }));
+    const onScreen = (p: ChunkPage) => p.manifestPath === manifestPath && p.nodeId === nodeId && wanted.includes(p.page);
+    set((s) => ({ received: { ...s.received, pages: keepPages(s.received.pages, added, onScreen) } }));
+    for (const page of added) void fetchPage(page);
+  },
+
+  searchFiles: async (query) => {
+    const path = get().received.manifestPath;
+    if (!path) return;
+    const current = (s: AppState) => s.received.manifestPath === path && s.received.fileSearch?.query === query;
+    set((s) => ({ received: { ...s.received, fileSearch: { query, keys: s.received.fileSearch?.keys ?? [], more: s.received.fileSearch?.more ?? false, searching: true } } }));
+    try {
+      const { keys, more } = await api.findFiles({ path, query, limit: FILE_MATCHES_SHOWN });
+      set((s) => (current(s) ? { received: { ...s.received, fileSearch: { query, keys, more, searching: false } } } : s));
+    } catch (error) {
+      set((s) => (current(s) ? { received: { ...s.received, fileSearch: { query, keys: [], more: false, searching: false }, error: errorText(error) } } : s));
+    }
+  },
 
   runRepair: async (manifestPath, scope) => {
     set({ repair: { ...IDLE_REPAIR, running: true, scope } });
@@ -356,7 +415,8 @@ const receivedSlice = (api: Api): Slice<ReceivedSlice> => (set, get) => ({
   setTaskProgress: (task) => set((s) => ({ received: { ...s.received, task } })),
 
   repair: IDLE_REPAIR,
-});
+  };
+};
 
 const IDLE_REPAIR: RepairState = { running: false, scope: null, checked: null, restored: null, failures: [], report: null, verifyAfter: null, error: null };
 

@@ -21,6 +21,7 @@ import type {
 } from '../../shared/ipc/contract.ts';
 import type { NodeStatus, RepairEvent } from '../../shared/types.ts';
 import type { Diagnostic } from '../../shared/config/validate.ts';
+import type { ChunkPage } from './chunk-pages.ts';
 
 export type Screen = 'config' | 'nodes' | 'ingest' | 'received' | 'activity';
 
@@ -132,6 +133,17 @@ export interface RowFocus {
   chunkId: string;
   /** Changes on every request, so clicking the same problem twice scrolls again. */
   at: number;
+  /** A large run (paged): the row's place among the node's copies, once the host has found it (`locateChunk`). */
+  position?: number;
+}
+
+/** A large run's file search (the Reassemble card): the host's first matches for `query`. */
+export interface FileSearch {
+  query: string;
+  keys: string[];
+  /** More keys match than were sent. */
+  more: boolean;
+  searching: boolean;
 }
 
 /** What a repair is limited to: one chunk's copies, one file's chunks, or everything. */
@@ -165,6 +177,10 @@ export interface ReceivedSlice {
     reassemble: ReassembleResult | null;
     task: TaskProgress | null;
     error: string | null;
+    /** A large run (`manifest.partial`): the pages of node tables fetched so far, oldest first, at most CHUNK_PAGES_KEPT. */
+    pages: ChunkPage[];
+    /** A large run: the file search of the Reassemble card, null until the first search. */
+    fileSearch: FileSearch | null;
   };
   repair: RepairState;
   listManifests(): Promise<void>;
@@ -172,7 +188,12 @@ export interface ReceivedSlice {
   selectNode(nodeId: string): void;
   verify(nodeId?: string): Promise<void>;
   setProblemsOnly(on: boolean): void;
-  focusRow(nodeId: string, chunkId: string): void;
+  /** Brings a chunk's row into view (of a large run, once the host has found where it is). */
+  focusRow(nodeId: string, chunkId: string): Promise<void>;
+  /** A large run: fetches the pages holding rows `first` to `last - 1` of a node's table (and a margin) that are not here yet. */
+  showRows(nodeId: string, first: number, last: number): void;
+  /** A large run: asks the host for the first file keys containing `query`. */
+  searchFiles(query: string): Promise<void>;
   reassemble(key: string, outPath: string): Promise<void>;
   /** Electron: a folder dialog; reassemble may then write under the folder chosen. Null when cancelled or refused. */
   pickOutputFolder(): Promise<string | null>;

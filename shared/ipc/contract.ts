@@ -5,7 +5,7 @@
 import type { WorkerHeartbeat } from '../cluster/contract.ts';
 import type { CloudName, NodeConfig } from '../config/types.ts';
 import type { Diagnostic } from '../config/validate.ts';
-import type { ChunkState, DetectionResult, Manifest, NodeHealthState, NodeStatus, ReassembleReport, RepairEvent, RepairReport, ResumableRun, VerifyReport } from '../types.ts';
+import type { ChunkState, DetectionResult, Manifest, NodeChunkRow, NodeHealthState, NodeStatus, ReassembleReport, RepairEvent, RepairReport, ResumableRun, VerifyReport } from '../types.ts';
 
 export interface ConfigSnapshot {
   /** Absolute path of the YAML file the host edits. */
@@ -132,7 +132,7 @@ export interface IngestProgress {
   error?: string;
 }
 
-export type { RepairEvent, RepairReport, ResumableRun, VerifyProblem } from '../types.ts';
+export type { NodeChunkRow, RepairEvent, RepairReport, ResumableRun, VerifyProblem } from '../types.ts';
 
 /** One past run for the Activity screen. */
 export interface ActivityEntry {
@@ -205,11 +205,17 @@ export type ReassembleResult = ReassembleReport;
 
 /**
  * A manifest as the Received screen gets it: of a run with more files or chunks than the host sends (its preview
- * limit), the first ones, and `partial` with how many the run has. Verify, repair and reassemble still cover all.
+ * limit), the first ones, and `partial` with how many the run has and how many copies each node holds. The rest is
+ * reached a page at a time (`manifestChunks`, `locateChunk`, `findFiles`); verify, repair and reassemble cover all.
  */
 export interface OpenedManifest extends Manifest {
-  partial?: { files: number; chunks: number };
+  partial?: { files: number; chunks: number; perNode: Record<string, number> };
 }
+
+/** Rows one `manifestChunks` answer holds at most. */
+export const MANIFEST_PAGE_MAX_ROWS = 1_000;
+/** Keys one `findFiles` answer holds at most. */
+export const FIND_FILES_MAX_KEYS = 1_000;
 
 export type TaskName = 'verify' | 'reassemble' | 'repair';
 
@@ -251,6 +257,12 @@ export interface Requests {
   listManifests: { req: Record<string, never>; res: ManifestEntry[] };
   /** The run's manifest; of a large run only its first files and chunks (OpenedManifest.partial). */
   openManifest: { req: { path: string }; res: OpenedManifest };
+  /** A node's copies `start` to `start + count - 1` (from 0, manifest order; count ≤ MANIFEST_PAGE_MAX_ROWS), and how many it holds. */
+  manifestChunks: { req: { path: string; nodeId: string; start: number; count: number }; res: { rows: NodeChunkRow[]; total: number } };
+  /** Where a chunk's copy sits among a node's copies (what `manifestChunks` pages through), or null when the node holds none. */
+  locateChunk: { req: { path: string; nodeId: string; chunkId: string }; res: { position: number | null } };
+  /** The first `limit` file keys containing `query` (any case; limit ≤ FIND_FILES_MAX_KEYS) in manifest order, and whether more match. */
+  findFiles: { req: { path: string; query: string; limit: number }; res: { keys: string[]; more: boolean } };
   verify: { req: { manifestPath: string; nodeId?: string }; res: VerifyResult };
   /** Rebuilds a file under the project folder, or under a folder picked with `pickOutputFolder`; nowhere else. */
   reassemble: { req: { manifestPath: string; key: string; outPath: string }; res: ReassembleResult };
@@ -299,6 +311,9 @@ export const REQUEST_CHANNELS = [
   'listResumable',
   'listManifests',
   'openManifest',
+  'manifestChunks',
+  'locateChunk',
+  'findFiles',
   'verify',
   'reassemble',
   'repair',

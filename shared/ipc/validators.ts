@@ -4,7 +4,7 @@ import { checkKit } from '../checks.ts';
 import type { Check } from '../checks.ts';
 import { CLOUDS } from '../config/types.ts';
 import type { CloudName, NodeConfig } from '../config/types.ts';
-import { isRequestChannel } from './contract.ts';
+import { FIND_FILES_MAX_KEYS, isRequestChannel, MANIFEST_PAGE_MAX_ROWS } from './contract.ts';
 import type { Req, RequestChannel } from './contract.ts';
 
 export type { Check } from '../checks.ts';
@@ -39,6 +39,16 @@ const nodeConfig: Check<NodeConfig> = (v, p) => {
 
 const empty = object({});
 
+/** A whole number from `min` to `max`, refused with the value it got. */
+const wholeNumber = (min: number, max: number, what: string): Check<number> => (v, p) => {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max) return v;
+  const got = typeof v === 'number' ? String(v) : v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+  throw new ValidationError(`${p}: expected ${what}, a whole number from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}, got ${got}`);
+};
+const rowIndex = wholeNumber(0, Number.MAX_SAFE_INTEGER, 'a row number');
+const pageRows = wholeNumber(1, MANIFEST_PAGE_MAX_ROWS, 'how many rows');
+const keysWanted = wholeNumber(1, FIND_FILES_MAX_KEYS, 'how many keys');
+
 export const requestValidators: { [C in RequestChannel]: Check<Req<C>> } = {
   loadConfig: empty,
   saveConfig: object({ text: req(str({ max: MAX_TEXT })), baseRevision: opt(str({ min: 1, max: 64, pattern: /^[0-9a-f]+$/, what: 'a revision (hex)' })) }),
@@ -53,6 +63,9 @@ export const requestValidators: { [C in RequestChannel]: Check<Req<C>> } = {
   listResumable: empty,
   listManifests: empty,
   openManifest: object({ path: req(path) }),
+  manifestChunks: object({ path: req(path), nodeId: req(nodeId), start: req(rowIndex), count: req(pageRows) }),
+  locateChunk: object({ path: req(path), nodeId: req(nodeId), chunkId: req(str({ min: 1 })) }),
+  findFiles: object({ path: req(path), query: req(str({ max: 1024 })), limit: req(keysWanted) }),
   verify: object({ manifestPath: req(path), nodeId: opt(nodeId) }),
   reassemble: object({ manifestPath: req(path), key: req(str({ min: 1 })), outPath: req(path) }),
   repair: object({ manifestPath: req(path), chunkIds: opt(list(str({ min: 1 }), MAX_LIST)), files: opt(list(str({ min: 1 }), MAX_LIST)) }),

@@ -28,6 +28,10 @@ describe('request validators', () => {
     expect(validateRequest('repair', { manifestPath: 'm.json', chunkIds: ['a.bin_chunk_0'], files: ['a.bin'] })).toEqual({ manifestPath: 'm.json', chunkIds: ['a.bin_chunk_0'], files: ['a.bin'] });
     expect(validateRequest('pickOutputFolder', {})).toEqual({});
     expect(validateRequest('activityDetail', { runId: '2025-01-02T03-04-05-678Z-a1b2c3' })).toBeTruthy();
+    expect(validateRequest('manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 0, count: 1_000 })).toEqual({ path: 'm.json', nodeId: 'node-a', start: 0, count: 1_000 });
+    expect(validateRequest('manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 999_999, count: 1 })).toBeTruthy();
+    expect(validateRequest('locateChunk', { path: 'm.json', nodeId: 'node-a', chunkId: 'a.bin_chunk_3' })).toEqual({ path: 'm.json', nodeId: 'node-a', chunkId: 'a.bin_chunk_3' });
+    expect(validateRequest('findFiles', { path: 'm.json', query: '', limit: 100 })).toEqual({ path: 'm.json', query: '', limit: 100 });
   });
 
   const malformed: [string, unknown, RegExp][] = [
@@ -67,6 +71,20 @@ describe('request validators', () => {
     ['listResumable', { runId: 'x' }, /unknown field "runId"/],
     ['listResumable', null, /expected an object/],
     ['openManifest', { path: '' }, /must not be empty/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: -1, count: 10 }, /manifestChunks\.start: expected a row number, a whole number from 0 to [\d,]+, got -1/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 2.5, count: 10 }, /manifestChunks\.start: .*got 2\.5/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: '0', count: 10 }, /manifestChunks\.start: .*got a string/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: Number.NaN, count: 10 }, /got NaN/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 0, count: 0 }, /manifestChunks\.count: expected how many rows, a whole number from 1 to 1,000, got 0/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 0, count: 1_001 }, /from 1 to 1,000, got 1001/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 0, count: Infinity }, /got Infinity/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 0 }, /manifestChunks\.count: required/],
+    ['manifestChunks', { path: 'm.json', nodeId: '../x', start: 0, count: 10 }, /node id/],
+    ['manifestChunks', { path: 'm.json', nodeId: 'node-a', start: 0, count: 10, chunkId: 'x' }, /unknown field "chunkId"/],
+    ['locateChunk', { path: 'm.json', nodeId: 'node-a', chunkId: '' }, /locateChunk\.chunkId: must not be empty/],
+    ['findFiles', { path: 'm.json', query: 'x', limit: 0 }, /findFiles\.limit: expected how many keys, a whole number from 1 to 1,000, got 0/],
+    ['findFiles', { path: 'm.json', query: 'x'.repeat(1_025), limit: 10 }, /findFiles\.query: longer than 1024/],
+    ['findFiles', { path: '', query: 'x', limit: 10 }, /findFiles\.path: must not be empty/],
     ['verify', { manifestPath: 'm.json', nodeId: '' }, /must not be empty/],
     ['reassemble', { manifestPath: 'm.json', key: 'k' }, /outPath: required/],
     ['cancelTask', { task: 'ingest' }, /one of verify, reassemble/],
