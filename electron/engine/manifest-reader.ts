@@ -236,22 +236,34 @@ class LineSplitter {
   private number = 0;
 
   *split(block: Buffer): Generator<{ text: string; at: number; end: number; number: number }> {
-    if (block.indexOf(10) < 0) {
+    const firstBreak = block.indexOf(10);
+    if (firstBreak < 0) {
       this.pending.push(block);
       this.unended += block.length;
       return;
     }
-    const bytes = this.unended > 0 ? Buffer.concat([...this.pending, block]) : block;
     let start = 0;
-    for (let lf = bytes.indexOf(10, this.unended); lf >= 0; lf = bytes.indexOf(10, start)) {
-      const cut = lf > start && bytes[lf - 1] === 13 ? lf - 1 : lf; // a CRLF file (an older manifest saved on Windows)
-      this.number += 1;
-      yield { text: bytes.toString('utf8', start, cut), at: this.offset + start, end: this.offset + lf + 1, number: this.number };
+    if (this.unended > 0) {
+      // Only the line that spans blocks is joined; the rest is read where it lies.
+      const first = Buffer.concat([...this.pending, block.subarray(0, firstBreak + 1)]);
+      yield this.line(first, 0, first.length - 1);
+      this.offset += first.length;
+      start = firstBreak + 1;
+    }
+    for (let lf = block.indexOf(10, start); lf >= 0; lf = block.indexOf(10, start)) {
+      yield this.line(block, start, lf);
+      this.offset += lf + 1 - start;
       start = lf + 1;
     }
-    this.offset += start;
-    this.pending = start < bytes.length ? [bytes.subarray(start)] : [];
-    this.unended = bytes.length - start;
+    this.pending = start < block.length ? [block.subarray(start)] : [];
+    this.unended = block.length - start;
+  }
+
+  /** The line of `bytes` from `start` to its line break at `lf` (a CRLF's CR left out: an older manifest saved on Windows). */
+  private line(bytes: Buffer, start: number, lf: number): { text: string; at: number; end: number; number: number } {
+    const cut = lf > start && bytes[lf - 1] === 13 ? lf - 1 : lf;
+    this.number += 1;
+    return { text: bytes.toString('utf8', start, cut), at: this.offset, end: this.offset + lf + 1 - start, number: this.number };
   }
 }
 
