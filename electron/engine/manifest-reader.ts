@@ -132,7 +132,7 @@ export async function lookUpFile(path: string, key: string): Promise<FileLookup>
     } else if (wanted === undefined) break; // the chunks follow the files: it is not there
     else if (line.includes(wanted)) {
       const chunk = parseEntry(path, line) as ManifestChunk;
-      if (JSON.stringify(found.file?.packed ? chunk.id : chunk.file) === wanted) found.chunks.push(chunk);
+      if (holdsFile(chunk, found.file!)) found.chunks.push(chunk);
     }
   }
   return found;
@@ -170,9 +170,14 @@ function cut(manifest: Manifest, limit: number): ManifestPreview {
   return { manifest: { ...manifest, files: manifest.files.slice(0, limit), chunks: manifest.chunks.slice(0, limit) }, partial: { files: manifest.files.length, chunks: manifest.chunks.length } };
 }
 
+/** Whether `chunk` holds bytes of `file`: one of its chunks, or the shard it is packed in. */
+function holdsFile(chunk: ManifestChunk, file: ManifestFile): boolean {
+  return file.packed ? chunk.id === file.packed.shard : chunk.file === file.key;
+}
+
 function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
   const file = manifest.files.find((f) => f.key === key);
-  const chunks = !file ? [] : file.packed ? manifest.chunks.filter((c) => c.id === file.packed?.shard) : manifest.chunks.filter((c) => c.file === key);
+  const chunks = file ? manifest.chunks.filter((chunk) => holdsFile(chunk, file)) : [];
   return { head: manifest, nodes: manifest.nodes, file, chunks, someKeys: manifest.files.slice(0, SOME_KEYS).map((f) => f.key), moreKeys: manifest.files.length > SOME_KEYS };
 }
 
