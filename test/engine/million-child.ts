@@ -1,13 +1,15 @@
 // Child process of million.test.ts, run under a heap cap: `write DIR COUNT` journals COUNT delivered chunks the
 // way a run does (journal, spill, streamed manifest); `resume DIR COUNT` reads that journal back as `run --resume`
 // does and looks chunks up in it; `lookup DIR COUNT` finds files in the manifest as `reassemble --file` does;
-// `repair DIR COUNT` repairs its last chunk (with no node to hold it) and writes the manifest's next version.
+// `repair DIR COUNT` repairs its last chunk (with no node to hold it) and writes the manifest's next version;
+// `pages DIR COUNT` does what the app's Received screen asks of a large run (preview, page index, pages, locate, find).
 // Prints one JSON line of figures.
 import { join } from 'node:path';
 import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { PlannedChunk } from '../../electron/engine/chunks.ts';
 import { JournalWriter, readJournal } from '../../electron/engine/journal.ts';
-import { lookUpFile } from '../../electron/engine/manifest-reader.ts';
+import { lookUpFile, manifestPreview } from '../../electron/engine/manifest-reader.ts';
+import { buildChunkPageIndex, chunksOnNode, copiesPerNode, findFiles, locateChunk } from '../../electron/engine/manifest-pages.ts';
 import { repairRun } from '../../electron/engine/repair.ts';
 import { readManifestSummary, writeJsonAtomic } from '../../electron/engine/manifest.ts';
 import { ResumeIndex } from '../../electron/engine/resume.ts';
@@ -96,7 +98,31 @@ async function repair(): Promise<Record<string, number>> {
   return { checked: report.checked, problems: report.problems.length, degraded: report.status === 'degraded' ? 1 : 0 };
 }
 
-const phases: Record<string, () => Promise<Record<string, number>>> = { write, resume, lookup, repair };
+/** The app's view of the run: its first 20,000 entries, every copy counted per node, a page at the end, the last chunk's row, a file by name. */
+async function pages(): Promise<Record<string, number>> {
+  const path = join(dir!, 'run.json');
+  const preview = await manifestPreview(path, 20_000);
+  const index = await buildChunkPageIndex(path);
+  const perNode = copiesPerNode(index);
+  const { rows, total } = await chunksOnNode(index, 'n2', count - 150, 200);
+  const last = planned(count - 1).id;
+  const position = await locateChunk(index, 'n2', last);
+  const found = await findFiles(path, key(count - 1).split('/').pop()!, 10);
+  return {
+    previewFiles: preview.manifest.files.length,
+    previewChunks: preview.manifest.chunks.length,
+    partialFiles: preview.partial?.files ?? 0,
+    onN1: perNode.n1 ?? 0,
+    onN2: perNode.n2 ?? 0,
+    pageRows: rows.length,
+    pageTotal: total,
+    pageEndsAtLast: rows.at(-1)?.chunk.id === last && rows[0]?.chunk.id === planned(count - 150).id ? 1 : 0,
+    lastPosition: position ?? -1,
+    foundLast: found.keys.length === 1 && found.keys[0] === key(count - 1) && !found.more ? 1 : 0,
+  };
+}
+
+const phases: Record<string, () => Promise<Record<string, number>>> = { write, resume, lookup, repair, pages };
 const figures = await phases[phase!]!();
 const memory = process.memoryUsage();
 process.stdout.write(`${JSON.stringify({ ...figures, heapUsedMb: Math.round(memory.heapUsed / 2 ** 20), rssMb: Math.round(memory.rss / 2 ** 20) })}\n`);

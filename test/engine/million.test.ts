@@ -15,7 +15,7 @@ const MILLION = 1_000_000;
 const HEAP_CAP_MB = 64;
 const CHILD = join(import.meta.dirname, 'million-child.ts');
 
-function child(phase: 'write' | 'resume' | 'lookup' | 'repair', dir: string): Record<string, number> {
+function child(phase: 'write' | 'resume' | 'lookup' | 'repair' | 'pages', dir: string): Record<string, number> {
   const run = spawnSync(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, CHILD, phase, dir, String(MILLION)], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
   expect(run.stderr.replace(/^.*ExperimentalWarning.*\n?/gm, '')).toBe('');
   expect(run.status).toBe(0);
@@ -33,7 +33,7 @@ async function countMembers(path: string, names: string[]): Promise<Record<strin
 }
 
 describe('a million files (issue 15)', () => {
-  it(`a million-entry journal and manifest are written, the journal read back to resume, files looked up and the run repaired, within a ${HEAP_CAP_MB} MB heap`, async () => {
+  it(`a million-entry journal and manifest are written, the journal read back to resume, files looked up, the app's pages read and the run repaired, within a ${HEAP_CAP_MB} MB heap`, async () => {
     const dir = await tempDir('ci-million-');
     const written = child('write', dir);
     expect(written.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
@@ -50,6 +50,13 @@ describe('a million files (issue 15)', () => {
     const looked = child('lookup', dir);
     expect(looked).toMatchObject({ found: 3, missingFound: 0, keysNamed: 10, moreKeys: 1, summaryFiles: MILLION });
     expect(looked.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
+
+    // The app's Received screen on this run: a preview, then every copy counted and any page, row or file found, from
+    // an index of where the chunk lines lie (the host once sent the manifest whole).
+    const paged = child('pages', dir);
+    expect(paged).toMatchObject({ previewFiles: 20_000, previewChunks: 20_000, partialFiles: MILLION, onN1: MILLION, onN2: MILLION });
+    expect(paged).toMatchObject({ pageRows: 150, pageTotal: MILLION, pageEndsAtLast: 1, lastPosition: MILLION - 1, foundLast: 1 });
+    expect(paged.heapUsedMb).toBeLessThan(HEAP_CAP_MB);
 
     // repair reads the manifest in passes and writes its next version line by line (it once parsed it whole).
     const repaired = child('repair', dir);
