@@ -1,7 +1,7 @@
 // Every chunk and file of a large manifest a page at a time (manifest-pages.ts): pages of each node's copies read
 // through the page index match the manifest parsed whole, at the start, the middle, across blocks and past the end;
-// the per-node totals, locating a chunk, the file search; the same answers from the older layouts; damaged lines
-// named with the manifest and the line.
+// the per-node totals, locating a chunk, the file search; the same answers from the older layouts; a damaged line
+// fails only the page holding it, named with the manifest and the line.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,18 +147,32 @@ describe('a manifest a page at a time', () => {
     }
   });
 
-  it('names the manifest and the line of a damaged entry, and a manifest changed since it was indexed', async () => {
+  it('a damaged chunk line fails only the page holding it, naming the manifest and the line; every other page reads', async () => {
     const text = await readFile(lines, 'utf8');
     const fileLines = text.split('\n');
-    const chunkLine = fileLines.findIndex((l) => l.includes(`"id":"${chunkAt(12_345).id}"`));
-    const torn = join(dir, 'torn.json');
-    await writeFile(torn, fileLines.map((l, i) => (i === chunkLine ? l.replace('"skipped":false', '"skipped":') : l)).join('\n'));
-    await expect(buildChunkPageIndex(torn)).rejects.toThrow(ManifestError);
-    await expect(buildChunkPageIndex(torn)).rejects.toThrow(new RegExp(`torn\\.json has an entry on line ${chunkLine + 1} that is not valid JSON.*Fix:`));
-
-    const noCopies = join(dir, 'no-copies.json');
-    await writeFile(noCopies, fileLines.map((l, i) => (i === chunkLine ? l.replace(/"copies":\[[^\]]*\]/, '"copies":7') : l)).join('\n'));
-    await expect(buildChunkPageIndex(noCopies)).rejects.toThrow(new RegExp(`no-copies\\.json has a chunk entry without one of "id", "file", "index", "offset", "size", "checksum" or "copies" on line ${chunkLine + 1}\\. Fix:`));
+    const damaged = 12_345;
+    const chunkLine = fileLines.findIndex((l) => l.includes(`"id":"${chunkAt(damaged).id}"`));
+    const owner = copiesOf(damaged)[0]!;
+    /** Where the damaged chunk's row is among `owner`'s copies. */
+    const row = expected.get(owner)!.findIndex((r) => r.chunk.id === chunkAt(damaged).id);
+    const cases = [
+      { name: 'torn', edit: (l: string) => l.replace('"skipped":false', '"skipped":'), error: `has an entry on line ${chunkLine + 1} that is not valid JSON.*Fix:` },
+      { name: 'no-copies', edit: (l: string) => l.replace(/"copies":\[[^\]]*\]/, '"copies":7'), error: `has a chunk entry without one of "id", "file", "index", "offset", "size", "checksum" or "copies" on line ${chunkLine + 1}\\. Fix:` },
+    ];
+    for (const { name, edit, error } of cases) {
+      const path = join(dir, `${name}.json`);
+      await writeFile(path, fileLines.map((l, i) => (i === chunkLine ? edit(l) : l)).join('\n'));
+      const index = await buildChunkPageIndex(path);
+      await expect(chunksOnNode(index, owner, row, 1), name).rejects.toThrow(new RegExp(`${name}\\.json ${error}`));
+      await expect(chunksOnNode(index, owner, row, 1), name).rejects.toThrow(ManifestError);
+      const { rows: first, total } = await chunksOnNode(index, owner, 0, 5);
+      expect(first, name).toEqual(expected.get(owner)!.slice(0, 5));
+      // The last rows (a line without copies counts none, so they may sit one row earlier).
+      expect((await chunksOnNode(index, owner, total - 3, 3)).rows, name).toEqual(expected.get(owner)!.slice(-3));
+      const later = chunkAt(30_000).id; // a chunk on `owner` (30,000 % 3 is 0, like 12,345) in another block
+      const at = await locateChunk(index, owner, later);
+      expect((await chunksOnNode(index, owner, at!, 1)).rows[0]?.chunk.id, name).toBe(later);
+    }
 
     const fileLine = fileLines.findIndex((l) => l.includes(`"key":"${fileAt(777).key}"`));
     const tornFile = join(dir, 'torn-file.json');
@@ -170,5 +184,15 @@ describe('a manifest a page at a time', () => {
     const index = await buildChunkPageIndex(moving);
     await writeFile(moving, text.replace(/\{"id":"train\/0000001\.jpg_chunk_0"[^\n]*\n/, ''));
     await expect(chunksOnNode(index, 'n1', 5_000, 10)).rejects.toThrow(/moving\.json changed since its chunks were indexed\. Fix: open the run again\./);
+  });
+
+  it('counts copies on a node whose id holds a quote and a backslash (escaped in the line) as on any other', async () => {
+    const odd = 'n"3\\';
+    const path = join(dir, 'odd-node.json');
+    await writeFile(path, (await readFile(lines, 'utf8')).replaceAll('"nodeId":"n3"', `"nodeId":${JSON.stringify(odd)}`));
+    const index = await buildChunkPageIndex(path);
+    expect(copiesPerNode(index)).toEqual({ n1: expected.get('n1')!.length, n2: expected.get('n2')!.length, [odd]: expected.get('n3')!.length });
+    const { rows } = await chunksOnNode(index, odd, 100, 2);
+    expect(rows.map((r) => r.chunk.id)).toEqual(expected.get('n3')!.slice(100, 102).map((r) => r.chunk.id));
   });
 });
