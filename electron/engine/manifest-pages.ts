@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { ManifestChunk, ManifestFile, NodeChunkRow } from '../../shared/types.ts';
 import { ManifestError, manifestErrors, readManifest } from './manifest.ts';
-import { entryLines } from './manifest-reader.ts';
+import { entryLines, parseEntry } from './manifest-reader.ts';
 import type { EntryLine } from './manifest-reader.ts';
 
 /** Chunk lines a block of the page index covers. */
@@ -68,7 +68,7 @@ function copyNodeIds(path: string, { line, number }: EntryLine): string[] {
     const end = closingQuote(line, start);
     if (end < 0) break; // a torn line: the page holding it names it when read
     const id = line.slice(start, end);
-    ids.push(id.includes('\\') ? (parseJson(path, `"${id}"`, number) as string) : id);
+    ids.push(id.includes('\\') ? (parseEntry(path, `"${id}"`, number) as string) : id);
     at = end;
   }
   return ids;
@@ -257,32 +257,19 @@ const KEY_FIRST = /^\s*\{"key":("(?:[^"\\]|\\.)*")[,}]/;
 function keyOf(path: string, { line, number }: EntryLine): string {
   const quoted = KEY_FIRST.exec(line)?.[1];
   if (quoted === undefined) return parseFileLine(path, line, number).key;
-  return quoted.includes('\\') ? (parseJson(path, quoted, number) as string) : quoted.slice(1, -1);
+  return quoted.includes('\\') ? (parseEntry(path, quoted, number) as string) : quoted.slice(1, -1);
 }
 
 function parseFileLine(path: string, line: string, number: number): ManifestFile {
-  const file = parseJson(path, entryText(line), number);
+  const file = parseEntry(path, line, number);
   checkFile(path, file, `line ${number}`);
   return file;
 }
 
 function parseChunkLine(path: string, line: string, number: number): ManifestChunk {
-  const chunk = parseJson(path, entryText(line), number);
+  const chunk = parseEntry(path, line, number);
   checkChunk(path, chunk, `line ${number}`);
   return chunk;
-}
-
-function parseJson(path: string, text: string, number: number): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw manifestErrors.notJson(path, error, `an entry on line ${number}`);
-  }
-}
-
-/** An entry line (`    {...},`) without its indent and comma. */
-function entryText(line: string): string {
-  return line.trim().replace(/,$/, '');
 }
 
 function checkFile(path: string, file: unknown, where: string): asserts file is ManifestFile {

@@ -33,7 +33,7 @@ export class ManifestReader {
     for await (const entry of entryLines(path)) {
       if (!entry) return ManifestReader.parsedWhole(path);
       // Chunks are parsed here only to count their copies (a damaged line fails now); files when they are read.
-      if (entry.section === 'chunks') copies += (parseEntry(path, entry.line) as ManifestChunk).copies?.length ?? 0;
+      if (entry.section === 'chunks') copies += (parseEntry(path, entry.line, entry.number) as ManifestChunk).copies?.length ?? 0;
     }
     return new ManifestReader(path, head, { nodes, totals }, copies);
   }
@@ -58,7 +58,7 @@ export class ManifestReader {
       for (const entry of this.whole[wanted]) yield new RawJson(JSON.stringify(entry));
       return;
     }
-    for await (const line of this.lines(wanted)) yield new RawJson(entryText(line));
+    for await (const { line } of this.lines(wanted)) yield new RawJson(entryText(line));
   }
 
   /** The file entries with these keys, and the packed files of these shards in shard order: one pass over the files. */
@@ -81,13 +81,13 @@ export class ManifestReader {
       yield* this.whole[wanted] as T[];
       return;
     }
-    for await (const line of this.lines(wanted)) yield parseEntry(this.path, line) as T;
+    for await (const { line, number } of this.lines(wanted)) yield parseEntry(this.path, line, number) as T;
   }
 
   /** The entry lines of one section (open() found every entry whole). */
-  private async *lines(wanted: Section): AsyncGenerator<string> {
+  private async *lines(wanted: Section): AsyncGenerator<EntryLine> {
     for await (const entry of entryLines(this.path)) {
-      if (entry?.section === wanted) yield entry.line;
+      if (entry?.section === wanted) yield entry;
       else if (entry && wanted === 'files') return; // the chunks follow the files
     }
   }
@@ -124,14 +124,14 @@ export async function lookUpFile(path: string, key: string): Promise<FileLookup>
       const some = found.someKeys.length < SOME_KEYS;
       if (!some) found.moreKeys = true;
       if (!some && (found.file || !line.includes(keyField))) continue;
-      const file = parseEntry(path, line) as ManifestFile;
+      const file = parseEntry(path, line, entry.number) as ManifestFile;
       if (some) found.someKeys.push(file.key);
       if (found.file || file.key !== key) continue;
       found.file = file;
       wanted = JSON.stringify(file.packed ? file.packed.shard : key);
     } else if (wanted === undefined) break; // the chunks follow the files: it is not there
     else if (line.includes(wanted)) {
-      const chunk = parseEntry(path, line) as ManifestChunk;
+      const chunk = parseEntry(path, line, entry.number) as ManifestChunk;
       if (holdsFile(chunk, found.file!)) found.chunks.push(chunk);
     }
   }
@@ -154,10 +154,10 @@ export async function manifestPreview(path: string, limit: number): Promise<Mani
   const chunks: ManifestChunk[] = [];
   for await (const entry of entryLines(path)) {
     if (!entry) return cut(await readManifest(path), limit);
-    if (entry.section === 'files' && files.length < limit) files.push(parseEntry(path, entry.line) as ManifestFile);
+    if (entry.section === 'files' && files.length < limit) files.push(parseEntry(path, entry.line, entry.number) as ManifestFile);
     else if (entry.section === 'chunks') {
       if (chunks.length === limit) break;
-      chunks.push(parseEntry(path, entry.line) as ManifestChunk);
+      chunks.push(parseEntry(path, entry.line, entry.number) as ManifestChunk);
     }
   }
   const manifest: Manifest = { ...summary, files, chunks };
@@ -286,12 +286,12 @@ function entryText(line: string): string {
   return line.trim().replace(/,$/, '');
 }
 
-/** An entry line (`    {...},`) parsed. */
-function parseEntry(path: string, line: string): unknown {
+/** An entry line (`    {...},`, or any JSON value on it) parsed; an error names the manifest and the line. */
+export function parseEntry(path: string, line: string, number: number): unknown {
   const text = entryText(line);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw manifestErrors.notJson(path, error, 'an entry');
+    throw manifestErrors.notJson(path, error, `an entry on line ${number}`);
   }
 }

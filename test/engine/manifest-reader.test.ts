@@ -65,7 +65,7 @@ describe('reading a manifest entry by entry', () => {
     }
   });
 
-  it('an empty run, and an entry that is not JSON (named with the file and the fix)', async () => {
+  it('an empty run, and an entry that is not JSON (named with the file, its line and the fix)', async () => {
     const dir = await tempDir('ci-manifest-reader-');
     await writeJsonAtomic(join(dir, 'empty.json'), manifestOf(0, true));
     const empty = await ManifestReader.open(join(dir, 'empty.json'));
@@ -76,11 +76,13 @@ describe('reading a manifest entry by entry', () => {
     const text = await readFile(join(dir, 'torn.json'), 'utf8');
     await writeFile(join(dir, 'torn.json'), text.replace('"attempts":1,"movedFrom":[],"skipped":false},', '"attempts":1,"movedFrom":[],"skipped":},'));
     await expect(ManifestReader.open(join(dir, 'torn.json'))).rejects.toThrow(ManifestError);
-    await expect(ManifestReader.open(join(dir, 'torn.json'))).rejects.toThrow(/torn\.json has an entry that is not valid JSON.*Fix:/);
+    const lineOf = (marker: string): number => text.split('\n').findIndex((l) => l.includes(marker)) + 1;
+    const chunkLine = lineOf('"attempts":1,"movedFrom":[],"skipped":false},');
+    await expect(ManifestReader.open(join(dir, 'torn.json'))).rejects.toThrow(new RegExp(`torn\\.json has an entry on line ${chunkLine} that is not valid JSON.*Fix:`));
     // A torn file entry is found when the files are read.
     await writeFile(join(dir, 'torn-file.json'), text.replace('"chunkCount":1,"status":"complete"},', '"chunkCount":1,"status":},'));
     const reader = await ManifestReader.open(join(dir, 'torn-file.json'));
-    await expect(everything(reader)).rejects.toThrow(/torn-file\.json has an entry that is not valid JSON.*Fix:/);
+    await expect(everything(reader)).rejects.toThrow(new RegExp(`torn-file\\.json has an entry on line ${lineOf('"chunkCount":1,"status":"complete"},')} that is not valid JSON.*Fix:`));
   });
 
   it('reads every chunk of a 300,000-chunk manifest within a 32 MB heap', async () => {
