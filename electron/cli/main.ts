@@ -1,5 +1,5 @@
 // cloud-ingest: the engine, headless. Exit codes: see EXIT below and README.
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
@@ -73,6 +73,7 @@ Commands:
                                                       rebuild a file from its chunks and check it (--force: replace an existing file)
   make-test-data [--scale S] [--out DIR]               generate the original design's test files
   agent        --port P --dir D [--token-env NAME]     run a node agent (see README)
+  version                                              print the version (also --version, -V)
 
 Every command takes --config FILE (default: config/data_sources.yml). verify and reassemble default to the latest run's manifest.
 Exit codes: 0 ok, 1 finished with failures, 2 usage or config error, 3 no healthy node, 4 source store error, 130 cancelled.`;
@@ -341,8 +342,15 @@ export function describeError(error: unknown): { code: number; message: string }
   return { code: EXIT.incomplete, message: `${message}${process.env.CLOUD_INGEST_DEBUG ? `\n${(error as Error).stack ?? ''}` : '\n(set CLOUD_INGEST_DEBUG=1 for details)'}` };
 }
 
+async function printVersion(): Promise<number> {
+  const { version } = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+  process.stdout.write(`cloud-ingest ${version} (Node ${process.version})\n`);
+  return EXIT.ok;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') return printVersion();
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return command ? EXIT.ok : EXIT.usage;

@@ -1,6 +1,6 @@
 // CLI details, through the real command: option values that begin with '-', the documented exit code for usage
 // errors, the warning when a pattern matches nothing, and the original design's test file names.
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
@@ -98,5 +98,20 @@ describe('make-test-data', () => {
       ['azure_blob_simulation/training_batch_5.dat', 200],
     ];
     expect(new Map(made)).toEqual(new Map(expected.map(([path, mib]) => [path, Math.round(mib * MiB * scale)])));
+  });
+});
+
+describe('--version', () => {
+  it('--version, -V and version print the package version and the Node that runs it, exit 0', async () => {
+    const p = await badProject(defaultYaml());
+    const { version } = JSON.parse(await readFile(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V', 'version']) {
+      const r = await cli([flag], { cwd: p.root });
+      expectCleanExit(r, EXIT.ok);
+      const shown = /^cloud-ingest (\S+) \(Node v(\d+)\.\d+\.\d+\)\n$/.exec(r.stdout);
+      expect(shown, r.stdout).not.toBeNull();
+      expect(shown?.[1]).toBe(version);
+      expect(Number(shown?.[2])).toBeGreaterThanOrEqual(22);
+    }
   });
 });
