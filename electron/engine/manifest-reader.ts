@@ -30,10 +30,12 @@ export class ManifestReader {
     // Head from the start, nodes and totals from the end (an incomplete file fails there, naming itself).
     const { nodes, totals, ...head } = await readManifestSummary(path);
     let copies = 0;
-    for await (const entry of entryLines(path)) {
-      if (!entry) return ManifestReader.parsedWhole(path);
+    for await (const entries of entryBlocks(path)) {
+      if (!entries) return ManifestReader.parsedWhole(path);
       // Chunks are parsed here only to count their copies (a damaged line fails now); files when they are read.
-      if (entry.section === 'chunks') copies += (parseEntry(path, entry.line, entry.number) as ManifestChunk).copies?.length ?? 0;
+      for (const entry of entries) {
+        if (entry.section === 'chunks') copies += (parseEntry(path, entry.line, entry.number) as ManifestChunk).copies?.length ?? 0;
+      }
     }
     return new ManifestReader(path, head, { nodes, totals }, copies);
   }
@@ -86,9 +88,11 @@ export class ManifestReader {
 
   /** The entry lines of one section (open() found every entry whole). */
   private async *lines(wanted: Section): AsyncGenerator<EntryLine> {
-    for await (const entry of entryLines(this.path)) {
-      if (entry?.section === wanted) yield entry;
-      else if (entry && wanted === 'files') return; // the chunks follow the files
+    for await (const entries of entryBlocks(this.path)) {
+      for (const entry of entries ?? []) {
+        if (entry.section === wanted) yield entry;
+        else if (wanted === 'files') return; // the chunks follow the files
+      }
     }
   }
 }
@@ -114,25 +118,27 @@ const SOME_KEYS = 10;
  */
 export async function lookUpFile(path: string, key: string): Promise<FileLookup> {
   const { nodes, totals: _totals, ...head } = await readManifestSummary(path);
-  const keyField = `"key":${JSON.stringify(key)}`;
+  // Searched for in each line's bytes (the manifest is written by JSON.stringify too): most lines are never decoded.
+  const keyField = Buffer.from(`"key":${JSON.stringify(key)}`);
   const found: FileLookup = { head, nodes, file: undefined, chunks: [], someKeys: [], moreKeys: false };
-  let wanted: string | undefined; // the chunks' "file" (or the shard's "id") once the file is found, JSON-quoted
-  for await (const entry of entryLines(path)) {
-    if (!entry) return lookUpInWhole(await readManifest(path), key);
-    const { section, line } = entry;
-    if (section === 'files') {
-      const some = found.someKeys.length < SOME_KEYS;
-      if (!some) found.moreKeys = true;
-      if (!some && (found.file || !line.includes(keyField))) continue;
-      const file = parseEntry(path, line, entry.number) as ManifestFile;
-      if (some) found.someKeys.push(file.key);
-      if (found.file || file.key !== key) continue;
-      found.file = file;
-      wanted = JSON.stringify(file.packed ? file.packed.shard : key);
-    } else if (wanted === undefined) break; // the chunks follow the files: it is not there
-    else if (line.includes(wanted)) {
-      const chunk = parseEntry(path, line, entry.number) as ManifestChunk;
-      if (holdsFile(chunk, found.file!)) found.chunks.push(chunk);
+  let wanted: Buffer | undefined; // the chunks' "file" (or the shard's "id") once the file is found, JSON-quoted
+  for await (const entries of entryBlocks(path)) {
+    if (!entries) return lookUpInWhole(await readManifest(path), key);
+    for (const entry of entries) {
+      if (entry.section === 'files') {
+        const some = found.someKeys.length < SOME_KEYS;
+        if (!some) found.moreKeys = true;
+        if (!some && (found.file || !entry.bytes.includes(keyField))) continue;
+        const file = parseEntry(path, entry.line, entry.number) as ManifestFile;
+        if (some) found.someKeys.push(file.key);
+        if (found.file || file.key !== key) continue;
+        found.file = file;
+        wanted = Buffer.from(JSON.stringify(file.packed ? file.packed.shard : key));
+      } else if (wanted === undefined) return found; // the chunks follow the files: it is not there
+      else if (entry.bytes.includes(wanted)) {
+        const chunk = parseEntry(path, entry.line, entry.number) as ManifestChunk;
+        if (holdsFile(chunk, found.file!)) found.chunks.push(chunk);
+      }
     }
   }
   return found;
@@ -149,23 +155,55 @@ export interface ManifestPreview {
  * screen can show of a million-file run without reading it all. One pass, stopped once both are taken.
  */
 export async function manifestPreview(path: string, limit: number): Promise<ManifestPreview> {
-  const summary = await readManifestSummary(path);
-  const files: ManifestFile[] = [];
-  const chunks: ManifestChunk[] = [];
-  for await (const entry of entryLines(path)) {
-    if (!entry) return cut(await readManifest(path), limit);
-    if (entry.section === 'files' && files.length < limit) files.push(parseEntry(path, entry.line, entry.number) as ManifestFile);
-    else if (entry.section === 'chunks') {
-      if (chunks.length === limit) break;
-      chunks.push(parseEntry(path, entry.line, entry.number) as ManifestChunk);
-    }
+  const preview = await PreviewCollector.start(path, limit);
+  for await (const entries of entryBlocks(path)) {
+    if (!entries) return cutPreview(await readManifest(path), limit);
+    for (const entry of entries) if (preview.add(entry)) return preview.result();
   }
-  const manifest: Manifest = { ...summary, files, chunks };
-  const cutShort = files.length < summary.totals.files || chunks.length < summary.totals.chunks;
-  return cutShort ? { manifest, partial: { files: summary.totals.files, chunks: summary.totals.chunks } } : { manifest };
+  return preview.result();
 }
 
-function cut(manifest: Manifest, limit: number): ManifestPreview {
+/** The first `limit` files and chunks of a manifest's entry lines, fed one at a time (a pass may feed other work too). */
+export class PreviewCollector {
+  private readonly files: ManifestFile[] = [];
+  private readonly chunks: ManifestChunk[] = [];
+
+  private readonly path: string;
+  private readonly limit: number;
+  private readonly summary: Omit<Manifest, 'files' | 'chunks'>;
+
+  private constructor(path: string, limit: number, summary: Omit<Manifest, 'files' | 'chunks'>) {
+    this.path = path;
+    this.limit = limit;
+    this.summary = summary;
+  }
+
+  /** Reads the manifest's head and tail first: an incomplete file fails here, naming itself. */
+  static async start(path: string, limit: number): Promise<PreviewCollector> {
+    return new PreviewCollector(path, limit, await readManifestSummary(path));
+  }
+
+  /** Takes an entry line if it is among the first `limit` of its section; true once no later line can be. */
+  add(entry: EntryLine): boolean {
+    if (entry.section === 'files') {
+      if (this.files.length < this.limit) this.files.push(parseEntry(this.path, entry.line, entry.number) as ManifestFile);
+      return false;
+    }
+    if (this.chunks.length === this.limit) return true; // the chunks follow the files
+    this.chunks.push(parseEntry(this.path, entry.line, entry.number) as ManifestChunk);
+    return false;
+  }
+
+  result(): ManifestPreview {
+    const { summary, files, chunks } = this;
+    const manifest: Manifest = { ...summary, files, chunks };
+    const cutShort = files.length < summary.totals.files || chunks.length < summary.totals.chunks;
+    return cutShort ? { manifest, partial: { files: summary.totals.files, chunks: summary.totals.chunks } } : { manifest };
+  }
+}
+
+/** The preview of a manifest read whole (an older layout). */
+export function cutPreview(manifest: Manifest, limit: number): ManifestPreview {
   if (manifest.files.length <= limit && manifest.chunks.length <= limit) return { manifest };
   return { manifest: { ...manifest, files: manifest.files.slice(0, limit), chunks: manifest.chunks.slice(0, limit) }, partial: { files: manifest.files.length, chunks: manifest.chunks.length } };
 }
@@ -181,50 +219,81 @@ function lookUpInWhole(manifest: Manifest, key: string): FileLookup {
   return { head: manifest, nodes: manifest.nodes, file, chunks, someKeys: manifest.files.slice(0, SOME_KEYS).map((f) => f.key), moreKeys: manifest.files.length > SOME_KEYS };
 }
 
-/** An entry line of a manifest: its section, its text, where it lies in the file (bytes) and its line number. */
-export interface EntryLine {
-  section: Section;
-  line: string;
+/**
+ * An entry line of a manifest: its section, its bytes, where it lies in the file and its line number. Its text is
+ * decoded only when asked for: a pass that wants a few lines of a million (a lookup, the page index, the chunks after
+ * the files) splits the rest without making a string of each.
+ */
+export class EntryLine {
+  readonly section: Section;
+  /** The line's bytes, without its line break. */
+  readonly bytes: Buffer;
   /** Byte offset of the line's first byte. */
-  at: number;
+  readonly at: number;
   /** Byte offset just past its line break (where the next line starts). */
-  end: number;
+  readonly end: number;
   /** Its line number in the file, from 1. */
-  number: number;
+  readonly number: number;
+  private text: string | undefined;
+
+  constructor(section: Section, { bytes, at, end, number }: SplitLine) {
+    this.section = section;
+    this.bytes = bytes;
+    this.at = at;
+    this.end = end;
+    this.number = number;
+  }
+
+  get line(): string {
+    return (this.text ??= this.bytes.toString('utf8'));
+  }
 }
 
 /**
- * Each entry line of a manifest, files then chunks, with its section and place in the file (nothing else is
- * yielded: one hop per entry, a million-file manifest is two million lines); null, and nothing after, where the file
- * is not laid out a line per entry (an older, indented layout; JSON on one line; no end to its chunks), which the
- * caller then reads whole. Lines are split from the file's blocks here (a read per MiB), so each keeps its offset.
+ * The entry lines of a manifest, files then chunks, with their section and place in the file (nothing else is
+ * yielded), one array per block read (a MiB): a million-file manifest is two million lines, and a hop through an
+ * async generator per line cost more than reading and splitting them. null, and nothing after, where the file is not
+ * laid out a line per entry (an older, indented layout; JSON on one line; no end to its chunks), which the caller
+ * then reads whole.
  */
-export async function* entryLines(path: string): AsyncGenerator<EntryLine | null> {
+export async function* entryBlocks(path: string): AsyncGenerator<EntryLine[] | null> {
   const input = createReadStream(path, { highWaterMark: 1024 * 1024 });
   try {
     const lines = new LineSplitter();
     let inside: Section | undefined;
     for await (const block of input) {
       if (!inside && lines.unended > HEAD_LINE_MAX_BYTES) break; // no need to read it all to know: read whole
-      for (const { text, at, end, number } of lines.split(block as Buffer)) {
-        if (text === '  "files": [' || text === '  "chunks": [') inside = text.includes('files') ? 'files' : 'chunks';
-        else if (text.startsWith('  "chunks": []')) return; // lines after the chunks (the tail's nodes) are no entries
-        else if (inside && text.startsWith('    ')) {
-          if (!isWholeEntry(text)) {
+      const entries: EntryLine[] = [];
+      for (const split of lines.split(block as Buffer)) {
+        if (inside && isIndentedEntry(split.bytes)) {
+          if (!isWholeEntry(split.bytes)) {
             yield null;
             return;
           }
-          yield { section: inside, line: text, at, end, number };
-        } else if (inside && /^ {2}\],?$/.test(text)) {
-          if (inside === 'chunks') return;
-          inside = undefined;
+          entries.push(new EntryLine(inside, split));
+          continue;
         }
+        const text = split.bytes.toString('utf8'); // a line of the head or tail, or a section's start or end
+        if (text === '  "files": [' || text === '  "chunks": [') inside = text.includes('files') ? 'files' : 'chunks';
+        else if (text.startsWith('  "chunks": []') || (inside === 'chunks' && /^ {2}\],?$/.test(text))) {
+          yield entries; // the lines after the chunks (the tail's nodes) are no entries
+          return;
+        } else if (inside && /^ {2}\],?$/.test(text)) inside = undefined;
       }
+      if (entries.length > 0) yield entries;
     }
     yield null; // the end of the file, and no end of the chunks seen
   } finally {
     input.destroy(); // a reader that stops early (a lookup found its entry) closes the file now, not when collected
   }
+}
+
+/** A line as LineSplitter cuts it: its bytes (no line break), its byte offsets and its number. */
+interface SplitLine {
+  bytes: Buffer;
+  at: number;
+  end: number;
+  number: number;
 }
 
 /**
@@ -240,7 +309,7 @@ class LineSplitter {
   private offset = 0;
   private number = 0;
 
-  *split(block: Buffer): Generator<{ text: string; at: number; end: number; number: number }> {
+  *split(block: Buffer): Generator<SplitLine> {
     const firstBreak = block.indexOf(10);
     if (firstBreak < 0) {
       this.pending.push(block);
@@ -265,20 +334,40 @@ class LineSplitter {
   }
 
   /** The line of `bytes` from `start` to its line break at `lf` (a CRLF's CR left out: an older manifest saved on Windows). */
-  private line(bytes: Buffer, start: number, lf: number): { text: string; at: number; end: number; number: number } {
+  private line(bytes: Buffer, start: number, lf: number): SplitLine {
     const cut = lf > start && bytes[lf - 1] === 13 ? lf - 1 : lf;
     this.number += 1;
-    return { text: bytes.toString('utf8', start, cut), at: this.offset, end: this.offset + lf + 1 - start, number: this.number };
+    return { bytes: bytes.subarray(start, cut), at: this.offset, end: this.offset + lf + 1 - start, number: this.number };
   }
 }
 
 /** A line longer than this before the files begin: the manifest is not laid out a line per member (JSON on one line). */
 const HEAD_LINE_MAX_BYTES = 4 * 1024 * 1024;
 
+const SPACE = 32;
+
+/** Whether a line is indented as an entry of a section (four spaces): the other lines are the head's, the tail's, a section's start or end. */
+function isIndentedEntry(bytes: Buffer): boolean {
+  return bytes.length >= 4 && bytes[0] === SPACE && bytes[1] === SPACE && bytes[2] === SPACE && bytes[3] === SPACE;
+}
+
 /** Whether an entry line holds a whole entry (`    {...},`), not the first line of an indented one (older layout). */
-function isWholeEntry(line: string): boolean {
-  const text = line.trimEnd();
-  return text.trimStart().startsWith('{') && (text.endsWith('}') || text.endsWith('},'));
+function isWholeEntry(bytes: Buffer): boolean {
+  let first = 0;
+  while (first < bytes.length && isBlank(bytes[first]!)) first++;
+  let last = bytes.length - 1;
+  while (last > first && isBlank(bytes[last]!)) last--;
+  if (bytes[first] !== OPEN_BRACE || last <= first) return false;
+  return bytes[last] === CLOSE_BRACE || (bytes[last] === COMMA && bytes[last - 1] === CLOSE_BRACE);
+}
+
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const COMMA = 0x2c;
+
+/** What String.prototype.trim takes off a manifest line's ends (the ASCII blanks; JSON is written without others). */
+function isBlank(byte: number): boolean {
+  return byte === SPACE || (byte >= 9 && byte <= 13);
 }
 
 /** An entry line's JSON (`    {...},` without its indent and comma). */

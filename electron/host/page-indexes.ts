@@ -24,12 +24,15 @@ export class PageIndexCache {
     this.build = build;
   }
 
-  /** The index of the manifest at `path` (an absolute path the caller has checked), built if it has none for this version of the file. */
-  async get(path: string): Promise<ChunkPageIndex> {
+  /**
+   * The index of the manifest at `path` (an absolute path the caller has checked), built if it has none for this
+   * version of the file: by `build` when given (a pass that takes the preview too), else by the cache's own.
+   */
+  async get(path: string, build: (path: string) => Promise<ChunkPageIndex> = this.build): Promise<ChunkPageIndex> {
     const stamp = await fileStamp(path);
     const hit = this.entries.get(path);
     this.entries.delete(path);
-    const entry = hit?.stamp === stamp ? hit : { stamp, index: this.build(path) };
+    const entry = hit?.stamp === stamp ? hit : { stamp, index: build(path) };
     this.entries.set(path, entry);
     entry.index.catch(() => {
       if (this.entries.get(path) === entry) this.entries.delete(path); // a failed build is not kept

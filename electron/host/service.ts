@@ -8,8 +8,8 @@ import type { CloudName, NodeConfig } from '../../shared/config/types.ts';
 import { validateConfigText } from '../../shared/config/validate.ts';
 import type { ApiErrorData, ConfigSnapshot, TaskName, DetectionView, Events, Req, RequestChannel, Res, VerifyResult } from '../../shared/ipc/contract.ts';
 import type { DetectionResult, NodeStatus, RepairEvent, ResumableRun } from '../../shared/types.ts';
-import { chunksOnNode, ConfigError, copiesPerNode, detectCloud, effectiveNodes, findFiles, journalPath, listManifests, listResumableRuns, loadConfig, locateChunk, newRunId, manifestPreview, openNodes, probeNodes, readJournal, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
-import type { ChunkPageIndex, LoadedConfig, ReassembleProgress } from '../engine/index.ts';
+import { chunksOnNode, ConfigError, copiesPerNode, detectCloud, effectiveNodes, findFiles, journalPath, listManifests, listResumableRuns, loadConfig, locateChunk, newRunId, manifestPreview, openNodes, previewAndIndex, probeNodes, readJournal, reassembleFile, repairRun, runIngest, verifyRun } from '../engine/index.ts';
+import type { ChunkPageIndex, LoadedConfig, ManifestPreview, ReassembleProgress } from '../engine/index.ts';
 import { ActivityLog, activityDetail } from './activity.ts';
 import { PageIndexCache } from './page-indexes.ts';
 import { WorkerWatch } from './workers.ts';
@@ -227,10 +227,16 @@ export class EngineService {
 
     openManifest: async ({ path }) => {
       const full = this.manifestInside(await loadConfig(this.configPath), path);
-      const { manifest, partial } = await manifestPreview(full, this.previewEntries);
-      if (!partial) return manifest;
-      // The rest comes a page at a time; the tabs count every copy from the page index, built now and kept for the pages.
-      return { ...manifest, partial: { ...partial, perNode: copiesPerNode(await this.pageIndexes.get(full)) } };
+      // The rest comes a page at a time; the tabs count every copy from the page index, built now (in the preview's
+      // pass, unless one is kept for this version of the file) and kept for the pages.
+      let preview: ManifestPreview | undefined;
+      const index = await this.pageIndexes.get(full, async (indexed) => {
+        const both = await previewAndIndex(indexed, this.previewEntries);
+        preview = both.preview;
+        return both.index;
+      });
+      const { manifest, partial } = preview ?? (await manifestPreview(full, this.previewEntries));
+      return partial ? { ...manifest, partial: { ...partial, perNode: copiesPerNode(index) } } : manifest;
     },
 
     manifestChunks: async ({ path, nodeId, start, count }) => chunksOnNode(await this.pageIndex(path), nodeId, start, count),

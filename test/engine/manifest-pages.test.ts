@@ -5,7 +5,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildChunkPageIndex, chunksOnNode, copiesPerNode, findFiles, locateChunk } from '../../electron/engine/manifest-pages.ts';
+import { buildChunkPageIndex, chunksOnNode, copiesPerNode, findFiles, locateChunk, previewAndIndex } from '../../electron/engine/manifest-pages.ts';
+import { manifestPreview } from '../../electron/engine/manifest-reader.ts';
 import type { ChunkPageIndex } from '../../electron/engine/manifest-pages.ts';
 import { ManifestError, readManifest, StreamedArray, writeJsonAtomic } from '../../electron/engine/manifest.ts';
 import type { ManifestChunk, NodeChunkRow } from '../../shared/types.ts';
@@ -194,5 +195,37 @@ describe('a manifest a page at a time', () => {
     expect(copiesPerNode(index)).toEqual({ n1: expected.get('n1')!.length, n2: expected.get('n2')!.length, [odd]: expected.get('n3')!.length });
     const { rows } = await chunksOnNode(index, odd, 100, 2);
     expect(rows.map((r) => r.chunk.id)).toEqual(expected.get('n3')!.slice(100, 102).map((r) => r.chunk.id));
+  });
+
+  it('counts copies written in another layout (fields in another order, more fields, a location holding quotes) as the whole manifest does', async () => {
+    const path = join(dir, 'other-copies.json');
+    // Every third chunk line's copies rewritten: location first, an extra field, and a location that looks like the next copy.
+    const edited = (await readFile(lines, 'utf8')).split('\n').map((line, i) => {
+      if (i % 3 !== 0 || !line.includes('"copies":[')) return line;
+      return line.replace(/\{"nodeId":("[^"]*"),"location":("[^"]*")\}/g, (_, id: string, location: string) => `{"location":${JSON.stringify(`${JSON.parse(location) as string}"},{"nodeId":"n9`)},"verified":true,"nodeId":${id}}`);
+    });
+    await writeFile(path, edited.join('\n'));
+    const whole = await readManifest(path);
+    const counts: Record<string, number> = {};
+    for (const chunk of whole.chunks) for (const copy of chunk.copies) counts[copy.nodeId] = (counts[copy.nodeId] ?? 0) + 1;
+    expect(Object.keys(counts).sort()).toEqual(NODES);
+    const index = await buildChunkPageIndex(path);
+    expect(copiesPerNode(index)).toEqual(counts);
+    const { rows } = await chunksOnNode(index, 'n2', 1_000, 3);
+    expect(rows.map((r) => r.location)).toEqual(whole.chunks.flatMap((c) => c.copies.filter((copy) => copy.nodeId === 'n2').map((copy) => copy.location)).slice(1_000, 1_003));
+  });
+
+  it('previewAndIndex gives, in one pass, the preview and the index that manifestPreview and buildChunkPageIndex give, in every layout', async () => {
+    for (const [layout, path] of Object.entries(layouts)) {
+      for (const limit of layout === 'lines' ? [10, CHUNKS] : [10]) {
+        const { preview, index } = await previewAndIndex(path, limit, 700);
+        expect(preview, `${layout} ${limit}`).toEqual(await manifestPreview(path, limit));
+        expect(index, `${layout} ${limit}`).toEqual(await buildChunkPageIndex(path, 700));
+      }
+    }
+    const { preview } = await previewAndIndex(lines, 10);
+    expect(preview.manifest.files).toHaveLength(10);
+    expect(preview.manifest.chunks.map((c) => c.id)).toEqual(Array.from({ length: 10 }, (_, i) => chunkAt(i).id));
+    expect(preview.partial).toEqual({ files: CHUNKS, chunks: CHUNKS });
   });
 });

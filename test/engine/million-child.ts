@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { ManifestChunk, ManifestFile } from '../../shared/types.ts';
 import type { PlannedChunk } from '../../electron/engine/chunks.ts';
 import { JournalWriter, readJournal } from '../../electron/engine/journal.ts';
-import { lookUpFile, manifestPreview } from '../../electron/engine/manifest-reader.ts';
-import { buildChunkPageIndex, chunksOnNode, copiesPerNode, findFiles, locateChunk } from '../../electron/engine/manifest-pages.ts';
+import { lookUpFile } from '../../electron/engine/manifest-reader.ts';
+import { chunksOnNode, copiesPerNode, findFiles, locateChunk, previewAndIndex } from '../../electron/engine/manifest-pages.ts';
 import { repairRun } from '../../electron/engine/repair.ts';
 import { readManifestSummary, writeJsonAtomic } from '../../electron/engine/manifest.ts';
 import { ResumeIndex } from '../../electron/engine/resume.ts';
@@ -101,8 +101,8 @@ async function repair(): Promise<Record<string, number>> {
 /** The app's view of the run: its first 20,000 entries, every copy counted per node, a page at the end, the last chunk's row, a file by name. */
 async function pages(): Promise<Record<string, number>> {
   const path = join(dir!, 'run.json');
-  const preview = await manifestPreview(path, 20_000);
-  const index = await buildChunkPageIndex(path);
+  // What the app does when it opens the run: the preview and the page index in one pass.
+  const { preview, index } = await previewAndIndex(path, 20_000);
   const perNode = copiesPerNode(index);
   const { rows, total } = await chunksOnNode(index, 'n2', count - 150, 200);
   const last = planned(count - 1).id;
