@@ -48,6 +48,18 @@ export function s3Endpoint(source: DataSourceConfig, env: NodeJS.ProcessEnv = pr
   return env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
 }
 
+/**
+ * A key as a listing with `encoding-type=url` gives it: percent-encoded UTF-8, a space possibly as `+` (as the AWS
+ * SDKs that decode it read it). A key the store encoded badly is kept as it came: reading it then fails, naming it.
+ */
+function urlDecodedKey(key: string): string {
+  try {
+    return decodeURIComponent(key.replaceAll('+', ' '));
+  } catch {
+    return key;
+  }
+}
+
 /** S3 ETag / checksum headers into the portable shape. */
 function objectInfo(
   key: string,
@@ -109,13 +121,16 @@ export class S3Driver implements StorageDriver {
 
   async listPage(prefix: string, pageToken: string | undefined, signal?: AbortSignal): Promise<ListPage> {
     try {
+      // Keys come URL-encoded: XML cannot carry every key as it is (a carriage return is read back as a line feed,
+      // most control characters not at all). A store that ignores the request sends them plain and says nothing.
       const out = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: pageToken, MaxKeys: this.pageSize }),
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: pageToken, MaxKeys: this.pageSize, EncodingType: 'url' }),
         { abortSignal: signal },
       );
+      const encoded = out.EncodingType === 'url';
       const objects = (out.Contents ?? [])
         .filter((o: _Object): o is _Object & { Key: string } => typeof o.Key === 'string')
-        .map((o) => ({ ...objectInfo(o.Key, Number(o.Size ?? 0), o.ETag), ...(o.ChecksumAlgorithm?.length ? { checksumsOnStat: true } : {}) }));
+        .map((o) => ({ ...objectInfo(encoded ? urlDecodedKey(o.Key) : o.Key, Number(o.Size ?? 0), o.ETag), ...(o.ChecksumAlgorithm?.length ? { checksumsOnStat: true } : {}) }));
       return { objects, ...(out.IsTruncated && out.NextContinuationToken ? { nextPageToken: out.NextContinuationToken } : {}) };
     } catch (error) {
       throw tagOp(error, 'list');
