@@ -276,6 +276,7 @@ class IngestRun {
       if (this.stopped()) return totals;
       for (const object of page) {
         totals.files++;
+        if (object.unreadable !== undefined) this.failUnreadable(object.key, object.unreadable);
         if (this.pull && !isPackable(object, packBelow) && uncheckedInPull(object, this.pullChecks())) uncheckedInPullMode++;
         add(packer.add(object));
       }
@@ -290,6 +291,13 @@ class IngestRun {
     this.listing.grew();
     if (uncheckedInPullMode > 0) this.emit(pullUncheckedNotice(uncheckedInPullMode));
     return totals;
+  }
+
+  /** A listed object that cannot be read (ObjectInfo.unreadable): failed now, so none of its chunks is read. */
+  private failUnreadable(key: string, why: string): void {
+    if (this.fileErrors.has(key)) return;
+    this.fileErrors.set(key, why);
+    this.emit({ type: 'file', key, status: 'failed', error: why });
   }
 
   /** The listing, a page at a time, with the checksums S3 keeps only on stat looked up for multi-chunk objects. */

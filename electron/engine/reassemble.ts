@@ -65,7 +65,7 @@ export async function reassembleFile(options: ReassembleOptions): Promise<Reasse
     throw new ReassembleInputError(`${options.key} is not in manifest ${options.manifestPath}. Fix: use one of its files: ${known}.`);
   }
   const { status, checksumAlgorithm: algorithm } = found.head;
-  const chunks = file.packed ? [packedLayout(options.manifestPath, found.chunks[0], file, status)] : chunkLayout(options.manifestPath, file, found.chunks, status);
+  const chunks = file.packed ? [packedLayout(options.manifestPath, found.chunks[0], file, status)] : chunkLayout(options.manifestPath, file, found.chunks.filter(isFileChunk), status);
   const outPath = resolve(options.outPath);
   const replacing = await checkOutputPath(outPath, options.force === true);
   const pool = options.pool ?? sharedHashPool();
@@ -136,6 +136,14 @@ function chunkLayout(manifestPath: string, file: ManifestFile, ofFile: readonly 
   }
   if (end !== file.size) throw bad(`${file.key}: its chunks' sizes add up to ${end} bytes, not its size ${file.size}; ${chunks.at(-1)?.id ?? 'no chunk'} ends short`);
   return chunks;
+}
+
+/**
+ * Whether a chunk is one of its file's own (`<key>_chunk_<index>`), not a shard: a shard's `file` is its own id
+ * (`shard-….tar`), which a listed key may equal, and it holds none of that file's bytes.
+ */
+function isFileChunk(chunk: ManifestChunk): boolean {
+  return chunk.id !== chunk.file;
 }
 
 /** A packed file: one piece of its shard (ingestion.pack_below_mb). */

@@ -46,7 +46,7 @@ export function sampleKey(key: string): string {
 }
 
 export function isPackable(object: ObjectInfo, packBelow: number): boolean {
-  return object.size > 0 && object.size < packBelow;
+  return object.size > 0 && object.size < packBelow && object.unreadable === undefined;
 }
 
 /**

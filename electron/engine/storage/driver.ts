@@ -24,6 +24,11 @@ export interface ObjectInfo {
   multipart?: boolean;
   /** The listing said the store keeps checksums it did not show (S3 lists only their names); stat() has them. */
   checksumsOnStat?: boolean;
+  /**
+   * Listed, but no key can name it exactly (a local file whose name is not valid UTF-8): why, naming it. The run
+   * fails this object alone with this message and never reads it (nor packs it with others).
+   */
+  unreadable?: string;
 }
 
 export interface ListPage {

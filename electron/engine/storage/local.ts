@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { join, sep } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { keptCachedPerReader, ReadOnce } from '../hash/drop-cache.js';
 import { forEachLimited } from '../limit.ts';
@@ -44,6 +44,8 @@ interface Entry {
   sortKey: string;
   kind: 'file' | 'dir';
   real?: string;
+  /** A name that is not valid UTF-8 (see unreadableNames): listed as such, never read or walked. */
+  unreadable?: string;
 }
 
 /** One folder of the walk: its entries, sorted, and the next one to take. */
@@ -62,8 +64,15 @@ interface Listing {
   /** Real paths of the folders walked so far: a folder reached again (a symlink loop, a second link to it) is skipped. */
   visited: Set<string>;
   /** Kept across a call that failed, so that its retry goes on from where it stopped. */
-  found: { key: string; path: string }[];
+  found: Found[];
   page: number;
+}
+
+/** A file the walk found, its stat to come; an unreadable one is listed as it is. */
+interface Found {
+  key: string;
+  path: string;
+  unreadable?: ObjectInfo;
 }
 
 /** A key whose every part is a plain name: no leading, trailing or double `/`, no `.` or `..` part. */
@@ -251,6 +260,11 @@ export class LocalDriver implements StorageDriver {
       }
       const key = frame.keyPrefix + entry.name;
       const real = entry.real ?? join(frame.realDir, entry.name);
+      if (entry.unreadable !== undefined) {
+        listing.found.push({ key, path: real, unreadable: { key, size: 0, unreadable: entry.unreadable } });
+        frame.next++;
+        continue;
+      }
       if (entry.kind === 'file') {
         listing.found.push({ key, path: real });
         frame.next++;
@@ -270,11 +284,11 @@ export class LocalDriver implements StorageDriver {
     const found = listing.found;
     const objects = (await this.statElsewhere(found)) ?? (await this.statHere(found));
     listing.found = [];
-    return objects.filter((o) => o !== undefined);
+    return objects.map((o, i) => found[i]!.unreadable ?? o).filter((o) => o !== undefined);
   }
 
   /** The files' objects from options.statFiles; undefined if there is none or it failed. */
-  private async statElsewhere(found: readonly { key: string; path: string }[]): Promise<(ObjectInfo | undefined)[] | undefined> {
+  private async statElsewhere(found: readonly Found[]): Promise<(ObjectInfo | undefined)[] | undefined> {
     if (!this.statFiles) return undefined;
     try {
       const stats = await this.statFiles(found.map((f) => f.path));
@@ -287,7 +301,7 @@ export class LocalDriver implements StorageDriver {
     }
   }
 
-  private async statHere(found: readonly { key: string; path: string }[]): Promise<(ObjectInfo | undefined)[]> {
+  private async statHere(found: readonly Found[]): Promise<(ObjectInfo | undefined)[]> {
     const objects = new Array<ObjectInfo | undefined>(found.length);
     await forEachLimited(found, STAT_AHEAD, async ({ key, path }, i) => {
       try {
@@ -317,9 +331,15 @@ export class LocalDriver implements StorageDriver {
     const mayHold = (key: string): boolean => key.startsWith(prefix) || prefix.startsWith(key);
     const entries: Entry[] = [];
     const links: string[] = [];
+    const unreadable = dirents.some((d) => d.name.includes('\uFFFD')) ? await unreadableNames(realDir, rootReal) : undefined;
     for (const dirent of dirents) {
       const key = keyPrefix + dirent.name;
-      if (dirent.isSymbolicLink()) {
+      const why = unreadable?.get(dirent.name);
+      if (why !== undefined) {
+        // Listed as one object, a folder too (nothing under it can be named): once, however many names read the same.
+        const listed = (dirent.isDirectory() ? `${key}/` : key).startsWith(prefix);
+        if (listed && !entries.some((e) => e.name === dirent.name)) entries.push({ name: dirent.name, sortKey: dirent.name, kind: 'file', unreadable: why });
+      } else if (dirent.isSymbolicLink()) {
         if (mayHold(key) || mayHold(`${key}/`)) links.push(dirent.name);
       } else if (dirent.isFile()) {
         if (key.startsWith(prefix)) entries.push({ name: dirent.name, sortKey: dirent.name, kind: 'file' });
@@ -344,6 +364,26 @@ export class LocalDriver implements StorageDriver {
     entries.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
     return { realDir, keyPrefix, entries, next: 0 };
   }
+}
+
+/**
+ * The names in a folder that are not valid UTF-8, by the text readdir gives for them (each such byte read as U+FFFD),
+ * with why no key can name them. A valid name that reads the same (one holding U+FFFD itself) is among them: its key
+ * would be shared. Found only when a name holds U+FFFD (rare), by reading the folder's names again as bytes.
+ */
+async function unreadableNames(realDir: string, rootReal: string): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const raw of await readdir(realDir, { encoding: 'buffer' })) {
+    const text = raw.toString('utf8');
+    if (Buffer.from(text, 'utf8').equals(raw) || names.has(text)) continue;
+    const shown = [...raw].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+    const where = join(relative(rootReal, realDir), shown);
+    names.set(
+      text,
+      `${where} in the source folder ${rootReal}: its name is not valid UTF-8 (bytes shown as \\xNN), so no key can name it exactly (as text it reads ${JSON.stringify(text)}); it was not ingested. Fix: rename it to valid UTF-8 (e.g. with convmv).`,
+    );
+  }
+  return names;
 }
 
 function emptyStream(): Readable {
