@@ -2,7 +2,7 @@
 // One streaming pass per upload: the body goes to a temp file while it is counted and hashed; the sender declares
 // the checksum in an HTTP trailer once it has hashed the last byte; the file is renamed into place only if they match.
 import { createWriteStream, readFileSync } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -236,16 +236,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
 
   async function download(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    const meta = store.get(id);
-    if (!meta) throw new HttpFailure(404, 'not_found', `no chunk ${JSON.stringify(id)} on this agent`);
-    // Open before answering, so a data file deleted or truncated behind the agent's back is reported, not half-sent.
-    let handle;
+    // Open before answering, so a data file deleted or truncated behind the agent's back is reported, not half-sent;
+    // with the metadata of the very copy opened, so a replace meanwhile never mixes two copies in one answer.
+    let opened;
     try {
-      handle = await open(store.dataPath(id), 'r');
+      opened = await store.openChunk(id);
     } catch (err) {
       log.log('error', 'chunk data missing on disk', { id, error: (err as Error).message });
       throw new HttpFailure(404, 'not_found', `chunk ${JSON.stringify(id)} is listed but its data file is missing on the agent`);
     }
+    if (!opened) throw new HttpFailure(404, 'not_found', `no chunk ${JSON.stringify(id)} on this agent`);
+    const { meta, handle } = opened;
     try {
       const { size } = await handle.stat();
       if (size !== meta.size) log.log('error', 'chunk data has the wrong size on disk', { id, size, expected: meta.size });
@@ -492,17 +493,36 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
 
   // ---- server ----------------------------------------------------------------------------------------------
+  const headersTimeoutMs = Math.min(60_000, requestTimeoutMs);
   const serverOptions: ServerOptions = {
     requestTimeout: requestTimeoutMs,
-    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    headersTimeout: headersTimeoutMs,
+    // Node checks both timeouts this often (30 s by default): a shorter --request-timeout-ms is kept to within half of itself.
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeoutMs / 2))),
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     maxHeaderSize: MAX_HEADER_BYTES,
   };
   const server = options.tls ? createTlsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }) : createServer(serverOptions);
   server.timeout = idleTimeoutMs;
   server.maxConnections = maxConnections + OVER_CAP_ANSWERED;
-  server.on('request', (req, res) => void handle(req, res, false));
-  server.on('checkContinue', (req, res) => void handle(req, res, true));
+  // Responses begun on each connection and not yet handed to it in full (pipelined requests queue theirs).
+  const responding = new WeakMap<object, Set<ServerResponse>>();
+  function track(req: IncomingMessage, res: ServerResponse): void {
+    let begun = responding.get(req.socket);
+    if (!begun) responding.set(req.socket, (begun = new Set()));
+    const set = begun;
+    const done = (): void => void set.delete(res);
+    set.add(res);
+    res.once('finish', done).once('close', done);
+  }
+  server.on('request', (req, res) => {
+    track(req, res);
+    void handle(req, res, false);
+  });
+  server.on('checkContinue', (req, res) => {
+    track(req, res);
+    void handle(req, res, true);
+  });
   // Counted on the socket requests arrive on (after the TLS handshake for HTTPS).
   server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     openConnections++;
@@ -515,11 +535,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const code = (err as NodeJS.ErrnoException).code;
     log.log('warn', 'client error', { error: err.message, code });
     if (!socket.writable || socket.destroyed) return void socket.destroy();
+    // A response already under way on this connection (a download half sent, say): an answer written now would land
+    // inside its body. The connection is spoiled; close it.
+    if ([...(responding.get(socket) ?? [])].some((res) => res.headersSent)) return void socket.destroy();
     // Headers past the limit can only be an id, file name or source version too long to keep: this chunk's problem.
     const [status, body] =
       code === 'HPE_HEADER_OVERFLOW'
         ? ['431 Request Header Fields Too Large', { error: { code: 'invalid_chunk', message: `request headers over ${MAX_HEADER_BYTES} bytes: the chunk id, file name or source version is too long to keep` } }]
-        : ['400 Bad Request', { error: { code: 'bad_request', message: `malformed HTTP request (${code ?? err.message})` } }];
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['408 Request Timeout', { error: { code: 'timeout', message: `the request did not arrive in time (its headers within ${headersTimeoutMs} ms, all of it within ${requestTimeoutMs} ms: --request-timeout-ms); nothing kept` } }]
+          : ['400 Bad Request', { error: { code: 'bad_request', message: `malformed HTTP request (${code ?? err.message})` } }];
     const text = JSON.stringify(body);
     socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
   });

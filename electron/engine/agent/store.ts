@@ -9,7 +9,8 @@
 // and counted, and a chunk of theirs written again moves to its subfolder. An in-memory index (rebuilt from the
 // sidecars of both layouts at start-up) answers lookups, lists and the quota without touching the disk.
 import { randomUUID } from 'node:crypto';
-import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import { chunkFileName, chunkSubfolder, isSubfolderName, nameRoundTrips } from '../chunk-names.ts';
 import { MadeFolders } from '../made-folders.ts';
@@ -339,6 +340,19 @@ export class ChunkStore {
     return this.storedFiles(id).data;
   }
 
+  /**
+   * Chunk `id`'s metadata and its data file opened for reading, taken together between commits of its files, so a
+   * copy being replaced meanwhile never pairs one copy's metadata with the other's bytes (the handle keeps the
+   * bytes it opened). Undefined when the chunk is not stored; rejects when its data file cannot be opened.
+   */
+  async openChunk(id: string): Promise<{ meta: AgentChunkMeta; handle: FileHandle } | undefined> {
+    if (!this.index.has(id)) return undefined;
+    return this.withLock(commitKey(this.filesFor(id)), async () => {
+      const meta = this.index.get(id);
+      return meta && { meta, handle: await open(this.dataPath(id), 'r') };
+    });
+  }
+
   /** The files of a stored chunk, in whichever layout it was stored. */
   private storedFiles(id: string): ChunkFiles {
     return this.flat.has(id) ? this.flatFilesFor(id) : this.filesFor(id);
@@ -395,7 +409,7 @@ export class ChunkStore {
     try {
       const files = this.filesFor(meta.id);
       await this.ensureSubfolder(files.subfolder);
-      return await this.withLock(files.base.normalize('NFC').toLowerCase(), async () => {
+      return await this.withLock(commitKey(files), async () => {
         const existing = this.index.get(meta.id);
         // `replace` rewrites even an identical-looking copy: repair sends it when the bytes on disk were damaged.
         if (existing && !replace && existing.checksum.algorithm === meta.checksum.algorithm && existing.checksum.hex === meta.checksum.hex && existing.size === meta.size) {
@@ -544,6 +558,11 @@ export class ChunkStore {
       if (this.locks.get(key) === tail) this.locks.delete(key);
     }
   }
+}
+
+/** Commits of names a case-insensitive or normalizing file system could treat as one are queued together. */
+function commitKey(files: ChunkFiles): string {
+  return files.base.normalize('NFC').toLowerCase();
 }
 
 function compareIds(a: string, b: string): number {
