@@ -149,7 +149,7 @@ export class Bucket {
   wrap(error: unknown, operation: string, key?: string): StorageError {
     if (error instanceof StorageError && error.message.includes(this.info.bucket)) return error;
     const code = error instanceof StorageError ? error.code : this.driver.errorCode(error);
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = errorDetail(error);
     const what = key ? `${operation} ${key}` : operation;
     return new StorageError({
       code,
@@ -202,4 +202,16 @@ class ExactLength extends Transform {
   override _flush(callback: TransformCallback): void {
     callback(this.seen === this.expected ? null : this.failure());
   }
+}
+
+/**
+ * What an error says, for a message: its own text, or when it has none (an SDK's error for an answer it could not
+ * read, such as Azurite's empty 500 on a blob name XML cannot carry) its kind, code and HTTP status.
+ */
+function errorDetail(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (error.message.trim() !== '') return error.message;
+  const { code, statusCode } = error as Error & { code?: unknown; statusCode?: unknown };
+  const parts = [error.name, typeof code === 'string' ? code : undefined, typeof statusCode === 'number' ? `HTTP ${statusCode}` : undefined];
+  return `${parts.filter((p) => p !== undefined && p !== '').join(', ')} with no message from the store`;
 }
