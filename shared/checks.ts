@@ -70,7 +70,8 @@ export function checkKit(makeError: (message: string) => Error, defaults: { maxS
         if (!Array.isArray(v)) return fail(path, 'an array', v);
         if (v.length > rule.max) error(`${path}: more than ${rule.max} items`);
         if (v.length < (rule.min ?? 0)) error(`${path}: fewer than ${rule.min} items`);
-        return v.map((x, i) => item(x, `${path}[${i}]`));
+        // Array.from visits holes (as undefined), which map skips: a sparse array from a structured clone is refused.
+        return Array.from(v, (x: unknown, i) => item(x, `${path}[${i}]`));
       },
     nullable: <T>(check: Check<T>): Check<T | null> => (v, path) => (v === null ? null : check(v, path)),
     object: <S extends Shape>(shape: S): Check<FromShape<S>> =>

@@ -226,7 +226,7 @@ export class EngineService {
     listManifests: async () => (await listManifests(await loadConfig(this.configPath))).sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.path.localeCompare(a.path)),
 
     openManifest: async ({ path }) => {
-      const full = this.manifestInside(await loadConfig(this.configPath), path);
+      const full = await this.manifestInside(await loadConfig(this.configPath), path);
       // The rest comes a page at a time; the tabs count every copy from the page index, built now (in the preview's
       // pass, unless one is kept for this version of the file) and kept for the pages.
       let preview: ManifestPreview | undefined;
@@ -243,11 +243,11 @@ export class EngineService {
 
     locateChunk: async ({ path, nodeId, chunkId }) => ({ position: await locateChunk(await this.pageIndex(path), nodeId, chunkId) }),
 
-    findFiles: async ({ path, query, limit }) => findFiles(this.manifestInside(await loadConfig(this.configPath), path), query, limit),
+    findFiles: async ({ path, query, limit }) => findFiles(await this.manifestInside(await loadConfig(this.configPath), path), query, limit),
 
     verify: async ({ manifestPath, nodeId }) => {
       const loaded = await loadConfig(this.configPath);
-      const path = this.manifestInside(loaded, manifestPath);
+      const path = await this.manifestInside(loaded, manifestPath);
       return this.task('verify', async (signal) => {
         const progress = this.throttledProgress('verify');
         const report = await verifyRun({ loaded, manifestPath: path, signal, onProgress: progress });
@@ -258,7 +258,8 @@ export class EngineService {
         let ok = report.ok;
         if (nodeId) {
           // verifyRun checks every copy; narrow the figures to the chosen node's copies.
-          checked = report.checkedPerNode[nodeId] ?? 0;
+          // An own key only: a node id such as "constructor" names no node, not Object.prototype's function.
+          checked = Object.hasOwn(report.checkedPerNode, nodeId) ? report.checkedPerNode[nodeId]! : 0;
           ok = checked - problems.length;
         }
         const result: VerifyResult = { manifestPath: path, nodeId: nodeId ?? null, checked, ok, checkedPerNode: report.checkedPerNode, problems, unrecoverable: report.unrecoverable };
@@ -268,7 +269,7 @@ export class EngineService {
 
     reassemble: async ({ manifestPath, key, outPath }) => {
       const loaded = await loadConfig(this.configPath);
-      const path = this.manifestInside(loaded, manifestPath);
+      const path = await this.manifestInside(loaded, manifestPath);
       const out = await this.outputInside(loaded, outPath);
       return this.task('reassemble', async (signal) => {
         // One bar for both passes: each byte is written once and read back once.
@@ -282,7 +283,7 @@ export class EngineService {
 
     repair: async ({ manifestPath, chunkIds, files }) => {
       const loaded = await loadConfig(this.configPath);
-      const path = this.manifestInside(loaded, manifestPath);
+      const path = await this.manifestInside(loaded, manifestPath);
       return this.task('repair', async (signal) => {
         return repairRun({
           loaded,
@@ -451,16 +452,22 @@ export class EngineService {
 
   /** The page index of a manifest in the manifest folder (built on first need, kept for the latest few). */
   private async pageIndex(path: string): Promise<ChunkPageIndex> {
-    return this.pageIndexes.get(this.manifestInside(await loadConfig(this.configPath), path));
+    return this.pageIndexes.get(await this.manifestInside(await loadConfig(this.configPath), path));
   }
 
-  /** Manifests are read only from the config's manifest folder: the renderer cannot make the host read other files. */
-  private manifestInside(loaded: LoadedConfig, path: string): string {
+  /**
+   * Manifests are read only from the config's manifest folder: the renderer cannot make the host read other files.
+   * Checked on real paths too, so a symlink in the folder (the file, or a folder on its path) cannot lead out of it.
+   */
+  private async manifestInside(loaded: LoadedConfig, path: string): Promise<string> {
     const dir = resolve(loaded.resolve(loaded.config.ingestion.manifest_dir));
     const full = resolve(dir, path);
-    if (!(full.startsWith(dir + sep)) || !full.endsWith('.json')) {
-      throw new HostError({ code: 'forbidden', message: `${path} is not a manifest in ${dir}. Fix: pick a run from the list.` });
-    }
+    const inside = (file: string, folder: string): boolean => file.startsWith(folder + sep);
+    const refuse = (): HostError => new HostError({ code: 'forbidden', message: `${path} is not a manifest in ${dir}. Fix: pick a run from the list.` });
+    if (!inside(full, dir) || !full.endsWith('.json')) throw refuse();
+    // A path that does not resolve (no such file yet) is left to the reader, which says it cannot read it.
+    const real = await Promise.all([realpath(full), realpath(dir)]).catch(() => undefined);
+    if (real && !inside(real[0], real[1])) throw refuse();
     return full;
   }
 

@@ -154,8 +154,10 @@ export async function startServe(options: ServeOptions): Promise<Served> {
   });
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', origin);
-    const rest = stripToken(url.pathname, token);
+    // A request target that is no URL (`GET http://[oops HTTP/1.1`) is refused like a wrong token; thrown here,
+    // in an event handler, it would end the process, before any token was checked.
+    const url = URL.parse(req.url ?? '/', origin);
+    const rest = url ? stripToken(url.pathname, token) : undefined;
     // A page from another origin could open a socket to loopback; only our own page may.
     if (rest !== '/api' || !isPageOrigin(req.headers.origin, req.headers.host)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
