@@ -227,7 +227,7 @@ async function cmdNodes(argv: string[]): Promise<number> {
 async function manifestOrLatest(loaded: LoadedConfig, given: string | undefined): Promise<string> {
   if (given) {
     const problem = await stat(given).then(
-      (s) => (s.isFile() ? undefined : 'it is a folder'),
+      (s) => (s.isFile() ? undefined : s.isDirectory() ? 'it is a folder' : 'it is not a regular file'),
       (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? 'it does not exist' : error.message),
     );
     if (problem) throw new UsageError(`Cannot read manifest ${given}: ${problem}. Fix: pass --manifest with a run's .json file (see \`cloud-ingest runs\`), or leave it out to use the latest run's.`);

@@ -1,7 +1,7 @@
 // The run journal: one JSON line per event worth surviving a crash (the run's start, each chunk once it is on
 // its nodes). Appended through one file handle, so kill -9 keeps every line the kernel has; a torn last line is
 // ignored when the journal is read back. `run --resume RUN_ID` rebuilds the run's state from it.
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChecksumAlgorithm, CloudName } from '../../shared/config/types.ts';
@@ -9,6 +9,7 @@ import type { DetectionResult, ManifestChunk, RepairAction, ResumableRun } from 
 import { TextBuffer, writeAll } from './buffered-writer.ts';
 import type { LoadedConfig } from './config.ts';
 import { listManifests, manifestDir, readRunFiles } from './manifest.ts';
+import { chunkEntryProblem } from './manifest-check.ts';
 import { KeyIndex, RecordFile } from './spill.ts';
 
 export interface JournalStart {
@@ -181,19 +182,25 @@ export class JournalWriter {
 }
 
 export async function readJournal(path: string): Promise<JournalState> {
+  // Only a regular file is opened: opening a FIFO would block this thread (and Ctrl-C with it) until a writer came.
+  const kind = await stat(path).then(
+    (s) => (s.isFile() ? undefined : `${path} is not a regular file`),
+    () => `There is no journal at ${path}`,
+  );
   let file: RecordFile<JournalEntry>;
   try {
+    if (kind) throw new Error(kind);
     file = new RecordFile<JournalEntry>(path, 'r');
   } catch {
-    throw new ResumeError(`There is no journal at ${path}. Fix: pass a run id from \`cloud-ingest runs\` (or the manifest folder), with the same --config as the run.`);
+    throw new ResumeError(`${kind ?? `There is no journal at ${path}`}. Fix: pass a run id from \`cloud-ingest runs\` (or the manifest folder), with the same --config as the run.`);
   }
   let start: JournalStart | undefined;
   let ended: string | undefined;
   const chunks = new IndexedJournalChunks(file);
   for (const { offset, value: entry } of file.scan()) {
-    // A line torn by a crash reads as undefined: its chunk is simply redone.
-    if (entry?.type === 'start') start = entry;
-    else if (entry?.type === 'chunk' && typeof entry.chunk?.id === 'string') chunks.record(entry.chunk.id, offset);
+    // A line torn by a crash reads as undefined, and a chunk line that is not whole is passed over: its chunk is simply redone.
+    if (entry?.type === 'start') start ??= entry;
+    else if (entry?.type === 'chunk' && chunkEntryProblem(entry.chunk) === undefined) chunks.record(entry.chunk.id, offset);
     else if (entry?.type === 'end') ended = entry.status;
     else if (entry?.type === 'resume') ended = undefined;
   }
@@ -236,7 +243,7 @@ class IndexedJournalChunks implements JournalChunks {
   /** The chunk entry at `offset` when it is about `id` (another id may share its hash). */
   private entryAt(offset: number, id: string): Extract<JournalEntry, { type: 'chunk' }> | undefined {
     const entry = this.file.read(offset);
-    return entry?.type === 'chunk' && entry.chunk.id === id ? entry : undefined;
+    return entry?.type === 'chunk' && entry.chunk?.id === id ? entry : undefined;
   }
 
   *keys(): Generator<string> {
@@ -246,7 +253,7 @@ class IndexedJournalChunks implements JournalChunks {
   /** The latest entry of each chunk, in the order those entries were written. */
   *values(): Generator<JournaledChunk> {
     for (const { offset, value } of this.file.scan()) {
-      if (value?.type !== 'chunk') continue;
+      if (value?.type !== 'chunk' || typeof value.chunk?.id !== 'string') continue;
       if ([...this.index.candidates(value.chunk.id)].includes(offset)) yield journaled(value);
     }
   }

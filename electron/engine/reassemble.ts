@@ -13,6 +13,7 @@ import { FileCopyError, sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { fileChecksum } from './chunks.ts';
 import { forEachLimited } from './limit.ts';
+import { chunkEntryProblem, chunkIdOf } from './manifest-check.ts';
 import { lookUpFile } from './manifest-reader.ts';
 import type { NodeTarget } from './nodes/node.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
@@ -132,6 +133,8 @@ function chunkLayout(manifestPath: string, file: ManifestFile, ofFile: readonly 
     end += chunk.size;
     if (end > file.size) throw bad(`${chunk.id} ends at byte ${end}, past the end of ${file.key} (${file.size} bytes)`);
     if (!Array.isArray(chunk.copies) || typeof chunk.checksum !== 'string') throw bad(`${chunk.id} has no checksum or no list of copies`);
+    const why = chunkEntryProblem(chunk);
+    if (why) throw bad(`${chunk.id}: ${why}`);
     chunks.push(chunk);
   }
   if (end !== file.size) throw bad(`${file.key}: its chunks' sizes add up to ${end} bytes, not its size ${file.size}; ${chunks.at(-1)?.id ?? 'no chunk'} ends short`);
@@ -148,7 +151,8 @@ function isFileChunk(chunk: ManifestChunk): boolean {
 
 /** A packed file: one piece of its shard (ingestion.pack_below_mb). */
 function packedLayout(manifestPath: string, shard: ManifestChunk | undefined, file: ManifestFile, status: Manifest['status']): PieceChunk {
-  const piece = memberChunk(shard, file, status);
+  const why = shard && chunkEntryProblem(shard);
+  const piece = why ? `${file.key} is packed into shard ${chunkIdOf(shard)}, whose entry is damaged: ${why}` : memberChunk(shard, file, status);
   if (typeof piece === 'string') throw new ReassembleInputError(`${manifestPath}: ${piece}. Fix: pass the manifest the run wrote (it is not meant to be edited), or ingest ${file.key} again.`);
   return piece;
 }

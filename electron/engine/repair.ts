@@ -12,6 +12,7 @@ import type { FileCopyError, HashPool } from './hash/pool.ts';
 import { JournalWriter } from './journal.ts';
 import { forEachLimited, forEachStreamed, Slots } from './limit.ts';
 import { nextManifestPath, StreamedArray, writeJsonAtomic } from './manifest.ts';
+import { chunkEntryProblem, chunkIdOf, chunkLines, whereInManifest } from './manifest-check.ts';
 import type { RawJson } from './manifest.ts';
 import { ManifestReader } from './manifest-reader.ts';
 import { nodesForManifest } from './nodes/for-manifest.ts';
@@ -23,6 +24,7 @@ import type { ChunkSource } from './nodes/nodes.ts';
 import type { Bucket } from './storage/bucket.ts';
 import type { ObjectInfo } from './storage/driver.ts';
 import { openSource } from './storage/open.ts';
+import { KeyIndex } from './spill.ts';
 import { verifyCopy } from './verify.ts';
 
 export interface RepairOptions {
@@ -112,6 +114,12 @@ class Repair {
   private readonly good = new Map<string, Set<string>>();
   /** Where the chunks of the manifest's shortfall are in it (survey), to keep the shortfall in manifest order. */
   private readonly shortAt = new Map<string, number>();
+  /**
+   * Chunk entries repair must not act on, by their place among the chunks, with why (naming the manifest's line):
+   * damaged entries, and entries that share their id with another (a copy restored under that id would overwrite
+   * the other chunk's copy on the node). Their lines are kept as they are and they stay in the shortfall.
+   */
+  private readonly refused = new Map<number, { chunkId: string; file: string; why: string }>();
 
   constructor(o: RepairOptions, manifest: ManifestReader, nodes: Nodes, pool: HashPool) {
     this.o = o;
@@ -177,7 +185,17 @@ class Repair {
     const short = new Set((this.head.shortfall ?? []).map((s) => s.chunkId));
     let inScope = 0;
     let at = 0;
+    const ids = new KeyIndex();
+    const twins = new Set<string>(); // ids whose hash was seen before: the same id, or (rarely) one of the same hash
+    const damaged = new Map<number, { chunk: unknown; why: string }>();
     for await (const chunk of this.manifest.chunks()) {
+      const why = chunkEntryProblem(chunk);
+      if (why) {
+        damaged.set(at++, { chunk, why });
+        continue;
+      }
+      if (!ids.candidates(chunk.id).next().done) twins.add(chunk.id);
+      ids.add(chunk.id, at);
       for (const copy of chunk.copies) this.placer.record(copy.nodeId, chunk.size);
       if (this.scope.has(chunk)) {
         inScope += chunk.copies.length;
@@ -188,7 +206,37 @@ class Repair {
     }
     const unknown = this.scope.unknown(seen);
     if (unknown.length > 0) throw new RepairError(`${this.o.manifestPath} has no chunk ${JSON.stringify(unknown[0])}. Fix: pass chunk ids from that manifest (see \`cloud-ingest verify\`).`);
+    await this.refuse(damaged, twins.size > 0 ? await this.sharedIds(twins) : new Map());
     return inScope;
+  }
+
+  /** Where each of these ids is among the chunks, for those listed more than once (a second pass, only when the first saw one). */
+  private async sharedIds(twins: ReadonlySet<string>): Promise<Map<string, number[]>> {
+    const places = new Map<string, number[]>();
+    let at = 0;
+    for await (const chunk of this.manifest.chunks()) {
+      if (!chunkEntryProblem(chunk) && twins.has(chunk.id)) places.set(chunk.id, [...(places.get(chunk.id) ?? []), at]);
+      at++;
+    }
+    return new Map([...places].filter(([, list]) => list.length > 1));
+  }
+
+  /** Records the entries repair will not act on, each with why, naming its line. */
+  private async refuse(damaged: ReadonlyMap<number, { chunk: unknown; why: string }>, shared: ReadonlyMap<string, number[]>): Promise<void> {
+    if (damaged.size === 0 && shared.size === 0) return;
+    const path = this.o.manifestPath;
+    const lines = await chunkLines(path, [...damaged.keys(), ...[...shared.values()].flat()]);
+    const fix = 'Fix: restore the manifest the run wrote (it is not meant to be edited), or ingest the file again.';
+    for (const [at, { chunk, why }] of damaged) {
+      const file = (chunk as { file?: unknown } | null)?.file;
+      this.refused.set(at, { chunkId: chunkIdOf(chunk), file: typeof file === 'string' ? file : '?', why: `${whereInManifest(path, lines.get(at), at)}: the chunk entry is damaged (${why}); repair leaves it as it is. ${fix}` });
+    }
+    for (const [id, places] of shared) {
+      const where = places.map((at) => lines.get(at)).every((line) => line !== undefined) ? `lines ${places.map((at) => lines.get(at)).join(', ')}` : `chunk entries ${places.map((at) => at + 1).join(', ')}`;
+      for (const at of places) {
+        this.refused.set(at, { chunkId: id, file: '?', why: `${path} lists chunk id ${JSON.stringify(id)} ${places.length} times (${where}): a copy restored under that id would overwrite another entry's copy, so repair leaves them as they are. ${fix}` });
+      }
+    }
   }
 
   /** Every copy in scope re-hashed; chunks with a bad copy, or fewer good copies on live nodes than `replicas`. */
@@ -198,8 +246,10 @@ class Repair {
     let done = 0;
     const inScope = async function* (this: Repair): AsyncGenerator<{ chunk: ManifestChunk; at: number }> {
       let at = 0;
-      for await (const chunk of this.manifest.chunks()) if (this.scope.has(chunk)) yield { chunk, at: at++ };
-      else at++;
+      for await (const chunk of this.manifest.chunks()) {
+        if (!this.refused.has(at) && this.scope.has(chunk)) yield { chunk, at };
+        at++;
+      }
     }.call(this);
     await forEachStreamed(inScope, this.width, async ({ chunk, at }) => {
       const bad: VerifyProblem[] = [];
@@ -215,6 +265,7 @@ class Repair {
       needy.push({ chunk, at, good, bad });
     });
     needy.sort((a, b) => a.at - b.at);
+    for (const { chunkId, why } of this.refusedInScope()) problems.push({ chunkId, nodeId: '?', reason: 'unreadable', detail: why });
     return { problems, needy };
   }
 
@@ -271,6 +322,11 @@ class Repair {
     chunk.path = chunk.copies[0]!.location;
   }
 
+  /** The refused entries this repair is about (all, or those named by --chunk/--file), with their places. */
+  private refusedInScope(): { at: number; chunkId: string; file: string; why: string }[] {
+    return [...this.refused].filter(([, r]) => this.scope.has({ id: r.chunkId, file: r.file })).map(([at, r]) => ({ at, ...r }));
+  }
+
   private fileOf(chunk: ManifestChunk): ManifestFile | undefined {
     return this.files.get(chunk.file);
   }
@@ -281,9 +337,12 @@ class Repair {
    */
   private fromCopy(chunk: ManifestChunk, nodeId: string): ChunkSource {
     const node = this.nodes.get(nodeId)!;
-    const location = chunk.copies.find((c) => c.nodeId === nodeId)!.location;
     return {
-      localRange: async () => (node.kind === 'folder' ? { path: (await node.find(chunk.id))?.location ?? location, offset: 0, length: chunk.size } : undefined),
+      // Where the node finds it, never the manifest's `location`: an edited manifest must not choose what is read.
+      localRange: async () => {
+        const found = node.kind === 'folder' ? await node.find(chunk.id) : undefined;
+        return found ? { path: found.location, offset: 0, length: chunk.size } : undefined;
+      },
       open: (): Promise<Readable> => node.read(chunk.id, this.o.signal),
       sourceError: (error: FileCopyError) => new Error(`reading the good copy on ${nodeId} failed: ${error.message}`),
     };
@@ -338,10 +397,11 @@ class Repair {
       const s: ChunkShortfall = { chunkId: chunk.id, file: chunk.file, copies: good.size, wanted: this.replicas, reason: failed?.detail ?? 'no live node could take another copy' };
       return [{ s, at }];
     });
-    const shortfall = [...kept, ...found].sort((a, b) => a.at - b.at).map(({ s }) => s);
+    const refused = this.refusedInScope().map(({ at, chunkId, file, why }) => ({ s: { chunkId, file, copies: 0, wanted: this.replicas, reason: why }, at }));
+    const shortfall = [...kept, ...found, ...refused].sort((a, b) => a.at - b.at).map(({ s }) => s);
     const was = this.head.status;
     const status: Manifest['status'] = was === 'degraded' || was === 'complete' ? (shortfall.length > 0 ? 'degraded' : 'complete') : was;
-    const repaired = new Map(needy.map(({ chunk }) => [chunk.id, chunk]));
+    const repaired = new Map(needy.map(({ chunk, at }) => [at, chunk]));
     const { shortfall: _before, previous: _previous, ...head } = this.head;
     const next = {
       ...head,
@@ -359,15 +419,9 @@ class Repair {
     return { manifestPath, status };
   }
 
-  /** The chunks as written before, but for those repaired (their copies as they now are). */
-  private async *nextChunks(repaired: ReadonlyMap<string, ManifestChunk>): AsyncGenerator<RawJson | ManifestChunk> {
-    for await (const raw of this.manifest.rawEntries('chunks')) {
-      if (repaired.size === 0) {
-        yield raw;
-        continue;
-      }
-      const id = (JSON.parse(raw.text) as Pick<ManifestChunk, 'id'>).id;
-      yield repaired.get(id) ?? raw;
-    }
+  /** The chunks as written before, but for those repaired (their copies as they now are), by their place. */
+  private async *nextChunks(repaired: ReadonlyMap<number, ManifestChunk>): AsyncGenerator<RawJson | ManifestChunk> {
+    let at = 0;
+    for await (const raw of this.manifest.rawEntries('chunks')) yield repaired.get(at++) ?? raw;
   }
 }

@@ -69,7 +69,14 @@ export class ResumeIndex {
       }
       return undefined;
     }
-    return entry.chunk.copies.every((c) => live.has(c.nodeId)) ? entry.chunk : undefined;
+    // The journal is a file on disk like any other: a copy it names counts only if that node lists the chunk now.
+    return entry.chunk.copies.every((c) => live.has(c.nodeId) && this.listedOn(chunk.id, c.nodeId)) ? entry.chunk : undefined;
+  }
+
+  /** Whether node `nodeId`'s listing (indexNodes) named chunk `chunkId` (by its hash: a rare collision says yes). */
+  private listedOn(chunkId: string, nodeId: string): boolean {
+    for (const position of this.held.candidates(chunkId)) if (this.nodes[position]?.id === nodeId) return true;
+    return false;
   }
 
   /** Whether a run before may have delivered this chunk (its journal, or a node's listing), reading neither. */

@@ -7,6 +7,7 @@ import type { LoadedConfig } from './config.ts';
 import { sharedHashPool } from './hash/pool.ts';
 import type { HashPool } from './hash/pool.ts';
 import { forEachStreamed } from './limit.ts';
+import { chunkEntryProblem, chunkIdOf, chunkLines, whereInManifest } from './manifest-check.ts';
 import { ManifestReader } from './manifest-reader.ts';
 import { NodeError } from './nodes/node.ts';
 import type { NodeTarget } from './nodes/node.ts';
@@ -65,9 +66,19 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   const bad = new Map<string, number>();
   const unrecoverable: string[] = [];
   const membersByShard = new Map<string, Promise<ManifestFile[]>>();
+  const damaged: { at: number; problem: VerifyProblem }[] = [];
   const checkedPerNode: Record<string, number> = {};
   let done = 0;
-  const check = async ({ chunk, nodeId }: { chunk: ManifestChunk; nodeId: string }): Promise<void> => {
+  const check = async (item: CopyToCheck): Promise<void> => {
+    if ('damaged' in item) {
+      // An entry verify cannot use: one problem for it, named by its line once the check is done.
+      problems.push({ chunkId: chunkIdOf(item.damaged), nodeId: '?', reason: 'unreadable', detail: item.why });
+      damaged.push({ at: item.at, problem: problems.at(-1)! });
+      unrecoverable.push(chunkIdOf(item.damaged));
+      done++;
+      return;
+    }
+    const { chunk, nodeId } = item;
     checkedPerNode[nodeId] = (checkedPerNode[nodeId] ?? 0) + 1;
     const problem = await verifyCopy(nodes.get(nodeId), chunk, algorithm, pool, options.signal);
     if (problem) {
@@ -91,11 +102,26 @@ export async function verifyRun(options: { loaded: LoadedConfig; manifestPath: s
   } finally {
     await Promise.all([...nodes.values()].map((n) => n.close()));
   }
+  if (damaged.length > 0) {
+    const lines = await chunkLines(options.manifestPath, damaged.map((d) => d.at));
+    for (const { at, problem } of damaged) {
+      problem.detail = `${whereInManifest(options.manifestPath, lines.get(at), at)}: the chunk entry is damaged (${problem.detail}). Fix: restore the manifest the run wrote (it is not meant to be edited), or ingest the file again.`;
+    }
+  }
   return { manifestPath: options.manifestPath, checked: done, ok: done - problems.length, checkedPerNode, problems, unrecoverable };
 }
 
-async function* copiesOf(chunks: AsyncIterable<ManifestChunk>): AsyncGenerator<{ chunk: ManifestChunk; nodeId: string }> {
-  for await (const chunk of chunks) for (const copy of chunk.copies) yield { chunk, nodeId: copy.nodeId };
+/** A copy to check, or a chunk entry too damaged to check (`at`: its place among the chunks). */
+type CopyToCheck = { chunk: ManifestChunk; nodeId: string } | { damaged: unknown; why: string; at: number };
+
+async function* copiesOf(chunks: AsyncIterable<ManifestChunk>): AsyncGenerator<CopyToCheck> {
+  let at = 0;
+  for await (const chunk of chunks) {
+    const why = chunkEntryProblem(chunk);
+    if (why) yield { damaged: chunk, why, at };
+    else for (const copy of chunk.copies) yield { chunk, nodeId: copy.nodeId };
+    at++;
+  }
 }
 
 /**
