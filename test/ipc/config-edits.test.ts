@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDataFile } from '../../electron/engine/testdata.ts';
 import { createHost } from '../../electron/host/host.ts';
 import type { EngineHost } from '../../electron/host/host.ts';
-import type { ConfigSnapshot, IngestProgress, SaveResult } from '../../shared/ipc/contract.ts';
+import type { ConfigSnapshot, SaveResult } from '../../shared/ipc/contract.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
-import { until } from '../helpers/until.ts';
+import { ingestToEnd } from './ingest-to-end.ts';
 
 const CONFIG = `# Config edits test: keep this comment.
 data_sources:
@@ -95,15 +95,7 @@ describe('where reassemble may write', () => {
   let manifestPath = '';
 
   beforeAll(async () => {
-    let last: IngestProgress | undefined;
-    const off = host.subscribe((event, payload) => {
-      if (event === 'ingestProgress') last = payload as IngestProgress;
-    });
-    value(await host.call('startIngest', {}));
-    await until(() => last?.phase === 'finished' || last?.phase === 'failed', 'the ingest to end');
-    off();
-    expect(last?.phase).toBe('finished');
-    manifestPath = last!.manifestPath!;
+    manifestPath = await ingestToEnd(host);
   });
 
   const reassemble = (outPath: string) => host.call('reassemble', { manifestPath, key: 'a.bin', outPath });

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHost } from '../../electron/host/host.ts';
 import type { EngineHost } from '../../electron/host/host.ts';
 import { startServe } from '../../electron/serve/serve.ts';
-import type { IngestProgress, SaveResult, VerifyResult } from '../../shared/ipc/contract.ts';
+import type { SaveResult, VerifyResult } from '../../shared/ipc/contract.ts';
 import { removeTempDirs, tempDir } from '../helpers/temp.ts';
-import { until } from '../helpers/until.ts';
+import { ingestToEnd } from './ingest-to-end.ts';
 
 let dir: string;
 let outside: string;
@@ -31,15 +31,7 @@ beforeAll(async () => {
   await mkdir(join(dir, 'source'));
   for (let i = 0; i < 3; i++) await writeFile(join(dir, 'source', `f${i}.txt`), `file ${i}\n`);
   host = createHost({ configPath, batchMs: 20 });
-  let last: IngestProgress | undefined;
-  const off = host.subscribe((event, payload) => {
-    if (event === 'ingestProgress') last = payload as IngestProgress;
-  });
-  value(await host.call('startIngest', {}));
-  await until(() => last?.phase === 'finished' || last?.phase === 'failed', 'the ingest to end');
-  off();
-  expect(last?.phase).toBe('finished');
-  manifestPath = last!.manifestPath!;
+  manifestPath = await ingestToEnd(host);
 });
 
 afterAll(async () => {
