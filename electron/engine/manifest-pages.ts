@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { ManifestChunk, ManifestFile, NodeChunkRow } from '../../shared/types.ts';
 import { ManifestError, manifestErrors, readManifest } from './manifest.ts';
+import { chunkEntryProblem } from './manifest-check.ts';
 import { cutPreview, entryBlocks, parseEntry, PreviewCollector } from './manifest-reader.ts';
 import type { EntryLine, ManifestPreview } from './manifest-reader.ts';
 
@@ -386,18 +387,10 @@ function checkFile(path: string, file: unknown, where: string): asserts file is 
   if (!isObject(file) || typeof file.key !== 'string') throw badEntry(path, where, 'a file entry without a "key"');
 }
 
-/** Whether a chunk entry has the fields the app shows, of their types. */
-function isShownChunk(c: unknown): c is Record<string, unknown> & { id: string; copies: unknown[] } {
-  if (!isObject(c)) return false;
-  return typeof c.id === 'string' && typeof c.file === 'string' && typeof c.index === 'number' && typeof c.offset === 'number' && typeof c.size === 'number' && typeof c.checksum === 'string' && Array.isArray(c.copies);
-}
-
 function checkChunk(path: string, chunk: unknown, where: string): asserts chunk is ManifestChunk {
-  if (!isShownChunk(chunk)) throw badEntry(path, where, 'a chunk entry without one of "id", "file", "index", "offset", "size", "checksum" or "copies"');
-  for (const copy of chunk.copies) {
-    if (!isObject(copy) || typeof copy.nodeId !== 'string' || typeof copy.location !== 'string') {
-      throw badEntry(path, where, `a copy of chunk ${chunk.id} without its "nodeId" and "location"`);
-    }
+  if (chunkEntryProblem(chunk) !== undefined) throw badEntry(path, where, 'a chunk entry without one of "id", "file", "index", "offset", "size", "checksum" or "copies"');
+  for (const copy of (chunk as ManifestChunk).copies) {
+    if (typeof copy.location !== 'string') throw badEntry(path, where, `a copy of chunk ${(chunk as ManifestChunk).id} without its "nodeId" and "location"`);
   }
 }
 

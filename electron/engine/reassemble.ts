@@ -132,7 +132,6 @@ function chunkLayout(manifestPath: string, file: ManifestFile, ofFile: readonly 
     if (!isByteCount(chunk.size) || chunk.size === 0) throw bad(`${chunk.id}: size ${JSON.stringify(chunk.size)} is not a positive byte count`);
     end += chunk.size;
     if (end > file.size) throw bad(`${chunk.id} ends at byte ${end}, past the end of ${file.key} (${file.size} bytes)`);
-    if (!Array.isArray(chunk.copies) || typeof chunk.checksum !== 'string') throw bad(`${chunk.id} has no checksum or no list of copies`);
     const why = chunkEntryProblem(chunk);
     if (why) throw bad(`${chunk.id}: ${why}`);
     chunks.push(chunk);
